@@ -1,0 +1,382 @@
+"""The backend interface every warehouse engine implements.
+
+Generic SQL that both engines speak (information_schema, CREATE TABLE AS,
+INSERT ... SELECT, transactional rename) lives here; what differs (connections,
+bulk loading, partitions) is overridden in the engine modules.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlglot
+
+LAYER_SCHEMAS = ("explore", "chart", "navigate")
+META_SCHEMA = "atlas"
+# Columns every Explore table carries besides what the source sent.
+LOAD_COLUMNS = ("_batch_id", "_ingested_at", "_source", "_row_number")
+QUARANTINE_COLUMNS = (
+    "_batch_id",
+    "_run_id",
+    "_source",
+    "_line_number",
+    "_reason",
+    "_raw_record",
+    "_quarantined_at",
+)
+
+
+class WarehouseError(Exception):
+    """A warehouse operation that cannot go on; the message is for the operator."""
+
+
+class FileFormat(enum.StrEnum):
+    CSV = "csv"
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+
+
+class WriteMode(enum.StrEnum):
+    REPLACE = "replace"
+    APPEND = "append"
+    MERGE = "merge"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+
+
+@dataclass
+class Reject:
+    """A record that could not be parsed, kept with its reason."""
+
+    line: int | None
+    reason: str
+    raw: str | None
+
+
+@dataclass
+class LoadResult:
+    rows: int
+    columns: list[str]
+    rejects: list[Reject] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StagedBatch:
+    """A file staged for an Explore table, with what the batch ledger keeps of it."""
+
+    staging: str
+    batch_id: str
+    dataset: str
+    checksum: str
+    source: str
+    rows: int
+
+
+class Cursor:
+    """A small uniform cursor: ``%s`` placeholders on every engine."""
+
+    def __init__(self, raw: Any, paramstyle: str = "format") -> None:
+        self.raw = raw
+        self._qmark = paramstyle == "qmark"
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Cursor:
+        if params:
+            if self._qmark:
+                sql = sql.replace("%s", "?")
+            self.raw.execute(sql, list(params))
+        else:
+            self.raw.execute(sql)
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if self._qmark:
+            sql = sql.replace("%s", "?")
+        self.raw.executemany(sql, [list(r) for r in rows])
+
+    def fetchall(self) -> list[tuple]:
+        return [tuple(r) for r in self.raw.fetchall()]
+
+    def fetchone(self) -> tuple | None:
+        row = self.raw.fetchone()
+        return tuple(row) if row is not None else None
+
+    @property
+    def column_names(self) -> list[str]:
+        return [d[0] for d in self.raw.description or []]
+
+
+_IDENT_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Warehouse:
+    vendor: str = ""
+    dialect: str = ""  # sqlglot dialect
+
+    # --- connections ---------------------------------------------------------
+    @contextmanager
+    def cursor(self) -> Iterator[Cursor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections held by this backend."""
+
+    # --- names ---------------------------------------------------------------
+    @staticmethod
+    def quote(name: str) -> str:
+        if not name or "\x00" in name:
+            raise WarehouseError(f"Invalid identifier {name!r}.")
+        return '"' + name.replace('"', '""') + '"'
+
+    def table(self, schema: str, name: str) -> str:
+        return f"{self.quote(schema)}.{self.quote(name)}"
+
+    @staticmethod
+    def literal(value: str) -> str:
+        return "'" + str(value).replace("'", "''") + "'"
+
+    def transpile(self, sql: str) -> str:
+        """Operator SQL is written in the PostgreSQL dialect; render it for this engine."""
+        if self.dialect == "postgres":
+            return sql
+        return sqlglot.transpile(sql, read="postgres", write=self.dialect)[0]
+
+    # --- catalogue -----------------------------------------------------------
+    def ensure_schemas(self) -> None:
+        with self.cursor() as cur:
+            for schema in (*LAYER_SCHEMAS, META_SCHEMA):
+                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table(META_SCHEMA, 'loaded_batches')} ("
+                " dataset text NOT NULL, checksum text NOT NULL, batch_id text NOT NULL,"
+                " source text, rows_loaded bigint, loaded_at timestamp with time zone,"
+                " PRIMARY KEY (dataset, checksum))"
+            )
+
+    def table_exists(self, schema: str, name: str) -> bool:
+        with self.cursor() as cur:
+            row = cur.execute(
+                "SELECT count(*) FROM information_schema.tables"
+                " WHERE table_schema = %s AND table_name = %s",
+                [schema, name],
+            ).fetchone()
+        return bool(row and row[0])
+
+    def columns(self, schema: str, name: str) -> list[Column]:
+        with self.cursor() as cur:
+            rows = cur.execute(
+                "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
+                " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+                [schema, name],
+            ).fetchall()
+        return [Column(r[0], str(r[1]).lower(), r[2] == "YES") for r in rows]
+
+    def row_count(self, schema: str, name: str) -> int:
+        with self.cursor() as cur:
+            return int(cur.execute(f"SELECT count(*) FROM {self.table(schema, name)}").fetchone()[0])
+
+    def preview(self, schema: str, name: str, limit: int = 20) -> tuple[list[str], list[tuple]]:
+        with self.cursor() as cur:
+            cur.execute(f"SELECT * FROM {self.table(schema, name)} LIMIT {int(limit)}")
+            return cur.column_names, cur.fetchall()
+
+    def drop_table(self, schema: str, name: str) -> None:
+        with self.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self.table(schema, name)}")
+
+    # --- staging and publishing ---------------------------------------------
+    def create_table_as(self, schema: str, name: str, select_sql: str) -> int:
+        """Materialise ``select_sql`` (already in this engine's dialect); return its rows."""
+        with self.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self.table(schema, name)}")
+            cur.execute(f"CREATE TABLE {self.table(schema, name)} AS {select_sql}")
+        return self.row_count(schema, name)
+
+    def _column_diff(self, staged: list[Column], published: list[Column]) -> str | None:
+        s = {c.name for c in staged}
+        p = {c.name for c in published}
+        if s == p:
+            return None
+        parts = []
+        if s - p:
+            parts.append("added " + ", ".join(sorted(s - p)))
+        if p - s:
+            parts.append("removed " + ", ".join(sorted(p - s)))
+        return "; ".join(parts)
+
+    def publish(
+        self,
+        *,
+        schema: str,
+        staging: str,
+        target: str,
+        mode: WriteMode | str,
+        keys: Sequence[str] = (),
+    ) -> int:
+        """Move a staged table into place in one transaction; return rows written.
+
+        replace swaps the staged table in (readers see the old or the new table,
+        never a half-written one); append inserts; merge deletes the published
+        rows whose key is staged, then inserts. The staging table is gone after.
+        """
+        mode = WriteMode(mode)
+        stg, tgt = self.table(schema, staging), self.table(schema, target)
+        staged_cols = self.columns(schema, staging)
+        exists = self.table_exists(schema, target)
+        if exists and mode is not WriteMode.REPLACE:
+            diff = self._column_diff(staged_cols, self.columns(schema, target))
+            if diff:
+                raise WarehouseError(
+                    f"The staged columns of {schema}.{target} differ from the published table"
+                    f" ({diff}); use write mode 'replace' to change its shape."
+                )
+        if mode is WriteMode.MERGE:
+            missing = [k for k in keys if k not in {c.name for c in staged_cols}]
+            if not keys or missing:
+                raise WarehouseError(
+                    f"Merge into {schema}.{target} needs key columns present in the result;"
+                    f" missing: {', '.join(missing) or '(no keys set)'}."
+                )
+        rows = self.row_count(schema, staging)
+        names = ", ".join(self.quote(c.name) for c in staged_cols)
+        with self.transaction() as cur:
+            if mode is WriteMode.REPLACE or not exists:
+                cur.execute(f"DROP TABLE IF EXISTS {tgt}")
+                cur.execute(f"ALTER TABLE {stg} RENAME TO {self.quote(target)}")
+                return rows
+            if mode is WriteMode.MERGE:
+                match = " AND ".join(f"s.{self.quote(k)} = t.{self.quote(k)}" for k in keys)
+                cur.execute(f"DELETE FROM {tgt} AS t WHERE EXISTS (SELECT 1 FROM {stg} AS s WHERE {match})")
+            cur.execute(f"INSERT INTO {tgt} ({names}) SELECT {names} FROM {stg}")
+            cur.execute(f"DROP TABLE {stg}")
+        return rows
+
+    # --- Explore loads -------------------------------------------------------
+    def load_file(
+        self,
+        path: str,
+        *,
+        fmt: FileFormat,
+        options: dict[str, Any],
+        schema: str,
+        target: str,
+        staging: str,
+        batch_id: str,
+        source_label: str,
+    ) -> LoadResult:  # pragma: no cover - abstract
+        """Stream one file into a new staging table shaped like ``target``."""
+        raise NotImplementedError
+
+    def publish_batches(self, *, schema: str, target: str, batches: Sequence[StagedBatch], replace: bool) -> None:
+        """Add staged batches to an Explore table in one transaction (``replace``: only them).
+
+        The batch ledger rows are written in the same transaction, so a file is
+        either loaded and remembered, or neither.
+        """
+        tgt = self.table(schema, target)
+        with self.transaction() as cur:
+            if replace:
+                cur.execute(f"DELETE FROM {tgt}")
+            for i, batch in enumerate(batches):
+                stg = self.table(schema, batch.staging)
+                cols = ", ".join(self.quote(c.name) for c in self.columns(schema, batch.staging))
+                cur.execute(f"INSERT INTO {tgt} ({cols}) SELECT {cols} FROM {stg}")
+                cur.execute(f"DROP TABLE {stg}")
+                self._record_batch(cur, batch, replace=replace and i == 0)
+
+    def _record_batch(self, cur: Cursor, batch: StagedBatch, *, replace: bool) -> None:
+        ledger = self.table(META_SCHEMA, "loaded_batches")
+        if replace:
+            cur.execute(f"DELETE FROM {ledger} WHERE dataset = %s", [batch.dataset])
+        cur.execute(
+            f"INSERT INTO {ledger} (dataset, checksum, batch_id, source, rows_loaded, loaded_at)"
+            " VALUES (%s, %s, %s, %s, %s, current_timestamp)",
+            [batch.dataset, batch.checksum, batch.batch_id, batch.source, batch.rows],
+        )
+
+    def ensure_explore_table(self, schema: str, target: str, columns: Sequence[str]) -> None:
+        """Create the Explore table, or add the source columns it does not have yet."""
+        if not self.table_exists(schema, target):
+            self._create_explore_table(schema, target, columns)
+            return
+        have = {c.name for c in self.columns(schema, target)}
+        with self.cursor() as cur:
+            for name in columns:
+                if name not in have:
+                    cur.execute(f"ALTER TABLE {self.table(schema, target)} ADD COLUMN {self.quote(name)} text")
+
+    def _explore_column_defs(self, columns: Sequence[str]) -> str:
+        defs = [f"{self.quote(c)} text" for c in columns]
+        defs += [
+            '"_batch_id" text NOT NULL',
+            '"_ingested_at" timestamp with time zone NOT NULL',
+            '"_source" text',
+            '"_row_number" bigint',
+        ]
+        return ", ".join(defs)
+
+    def _create_explore_table(self, schema: str, target: str, columns: Sequence[str]) -> None:
+        with self.cursor() as cur:
+            cur.execute(f"CREATE TABLE {self.table(schema, target)} ({self._explore_column_defs(columns)})")
+
+    def ensure_quarantine_table(self, schema: str, table: str) -> str:
+        name = f"{table}__quarantine"
+        with self.cursor() as cur:
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table(schema, name)} ("
+                '"_batch_id" text, "_run_id" bigint, "_source" text, "_line_number" bigint,'
+                ' "_reason" text NOT NULL, "_raw_record" text,'
+                ' "_quarantined_at" timestamp with time zone NOT NULL)'
+            )
+        return name
+
+    def quarantine_rejects(
+        self, schema: str, table: str, rejects: Sequence[Reject], *, batch_id: str, run_id: int | None, source: str, raw_chars: int
+    ) -> int:
+        if not rejects:
+            return 0
+        name = self.ensure_quarantine_table(schema, table)
+        cols = ", ".join(self.quote(c) for c in QUARANTINE_COLUMNS)
+        with self.transaction() as cur:
+            cur.executemany(
+                f"INSERT INTO {self.table(schema, name)} ({cols}) VALUES (%s, %s, %s, %s, %s, %s, current_timestamp)",
+                [
+                    (batch_id, run_id, source, r.line, r.reason, (r.raw or "")[:raw_chars] if r.raw is not None else None)
+                    for r in rejects
+                ],
+            )
+        return len(rejects)
+
+    # --- batch ledger (skip a file already loaded) ----------------------------
+    def loaded_batch(self, dataset: str, checksum: str) -> str | None:
+        with self.cursor() as cur:
+            row = cur.execute(
+                f"SELECT batch_id FROM {self.table(META_SCHEMA, 'loaded_batches')}"
+                " WHERE dataset = %s AND checksum = %s",
+                [dataset, checksum],
+            ).fetchone()
+        return row[0] if row else None
+
+    def forget_batches(self, dataset: str) -> None:
+        with self.cursor() as cur:
+            cur.execute(f"DELETE FROM {self.table(META_SCHEMA, 'loaded_batches')} WHERE dataset = %s", [dataset])
+
+    @staticmethod
+    def safe_suffix(text: str) -> str:
+        """A suffix usable inside an identifier (for staging names)."""
+        return re.sub(r"[^A-Za-z0-9_]", "_", text)

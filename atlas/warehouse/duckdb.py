@@ -1,0 +1,114 @@
+"""The embedded warehouse: one DuckDB file, shared by the threads of one process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from django.conf import settings
+
+from .base import Cursor, FileFormat, LoadResult, Warehouse, WarehouseError
+from .filereader import IngestError, plan_scan
+
+
+class DuckDBWarehouse(Warehouse):
+    vendor = "duckdb"
+    dialect = "duckdb"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._con is None:
+                if self.path != ":memory:":
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    self._con = duckdb.connect(self.path)
+                except duckdb.IOException as exc:
+                    raise WarehouseError(
+                        f"Cannot open the DuckDB warehouse {self.path}: {exc}. The embedded warehouse"
+                        " serves one process at a time; stop the other Atlas process (for example the"
+                        " demo server) or use PostgreSQL (WAREHOUSE_URL)."
+                    ) from exc
+            return self._con
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    @contextmanager
+    def cursor(self) -> Iterator[Cursor]:
+        raw = self._connection().cursor()
+        try:
+            yield Cursor(raw, "qmark")
+        except duckdb.Error as exc:
+            raise WarehouseError(str(exc)) from exc
+        finally:
+            raw.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        raw = self._connection().cursor()
+        raw.execute("BEGIN TRANSACTION")
+        try:
+            yield Cursor(raw, "qmark")
+        except BaseException as exc:
+            raw.execute("ROLLBACK")
+            if isinstance(exc, duckdb.Error):
+                raise WarehouseError(str(exc)) from exc
+            raise
+        else:
+            raw.execute("COMMIT")
+        finally:
+            raw.close()
+
+    def progress(self) -> float | None:
+        """Share (0-100) of the running query done, if one runs."""
+        con = self._con
+        if con is None:
+            return None
+        try:
+            value = con.query_progress()
+        except duckdb.Error:
+            return None
+        return value if value >= 0 else None
+
+    def load_file(
+        self,
+        path: str,
+        *,
+        fmt: FileFormat,
+        options: dict[str, Any],
+        schema: str,
+        target: str,
+        staging: str,
+        batch_id: str,
+        source_label: str,
+    ) -> LoadResult:
+        stg = self.table(schema, staging)
+        with self.cursor() as cur:
+            scan = plan_scan(
+                path, fmt, options, tag=staging, max_line_bytes=settings.ATLAS_INGEST_MAX_LINE_BYTES, duck=cur.raw
+            )
+            cur.execute(f"DROP TABLE IF EXISTS {stg}")
+            try:
+                cur.raw.execute(
+                    f"CREATE TABLE {stg} AS SELECT *, {self.literal(batch_id)} AS _batch_id,"
+                    f" current_timestamp AS _ingested_at, {self.literal(source_label)} AS _source,"
+                    f" row_number() OVER () AS _row_number FROM ({scan.select_sql})"
+                )
+            except duckdb.Error as exc:
+                raise IngestError(f"{path}: {exc}") from exc
+            rejects = scan.collect_rejects(cur.raw)
+            rows = cur.execute(f"SELECT count(*) FROM {stg}").fetchone()[0]
+        self.ensure_explore_table(schema, target, scan.columns)
+        return LoadResult(rows=int(rows), columns=scan.columns, rejects=rejects)

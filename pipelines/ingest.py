@@ -1,0 +1,125 @@
+"""Ingest: a source's files into an Explore table, batch by batch.
+
+Every file is staged on its own (streamed, bounded memory), its unparseable
+records go to the dataset's quarantine table with their reasons, then all new
+batches are published in one transaction. A file whose content checksum is
+already in the table's batch ledger is reported as skipped, never loaded twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from atlas.warehouse.base import StagedBatch, WriteMode
+from atlas.warehouse.filereader import IngestError
+
+from . import hooks
+from .hooks import StepContext
+from .models import LoadedBatch, RunStatus
+from .sources import SourceFile, source_files
+
+
+@dataclass
+class StepOutcome:
+    status: str
+    rows_in: int = 0
+    rows_out: int = 0
+    rows_rejected: int = 0
+
+
+def new_batch_id() -> str:
+    return "b" + uuid.uuid4().hex[:16]
+
+
+def staging_name(table: str, batch_id: str) -> str:
+    return f"{table[:40]}__{batch_id}"
+
+
+def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> StagedBatch | None:
+    step, wh, dataset = ctx.step, ctx.warehouse, ctx.step.output
+    record = LoadedBatch(
+        dataset=dataset, step_run=ctx.step_run, file=f.label[:1000], checksum=f.checksum, size_bytes=f.size
+    )
+    earlier = wh.loaded_batch(dataset.qualified_table, f.checksum)
+    if earlier:
+        record.batch_id, record.status = earlier, LoadedBatch.Status.SKIPPED
+        record.reason = f"Same content (sha256 {f.checksum[:12]}…) already loaded as batch {earlier}."
+        record.save()
+        return None
+
+    batch_id = new_batch_id()
+    ctx.batch_id, ctx.staging = batch_id, staging_name(ctx.target, batch_id)
+    record.batch_id = batch_id
+    try:
+        result = wh.load_file(
+            f.path,
+            fmt=f.format,
+            options=step.source.reader_options(),
+            schema=ctx.schema,
+            target=ctx.target,
+            staging=ctx.staging,
+            batch_id=batch_id,
+            source_label=f.label[:1000],
+        )
+        rejected = wh.quarantine_rejects(
+            ctx.schema,
+            ctx.target,
+            result.rejects,
+            batch_id=batch_id,
+            run_id=ctx.run.pk,
+            source=f.label[:1000],
+            raw_chars=settings.ATLAS_QUARANTINE_RAW_CHARS,
+        )
+        total = result.rows + rejected
+        outcome.rows_in += total
+        outcome.rows_rejected += rejected
+        record.rows_loaded, record.rows_rejected = result.rows, rejected
+        if total == 0:
+            raise IngestError(f"{f.label}: the file has a header but no data rows.")
+        share = rejected / total
+        if share > step.max_rejected_share:
+            first = result.rejects[0]
+            raise IngestError(
+                f"{f.label}: {rejected} of {total} records ({share:.1%}) could not be parsed, above this"
+                f" step's limit of {step.max_rejected_share:.1%}. They are kept in"
+                f" {ctx.schema}.{ctx.target}__quarantine (batch {batch_id});"
+                f" the first, line {first.line}: {first.reason}"
+            )
+    except IngestError as exc:
+        record.status, record.reason = LoadedBatch.Status.REJECTED, str(exc)
+        record.save()
+        raise
+    hooks.call("staged", ctx)
+    record.status = LoadedBatch.Status.LOADED
+    record.save()
+    outcome.rows_out += result.rows
+    return StagedBatch(ctx.staging, batch_id, dataset.qualified_table, f.checksum, f.label[:1000], result.rows)
+
+
+def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
+    """Load every new file of the step's source; publish them together or not at all."""
+    outcome = StepOutcome(status=RunStatus.SUCCEEDED)
+    staged: list[StagedBatch] = []
+    ctx.extra["staged_tables"] = []
+    with source_files(ctx.step.source) as files:
+        for f in files:
+            batch = _stage_file(ctx, f, outcome)
+            if batch is not None:
+                staged.append(batch)
+                ctx.extra["staged_tables"].append(batch.staging)
+            progress(outcome)
+    if not staged:
+        outcome.status = RunStatus.SKIPPED
+        return outcome
+    ctx.warehouse.publish_batches(
+        schema=ctx.schema,
+        target=ctx.target,
+        batches=staged,
+        replace=ctx.step.write_mode == WriteMode.REPLACE,
+    )
+    ctx.extra["staged_tables"] = []
+    ctx.staging = None
+    return outcome

@@ -1,0 +1,67 @@
+"""``manage.py run_pipeline NAME``: run a pipeline, wait, print the outcome."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from pipelines import runner
+from pipelines.models import Pipeline, PipelineRun, RunStatus, Trigger
+
+
+class Command(BaseCommand):
+    help = "Run a pipeline, wait for it to end, print the outcome; exit non-zero unless it succeeded."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("name", help="Pipeline name")
+        parser.add_argument("--sync", action="store_true", help="Run in this process instead of a worker.")
+        parser.add_argument("--no-wait", action="store_true", help="Queue the run and return at once.")
+        parser.add_argument("--timeout", type=float, default=3600.0, help="Seconds to wait for a worker.")
+
+    def handle(self, *args, name: str, sync: bool, no_wait: bool, timeout: float, **options) -> None:
+        pipeline = Pipeline.objects.filter(name=name).first()
+        if pipeline is None:
+            known = ", ".join(Pipeline.objects.values_list("name", flat=True)) or "none"
+            raise CommandError(f"No pipeline named {name!r} (known: {known}).")
+        inline = sync or settings.CELERY_TASK_ALWAYS_EAGER
+        try:
+            run = runner.start_run(pipeline, trigger=Trigger.CLI, dispatch=not inline)
+        except runner.RunRefused as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"Run #{run.pk} of {pipeline.name} queued.")
+        if inline:
+            runner.execute_run(run.pk)
+        elif no_wait:
+            return
+        run = self._wait(run, timeout)
+        self._report(run)
+
+    def _wait(self, run: PipelineRun, timeout: float) -> PipelineRun:
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            run.refresh_from_db()
+            if not run.is_active:
+                return run
+            if run.current_step != last and run.current_step:
+                self.stdout.write(f"  running {run.current_step} ...")
+                last = run.current_step
+            if time.monotonic() > deadline:
+                raise CommandError(f"Run #{run.pk} still {run.status} after {timeout:.0f} s (is a worker running?).")
+            time.sleep(0.5)
+
+    def _report(self, run: PipelineRun) -> None:
+        for sr in run.step_runs.all():
+            secs = f"{sr.duration.total_seconds():.2f}s" if sr.duration else "-"
+            self.stdout.write(
+                f"  {sr.step_name:<28} {sr.status:<10} in {sr.rows_in:>9} out {sr.rows_out:>9}"
+                f" rejected {sr.rows_rejected:>6}  {secs}"
+            )
+            if sr.error:
+                self.stdout.write(f"    error: {sr.error}")
+        line = f"Run #{run.pk} {run.status}: {run.rows_out} rows out, {run.rows_rejected} rejected."
+        if run.status != RunStatus.SUCCEEDED:
+            raise CommandError(f"{line} {run.error}")
+        self.stdout.write(self.style.SUCCESS(line))

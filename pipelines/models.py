@@ -1,0 +1,419 @@
+"""Sources, datasets, pipelines, steps and the record of every run.
+
+The metadata lives here (Django's database); the data itself lives in the
+warehouse (``atlas.warehouse``), in one schema per layer.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from atlas.warehouse.base import FileFormat, WriteMode
+from atlas.warehouse.filereader import ENCODINGS
+
+from .querysets import PipelineQuerySet, PipelineRunQuerySet
+
+TABLE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+
+
+class Layer(models.TextChoices):
+    EXPLORE = "explore", "Explore (raw)"
+    CHART = "chart", "Chart (cleaned)"
+    NAVIGATE = "navigate", "Navigate (business)"
+
+
+class Source(models.Model):
+    """Where raw data comes from, and how to read it."""
+
+    class Kind(models.TextChoices):
+        PATH = "path", "File path or glob"
+        UPLOAD = "upload", "Uploaded file"
+        URL = "url", "URL over HTTP"
+        SQL = "sql", "SQL query on a configured database"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PATH)
+    format = models.CharField(
+        max_length=10, choices=[(f.value, f.name) for f in FileFormat], default=FileFormat.CSV.value
+    )
+    location = models.CharField(
+        max_length=1000, blank=True, help_text="File path or glob (path), or http(s) URL (url)."
+    )
+    upload = models.FileField(upload_to="sources/", blank=True)
+    database = models.CharField(
+        max_length=100, blank=True, help_text="Name from ATLAS_SOURCE_DATABASES (sql sources)."
+    )
+    query = models.TextField(blank=True, help_text="One SELECT, run on that database (sql sources).")
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Reader options: {"delimiter": ",", "encoding": "utf-8", "header": true, "quote": "\\"", "escape": "\\""}',
+    )
+    schema = models.JSONField(
+        default=list, blank=True, help_text="Optional declared column names, in file order."
+    )
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    OPTION_KEYS = {"delimiter", "encoding", "header", "quote", "escape"}
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.kind == self.Kind.PATH and not self.location:
+            errors["location"] = "A path source needs a file path or glob."
+        if self.kind == self.Kind.URL and not re.match(r"^https?://", self.location or ""):
+            errors["location"] = "A URL source needs an http:// or https:// URL."
+        if self.kind == self.Kind.UPLOAD and not self.upload:
+            errors["upload"] = "An upload source needs a file."
+        if self.kind == self.Kind.SQL:
+            if self.database not in settings.ATLAS_SOURCE_DATABASES:
+                known = ", ".join(sorted(settings.ATLAS_SOURCE_DATABASES)) or "none configured"
+                errors["database"] = f"Unknown database {self.database!r} (known: {known})."
+            from .sql import SQLValidationError, check_single_select
+
+            try:
+                check_single_select(self.query or "")
+            except SQLValidationError as exc:
+                errors["query"] = str(exc)
+        errors.update(self._clean_options())
+        if not isinstance(self.schema, list) or not all(isinstance(c, str) and c.strip() for c in self.schema):
+            errors["schema"] = 'Declare columns as a list of names, e.g. ["id", "email"].'
+        if errors:
+            raise ValidationError(errors)
+
+    def _clean_options(self) -> dict[str, str]:
+        opts = self.options
+        if not isinstance(opts, dict):
+            return {"options": "Options must be a JSON object."}
+        unknown = set(opts) - self.OPTION_KEYS
+        if unknown:
+            return {"options": f"Unknown option(s): {', '.join(sorted(unknown))}."}
+        for key in ("delimiter", "quote", "escape"):
+            if key in opts and (not isinstance(opts[key], str) or len(opts[key]) > 1):
+                return {"options": f"{key} must be a single character."}
+        if "delimiter" in opts and opts["delimiter"] in ("", "\n", "\r"):
+            return {"options": "delimiter cannot be empty or a line break."}
+        if "encoding" in opts and str(opts["encoding"]).lower() not in ENCODINGS:
+            return {"options": f"encoding must be one of {', '.join(sorted(set(ENCODINGS.values())))}."}
+        if "header" in opts and not isinstance(opts["header"], bool):
+            return {"options": "header must be true or false."}
+        return {}
+
+    def reader_options(self) -> dict:
+        return {**self.options, "columns": list(self.schema or [])}
+
+
+class Dataset(models.Model):
+    """A warehouse table in one layer, with its columns and load statistics."""
+
+    name = models.CharField(max_length=100, unique=True)
+    layer = models.CharField(max_length=10, choices=Layer.choices)
+    table = models.CharField(
+        max_length=48, help_text="Table name in the layer's schema (lower case, digits, underscores)."
+    )
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    row_count = models.BigIntegerField(null=True, blank=True, editable=False)
+    last_loaded_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["layer", "name"]
+        constraints = [models.UniqueConstraint(fields=["layer", "table"], name="dataset_unique_table")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def schema(self) -> str:
+        return self.layer
+
+    @property
+    def qualified_table(self) -> str:
+        return f"{self.layer}.{self.table}"
+
+    def clean(self) -> None:
+        if not TABLE_NAME_RE.match(self.table or ""):
+            raise ValidationError(
+                {"table": "Use 1-48 characters: lower-case letters, digits and underscores, not starting with a digit."}
+            )
+        if "__" in self.table:
+            raise ValidationError({"table": "Double underscores are reserved for Atlas's own tables (staging, quarantine)."})
+
+
+class DatasetColumn(models.Model):
+    """A column of a dataset as last published (refreshed from the warehouse)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="columns")
+    name = models.CharField(max_length=200)
+    position = models.PositiveIntegerField(default=0)
+    data_type = models.CharField(max_length=100, blank=True)
+    nullable = models.BooleanField(default=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["dataset", "position"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "name"], name="column_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name}.{self.name}"
+
+
+class Pipeline(models.Model):
+    """A named set of steps, run together in the order their data requires."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    schedule = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Crontab (minute hour day-of-month month day-of-week), e.g. '0 2 * * *'; blank for none.",
+    )
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PipelineQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        from .schedules import sync_schedule
+
+        super().save(*args, **kwargs)
+        sync_schedule(self)
+
+    def delete(self, *args, **kwargs):
+        task = self.periodic_task
+        result = super().delete(*args, **kwargs)
+        if task is not None:
+            task.delete()
+        return result
+
+    def clean(self) -> None:
+        from .schedules import parse_crontab
+
+        if self.schedule:
+            try:
+                parse_crontab(self.schedule)
+            except ValueError as exc:
+                raise ValidationError({"schedule": str(exc)}) from exc
+
+
+class Step(models.Model):
+    """One unit of work: ingest a source into Explore, or run a SELECT into Chart or Navigate."""
+
+    class Kind(models.TextChoices):
+        INGEST = "ingest", "Ingest (source to Explore)"
+        REFINE = "refine", "Refine (to Chart)"
+        AGGREGATE = "aggregate", "Aggregate (to Navigate)"
+
+    OUTPUT_LAYER = {Kind.INGEST: Layer.EXPLORE, Kind.REFINE: Layer.CHART, Kind.AGGREGATE: Layer.NAVIGATE}
+    INPUT_LAYERS = {
+        Kind.INGEST: (),
+        Kind.REFINE: (Layer.EXPLORE, Layer.CHART),
+        Kind.AGGREGATE: (Layer.CHART, Layer.NAVIGATE),
+    }
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    position = models.PositiveIntegerField(default=0, help_text="Display order; run order follows the data.")
+    source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.PROTECT, related_name="steps")
+    output = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="producing_steps")
+    inputs = models.ManyToManyField(Dataset, blank=True, related_name="consuming_steps", editable=False)
+    sql = models.TextField(blank=True, help_text="One SELECT (PostgreSQL dialect) over known datasets, e.g. explore.orders.")
+    write_mode = models.CharField(
+        max_length=10, choices=[(m.value, m.name.title()) for m in WriteMode], default=WriteMode.REPLACE.value
+    )
+    merge_keys = models.CharField(max_length=500, blank=True, help_text="Comma-separated key columns (merge).")
+    max_rejected_share = models.FloatField(
+        default=0.05, help_text="Ingest fails when more than this share of records (0-1) cannot be parsed."
+    )
+
+    class Meta:
+        ordering = ["pipeline", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "name"], name="step_unique_name"),
+            models.UniqueConstraint(fields=["pipeline", "output"], name="step_unique_output"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.name} / {self.name}"
+
+    @property
+    def keys(self) -> list[str]:
+        return [k.strip() for k in self.merge_keys.split(",") if k.strip()]
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.kind == self.Kind.INGEST:
+            if not self.source_id:
+                errors["source"] = "An ingest step needs a source."
+            if self.write_mode == WriteMode.MERGE:
+                errors["write_mode"] = "Ingest appends batches or replaces the table; merge is for refine and aggregate."
+        else:
+            if self.source_id:
+                errors["source"] = "Only ingest steps read a source; refine and aggregate read datasets in their SQL."
+            if not self.sql.strip():
+                errors["sql"] = "Refine and aggregate steps need a SELECT."
+        if self.write_mode == WriteMode.MERGE and not self.keys:
+            errors["merge_keys"] = "Merge needs at least one key column."
+        if not 0 <= self.max_rejected_share <= 1:
+            errors["max_rejected_share"] = "Give a share between 0 and 1."
+        output = self.output if self.output_id else None
+        if output is not None and self.kind in self.OUTPUT_LAYER and output.layer != self.OUTPUT_LAYER[self.kind]:
+            errors["output"] = (
+                f"A {self.kind} step writes to the {self.OUTPUT_LAYER[self.kind]} layer;"
+                f" {output.name} is in {output.layer}."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    SKIPPED = "skipped", "Skipped"
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED)
+
+
+class Trigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    MANUAL = "manual", "Manual (admin)"
+    API = "api", "API"
+    CLI = "cli", "Command line"
+
+
+class RunRecord(models.Model):
+    """What every run record carries: status, timings, counts, error."""
+
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    rows_in = models.BigIntegerField(default=0)
+    rows_out = models.BigIntegerField(default=0)
+    rows_rejected = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def duration(self) -> timedelta | None:
+        if not self.started_at:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+class PipelineRun(RunRecord):
+    """One execution of a pipeline. At most one is queued or running per pipeline."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="runs")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    current_step = models.CharField(max_length=100, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+
+    objects = PipelineRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # The per-pipeline lock: the database itself refuses a second active run.
+            models.UniqueConstraint(
+                fields=["pipeline"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_run_per_pipeline",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.name} #{self.pk}"
+
+
+class StepRun(RunRecord):
+    """One step's part of a run, kept even if the step is later changed or deleted."""
+
+    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="step_runs")
+    step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    step_name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Step.Kind.choices)
+    output = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    position = models.PositiveIntegerField(default=0)
+    sql = models.TextField(blank=True, help_text="The SQL as executed on the warehouse.")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.run} / {self.step_name}"
+
+
+class LoadedBatch(models.Model):
+    """A file an ingest step looked at: loaded, skipped as already loaded, or rejected."""
+
+    class Status(models.TextChoices):
+        LOADED = "loaded", "Loaded"
+        SKIPPED = "skipped", "Skipped (already loaded)"
+        REJECTED = "rejected", "Rejected"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="batches")
+    step_run = models.ForeignKey(StepRun, null=True, on_delete=models.SET_NULL, related_name="batches")
+    batch_id = models.CharField(max_length=40, db_index=True)
+    file = models.CharField(max_length=1000)
+    checksum = models.CharField(max_length=64, db_index=True)
+    size_bytes = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    rows_loaded = models.BigIntegerField(default=0)
+    rows_rejected = models.BigIntegerField(default=0)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "loaded batches"
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name} {self.batch_id}"

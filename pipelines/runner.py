@@ -1,0 +1,310 @@
+"""The runner: start a run, execute it step by step, record everything.
+
+Every door (beat, admin, API, manage.py) calls :func:`start_run`; a Celery
+task (or, embedded, a thread or the caller itself) calls :func:`execute_run`
+with the run id. Executing is safe to repeat: a run is claimed with a
+conditional update, and a second call claims nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, transaction
+from django.utils import timezone
+
+from atlas.warehouse import WarehouseError, get_warehouse
+
+from . import hooks
+from .dag import PipelineDefinitionError, StepSpec, plan
+from .hooks import GateFailed, StepContext
+from .ingest import StepOutcome, run_ingest
+from .models import (
+    ACTIVE_STATUSES,
+    Dataset,
+    DatasetColumn,
+    Pipeline,
+    PipelineRun,
+    RunStatus,
+    Step,
+    StepRun,
+    Trigger,
+)
+from .sql import SQLValidationError
+from .transform import known_tables, run_transform, step_inputs
+
+logger = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 15
+# Errors whose message is written for the operator: shown as they are.
+EXPECTED_ERRORS = (WarehouseError, GateFailed, SQLValidationError, PipelineDefinitionError)
+
+
+class RunRefused(Exception):
+    """A trigger that cannot start a run; the message says why."""
+
+
+class RunAlreadyActive(RunRefused):
+    def __init__(self, pipeline: Pipeline, active: PipelineRun | None) -> None:
+        self.pipeline, self.active = pipeline, active
+        which = f" (run #{active.pk}, {active.status})" if active else ""
+        super().__init__(f"Pipeline {pipeline.name!r} already has a run in progress{which}; try again when it ends.")
+
+
+# --- planning -------------------------------------------------------------------
+def plan_steps(pipeline: Pipeline, steps: list[Step] | None = None) -> list[Step]:
+    """The pipeline's steps in the order their data requires; refuses a broken definition."""
+    steps = list(pipeline.steps.select_related("output", "source")) if steps is None else steps
+    if not steps:
+        raise PipelineDefinitionError(f"Pipeline {pipeline.name!r} has no steps.")
+    known = known_tables()
+    specs, by_key = [], {}
+    for step in steps:
+        inputs: list[Dataset] = []
+        if step.kind != Step.Kind.INGEST:
+            try:
+                inputs = step_inputs(step, known)
+            except SQLValidationError as exc:
+                raise PipelineDefinitionError(f"Step {step.name!r}: {exc}") from exc
+        spec = StepSpec(key=id(step), name=step.name, output=step.output_id, inputs=frozenset(d.pk for d in inputs))
+        specs.append(spec)
+        by_key[spec.key] = step
+    elsewhere = Step.objects.exclude(pipeline=pipeline).values_list("output_id", flat=True) if pipeline.pk else []
+    names = {d.pk: d.qualified_table for d in known.values()}
+    return [by_key[s.key] for s in plan(specs, produced_elsewhere=elsewhere, names=names)]
+
+
+def save_step_inputs(pipeline: Pipeline) -> None:
+    """Store each step's inputs (derived from its SQL) for the admin and lineage to read."""
+    known = known_tables()
+    for step in pipeline.steps.all():
+        step.inputs.set(step_inputs(step, known) if step.kind != Step.Kind.INGEST else [])
+
+
+# --- triggering -----------------------------------------------------------------
+def start_run(pipeline: Pipeline, *, actor=None, trigger: str = Trigger.MANUAL, dispatch: bool = True) -> PipelineRun:
+    """Queue a run of ``pipeline``; refused while another is queued or running.
+
+    The database's partial unique index is the lock: two triggers at the same
+    instant, from any number of processes, create one run.
+    """
+    if not pipeline.enabled:
+        raise RunRefused(f"Pipeline {pipeline.name!r} is disabled; enable it to run it.")
+    try:
+        with transaction.atomic():
+            run = PipelineRun.objects.create(
+                pipeline=pipeline,
+                trigger=trigger,
+                triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
+            )
+    except IntegrityError:
+        raise RunAlreadyActive(pipeline, pipeline.runs.active().first()) from None
+    if dispatch:
+        transaction.on_commit(lambda: dispatch_run(run.pk))
+    return run
+
+
+def dispatch_run(run_id: int) -> None:
+    """Hand the run to a worker; embedded, run it in this process."""
+    from .tasks import execute_run_task
+
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        result = execute_run_task.delay(run_id)
+        PipelineRun.objects.filter(pk=run_id).update(celery_task_id=result.id)
+    elif settings.ATLAS_EAGER_MODE == "thread":
+        threading.Thread(target=_execute_in_thread, args=(run_id,), name=f"atlas-run-{run_id}", daemon=True).start()
+    else:
+        execute_run(run_id)
+
+
+def _execute_in_thread(run_id: int) -> None:
+    try:
+        execute_run(run_id)
+    finally:
+        close_old_connections()
+
+
+def cancel_run(run: PipelineRun, *, actor=None) -> bool:
+    """Cancel a queued run at once; ask a running one to stop after its current file or step."""
+    if PipelineRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.CANCELLED, finished_at=timezone.now(), error="Cancelled before it started."
+    ):
+        return True
+    return bool(PipelineRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested=True))
+
+
+def reap_stale_runs() -> int:
+    """Fail runs whose worker stopped reporting, so the pipeline can run again."""
+    stale = PipelineRun.objects.stale(settings.ATLAS_RUN_STALE_SECONDS)
+    count = 0
+    for run in stale:
+        count += _finish(
+            run,
+            RunStatus.FAILED,
+            error=f"The worker stopped reporting (no heartbeat for {settings.ATLAS_RUN_STALE_SECONDS} s);"
+            " it was probably killed. Published tables are as they were before the step.",
+            only_if_running=True,
+        )
+        run.step_runs.filter(status__in=ACTIVE_STATUSES).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
+    return count
+
+
+# --- executing ------------------------------------------------------------------
+class _Heartbeat:
+    """Marks the run alive from a side thread while a long step runs."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"atlas-heartbeat-{run_id}", daemon=True)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(HEARTBEAT_SECONDS):
+                PipelineRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+        finally:
+            close_old_connections()
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _finish(run: PipelineRun, status: str, *, error: str = "", tb: str = "", only_if_running: bool = False) -> int:
+    totals = {"rows_in": 0, "rows_out": 0, "rows_rejected": 0}
+    for sr in run.step_runs.all():
+        for key in totals:
+            totals[key] += getattr(sr, key)
+    qs = PipelineRun.objects.filter(pk=run.pk)
+    if only_if_running:
+        qs = qs.filter(status=RunStatus.RUNNING)
+    updated = qs.update(
+        status=status, finished_at=timezone.now(), error=error, traceback=tb, current_step="", **totals
+    )
+    run.refresh_from_db()
+    return updated
+
+
+def execute_run(run_id: int) -> PipelineRun | None:
+    """Run a queued run to its end. Returns None when there was nothing to claim."""
+    now = timezone.now()
+    if not PipelineRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now
+    ):
+        logger.info("Run %s is not queued any more; nothing to do.", run_id)
+        return None
+    run = PipelineRun.objects.select_related("pipeline").get(pk=run_id)
+    try:
+        steps = plan_steps(run.pipeline)
+    except PipelineDefinitionError as exc:
+        _finish(run, RunStatus.FAILED, error=str(exc))
+        return run
+    step_runs = StepRun.objects.bulk_create(
+        [
+            StepRun(run=run, step=s, step_name=s.name, kind=s.kind, output=s.output, position=i)
+            for i, s in enumerate(steps)
+        ]
+    )
+    with _Heartbeat(run.pk):
+        for step, step_run in zip(steps, step_runs, strict=True):
+            if PipelineRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+                _cancel_rest(step_runs)
+                _finish(run, RunStatus.CANCELLED, error=f"Cancelled by request before step {step.name!r}.")
+                return run
+            PipelineRun.objects.filter(pk=run.pk).update(current_step=step.name, heartbeat_at=timezone.now())
+            if not run_step(run, step, step_run):
+                _cancel_rest(step_runs)
+                _finish(run, RunStatus.FAILED, error=f"Step {step.name!r} failed: {step_run.error}")
+                return run
+    _finish(run, RunStatus.SUCCEEDED)
+    return run
+
+
+def _cancel_rest(step_runs: list[StepRun]) -> None:
+    StepRun.objects.filter(pk__in=[s.pk for s in step_runs], status=RunStatus.QUEUED).update(
+        status=RunStatus.CANCELLED
+    )
+
+
+def _progress(step_run: StepRun) -> Callable[[StepOutcome], None]:
+    def report(outcome: StepOutcome) -> None:
+        StepRun.objects.filter(pk=step_run.pk).update(
+            rows_in=outcome.rows_in, rows_out=outcome.rows_out, rows_rejected=outcome.rows_rejected
+        )
+        PipelineRun.objects.filter(pk=step_run.run_id).update(heartbeat_at=timezone.now())
+
+    return report
+
+
+def run_step(run: PipelineRun, step: Step, step_run: StepRun) -> bool:
+    """Execute one step; True when it succeeded (or had nothing new to do)."""
+    step_run.status, step_run.started_at = RunStatus.RUNNING, timezone.now()
+    step_run.save(update_fields=["status", "started_at"])
+    wh = get_warehouse()
+    ctx = StepContext(
+        run=run, step=step, step_run=step_run, warehouse=wh, schema=step.output.layer, target=step.output.table
+    )
+    try:
+        wh.ensure_schemas()
+        if step.kind == Step.Kind.INGEST:
+            hooks.call("prepare", ctx)
+            outcome = run_ingest(ctx, progress=_progress(step_run))
+        else:
+            outcome = run_transform(ctx)
+        if outcome.status != RunStatus.SKIPPED:
+            refresh_dataset(step.output)
+        step_run.status = outcome.status
+        step_run.rows_in, step_run.rows_out, step_run.rows_rejected = (
+            outcome.rows_in,
+            outcome.rows_out,
+            outcome.rows_rejected,
+        )
+        step_run.finished_at = timezone.now()
+        step_run.save()
+        if outcome.status != RunStatus.SKIPPED:
+            hooks.call("published", ctx)
+        return True
+    except Exception as exc:
+        ctx.error = exc
+        _drop_staging(ctx)
+        step_run.refresh_from_db(fields=["rows_in", "rows_out", "rows_rejected"])
+        step_run.status = RunStatus.FAILED
+        step_run.finished_at = timezone.now()
+        step_run.error = str(exc) if isinstance(exc, EXPECTED_ERRORS) else f"{type(exc).__name__}: {exc}"
+        step_run.traceback = traceback.format_exc()
+        step_run.save()
+        hooks.call("failed", ctx)
+        logger.warning("Run %s step %r failed: %s", run.pk, step.name, step_run.error)
+        return False
+
+
+def _drop_staging(ctx: StepContext) -> None:
+    for name in ctx.extra.get("staged_tables", []):
+        try:
+            ctx.warehouse.drop_table(ctx.schema, name)
+        except WarehouseError:
+            logger.exception("Could not drop staging table %s.%s", ctx.schema, name)
+
+
+def refresh_dataset(dataset: Dataset) -> None:
+    """Columns, row count and load time of a dataset, as the warehouse now holds it."""
+    wh = get_warehouse()
+    columns = wh.columns(dataset.layer, dataset.table)
+    existing = {c.name: c for c in dataset.columns.all()}
+    keep = set()
+    for pos, col in enumerate(columns):
+        keep.add(col.name)
+        obj = existing.get(col.name) or DatasetColumn(dataset=dataset, name=col.name)
+        obj.position, obj.data_type, obj.nullable = pos, col.type, col.nullable
+        obj.save()
+    dataset.columns.exclude(name__in=keep).delete()
+    dataset.row_count = wh.row_count(dataset.layer, dataset.table)
+    dataset.last_loaded_at = timezone.now()
+    dataset.save(update_fields=["row_count", "last_loaded_at", "updated_at"])

@@ -1,0 +1,56 @@
+"""Pipeline schedules are kept in django-celery-beat, so ``celery beat -S django`` runs them."""
+
+from __future__ import annotations
+
+import json
+
+from celery.schedules import crontab
+from django.conf import settings
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+TASK_NAME = "pipelines.trigger_scheduled_run"
+
+
+def parse_crontab(expr: str) -> dict[str, str]:
+    """Split a five-field crontab and let Celery validate each field."""
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"A crontab has five fields (minute hour day-of-month month day-of-week); {expr!r} has {len(fields)}."
+        )
+    parts = dict(zip(("minute", "hour", "day_of_month", "month_of_year", "day_of_week"), fields, strict=True))
+    try:
+        crontab(**parts)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"Invalid crontab {expr!r}: {exc}") from exc
+    return parts
+
+
+def sync_schedule(pipeline) -> PeriodicTask | None:
+    """Create, update or remove the beat entry that triggers ``pipeline``."""
+    task = pipeline.periodic_task
+    if not pipeline.schedule:
+        if task is not None:
+            type(pipeline).objects.filter(pk=pipeline.pk).update(periodic_task=None)
+            pipeline.periodic_task = None
+            task.delete()
+        return None
+    cron, _ = CrontabSchedule.objects.get_or_create(**parse_crontab(pipeline.schedule), timezone=settings.TIME_ZONE)
+    values = {
+        "name": f"atlas pipeline {pipeline.pk}: {pipeline.name}"[:200],
+        "task": TASK_NAME,
+        "crontab": cron,
+        "interval": None,
+        "kwargs": json.dumps({"pipeline_id": pipeline.pk}),
+        "enabled": pipeline.enabled,
+        "description": f"Runs the Atlas pipeline {pipeline.name!r} (managed by Atlas; edit the pipeline instead).",
+    }
+    if task is None:
+        task = PeriodicTask.objects.create(**values)
+        type(pipeline).objects.filter(pk=pipeline.pk).update(periodic_task=task)
+        pipeline.periodic_task = task
+    else:
+        for key, value in values.items():
+            setattr(task, key, value)
+        task.save()
+    return task

@@ -1,0 +1,56 @@
+"""Refine and aggregate: an operator's SELECT into a staging table, then published by write mode."""
+
+from __future__ import annotations
+
+from atlas.warehouse import WarehouseError
+
+from . import hooks
+from .hooks import StepContext
+from .ingest import StepOutcome
+from .models import Dataset, RunStatus, Step
+from .sql import SQLValidationError, check_select
+
+
+def known_tables() -> dict[tuple[str, str], Dataset]:
+    return {(d.layer, d.table): d for d in Dataset.objects.all()}
+
+
+def step_inputs(step: Step, known: dict[tuple[str, str], Dataset] | None = None) -> list[Dataset]:
+    """The datasets a refine/aggregate step reads, from its SQL; refuses reads across layers."""
+    known = known if known is not None else known_tables()
+    checked = check_select(step.sql, known)
+    inputs = [known[t] for t in checked.tables]
+    allowed = Step.INPUT_LAYERS[Step.Kind(step.kind)]
+    wrong = [d for d in inputs if d.layer not in allowed]
+    if wrong:
+        raise SQLValidationError(
+            f"A {step.kind} step reads {' or '.join(allowed)} datasets; "
+            f"{', '.join(d.qualified_table for d in wrong)} is not."
+        )
+    return inputs
+
+
+def staging_name(table: str, run_id: int) -> str:
+    return f"{table[:40]}__stg{run_id}"
+
+
+def run_transform(ctx: StepContext) -> StepOutcome:
+    step, wh = ctx.step, ctx.warehouse
+    inputs = step_inputs(step)
+    for ds in inputs:
+        if not wh.table_exists(ds.layer, ds.table):
+            raise WarehouseError(f"Input {ds.qualified_table} has not been loaded yet; run the step that produces it.")
+    ctx.select_sql = step.sql.strip().rstrip(";")
+    hooks.call("prepare", ctx)
+    sql = wh.transpile(ctx.select_sql)
+    ctx.step_run.sql = sql
+    ctx.step_run.save(update_fields=["sql"])
+    rows_in = sum(wh.row_count(ds.layer, ds.table) for ds in inputs)
+    ctx.staging = staging_name(ctx.target, ctx.run.pk)
+    ctx.extra["staged_tables"] = [ctx.staging]
+    rows = wh.create_table_as(ctx.schema, ctx.staging, sql)
+    hooks.call("staged", ctx)
+    wh.publish(schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=step.write_mode, keys=step.keys)
+    ctx.extra["staged_tables"] = []
+    ctx.staging = None
+    return StepOutcome(status=RunStatus.SUCCEEDED, rows_in=rows_in, rows_out=rows)
