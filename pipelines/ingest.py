@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from atlas.warehouse.base import StagedBatch, WriteMode
+from atlas.warehouse.base import Reject, StagedBatch, WriteMode
 from atlas.warehouse.filereader import IngestError
 
 from . import hooks
@@ -38,6 +38,27 @@ def staging_name(table: str, batch_id: str) -> str:
     return f"{table[:40]}__{batch_id}"
 
 
+def with_long_lines(rejects: list[Reject], f: SourceFile) -> list[Reject]:
+    """Add the too-long lines the content scan found and the parser did not report."""
+    reported = {r.line for r in rejects}
+    extra = []
+    for long in f.long_lines:
+        if long.line in reported:
+            continue
+        with open(f.path, "rb") as fh:
+            fh.seek(long.offset)
+            head = fh.read(settings.ATLAS_QUARANTINE_RAW_CHARS).decode("utf-8", "replace")
+        extra.append(
+            Reject(
+                long.line,
+                f"LINE SIZE OVER MAXIMUM: the line is {long.length} bytes, above the maximum of"
+                f" {settings.ATLAS_INGEST_MAX_LINE_BYTES} (ATLAS_INGEST_MAX_LINE_BYTES); its start is kept.",
+                head,
+            )
+        )
+    return sorted([*rejects, *extra], key=lambda r: (r.line is None, r.line or 0)) if extra else rejects
+
+
 def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> StagedBatch | None:
     step, wh, dataset = ctx.step, ctx.warehouse, ctx.step.output
     record = LoadedBatch(
@@ -52,6 +73,7 @@ def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> Staged
 
     batch_id = new_batch_id()
     ctx.batch_id, ctx.staging = batch_id, staging_name(ctx.target, batch_id)
+    ctx.extra["staged_tables"].append(ctx.staging)
     record.batch_id = batch_id
     try:
         result = wh.load_file(
@@ -64,10 +86,11 @@ def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> Staged
             batch_id=batch_id,
             source_label=f.label[:1000],
         )
+        rejects = with_long_lines(result.rejects, f)
         rejected = wh.quarantine_rejects(
             ctx.schema,
             ctx.target,
-            result.rejects,
+            rejects,
             batch_id=batch_id,
             run_id=ctx.run.pk,
             source=f.label[:1000],
@@ -81,7 +104,7 @@ def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> Staged
             raise IngestError(f"{f.label}: the file has a header but no data rows.")
         share = rejected / total
         if share > step.max_rejected_share:
-            first = result.rejects[0]
+            first = rejects[0]
             raise IngestError(
                 f"{f.label}: {rejected} of {total} records ({share:.1%}) could not be parsed, above this"
                 f" step's limit of {step.max_rejected_share:.1%}. They are kept in"
@@ -109,7 +132,6 @@ def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
             batch = _stage_file(ctx, f, outcome)
             if batch is not None:
                 staged.append(batch)
-                ctx.extra["staged_tables"].append(batch.staging)
             progress(outcome)
     if not staged:
         outcome.status = RunStatus.SKIPPED

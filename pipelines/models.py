@@ -281,6 +281,14 @@ class Step(models.Model):
                 errors["source"] = "Only ingest steps read a source; refine and aggregate read datasets in their SQL."
             if not self.sql.strip():
                 errors["sql"] = "Refine and aggregate steps need a SELECT."
+            else:
+                from .sql import SQLValidationError
+                from .transform import step_inputs
+
+                try:
+                    step_inputs(self)
+                except SQLValidationError as exc:
+                    errors["sql"] = str(exc)
         if self.write_mode == WriteMode.MERGE and not self.keys:
             errors["merge_keys"] = "Merge needs at least one key column."
         if not 0 <= self.max_rejected_share <= 1:

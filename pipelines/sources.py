@@ -29,24 +29,72 @@ CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
+class LongLine:
+    line: int  # 1-based physical line number
+    offset: int  # byte offset of its first byte
+    length: int
+
+
+@dataclass(frozen=True)
 class SourceFile:
     path: str
     label: str  # what the operator recognises: the path, the URL, the query's source
     checksum: str
     size: int
     format: FileFormat
+    long_lines: tuple[LongLine, ...] = ()
 
 
-def file_checksum(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+class ContentScan:
+    """One pass over the bytes: the SHA-256 checksum, and the lines too long to parse.
+
+    Lines longer than the parser's maximum must never vanish silently (DuckDB
+    drops a line that outgrows its read buffer without reporting it), so they
+    are found here, where every byte passes anyway. ``CHUNK`` is smaller than
+    the maximum line, so a too-long line always crosses a chunk boundary and
+    only chunk edges need looking at: O(1) Python work per MiB.
+    """
+
+    def __init__(self, max_line_bytes: int) -> None:
+        assert max_line_bytes > CHUNK
+        self.max = max_line_bytes
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.newlines = 0
+        self.line_start = 0  # offset where the current line began
+        self.long_lines: list[LongLine] = []
+
+    def feed(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        first = chunk.find(b"\n")
+        if first >= 0:
+            end = self.size + first
+            if end - self.line_start > self.max:
+                self.long_lines.append(LongLine(self.newlines + 1, self.line_start, end - self.line_start))
+            self.newlines += chunk.count(b"\n")
+            self.line_start = self.size + chunk.rfind(b"\n") + 1
+        self.size += len(chunk)
+
+    def finish(self) -> None:
+        if self.size - self.line_start > self.max:
+            self.long_lines.append(LongLine(self.newlines + 1, self.line_start, self.size - self.line_start))
+
+    @property
+    def checksum(self) -> str:
+        return self.digest.hexdigest()
+
+
+def _max_line() -> int:
+    return settings.ATLAS_INGEST_MAX_LINE_BYTES
 
 
 def _local(path: str, label: str, fmt: FileFormat) -> SourceFile:
-    return SourceFile(path, label, file_checksum(path), os.path.getsize(path), fmt)
+    scan = ContentScan(_max_line())
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            scan.feed(chunk)
+    scan.finish()
+    return SourceFile(path, label, scan.checksum, scan.size, fmt, tuple(scan.long_lines))
 
 
 def _tmpdir() -> str:
@@ -90,19 +138,19 @@ def source_files(source: Source) -> Iterator[list[SourceFile]]:
 
 def _download(url: str, tmp: str, fmt: FileFormat) -> SourceFile:
     path = os.path.join(tmp, "download")
-    digest, size = hashlib.sha256(), 0
+    scan = ContentScan(_max_line())
     try:
         with requests.get(url, stream=True, timeout=settings.ATLAS_HTTP_TIMEOUT_SECONDS) as resp:
             if resp.status_code >= 400:
                 raise IngestError(f"{url} answered HTTP {resp.status_code} {resp.reason}.")
             with open(path, "wb") as out:
                 for chunk in resp.iter_content(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
+                    scan.feed(chunk)
                     out.write(chunk)
     except requests.RequestException as exc:
         raise IngestError(f"Cannot fetch {url}: {exc.__class__.__name__}: {exc}") from exc
-    return SourceFile(path, url, digest.hexdigest(), size, fmt)
+    scan.finish()
+    return SourceFile(path, url, scan.checksum, scan.size, fmt, tuple(scan.long_lines))
 
 
 def _export_query(source: Source, tmp: str) -> SourceFile:

@@ -22,7 +22,15 @@ import psycopg
 from django.conf import settings
 from psycopg import sql as pgsql
 
-from .base import META_SCHEMA, Cursor, FileFormat, LoadResult, StagedBatch, Warehouse, WarehouseError
+from .base import (
+    META_SCHEMA,
+    Cursor,
+    FileFormat,
+    LoadResult,
+    StagedBatch,
+    Warehouse,
+    WarehouseError,
+)
 from .filereader import IngestError, plan_scan
 
 _CHUNK = 1 << 20
@@ -136,11 +144,13 @@ class PostgresWarehouse(Warehouse):
                     f" ALTER COLUMN _row_number SET DEFAULT nextval({self.literal(seq)}),"
                     f" ADD CONSTRAINT {self.quote('batch_' + batch_id)} CHECK (_batch_id = {self.literal(batch_id)})"
                 )
-            rows = self._copy_through_fifo(duck, scan.select_sql, stg, scan.columns, path)
-            rejects = scan.collect_rejects(duck)
-            with self.cursor() as cur:
-                cur.execute(f"ALTER TABLE {stg} ALTER COLUMN _row_number DROP DEFAULT")
-                cur.execute(f"DROP SEQUENCE {seq}")
+            try:
+                rows = self._copy_through_fifo(duck, scan.select_sql, stg, scan.columns, path)
+                rejects = scan.collect_rejects(duck)
+            finally:
+                with self.cursor() as cur:
+                    cur.execute(f"ALTER TABLE {stg} ALTER COLUMN _row_number DROP DEFAULT")
+                    cur.execute(f"DROP SEQUENCE {seq}")
         finally:
             duck.close()
         return LoadResult(rows=rows, columns=scan.columns, rejects=rejects)

@@ -1,0 +1,48 @@
+# Atlas — the two commands that matter: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/atlas
+
+.PHONY: demo test test-embedded test-postgres install lint check bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## Run Atlas on its embedded default (SQLite + DuckDB, tasks in-process) with the demo loaded.
+demo: install
+	DEBUG=true $(PY) manage.py migrate --noinput -v 0
+	DEBUG=true $(PY) manage.py load_demo
+	DEBUG=true $(PY) manage.py run_pipeline ecommerce
+	DEBUG=true $(PY) manage.py ensure_admin
+	@echo "Atlas admin: http://127.0.0.1:8000/admin/"
+	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
+
+## The whole suite: the embedded default, then PostgreSQL (skipped with a reason where it is not running).
+test: install test-embedded test-postgres
+
+test-embedded: install
+	$(PY) -m pytest -q
+
+test-postgres: install
+	ATLAS_TEST_ENGINE=postgres DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+check: install
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+bench: install
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m benchmarks.ingest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

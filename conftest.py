@@ -1,0 +1,88 @@
+"""Test setup shared by every app.
+
+The suite runs twice (``make test``): on the embedded default (SQLite +
+DuckDB) and, with ``ATLAS_TEST_ENGINE=postgres``, on PostgreSQL for both the
+metadata and the warehouse. Where PostgreSQL or Redis is missing, the tests
+that need them skip with the reason; with ``CI=true`` they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+ENGINE = os.environ.get("ATLAS_TEST_ENGINE", "embedded")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def service_or_skip(name: str, host: str, port: int) -> None:
+    """Skip (locally) or fail (CI) when a service the test needs is down."""
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if IN_CI:
+        pytest.fail(f"{message}; CI must run these tests (.ci/run starts it).")
+    pytest.skip(f"{message}; start it to run this test.")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if "postgres" in item.keywords and ENGINE != "postgres":
+            item.add_marker(pytest.mark.skip(reason="PostgreSQL-only test; runs in the ATLAS_TEST_ENGINE=postgres pass"))
+    if ENGINE == "postgres" and not _reachable("127.0.0.1", 5432):
+        if IN_CI:
+            raise pytest.UsageError("ATLAS_TEST_ENGINE=postgres but PostgreSQL is not reachable on 127.0.0.1:5432.")
+        skip = pytest.mark.skip(reason="PostgreSQL is not reachable on 127.0.0.1:5432: the PostgreSQL pass is skipped")
+        for item in items:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _warehouse(request, settings, tmp_path):
+    """A fresh, empty warehouse for every test that touches the database."""
+    from atlas.warehouse import reset_warehouses
+
+    uses_db = any(m in request.fixturenames for m in ("db", "transactional_db", "django_db_setup")) or (
+        request.node.get_closest_marker("django_db") is not None
+    )
+    if not uses_db:
+        yield None
+        return
+    settings.VAR_DIR = tmp_path / "var"
+    settings.ATLAS_DEMO_DIR = tmp_path / "var" / "demo"
+    reset_warehouses()
+    if ENGINE == "postgres":
+        request.getfixturevalue("django_db_setup")
+        settings.WAREHOUSE_URL = ""
+        from atlas.warehouse import get_warehouse
+
+        wh = get_warehouse()
+        with wh.cursor() as cur:
+            for schema in ("explore", "chart", "navigate", "atlas"):
+                cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    else:
+        settings.WAREHOUSE_URL = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    from atlas.warehouse import get_warehouse
+
+    yield get_warehouse()
+    reset_warehouses()
+
+
+@pytest.fixture
+def wh(_warehouse, db):
+    """The test's warehouse backend, schemas created."""
+    from atlas.warehouse import get_warehouse
+
+    warehouse = get_warehouse()
+    warehouse.ensure_schemas()
+    return warehouse
