@@ -252,6 +252,18 @@ class Warehouse:
                     f"Merge into {schema}.{target} needs key columns present in the result;"
                     f" missing: {', '.join(missing) or '(no keys set)'}."
                 )
+        if mode is WriteMode.MERGE and exists:
+            key_list = ", ".join(self.quote(k) for k in keys)
+            with self.cursor() as cur:
+                dupes = cur.execute(
+                    f"SELECT count(*) FROM (SELECT {key_list} FROM {stg} GROUP BY {key_list}"
+                    " HAVING count(*) > 1) AS d"
+                ).fetchone()[0]
+            if dupes:
+                raise WarehouseError(
+                    f"Merge into {schema}.{target}: {dupes} key value(s) of ({', '.join(keys)}) appear more"
+                    " than once in the result; a merge needs one row per key."
+                )
         rows = self.row_count(schema, staging)
         names = ", ".join(self.quote(c.name) for c in staged_cols)
         with self.transaction() as cur:

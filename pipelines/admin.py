@@ -1,0 +1,661 @@
+"""The operators' admin: declare sources, datasets and pipelines; run them; read every run.
+
+Thin on purpose: runs are started and cancelled by :mod:`pipelines.runner`,
+steps are validated by the models and :func:`runner.plan_steps`; this module
+only calls them and formats what they return. History (runs, step runs,
+batches) is read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
+from django.db.models import Count, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.forms import ModelForm, Textarea
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import NoReverseMatch, path, reverse
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
+from django.views.decorators.http import require_POST
+
+from atlas.warehouse import WarehouseError, get_warehouse
+
+from . import runner
+from .dag import PipelineDefinitionError
+from .models import (
+    Dataset,
+    DatasetColumn,
+    Layer,
+    LoadedBatch,
+    Pipeline,
+    PipelineRun,
+    RunStatus,
+    Source,
+    Step,
+    StepRun,
+    Trigger,
+)
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_ROWS = 20
+LATEST_BATCHES = 20
+PREVIEW_CELL_CHARS = 200
+ADMIN_CSS = {"all": ["atlas/admin.css"]}
+
+# One colour per status, for runs, step runs and loaded batches.
+STATUS_COLOURS = {
+    RunStatus.QUEUED: "#6c757d",
+    RunStatus.RUNNING: "#0d6efd",
+    RunStatus.SUCCEEDED: "#198754",
+    RunStatus.FAILED: "#dc3545",
+    RunStatus.CANCELLED: "#fd7e14",
+    RunStatus.SKIPPED: "#6c757d",
+    LoadedBatch.Status.LOADED: "#198754",
+    LoadedBatch.Status.REJECTED: "#dc3545",
+}
+
+
+# --- formatting ------------------------------------------------------------------
+def status_badge(status: str, label: str | None = None) -> str:
+    colour = STATUS_COLOURS.get(status, "#6c757d")
+    return format_html(
+        '<span class="atlas-badge atlas-badge-{}" style="background-color: {}">{}</span>',
+        status,
+        colour,
+        label or status,
+    )
+
+
+def human_duration(value: timedelta | None) -> str | None:
+    """``1.2 s``, ``3 min 4 s``, ``2 h 5 min``; None when the record has not started."""
+    if value is None:
+        return None
+    seconds = max(value.total_seconds(), 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+def first_line(text: str, chars: int = 120) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return Truncator(line).chars(chars)
+
+
+def admin_link(obj, text: object | None = None) -> str | None:
+    if obj is None:
+        return None
+    opts = obj._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, obj if text is None else text)
+
+
+def pre(text: str) -> str | None:
+    return format_html('<pre class="atlas-pre">{}</pre>', text) if text else None
+
+
+def table_preview(schema: str, table: str, limit: int = PREVIEW_ROWS) -> dict:
+    """What the warehouse holds for one table, for a template; never raises.
+
+    ``{"loaded": False}`` when the table does not exist, ``{"error": ...}`` when
+    the warehouse cannot be read, else the row count, column names and rows.
+    """
+    try:
+        wh = get_warehouse()
+        if not wh.table_exists(schema, table):
+            return {"loaded": False, "table": f"{schema}.{table}"}
+        columns, rows = wh.preview(schema, table, limit)
+        count = wh.row_count(schema, table)
+    except WarehouseError as exc:
+        logger.warning("Cannot preview %s.%s: %s", schema, table, exc)
+        return {"loaded": False, "table": f"{schema}.{table}", "error": str(exc)}
+    return {
+        "loaded": True,
+        "table": f"{schema}.{table}",
+        "count": count,
+        "columns": columns,
+        "rows": [[_cell(v) for v in row] for row in rows],
+        "limit": limit,
+    }
+
+
+def _cell(value: object) -> object:
+    if value is None or isinstance(value, int | float):
+        return value
+    return Truncator(str(value)).chars(PREVIEW_CELL_CHARS)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History: nobody adds or edits it; only superusers may delete it."""
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_superuser
+
+
+class ReadOnlyInline:
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class RunRecordDisplay:
+    """Columns shared by the run, step run and their inlines."""
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj) -> str:
+        return status_badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="duration")
+    def duration_display(self, obj) -> str | None:
+        return human_duration(obj.duration)
+
+    @admin.display(description="error")
+    def error_line(self, obj) -> str:
+        return first_line(obj.error)
+
+    @admin.display(description="traceback")
+    def traceback_pre(self, obj) -> str | None:
+        return pre(obj.traceback)
+
+
+# --- sources -----------------------------------------------------------------------
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "format", "location", "steps_count")
+    list_filter = ("kind", "format")
+    search_fields = ("name", "location", "description", "database")
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "format", "description")}),
+        ("Where", {"fields": ("location", "upload", "database", "query")}),
+        ("How to read it", {"fields": ("options", "schema")}),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).annotate(steps_count=Count("steps"))
+
+    @admin.display(description="steps", ordering="steps_count")
+    def steps_count(self, obj: Source) -> int:
+        return obj.steps_count
+
+
+# --- datasets ----------------------------------------------------------------------
+class DatasetColumnInline(admin.TabularInline):
+    model = DatasetColumn
+    fields = ("position", "name", "data_type", "nullable", "description")
+    readonly_fields = ("position", "name", "data_type", "nullable")
+    extra = 0
+    can_delete = False
+    formfield_overrides = {models.TextField: {"widget": Textarea(attrs={"rows": 1, "cols": 60})}}
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("dataset")
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = (
+        "name", "layer", "qualified_table", "row_count", "last_loaded_at", "columns_count",
+    )
+    list_filter = ("layer",)
+    search_fields = ("name", "table", "description")
+    autocomplete_fields = ("owner",)
+    readonly_fields = ("row_count", "last_loaded_at", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("name", "layer", "table", "description", "owner")}),
+        ("Load statistics", {"fields": ("row_count", "last_loaded_at", "created_at", "updated_at")}),
+    )
+    inlines = (DatasetColumnInline,)
+    change_form_template = "admin/pipelines/dataset/change_form.html"
+
+    class Media:
+        css = ADMIN_CSS
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).annotate(columns_count=Count("columns"))
+
+    @admin.display(description="table", ordering="table")
+    def qualified_table(self, obj: Dataset) -> str:
+        return obj.qualified_table
+
+    @admin.display(description="columns", ordering="columns_count")
+    def columns_count(self, obj: Dataset) -> int:
+        return obj.columns_count
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            context.update(self.warehouse_context(obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def warehouse_context(self, dataset: Dataset) -> dict:
+        context = {"preview": table_preview(dataset.layer, dataset.table)}
+        if dataset.layer == Layer.EXPLORE:
+            batches = dataset.batches.select_related("step_run")[:LATEST_BATCHES]
+            context["batches"] = [
+                {
+                    "batch": b,
+                    "badge": status_badge(b.status, b.get_status_display()),
+                    "step_run": admin_link(b.step_run, f"step run #{b.step_run_id}"),
+                }
+                for b in batches
+            ]
+            context["quarantine"] = table_preview(dataset.layer, f"{dataset.table}__quarantine")
+        return context
+
+
+# --- pipelines ---------------------------------------------------------------------
+class StepForm(ModelForm):
+    class Meta:
+        model = Step
+        fields = (
+            "name", "kind", "position", "source", "output", "sql", "write_mode", "merge_keys",
+            "max_rejected_share",
+        )
+        widgets = {
+            "sql": Textarea(
+                attrs={"rows": 10, "cols": 100, "class": "atlas-sql", "spellcheck": "false"}
+            ),
+        }
+
+    def _post_clean(self) -> None:
+        # Step.clean() needs a valid kind; without one the field error already says what to fix.
+        if "kind" in self._errors:
+            return
+        super()._post_clean()
+
+
+class StepFormSet(BaseInlineFormSet):
+    """Refuses steps that cannot run together: a cycle, or a read nobody produces."""
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return  # the plan would be judged on an incomplete set of steps
+        steps = [
+            form.instance
+            for form in self.forms
+            if form.cleaned_data and not (self.can_delete and self._should_delete_form(form))
+        ]
+        if not steps:
+            return
+        try:
+            runner.plan_steps(self.instance, steps=steps)
+        except PipelineDefinitionError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class StepInline(admin.StackedInline):
+    model = Step
+    form = StepForm
+    formset = StepFormSet
+    extra = 0
+    autocomplete_fields = ("source", "output")
+    readonly_fields = ("derived_inputs",)
+    fieldsets = (
+        (None, {"fields": (("name", "kind", "position"), ("source", "output"), "sql")}),
+        (None, {"fields": (("write_mode", "merge_keys", "max_rejected_share"), "derived_inputs")}),
+    )
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("pipeline").prefetch_related("inputs")
+
+    @admin.display(description="inputs (from the SQL)")
+    def derived_inputs(self, obj: Step) -> str | None:
+        if not obj.pk:
+            return None
+        return format_html_join(
+            ", ", "{}", ((admin_link(ds, ds.qualified_table),) for ds in obj.inputs.all())
+        ) or None
+
+
+def _last_run(field: str) -> Subquery:
+    runs = PipelineRun.objects.filter(pipeline=OuterRef("pk")).order_by("-created_at", "-id")
+    return Subquery(runs.values(field)[:1])
+
+
+@admin.register(Pipeline)
+class PipelineAdmin(admin.ModelAdmin):
+    list_display = (
+        "name", "enabled", "schedule", "steps_count", "last_run_badge", "last_run_at",
+    )
+    list_filter = ("enabled",)
+    search_fields = ("name", "description")
+    readonly_fields = ("periodic_task_link", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("name", "description", "enabled")}),
+        ("Schedule", {"fields": ("schedule", "periodic_task_link")}),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+    inlines = (StepInline,)
+    actions = ("run_now",)
+    change_form_template = "admin/pipelines/pipeline/change_form.html"
+
+    class Media:
+        css = ADMIN_CSS
+
+    def get_queryset(self, request: HttpRequest):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                steps_count=Count("steps"),
+                last_run_id=_last_run("id"),
+                last_run_status=_last_run("status"),
+                last_run_at=_last_run("created_at"),
+            )
+        )
+
+    def get_urls(self):
+        run = path(
+            "<path:object_id>/run/",
+            self.admin_site.admin_view(self.run_now_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_run",
+        )
+        return [run, *super().get_urls()]
+
+    @admin.display(description="steps", ordering="steps_count")
+    def steps_count(self, obj: Pipeline) -> int:
+        return obj.steps_count
+
+    @admin.display(description="last run", ordering="last_run_status")
+    def last_run_badge(self, obj: Pipeline) -> str | None:
+        if not obj.last_run_status:
+            return None
+        url = reverse("admin:pipelines_pipelinerun_change", args=[obj.last_run_id])
+        label = RunStatus(obj.last_run_status).label
+        return format_html('<a href="{}">{}</a>', url, status_badge(obj.last_run_status, label))
+
+    @admin.display(description="last run at", ordering="last_run_at")
+    def last_run_at(self, obj: Pipeline):
+        return obj.last_run_at
+
+    @admin.display(description="beat task")
+    def periodic_task_link(self, obj: Pipeline) -> str:
+        task = obj.periodic_task
+        if task is None:
+            return "None (no schedule)."
+        try:
+            url = reverse("admin:django_celery_beat_periodictask_change", args=[task.pk])
+        except NoReverseMatch:
+            return str(task)
+        return format_html('<a href="{}">{}</a> (managed by Atlas)', url, task)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        runner.save_step_inputs(form.instance)
+
+    # --- running -----------------------------------------------------------------
+    def _start(self, request: HttpRequest, pipeline: Pipeline) -> PipelineRun | None:
+        try:
+            run = runner.start_run(pipeline, actor=request.user, trigger=Trigger.MANUAL)
+        except runner.RunRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        return run
+
+    @admin.action(description="Run selected pipelines now", permissions=["change"])
+    def run_now(self, request: HttpRequest, queryset) -> None:
+        started = [run for pipeline in queryset if (run := self._start(request, pipeline))]
+        if started:
+            links = format_html_join(
+                ", ", "{} ({})", ((admin_link(run, f"run #{run.pk}"), run.pipeline) for run in started)
+            )
+            self.message_user(request, format_html("Started {}.", links), messages.SUCCESS)
+
+    @method_decorator(require_POST)
+    def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        pipeline = self.get_object(request, unquote(object_id))
+        if pipeline is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, pipeline):
+            raise PermissionDenied
+        run = self._start(request, pipeline)
+        if run is None:
+            return HttpResponseRedirect(reverse("admin:pipelines_pipeline_change", args=[pipeline.pk]))
+        self.message_user(
+            request,
+            format_html("Started {} of {}.", admin_link(run, f"run #{run.pk}"), pipeline),
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:pipelines_pipelinerun_change", args=[run.pk]))
+
+
+# --- runs --------------------------------------------------------------------------
+class StepRunInline(RunRecordDisplay, ReadOnlyInline, admin.TabularInline):
+    model = StepRun
+    fields = (
+        "position", "step_name", "kind", "output_link", "status_badge", "duration_display",
+        "rows_in", "rows_out", "rows_rejected", "error_line", "details_link",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("run__pipeline", "output")
+
+    @admin.display(description="output")
+    def output_link(self, obj: StepRun) -> str | None:
+        return admin_link(obj.output, obj.output.qualified_table) if obj.output else None
+
+    @admin.display(description="details")
+    def details_link(self, obj: StepRun) -> str | None:
+        return admin_link(obj, "details")
+
+
+class CancelPermission:
+    """Whoever may run pipelines may cancel their runs."""
+
+    def has_cancel_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm("pipelines.change_pipeline")
+
+
+@admin.register(PipelineRun)
+class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
+    list_display = (
+        "id", "pipeline", "status_badge", "trigger", "triggered_by", "created_at",
+        "duration_display", "rows_in", "rows_out", "rows_rejected",
+    )
+    list_display_links = ("id",)
+    list_filter = ("status", "trigger", "pipeline")
+    list_select_related = ("pipeline", "triggered_by")
+    date_hierarchy = "created_at"
+    search_fields = ("pipeline__name", "error")
+    readonly_fields = (
+        "pipeline_link", "status_badge", "trigger", "triggered_by", "current_step",
+        "cancel_requested", "celery_task_id", "created_at", "started_at", "finished_at",
+        "heartbeat_at", "duration_display", "rows_in", "rows_out", "rows_rejected", "error",
+        "traceback_pre",
+    )
+    fieldsets = (
+        (None, {"fields": (
+            "pipeline_link", "status_badge", "trigger", "triggered_by", "current_step",
+            "cancel_requested",
+        )}),
+        ("Timings", {"fields": (
+            "created_at", "started_at", "finished_at", "heartbeat_at", "duration_display",
+        )}),
+        ("Rows", {"fields": ("rows_in", "rows_out", "rows_rejected")}),
+        ("Error", {"fields": ("error", "traceback_pre", "celery_task_id")}),
+    )
+    inlines = (StepRunInline,)
+    actions = ("cancel",)
+    change_form_template = "admin/pipelines/pipelinerun/change_form.html"
+
+    class Media:
+        css = ADMIN_CSS
+
+    def get_urls(self):
+        cancel = path(
+            "<path:object_id>/cancel/",
+            self.admin_site.admin_view(self.cancel_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_cancel",
+        )
+        return [cancel, *super().get_urls()]
+
+    @admin.display(description="pipeline")
+    def pipeline_link(self, obj: PipelineRun) -> str:
+        return admin_link(obj.pipeline)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.is_active:
+            totals = obj.step_runs.aggregate(
+                rows_in=Coalesce(Sum("rows_in"), 0),
+                rows_out=Coalesce(Sum("rows_out"), 0),
+                rows_rejected=Coalesce(Sum("rows_rejected"), 0),
+                steps=Count("id"),
+            )
+            context["progress"] = totals
+            context["can_cancel"] = self.has_cancel_permission(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _cancel(self, request: HttpRequest, runs) -> None:
+        cancelled, stopping, finished = [], [], []
+        for run in runs:
+            if runner.cancel_run(run, actor=request.user):
+                run.refresh_from_db(fields=["status", "cancel_requested"])
+                (cancelled if run.status == RunStatus.CANCELLED else stopping).append(run)
+            else:
+                finished.append(run)
+        for runs_, text, level in (
+            (cancelled, "Cancelled {}.", messages.SUCCESS),
+            (stopping, "Asked {} to stop after the current file or step.", messages.SUCCESS),
+            (finished, "Not cancelled (already finished): {}.", messages.WARNING),
+        ):
+            if runs_:
+                links = format_html_join(", ", "{}", ((admin_link(r, f"run #{r.pk}"),) for r in runs_))
+                self.message_user(request, format_html(text, links), level)
+
+    @admin.action(description="Cancel selected runs", permissions=["cancel"])
+    def cancel(self, request: HttpRequest, queryset) -> None:
+        self._cancel(request, queryset)
+
+    @method_decorator(require_POST)
+    def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_cancel_permission(request, run):
+            raise PermissionDenied
+        self._cancel(request, [run])
+        return HttpResponseRedirect(reverse("admin:pipelines_pipelinerun_change", args=[run.pk]))
+
+
+class LoadedBatchInline(ReadOnlyInline, admin.TabularInline):
+    model = LoadedBatch
+    fields = ("file", "batch_id", "status_badge", "rows_loaded", "rows_rejected", "reason", "created_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("dataset")
+
+    @admin.display(description="status")
+    def status_badge(self, obj: LoadedBatch) -> str:
+        return status_badge(obj.status, obj.get_status_display())
+
+
+@admin.register(StepRun)
+class StepRunAdmin(RunRecordDisplay, ReadOnlyAdmin):
+    list_display = (
+        "run", "step_name", "kind", "status_badge", "duration_display", "rows_in", "rows_out",
+        "rows_rejected", "started_at",
+    )
+    list_filter = ("status", "kind")
+    list_select_related = ("run__pipeline",)
+    search_fields = ("step_name", "run__pipeline__name", "error")
+    readonly_fields = (
+        "run_link", "step_name", "kind", "position", "output_link", "status_badge", "started_at",
+        "finished_at", "duration_display", "rows_in", "rows_out", "rows_rejected", "error",
+        "traceback_pre", "sql_pre", "details_pre",
+    )
+    fieldsets = (
+        (None, {"fields": ("run_link", "step_name", "kind", "position", "output_link", "status_badge")}),
+        ("Timings and rows", {"fields": (
+            "started_at", "finished_at", "duration_display", "rows_in", "rows_out", "rows_rejected",
+        )}),
+        ("Error", {"fields": ("error", "traceback_pre")}),
+        ("As executed", {"fields": ("sql_pre", "details_pre")}),
+    )
+    inlines = (LoadedBatchInline,)
+
+    class Media:
+        css = ADMIN_CSS
+
+    @admin.display(description="run")
+    def run_link(self, obj: StepRun) -> str:
+        return admin_link(obj.run)
+
+    @admin.display(description="output")
+    def output_link(self, obj: StepRun) -> str | None:
+        return admin_link(obj.output, obj.output.qualified_table) if obj.output else None
+
+    @admin.display(description="SQL as executed")
+    def sql_pre(self, obj: StepRun) -> str | None:
+        return pre(obj.sql)
+
+    @admin.display(description="details")
+    def details_pre(self, obj: StepRun) -> str | None:
+        return pre(json.dumps(obj.details, indent=2, sort_keys=True, default=str)) if obj.details else None
+
+
+@admin.register(LoadedBatch)
+class LoadedBatchAdmin(ReadOnlyAdmin):
+    list_display = (
+        "dataset", "file", "status_badge", "rows_loaded", "rows_rejected", "reason_line", "created_at",
+    )
+    list_filter = ("status", "dataset")
+    list_select_related = ("dataset",)
+    search_fields = ("file", "batch_id", "checksum", "dataset__name")
+    date_hierarchy = "created_at"
+    readonly_fields = (
+        "dataset_link", "step_run_link", "batch_id", "file", "checksum", "size_bytes", "status_badge",
+        "rows_loaded", "rows_rejected", "reason", "created_at",
+    )
+    fields = readonly_fields
+
+    class Media:
+        css = ADMIN_CSS
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: LoadedBatch) -> str:
+        return status_badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="reason")
+    def reason_line(self, obj: LoadedBatch) -> str:
+        return first_line(obj.reason)
+
+    @admin.display(description="dataset")
+    def dataset_link(self, obj: LoadedBatch) -> str:
+        return admin_link(obj.dataset)
+
+    @admin.display(description="step run")
+    def step_run_link(self, obj: LoadedBatch) -> str | None:
+        return admin_link(obj.step_run, f"step run #{obj.step_run_id}") if obj.step_run_id else None
