@@ -1,0 +1,129 @@
+"""A real Celery worker and beat against PostgreSQL and Redis (no mocks of either)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from atlas.celery import app as celery_app
+from conftest import service_or_skip
+from pipelines import runner
+from pipelines.models import PipelineRun, RunStatus, Trigger
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
+BROKER = "redis://127.0.0.1:6379/14"
+
+
+@pytest.fixture
+def broker(settings):
+    service_or_skip("Redis", "127.0.0.1", 6379)
+    import redis
+
+    redis.Redis.from_url(BROKER).flushdb()
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = BROKER
+    saved = celery_app.conf.task_always_eager, celery_app.conf.broker_url
+    celery_app.conf.task_always_eager, celery_app.conf.broker_url = False, BROKER
+    celery_app.close()
+    yield BROKER
+    celery_app.conf.task_always_eager, celery_app.conf.broker_url = saved
+    celery_app.close()
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "CELERY_BROKER_URL": BROKER,
+        "ATLAS_VAR_DIR": str(tmp_path / "worker-var"),
+        "SECRET_KEY": "worker-test",
+        "DJANGO_SETTINGS_MODULE": "atlas.settings",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+@pytest.fixture
+def start(tmp_path):
+    procs: list[subprocess.Popen] = []
+
+    def launch(*args: str) -> subprocess.Popen:
+        log = open(tmp_path / f"{args[0]}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "atlas", *args, "--loglevel=INFO"],
+            cwd=ROOT, env=_env(tmp_path), stdout=log, stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        return proc
+
+    yield launch
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _logs(tmp_path: Path) -> str:
+    return "\n".join(p.read_text(errors="replace")[-3000:] for p in tmp_path.glob("*.log"))
+
+
+def _wait_for(predicate, tmp_path: Path, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out; worker/beat logs:\n{_logs(tmp_path)}")
+
+
+WORKER = ("worker", "--pool=solo", "--without-mingle", "--without-gossip", "--without-heartbeat")
+
+
+def test_a_triggered_run_is_executed_by_a_worker_process(broker, simple_pipeline, start, tmp_path):
+    assert django_settings.CELERY_TASK_ALWAYS_EAGER is False
+    pipeline = simple_pipeline()
+    start(*WORKER)
+    run = runner.start_run(pipeline, trigger=Trigger.API)  # no --sync: on commit, to the broker
+    run.refresh_from_db()
+    assert run.celery_task_id
+
+    def finished():
+        run.refresh_from_db()
+        return not run.is_active
+
+    _wait_for(finished, tmp_path)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.step_runs.count() == 3 and run.rows_out == 7
+
+
+def test_beat_fires_a_pipeline_whose_schedule_is_due(broker, simple_pipeline, start, tmp_path):
+    pipeline = simple_pipeline()
+    pipeline.schedule = "* * * * *"
+    pipeline.save()
+    PeriodicTask.objects.filter(pk=pipeline.periodic_task_id).update(
+        last_run_at=timezone.now() - timedelta(hours=1)
+    )
+    start(*WORKER)
+    start("beat", "-S", "django", "--max-interval", "1", "--schedule", str(tmp_path / "beat-schedule"))
+
+    def scheduled_run_done():
+        run = PipelineRun.objects.filter(trigger=Trigger.SCHEDULE).first()
+        return run if run and not run.is_active else None
+
+    run = _wait_for(scheduled_run_done, tmp_path, timeout=120)
+    assert run.status == RunStatus.SUCCEEDED, run.error
