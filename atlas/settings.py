@@ -101,6 +101,10 @@ WAREHOUSE_URL = env.str("WAREHOUSE_URL", default="")
 if not WAREHOUSE_URL and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     WAREHOUSE_URL = f"duckdb:///{VAR_DIR / 'warehouse.duckdb'}"
 
+# Memory DuckDB may use (the embedded warehouse, and file parsing on PostgreSQL);
+# beyond it DuckDB spills to ATLAS_VAR_DIR/tmp, so loads run in bounded memory.
+ATLAS_DUCKDB_MEMORY_LIMIT = env.str("ATLAS_DUCKDB_MEMORY_LIMIT", default="1GB")
+
 # Named databases that SQL sources may query: ATLAS_SOURCE_DATABASES=name=url,name2=url2
 ATLAS_SOURCE_DATABASES = env.dict("ATLAS_SOURCE_DATABASES", default={})
 

@@ -15,6 +15,13 @@ from .base import Cursor, FileFormat, LoadResult, Warehouse, WarehouseError
 from .filereader import IngestError, plan_scan
 
 
+def duckdb_config() -> dict[str, str]:
+    """Bounded memory: DuckDB spills to disk past the limit instead of growing."""
+    tmp = Path(settings.VAR_DIR) / "tmp" / "duckdb"
+    tmp.mkdir(parents=True, exist_ok=True)
+    return {"memory_limit": settings.ATLAS_DUCKDB_MEMORY_LIMIT, "temp_directory": str(tmp)}
+
+
 class DuckDBWarehouse(Warehouse):
     vendor = "duckdb"
     dialect = "duckdb"
@@ -30,7 +37,7 @@ class DuckDBWarehouse(Warehouse):
                 if self.path != ":memory:":
                     Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    self._con = duckdb.connect(self.path)
+                    self._con = duckdb.connect(self.path, config=duckdb_config())
                 except duckdb.IOException as exc:
                     raise WarehouseError(
                         f"Cannot open the DuckDB warehouse {self.path}: {exc}. The embedded warehouse"

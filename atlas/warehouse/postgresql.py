@@ -31,6 +31,7 @@ from .base import (
     Warehouse,
     WarehouseError,
 )
+from .duckdb import duckdb_config
 from .filereader import IngestError, plan_scan
 
 _CHUNK = 1 << 20
@@ -124,7 +125,7 @@ class PostgresWarehouse(Warehouse):
         batch_id: str,
         source_label: str,
     ) -> LoadResult:
-        duck = duckdb.connect(config={"memory_limit": "512MB", "preserve_insertion_order": True})
+        duck = duckdb.connect(config={**duckdb_config(), "preserve_insertion_order": True})
         try:
             scan = plan_scan(
                 path, fmt, options, tag="load", max_line_bytes=settings.ATLAS_INGEST_MAX_LINE_BYTES, duck=duck

@@ -240,3 +240,41 @@ def test_a_sql_source_exports_its_query(wh, ingest_pipeline, tmp_path, settings)
     run = run_now(ingest_pipeline(kind="sql", database="shop", query="SELECT id, email FROM c ORDER BY id"))
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert explore_rows(wh, "landing", "id, email") == [("1", "a@x.org"), ("2", None)]
+
+
+def test_an_uploaded_file_is_loaded(wh, db, settings, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from pipelines.models import Dataset, Pipeline, Source, Step
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    source = Source(name="upload", kind="upload", upload=SimpleUploadedFile("u.csv", b"id,v\n1,a\n"))
+    source.full_clean()
+    source.save()
+    pipeline = Pipeline.objects.create(name="up")
+    out = Dataset.objects.create(name="raw_up", layer="explore", table="up")
+    Step.objects.create(pipeline=pipeline, name="ingest", kind="ingest", source=source, output=out)
+    assert run_now(pipeline).status == RunStatus.SUCCEEDED
+    assert explore_rows(wh, "up", "id, v") == [("1", "a")]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"kind": "path", "location": ""}, "needs a file path"),
+        ({"kind": "url", "location": "ftp://x"}, "http:// or https://"),
+        ({"kind": "upload"}, "needs a file"),
+        ({"kind": "sql", "database": "nope", "query": "DELETE FROM x"}, "Unknown database"),
+        ({"location": "/x", "options": {"delimiter": ";;"}}, "single character"),
+        ({"location": "/x", "options": {"encoding": "ebcdic"}}, "encoding must be one of"),
+        ({"location": "/x", "options": {"colour": "red"}}, "Unknown option"),
+        ({"location": "/x", "schema": "id,name"}, "list of names"),
+    ],
+)
+def test_a_bad_source_definition_is_refused_on_save(db, fields, message):
+    from django.core.exceptions import ValidationError
+
+    from pipelines.models import Source
+
+    with pytest.raises(ValidationError, match=message):
+        Source(name="bad", **fields).full_clean()
