@@ -225,7 +225,12 @@ class DatasetColumnInline(admin.TabularInline):
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
     list_display = (
-        "name", "layer", "qualified_table", "row_count", "last_loaded_at", "columns_count",
+        "name",
+        "layer",
+        "qualified_table",
+        "row_count",
+        "last_loaded_at",
+        "columns_count",
     )
     list_filter = ("layer",)
     search_fields = ("name", "table", "description")
@@ -233,7 +238,10 @@ class DatasetAdmin(admin.ModelAdmin):
     readonly_fields = ("row_count", "last_loaded_at", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "layer", "table", "description", "owner")}),
-        ("Load statistics", {"fields": ("row_count", "last_loaded_at", "created_at", "updated_at")}),
+        (
+            "Load statistics",
+            {"fields": ("row_count", "last_loaded_at", "created_at", "updated_at")},
+        ),
     )
     inlines = (DatasetColumnInline,)
     change_form_template = "admin/pipelines/dataset/change_form.html"
@@ -278,7 +286,14 @@ class StepForm(ModelForm):
     class Meta:
         model = Step
         fields = (
-            "name", "kind", "position", "source", "output", "sql", "write_mode", "merge_keys",
+            "name",
+            "kind",
+            "position",
+            "source",
+            "output",
+            "sql",
+            "write_mode",
+            "merge_keys",
             "max_rejected_share",
         )
         widgets = {
@@ -286,12 +301,6 @@ class StepForm(ModelForm):
                 attrs={"rows": 10, "cols": 100, "class": "atlas-sql", "spellcheck": "false"}
             ),
         }
-
-    def _post_clean(self) -> None:
-        # Step.clean() needs a valid kind; without one the field error already says what to fix.
-        if "kind" in self._errors:
-            return
-        super()._post_clean()
 
 
 class StepFormSet(BaseInlineFormSet):
@@ -333,9 +342,12 @@ class StepInline(admin.StackedInline):
     def derived_inputs(self, obj: Step) -> str | None:
         if not obj.pk:
             return None
-        return format_html_join(
-            ", ", "{}", ((admin_link(ds, ds.qualified_table),) for ds in obj.inputs.all())
-        ) or None
+        return (
+            format_html_join(
+                ", ", "{}", ((admin_link(ds, ds.qualified_table),) for ds in obj.inputs.all())
+            )
+            or None
+        )
 
 
 def _last_run(field: str) -> Subquery:
@@ -346,7 +358,12 @@ def _last_run(field: str) -> Subquery:
 @admin.register(Pipeline)
 class PipelineAdmin(admin.ModelAdmin):
     list_display = (
-        "name", "enabled", "schedule", "steps_count", "last_run_badge", "last_run_at",
+        "name",
+        "enabled",
+        "schedule",
+        "steps_count",
+        "last_run_badge",
+        "last_run_at",
     )
     list_filter = ("enabled",)
     search_fields = ("name", "description")
@@ -428,7 +445,9 @@ class PipelineAdmin(admin.ModelAdmin):
         started = [run for pipeline in queryset if (run := self._start(request, pipeline))]
         if started:
             links = format_html_join(
-                ", ", "{} ({})", ((admin_link(run, f"run #{run.pk}"), run.pipeline) for run in started)
+                ", ",
+                "{} ({})",
+                ((admin_link(run, f"run #{run.pk}"), run.pipeline) for run in started),
             )
             self.message_user(request, format_html("Started {}.", links), messages.SUCCESS)
 
@@ -441,7 +460,9 @@ class PipelineAdmin(admin.ModelAdmin):
             raise PermissionDenied
         run = self._start(request, pipeline)
         if run is None:
-            return HttpResponseRedirect(reverse("admin:pipelines_pipeline_change", args=[pipeline.pk]))
+            return HttpResponseRedirect(
+                reverse("admin:pipelines_pipeline_change", args=[pipeline.pk])
+            )
         self.message_user(
             request,
             format_html("Started {} of {}.", admin_link(run, f"run #{run.pk}"), pipeline),
@@ -454,8 +475,17 @@ class PipelineAdmin(admin.ModelAdmin):
 class StepRunInline(RunRecordDisplay, ReadOnlyInline, admin.TabularInline):
     model = StepRun
     fields = (
-        "position", "step_name", "kind", "output_link", "status_badge", "duration_display",
-        "rows_in", "rows_out", "rows_rejected", "error_line", "details_link",
+        "position",
+        "step_name",
+        "kind",
+        "output_link",
+        "status_badge",
+        "duration_display",
+        "rows_in",
+        "rows_out",
+        "rows_rejected",
+        "error_line",
+        "details_link",
     )
     readonly_fields = fields
 
@@ -481,8 +511,16 @@ class CancelPermission:
 @admin.register(PipelineRun)
 class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
     list_display = (
-        "id", "pipeline", "status_badge", "trigger", "triggered_by", "created_at",
-        "duration_display", "rows_in", "rows_out", "rows_rejected",
+        "id",
+        "pipeline",
+        "status_badge",
+        "trigger",
+        "triggered_by",
+        "created_at",
+        "duration_display",
+        "rows_in",
+        "rows_out",
+        "rows_rejected",
     )
     list_display_links = ("id",)
     list_filter = ("status", "trigger", "pipeline")
@@ -490,19 +528,50 @@ class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
     date_hierarchy = "created_at"
     search_fields = ("pipeline__name", "error")
     readonly_fields = (
-        "pipeline_link", "status_badge", "trigger", "triggered_by", "current_step",
-        "cancel_requested", "celery_task_id", "created_at", "started_at", "finished_at",
-        "heartbeat_at", "duration_display", "rows_in", "rows_out", "rows_rejected", "error",
+        "pipeline_link",
+        "status_badge",
+        "trigger",
+        "triggered_by",
+        "current_step",
+        "cancel_requested",
+        "celery_task_id",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "heartbeat_at",
+        "duration_display",
+        "rows_in",
+        "rows_out",
+        "rows_rejected",
+        "error",
         "traceback_pre",
     )
     fieldsets = (
-        (None, {"fields": (
-            "pipeline_link", "status_badge", "trigger", "triggered_by", "current_step",
-            "cancel_requested",
-        )}),
-        ("Timings", {"fields": (
-            "created_at", "started_at", "finished_at", "heartbeat_at", "duration_display",
-        )}),
+        (
+            None,
+            {
+                "fields": (
+                    "pipeline_link",
+                    "status_badge",
+                    "trigger",
+                    "triggered_by",
+                    "current_step",
+                    "cancel_requested",
+                )
+            },
+        ),
+        (
+            "Timings",
+            {
+                "fields": (
+                    "created_at",
+                    "started_at",
+                    "finished_at",
+                    "heartbeat_at",
+                    "duration_display",
+                )
+            },
+        ),
         ("Rows", {"fields": ("rows_in", "rows_out", "rows_rejected")}),
         ("Error", {"fields": ("error", "traceback_pre", "celery_task_id")}),
     )
@@ -540,18 +609,17 @@ class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
     def _cancel(self, request: HttpRequest, runs) -> None:
         cancelled, stopping, finished = [], [], []
         for run in runs:
-            if runner.cancel_run(run, actor=request.user):
-                run.refresh_from_db(fields=["status", "cancel_requested"])
-                (cancelled if run.status == RunStatus.CANCELLED else stopping).append(run)
-            else:
-                finished.append(run)
+            outcome = runner.cancel_run(run, actor=request.user)
+            {"cancelled": cancelled, "stopping": stopping, None: finished}[outcome].append(run)
         for runs_, text, level in (
             (cancelled, "Cancelled {}.", messages.SUCCESS),
             (stopping, "Asked {} to stop after the current file or step.", messages.SUCCESS),
             (finished, "Not cancelled (already finished): {}.", messages.WARNING),
         ):
             if runs_:
-                links = format_html_join(", ", "{}", ((admin_link(r, f"run #{r.pk}"),) for r in runs_))
+                links = format_html_join(
+                    ", ", "{}", ((admin_link(r, f"run #{r.pk}"),) for r in runs_)
+                )
                 self.message_user(request, format_html(text, links), level)
 
     @admin.action(description="Cancel selected runs", permissions=["cancel"])
@@ -571,7 +639,15 @@ class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
 
 class LoadedBatchInline(ReadOnlyInline, admin.TabularInline):
     model = LoadedBatch
-    fields = ("file", "batch_id", "status_badge", "rows_loaded", "rows_rejected", "reason", "created_at")
+    fields = (
+        "file",
+        "batch_id",
+        "status_badge",
+        "rows_loaded",
+        "rows_rejected",
+        "reason",
+        "created_at",
+    )
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest):
@@ -585,22 +661,64 @@ class LoadedBatchInline(ReadOnlyInline, admin.TabularInline):
 @admin.register(StepRun)
 class StepRunAdmin(RunRecordDisplay, ReadOnlyAdmin):
     list_display = (
-        "run", "step_name", "kind", "status_badge", "duration_display", "rows_in", "rows_out",
-        "rows_rejected", "started_at",
+        "run",
+        "step_name",
+        "kind",
+        "status_badge",
+        "duration_display",
+        "rows_in",
+        "rows_out",
+        "rows_rejected",
+        "started_at",
     )
     list_filter = ("status", "kind")
     list_select_related = ("run__pipeline",)
     search_fields = ("step_name", "run__pipeline__name", "error")
     readonly_fields = (
-        "run_link", "step_name", "kind", "position", "output_link", "status_badge", "started_at",
-        "finished_at", "duration_display", "rows_in", "rows_out", "rows_rejected", "error",
-        "traceback_pre", "sql_pre", "details_pre",
+        "run_link",
+        "step_name",
+        "kind",
+        "position",
+        "output_link",
+        "status_badge",
+        "started_at",
+        "finished_at",
+        "duration_display",
+        "rows_in",
+        "rows_out",
+        "rows_rejected",
+        "error",
+        "traceback_pre",
+        "sql_pre",
+        "details_pre",
     )
     fieldsets = (
-        (None, {"fields": ("run_link", "step_name", "kind", "position", "output_link", "status_badge")}),
-        ("Timings and rows", {"fields": (
-            "started_at", "finished_at", "duration_display", "rows_in", "rows_out", "rows_rejected",
-        )}),
+        (
+            None,
+            {
+                "fields": (
+                    "run_link",
+                    "step_name",
+                    "kind",
+                    "position",
+                    "output_link",
+                    "status_badge",
+                )
+            },
+        ),
+        (
+            "Timings and rows",
+            {
+                "fields": (
+                    "started_at",
+                    "finished_at",
+                    "duration_display",
+                    "rows_in",
+                    "rows_out",
+                    "rows_rejected",
+                )
+            },
+        ),
         ("Error", {"fields": ("error", "traceback_pre")}),
         ("As executed", {"fields": ("sql_pre", "details_pre")}),
     )
@@ -623,21 +741,40 @@ class StepRunAdmin(RunRecordDisplay, ReadOnlyAdmin):
 
     @admin.display(description="details")
     def details_pre(self, obj: StepRun) -> str | None:
-        return pre(json.dumps(obj.details, indent=2, sort_keys=True, default=str)) if obj.details else None
+        return (
+            pre(json.dumps(obj.details, indent=2, sort_keys=True, default=str))
+            if obj.details
+            else None
+        )
 
 
 @admin.register(LoadedBatch)
 class LoadedBatchAdmin(ReadOnlyAdmin):
     list_display = (
-        "dataset", "file", "status_badge", "rows_loaded", "rows_rejected", "reason_line", "created_at",
+        "dataset",
+        "file",
+        "status_badge",
+        "rows_loaded",
+        "rows_rejected",
+        "reason_line",
+        "created_at",
     )
     list_filter = ("status", "dataset")
     list_select_related = ("dataset",)
     search_fields = ("file", "batch_id", "checksum", "dataset__name")
     date_hierarchy = "created_at"
     readonly_fields = (
-        "dataset_link", "step_run_link", "batch_id", "file", "checksum", "size_bytes", "status_badge",
-        "rows_loaded", "rows_rejected", "reason", "created_at",
+        "dataset_link",
+        "step_run_link",
+        "batch_id",
+        "file",
+        "checksum",
+        "size_bytes",
+        "status_badge",
+        "rows_loaded",
+        "rows_rejected",
+        "reason",
+        "created_at",
     )
     fields = readonly_fields
 

@@ -270,6 +270,8 @@ class Step(models.Model):
         return [k.strip() for k in self.merge_keys.split(",") if k.strip()]
 
     def clean(self) -> None:
+        if self.kind not in self.Kind.values:
+            raise ValidationError({"kind": f"Choose one of: {', '.join(self.Kind.values)}."})
         errors: dict[str, str] = {}
         if self.kind == self.Kind.INGEST:
             if not self.source_id:

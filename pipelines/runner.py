@@ -72,7 +72,8 @@ def plan_steps(pipeline: Pipeline, steps: list[Step] | None = None) -> list[Step
         spec = StepSpec(key=id(step), name=step.name, output=step.output_id, inputs=frozenset(d.pk for d in inputs))
         specs.append(spec)
         by_key[spec.key] = step
-    elsewhere = Step.objects.exclude(pipeline=pipeline).values_list("output_id", flat=True) if pipeline.pk else []
+    others = Step.objects.exclude(pipeline=pipeline) if pipeline.pk else Step.objects.all()
+    elsewhere = others.values_list("output_id", flat=True)
     names = {d.pk: d.qualified_table for d in known.values()}
     return [by_key[s.key] for s in plan(specs, produced_elsewhere=elsewhere, names=names)]
 
@@ -127,13 +128,18 @@ def _execute_in_thread(run_id: int) -> None:
         close_old_connections()
 
 
-def cancel_run(run: PipelineRun, *, actor=None) -> bool:
-    """Cancel a queued run at once; ask a running one to stop after its current file or step."""
+def cancel_run(run: PipelineRun, *, actor=None) -> str | None:
+    """Cancel a queued run at once; ask a running one to stop after its current file or step.
+
+    Returns ``"cancelled"``, ``"stopping"`` or None when the run had already ended.
+    """
     if PipelineRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
         status=RunStatus.CANCELLED, finished_at=timezone.now(), error="Cancelled before it started."
     ):
-        return True
-    return bool(PipelineRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested=True))
+        return "cancelled"
+    if PipelineRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested=True):
+        return "stopping"
+    return None
 
 
 def reap_stale_runs() -> int:

@@ -190,7 +190,7 @@ def test_an_empty_hook_list_works(wh, simple_pipeline, settings):
 def test_cancelling_a_queued_run_frees_the_pipeline(wh, simple_pipeline):
     pipeline = simple_pipeline()
     run = runner.start_run(pipeline, dispatch=False)
-    assert runner.cancel_run(run)
+    assert runner.cancel_run(run) == "cancelled"
     assert runner.execute_run(run.pk) is None
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED

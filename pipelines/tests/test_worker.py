@@ -22,7 +22,8 @@ from pipelines.models import PipelineRun, RunStatus, Trigger
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
-BROKER = "redis://127.0.0.1:6379/14"
+# One Redis database per xdist worker, so parallel runs never take each other's tasks.
+BROKER = f"redis://127.0.0.1:6379/{10 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0)}"
 
 
 @pytest.fixture
