@@ -102,8 +102,8 @@ def admin_link(obj, text: object | None = None) -> str | None:
     return format_html('<a href="{}">{}</a>', url, obj if text is None else text)
 
 
-def pre(text: str) -> str | None:
-    return format_html('<pre class="atlas-pre">{}</pre>', text) if text else None
+def pre(text: str) -> str:
+    return format_html('<pre class="atlas-pre">{}</pre>', text) if text else "-"
 
 
 def table_preview(schema: str, table: str, limit: int = PREVIEW_ROWS) -> dict:
@@ -180,7 +180,7 @@ class RunRecordDisplay:
         return first_line(obj.error)
 
     @admin.display(description="traceback")
-    def traceback_pre(self, obj) -> str | None:
+    def traceback_pre(self, obj) -> str:
         return pre(obj.traceback)
 
 
