@@ -37,8 +37,8 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 check: install
-	$(PY) manage.py check
-	$(PY) manage.py makemigrations --check --dry-run
+	DEBUG=true $(PY) manage.py check
+	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
 bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
