@@ -7,6 +7,9 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY atlas atlas
 COPY pipelines pipelines
+COPY quality quality
+COPY compliance compliance
+COPY lineage lineage
 RUN pip install --no-cache-dir '.[prod]'
 
 COPY manage.py ./

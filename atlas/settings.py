@@ -48,6 +48,9 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "atlas",
     "pipelines",
+    "quality",
+    "compliance",
+    "lineage",
 ]
 
 MIDDLEWARE = [
@@ -91,7 +94,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not memory) so threads and the lock tests see one database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_atlas.sqlite3")}
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0 if TESTING else 60))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The warehouse: ``duckdb:///path/file.duckdb`` or ``postgresql://...``.  Unset, it

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from atlas.warehouse import WarehouseError, get_warehouse
@@ -125,7 +125,7 @@ def _execute_in_thread(run_id: int) -> None:
     try:
         execute_run(run_id)
     finally:
-        close_old_connections()
+        connections.close_all()
 
 
 def cancel_run(run: PipelineRun, *, actor=None) -> str | None:
@@ -172,7 +172,7 @@ class _Heartbeat:
             while not self._stop.wait(HEARTBEAT_SECONDS):
                 PipelineRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
         finally:
-            close_old_connections()
+            connections.close_all()
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()

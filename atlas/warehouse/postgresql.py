@@ -54,7 +54,9 @@ class PostgresWarehouse(Warehouse):
 
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
-        self._local = threading.local()
+        self._local = threading.local()  # one connection per thread
+        self._all: list[psycopg.Connection] = []
+        self._all_lock = threading.Lock()
 
     def _conn(self) -> psycopg.Connection:
         conn = getattr(self._local, "conn", None)
@@ -64,13 +66,16 @@ class PostgresWarehouse(Warehouse):
             except psycopg.OperationalError as exc:
                 raise WarehouseError(f"Cannot connect to the PostgreSQL warehouse: {exc}") from exc
             self._local.conn = conn
+            with self._all_lock:
+                self._all = [c for c in self._all if not c.closed] + [conn]
         return conn
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close the connections of every thread."""
+        with self._all_lock:
+            for conn in self._all:
+                conn.close()
+            self._all = []
 
     @contextmanager
     def cursor(self) -> Iterator[Cursor]:

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 from conftest import IN_CI
 from pipelines.models import PipelineRun, RunStatus
@@ -39,6 +40,8 @@ def browser_page(live_server, monkeypatch):
         page.wait_for_url(f"{live_server.url}/admin/")
         yield page, live_server.url
         browser.close()
+        # ORM calls made inside Playwright's loop use connections of that context: close them here.
+        connections.close_all()
 
 
 def test_run_now_from_the_pipeline_page_shows_the_finished_run(browser_page, wh, simple_pipeline):
