@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
+from atlas import audit
 from atlas.warehouse import WarehouseError, get_warehouse
 
 from . import hooks
@@ -101,6 +102,7 @@ def start_run(pipeline: Pipeline, *, actor=None, trigger: str = Trigger.MANUAL, 
                 trigger=trigger,
                 triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
             )
+            audit.record("pipeline.run", actor=actor, target=pipeline, run_id=run.pk, trigger=trigger)
     except IntegrityError:
         raise RunAlreadyActive(pipeline, pipeline.runs.active().first()) from None
     if dispatch:
@@ -133,13 +135,17 @@ def cancel_run(run: PipelineRun, *, actor=None) -> str | None:
 
     Returns ``"cancelled"``, ``"stopping"`` or None when the run had already ended.
     """
-    if PipelineRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-        status=RunStatus.CANCELLED, finished_at=timezone.now(), error="Cancelled before it started."
-    ):
-        return "cancelled"
-    if PipelineRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested=True):
-        return "stopping"
-    return None
+    with transaction.atomic():
+        if PipelineRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+            status=RunStatus.CANCELLED, finished_at=timezone.now(), error="Cancelled before it started."
+        ):
+            outcome = "cancelled"
+        elif PipelineRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested=True):
+            outcome = "stopping"
+        else:
+            return None
+        audit.record("pipeline.cancel", actor=actor, target=run.pipeline, run_id=run.pk, outcome=outcome)
+    return outcome
 
 
 def reap_stale_runs() -> int:

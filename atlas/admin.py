@@ -1,0 +1,23 @@
+from django.contrib import admin
+
+from .models import AuditEvent
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only for everyone: the log is append-only, and the admin cannot change that."""
+
+    list_display = ("seq", "at", "actor_name", "action", "target_type", "target_repr")
+    list_filter = ("action", "target_type")
+    search_fields = ("actor_name", "action", "target_repr", "target_id")
+    date_hierarchy = "at"
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
