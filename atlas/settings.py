@@ -45,6 +45,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_prometheus",
     "django_celery_beat",
     "atlas",
     "pipelines",
@@ -54,6 +59,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -62,6 +68,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "atlas.urls"
@@ -122,8 +129,42 @@ ATLAS_RUN_STALE_SECONDS = env.int("ATLAS_RUN_STALE_SECONDS", default=3600)
 ATLAS_INGEST_MAX_LINE_BYTES = env.int("ATLAS_INGEST_MAX_LINE_BYTES", default=2_000_000)
 # How much of a rejected raw record is kept in quarantine.
 ATLAS_QUARANTINE_RAW_CHARS = env.int("ATLAS_QUARANTINE_RAW_CHARS", default=65_536)
+# Failing rows kept as a sample per failed quality check.
+ATLAS_QUALITY_SAMPLE_ROWS = env.int("ATLAS_QUALITY_SAMPLE_ROWS", default=10)
 ATLAS_HTTP_TIMEOUT_SECONDS = env.float("ATLAS_HTTP_TIMEOUT_SECONDS", default=30.0)
 ATLAS_DEMO_DIR = Path(env.str("ATLAS_DEMO_DIR", default=str(VAR_DIR / "demo")))
+
+# --- PII (compliance) -------------------------------------------------------
+# Key of the HMAC-SHA256 pseudonyms written to Chart: the same key gives the same
+# token in every table (joins still work); without it a token cannot be reversed.
+# Unset in production, a step with a hash policy fails with a clear message (never a
+# silent default key); DEBUG and tests use a development key.
+PII_HASH_KEY = env.str("PII_HASH_KEY", default="")
+if not PII_HASH_KEY and (DEBUG or TESTING):
+    PII_HASH_KEY = "insecure-development-pii-key-never-use-in-production"
+# An installed spaCy model to add NER to PII detection (e.g. en_core_web_sm); blank: none.
+PII_SPACY_MODEL = env.str("PII_SPACY_MODEL", default="")
+PII_SAMPLE_SIZE = env.int("PII_SAMPLE_SIZE", default=200)  # distinct values per column
+PII_SCAN_ROWS = env.int("PII_SCAN_ROWS", default=100_000)  # larger tables are row-sampled first
+PII_MIN_SHARE = env.float("PII_MIN_SHARE", default=0.6)  # share of values that must match
+PII_MIN_SCORE = env.float("PII_MIN_SCORE", default=0.35)  # mean recognizer score of the matches
+PII_SCAN_AFTER_INGEST = env.bool("PII_SCAN_AFTER_INGEST", default=True)
+# Who may not see PII gets masked values from every page that shows warehouse rows.
+ATLAS_ROW_MASKER = env.str("ATLAS_ROW_MASKER", default="compliance.masking.mask_rows")
+# The policy a confirmed finding proposes, per entity type (action, options, reason).
+PII_DEFAULT_POLICIES: dict[str, dict] = {
+    "EMAIL_ADDRESS": {"action": "hash"},
+    "PHONE_NUMBER": {"action": "mask", "options": {"keep_last": 4}},
+    "PERSON": {"action": "redact"},
+    "DATE_OF_BIRTH": {"action": "generalise", "options": {"to": "year"}},
+    "STREET_ADDRESS": {"action": "redact"},
+    "POSTCODE": {"action": "generalise", "options": {"to": "prefix", "chars": 3}},
+    "LOCATION": {"action": "keep", "reason": "City-level location is coarse; kept for regional reporting."},
+    "CREDIT_CARD": {"action": "mask", "options": {"keep_last": 4}},
+    "IBAN_CODE": {"action": "mask", "options": {"keep_last": 4}},
+    "IP_ADDRESS": {"action": "hash"},
+    "*": {"action": "hash"},
+}
 
 # --- Celery ----------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -144,8 +185,27 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     # Runs whose worker died stop blocking their pipeline.
     "atlas: reap stale runs": {"task": "pipelines.reap_stale_runs", "schedule": 300.0},
+    # Freshness checks also run on their own, between pipeline runs.
+    "quality: check freshness": {
+        "task": "quality.check_freshness",
+        "schedule": env.float("ATLAS_FRESHNESS_INTERVAL_SECONDS", default=900.0),
+    },
+    # Emitted OpenLineage events waiting in the outbox go to OPENLINEAGE_URL.
+    "lineage: deliver OpenLineage events": {"task": "lineage.deliver_events", "schedule": 30.0},
 }
 CELERY_TASK_ROUTES = {"pipelines.tasks.*": {"queue": env.str("ATLAS_PIPELINE_QUEUE", "celery")}}
+
+# --- Lineage (OpenLineage) ---------------------------------------------------
+# Where emitted events are delivered (Marquez: http://host:5000); unset, they wait in the outbox.
+OPENLINEAGE_URL = env.str("OPENLINEAGE_URL", default="")
+OPENLINEAGE_ENDPOINT = env.str("OPENLINEAGE_ENDPOINT", default="api/v1/lineage")
+OPENLINEAGE_API_KEY = env.str("OPENLINEAGE_API_KEY", default="")
+# Namespace of Atlas's jobs and warehouse datasets in the events.
+OPENLINEAGE_NAMESPACE = env.str("OPENLINEAGE_NAMESPACE", default="atlas")
+# Retries: exponential backoff from BASE up to MAX seconds; after MAX_ATTEMPTS the event is failed (kept, retryable).
+OPENLINEAGE_MAX_ATTEMPTS = env.int("OPENLINEAGE_MAX_ATTEMPTS", default=12)
+OPENLINEAGE_RETRY_BASE_SECONDS = env.float("OPENLINEAGE_RETRY_BASE_SECONDS", default=10.0)
+OPENLINEAGE_RETRY_MAX_SECONDS = env.float("OPENLINEAGE_RETRY_MAX_SECONDS", default=3600.0)
 
 # --- i18n, static ----------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -167,8 +227,48 @@ STORAGES = {
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
+# The API's common pieces (auth, permissions, errors, paging, throttling) live in atlas/api/.
 REST_FRAMEWORK = {
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_PERMISSION_CLASSES": ["atlas.api.permissions.ModelPermissions"],
+    # Token first: an anonymous request is told how to authenticate (401 + WWW-Authenticate).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "atlas.api.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "atlas.api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "atlas.api.exceptions.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "atlas.api.throttling.AnonRateThrottle",
+        "atlas.api.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("ATLAS_API_THROTTLE_ANON", default="100000/day" if TESTING else "60/min"),
+        "user": env.str("ATLAS_API_THROTTLE_USER", default="100000/day" if TESTING else "1200/min"),
+        "run": env.str("ATLAS_API_THROTTLE_RUN", default="100000/day" if TESTING else "30/min"),
+    },
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Atlas API",
+    "DESCRIPTION": "Sources, datasets, pipelines and their runs. Every error has the body "
+    '{"error": {"code", "message", "detail"}}.',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "pipelines.models.RunStatus",
+        "SourceKindEnum": "pipelines.models.Source.Kind",
+        "StepKindEnum": "pipelines.models.Step.Kind",
+    },
 }
 
 LOGGING = {

@@ -1,12 +1,16 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
-from . import views
+from . import health, metrics, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
+    path("api/v1/lineage", include("lineage.api.urls")),
+    path("api/", include("atlas.api.urls")),
     path("admin/", admin.site.urls),
 ]
 if settings.DEBUG:

@@ -12,6 +12,7 @@ import json
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -24,6 +25,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
+from django.utils.module_loading import import_string
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
@@ -129,6 +131,17 @@ def table_preview(schema: str, table: str, limit: int = PREVIEW_ROWS) -> dict:
         "rows": [[_cell(v) for v in row] for row in rows],
         "limit": limit,
     }
+
+
+def mask_previews(user, dataset: Dataset, context: dict) -> None:
+    """Hide PII from users who may not see it (``ATLAS_ROW_MASKER``: the compliance app's)."""
+    if not settings.ATLAS_ROW_MASKER:
+        return
+    masker = import_string(settings.ATLAS_ROW_MASKER)
+    for key in ("preview", "quarantine"):
+        preview = context.get(key)
+        if preview and preview.get("loaded"):
+            preview["rows"] = masker(user, dataset, preview["columns"], preview["rows"])
 
 
 def _cell(value: object) -> object:
@@ -263,6 +276,7 @@ class DatasetAdmin(admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
             context.update(self.warehouse_context(obj))
+            mask_previews(request.user, obj, context)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def warehouse_context(self, dataset: Dataset) -> dict:

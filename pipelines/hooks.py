@@ -20,7 +20,8 @@ from django.utils.module_loading import import_string
 from atlas.warehouse import Warehouse
 
 logger = logging.getLogger(__name__)
-STAGES = ("prepare", "staged", "published", "failed")
+# ``skipped``: the step had nothing new to do (ingest: every file already loaded); nothing was published.
+STAGES = ("prepare", "staged", "published", "failed", "skipped")
 
 
 class GateFailed(Exception):

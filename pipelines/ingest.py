@@ -116,10 +116,13 @@ def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> Staged
         record.save()
         raise
     hooks.call("staged", ctx)
+    dropped = int(ctx.extra.pop("rows_quarantined", 0))  # moved to quarantine by a staged hook
     record.status = LoadedBatch.Status.LOADED
+    record.rows_loaded, record.rows_rejected = result.rows - dropped, rejected + dropped
     record.save()
-    outcome.rows_out += result.rows
-    return StagedBatch(ctx.staging, batch_id, dataset.qualified_table, f.checksum, f.label[:1000], result.rows)
+    outcome.rows_out += result.rows - dropped
+    outcome.rows_rejected += dropped
+    return StagedBatch(ctx.staging, batch_id, dataset.qualified_table, f.checksum, f.label[:1000], result.rows - dropped)
 
 
 def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:

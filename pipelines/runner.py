@@ -282,6 +282,8 @@ def run_step(run: PipelineRun, step: Step, step_run: StepRun) -> bool:
         step_run.save()
         if outcome.status != RunStatus.SKIPPED:
             hooks.call("published", ctx)
+        else:
+            hooks.call("skipped", ctx)
         return True
     except Exception as exc:
         ctx.error = exc

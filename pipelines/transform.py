@@ -50,7 +50,8 @@ def run_transform(ctx: StepContext) -> StepOutcome:
     ctx.extra["staged_tables"] = [ctx.staging]
     rows = wh.create_table_as(ctx.schema, ctx.staging, sql)
     hooks.call("staged", ctx)
+    dropped = int(ctx.extra.pop("rows_quarantined", 0))  # moved to quarantine by a staged hook
     wh.publish(schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=step.write_mode, keys=step.keys)
     ctx.extra["staged_tables"] = []
     ctx.staging = None
-    return StepOutcome(status=RunStatus.SUCCEEDED, rows_in=rows_in, rows_out=rows)
+    return StepOutcome(status=RunStatus.SUCCEEDED, rows_in=rows_in, rows_out=rows - dropped, rows_rejected=dropped)

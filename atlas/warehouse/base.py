@@ -150,6 +150,14 @@ class Warehouse:
     def literal(value: str) -> str:
         return "'" + str(value).replace("'", "''") + "'"
 
+    # Hidden column that addresses one row of a table within a transaction
+    # (PostgreSQL ctid, DuckDB rowid): quality moves failing rows by it.
+    row_locator: str = ""
+
+    def regex_match(self, expr: str) -> str:
+        """SQL that is true when ``expr`` matches the pattern bound to its one ``%s``."""
+        raise NotImplementedError
+
     def transpile(self, sql: str) -> str:
         """Operator SQL is written in the PostgreSQL dialect; render it for this engine."""
         if self.dialect == "postgres":
@@ -387,6 +395,72 @@ class Warehouse:
     def forget_batches(self, dataset: str) -> None:
         with self.cursor() as cur:
             cur.execute(f"DELETE FROM {self.table(META_SCHEMA, 'loaded_batches')} WHERE dataset = %s", [dataset])
+
+    # --- PII (compliance): sampling and the keyed pseudonym ---------------------
+    PII_KEYS_TABLE = "pii_keys"
+    PII_HMAC_FUNCTION = "pii_hmac"
+
+    def _row_sample_sql(self, schema: str, table: str, rows: int, total: int) -> str:  # pragma: no cover
+        """A SELECT of about ``rows`` random rows of the table (engine-specific sampling)."""
+        raise NotImplementedError
+
+    def sample_distinct(
+        self, schema: str, table: str, columns: Sequence[str], *, limit: int, scan_rows: int
+    ) -> dict[str, list[str]]:
+        """Up to ``limit`` random distinct non-null values (as text) per column, in one query.
+
+        Above ``scan_rows`` rows the table is sampled first (in the warehouse), so a
+        scan never reads or sorts the whole table; every column sees the same sample.
+        """
+        if not columns:
+            return {}
+        total = self.row_count(schema, table)
+        source = (
+            self._row_sample_sql(schema, table, scan_rows, total)
+            if total > scan_rows
+            else f"SELECT * FROM {self.table(schema, table)}"
+        )
+        parts = []
+        for i, col in enumerate(columns):
+            q = self.quote(col)
+            parts.append(
+                f"SELECT {i} AS i, v FROM (SELECT v FROM (SELECT DISTINCT CAST({q} AS text) AS v"
+                f" FROM _atlas_sample WHERE {q} IS NOT NULL) AS d{i} ORDER BY random() LIMIT {int(limit)}) AS s{i}"
+            )
+        sql = f"WITH _atlas_sample AS ({source}) " + " UNION ALL ".join(parts)
+        found: dict[str, list[str]] = {c: [] for c in columns}
+        with self.cursor() as cur:
+            for i, value in cur.execute(sql).fetchall():
+                found[columns[int(i)]].append(value)
+        return found
+
+    def ensure_pii_hmac(self, key_id: str, ipad: bytes, opad: bytes) -> None:
+        """Store the key's HMAC pads in the meta schema and define ``atlas.pii_hmac``.
+
+        The pads live in a table (never in the SQL text, which step runs keep), and
+        the function is HMAC-SHA256 built from the engine's own SHA-256, so both
+        engines give the same token as Python's ``hmac`` for the same key and text.
+        """
+        keys = self.table(META_SCHEMA, self.PII_KEYS_TABLE)
+        with self.cursor() as cur:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(META_SCHEMA)}")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {keys} (key_id text PRIMARY KEY, ipad bytea, opad bytea)")
+        with self.transaction() as cur:
+            cur.execute(f"DELETE FROM {keys} WHERE key_id = %s", [key_id])
+            cur.execute(f"INSERT INTO {keys} (key_id, ipad, opad) VALUES (%s, %s, %s)", [key_id, ipad, opad])
+        self._create_pii_hmac_function()
+
+    def _create_pii_hmac_function(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def pii_hmac_sql(self, expr_sql: str, key_id: str) -> str:
+        """The keyed pseudonym of a PostgreSQL-dialect expression (same SQL on both engines)."""
+        keys = self.table(META_SCHEMA, self.PII_KEYS_TABLE)
+        kid = self.literal(key_id)
+        return (
+            f"{self.quote(META_SCHEMA)}.{self.PII_HMAC_FUNCTION}(CAST({expr_sql} AS text),"
+            f" (SELECT ipad FROM {keys} WHERE key_id = {kid}), (SELECT opad FROM {keys} WHERE key_id = {kid}))"
+        )
 
     @staticmethod
     def safe_suffix(text: str) -> str:

@@ -25,6 +25,10 @@ def duckdb_config() -> dict[str, str]:
 class DuckDBWarehouse(Warehouse):
     vendor = "duckdb"
     dialect = "duckdb"
+    row_locator = "rowid"
+
+    def regex_match(self, expr: str) -> str:
+        return f"regexp_matches({expr}, %s)"
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -77,6 +81,17 @@ class DuckDBWarehouse(Warehouse):
             raw.execute("COMMIT")
         finally:
             raw.close()
+
+    def _row_sample_sql(self, schema: str, table: str, rows: int, total: int) -> str:
+        return f"SELECT * FROM {self.table(schema, table)} USING SAMPLE {int(rows)} ROWS"
+
+    def _create_pii_hmac_function(self) -> None:
+        # DuckDB has sha256 (hex) but no hmac: HMAC-SHA256 from its definition, as a macro.
+        with self.cursor() as cur:
+            cur.execute(
+                f"CREATE OR REPLACE MACRO {self.quote('atlas')}.{self.PII_HMAC_FUNCTION}(v, ipad, opad) AS"
+                " sha256(opad || unhex(sha256(ipad || encode(CAST(v AS VARCHAR)))))"
+            )
 
     def progress(self) -> float | None:
         """Share (0-100) of the running query done, if one runs."""

@@ -51,6 +51,10 @@ def conninfo_from_django(db: dict[str, Any]) -> str:
 class PostgresWarehouse(Warehouse):
     vendor = "postgresql"
     dialect = "postgres"
+    row_locator = "ctid"
+
+    def regex_match(self, expr: str) -> str:
+        return f"({expr} ~ %s)"
 
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
@@ -209,6 +213,20 @@ class PostgresWarehouse(Warehouse):
         if failure:
             raise IngestError(f"{path}: {failure[0]}")
         return int(rows)
+
+    def _row_sample_sql(self, schema: str, table: str, rows: int, total: int) -> str:
+        percent = min(100.0, 100.0 * rows * 1.2 / max(total, 1))
+        return f"SELECT * FROM {self.table(schema, table)} TABLESAMPLE BERNOULLI ({percent:.6f})"
+
+    def _create_pii_hmac_function(self) -> None:
+        # Built-in sha256 (PostgreSQL 11+), no pgcrypto: a one-expression SQL function
+        # that the planner inlines, so the pads' subqueries run once per statement.
+        with self.cursor() as cur:
+            cur.execute(
+                f"CREATE OR REPLACE FUNCTION {self.quote(META_SCHEMA)}.{self.PII_HMAC_FUNCTION}"
+                "(v text, ipad bytea, opad bytea) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS"
+                " $$ SELECT encode(sha256(opad || sha256(ipad || convert_to(v, 'UTF8'))), 'hex') $$"
+            )
 
     def publish_batches(self, *, schema: str, target: str, batches: list[StagedBatch], replace: bool) -> None:
         with self.transaction() as cur:

@@ -215,4 +215,36 @@ def install(data_dir: Path) -> Pipeline:
     from pipelines.runner import save_step_inputs
 
     save_step_inputs(pipeline)
+    install_checks(datasets)
     return pipeline
+
+
+# (layer, table, check name, kind, columns, params, severity)
+CHECKS = [
+    ("explore", "orders", "order_id_is_a_number", "regex", ["order_id"], {"pattern": "^ *[0-9]+ *$"}, "warn"),
+    ("chart", "customers", "one_row_per_customer", "unique", ["customer_id"], {}, "fail"),
+    ("chart", "customers", "email_shape", "regex", ["email"], {"pattern": "^[^@ ]+@[^@ ]+[.][a-z]+$"}, "warn"),
+    ("chart", "orders", "one_row_per_order", "unique", ["order_id"], {}, "fail"),
+    ("chart", "orders", "status_present", "not_null", ["status"], {}, "drop"),
+    ("chart", "orders", "status_known", "accepted_values", ["status"],
+     {"values": ["placed", "shipped", "delivered", "cancelled", "returned"]}, "drop"),
+    ("chart", "orders", "currency_code", "regex", ["currency"], {"pattern": "^[A-Z]{3}$"}, "fail"),
+    ("chart", "order_items", "positive_quantity", "range", ["quantity"], {"min": 1}, "drop"),
+    ("chart", "order_items", "order_exists", "referential", ["order_id"], {"dataset": "orders", "column": "order_id"}, "warn"),
+    ("chart", "payments", "method_known", "accepted_values", ["method"], {"values": ["card", "paypal", "bank_transfer"]}, "warn"),
+    ("navigate", "daily_revenue", "has_rows", "row_count", [], {"min": 1}, "fail"),
+    ("navigate", "daily_revenue", "revenue_not_negative", "custom_aggregate", [], {"sql": "min(revenue) >= 0"}, "fail"),
+    ("navigate", "customer_lifetime_value", "value_not_negative", "custom_row", [], {"sql": "lifetime_value >= 0"}, "fail"),
+]
+
+
+def install_checks(datasets: dict) -> None:
+    """The demo's quality gates: warn in Explore, drop and fail in Chart, fail on bad aggregates."""
+    from quality.models import Check
+
+    for layer, table, name, kind, columns, params, severity in CHECKS:
+        Check.objects.update_or_create(
+            dataset=datasets[(layer, table)],
+            name=name,
+            defaults={"kind": kind, "columns": columns, "params": params, "severity": severity},
+        )

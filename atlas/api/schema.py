@@ -1,0 +1,43 @@
+"""OpenAPI: every operation documents the error responses it can give, in the one error shape.
+
+Views declare only what is particular to them (409 on run); 400, 401, 403,
+404 and 429 are added here to every operation so the schema never lies by
+omission (schemathesis checks that every status code we answer is documented).
+"""
+
+from __future__ import annotations
+
+from drf_spectacular import openapi
+from rest_framework import serializers
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. not_found, invalid, conflict.")
+    message = serializers.CharField(help_text="What went wrong, for people.")
+    detail = serializers.JSONField(help_text="Field errors (400) or context (409); {} otherwise.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error the API answers."""
+
+    error = ErrorDetailSerializer()
+
+
+COMMON_ERRORS = {
+    "400": "Invalid input (field errors in error.detail).",
+    "401": "Not authenticated: send a session cookie or 'Authorization: Token <key>'.",
+    "403": "Authenticated, but your roles do not grant this.",
+    "404": "No such object (or page/cursor).",
+    "429": "Too many requests; retry after error.detail.retry_after_seconds.",
+}
+
+
+class AutoSchema(openapi.AutoSchema):
+    def _get_response_bodies(self, direction: openapi.Direction = "response") -> dict:
+        responses = super()._get_response_bodies(direction)
+        for code, description in COMMON_ERRORS.items():
+            if code not in responses:
+                response = self._get_response_for_code(ErrorSerializer, code, direction=direction)
+                response["description"] = description
+                responses[code] = response
+        return responses

@@ -1,0 +1,37 @@
+"""Helpers for API tests in every app: users with a role, clients with a token."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+
+def user_with_role(role: str | None, username: str | None = None, **extra):
+    """A user in the role's group (``None``: a user with no role at all)."""
+    User = get_user_model()
+    user = User.objects.create_user(username=username or f"{(role or 'nobody').lower()}-user", password="pw", **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def token_client(user) -> APIClient:
+    """An API client that authenticates as an integrator does: ``Authorization: Token <key>``."""
+    token, _ = Token.objects.get_or_create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    """The one error body: {"error": {"code", "message", "detail"}}; returns the inner dict."""
+    assert response.status_code == status, (response.status_code, getattr(response, "data", response.content))
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "detail"}, body
+    assert body["error"]["message"], body
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return body["error"]

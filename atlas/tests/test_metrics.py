@@ -1,0 +1,144 @@
+"""/metrics: after a real run, Atlas's families parse, follow Prometheus naming, and hold the run's numbers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from prometheus_client.parser import text_string_to_metric_families
+
+from atlas import metrics
+from pipelines.models import PipelineRun, RunStatus
+from pipelines.tests import conftest as pipeline_fixtures
+from pipelines.tests.conftest import run_now
+
+# The pipelines app's fixtures, used here as they are.
+make_csv = pipeline_fixtures.make_csv
+simple_pipeline = pipeline_fixtures.simple_pipeline
+
+
+def scrape(client) -> dict:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    return {f.name: f for f in text_string_to_metric_families(response.content.decode())}
+
+
+def samples(family, name: str | None = None) -> dict[tuple, float]:
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for s in family.samples
+        if name is None or s.name == name
+    }
+
+
+@pytest.fixture
+def after_a_run(wh, simple_pipeline):
+    pipeline = simple_pipeline(csv_text="id,name,amount\n1,Ann,10\n2,Bob,20\n3,Cy,5,extra,fields,here\n",
+                               max_rejected_share=0.5)
+    run = run_now(pipeline)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    return pipeline
+
+
+def test_run_counts_and_row_totals_after_a_real_run(client, after_a_run):
+    families = scrape(client)
+    runs = families["atlas_pipeline_runs"]
+    assert runs.type == "counter"
+    assert samples(runs, "atlas_pipeline_runs_total") == {(("pipeline", "people"), ("status", "succeeded")): 1.0}
+    processed = samples(families["atlas_rows_processed"], "atlas_rows_processed_total")
+    assert processed == {(("layer", "explore"),): 2.0, (("layer", "chart"),): 2.0, (("layer", "navigate"),): 1.0}
+    rejected = samples(families["atlas_rows_rejected"], "atlas_rows_rejected_total")
+    assert rejected[(("layer", "explore"),)] == 1.0
+    assert samples(families["atlas_quarantined_rows"]) == {(("dataset", "raw_people"),): 1.0}
+
+
+def test_step_durations_are_a_histogram_by_layer(client, after_a_run):
+    histogram = scrape(client)["atlas_step_duration_seconds"]
+    assert histogram.type == "histogram"
+    counts = samples(histogram, "atlas_step_duration_seconds_count")
+    assert counts == {(("layer", "explore"),): 1.0, (("layer", "chart"),): 1.0, (("layer", "navigate"),): 1.0}
+    inf = {k: v for k, v in samples(histogram, "atlas_step_duration_seconds_bucket").items() if ("le", "+Inf") in k}
+    assert sorted(inf.values()) == [1.0, 1.0, 1.0]
+    assert all(v >= 0 for v in samples(histogram, "atlas_step_duration_seconds_sum").values())
+
+
+def test_histogram_buckets_count_durations_on_this_engine(client, after_a_run):
+    step_run = PipelineRun.objects.get().step_runs.get(step_name="refine")
+    step_run.started_at = timezone.now() - timedelta(seconds=100)
+    step_run.finished_at = step_run.started_at + timedelta(seconds=90)
+    step_run.save()
+    buckets = samples(scrape(client)["atlas_step_duration_seconds"], "atlas_step_duration_seconds_bucket")
+    assert buckets[(("layer", "chart"), ("le", "60.0"))] == 0.0
+    assert buckets[(("layer", "chart"), ("le", "120.0"))] == 1.0
+    total = samples(scrape(client)["atlas_step_duration_seconds"], "atlas_step_duration_seconds_sum")
+    assert total[(("layer", "chart"),)] == pytest.approx(90.0)
+
+
+def test_freshness_per_dataset_in_seconds(client, after_a_run):
+    age = samples(scrape(client)["atlas_dataset_last_load_age_seconds"])
+    assert set(age) == {(("dataset", n), ("layer", layer)) for n, layer in
+                        (("raw_people", "explore"), ("people", "chart"), ("people_total", "navigate"))}
+    assert all(0 <= v < 120 for v in age.values())
+
+
+def test_active_runs_are_a_gauge_not_a_counter(client, wh, simple_pipeline):
+    from pipelines import runner
+
+    runner.start_run(simple_pipeline(), dispatch=False)
+    families = scrape(client)
+    assert samples(families["atlas_pipeline_runs_active"]) == {(("pipeline", "people"), ("status", "queued")): 1.0}
+    assert samples(families["atlas_pipeline_runs"]) == {}
+
+
+def test_beat_lag_for_an_overdue_schedule(client, db):
+    every_minute = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="late", task="x", interval=every_minute,
+                                last_run_at=timezone.now() - timedelta(minutes=10))
+    crontab = CrontabSchedule.objects.create(minute="*")
+    PeriodicTask.objects.create(name="on time", task="y", crontab=crontab, last_run_at=timezone.now())
+    lag = samples(scrape(client)["atlas_beat_schedule_lag_seconds"])
+    assert 500 < lag[(("task", "late"),)] < 700
+    assert lag[(("task", "on time"),)] == 0.0
+
+
+def test_names_follow_prometheus_conventions(client, after_a_run):
+    families = scrape(client)
+    atlas = {n: f for n, f in families.items() if n.startswith("atlas_")}
+    assert {"atlas_pipeline_runs", "atlas_step_duration_seconds", "atlas_rows_processed", "atlas_rows_rejected",
+            "atlas_quarantined_rows", "atlas_dataset_last_load_age_seconds", "atlas_beat_schedule_lag_seconds",
+            "atlas_audit_events"} <= set(atlas)
+    for name, family in atlas.items():
+        if family.type == "counter":
+            assert all(s.name.endswith(("_total", "_created")) for s in family.samples), name
+        for sample in family.samples:
+            assert not {"run", "run_id", "id", "user"} & set(sample.labels), (name, sample.labels)
+    assert any(n.startswith("django_http_") for n in families), "django-prometheus metrics are exposed too"
+
+
+def test_a_failing_source_does_not_hide_the_others(client, after_a_run):
+    def broken():
+        raise RuntimeError("boom")
+
+    metrics.register_source(broken)
+    try:
+        assert "atlas_pipeline_runs" in scrape(client)
+    finally:
+        metrics._sources.remove(broken)
+
+
+def test_an_app_can_add_its_own_family(client, db):
+    from prometheus_client.core import GaugeMetricFamily
+
+    def mine():
+        family = GaugeMetricFamily("atlas_test_things", "Things, for this test.")
+        family.add_metric([], 7)
+        yield family
+
+    metrics.register_source(mine)
+    try:
+        assert samples(scrape(client)["atlas_test_things"]) == {(): 7.0}
+    finally:
+        metrics._sources.remove(mine)

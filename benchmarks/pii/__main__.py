@@ -1,0 +1,245 @@
+"""PII benchmark: ``python -m benchmarks.pii [--rows N] [--reps R]``.
+
+1. Classify a ``--rows``-row, 12-column customer table (the demo generator's
+   customers, repeated to size) on DuckDB: Atlas (sample in the warehouse,
+   BatchAnalyzerEngine, column-name and name-list evidence) against
+   presidio-structured's PandasAnalysisBuilder given the same number of rows,
+   both scored against the labels.
+2. Apply hash + mask + generalise to the table on each engine: Atlas's refine
+   rewrite (``compliance.policies.protect_select``) against the same expressions
+   hand-written in one statement (the floor) and a plain copy.
+
+Writes ``benchmarks/results/pii.json`` and ``pii.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas.settings")
+os.environ.setdefault("DEBUG", "true")
+os.environ.setdefault("ATLAS_VAR_DIR", str(Path(tempfile.gettempdir()) / "atlas-bench-pii"))
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+
+from atlas.warehouse.duckdb import DuckDBWarehouse  # noqa: E402
+from atlas.warehouse.postgresql import PostgresWarehouse  # noqa: E402
+from benchmarks.ingest.pg import ensure_database  # noqa: E402
+from compliance.detection import classify_columns  # noqa: E402
+from compliance.models import ColumnPolicy  # noqa: E402
+from compliance.policies import hash_key, policy_sql  # noqa: E402
+from pipelines.demo.generator import CUSTOMERS_COLUMNS, generate  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+DATA = Path(__file__).resolve().parent.parent / "data" / "pii"
+LABELS = {
+    "customer_id": None, "first_name": "PERSON", "last_name": "PERSON", "email": "EMAIL_ADDRESS",
+    "phone": "PHONE_NUMBER", "street_address": "STREET_ADDRESS", "city": "LOCATION", "postcode": "POSTCODE",
+    "country": None, "birth_date": "DATE_OF_BIRTH", "signup_at": None, "notes": "FREE_TEXT",
+}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def build_table(wh, rows: int) -> None:
+    """chart.customers_bench: the generator's customers, repeated to ``rows`` (all text, like Explore)."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    files = generate(DATA, rows=min(300_000, rows // 3 * 3 or 3000), seed=7)
+    cols = ", ".join(f'"{c}"' for c in CUSTOMERS_COLUMNS)
+    wh.ensure_schemas()
+    duck = DuckDBWarehouse(":memory:")
+    with duck.cursor() as cur:
+        cur.execute(
+            f"CREATE TABLE base AS SELECT {cols} FROM read_csv({duck.literal(str(files.customers))},"
+            " all_varchar=true, ignore_errors=true, header=true)"
+        )
+        base = cur.execute("SELECT count(*) FROM base").fetchone()[0]
+        reps = -(-rows // base)
+        cur.execute(
+            f"CREATE TABLE big AS SELECT {cols} FROM base CROSS JOIN range({reps}) AS r(i) LIMIT {int(rows)}"
+        )
+        csv_path = DATA / "big.csv"
+        cur.execute(f"COPY big TO {duck.literal(str(csv_path))} (HEADER false)")
+    wh.drop_table("chart", "customers_bench")
+    with wh.cursor() as cur:
+        cur.execute(f"CREATE TABLE chart.customers_bench ({', '.join(f'{c} text' for c in cols.split(', '))})")
+    if wh.vendor == "duckdb":
+        with wh.cursor() as cur:
+            cur.execute(f"COPY chart.customers_bench FROM {wh.literal(str(csv_path))} (FORMAT csv, HEADER false)")
+        return
+    conn = wh._conn()
+    copy_sql = f"COPY chart.customers_bench ({cols}) FROM STDIN (FORMAT csv)"
+    with conn.cursor() as cur, cur.copy(copy_sql) as copy, open(csv_path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            copy.write(chunk)
+    with wh.cursor() as cur:
+        cur.execute("ANALYZE chart.customers_bench")
+
+
+def score(predicted: dict[str, str | None]) -> dict:
+    right = sum(1 for c, truth in LABELS.items() if predicted.get(c) == truth)
+    return {"correct_columns": right, "columns": len(LABELS), "answers": predicted}
+
+
+def bench_classify(wh, sample: int, reps: int) -> dict:
+    columns = list(CUSTOMERS_COLUMNS)
+    atlas_times, atlas_pred = [], {}
+    for _ in range(reps):
+        start = time.perf_counter()
+        samples = wh.sample_distinct("chart", "customers_bench", columns, limit=sample, scan_rows=settings.PII_SCAN_ROWS)
+        verdicts = classify_columns(samples)
+        atlas_times.append(time.perf_counter() - start)
+        atlas_pred = {}
+        for v in verdicts:
+            atlas_pred[v.column] = "FREE_TEXT" if v.free_text else v.entity
+    result = {"atlas": {"seconds": atlas_times, "median": statistics.median(atlas_times), **score(atlas_pred)}}
+    try:
+        import spacy
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_structured import PandasAnalysisBuilder
+
+        from compliance.analyzer import _OfflineSpacyNlpEngine, offline_tldextract
+    except ImportError as exc:
+        result["presidio_structured"] = {"skipped": f"not installed: {exc}"}
+        return result
+    offline_tldextract()
+    nlp = _OfflineSpacyNlpEngine("")
+    nlp.load()
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp)
+    engine = AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
+    assert spacy  # the blank pipeline above is spaCy's
+    with wh.cursor() as cur:
+        cur.execute(f"SELECT * FROM chart.customers_bench USING SAMPLE {int(sample)} ROWS"
+                    if wh.vendor == "duckdb" else
+                    f"SELECT * FROM chart.customers_bench ORDER BY random() LIMIT {int(sample)}")
+        import pandas as pd
+
+        df = pd.DataFrame(cur.fetchall(), columns=cur.column_names)
+    times, pred = [], {}
+    for _ in range(reps):
+        start = time.perf_counter()
+        analysis = PandasAnalysisBuilder(analyzer=engine).generate_analysis(df, n=sample)
+        times.append(time.perf_counter() - start)
+        pred = dict(analysis.entity_mapping)
+    result["presidio_structured"] = {"seconds": times, "median": statistics.median(times), **score(pred),
+                                     "note": "same rows sampled once, outside the timing"}
+    return result
+
+
+def bench_policies(wh, reps: int) -> dict:
+    from pipelines.models import Dataset
+
+    ds, _ = Dataset.objects.get_or_create(layer="chart", table="customers_protected",
+                                          defaults={"name": "bench_customers_protected"})
+    ColumnPolicy.objects.filter(dataset=ds).delete()
+    specs = {"email": ("hash", {}), "phone": ("mask", {"keep_last": 4}), "postcode": ("generalise", {"to": "prefix"})}
+    for column, (action, options) in specs.items():
+        ColumnPolicy.objects.create(dataset=ds, column=column, action=action, options=options)
+    key = hash_key()
+    wh.ensure_pii_hmac(key.key_id, key.ipad, key.opad)
+    from compliance.policies import protect_select
+
+    select = "SELECT * FROM chart.customers_bench"
+    atlas_sql, _ = protect_select(select, ds, wh)
+    policies = {p.column: p for p in ColumnPolicy.objects.filter(dataset=ds)}
+    exprs = [f"{policy_sql(policies[c], c, wh, key)} AS {c}" if c in policies else c for c in CUSTOMERS_COLUMNS]
+    floor_sql = f"SELECT {', '.join(exprs)} FROM chart.customers_bench"
+    contenders = {
+        "plain copy": select,
+        "floor (one hand-written statement)": floor_sql,
+        "Atlas refine rewrite": atlas_sql,
+    }
+    if wh.vendor == "postgresql":
+        with wh.cursor() as cur:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
+        contenders["pgcrypto hmac() instead (alternative)"] = floor_sql.replace(
+            wh.pii_hmac_sql("email", key.key_id),
+            f"encode(hmac(convert_to(email, 'UTF8'), convert_to({wh.literal(settings.PII_HASH_KEY)}, 'UTF8'), 'sha256'), 'hex')",
+        )
+    out: dict[str, dict] = {name: {"seconds": []} for name in contenders}
+    for _ in range(reps):
+        for name, sql in contenders.items():  # interleaved, so drift hits everyone alike
+            t = timed(lambda sql=sql: wh.create_table_as("chart", "customers_protected", wh.transpile(sql)))
+            out[name]["seconds"].append(t)
+    floor = statistics.median(out["floor (one hand-written statement)"]["seconds"])
+    for entry in out.values():
+        entry["median"] = statistics.median(entry["seconds"])
+        entry["vs_floor"] = entry["median"] / floor
+    with wh.cursor() as cur:
+        a = cur.execute("SELECT email FROM chart.customers_protected LIMIT 1").fetchone()[0]
+    out["_check"] = {"last_table_email_is_token": len(a) == 64}
+    return out
+
+
+def markdown(results: dict) -> str:
+    lines = [f"# PII benchmark ({results['rows']:,} rows, 12 columns, median of {results['reps']})", ""]
+    c = results["classify"]
+    lines += ["## Classify (DuckDB)", "", "| tool | median s | columns right (of 12) |", "|---|---:|---:|"]
+    for name, entry in c.items():
+        if "median" in entry:
+            lines.append(f"| {name} | {entry['median']:.2f} | {entry['correct_columns']} |")
+        else:
+            lines.append(f"| {name} | {entry.get('skipped')} | |")
+    for engine, entries in results["policies"].items():
+        lines += ["", f"## hash + mask + generalise, {engine}", "", "| contender | median s | × floor |", "|---|---:|---:|"]
+        for name, entry in entries.items():
+            if not name.startswith("_"):
+                lines.append(f"| {name} | {entry['median']:.2f} | {entry['vs_floor']:.2f} |")
+    lines += ["", "Answers per column:", "", "```", json.dumps({k: v.get("answers") for k, v in c.items()}, indent=1), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--sample", type=int, default=settings.PII_SAMPLE_SIZE)
+    parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/atlas_bench_pii"))
+    args = parser.parse_args()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    results: dict = {"rows": args.rows, "reps": args.reps, "sample": args.sample, "policies": {},
+                     "machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}
+    duck = DuckDBWarehouse(str(Path(settings.VAR_DIR) / "bench-pii.duckdb"))
+    log("building the DuckDB table")
+    build_table(duck, args.rows)
+    log("classifying")
+    results["classify"] = bench_classify(duck, args.sample, args.reps)
+    log("policies on DuckDB")
+    results["policies"]["DuckDB"] = bench_policies(duck, args.reps)
+    ensure_database(args.pg_url)
+    pg = PostgresWarehouse(args.pg_url.replace("postgres://", "postgresql://", 1))
+    log("building the PostgreSQL table")
+    build_table(pg, args.rows)
+    log("policies on PostgreSQL")
+    results["policies"]["PostgreSQL"] = bench_policies(pg, args.reps)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "pii.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    md = markdown(results)
+    (RESULTS / "pii.md").write_text(md)
+    print(md)
+
+
+main()

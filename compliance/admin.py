@@ -1,0 +1,138 @@
+"""The stewards' admin: read scans, confirm or dismiss findings, set column policies.
+
+Thin: decisions go through :func:`policies.decide_finding`, scans through
+:func:`detection.scan_dataset`, and every policy change is audited. Sample
+values are masked for users without ``compliance.view_pii_clear``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from django.contrib import admin, messages
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from pipelines.admin import ADMIN_CSS, ReadOnlyAdmin, RunRecordDisplay, admin_link
+
+from .detection import scan_dataset
+from .masking import mask_samples
+from .models import ColumnPolicy, PiiFinding, PiiScan
+from .policies import decide_finding, record_policy_change
+
+_viewer = threading.local()  # the user a change page is rendered for (masked samples)
+FINDING_COLOURS = {"proposed": "#0d6efd", "confirmed": "#198754", "dismissed": "#6c757d"}
+
+
+def _rescan(modeladmin: admin.ModelAdmin, request: HttpRequest, datasets) -> None:
+    for dataset in {d.pk: d for d in datasets}.values():
+        scan = scan_dataset(dataset, actor=request.user, trigger=PiiScan.Trigger.MANUAL)
+        level = messages.SUCCESS if scan.status == "succeeded" else messages.ERROR
+        text = f"{scan.findings_count} finding(s)" if scan.status == "succeeded" else scan.error
+        modeladmin.message_user(request, format_html("{}: {}", admin_link(scan, str(scan)), text), level)
+
+
+@admin.register(PiiScan)
+class PiiScanAdmin(RunRecordDisplay, ReadOnlyAdmin):
+    list_display = ("__str__", "dataset", "trigger", "status_badge", "columns_scanned", "findings_count",
+                    "sample_size", "duration_display", "created_at")
+    list_filter = ("status", "trigger", "dataset")
+    list_select_related = ("dataset", "triggered_by")
+    readonly_fields = ("dataset", "trigger", "triggered_by", "status_badge", "sample_size", "columns_scanned",
+                       "findings_count", "rows_in", "created_at", "started_at", "finished_at", "duration_display",
+                       "error", "traceback_pre", "details")
+    fields = readonly_fields
+    actions = ("scan_again",)
+
+    class Media:
+        css = ADMIN_CSS
+
+    @admin.action(description="Scan these datasets again", permissions=["view"])
+    def scan_again(self, request: HttpRequest, queryset) -> None:
+        _rescan(self, request, [s.dataset for s in queryset.select_related("dataset")])
+
+
+@admin.register(PiiFinding)
+class PiiFindingAdmin(admin.ModelAdmin):
+    list_display = ("dataset", "column", "entity", "status_badge", "free_text", "share", "mean_score",
+                    "name_evidence", "sample_size", "decided_by", "updated_at")
+    list_filter = ("status", "entity", "free_text", "dataset")
+    list_select_related = ("dataset", "decided_by")
+    search_fields = ("column", "entity", "dataset__name")
+    readonly_fields = ("dataset", "column", "entity", "free_text", "status_badge", "share", "mean_score",
+                       "name_evidence", "sample_size", "sample_values", "last_scan_link", "decided_by",
+                       "decided_at", "first_seen_at", "updated_at")
+    fields = (*readonly_fields, "note")
+    actions = ("confirm", "dismiss", "rescan")
+
+    class Media:
+        css = ADMIN_CSS
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: PiiFinding) -> str:
+        return format_html('<span class="atlas-badge" style="background-color: {}">{}</span>',
+                           FINDING_COLOURS.get(obj.status, "#6c757d"), obj.get_status_display())
+
+    @admin.display(description="sample values")
+    def sample_values(self, obj: PiiFinding) -> str:
+        return format_html_join(", ", "<code>{}</code>", ((v,) for v in mask_samples(getattr(_viewer, 'user', None), obj))) or "-"
+
+    @admin.display(description="last scan")
+    def last_scan_link(self, obj: PiiFinding) -> str | None:
+        return admin_link(obj.last_scan) if obj.last_scan_id else None
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        _viewer.user = request.user
+        return super().get_form(request, obj, change, **kwargs)
+
+    def _decide(self, request: HttpRequest, queryset, status: str) -> None:
+        proposed = 0
+        for finding in queryset.select_related("dataset"):
+            proposed += len(decide_finding(finding, status=status, actor=request.user))
+        self.message_user(request, f"{queryset.count()} finding(s) {status}; {proposed} policy(ies) proposed.")
+
+    @admin.action(description="Confirm: this column carries PII (proposes policies)", permissions=["change"])
+    def confirm(self, request: HttpRequest, queryset) -> None:
+        self._decide(request, queryset, PiiFinding.Status.CONFIRMED)
+
+    @admin.action(description="Dismiss: not PII", permissions=["change"])
+    def dismiss(self, request: HttpRequest, queryset) -> None:
+        self._decide(request, queryset, PiiFinding.Status.DISMISSED)
+
+    @admin.action(description="Scan their datasets again", permissions=["view"])
+    def rescan(self, request: HttpRequest, queryset) -> None:
+        _rescan(self, request, [f.dataset for f in queryset.select_related("dataset")])
+
+
+
+@admin.register(ColumnPolicy)
+class ColumnPolicyAdmin(admin.ModelAdmin):
+    list_display = ("dataset", "column", "action", "options", "entity", "proposed", "reason", "updated_by",
+                    "updated_at")
+    list_filter = ("action", "proposed", "dataset")
+    list_select_related = ("dataset", "updated_by")
+    search_fields = ("column", "dataset__name", "reason")
+    fields = ("dataset", "column", "action", "options", "reason", "entity", "proposed", "updated_by",
+              "created_at", "updated_at")
+    readonly_fields = ("proposed", "updated_by", "created_at", "updated_at")
+
+    def save_model(self, request, obj: ColumnPolicy, form, change) -> None:
+        before = None
+        if change and obj.pk:
+            old = ColumnPolicy.objects.get(pk=obj.pk)
+            before = {"action": old.action, "options": old.options, "reason": old.reason}
+        obj.updated_by, obj.proposed = request.user, False
+        super().save_model(request, obj, form, change)
+        record_policy_change(obj, actor=request.user, before=before)
+
+    def delete_model(self, request, obj: ColumnPolicy) -> None:
+        record_policy_change(obj, actor=request.user, before=None, deleted=True)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for obj in queryset:
+            record_policy_change(obj, actor=request.user, before=None, deleted=True)
+        super().delete_queryset(request, queryset)

@@ -1,0 +1,60 @@
+"""The compliance step hook: protect Chart-bound columns, gate publishing, scan after ingest.
+
+Enable with ``ATLAS_STEP_HOOKS = [..., "compliance.hooks.PiiHook", ...]`` (before
+quality, so checks see the protected values, and before lineage).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+
+from pipelines.hooks import GateFailed, StepContext
+from pipelines.models import Step
+
+from .detection import scan_dataset
+from .models import ColumnPolicy, PiiScan
+from .policies import PolicyError, anonymise_text_columns, protect_select, unprotected_columns
+
+logger = logging.getLogger(__name__)
+
+
+class PiiHook:
+    """Applies column policies in refine steps and classifies what ingest steps load."""
+
+    def prepare(self, ctx: StepContext) -> None:
+        if ctx.step.kind != Step.Kind.REFINE or ctx.select_sql is None:
+            return
+        try:
+            ctx.select_sql, applied = protect_select(ctx.select_sql, ctx.step.output, ctx.warehouse)
+        except PolicyError as exc:
+            raise GateFailed(f"PII policies of {ctx.step.output.name}: {exc}") from exc
+        if applied:
+            ctx.extra["pii_policies"] = applied
+            ctx.step_run.details = {**(ctx.step_run.details or {}), "pii_policies": applied}
+
+    def staged(self, ctx: StepContext) -> None:
+        if ctx.step.kind != Step.Kind.REFINE or not ctx.staging:
+            return
+        missing = unprotected_columns(ctx.step)
+        if missing:
+            listed = "; ".join(f"{c} ({', '.join(sorted(e))})" for c, e in sorted(missing.items()))
+            raise GateFailed(
+                f"Not published: {ctx.step.output.qualified_table} would hold confirmed PII without a policy:"
+                f" {listed}. Give each column a policy (mask, hash, redact, generalise, drop, anonymise"
+                " text), or keep it in clear with a reason, under Compliance > Column policies."
+            )
+        text_columns = [
+            c for c, a in ctx.extra.get("pii_policies", {}).items() if a == ColumnPolicy.Action.ANONYMISE_TEXT
+        ]
+        if text_columns:
+            changed = anonymise_text_columns(ctx.warehouse, ctx.schema, ctx.staging, text_columns)
+            ctx.step_run.details = {**(ctx.step_run.details or {}), "pii_anonymised_values": changed}
+
+    def published(self, ctx: StepContext) -> None:
+        if ctx.step.kind != Step.Kind.INGEST or not settings.PII_SCAN_AFTER_INGEST:
+            return
+        scan = scan_dataset(ctx.step.output, actor=ctx.run.triggered_by, trigger=PiiScan.Trigger.INGEST)
+        ctx.step_run.details = {**(ctx.step_run.details or {}), "pii_scan": scan.pk, "pii_scan_status": scan.status}
+        ctx.step_run.save(update_fields=["details"])

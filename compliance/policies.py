@@ -1,0 +1,356 @@
+"""Column policies: validated, proposed from confirmed findings, applied as SQL in the refine step.
+
+The refine SELECT (PostgreSQL dialect) is wrapped in one outer SELECT whose
+columns are the policies' expressions, so the warehouse applies them set-based
+while it writes the staging table. Only in-text anonymisation runs in Python
+(Presidio's anonymizer over the column's distinct values, written back with
+one UPDATE ... FROM).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlglot
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from sqlglot import exp
+from sqlglot.lineage import lineage
+
+from atlas import audit
+from atlas.warehouse import Warehouse
+from pipelines.models import Dataset, Layer, Step
+
+from .models import ColumnPolicy, PiiFinding
+
+Action = ColumnPolicy.Action
+SOURCE_ALIAS = "_atlas_src"
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be applied as written; the message says what to change."""
+
+
+# --- validation ---------------------------------------------------------------------
+def validate_policy(action: str, options: dict | None, reason: str) -> None:
+    options = options or {}
+    if action not in Action.values:
+        raise PolicyError(f"Unknown action {action!r}; choose one of {', '.join(Action.values)}.")
+    if not isinstance(options, dict):
+        raise PolicyError("Options must be a JSON object.")
+    if action == Action.KEEP and not (reason or "").strip():
+        raise PolicyError("Keeping a PII column in clear needs a reason.")
+    if action == Action.MASK:
+        keep = options.get("keep_last", 4)
+        if not isinstance(keep, int) or isinstance(keep, bool) or not 0 <= keep <= 64:
+            raise PolicyError("mask: keep_last must be a whole number from 0 to 64.")
+    if action == Action.REDACT and "text" in options and not isinstance(options["text"], str):
+        raise PolicyError("redact: text must be a string (or left out for null).")
+    if action == Action.GENERALISE:
+        to = options.get("to")
+        if to not in ("year", "month", "prefix"):
+            raise PolicyError('generalise: set "to" to "year", "month" (dates) or "prefix" (postcodes).')
+        chars = options.get("chars", 3)
+        if to == "prefix" and (not isinstance(chars, int) or isinstance(chars, bool) or not 1 <= chars <= 10):
+            raise PolicyError("generalise prefix: chars must be a whole number from 1 to 10.")
+
+
+# --- the keyed pseudonym -------------------------------------------------------------
+@dataclass(frozen=True)
+class HashKey:
+    key_id: str
+    ipad: bytes
+    opad: bytes
+
+
+def hash_key() -> HashKey:
+    """The HMAC pads of ``PII_HASH_KEY`` (RFC 2104), and a non-secret id for the key."""
+    if not settings.PII_HASH_KEY:
+        raise PolicyError(
+            "PII_HASH_KEY is not set: hash policies need it. Set it to a long random string (it keys"
+            " the pseudonyms in Chart; changing it changes every token)."
+        )
+    key = settings.PII_HASH_KEY.encode()
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    key_id = hmac.new(settings.PII_HASH_KEY.encode(), b"atlas-pii-key-id", hashlib.sha256).hexdigest()[:16]
+    return HashKey(key_id, bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key))
+
+
+def pseudonym(value: str) -> str:
+    """What the warehouse writes for ``value`` under the hash policy (HMAC-SHA256, hex)."""
+    return hmac.new(settings.PII_HASH_KEY.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+# --- policy to SQL (PostgreSQL dialect; transpiled with the step) -------------------
+def policy_sql(policy: ColumnPolicy, expr: str, wh: Warehouse, key: HashKey | None = None) -> str | None:
+    """The expression that replaces ``expr`` under ``policy``; None drops the column."""
+    opts = policy.options or {}
+    text = f"CAST({expr} AS text)"
+    if policy.action in (Action.KEEP, Action.ANONYMISE_TEXT):
+        return expr
+    if policy.action == Action.DROP:
+        return None
+    if policy.action == Action.HASH:
+        return wh.pii_hmac_sql(expr, (key or hash_key()).key_id)
+    if policy.action == Action.MASK:
+        n = int(opts.get("keep_last", 4))
+        return (
+            f"CASE WHEN length({text}) > {n} THEN repeat('*', length({text}) - {n}) || right({text}, {n})"
+            f" ELSE repeat('*', length({text})) END"
+        )
+    if policy.action == Action.REDACT:
+        return f"CAST({wh.literal(opts['text'])} AS text)" if "text" in opts else "CAST(NULL AS text)"
+    if policy.action == Action.GENERALISE:
+        if opts["to"] == "year":
+            return f"CAST(extract(year FROM {expr}) AS integer)"
+        if opts["to"] == "month":
+            return f"CAST(date_trunc('month', {expr}) AS date)"
+        n = int(opts.get("chars", 3))
+        return f"CASE WHEN strpos({text}, ' ') > 0 THEN split_part({text}, ' ', 1) ELSE left({text}, {n}) END"
+    raise PolicyError(f"Unknown action {policy.action!r}.")
+
+
+def output_columns(select_sql: str, wh: Warehouse) -> list[str]:
+    """The result's column names, from the SQL; from the warehouse when it selects ``*``."""
+    root = sqlglot.parse_one(select_sql, read="postgres")
+    if isinstance(root, exp.Query) and not any(isinstance(e, exp.Star) or e.is_star for e in root.selects):
+        return list(root.named_selects)
+    with wh.cursor() as cur:
+        cur.execute(f"SELECT * FROM ({wh.transpile(select_sql)}) AS {SOURCE_ALIAS} LIMIT 0")
+        return cur.column_names
+
+
+def protect_select(select_sql: str, dataset: Dataset, wh: Warehouse) -> tuple[str, dict[str, str]]:
+    """Wrap the step's SELECT so each column with a policy is written through it.
+
+    Returns the new SQL (unchanged when no policy applies) and what was applied
+    per column. Policies for columns the SELECT does not produce are reported
+    as ``"absent"`` and otherwise ignored.
+    """
+    policies = {p.column: p for p in ColumnPolicy.objects.filter(dataset=dataset)}
+    if not policies:
+        return select_sql, {}
+    columns = output_columns(select_sql, wh)
+    key = None
+    if any(p.action == Action.HASH for p in policies.values()):
+        key = hash_key()
+        wh.ensure_pii_hmac(key.key_id, key.ipad, key.opad)
+    parts, applied = [], {}
+    for name in columns:
+        ref = f"{SOURCE_ALIAS}.{wh.quote(name)}"
+        policy = policies.get(name)
+        if policy is None:
+            parts.append(ref)
+            continue
+        expr = policy_sql(policy, ref, wh, key)
+        applied[name] = policy.action
+        if expr is not None:
+            parts.append(f"{expr} AS {wh.quote(name)}")
+    for name in set(policies) - set(columns):
+        applied[name] = "absent"
+    if not parts:
+        raise PolicyError(f"The policies of {dataset.name} drop every column; keep at least one.")
+    return f"SELECT {', '.join(parts)} FROM ({select_sql}) AS {SOURCE_ALIAS}", applied
+
+
+# --- where data flows: output columns of a refine step and their sources ------------
+def column_sources(step: Step) -> dict[str, set[tuple[str, str, str]]]:
+    """Each output column of a refine step and the (layer, table, column) it reads."""
+    inputs = list(step.inputs.prefetch_related("columns")) or _inputs(step)
+    schema: dict[str, dict[str, dict[str, str]]] = {}
+    for ds in inputs:
+        schema.setdefault(ds.layer, {})[ds.table] = {c.name: "text" for c in ds.columns.all()}
+    root = sqlglot.parse_one(step.sql, read="postgres")
+    try:
+        from sqlglot.optimizer.qualify import qualify
+
+        qualified = qualify(root.copy(), schema=schema, dialect="postgres")
+        names = list(qualified.named_selects)
+        out: dict[str, set[tuple[str, str, str]]] = {}
+        for name in names:
+            node = lineage(name, root, schema=schema, dialect="postgres")
+            leaves = set()
+            for n in node.walk():
+                if not n.downstream and isinstance(n.source, exp.Table):
+                    leaves.add((n.source.db, n.source.name, n.name.split(".")[-1]))
+            out[name] = leaves
+        return out
+    except sqlglot.errors.SqlglotError:
+        # Lineage could not be traced: fall back to matching column names.
+        names = list(root.named_selects) if isinstance(root, exp.Query) else []
+        return {
+            name: {(ds.layer, ds.table, name) for ds in inputs if name in schema[ds.layer][ds.table]}
+            for name in names
+        }
+
+
+def _inputs(step: Step) -> list[Dataset]:
+    from pipelines.transform import step_inputs
+
+    return step_inputs(step)
+
+
+def confirmed_entities(step: Step) -> dict[str, set[str]]:
+    """Output columns of a refine step that carry a confirmed PII entity, with the entities."""
+    findings = PiiFinding.objects.filter(status=PiiFinding.Status.CONFIRMED).select_related("dataset")
+    by_source: dict[tuple[str, str, str], set[str]] = {}
+    for f in findings:
+        by_source.setdefault((f.dataset.layer, f.dataset.table, f.column), set()).add(f.entity)
+    out: dict[str, set[str]] = {}
+    for column, sources in column_sources(step).items():
+        entities = set().union(*(by_source.get(s, set()) for s in sources)) if sources else set()
+        entities |= by_source.get((step.output.layer, step.output.table, column), set())
+        if entities:
+            out[column] = entities
+    return out
+
+
+def unprotected_columns(step: Step) -> dict[str, set[str]]:
+    """Columns of a Chart step carrying confirmed PII with no policy: publishing them is refused."""
+    if step.kind != Step.Kind.REFINE:
+        return {}
+    carrying = confirmed_entities(step)
+    covered = set(ColumnPolicy.objects.filter(dataset=step.output, column__in=carrying).values_list("column", flat=True))
+    return {c: e for c, e in carrying.items() if c not in covered}
+
+
+# --- state changes (audited) ----------------------------------------------------------
+def default_policy(entity: str, *, free_text: bool = False) -> dict:
+    if free_text:
+        return {"action": Action.ANONYMISE_TEXT}
+    defaults = settings.PII_DEFAULT_POLICIES
+    return dict(defaults.get(entity) or defaults.get("*") or {"action": Action.HASH})
+
+
+def propose_policies(finding: PiiFinding, *, actor=None) -> list[ColumnPolicy]:
+    """Give every Chart column the finding's data reaches its entity's default policy.
+
+    A column that already has a policy keeps it: a steward's choice is never
+    overwritten by a proposal.
+    """
+    targets: set[tuple[int, str]] = set()
+    if finding.dataset.layer == Layer.CHART:
+        targets.add((finding.dataset_id, finding.column))
+    source = (finding.dataset.layer, finding.dataset.table, finding.column)
+    for step in Step.objects.filter(kind=Step.Kind.REFINE, inputs=finding.dataset).select_related("output"):
+        for column, sources in column_sources(step).items():
+            if source in sources:
+                targets.add((step.output_id, column))
+    created = []
+    for dataset_id, column in sorted(targets):
+        if ColumnPolicy.objects.filter(dataset_id=dataset_id, column=column).exists():
+            continue
+        spec = default_policy(finding.entity, free_text=finding.free_text)
+        validate_policy(spec["action"], spec.get("options"), spec.get("reason", ""))
+        policy = ColumnPolicy.objects.create(
+            dataset_id=dataset_id,
+            column=column,
+            action=spec["action"],
+            options=spec.get("options", {}),
+            reason=spec.get("reason", ""),
+            entity=finding.entity,
+            proposed=True,
+            updated_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        audit.record(
+            "pii.policy.proposed", actor=actor, target=policy, column=column, policy=policy.action,
+            options=policy.options, finding_id=finding.pk,
+        )
+        created.append(policy)
+    return created
+
+
+@transaction.atomic
+def decide_finding(finding: PiiFinding, *, status: str, actor, note: str = "") -> list[ColumnPolicy]:
+    """Confirm or dismiss a finding (audited); confirming proposes the default policies."""
+    if status not in (PiiFinding.Status.CONFIRMED, PiiFinding.Status.DISMISSED, PiiFinding.Status.PROPOSED):
+        raise PolicyError(f"Unknown finding status {status!r}.")
+    previous = finding.status
+    finding.status, finding.note = status, note or finding.note
+    finding.decided_by = actor if getattr(actor, "is_authenticated", False) else None
+    finding.decided_at = timezone.now()
+    finding.save(update_fields=["status", "note", "decided_by", "decided_at", "updated_at"])
+    audit.record(
+        f"pii.finding.{status}", actor=actor, target=finding, dataset=finding.dataset.name,
+        column=finding.column, entity=finding.entity, previous=previous, note=note,
+    )
+    return propose_policies(finding, actor=actor) if status == PiiFinding.Status.CONFIRMED else []
+
+
+@transaction.atomic
+def set_policy(
+    dataset: Dataset, column: str, *, action: str, options: dict | None = None, reason: str = "", actor
+) -> ColumnPolicy:
+    """Create or change a column's policy (validated, audited with the previous value)."""
+    if dataset.layer != Layer.CHART:
+        raise PolicyError("Column policies apply to Chart datasets (where refine steps write).")
+    validate_policy(action, options, reason)
+    policy = ColumnPolicy.objects.filter(dataset=dataset, column=column).first()
+    before = {"action": policy.action, "options": policy.options, "reason": policy.reason} if policy else None
+    policy = policy or ColumnPolicy(dataset=dataset, column=column)
+    policy.action, policy.options, policy.reason, policy.proposed = action, options or {}, reason, False
+    policy.updated_by = actor if getattr(actor, "is_authenticated", False) else None
+    policy.save()
+    audit.record(
+        "pii.policy.set", actor=actor, target=policy, column=column, policy=action, options=options or {},
+        reason=reason, before=before,
+    )
+    return policy
+
+
+def record_policy_change(policy: ColumnPolicy, *, actor, before: dict | None, deleted: bool = False) -> None:
+    """The audit row for a policy changed through a form (the admin)."""
+    audit.record(
+        "pii.policy.deleted" if deleted else "pii.policy.set", actor=actor, target=policy,
+        column=policy.column, policy=policy.action, options=policy.options, reason=policy.reason, before=before,
+    )
+
+
+# --- in-text anonymisation (the one row-wise Python path) ------------------------------
+def anonymise_text_columns(wh: Warehouse, schema: str, table: str, columns: Iterable[str]) -> dict[str, int]:
+    """Replace PII inside free text with its entity type, value by distinct value.
+
+    The distinct values are analysed and anonymised with Presidio in batch; the
+    changed ones are written to a mapping table and applied with one UPDATE.
+    """
+    from presidio_anonymizer import AnonymizerEngine
+
+    from .analyzer import batch_analyzer
+    from .detection import FREE_TEXT_ENTITIES, FREE_TEXT_MIN_SCORE
+
+    anonymizer = AnonymizerEngine()
+    changed_counts: dict[str, int] = {}
+    for column in columns:
+        q, tbl = wh.quote(column), wh.table(schema, table)
+        with wh.cursor() as cur:
+            values = [r[0] for r in cur.execute(f"SELECT DISTINCT {q} FROM {tbl} WHERE {q} IS NOT NULL").fetchall()]
+        texts = [str(v) for v in values]
+        analysed = batch_analyzer().analyze_iterator(texts, language="en", batch_size=256)
+        mapping = []
+        for text, results in zip(texts, analysed, strict=True):
+            keep = [
+                r for r in results
+                if r.entity_type in FREE_TEXT_ENTITIES and r.score >= FREE_TEXT_MIN_SCORE.get(r.entity_type, 0.5)
+            ]
+            if keep:
+                new = anonymizer.anonymize(text=text, analyzer_results=keep).text
+                if new != text:
+                    mapping.append((text, new))
+        changed_counts[column] = len(mapping)
+        if not mapping:
+            continue
+        map_name = f"{table[:40]}__pii_map"
+        mt = wh.table(schema, map_name)
+        with wh.transaction() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {mt}")
+            cur.execute(f"CREATE TABLE {mt} (old_value text, new_value text)")
+            cur.executemany(f"INSERT INTO {mt} (old_value, new_value) VALUES (%s, %s)", mapping)
+            cur.execute(f"UPDATE {tbl} AS t SET {q} = m.new_value FROM {mt} AS m WHERE t.{q} = m.old_value")
+            cur.execute(f"DROP TABLE {mt}")
+    return changed_counts

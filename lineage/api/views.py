@@ -1,0 +1,79 @@
+"""The lineage API: receive OpenLineage events, and read the graph around a dataset."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.authentication import BasicAuthentication
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import graph, receive
+from ..events import InvalidEvent
+from .permissions import LineagePermission
+from .serializers import GraphSerializer, ReceivedSerializer
+
+
+class LineageView(APIView):
+    """``/api/v1/lineage``, as Marquez has it.
+
+    ``POST``: one OpenLineage event, validated, stored and merged into the graph.
+    ``GET ?dataset=NAME&direction=both&depth=3``: the graph around a dataset, as the page draws it.
+    Besides the project's authentication, HTTP Basic works: OpenLineage clients
+    (Airflow, dbt, Spark) send it as a custom header.
+    """
+
+    authentication_classes = [*APIView.authentication_classes, BasicAuthentication]
+    permission_classes = [LineagePermission]
+
+    @extend_schema(
+        operation_id="lineage_receive",
+        summary="Receive one OpenLineage event",
+        description="A RunEvent, DatasetEvent or JobEvent (OpenLineage 2-0-x), validated against the official"
+        " schema, stored, and merged into the lineage graph. Needs lineage.add_receivedevent.",
+        request=OpenApiTypes.OBJECT,
+        responses={201: ReceivedSerializer},
+        tags=["lineage"],
+    )
+    def post(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise exceptions.ValidationError({"event": ["Send one OpenLineage event as a JSON object."]})
+        try:
+            record = receive.receive(dict(request.data), user=request.user)
+        except InvalidEvent as exc:
+            raise exceptions.ValidationError({"event": exc.errors[:50]}) from exc
+        return Response({"id": record.pk, "eventType": record.event_type}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="lineage_graph",
+        summary="The lineage graph around a dataset",
+        description="Datasets upstream and downstream within depth hops, with their columns, column edges, PII"
+        " carried and the last run of each. Needs lineage.view_lineagenode.",
+        parameters=[
+            OpenApiParameter("dataset", str, required=True, description="Atlas dataset name, layer.table, or namespace:name."),
+            OpenApiParameter("direction", str, enum=["both", "upstream", "downstream"], default="both"),
+            OpenApiParameter("depth", int, default=3, description="Hops to follow (0-100)."),
+        ],
+        responses={200: GraphSerializer},
+        tags=["lineage"],
+    )
+    def get(self, request: Request) -> Response:
+        ref = request.query_params.get("dataset", "").strip()
+        if "\x00" in ref:
+            raise exceptions.ValidationError({"dataset": ["A dataset name cannot contain NUL characters."]})
+        if not ref:
+            raise exceptions.ValidationError({"dataset": ["Give ?dataset= (an Atlas dataset name, layer.table, or namespace:name)."]})
+        try:
+            depth = int(request.query_params.get("depth", "3"))
+        except ValueError:
+            raise exceptions.ValidationError({"depth": ["A whole number of hops (0-100)."]}) from None
+        direction = request.query_params.get("direction", graph.BOTH)
+        if direction not in (graph.BOTH, graph.UPSTREAM, graph.DOWNSTREAM):
+            raise exceptions.ValidationError({"direction": ["One of both, upstream, downstream."]})
+        try:
+            data = graph.graph(ref, direction=direction, depth=depth)
+        except graph.LineageError as exc:
+            raise exceptions.NotFound(str(exc)) from exc
+        return Response(data)

@@ -1,0 +1,1 @@
+"""The pipelines API: sources, datasets, pipelines and steps; runs and step runs."""

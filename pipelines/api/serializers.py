@@ -1,0 +1,141 @@
+"""What the API shows and accepts; validation is the models' own ``clean()``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from atlas.api.serializers import ModelCleanMixin
+
+from .. import runner
+from ..dag import PipelineDefinitionError
+from ..models import Dataset, DatasetColumn, Pipeline, PipelineRun, Source, Step, StepRun
+
+
+def seconds(value) -> float | None:
+    return round(value.total_seconds(), 3) if value is not None else None
+
+
+class SourceSerializer(ModelCleanMixin, serializers.ModelSerializer):
+    class Meta:
+        model = Source
+        fields = [
+            "id", "name", "kind", "format", "location", "upload", "database", "query",
+            "options", "schema", "description", "created_at", "updated_at",
+        ]
+        read_only_fields = ["upload", "created_at", "updated_at"]
+        extra_kwargs = {"upload": {"help_text": "Uploaded file (upload sources are created in the admin)."}}
+
+
+class DatasetColumnSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DatasetColumn
+        fields = ["name", "position", "data_type", "nullable", "description"]
+        read_only_fields = fields
+
+
+class DatasetSerializer(ModelCleanMixin, serializers.ModelSerializer):
+    columns = DatasetColumnSerializer(many=True, read_only=True, help_text="As last published (read from the warehouse).")
+    qualified_table = serializers.CharField(read_only=True, help_text="layer.table, as SQL names it.")
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id", "name", "layer", "table", "qualified_table", "description", "owner",
+            "row_count", "last_loaded_at", "columns", "created_at", "updated_at",
+        ]
+        read_only_fields = ["row_count", "last_loaded_at", "created_at", "updated_at"]
+
+
+class StepSerializer(ModelCleanMixin, serializers.ModelSerializer):
+    inputs = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True, help_text="Datasets the step's SQL reads (derived, not set)."
+    )
+
+    class Meta:
+        model = Step
+        fields = [
+            "id", "pipeline", "name", "kind", "position", "source", "output", "inputs",
+            "sql", "write_mode", "merge_keys", "max_rejected_share",
+        ]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        self.check_plan(self.candidate(attrs, Step))
+        return attrs
+
+    @staticmethod
+    def check_plan(step: Step) -> None:
+        """The pipeline with this step must still order: no cycle, no input nobody produces.
+
+        The same check the admin runs on the step formset (``runner.plan_steps``).
+        """
+        others = [s for s in step.pipeline.steps.select_related("output", "source") if s.pk != step.pk]
+        try:
+            runner.plan_steps(step.pipeline, [*others, step])
+        except PipelineDefinitionError as exc:
+            raise serializers.ValidationError({"non_field_errors": [str(exc)]}) from exc
+
+
+class PipelineSerializer(ModelCleanMixin, serializers.ModelSerializer):
+    steps = StepSerializer(many=True, read_only=True, help_text="Add and change steps at /api/v1/steps/.")
+
+    class Meta:
+        model = Pipeline
+        fields = ["id", "name", "description", "enabled", "schedule", "steps", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+
+
+class StepRunSerializer(serializers.ModelSerializer):
+    layer = serializers.CharField(source="output.layer", read_only=True, allow_null=True, default=None)
+    duration_seconds = serializers.SerializerMethodField()
+
+    class Meta:
+        model = StepRun
+        fields = [
+            "id", "run", "step", "step_name", "kind", "output", "layer", "position", "status",
+            "started_at", "finished_at", "duration_seconds", "rows_in", "rows_out", "rows_rejected",
+            "error", "sql", "details",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_duration_seconds(self, obj: StepRun) -> float | None:
+        return seconds(obj.duration)
+
+
+class PipelineRunSerializer(serializers.ModelSerializer):
+    pipeline_name = serializers.CharField(source="pipeline.name", read_only=True)
+    triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    duration_seconds = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PipelineRun
+        fields = [
+            "id", "pipeline", "pipeline_name", "status", "trigger", "triggered_by", "created_at",
+            "started_at", "finished_at", "duration_seconds", "heartbeat_at", "current_step",
+            "cancel_requested", "rows_in", "rows_out", "rows_rejected", "error",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_duration_seconds(self, obj: PipelineRun) -> float | None:
+        return seconds(obj.duration)
+
+
+class PipelineRunDetailSerializer(PipelineRunSerializer):
+    step_runs = StepRunSerializer(many=True, read_only=True)
+
+    class Meta(PipelineRunSerializer.Meta):
+        fields = [*PipelineRunSerializer.Meta.fields, "traceback", "step_runs"]
+        read_only_fields = fields
+
+
+class CancelResultSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(
+        choices=["cancelled", "stopping"],
+        help_text="cancelled: it had not started; stopping: it stops after the current file or step.",
+    )
+    run = PipelineRunSerializer()

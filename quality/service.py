@@ -1,0 +1,326 @@
+"""Run a dataset's checks on a table, record every outcome, quarantine what drop checks refuse.
+
+:func:`run_checks` is the one service every door calls: the step hook (on the
+staged table, before publishing), the admin action and ``manage.py
+check_quality`` (on the published table), the freshness schedule, and the
+quarantine re-processing. It never raises for a failing check: the returned
+:class:`CheckRun` says whether publishing is blocked (``status == failed``),
+and :func:`gate_message` says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from atlas.warehouse import Warehouse, WarehouseError, get_warehouse
+from pipelines.models import Dataset
+
+from . import quarantine
+from .compiler import Plan, RowCheck, compile_plan, sample_sql, scan_sql
+from .definitions import type_family
+from .models import Check, CheckKind, CheckResult, CheckRun, Outcome, Severity
+
+logger = logging.getLogger(__name__)
+BLOCKING = (Severity.FAIL, Severity.DROP)
+
+
+def sample_limit() -> int:
+    return int(getattr(settings, "ATLAS_QUALITY_SAMPLE_ROWS", 10))
+
+
+def jsonable(value: Any) -> Any:
+    """A warehouse value as JSON keeps it (numbers stay numbers where exact)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+@dataclass
+class Evaluation:
+    """What one run measured, before it is stored."""
+
+    results: list[CheckResult]
+    total: int
+    queries: int
+    plan: Plan | None
+
+
+def _row_outcome(check: Check, failing: int, total: int) -> tuple[str, str]:
+    share = failing / total if total else 0.0
+    if failing == 0:
+        return Outcome.PASS, "No failing rows." if total else "The table is empty; nothing to check."
+    described = f"{failing} of {total} rows ({share:.2%}) fail"
+    if check.severity == Severity.DROP:
+        if check.tolerance is not None and share > check.tolerance:
+            return Outcome.FAIL, f"{described}, above the drop limit of {check.tolerance:.2%}: the step is blocked."
+        return Outcome.WARN, f"{described}; they are moved to quarantine."
+    tolerance = check.tolerance or 0.0
+    if share <= tolerance:
+        return Outcome.PASS, f"{described}, within the tolerance of {tolerance:.2%}."
+    return (Outcome.FAIL if check.severity == Severity.FAIL else Outcome.WARN), f"{described} (tolerance {tolerance:.2%})."
+
+
+def _violated(check: Check) -> str:
+    return Outcome.FAIL if check.severity == Severity.FAIL else Outcome.WARN
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return None
+
+
+def _table_outcome(check: Check, value: Any, total: int, now: datetime) -> tuple[str, Any, str]:
+    params = check.params
+    if check.kind == CheckKind.ROW_COUNT:
+        lo, hi = params.get("min"), params.get("max")
+        if (lo is not None and total < lo) or (hi is not None and total > hi):
+            return _violated(check), total, f"{total} rows, outside [{lo if lo is not None else '-'}, {hi if hi is not None else '-'}]."
+        return Outcome.PASS, total, f"{total} rows."
+    if check.kind == CheckKind.FRESHNESS:
+        newest = _as_datetime(value)
+        if value is None:
+            return _violated(check), None, "No value at all (empty table or only NULLs): nothing is fresh."
+        if newest is None:
+            return Outcome.ERROR, jsonable(value), f"The newest value {value!r} is not a date or time."
+        age_hours = (now - newest).total_seconds() / 3600
+        limit = params["max_age_hours"]
+        observed = {"newest": newest.isoformat(), "age_hours": round(age_hours, 3)}
+        if age_hours > limit:
+            return _violated(check), observed, f"The newest value is {age_hours:.1f} h old, above {limit} h."
+        return Outcome.PASS, observed, f"The newest value is {age_hours:.1f} h old."
+    # custom aggregate: 1 true, 0 false, NULL unknown (passes, as in SQL CHECK constraints).
+    if value is not None and int(value) == 0:
+        return _violated(check), False, f"The condition {params['sql']} is false."
+    return Outcome.PASS, (None if value is None else True), (
+        f"The condition {params['sql']} is unknown (NULL); that is not a violation." if value is None
+        else f"The condition {params['sql']} holds."
+    )
+
+
+def _schema_result(wh: Warehouse, check: Check, schema: str, table: str) -> tuple[str, Any, str]:
+    actual = {c.name: c.type for c in wh.columns(schema, table)}
+    expected: dict[str, str] = check.params["columns"]
+    added = [] if check.params.get("allow_extra") else sorted(set(actual) - set(expected))
+    removed = sorted(set(expected) - set(actual))
+    retyped = {
+        name: {"expected": want, "actual": actual[name]}
+        for name, want in expected.items()
+        if name in actual and type_family(want) != type_family(actual[name])
+    }
+    drift = {"added": added, "removed": removed, "retyped": retyped}
+    if not (added or removed or retyped):
+        return Outcome.PASS, drift, "The columns and types are as expected."
+    parts = []
+    if added:
+        parts.append("added " + ", ".join(added))
+    if removed:
+        parts.append("removed " + ", ".join(removed))
+    if retyped:
+        parts.append("retyped " + ", ".join(f"{n} ({v['expected']} → {v['actual']})" for n, v in retyped.items()))
+    return _violated(check), drift, "Schema drift: " + "; ".join(parts) + "."
+
+
+def _result(check: Check, **fields: Any) -> CheckResult:
+    return CheckResult(check_ref=check, check_name=check.name, kind=check.kind, severity=check.severity, **fields)
+
+
+def evaluate(wh: Warehouse, checks: list[Check], schema: str, table: str) -> Evaluation:
+    """Measure every check: one scan for rows and table checks, the catalogue for schemas, samples for failures."""
+    now = timezone.now()
+    results: list[CheckResult] = []
+    try:
+        plan = compile_plan(wh, checks, schema, table)
+    except (WarehouseError, ValueError) as exc:
+        return Evaluation([_result(c, outcome=Outcome.ERROR, message=str(exc)) for c in checks], 0, 0, None)
+    total, queries = 0, 0
+    if plan.row or plan.table_checks or not plan.catalog:
+        sql, params = scan_sql(wh, plan)
+        started = time.perf_counter()
+        try:
+            with wh.cursor() as cur:
+                values = cur.execute(sql, params).fetchone()
+        except WarehouseError as exc:
+            message = f"The check query failed: {exc}"
+            scan_checks = [rc.check for rc in plan.row] + [tc.check for tc in plan.table_checks]
+            results += [_result(c, outcome=Outcome.ERROR, message=message, query_group="scan") for c in scan_checks]
+            values = None
+        seconds = time.perf_counter() - started
+        queries += 1
+        if values is not None:
+            total = int(values[0])
+            for i, rc in enumerate(plan.row, start=1):
+                failing = int(values[i] or 0)
+                outcome, message = _row_outcome(rc.check, failing, total)
+                results.append(
+                    _result(
+                        rc.check, outcome=outcome, message=message, observed=failing, failing_rows=failing,
+                        failing_share=(failing / total) if total else 0.0, query_group="scan", query_seconds=seconds,
+                    )
+                )
+            for j, tc in enumerate(plan.table_checks, start=1 + len(plan.row)):
+                outcome, observed, message = _table_outcome(tc.check, values[j], total, now)
+                results.append(
+                    _result(tc.check, outcome=outcome, observed=jsonable(observed), message=message,
+                            query_group="scan", query_seconds=seconds)
+                )
+    for check in plan.catalog:
+        started = time.perf_counter()
+        outcome, observed, message = _schema_result(wh, check, schema, table)
+        queries += 1
+        results.append(
+            _result(check, outcome=outcome, observed=observed, message=message, query_group="catalog",
+                    query_seconds=time.perf_counter() - started)
+        )
+    queries += _fetch_samples(wh, plan, results)
+    return Evaluation(results, total, queries, plan)
+
+
+def _fetch_samples(wh: Warehouse, plan: Plan, results: list[CheckResult]) -> int:
+    """Up to N failing rows, only for row checks that did not pass."""
+    by_check = {rc.check.pk: rc for rc in plan.row}
+    queries = 0
+    for result in results:
+        rc = by_check.get(result.check_ref.pk) if result.check_ref else None
+        if rc is None or result.outcome in (Outcome.PASS, Outcome.ERROR) or not result.failing_rows:
+            continue
+        sql, params = sample_sql(wh, plan, rc, sample_limit())
+        with wh.cursor() as cur:
+            cur.execute(sql, params)
+            columns, rows = cur.column_names, cur.fetchall()
+        queries += 1
+        result.sample_columns = columns
+        result.sample_rows = [{c: jsonable(v) for c, v in zip(columns, row, strict=True)} for row in rows]
+    return queries
+
+
+def is_blocking(result: CheckResult) -> bool:
+    return result.severity in BLOCKING and result.outcome in (Outcome.FAIL, Outcome.ERROR)
+
+
+def run_checks(
+    dataset: Dataset,
+    *,
+    trigger: str,
+    schema: str | None = None,
+    table: str | None = None,
+    step_run=None,
+    actor=None,
+    run_id: int | None = None,
+    batch_id: str | None = None,
+    source: str = "",
+    apply_drops: bool = True,
+    checks: list[Check] | None = None,
+    warehouse: Warehouse | None = None,
+) -> CheckRun:
+    """Evaluate ``dataset``'s enabled checks on ``schema.table`` (default: the published table).
+
+    With ``apply_drops`` (a staged table), rows failing drop checks are moved
+    to quarantine — unless a blocking check failed, in which case nothing is
+    moved and the run's status is ``failed``. On a published table (on demand,
+    schedule) drops are only reported: reading must not rewrite published data.
+    """
+    wh = warehouse or get_warehouse()
+    schema = schema or dataset.layer
+    table = table or dataset.table
+    checks = list(Check.objects.for_dataset(dataset).enabled()) if checks is None else checks
+    check_run = CheckRun.objects.create(
+        dataset=dataset,
+        step_run=step_run,
+        trigger=trigger,
+        triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
+        table=f"{schema}.{table}",
+    )
+    try:
+        if not wh.table_exists(schema, table):
+            raise WarehouseError(f"{schema}.{table} does not exist (not loaded yet?).")
+        evaluation = evaluate(wh, checks, schema, table)
+        moved = 0
+        blocked = any(is_blocking(r) for r in evaluation.results)
+        drop_ids = {
+            r.check_ref.pk for r in evaluation.results
+            if r.severity == Severity.DROP and r.outcome == Outcome.WARN and r.failing_rows
+        }
+        if drop_ids and apply_drops and not blocked and evaluation.plan is not None:
+            drops: list[RowCheck] = [rc for rc in evaluation.plan.row if rc.check.pk in drop_ids]
+            moved = quarantine.split(
+                wh, evaluation.plan, drops, target=dataset.table, check_run_id=check_run.pk,
+                run_id=run_id, batch_id=batch_id, source=source,
+            )
+            evaluation.queries += 1
+            for r in evaluation.results:
+                if r.check_ref and r.check_ref.pk in drop_ids:
+                    r.rows_quarantined = r.failing_rows or 0
+    except WarehouseError as exc:
+        check_run.status, check_run.error = CheckRun.Status.ERROR, str(exc)
+        check_run.finished_at = timezone.now()
+        check_run.save()
+        return check_run
+    for r in evaluation.results:
+        r.check_run = check_run
+    errors = [r for r in evaluation.results if r.outcome == Outcome.ERROR]
+    if blocked:
+        status = CheckRun.Status.FAILED
+    elif errors:
+        status = CheckRun.Status.ERROR
+    elif any(r.outcome != Outcome.PASS for r in evaluation.results):
+        status = CheckRun.Status.WARNED
+    else:
+        status = CheckRun.Status.PASSED
+    with transaction.atomic():
+        CheckResult.objects.bulk_create(evaluation.results)
+        check_run.status = status
+        check_run.error = "; ".join(f"{r.check_name}: {r.message}" for r in errors)
+        check_run.rows_checked = evaluation.total
+        check_run.rows_quarantined = moved
+        check_run.queries = evaluation.queries
+        check_run.finished_at = timezone.now()
+        check_run.save()
+    return check_run
+
+
+def gate_message(check_run: CheckRun) -> str:
+    """Why a check run blocks publishing, naming every blocking check."""
+    if check_run.status == CheckRun.Status.ERROR and check_run.error and not check_run.results.exists():
+        return f"Quality checks on {check_run.table} could not run: {check_run.error}"
+    blocking = [r for r in check_run.results.all() if is_blocking(r)]
+    listed = "; ".join(f"{r.check_name} ({r.kind}, {r.outcome}): {r.message}" for r in blocking)
+    return f"Quality gate failed on {check_run.table} ({len(blocking)} blocking check(s)): {listed} Published data is unchanged."
+
+
+def check_freshness(*, actor=None, trigger: str = CheckRun.Trigger.SCHEDULE) -> list[CheckRun]:
+    """Evaluate every enabled freshness check against its published table (the beat schedule's job)."""
+    runs = []
+    checks = Check.objects.enabled().filter(kind=CheckKind.FRESHNESS).select_related("dataset")
+    by_dataset: dict[int, list[Check]] = {}
+    for check in checks:
+        by_dataset.setdefault(check.dataset_id, []).append(check)
+    for group in by_dataset.values():
+        runs.append(run_checks(group[0].dataset, trigger=trigger, actor=actor, checks=group, apply_drops=False))
+    return runs
