@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sqlglot
 from django.core.exceptions import ValidationError
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, SqlglotError
 
 from atlas.warehouse.base import LAYER_SCHEMAS
 
@@ -60,6 +60,8 @@ def _parse_one(sql: str) -> exp.Expression:
         first = exc.errors[0] if exc.errors else {}
         where = f" (line {first.get('line')}, column {first.get('col')})" if first.get("line") else ""
         raise SQLValidationError(f"The SQL does not parse{where}: {first.get('description') or exc}.") from exc
+    except SqlglotError as exc:  # the tokenizer's errors (an unclosed quote) are not ParseErrors
+        raise SQLValidationError(f"The SQL does not parse: {exc}.") from exc
     if len(statements) != 1:
         raise SQLValidationError(f"Write exactly one statement; found {len(statements)}.")
     return statements[0]

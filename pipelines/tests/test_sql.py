@@ -36,6 +36,7 @@ def test_union_and_subqueries_are_queries_too():
         ("SELECT * FROM read_csv('/etc/passwd')", "not allowed"),
         ("SELECT * FROM chart.orders FOR UPDATE", "FOR UPDATE"),
         ("SELEC * FROM chart.orders", "parse"),
+        ('SELECT "unclosed FROM chart.orders', "parse"),
         ("SELECT 1", "reads no dataset"),
     ],
 )
