@@ -34,12 +34,19 @@ def broker(settings):
     redis.Redis.from_url(BROKER).flushdb()
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = BROKER
-    saved = celery_app.conf.task_always_eager, celery_app.conf.broker_url
-    celery_app.conf.task_always_eager, celery_app.conf.broker_url = False, BROKER
-    celery_app.close()
+    keys = ("task_always_eager", "broker_url", "broker_read_url", "broker_write_url")
+    saved = {k: celery_app.conf.get(k) for k in keys}
+    _reset_celery_connections()
+    celery_app.conf.update(task_always_eager=False, broker_url=BROKER, broker_read_url=None, broker_write_url=None)
     yield BROKER
-    celery_app.conf.task_always_eager, celery_app.conf.broker_url = saved
+    celery_app.conf.update(saved)
+    _reset_celery_connections()
+
+
+def _reset_celery_connections() -> None:
+    """Drop pooled broker connections and producers made under other settings earlier in the session."""
     celery_app.close()
+    celery_app.amqp._producer_pool = None
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
