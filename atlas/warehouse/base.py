@@ -7,10 +7,10 @@ bulk loading, partitions) is overridden in the engine modules.
 
 from __future__ import annotations
 
+import abc
 import enum
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,21 +120,24 @@ class Cursor:
 _IDENT_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class Warehouse:
+class Warehouse(abc.ABC):
+    """The interface: an engine must implement every abstract method (checked when it is built)."""
+
     vendor: str = ""
     dialect: str = ""  # sqlglot dialect
 
     # --- connections ---------------------------------------------------------
-    @contextmanager
+    @abc.abstractmethod
     def cursor(self) -> Iterator[Cursor]:  # pragma: no cover - abstract
-        raise NotImplementedError
+        ...
 
-    @contextmanager
+    @abc.abstractmethod
     def transaction(self) -> Iterator[Cursor]:  # pragma: no cover - abstract
-        raise NotImplementedError
+        ...
 
     def close(self) -> None:
-        """Release connections held by this backend."""
+        """Release connections held by this backend (nothing to release by default)."""
+        return None
 
     # --- names ---------------------------------------------------------------
     @staticmethod
@@ -154,9 +157,10 @@ class Warehouse:
     # (PostgreSQL ctid, DuckDB rowid): quality moves failing rows by it.
     row_locator: str = ""
 
+    @abc.abstractmethod
     def regex_match(self, expr: str) -> str:
         """SQL that is true when ``expr`` matches the pattern bound to its one ``%s``."""
-        raise NotImplementedError
+        ...
 
     def transpile(self, sql: str) -> str:
         """Operator SQL is written in the PostgreSQL dialect; render it for this engine."""
@@ -287,6 +291,7 @@ class Warehouse:
         return rows
 
     # --- Explore loads -------------------------------------------------------
+    @abc.abstractmethod
     def load_file(
         self,
         path: str,
@@ -300,7 +305,7 @@ class Warehouse:
         source_label: str,
     ) -> LoadResult:  # pragma: no cover - abstract
         """Stream one file into a new staging table shaped like ``target``."""
-        raise NotImplementedError
+        ...
 
     def publish_batches(self, *, schema: str, target: str, batches: Sequence[StagedBatch], replace: bool) -> None:
         """Add staged batches to an Explore table in one transaction (``replace``: only them).
@@ -400,9 +405,10 @@ class Warehouse:
     PII_KEYS_TABLE = "pii_keys"
     PII_HMAC_FUNCTION = "pii_hmac"
 
+    @abc.abstractmethod
     def _row_sample_sql(self, schema: str, table: str, rows: int, total: int) -> str:  # pragma: no cover
         """A SELECT of about ``rows`` random rows of the table (engine-specific sampling)."""
-        raise NotImplementedError
+        ...
 
     def sample_distinct(
         self, schema: str, table: str, columns: Sequence[str], *, limit: int, scan_rows: int
@@ -450,8 +456,9 @@ class Warehouse:
             cur.execute(f"INSERT INTO {keys} (key_id, ipad, opad) VALUES (%s, %s, %s)", [key_id, ipad, opad])
         self._create_pii_hmac_function()
 
+    @abc.abstractmethod
     def _create_pii_hmac_function(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+        ...
 
     def pii_hmac_sql(self, expr_sql: str, key_id: str) -> str:
         """The keyed pseudonym of a PostgreSQL-dialect expression (same SQL on both engines)."""
