@@ -42,7 +42,7 @@ check: install
 
 bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) -m benchmarks.ingest
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

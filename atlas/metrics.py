@@ -10,10 +10,12 @@ lost on restart. The counters are monotonic because run history is
 append-only in normal operation (only a superuser deleting history lowers
 them, which Prometheus treats as a counter reset).
 
-django-prometheus' request metrics live in process memory; set
-``PROMETHEUS_MULTIPROC_DIR`` when serving with several processes (gunicorn
-workers) and this view aggregates them with prometheus-client's
-multiprocess collector.
+django-prometheus' request metrics, and the few counters of events that
+leave no row behind (:data:`LINEAGE_DELIVERIES`: each attempt to send an
+OpenLineage event), live in process memory; set ``PROMETHEUS_MULTIPROC_DIR``
+(the same directory for every web and worker process on a machine) and
+prometheus-client writes them to files there, and this view adds up every
+process's, living or gone, with its multiprocess collector.
 
 Labels are bounded: pipeline, dataset, layer, status, periodic task name —
 objects an operator declares — never run ids or users.
@@ -35,7 +37,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest, multiprocess
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -48,6 +50,21 @@ logger = logging.getLogger(__name__)
 
 # Step durations: from a small file (seconds) to a long warehouse rebuild (hours).
 STEP_DURATION_BUCKETS: tuple[float, ...] = (0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+
+# Counted where it happens (worker processes), summed across processes at scrape time (multiprocess mode).
+LINEAGE_DELIVERIES = Counter(
+    "atlas_lineage_deliveries",
+    "Attempts to send an OpenLineage event to OPENLINEAGE_URL, by outcome (delivered, retry, failed).",
+    ["outcome"],
+)
+DELIVERY_OUTCOMES = ("delivered", "retry", "failed")
+
+
+def count_lineage_delivery(outcome: str, n: int = 1) -> None:
+    if outcome not in DELIVERY_OUTCOMES:
+        raise ValueError(f"Unknown delivery outcome {outcome!r} (one of {', '.join(DELIVERY_OUTCOMES)}).")
+    LINEAGE_DELIVERIES.labels(outcome).inc(n)
+
 
 MetricSource = Callable[[], Iterable[Metric]]
 _sources: list[MetricSource] = []
@@ -137,12 +154,21 @@ def dataset_metrics() -> Iterator[Metric]:
     yield rows
 
     quarantined = GaugeMetricFamily(
-        "atlas_quarantined_rows", "Rows held in a dataset's quarantine (records that could not be parsed).",
+        "atlas_quarantined_rows",
+        "Rows sent to a dataset's quarantine: records that could not be parsed, and rows a drop check moved.",
         labels=["dataset"],
     )
+    held: dict[str, int] = {}
     per_dataset = LoadedBatch.objects.values_list("dataset__name").annotate(n=Sum("rows_rejected")).order_by()
     for name, n in per_dataset:
-        quarantined.add_metric([name], n or 0)
+        held[name] = held.get(name, 0) + (n or 0)
+    check_runs = _model_with("quality", ("CheckRun",), ("rows_quarantined", "dataset"))
+    if check_runs is not None:
+        dropped = check_runs.objects.values_list("dataset__name").annotate(n=Sum("rows_quarantined")).order_by()
+        for name, n in dropped:
+            held[name] = held.get(name, 0) + (n or 0)
+    for name, n in sorted(held.items()):
+        quarantined.add_metric([name], n)
     yield quarantined
 
 

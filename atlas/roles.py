@@ -42,13 +42,15 @@ class Role:
 ROLES: tuple[Role, ...] = (
     Role(
         "Operator",
-        "Manages sources, datasets, pipelines and schedules; triggers and cancels runs.",
+        "Manages sources, datasets, pipelines, schedules and quality checks; triggers and cancels runs.",
         grants=(
             "pipelines.view_*",
             *(f"pipelines.{action}_{model}" for action in ("add", "change", "delete")
               for model in ("source", "dataset", "datasetcolumn", "pipeline", "step")),
             "django_celery_beat.*",
             "quality.view_*",
+            *(f"quality.{action}_check" for action in ("add", "change", "delete")),
+            "lineage.add_receivedevent",  # other tools (Airflow, dbt, Spark) report lineage with an Operator's token
             "lineage.view_*",
         ),
         never=(PII_CLEAR, *INTERNAL),
@@ -56,13 +58,13 @@ ROLES: tuple[Role, ...] = (
     Role(
         "Steward",
         "Decides PII findings, manages column policies and compliance work; sees PII in clear.",
-        grants=("compliance.*", PII_CLEAR, "pipelines.view_*", "quality.view_*", "lineage.view_*"),
+        grants=("compliance.*", "privacy.*", "retention.*", PII_CLEAR, "pipelines.view_*", "quality.view_*", "lineage.view_*"),
         never=INTERNAL,
     ),
     Role(
         "Analyst",
         "Reads datasets, runs, check results and lineage; never PII in clear.",
-        grants=("pipelines.view_*", "quality.view_*", "lineage.view_*"),
+        grants=("pipelines.view_*", "quality.view_*", "lineage.view_*", "retention.view_*"),
         never=(PII_CLEAR, "pipelines.view_source", *INTERNAL),
     ),
     Role(

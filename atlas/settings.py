@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -56,6 +57,8 @@ INSTALLED_APPS = [
     "quality",
     "compliance",
     "lineage",
+    "privacy",
+    "retention",
 ]
 
 MIDDLEWARE = [
@@ -114,6 +117,10 @@ if not WAREHOUSE_URL and DATABASES["default"]["ENGINE"] != "django.db.backends.p
 # Memory DuckDB may use (the embedded warehouse, and file parsing on PostgreSQL);
 # beyond it DuckDB spills to ATLAS_VAR_DIR/tmp, so loads run in bounded memory.
 ATLAS_DUCKDB_MEMORY_LIMIT = env.str("ATLAS_DUCKDB_MEMORY_LIMIT", default="1GB")
+# The DuckDB that parses files for the PostgreSQL warehouse: its threads and memory
+# (bounded so a bigger file takes no more memory, and PostgreSQL keeps a CPU).
+ATLAS_INGEST_PARSER_THREADS = env.int("ATLAS_INGEST_PARSER_THREADS", default=1)
+ATLAS_INGEST_PARSER_MEMORY_LIMIT = env.str("ATLAS_INGEST_PARSER_MEMORY_LIMIT", default="128MB")
 
 # Named databases that SQL sources may query: ATLAS_SOURCE_DATABASES=name=url,name2=url2
 ATLAS_SOURCE_DATABASES = env.dict("ATLAS_SOURCE_DATABASES", default={})
@@ -122,7 +129,15 @@ ATLAS_SOURCE_DATABASES = env.dict("ATLAS_SOURCE_DATABASES", default={})
 # Step hooks, called in order at prepare, staged, published and failed — the way
 # MIDDLEWARE works — so quality, compliance and lineage plug into the runner
 # without the runner importing them.
-ATLAS_STEP_HOOKS: list[str] = env.list("ATLAS_STEP_HOOKS", default=[])
+ATLAS_STEP_HOOKS: list[str] = env.list(
+    "ATLAS_STEP_HOOKS",
+    default=[
+        "compliance.hooks.PiiHook",
+        "privacy.hooks.TombstoneGuard",
+        "quality.hooks.QualityGate",
+        "lineage.hooks.LineageHook",
+    ],
+)
 # A run whose heartbeat is older than this is considered lost (killed worker).
 ATLAS_RUN_STALE_SECONDS = env.int("ATLAS_RUN_STALE_SECONDS", default=3600)
 # Longest line an ingest accepts; longer ones are quarantined with their reason.
@@ -138,10 +153,14 @@ ATLAS_DEMO_DIR = Path(env.str("ATLAS_DEMO_DIR", default=str(VAR_DIR / "demo")))
 # Key of the HMAC-SHA256 pseudonyms written to Chart: the same key gives the same
 # token in every table (joins still work); without it a token cannot be reversed.
 # Unset in production, a step with a hash policy fails with a clear message (never a
-# silent default key); DEBUG and tests use a development key.
+# silent default key); DEBUG and tests use a development key derived from SECRET_KEY,
+# and every step that hashes with it logs a loud warning (PII_HASH_KEY_IS_DEVELOPMENT).
 PII_HASH_KEY = env.str("PII_HASH_KEY", default="")
-if not PII_HASH_KEY and (DEBUG or TESTING):
-    PII_HASH_KEY = "insecure-development-pii-key-never-use-in-production"
+PII_HASH_KEY_IS_DEVELOPMENT = not PII_HASH_KEY and (DEBUG or TESTING)
+if PII_HASH_KEY_IS_DEVELOPMENT:
+    import hashlib as _hashlib
+
+    PII_HASH_KEY = "dev-" + _hashlib.sha256(f"atlas-pii-development-key:{SECRET_KEY}".encode()).hexdigest()
 # An installed spaCy model to add NER to PII detection (e.g. en_core_web_sm); blank: none.
 PII_SPACY_MODEL = env.str("PII_SPACY_MODEL", default="")
 PII_SAMPLE_SIZE = env.int("PII_SAMPLE_SIZE", default=200)  # distinct values per column
@@ -165,6 +184,20 @@ PII_DEFAULT_POLICIES: dict[str, dict] = {
     "IP_ADDRESS": {"action": "hash"},
     "*": {"action": "hash"},
 }
+
+# --- Data-subject requests (privacy) ------------------------------------------
+# Days from receipt to the legal deadline of a request (GDPR: one month).
+ATLAS_DSR_DUE_DAYS = env.int("ATLAS_DSR_DUE_DAYS", default=30)
+# Hours an access export (zip) stays downloadable before the beat task deletes it.
+ATLAS_DSR_EXPORT_TTL_HOURS = env.int("ATLAS_DSR_EXPORT_TTL_HOURS", default=72)
+# Identifier expansion (found keys -> more keys) stops after this many rounds / identifiers.
+ATLAS_DSR_MAX_ROUNDS = env.int("ATLAS_DSR_MAX_ROUNDS", default=5)
+ATLAS_DSR_MAX_IDENTIFIERS = env.int("ATLAS_DSR_MAX_IDENTIFIERS", default=10_000)
+
+# --- Retention (retention) ----------------------------------------------------
+# When the daily retention job runs (TIME_ZONE): expired rows deleted, partitions dropped.
+ATLAS_RETENTION_HOUR = env.int("ATLAS_RETENTION_HOUR", default=3)
+ATLAS_RETENTION_MINUTE = env.int("ATLAS_RETENTION_MINUTE", default=30)
 
 # --- Celery ----------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -192,6 +225,13 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Emitted OpenLineage events waiting in the outbox go to OPENLINEAGE_URL.
     "lineage: deliver OpenLineage events": {"task": "lineage.deliver_events", "schedule": 30.0},
+    # Data-subject access exports past their expiry are deleted (files and records kept as expired).
+    "privacy: delete expired DSR exports": {"task": "privacy.purge_expired_exports", "schedule": 3600.0},
+    # Rows past their dataset's retention are deleted (partitions dropped), daily.
+    "retention: apply retention policies": {
+        "task": "retention.apply_all",
+        "schedule": crontab(minute=ATLAS_RETENTION_MINUTE, hour=ATLAS_RETENTION_HOUR),
+    },
 }
 CELERY_TASK_ROUTES = {"pipelines.tasks.*": {"queue": env.str("ATLAS_PIPELINE_QUEUE", "celery")}}
 
@@ -268,6 +308,12 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "pipelines.models.RunStatus",
         "SourceKindEnum": "pipelines.models.Source.Kind",
         "StepKindEnum": "pipelines.models.Step.Kind",
+        "CheckKindEnum": "quality.models.CheckKind",
+        "CheckRunTriggerEnum": "quality.models.CheckRun.Trigger",
+        "PolicyActionEnum": "compliance.models.ColumnPolicy.Action",
+        "RunTriggerEnum": "pipelines.models.Trigger",
+        "RetentionActionEnum": "retention.models.RetentionPolicy.Action",
+        "SubjectRequestKindEnum": "privacy.models.DataSubjectRequest.Kind",
     },
 }
 

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import threading
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from atlas import audit
 from pipelines.admin import ADMIN_CSS, ReadOnlyAdmin, RunRecordDisplay, admin_link
+from pipelines.models import Dataset
 
 from .detection import scan_dataset
 from .masking import mask_samples
@@ -24,12 +31,54 @@ _viewer = threading.local()  # the user a change page is rendered for (masked sa
 FINDING_COLOURS = {"proposed": "#0d6efd", "confirmed": "#198754", "dismissed": "#6c757d"}
 
 
-def _rescan(modeladmin: admin.ModelAdmin, request: HttpRequest, datasets) -> None:
+SCAN_PERMISSION = "compliance.add_piiscan"
+
+
+def _rescan(modeladmin: admin.ModelAdmin, request: HttpRequest, datasets, sample_size: int | None = None) -> list:
+    """Scan each dataset once (the service ``manage.py scan_pii`` calls), one message per scan."""
+    scans = []
     for dataset in {d.pk: d for d in datasets}.values():
-        scan = scan_dataset(dataset, actor=request.user, trigger=PiiScan.Trigger.MANUAL)
+        scan = scan_dataset(dataset, actor=request.user, trigger=PiiScan.Trigger.MANUAL, sample_size=sample_size)
         level = messages.SUCCESS if scan.status == "succeeded" else messages.ERROR
         text = f"{scan.findings_count} finding(s)" if scan.status == "succeeded" else scan.error
         modeladmin.message_user(request, format_html("{}: {}", admin_link(scan, str(scan)), text), level)
+        scans.append(scan)
+    return scans
+
+
+class ScanForm(forms.Form):
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.order_by("layer", "name"))
+    sample_size = forms.IntegerField(
+        min_value=1, max_value=100_000, initial=settings.PII_SAMPLE_SIZE,
+        help_text="Distinct non-null values sampled per column, in the warehouse.",
+    )
+
+
+@admin.action(description="Scan for PII", permissions=["scan_pii"])
+def scan_for_pii(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset) -> None:
+    """On the datasets' list: scan the selected datasets with the default sample size."""
+    _rescan(modeladmin, request, list(queryset))
+
+
+def add_scan_action_to_datasets(site: admin.AdminSite = admin.site) -> None:
+    """The datasets' list gets a "Scan for PII" action (idempotent).
+
+    Subclasses whatever admin the Dataset model has, so other apps' additions are kept.
+    """
+    current = site._registry.get(Dataset)
+    if current is None or getattr(current, "pii_scan_action", False):
+        return
+    base = type(current)
+
+    class DatasetAdminWithPiiScan(base):
+        pii_scan_action = True
+        actions = (*(base.actions or ()), scan_for_pii)
+
+        def has_scan_pii_permission(self, request: HttpRequest) -> bool:
+            return request.user.has_perm(SCAN_PERMISSION)
+
+    site.unregister(Dataset)
+    site.register(Dataset, DatasetAdminWithPiiScan)
 
 
 @admin.register(PiiScan)
@@ -43,13 +92,44 @@ class PiiScanAdmin(RunRecordDisplay, ReadOnlyAdmin):
                        "error", "traceback_pre", "details")
     fields = readonly_fields
     actions = ("scan_again",)
+    change_list_template = "admin/compliance/piiscan/change_list.html"
 
     class Media:
         css = ADMIN_CSS
 
-    @admin.action(description="Scan these datasets again", permissions=["view"])
+    def has_scan_pii_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(SCAN_PERMISSION)
+
+    @admin.action(description="Scan these datasets again", permissions=["scan_pii"])
     def scan_again(self, request: HttpRequest, queryset) -> None:
         _rescan(self, request, [s.dataset for s in queryset.select_related("dataset")])
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.scan_view)
+        return [path("scan/", view, name="compliance_piiscan_scan"), *super().get_urls()]
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        extra = {"can_scan": self.has_scan_pii_permission(request), **(extra_context or {})}
+        return super().changelist_view(request, extra)
+
+    def scan_view(self, request: HttpRequest) -> HttpResponse:
+        """Scan one dataset now, with a chosen sample size; the scan is recorded like every other."""
+        if not self.has_scan_pii_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            form = ScanForm(request.POST)
+            if form.is_valid():
+                [scan] = _rescan(self, request, [form.cleaned_data["dataset"]], form.cleaned_data["sample_size"])
+                return HttpResponseRedirect(reverse("admin:compliance_piiscan_change", args=[scan.pk]))
+        else:
+            form = ScanForm(initial={"dataset": request.GET.get("dataset")})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Scan a dataset for PII",
+            "opts": self.model._meta,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/compliance/piiscan/scan.html", context)
 
 
 @admin.register(PiiFinding)
@@ -88,6 +168,11 @@ class PiiFindingAdmin(admin.ModelAdmin):
         _viewer.user = request.user
         return super().get_form(request, obj, change, **kwargs)
 
+    def save_model(self, request, obj: PiiFinding, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "note" in form.changed_data:
+            audit.record("pii.finding.note", actor=request.user, target=obj, column=obj.column, note=obj.note)
+
     def _decide(self, request: HttpRequest, queryset, status: str) -> None:
         proposed = 0
         for finding in queryset.select_related("dataset"):
@@ -102,10 +187,12 @@ class PiiFindingAdmin(admin.ModelAdmin):
     def dismiss(self, request: HttpRequest, queryset) -> None:
         self._decide(request, queryset, PiiFinding.Status.DISMISSED)
 
-    @admin.action(description="Scan their datasets again", permissions=["view"])
+    def has_scan_pii_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(SCAN_PERMISSION)
+
+    @admin.action(description="Scan their datasets again", permissions=["scan_pii"])
     def rescan(self, request: HttpRequest, queryset) -> None:
         _rescan(self, request, [f.dataset for f in queryset.select_related("dataset")])
-
 
 
 @admin.register(ColumnPolicy)
@@ -136,3 +223,6 @@ class ColumnPolicyAdmin(admin.ModelAdmin):
         for obj in queryset:
             record_policy_change(obj, actor=request.user, before=None, deleted=True)
         super().delete_queryset(request, queryset)
+
+
+add_scan_action_to_datasets()

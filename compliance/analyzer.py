@@ -132,6 +132,22 @@ class NameListRecognizer(EntityRecognizer):
         })
 
 
+class FastPhoneRecognizer(PhoneRecognizer):
+    """Presidio's phone recognizer, skipping text with too few digits to hold a phone number.
+
+    It runs python-phonenumbers' matcher once per region (15 here), which made it half of
+    a scan's time; names, cities and most emails have no digits at all. No number of the
+    supported regions is shorter than ``MIN_DIGITS`` digits (phonenumbers' metadata: DE, AT).
+    """
+
+    MIN_DIGITS = 4
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None):
+        if sum(ch.isdigit() for ch in text) < self.MIN_DIGITS:
+            return []
+        return super().analyze(text, entities, nlp_artifacts)
+
+
 def street_address_recognizer() -> PatternRecognizer:
     """STREET_ADDRESS by shape: a house number and a street word, in English, German or French order."""
     patterns = [
@@ -163,7 +179,7 @@ def _build() -> AnalyzerEngine:
     registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
     # The default phone regions miss most of Europe; a customer table rarely does.
     registry.remove_recognizer("PhoneRecognizer")
-    registry.add_recognizer(PhoneRecognizer(supported_regions=PHONE_REGIONS))
+    registry.add_recognizer(FastPhoneRecognizer(supported_regions=PHONE_REGIONS))
     registry.add_recognizer(NameListRecognizer())
     registry.add_recognizer(street_address_recognizer())
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])

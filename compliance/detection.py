@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from atlas import audit
 from atlas.warehouse import WarehouseError, get_warehouse
 from atlas.warehouse.base import LOAD_COLUMNS, QUARANTINE_COLUMNS
 from pipelines.models import Dataset, RunStatus
@@ -214,6 +215,8 @@ def scan_dataset(
         started_at=timezone.now(),
         sample_size=size,
     )
+    if trigger != PiiScan.Trigger.INGEST:  # a person (or script) asked: who, what, how large
+        audit.record("pii.scan", actor=actor, target=scan, dataset=dataset.name, trigger=trigger, sample_size=size)
     try:
         wh = get_warehouse()
         if not wh.table_exists(dataset.layer, dataset.table):

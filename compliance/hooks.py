@@ -1,6 +1,6 @@
 """The compliance step hook: protect Chart-bound columns, gate publishing, scan after ingest.
 
-Enable with ``ATLAS_STEP_HOOKS = [..., "compliance.hooks.PiiHook", ...]`` (before
+On by default: ``ATLAS_STEP_HOOKS`` starts with ``compliance.hooks.PiiHook`` (before
 quality, so checks see the protected values, and before lineage).
 """
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sqlglot
 from django.conf import settings
@@ -28,6 +30,7 @@ from pipelines.models import Dataset, Layer, Step
 from .models import ColumnPolicy, PiiFinding
 
 Action = ColumnPolicy.Action
+logger = logging.getLogger(__name__)
 SOURCE_ALIAS = "_atlas_src"
 
 
@@ -73,6 +76,12 @@ def hash_key() -> HashKey:
         raise PolicyError(
             "PII_HASH_KEY is not set: hash policies need it. Set it to a long random string (it keys"
             " the pseudonyms in Chart; changing it changes every token)."
+        )
+    if getattr(settings, "PII_HASH_KEY_IS_DEVELOPMENT", False):
+        logger.warning(
+            "PII_HASH_KEY is not set: hashing with a DEVELOPMENT key derived from SECRET_KEY (DEBUG only)."
+            " Tokens made with it are not protected by a secret of their own; set PII_HASH_KEY before"
+            " real data reaches Chart, and expect every token to change when you do."
         )
     key = settings.PII_HASH_KEY.encode()
     if len(key) > 64:
@@ -161,31 +170,39 @@ def protect_select(select_sql: str, dataset: Dataset, wh: Warehouse) -> tuple[st
 
 # --- where data flows: output columns of a refine step and their sources ------------
 def column_sources(step: Step) -> dict[str, set[tuple[str, str, str]]]:
-    """Each output column of a refine step and the (layer, table, column) it reads."""
+    """Each output column of a refine (or aggregate) step and the (layer, table, column) it reads."""
     inputs = list(step.inputs.prefetch_related("columns")) or _inputs(step)
+    schema = tuple(sorted((ds.layer, ds.table, tuple(sorted(c.name for c in ds.columns.all()))) for ds in inputs))
+    return {name: set(leaves) for name, leaves in _trace_columns(step.sql, schema).items()}
+
+
+@lru_cache(maxsize=256)
+def _trace_columns(
+    sql: str, tables: tuple[tuple[str, str, tuple[str, ...]], ...]
+) -> dict[str, frozenset[tuple[str, str, str]]]:
+    """Column lineage of one SELECT over ``tables`` (pure, cached: pages and gates ask often)."""
     schema: dict[str, dict[str, dict[str, str]]] = {}
-    for ds in inputs:
-        schema.setdefault(ds.layer, {})[ds.table] = {c.name: "text" for c in ds.columns.all()}
-    root = sqlglot.parse_one(step.sql, read="postgres")
+    for layer, table, columns in tables:
+        schema.setdefault(layer, {})[table] = dict.fromkeys(columns, "text")
+    root = sqlglot.parse_one(sql, read="postgres")
     try:
         from sqlglot.optimizer.qualify import qualify
 
         qualified = qualify(root.copy(), schema=schema, dialect="postgres")
-        names = list(qualified.named_selects)
-        out: dict[str, set[tuple[str, str, str]]] = {}
-        for name in names:
+        out: dict[str, frozenset[tuple[str, str, str]]] = {}
+        for name in qualified.named_selects:
             node = lineage(name, root, schema=schema, dialect="postgres")
             leaves = set()
             for n in node.walk():
                 if not n.downstream and isinstance(n.source, exp.Table):
                     leaves.add((n.source.db, n.source.name, n.name.split(".")[-1]))
-            out[name] = leaves
+            out[name] = frozenset(leaves)
         return out
-    except sqlglot.errors.SqlglotError:
+    except (sqlglot.errors.SqlglotError, ValueError, KeyError):
         # Lineage could not be traced: fall back to matching column names.
         names = list(root.named_selects) if isinstance(root, exp.Query) else []
         return {
-            name: {(ds.layer, ds.table, name) for ds in inputs if name in schema[ds.layer][ds.table]}
+            name: frozenset((layer, table, name) for layer, table, columns in tables if name in columns)
             for name in names
         }
 

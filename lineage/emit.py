@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from atlas.warehouse.base import LOAD_COLUMNS
-from pipelines.models import FINISHED_STATUSES, RunStatus, Step, StepRun
+from pipelines.models import FINISHED_STATUSES, PipelineRun, RunStatus, Step, StepRun
 from pipelines.transform import step_inputs
 
 from . import events, graph, outbox
@@ -38,6 +38,12 @@ def emit(step_run: StepRun, step: Step, event_type: str, **kwargs) -> OutboxEven
     """Build one event of ``step_run`` and store it in the outbox (the caller's transaction)."""
     payload = events.step_event(event_type, step_run, step=step, **kwargs)
     return outbox.store(payload, ordering_key=events.pipeline_run_uuid(step_run.run), step_run=step_run)
+
+
+def emit_pipeline(run: PipelineRun, event_type: str, **kwargs) -> OutboxEvent:
+    """Store an event of the pipeline run itself (the parent of its steps' events), first or last of its run."""
+    payload = events.pipeline_event(event_type, run, **kwargs)
+    return outbox.store(payload, ordering_key=payload["run"]["runId"])
 
 
 def declared_lineage(step: Step) -> graph.StepLineage | None:

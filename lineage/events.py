@@ -172,6 +172,33 @@ def step_event(
     return json.loads(Serde.to_json(event))
 
 
+def pipeline_event(event_type: str, run: PipelineRun, *, error: str = "", traceback: str = "") -> dict[str, Any]:
+    """One RunEvent of a pipeline run: the parent of its step runs' events (their ``parent`` facet names it)."""
+    run_facets: dict[str, Any] = {
+        "nominalTime": nominal_time_run.NominalTimeRunFacet(nominalStartTime=_iso(run.created_at)),
+        "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
+            version=ENGINE_VERSION, name="Atlas", openlineageAdapterVersion=_client_version()
+        ),
+    }
+    if error:
+        run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
+            message=error, programmingLanguage="python", stackTrace=traceback or None
+        )
+    job_facets: dict[str, Any] = {
+        "jobType": job_type_job.JobTypeJobFacet(processingType="BATCH", integration="ATLAS", jobType="PIPELINE"),
+    }
+    event = RunEvent(
+        eventType=RunState(event_type),
+        eventTime=_iso(timezone.now()),
+        run=Run(runId=pipeline_run_uuid(run), facets=run_facets),
+        job=Job(namespace=graph.namespace(), name=run.pipeline.name, facets=job_facets),
+        inputs=[],
+        outputs=[],
+        producer=PRODUCER,
+    )
+    return json.loads(Serde.to_json(event))
+
+
 def quality_assertions(step_run: StepRun) -> list[dict[str, Any]]:
     """The quality checks run on the step's staged rows, as OpenLineage assertions (when quality is installed)."""
     from django.apps import apps

@@ -1,9 +1,16 @@
-"""The lineage step hook: START at prepare, the graph and COMPLETE at publish, FAIL on failure.
+"""Lineage joins the runner: OpenLineage events stored with the state changes they report.
 
 Enable it with ``ATLAS_STEP_HOOKS = [..., "lineage.hooks.LineageHook"]`` after
 the hooks that rewrite the SELECT (compliance), so the lineage traced is the
-query that really ran. Each event row is written in a transaction with the
-graph refresh it reports; the outbox delivers it later.
+query that really ran. The runner stores every new status of a step run or
+pipeline run in a transaction and sends ``step_state_changed`` /
+``run_state_changed`` inside it (:mod:`pipelines.runner`); the receivers here
+write the event row (the outbox) in that same transaction, so a status and
+its event are committed, or rolled back, together. The outbox delivers later.
+
+Per pipeline run the outbox holds, in order: the pipeline's START, each
+step's START and COMPLETE/FAIL (their ``parent`` facet names the pipeline
+run), then the pipeline's COMPLETE, FAIL or ABORT.
 """
 
 from __future__ import annotations
@@ -12,22 +19,19 @@ import logging
 
 from django.db import transaction
 
+from pipelines import hooks as step_hooks
 from pipelines.hooks import StepContext
+from pipelines.models import PipelineRun, RunStatus, StepRun
 
 from . import events, graph
-from .emit import declared_lineage, emit
+from .emit import declared_lineage, emit, emit_pipeline
+from .models import OutboxEvent
 
 logger = logging.getLogger(__name__)
-_STARTED = "lineage_started"
-
-
-def _emit(ctx: StepContext, event_type: str, **kwargs) -> None:
-    ctx.step_run.run = ctx.run
-    emit(ctx.step_run, ctx.step, event_type, **kwargs)
-
 
 # What compliance's hook records in ``ctx.extra["pii_policies"]`` ({column: action}); these leave PII in clear.
 CLEAR_ACTIONS = {"keep", "absent"}
+PIPELINE_TERMINAL = {RunStatus.SUCCEEDED: "COMPLETE", RunStatus.FAILED: "FAIL", RunStatus.CANCELLED: "ABORT"}
 
 
 def masked_columns(ctx: StepContext) -> set[str]:
@@ -37,54 +41,72 @@ def masked_columns(ctx: StepContext) -> set[str]:
 
 
 class LineageHook:
-    """Emits OpenLineage events for every step run and keeps the lineage graph current.
+    """Naming it in ``ATLAS_STEP_HOOKS`` turns lineage on: events for every run and step, the graph kept current.
 
-    A lineage problem is logged and never fails the step: the data matters
-    more than its record, and :func:`lineage.emit.reconcile` closes any run
-    whose end was not recorded.
+    It needs no stage method: the work happens in the state-change receivers
+    below, inside the runner's transactions. A lineage problem is logged and
+    never fails the step or undoes its status (a savepoint keeps it apart);
+    :func:`lineage.emit.reconcile` closes any step run whose end was not recorded.
     """
 
-    def prepare(self, ctx: StepContext) -> None:
-        if ctx.extra.get(_STARTED):
+
+def enabled() -> bool:
+    return any(isinstance(hook, LineageHook) for hook in step_hooks.hooks())
+
+
+def _has_start(**filters) -> bool:
+    return OutboxEvent.objects.filter(event_type="START", **filters).exists()
+
+
+def _step_events(ctx: StepContext, status: str) -> None:
+    step_run, step = ctx.step_run, ctx.step
+    step_run.run = ctx.run
+    sql = ctx.select_sql
+    if status == RunStatus.RUNNING:
+        emit(step_run, step, "START", lineage=declared_lineage(step), sql=sql)
+    elif status == RunStatus.SUCCEEDED:
+        try:
+            with transaction.atomic():
+                lineage = graph.refresh_step(step, sql=sql, masked=masked_columns(ctx))
+        except Exception:
+            logger.exception("Lineage graph of step %r (run %s) not refreshed; the event names what it declares.",
+                             step.name, ctx.run.pk)
+            lineage = declared_lineage(step)
+        emit(step_run, step, "COMPLETE", lineage=lineage, sql=sql, assertions=events.quality_assertions(step_run))
+    elif status == RunStatus.SKIPPED:
+        # Nothing new to load: the run still ends (COMPLETE, no output written, lineage unchanged).
+        emit(step_run, step, "COMPLETE", lineage=declared_lineage(step), sql=sql)
+    elif status in (RunStatus.FAILED, RunStatus.CANCELLED):
+        declared = declared_lineage(step)
+        if not _has_start(step_run=step_run):
+            emit(step_run, step, "START", lineage=declared, sql=sql)  # START always comes first
+        emit(
+            step_run, step, "FAIL" if status == RunStatus.FAILED else "ABORT", lineage=declared, sql=sql,
+            error=step_run.error or ctx.error, traceback=step_run.traceback,
+            assertions=events.quality_assertions(step_run),
+        )
+
+
+def step_state_changed(sender, *, step_run: StepRun, ctx: StepContext, status: str, **kwargs) -> None:
+    """Receiver of ``pipelines.runner.step_state_changed``: the step run's event, in the caller's transaction."""
+    try:
+        if not enabled():
             return
-        try:
-            with transaction.atomic():
-                _emit(ctx, "START", lineage=declared_lineage(ctx.step), sql=ctx.select_sql)
-            ctx.extra[_STARTED] = True
-        except Exception:
-            logger.exception("START of step %r (run %s) was not recorded.", ctx.step.name, ctx.run.pk)
+        with transaction.atomic():  # a savepoint: a lineage failure leaves the state change alone
+            _step_events(ctx, status)
+    except Exception:
+        logger.exception("Lineage event of step %r (run %s, %s) was not recorded.", ctx.step.name, ctx.run.pk, status)
 
-    def published(self, ctx: StepContext) -> None:
-        try:
-            with transaction.atomic():
-                ctx.step_run.refresh_from_db()
-                result = graph.refresh_step(ctx.step, sql=ctx.select_sql, masked=masked_columns(ctx))
-                _emit(
-                    ctx, "COMPLETE", lineage=result, sql=ctx.select_sql,
-                    assertions=events.quality_assertions(ctx.step_run),
-                )
-        except Exception:
-            logger.exception("Lineage of step %r (run %s) was not recorded.", ctx.step.name, ctx.run.pk)
 
-    def skipped(self, ctx: StepContext) -> None:
-        """Nothing new to load: the run still ends (COMPLETE, no output written, lineage unchanged)."""
-        try:
-            with transaction.atomic():
-                ctx.step_run.refresh_from_db()
-                _emit(ctx, "COMPLETE", lineage=declared_lineage(ctx.step), sql=ctx.select_sql)
-        except Exception:
-            logger.exception("Lineage event of skipped step %r (run %s) was not recorded.", ctx.step.name, ctx.run.pk)
-
-    def failed(self, ctx: StepContext) -> None:
+def run_state_changed(sender, *, run: PipelineRun, status: str, **kwargs) -> None:
+    """Receiver of ``pipelines.runner.run_state_changed``: the pipeline run's own START and end."""
+    try:
+        if not enabled():
+            return
         with transaction.atomic():
-            ctx.step_run.refresh_from_db()
-            declared = declared_lineage(ctx.step)
-            if not ctx.extra.get(_STARTED):
-                # Failed before prepare (e.g. an input never loaded): START still comes first.
-                _emit(ctx, "START", lineage=declared, sql=ctx.select_sql)
-                ctx.extra[_STARTED] = True
-            _emit(
-                ctx, "FAIL", lineage=declared, sql=ctx.select_sql,
-                error=ctx.step_run.error or ctx.error, traceback=ctx.step_run.traceback,
-                assertions=events.quality_assertions(ctx.step_run),
-            )
+            if status == RunStatus.RUNNING:
+                emit_pipeline(run, "START")
+            elif status in PIPELINE_TERMINAL and _has_start(run_uuid=events.pipeline_run_uuid(run)):
+                emit_pipeline(run, PIPELINE_TERMINAL[status], error=run.error, traceback=run.traceback)
+    except Exception:
+        logger.exception("Lineage event of pipeline run %s (%s) was not recorded.", run.pk, status)

@@ -21,6 +21,8 @@ from django.conf import settings
 from django.db.models import Min, Q
 from django.utils import timezone
 
+from atlas import metrics
+
 from .models import OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -127,6 +129,7 @@ def deliver_pending(*, now: datetime | None = None, limit: int = 500, url: str |
                         attempts=event.attempts + 1, last_error="",
                     )
                     report.delivered.append(event.pk)
+                    metrics.count_lineage_delivery("delivered")
                     progressed = True
                     continue
                 attempts = event.attempts + 1
@@ -137,6 +140,7 @@ def deliver_pending(*, now: datetime | None = None, limit: int = 500, url: str |
                     next_attempt_at=now + backoff(attempts),
                 )
                 (report.failed if gave_up else report.retrying).append(event.pk)
+                metrics.count_lineage_delivery("failed" if gave_up else "retry")
                 logger.warning("OpenLineage event %s not delivered (attempt %s): %s", event.pk, attempts, error)
             if not progressed:
                 break

@@ -28,6 +28,9 @@ class StepOutcome:
     rows_in: int = 0
     rows_out: int = 0
     rows_rejected: int = 0
+    # Rows the published table holds, when the step knows it exactly (an ingest that
+    # replaced the table holds just what it staged): no count(*) after the load.
+    table_rows: int | None = None
 
 
 def new_batch_id() -> str:
@@ -139,12 +142,10 @@ def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
     if not staged:
         outcome.status = RunStatus.SKIPPED
         return outcome
-    ctx.warehouse.publish_batches(
-        schema=ctx.schema,
-        target=ctx.target,
-        batches=staged,
-        replace=ctx.step.write_mode == WriteMode.REPLACE,
-    )
+    replace = ctx.step.write_mode == WriteMode.REPLACE
+    ctx.warehouse.publish_batches(schema=ctx.schema, target=ctx.target, batches=staged, replace=replace)
+    if replace:
+        outcome.table_rows = sum(b.rows for b in staged)
     ctx.extra["staged_tables"] = []
     ctx.staging = None
     return outcome

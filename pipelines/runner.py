@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from atlas import audit
@@ -42,6 +43,18 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 15
 # Errors whose message is written for the operator: shown as they are.
 EXPECTED_ERRORS = (WarehouseError, GateFailed, SQLValidationError, PipelineDefinitionError)
+
+# Sent inside the transaction that stores a new status (kwargs: step_run, ctx, status / run, status),
+# so what a receiver writes there (lineage's OpenLineage outbox row) commits or rolls back with it.
+step_state_changed = Signal()
+run_state_changed = Signal()
+
+
+def save_step_state(ctx: StepContext, update_fields: list[str] | None = None) -> None:
+    """Store the step run's new status and tell the receivers, in one transaction."""
+    with transaction.atomic():
+        ctx.step_run.save(update_fields=update_fields)
+        step_state_changed.send(sender=StepRun, step_run=ctx.step_run, ctx=ctx, status=ctx.step_run.status)
 
 
 class RunRefused(Exception):
@@ -197,22 +210,27 @@ def _finish(run: PipelineRun, status: str, *, error: str = "", tb: str = "", onl
     qs = PipelineRun.objects.filter(pk=run.pk)
     if only_if_running:
         qs = qs.filter(status=RunStatus.RUNNING)
-    updated = qs.update(
-        status=status, finished_at=timezone.now(), error=error, traceback=tb, current_step="", **totals
-    )
-    run.refresh_from_db()
+    with transaction.atomic():
+        updated = qs.update(
+            status=status, finished_at=timezone.now(), error=error, traceback=tb, current_step="", **totals
+        )
+        run.refresh_from_db()
+        if updated:
+            run_state_changed.send(sender=PipelineRun, run=run, status=status)
     return updated
 
 
 def execute_run(run_id: int) -> PipelineRun | None:
     """Run a queued run to its end. Returns None when there was nothing to claim."""
     now = timezone.now()
-    if not PipelineRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now
-    ):
-        logger.info("Run %s is not queued any more; nothing to do.", run_id)
-        return None
-    run = PipelineRun.objects.select_related("pipeline").get(pk=run_id)
+    with transaction.atomic():
+        if not PipelineRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=now, heartbeat_at=now
+        ):
+            logger.info("Run %s is not queued any more; nothing to do.", run_id)
+            return None
+        run = PipelineRun.objects.select_related("pipeline").get(pk=run_id)
+        run_state_changed.send(sender=PipelineRun, run=run, status=RunStatus.RUNNING)
     try:
         steps = plan_steps(run.pipeline)
     except PipelineDefinitionError as exc:
@@ -257,12 +275,12 @@ def _progress(step_run: StepRun) -> Callable[[StepOutcome], None]:
 
 def run_step(run: PipelineRun, step: Step, step_run: StepRun) -> bool:
     """Execute one step; True when it succeeded (or had nothing new to do)."""
-    step_run.status, step_run.started_at = RunStatus.RUNNING, timezone.now()
-    step_run.save(update_fields=["status", "started_at"])
     wh = get_warehouse()
     ctx = StepContext(
         run=run, step=step, step_run=step_run, warehouse=wh, schema=step.output.layer, target=step.output.table
     )
+    step_run.status, step_run.started_at = RunStatus.RUNNING, timezone.now()
+    save_step_state(ctx, ["status", "started_at"])
     try:
         wh.ensure_schemas()
         if step.kind == Step.Kind.INGEST:
@@ -271,7 +289,7 @@ def run_step(run: PipelineRun, step: Step, step_run: StepRun) -> bool:
         else:
             outcome = run_transform(ctx)
         if outcome.status != RunStatus.SKIPPED:
-            refresh_dataset(step.output)
+            refresh_dataset(step.output, row_count=outcome.table_rows)
         step_run.status = outcome.status
         step_run.rows_in, step_run.rows_out, step_run.rows_rejected = (
             outcome.rows_in,
@@ -279,7 +297,7 @@ def run_step(run: PipelineRun, step: Step, step_run: StepRun) -> bool:
             outcome.rows_rejected,
         )
         step_run.finished_at = timezone.now()
-        step_run.save()
+        save_step_state(ctx)
         if outcome.status != RunStatus.SKIPPED:
             hooks.call("published", ctx)
         else:
@@ -293,7 +311,7 @@ def run_step(run: PipelineRun, step: Step, step_run: StepRun) -> bool:
         step_run.finished_at = timezone.now()
         step_run.error = str(exc) if isinstance(exc, EXPECTED_ERRORS) else f"{type(exc).__name__}: {exc}"
         step_run.traceback = traceback.format_exc()
-        step_run.save()
+        save_step_state(ctx)
         hooks.call("failed", ctx)
         logger.warning("Run %s step %r failed: %s", run.pk, step.name, step_run.error)
         return False
@@ -307,8 +325,11 @@ def _drop_staging(ctx: StepContext) -> None:
             logger.exception("Could not drop staging table %s.%s", ctx.schema, name)
 
 
-def refresh_dataset(dataset: Dataset) -> None:
-    """Columns, row count and load time of a dataset, as the warehouse now holds it."""
+def refresh_dataset(dataset: Dataset, row_count: int | None = None) -> None:
+    """Columns, row count and load time of a dataset, as the warehouse now holds it.
+
+    ``row_count``: when the caller knows it exactly (it just replaced the table), no count(*).
+    """
     wh = get_warehouse()
     columns = wh.columns(dataset.layer, dataset.table)
     existing = {c.name: c for c in dataset.columns.all()}
@@ -319,6 +340,6 @@ def refresh_dataset(dataset: Dataset) -> None:
         obj.position, obj.data_type, obj.nullable = pos, col.type, col.nullable
         obj.save()
     dataset.columns.exclude(name__in=keep).delete()
-    dataset.row_count = wh.row_count(dataset.layer, dataset.table)
+    dataset.row_count = wh.row_count(dataset.layer, dataset.table) if row_count is None else row_count
     dataset.last_loaded_at = timezone.now()
     dataset.save(update_fields=["row_count", "last_loaded_at", "updated_at"])

@@ -8,29 +8,56 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.module_loading import import_string
+from django.views.decorators.http import require_POST
 
 from atlas.warehouse import WarehouseError, get_warehouse
 from pipelines.admin import ADMIN_CSS, ReadOnlyAdmin, ReadOnlyInline, admin_link, pre
 from pipelines.models import Dataset
 
 from . import quarantine
-from .models import Check, CheckResult, CheckRun, Outcome
+from .models import Check, CheckResult, CheckRun, Outcome, Severity
+from .reprocess import ReprocessError, current_check_runs, reprocess
 from .service import run_checks
+from .status import NEVER, dataset_status
 
 COLOURS = {
+    "no_checks": "#6c757d", "not_run": "#6c757d", NEVER: "#6c757d",
     Outcome.PASS: "#198754", Outcome.WARN: "#fd7e14", Outcome.FAIL: "#dc3545", Outcome.ERROR: "#6f42c1",
     CheckRun.Status.PASSED: "#198754", CheckRun.Status.WARNED: "#fd7e14", CheckRun.Status.FAILED: "#dc3545",
     CheckRun.Status.ERROR: "#6f42c1", CheckRun.Status.RUNNING: "#0d6efd",
 }
 HISTORY = 20
 QUARANTINE_PAGE = 50
+
+
+REPROCESS_PERMISSION = "quality.change_check"
+
+
+def mask(user, dataset: Dataset, columns: list[str], rows: list) -> list[list]:
+    """Rows as ``user`` may see them: PII columns masked without the permission (``ATLAS_ROW_MASKER``)."""
+    if not settings.ATLAS_ROW_MASKER:
+        return [list(r) for r in rows]
+    return import_string(settings.ATLAS_ROW_MASKER)(user, dataset, columns, rows)
+
+
+def history(check_ids: list[int], limit: int = HISTORY) -> dict[int, list[float | None]]:
+    """The failing share of each check's last ``limit`` results, oldest first."""
+    out: dict[int, list[float | None]] = {}
+    rows = CheckResult.objects.filter(check_ref__in=check_ids).order_by("created_at", "id")
+    for check_id, share in rows.values_list("check_ref", "failing_share"):
+        out.setdefault(check_id, []).append(share)
+    return {k: v[-limit:] for k, v in out.items()}
 
 
 def badge(value: str | None) -> str:
@@ -91,24 +118,22 @@ class CheckAdmin(admin.ModelAdmin):
         )
 
     def get_urls(self):
-        view = path(
-            "quarantine/<int:dataset_id>/",
-            self.admin_site.admin_view(self.quarantine_view),
-            name="quality_quarantine",
-        )
-        return [view, *super().get_urls()]
+        views = [
+            path("quarantine/<int:dataset_id>/", self.admin_site.admin_view(self.quarantine_view), name="quality_quarantine"),
+            path("dataset/<int:dataset_id>/", self.admin_site.admin_view(self.dataset_view), name="quality_dataset"),
+            path(
+                "dataset/<int:dataset_id>/reprocess/",
+                self.admin_site.admin_view(require_POST(self.reprocess_view)),
+                name="quality_reprocess",
+            ),
+        ]
+        return views + super().get_urls()
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         response = super().changelist_view(request, extra_context)
         cl = getattr(response, "context_data", {}).get("cl") if hasattr(response, "context_data") else None
         if cl is not None:
-            ids = [c.pk for c in cl.result_list]
-            history: dict[int, list[float | None]] = {}
-            for check_id, share in (
-                CheckResult.objects.filter(check_ref__in=ids).order_by("created_at", "id").values_list("check_ref", "failing_share")
-            ):
-                history.setdefault(check_id, []).append(share)
-            self._history = {k: v[-HISTORY:] for k, v in history.items()}
+            self._history = history([c.pk for c in cl.result_list])
         return response
 
     @admin.display(description="latest", ordering="latest_outcome")
@@ -121,10 +146,10 @@ class CheckAdmin(admin.ModelAdmin):
 
     @admin.display(description="failing share, last runs")
     def history_chart(self, obj: Check) -> str:
-        history = getattr(self, "_history", None)
-        if history is None:
-            history = {obj.pk: list(obj.results.order_by("-created_at").values_list("failing_share", flat=True)[:HISTORY])[::-1]}
-        return share_chart(history.get(obj.pk, []))
+        shares = getattr(self, "_history", None)
+        if shares is None:
+            shares = history([obj.pk])
+        return share_chart(shares.get(obj.pk, []))
 
     @admin.display(description="recent results")
     def recent_results(self, obj: Check) -> str:
@@ -152,12 +177,13 @@ class CheckAdmin(admin.ModelAdmin):
             self.message_user(request, format_html("{}: {} ({})", dataset.name, run.status, admin_link(run, f"check run #{run.pk}")), level)
 
     def quarantine_view(self, request: HttpRequest, dataset_id: int) -> HttpResponse:
-        """Quarantined rows of one dataset, newest first, with the reason and the checks they failed."""
+        """Quarantined rows of one dataset, newest first, with the reason and the checks they failed (PII masked)."""
         dataset = get_object_or_404(Dataset, pk=dataset_id)
         try:
             offset = max(int(request.GET.get("offset", 0)), 0)
         except ValueError:
             offset = 0
+        run_ids = _run_ids(request.GET.get("check_run"))
         context = {
             **self.admin_site.each_context(request),
             "title": f"Quarantine of {dataset.qualified_table}",
@@ -166,19 +192,114 @@ class CheckAdmin(admin.ModelAdmin):
             "page": QUARANTINE_PAGE,
             "next_offset": offset + QUARANTINE_PAGE,
             "prev_offset": max(offset - QUARANTINE_PAGE, 0),
+            "check_run": request.GET.get("check_run", ""),
+            "can_reprocess": request.user.has_perm(REPROCESS_PERMISSION),
         }
-        try:
-            wh = get_warehouse()
-            context["total"] = (
-                wh.row_count(dataset.layer, quarantine.quarantine_name(dataset.table))
-                if wh.table_exists(dataset.layer, quarantine.quarantine_name(dataset.table)) else 0
-            )
-            context["columns"], context["rows"] = quarantine.browse(
-                wh, dataset.layer, dataset.table, limit=QUARANTINE_PAGE, offset=offset
-            )
-        except WarehouseError as exc:
-            context["error"] = str(exc)
+        page = quarantine_page(request.user, dataset, limit=QUARANTINE_PAGE, offset=offset, check_run_ids=run_ids)
+        context.update(page, q=page)
         return TemplateResponse(request, "admin/quality/quarantine.html", context)
+
+    def dataset_view(self, request: HttpRequest, dataset_id: int) -> HttpResponse:
+        """One dataset's quality: overall status, each check's latest outcome and history, runs, quarantine."""
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        outcome = request.GET.get("outcome") or None
+        severity = request.GET.get("severity") or None
+        try:
+            status = dataset_status(dataset, outcome=outcome, severity=severity)
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            outcome = severity = None
+            status = dataset_status(dataset)
+        shares = history([c["id"] for c in status["checks"]])
+        for row in status["checks"]:
+            row["badge"] = badge(row["outcome"])
+            row["chart"] = share_chart(shares.get(row["id"], []))
+            row["url"] = reverse("admin:quality_check_change", args=[row["id"]])
+            row["result_url"] = reverse("admin:quality_checkresult_change", args=[row["result"]]) if row["result"] else ""
+        runs = list(CheckRun.objects.filter(dataset=dataset).select_related("step_run__run").order_by("-started_at", "-id")[:10])
+
+        def choices(param: str, values: list[tuple[str, str]], current: str | None) -> list[dict]:
+            other = {k: v for k, v in request.GET.items() if k != param and v}
+            items = [{"label": "All", "query": _query(other), "selected": current is None}]
+            for value, label in values:
+                items.append({"label": label, "query": _query({**other, param: value}), "selected": current == value})
+            return items
+
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Quality of {dataset.name}",
+            "dataset": dataset,
+            "status": status,
+            "status_badge": badge(status["status"]),
+            "outcome_filter": choices("outcome", [*Outcome.choices, (NEVER, "Never run")], outcome),
+            "severity_filter": choices("severity", list(Severity.choices), severity),
+            "runs": [{"run": r, "badge": badge(r.status), "url": reverse("admin:quality_checkrun_change", args=[r.pk])}
+                     for r in runs],
+            "can_reprocess": request.user.has_perm(REPROCESS_PERMISSION),
+            "quarantine": quarantine_page(request.user, dataset, limit=10, offset=0, check_run_ids=None),
+        }
+        return TemplateResponse(request, "admin/quality/dataset.html", context)
+
+    def reprocess_view(self, request: HttpRequest, dataset_id: int) -> HttpResponse:
+        """POST: re-process the dataset's check-quarantined rows (all, or one check run's) through its checks."""
+        if not request.user.has_perm(REPROCESS_PERMISSION):
+            raise PermissionDenied
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        run_ids = _run_ids(request.POST.get("check_run"))
+        _reprocess_and_report(self, request, dataset, run_ids)
+        target = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+            target = reverse("admin:quality_dataset", args=[dataset.pk])
+        return HttpResponseRedirect(target)
+
+
+def _query(params: dict[str, str]) -> str:
+    from urllib.parse import urlencode
+
+    return "?" + urlencode(params) if params else "?"
+
+
+def _run_ids(value: str | None) -> list[int] | None:
+    """``check_run`` from a request: one or several ids, comma-separated; anything else selects all."""
+    if not value:
+        return None
+    try:
+        return [int(v) for v in str(value).split(",") if v.strip()]
+    except ValueError:
+        return None
+
+
+def quarantine_page(user, dataset: Dataset, *, limit: int, offset: int, check_run_ids: list[int] | None) -> dict:
+    """A page of the quarantine for a template, masked for ``user``; never raises."""
+    try:
+        wh = get_warehouse()
+        name = quarantine.quarantine_name(dataset.table)
+        if not wh.table_exists(dataset.layer, name):
+            return {"total": 0, "from_checks": 0, "columns": [], "rows": []}
+        total = (
+            wh.row_count(dataset.layer, name) if check_run_ids is None
+            else quarantine.count_rows(wh, dataset.layer, dataset.table, check_run_ids)
+        )
+        columns, rows = quarantine.browse(wh, dataset.layer, dataset.table, limit=limit, offset=offset, check_run_ids=check_run_ids)
+        selection = current_check_runs(dataset) if check_run_ids is None else check_run_ids
+        from_checks = quarantine.count_rows(wh, dataset.layer, dataset.table, selection)
+    except WarehouseError as exc:
+        return {"error": str(exc), "total": 0, "from_checks": 0, "columns": [], "rows": []}
+    return {"total": total, "from_checks": from_checks, "columns": columns, "rows": mask(user, dataset, columns, rows)}
+
+
+def _reprocess_and_report(model_admin, request: HttpRequest, dataset: Dataset, run_ids: list[int] | None) -> None:
+    try:
+        done = reprocess(dataset, check_run_ids=run_ids, actor=request.user)
+    except ReprocessError as exc:
+        model_admin.message_user(request, f"{dataset.name}: {exc}", messages.ERROR)
+        return
+    text = f"{dataset.name}: {done}"
+    if done.check_run is not None:
+        model_admin.message_user(request, format_html("{} ({})", text, admin_link(done.check_run, f"check run #{done.check_run.pk}")),
+                                 messages.SUCCESS)
+    else:
+        model_admin.message_user(request, text, messages.INFO)
 
 
 class CheckResultInline(ReadOnlyInline, admin.TabularInline):
@@ -209,6 +330,21 @@ class CheckRunAdmin(ReadOnlyAdmin):
               "rows_checked", "rows_quarantined", "queries", "error", "quarantine_link")
     readonly_fields = fields
     inlines = (CheckResultInline,)
+    actions = ("reprocess_quarantined",)
+
+    def get_actions(self, request: HttpRequest):
+        actions = super().get_actions(request)
+        if not request.user.has_perm(REPROCESS_PERMISSION):
+            actions.pop("reprocess_quarantined", None)
+        return actions
+
+    @admin.action(description="Re-process the rows these check runs quarantined (same checks again)")
+    def reprocess_quarantined(self, request: HttpRequest, queryset) -> None:
+        by_dataset: dict[int, list[int]] = {}
+        for run in queryset.select_related(None).only("pk", "dataset_id"):
+            by_dataset.setdefault(run.dataset_id, []).append(run.pk)
+        for dataset in Dataset.objects.filter(pk__in=by_dataset):
+            _reprocess_and_report(self, request, dataset, sorted(by_dataset[dataset.pk]))
 
     class Media:
         css = ADMIN_CSS
@@ -223,9 +359,13 @@ class CheckRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="quarantine")
     def quarantine_link(self, obj: CheckRun) -> str | None:
+        page = reverse("admin:quality_dataset", args=[obj.dataset_id])
         if not obj.rows_quarantined:
-            return None
-        return format_html('<a href="{}">{} row(s) moved: browse</a>', reverse("admin:quality_quarantine", args=[obj.dataset_id]), obj.rows_quarantined)
+            return format_html('<a href="{}">Quality of {}</a>', page, obj.dataset.name)
+        return format_html(
+            '<a href="{}?check_run={}">{} row(s) moved: browse</a> · <a href="{}">Quality of {}</a>',
+            reverse("admin:quality_quarantine", args=[obj.dataset_id]), obj.pk, obj.rows_quarantined, page, obj.dataset.name,
+        )
 
 
 @admin.register(CheckResult)
@@ -236,7 +376,7 @@ class CheckResultAdmin(ReadOnlyAdmin):
     search_fields = ("check_name", "message")
     date_hierarchy = "created_at"
     fields = ("check_name", "run_link", "kind", "severity", "outcome_badge", "observed_pre", "failing_rows", "failing_share",
-              "rows_quarantined", "message", "query_group", "query_seconds", "samples", "created_at")
+              "rows_quarantined", "message", "query_group", "query_seconds", "created_at")
     readonly_fields = fields
 
     class Media:
@@ -258,14 +398,22 @@ class CheckResultAdmin(ReadOnlyAdmin):
     def observed_pre(self, obj: CheckResult) -> str:
         return pre(json.dumps(obj.observed, indent=2, default=str)) if obj.observed is not None else "-"
 
-    @admin.display(description="sample of failing rows")
-    def samples(self, obj: CheckResult) -> str:
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        obj = self.get_object(request, object_id)
+        extra = {**(extra_context or {}), "samples": self.samples(obj, request.user) if obj is not None else "-"}
+        return super().change_view(request, object_id, form_url, extra)
+
+    @staticmethod
+    def samples(obj: CheckResult, user) -> str:
+        """The stored failing rows as ``user`` may see them (PII columns masked without the permission)."""
         if not obj.sample_rows:
             return "-"
-        head = format_html_join("", "<th>{}</th>", ((c,) for c in obj.sample_columns))
+        columns = list(obj.sample_columns)
+        rows = [[row.get(c) for c in columns] for row in obj.sample_rows]
+        rows = mask(user, obj.check_run.dataset, columns, rows)
+        head = format_html_join("", "<th>{}</th>", ((c,) for c in columns))
         body = format_html_join(
             "", "<tr>{}</tr>",
-            ((format_html_join("", "<td>{}</td>", ((row.get(c) if row.get(c) is not None else "NULL",) for c in obj.sample_columns)),)
-             for row in obj.sample_rows),
+            ((format_html_join("", "<td>{}</td>", ((v if v is not None else "NULL",) for v in row)),) for row in rows),
         )
         return format_html('<div class="atlas-preview"><table><thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>', head, body)

@@ -2,15 +2,20 @@
 
 Enable it by adding ``quality.hooks.QualityGate`` to ``ATLAS_STEP_HOOKS``
 (after hooks that rewrite the SELECT, e.g. compliance, so the checks see the
-rows that will be published).
+rows that will be published); it is on by default.
+
+Errors fail closed: a fail or drop check that cannot be evaluated (its SQL
+fails on the data, a referenced dataset is gone) blocks publishing like a
+failing one — an unverified gate is not a passed gate. A warn check that
+errors is recorded with its message and does not block.
 """
 
 from __future__ import annotations
 
 from pipelines.hooks import GateFailed, StepContext
 
-from .models import Check, CheckRun, Severity
-from .service import gate_message, run_checks
+from .models import Check, CheckRun
+from .service import blocks_publishing, gate_message, run_checks
 
 
 class QualityGate:
@@ -38,8 +43,5 @@ class QualityGate:
             {"check_run": check_run.pk, "status": check_run.status, "rows_quarantined": check_run.rows_quarantined}
         )
         ctx.extra["rows_quarantined"] = ctx.extra.get("rows_quarantined", 0) + check_run.rows_quarantined
-        blocking_error = check_run.status == CheckRun.Status.ERROR and any(
-            c.severity in (Severity.FAIL, Severity.DROP) for c in checks
-        )
-        if check_run.status == CheckRun.Status.FAILED or blocking_error:
+        if blocks_publishing(check_run, checks):
             raise GateFailed(gate_message(check_run))

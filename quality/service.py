@@ -25,7 +25,7 @@ from atlas.warehouse import Warehouse, WarehouseError, get_warehouse
 from pipelines.models import Dataset
 
 from . import quarantine
-from .compiler import Plan, RowCheck, compile_plan, sample_sql, scan_sql
+from .compiler import Plan, RowCheck, compile_plan, item_sql, sample_sql
 from .definitions import type_family
 from .models import Check, CheckKind, CheckResult, CheckRun, Outcome, Severity
 
@@ -151,43 +151,86 @@ def _result(check: Check, **fields: Any) -> CheckResult:
     return CheckResult(check_ref=check, check_name=check.name, kind=check.kind, severity=check.severity, **fields)
 
 
-def evaluate(wh: Warehouse, checks: list[Check], schema: str, table: str) -> Evaluation:
-    """Measure every check: one scan for rows and table checks, the catalogue for schemas, samples for failures."""
-    now = timezone.now()
-    results: list[CheckResult] = []
+def _scan(wh: Warehouse, plan: Plan) -> tuple[int | None, dict[int, Any], dict[int, str], int, float]:
+    """Run the scan; if it fails, run each check's part alone so one broken check cannot hide the others.
+
+    Returns the total rows (None if even ``count(*)`` failed), values and errors by check
+    position in ``plan.items()``, the queries run, and the seconds of the scan.
+    """
+    items = plan.items()
+    sql, params = item_sql(wh, plan, items)
+    started = time.perf_counter()
     try:
-        plan = compile_plan(wh, checks, schema, table)
-    except (WarehouseError, ValueError) as exc:
-        return Evaluation([_result(c, outcome=Outcome.ERROR, message=str(exc)) for c in checks], 0, 0, None)
-    total, queries = 0, 0
-    if plan.row or plan.table_checks or not plan.catalog:
-        sql, params = scan_sql(wh, plan)
-        started = time.perf_counter()
+        with wh.cursor() as cur:
+            row = cur.execute(sql, params).fetchone()
+        return int(row[0]), dict(enumerate(row[1:])), {}, 1, time.perf_counter() - started
+    except WarehouseError as exc:
+        first_error = str(exc)
+    values: dict[int, Any] = {}
+    errors: dict[int, str] = {}
+    queries = 1
+    total: int | None = None
+    try:
+        with wh.cursor() as cur:
+            total = int(cur.execute(f"SELECT count(*) FROM {wh.table(plan.schema, plan.table)}").fetchone()[0])
+        queries += 1
+    except WarehouseError as exc:
+        return None, {}, dict.fromkeys(range(len(items)), f"The check query failed: {first_error or exc}"), queries + 1, 0.0
+    for i, item in enumerate(items):
+        sql, params = item_sql(wh, plan, [item])
+        queries += 1
         try:
             with wh.cursor() as cur:
-                values = cur.execute(sql, params).fetchone()
+                values[i] = cur.execute(sql, params).fetchone()[1]
         except WarehouseError as exc:
-            message = f"The check query failed: {exc}"
-            scan_checks = [rc.check for rc in plan.row] + [tc.check for tc in plan.table_checks]
-            results += [_result(c, outcome=Outcome.ERROR, message=message, query_group="scan") for c in scan_checks]
-            values = None
-        seconds = time.perf_counter() - started
-        queries += 1
-        if values is not None:
-            total = int(values[0])
-            for i, rc in enumerate(plan.row, start=1):
+            errors[i] = f"The check's query failed on the data: {str(exc).strip()}"
+    return total, values, errors, queries, time.perf_counter() - started
+
+
+def evaluate(
+    wh: Warehouse, checks: list[Check], schema: str, table: str, *, unique_against: tuple[str, str] | None = None
+) -> Evaluation:
+    """Measure every check: one scan for rows and table checks, the catalogue for schemas, samples for failures.
+
+    A check that cannot be compiled or whose SQL fails on the data gets an ``error``
+    outcome with the reason; the others are still measured and recorded.
+    """
+    now = timezone.now()
+    results: list[CheckResult] = []
+    failed: dict[Check, str] = {}
+    plan = compile_plan(wh, checks, schema, table, errors=failed, unique_against=unique_against)
+    results += [_result(check, outcome=Outcome.ERROR, message=message) for check, message in failed.items()]
+    total, queries = 0, 0
+    if plan.row or plan.table_checks or not plan.catalog:
+        counted, values, errors, queries, seconds = _scan(wh, plan)
+        total = counted or 0
+        for i, (check, _expr, _params) in enumerate(plan.items()):
+            if i in errors:
+                results.append(_result(check, outcome=Outcome.ERROR, message=errors[i], query_group="scan"))
+                continue
+            if i < len(plan.row):
+                rc = plan.row[i]
                 failing = int(values[i] or 0)
-                outcome, message = _row_outcome(rc.check, failing, total)
+                if failing and not rc.count_is_exact:  # surplus rows: the exact count, for failing checks only
+                    try:
+                        with wh.cursor() as cur:
+                            failing = int(cur.execute(f"SELECT {rc.exact}").fetchone()[0] or 0)
+                    except WarehouseError as exc:
+                        results.append(_result(check, outcome=Outcome.ERROR, message=str(exc), query_group="scan"))
+                        continue
+                    finally:
+                        queries += 1
+                outcome, message = _row_outcome(check, failing, total)
                 results.append(
                     _result(
-                        rc.check, outcome=outcome, message=message, observed=failing, failing_rows=failing,
+                        check, outcome=outcome, message=message, observed=failing, failing_rows=failing,
                         failing_share=(failing / total) if total else 0.0, query_group="scan", query_seconds=seconds,
                     )
                 )
-            for j, tc in enumerate(plan.table_checks, start=1 + len(plan.row)):
-                outcome, observed, message = _table_outcome(tc.check, values[j], total, now)
+            else:
+                outcome, observed, message = _table_outcome(check, values[i], total, now)
                 results.append(
-                    _result(tc.check, outcome=outcome, observed=jsonable(observed), message=message,
+                    _result(check, outcome=outcome, observed=jsonable(observed), message=message,
                             query_group="scan", query_seconds=seconds)
                 )
     for check in plan.catalog:
@@ -199,6 +242,8 @@ def evaluate(wh: Warehouse, checks: list[Check], schema: str, table: str) -> Eva
                     query_seconds=time.perf_counter() - started)
         )
     queries += _fetch_samples(wh, plan, results)
+    order = {c.pk: i for i, c in enumerate(checks)}
+    results.sort(key=lambda r: order.get(r.check_ref.pk if r.check_ref else None, len(order)))
     return Evaluation(results, total, queries, plan)
 
 
@@ -303,6 +348,18 @@ def run_checks(
         check_run.finished_at = timezone.now()
         check_run.save()
     return check_run
+
+
+def blocks_publishing(check_run: CheckRun, checks: list[Check]) -> bool:
+    """Whether a gate's check run must stop the step (fail closed on errors of fail/drop checks)."""
+    if check_run.status == CheckRun.Status.FAILED:
+        return True
+    # the whole evaluation could not run (e.g. the staged table is gone): block if any check could
+    return (
+        check_run.status == CheckRun.Status.ERROR
+        and not check_run.results.exists()
+        and any(c.severity in BLOCKING for c in checks)
+    )
 
 
 def gate_message(check_run: CheckRun) -> str:

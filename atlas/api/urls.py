@@ -7,44 +7,24 @@ pointing one way: ``atlas`` never imports the apps by name.
 
 from __future__ import annotations
 
-from importlib import import_module
-from importlib.util import find_spec
-from pathlib import Path
-
-from django.apps import apps
-from django.conf import settings
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import permissions, routers
 
 from .exceptions import not_found
+from .extensions import app_routes
 from .views import AuditEventViewSet
 
 
 class APIRootView(routers.APIRootView):
-    """Atlas API: sources, datasets, pipelines and their runs, the audit log."""
+    """Atlas API: sources, datasets, pipelines and their runs; checks and results; PII findings and
+    policies; lineage; the audit log."""
 
     permission_classes = [permissions.IsAuthenticated]
 
 
 class Router(routers.DefaultRouter):
     APIRootView = APIRootView
-
-
-def app_routes() -> list[tuple[str, type, str]]:
-    """``routes`` from the ``api/urls.py`` of Atlas's own apps (third-party apps are not searched)."""
-    routes: list[tuple[str, type, str]] = []
-    base = Path(settings.BASE_DIR).resolve()
-    for config in apps.get_app_configs():
-        if config.name == "atlas" or not Path(config.path).resolve().is_relative_to(base):
-            continue
-        package = find_spec(f"{config.name}.api")
-        if package is None or package.submodule_search_locations is None:
-            continue
-        if find_spec(f"{config.name}.api.urls") is None:
-            continue
-        routes.extend(getattr(import_module(f"{config.name}.api.urls"), "routes", []))
-    return routes
 
 
 router = Router()

@@ -58,6 +58,10 @@ def test_the_api_keeps_its_schema(wsgi_in_test_transaction, django_user_model, w
         check()
         tested.append(f"{operation.method.upper()} {operation.path}")
     assert "POST /api/v1/pipelines/{id}/run/" in tested and len(tested) > 20, tested
+    assert {
+        "GET /api/v1/check-results/", "POST /api/v1/checks/", "GET /api/v1/quarantine/{id}/",
+        "POST /api/v1/pii-findings/{id}/decision/", "POST /api/v1/column-policies/", "GET /api/v1/dataset-lineage/{id}/",
+    } <= set(tested), tested
 
 
 @pytest.fixture
@@ -71,4 +75,12 @@ def simple_pipeline_for_fuzz(db, tmp_path):
     dataset = Dataset.objects.create(name="fuzz", layer="explore", table="fuzz")
     pipeline = Pipeline.objects.create(name="fuzz")
     pipeline.steps.create(name="ingest", kind="ingest", source=source, output=dataset)
+    # quality, compliance: a check, a finding, a Chart dataset with a policy
+    from compliance.models import ColumnPolicy, PiiFinding
+    from quality.models import Check
+
+    chart = Dataset.objects.create(name="fuzz_chart", layer="chart", table="fuzz_chart")
+    Check.objects.create(dataset=dataset, name="id_set", kind="not_null", columns=["id"])
+    PiiFinding.objects.create(dataset=dataset, column="id", entity="PERSON", samples=["x"])
+    ColumnPolicy.objects.create(dataset=chart, column="name", action="hash")
     return pipeline

@@ -142,3 +142,68 @@ def test_an_app_can_add_its_own_family(client, db):
         assert samples(scrape(client)["atlas_test_things"]) == {(): 7.0}
     finally:
         metrics._sources.remove(mine)
+
+
+def test_quarantined_rows_count_ingest_rejects_and_rows_drop_checks_moved(client, after_a_run):
+    from pipelines.models import Dataset
+    from quality.models import CheckRun
+
+    people = Dataset.objects.get(name="people")
+    CheckRun.objects.create(dataset=people, trigger="manual", table="chart.people", status="warned", rows_quarantined=3)
+    assert samples(scrape(client)["atlas_quarantined_rows"]) == {(("dataset", "raw_people"),): 1.0, (("dataset", "people"),): 3.0}
+
+
+def test_every_family_the_issue_lists_is_exposed(client, after_a_run):
+    from compliance.models import PiiFinding
+    from lineage.models import OutboxEvent
+    from pipelines.models import Dataset
+    from quality.models import CheckResult, CheckRun
+
+    people = Dataset.objects.get(name="people")
+    check_run = CheckRun.objects.create(dataset=people, trigger="manual", table="chart.people", status="failed")
+    CheckResult.objects.create(check_run=check_run, check_name="c", kind="not_null", severity="fail", outcome="fail")
+    PiiFinding.objects.create(dataset=people, column="name", entity="PERSON", status="confirmed")
+    OutboxEvent.objects.create(ordering_key="k", run_uuid="u", event_type="START", job_name="j", payload={})
+    families = scrape(client)
+    assert samples(families["atlas_check_results"], "atlas_check_results_total")[
+        (("outcome", "fail"), ("severity", "fail"))] == 1.0
+    assert samples(families["atlas_pii_findings"])[(("entity", "PERSON"), ("status", "confirmed"))] == 1.0
+    assert samples(families["atlas_lineage_outbox_backlog"])[()] >= 1.0
+
+
+COUNT_IN_A_WORKER = """
+import django
+django.setup()
+from atlas import metrics
+metrics.count_lineage_delivery("delivered", {n})
+metrics.count_lineage_delivery("retry")
+"""
+
+
+def test_counters_of_several_worker_processes_add_up_at_one_scrape(client, db, tmp_path, monkeypatch):
+    """Two worker processes count deliveries; one scrape of the web process shows the sum (multiprocess mode)."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    multiproc = tmp_path / "prometheus"
+    multiproc.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc), "DJANGO_SETTINGS_MODULE": "atlas.settings",
+           "DEBUG": "true", "ATLAS_VAR_DIR": str(tmp_path / "var")}
+    for n in (2, 5):
+        subprocess.run([sys.executable, "-c", COUNT_IN_A_WORKER.format(n=n)], env=env, check=True,
+                       cwd=django_settings.BASE_DIR, timeout=120)
+    assert len(list(multiproc.glob("counter_*.db"))) == 2  # one file per process
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(multiproc))
+    deliveries = scrape(client)["atlas_lineage_deliveries"]
+    assert deliveries.type == "counter"
+    assert samples(deliveries, "atlas_lineage_deliveries_total") == {
+        (("outcome", "delivered"),): 7.0, (("outcome", "retry"),): 2.0,
+    }
+
+
+def test_an_unknown_delivery_outcome_is_refused():
+    with pytest.raises(ValueError, match="Unknown delivery outcome 'lost'"):
+        metrics.count_lineage_delivery("lost")

@@ -16,12 +16,15 @@ from rest_framework.test import APIClient
 
 from atlas import roles
 from atlas.api.testing import token_client, user_with_role
+from compliance.models import ColumnPolicy, PiiFinding
 from pipelines import runner
 from pipelines.models import Dataset, Pipeline, PipelineRun, Source
+from quality.models import Check
 
 ROLES = ("Operator", "Steward", "Analyst", "Auditor")
 EVERYONE = set(ROLES)
 READERS_OF_SOURCES = {"Operator", "Steward", "Auditor"}
+COMPLIANCE_READERS = {"Steward", "Auditor"}
 
 # (method, url template, roles allowed); {pipeline}, {run} are filled in per test.
 API = [
@@ -43,6 +46,23 @@ API = [
     ("post", "/api/v1/pipelines/{pipeline}/run/", {"Operator"}),
     ("post", "/api/v1/runs/{run}/cancel/", {"Operator"}),
     ("delete", "/api/v1/sources/{spare_source}/", {"Operator"}),
+    # quality
+    ("get", "/api/v1/checks/", EVERYONE),
+    ("post", "/api/v1/checks/", {"Operator"}),
+    ("patch", "/api/v1/checks/{check}/", {"Operator"}),
+    ("get", "/api/v1/check-results/", EVERYONE),
+    ("get", "/api/v1/quarantine/{dataset}/", EVERYONE),
+    # compliance: findings and policies are the stewards' (auditors read them, PII masked)
+    ("get", "/api/v1/pii-findings/", COMPLIANCE_READERS),
+    ("get", "/api/v1/pii-findings/{finding}/", COMPLIANCE_READERS),
+    ("post", "/api/v1/pii-findings/{finding}/decision/", {"Steward"}),
+    ("get", "/api/v1/column-policies/", COMPLIANCE_READERS),
+    ("post", "/api/v1/column-policies/", {"Steward"}),
+    ("patch", "/api/v1/column-policies/{policy}/", {"Steward"}),
+    # lineage
+    ("get", "/api/v1/dataset-lineage/{dataset}/", EVERYONE),
+    ("get", "/api/v1/lineage?dataset=d", EVERYONE),
+    ("post", "/api/v1/lineage", {"Operator"}),  # other tools report into Atlas with an Operator's token
 ]
 
 # Admin changelists whose expectations are fixed here; other apps' pages are checked below
@@ -71,12 +91,38 @@ def objects(db, tmp_path):
     pipeline.steps.create(name="ingest", kind="ingest", source=source, output=dataset)
     run = runner.start_run(pipeline, dispatch=False)
     spare = Source.objects.create(name="spare", location=str(path))
-    return {"source": source.pk, "spare_source": spare.pk, "dataset": dataset.pk, "pipeline": pipeline.pk, "run": run.pk}
+    chart = Dataset.objects.create(name="c", layer="chart", table="c")
+    check = Check.objects.create(dataset=dataset, name="id_set", kind="not_null", columns=["id"])
+    finding = PiiFinding.objects.create(dataset=dataset, column="id", entity="PERSON", samples=["Ann"])
+    policy = ColumnPolicy.objects.create(dataset=chart, column="name", action="hash")
+    return {"source": source.pk, "spare_source": spare.pk, "dataset": dataset.pk, "pipeline": pipeline.pk, "run": run.pk,
+            "chart": chart.pk, "check": check.pk, "finding": finding.pk, "policy": policy.pk}
 
 
-def body_for(method: str, url: str, n: int) -> dict:
+OPENLINEAGE_EVENT = {
+    "eventType": "COMPLETE", "eventTime": "2026-01-01T00:00:00Z", "producer": "https://example.invalid/airflow",
+    "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+    "run": {"runId": "3f5e9b2c-1c9a-4d7e-8a53-5f9f0d1e2a3b"}, "job": {"namespace": "airflow", "name": "dag.task"},
+    "inputs": [], "outputs": [],
+}
+
+
+def body_for(method: str, url: str, n: int, objects: dict | None = None) -> dict:
+    objects = objects or {}
     if method != "post" and method != "patch":
         return {}
+    if url.endswith("/checks/"):
+        return {"dataset": objects["dataset"], "name": f"new{n}", "kind": "not_null", "columns": ["id"]}
+    if "/checks/" in url:
+        return {"severity": "warn"}
+    if url.endswith("/decision/"):
+        return {"decision": "confirm"}
+    if url.endswith("/column-policies/"):
+        return {"dataset": objects["chart"], "column": f"new{n}", "action": "hash"}
+    if "/column-policies/" in url:
+        return {"action": "redact"}
+    if url.endswith("/lineage"):
+        return OPENLINEAGE_EVENT
     if url.endswith("/sources/"):
         return {"name": f"new{n}", "location": "/tmp/x.csv"}
     if url.endswith("/datasets/"):
@@ -104,7 +150,8 @@ def test_every_role_against_every_endpoint(role, objects):
             PipelineRun.objects.update(status="failed")
             if url.endswith("/cancel/"):
                 PipelineRun.objects.filter(pk=objects["run"]).update(status="queued")
-        response = getattr(client, method)(url, body_for(method, url, n), format="json")
+        data = body_for(method, url, n, objects)
+        response = getattr(client, method)(url, data, format="json") if data or method != "get" else client.get(url)
         if role in allowed:
             assert response.status_code in (200, 201, 204), (role, method, url, response.status_code, response.content)
         else:

@@ -20,6 +20,8 @@ LAYER_SCHEMAS = ("explore", "chart", "navigate")
 META_SCHEMA = "atlas"
 # Columns every Explore table carries besides what the source sent.
 LOAD_COLUMNS = ("_batch_id", "_ingested_at", "_source", "_row_number")
+# The load columns that hold one value for a whole batch (file).
+BATCH_CONSTANT_COLUMNS = ("_batch_id", "_ingested_at", "_source")
 QUARANTINE_COLUMNS = (
     "_batch_id",
     "_run_id",
@@ -314,14 +316,23 @@ class Warehouse(abc.ABC):
         either loaded and remembered, or neither.
         """
         tgt = self.table(schema, target)
+        shape = self.columns(schema, target)
         with self.transaction() as cur:
-            if replace:
-                cur.execute(f"DELETE FROM {tgt}")
+            # Replacing, or the first load: the first batch staged in the target's exact
+            # shape becomes the table by a rename, without copying its rows.
+            swap = replace or cur.execute(f"SELECT 1 FROM {tgt} LIMIT 1").fetchone() is None
             for i, batch in enumerate(batches):
                 stg = self.table(schema, batch.staging)
-                cols = ", ".join(self.quote(c.name) for c in self.columns(schema, batch.staging))
-                cur.execute(f"INSERT INTO {tgt} ({cols}) SELECT {cols} FROM {stg}")
-                cur.execute(f"DROP TABLE {stg}")
+                staged = self.columns(schema, batch.staging)
+                if i == 0 and swap and staged == shape:
+                    cur.execute(f"DROP TABLE {tgt}")
+                    cur.execute(f"ALTER TABLE {stg} RENAME TO {self.quote(target)}")
+                else:
+                    if i == 0 and replace:
+                        cur.execute(f"DELETE FROM {tgt}")
+                    cols = ", ".join(self.quote(c.name) for c in staged)
+                    cur.execute(f"INSERT INTO {tgt} ({cols}) SELECT {cols} FROM {stg}")
+                    cur.execute(f"DROP TABLE {stg}")
                 self._record_batch(cur, batch, replace=replace and i == 0)
 
     def _record_batch(self, cur: Cursor, batch: StagedBatch, *, replace: bool) -> None:
@@ -344,6 +355,17 @@ class Warehouse(abc.ABC):
             for name in columns:
                 if name not in have:
                     cur.execute(f"ALTER TABLE {self.table(schema, target)} ADD COLUMN {self.quote(name)} text")
+
+    def column_defs(self, schema: str, table: str, *, exclude: Sequence[str] = ()) -> str:
+        """``name type [NOT NULL]`` of a table's columns, in order: a staging table of the same shape.
+
+        Types as information_schema names them (enough for Explore tables: text and load columns).
+        """
+        return ", ".join(
+            f"{self.quote(c.name)} {c.type}{'' if c.nullable else ' NOT NULL'}"
+            for c in self.columns(schema, table)
+            if c.name not in exclude
+        )
 
     def _explore_column_defs(self, columns: Sequence[str]) -> str:
         defs = [f"{self.quote(c)} text" for c in columns]
@@ -448,20 +470,26 @@ class Warehouse(abc.ABC):
         engines give the same token as Python's ``hmac`` for the same key and text.
         """
         keys = self.table(META_SCHEMA, self.PII_KEYS_TABLE)
+        # The block-sized key itself (what ``hmac(data, key, 'sha256')`` takes, e.g. pgcrypto's).
+        block_key = bytes(b ^ 0x36 for b in ipad)
         with self.cursor() as cur:
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(META_SCHEMA)}")
             cur.execute(f"CREATE TABLE IF NOT EXISTS {keys} (key_id text PRIMARY KEY, ipad bytea, opad bytea)")
+            cur.execute(f"ALTER TABLE {keys} ADD COLUMN IF NOT EXISTS block_key bytea")
         with self.transaction() as cur:
             cur.execute(f"DELETE FROM {keys} WHERE key_id = %s", [key_id])
-            cur.execute(f"INSERT INTO {keys} (key_id, ipad, opad) VALUES (%s, %s, %s)", [key_id, ipad, opad])
+            cur.execute(
+                f"INSERT INTO {keys} (key_id, ipad, opad, block_key) VALUES (%s, %s, %s, %s)",
+                [key_id, ipad, opad, block_key],
+            )
         self._create_pii_hmac_function()
 
     @abc.abstractmethod
     def _create_pii_hmac_function(self) -> None:  # pragma: no cover - abstract
         ...
 
-    def pii_hmac_sql(self, expr_sql: str, key_id: str) -> str:
-        """The keyed pseudonym of a PostgreSQL-dialect expression (same SQL on both engines)."""
+    def pii_hmac_sql(self, expr_sql: str, key_id: str, *, implementation: str | None = None) -> str:
+        """The keyed pseudonym of a PostgreSQL-dialect expression (``implementation``: engine variants)."""
         keys = self.table(META_SCHEMA, self.PII_KEYS_TABLE)
         kid = self.literal(key_id)
         return (

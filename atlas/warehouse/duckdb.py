@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 from django.conf import settings
 
-from .base import Cursor, FileFormat, LoadResult, Warehouse, WarehouseError
+from .base import LOAD_COLUMNS, Cursor, FileFormat, LoadResult, Warehouse, WarehouseError
 from .filereader import IngestError, plan_scan
 
 
@@ -20,6 +20,21 @@ def duckdb_config() -> dict[str, str]:
     tmp = Path(settings.VAR_DIR) / "tmp" / "duckdb"
     tmp.mkdir(parents=True, exist_ok=True)
     return {"memory_limit": settings.ATLAS_DUCKDB_MEMORY_LIMIT, "temp_directory": str(tmp)}
+
+
+def parser_config() -> dict[str, Any]:
+    """The in-memory DuckDB that parses files for the PostgreSQL warehouse.
+
+    File order is kept (``_row_number`` follows it); threads and memory are
+    bounded so that parsing a bigger file does not take more memory, and the
+    PostgreSQL backend that receives the rows keeps a CPU of its own.
+    """
+    return {
+        **duckdb_config(),
+        "preserve_insertion_order": True,
+        "threads": settings.ATLAS_INGEST_PARSER_THREADS,
+        "memory_limit": settings.ATLAS_INGEST_PARSER_MEMORY_LIMIT,
+    }
 
 
 class DuckDBWarehouse(Warehouse):
@@ -116,21 +131,27 @@ class DuckDBWarehouse(Warehouse):
         batch_id: str,
         source_label: str,
     ) -> LoadResult:
+        """Parse the file into a staging table shaped exactly like ``target``.
+
+        Same shape, so that a first or replacing load is published by renaming
+        the staging table into place (see ``publish_batches``), not copied.
+        """
         stg = self.table(schema, staging)
         with self.cursor() as cur:
             scan = plan_scan(
                 path, fmt, options, tag=staging, max_line_bytes=settings.ATLAS_INGEST_MAX_LINE_BYTES, duck=cur.raw
             )
+            self.ensure_explore_table(schema, target, scan.columns)
             cur.execute(f"DROP TABLE IF EXISTS {stg}")
+            cur.execute(f"CREATE TABLE {stg} ({self.column_defs(schema, target)})")
+            names = ", ".join(self.quote(c) for c in [*scan.columns, *LOAD_COLUMNS])
             try:
-                cur.raw.execute(
-                    f"CREATE TABLE {stg} AS SELECT *, {self.literal(batch_id)} AS _batch_id,"
-                    f" current_timestamp AS _ingested_at, {self.literal(source_label)} AS _source,"
-                    f" row_number() OVER () AS _row_number FROM ({scan.select_sql})"
-                )
+                rows = cur.raw.execute(
+                    f"INSERT INTO {stg} ({names}) SELECT *, {self.literal(batch_id)},"
+                    f" current_timestamp, {self.literal(source_label)}, row_number() OVER ()"
+                    f" FROM ({scan.select_sql})"
+                ).fetchone()[0]
             except duckdb.Error as exc:
                 raise IngestError(f"{path}: {exc}") from exc
             rejects = scan.collect_rejects(cur.raw)
-            rows = cur.execute(f"SELECT count(*) FROM {stg}").fetchone()[0]
-        self.ensure_explore_table(schema, target, scan.columns)
         return LoadResult(rows=int(rows), columns=scan.columns, rejects=rejects)

@@ -116,6 +116,15 @@ def _csv_columns(path: str, options: dict[str, Any], encoding: str, max_line_byt
     return clean_column_names(fields)
 
 
+def _buffer_size(max_line_bytes: int) -> int:
+    """DuckDB's CSV read buffer: room for two of the longest lines, and no more.
+
+    Left to itself DuckDB picks buffers of tens of MB and keeps a file of that
+    size in memory whole, so the memory of a load would grow with the file.
+    """
+    return 2 * int(max_line_bytes)
+
+
 def _csv_reader_args(path: str, columns: list[str], options: dict[str, Any], encoding: str, max_line_bytes: int, tag: str, *, header: bool) -> str:
     delimiter = options.get("delimiter") or ","
     quote = options.get("quote") if options.get("quote") is not None else '"'
@@ -124,8 +133,8 @@ def _csv_reader_args(path: str, columns: list[str], options: dict[str, Any], enc
     return (
         f"read_csv({lit(path)}, columns={struct}, header={'true' if header else 'false'},"
         f" delim={lit(delimiter)}, quote={lit(quote)}, escape={lit(escape)}, auto_detect=false,"
-        f" encoding={lit(encoding)}, max_line_size={int(max_line_bytes)}, store_rejects=true,"
-        f" rejects_table={lit('rej_' + tag)}, rejects_scan={lit('scan_' + tag)})"
+        f" encoding={lit(encoding)}, max_line_size={int(max_line_bytes)}, buffer_size={_buffer_size(max_line_bytes)},"
+        f" store_rejects=true, rejects_table={lit('rej_' + tag)}, rejects_scan={lit('scan_' + tag)})"
     )
 
 
@@ -179,7 +188,7 @@ def plan_scan(path: str, fmt: FileFormat | str, options: dict[str, Any], *, tag:
         reader = (
             f"read_csv({lit(path)}, columns={{'line': 'VARCHAR'}}, header=false, delim=E'{_JSONL_SEPARATOR}',"
             f" quote='', escape='', auto_detect=false, encoding={lit(encoding)}, max_line_size={int(max_line_bytes)},"
-            f" store_rejects=true, rejects_table={lit('rej_' + tag)}, rejects_scan={lit('scan_' + tag)})"
+            f" buffer_size={_buffer_size(max_line_bytes)}, store_rejects=true, rejects_table={lit('rej_' + tag)}, rejects_scan={lit('scan_' + tag)})"
         )
         lines = f"(SELECT row_number() OVER () AS n, line FROM {reader} WHERE line IS NOT NULL AND trim(line) <> '')"
         is_object = "(CASE WHEN json_valid(line) THEN json_type(line::JSON) = 'OBJECT' ELSE false END)"

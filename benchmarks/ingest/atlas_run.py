@@ -41,8 +41,11 @@ def configure_django(engine: str, pg_url: str, var_dir: str) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "atlas.settings"
     os.environ["DEBUG"] = "true"
     os.environ["ATLAS_VAR_DIR"] = var_dir
-    for key in ("WAREHOUSE_URL", "CELERY_BROKER_URL", "ATLAS_STEP_HOOKS", "DATABASE_URL"):
+    for key in ("WAREHOUSE_URL", "CELERY_BROKER_URL", "DATABASE_URL"):
         os.environ.pop(key, None)
+    # The ingest itself: no step hooks (PII scan, quality gates, lineage) unless
+    # BENCH_ATLAS_HOOKS names some (comma-separated dotted paths, as ATLAS_STEP_HOOKS).
+    os.environ["ATLAS_STEP_HOOKS"] = os.environ.get("BENCH_ATLAS_HOOKS", "")
     if engine == "postgres":
         os.environ["DATABASE_URL"] = pg_url
     import django
@@ -135,6 +138,9 @@ def summary(engine: str) -> dict[str, Any]:
         "engine": engine,
         "warehouse": get_warehouse().vendor,
         "duckdb_memory_limit": getattr(settings, "ATLAS_DUCKDB_MEMORY_LIMIT", "512MB"),
+        "parser_memory_limit": getattr(settings, "ATLAS_INGEST_PARSER_MEMORY_LIMIT", None),
+        "parser_threads": getattr(settings, "ATLAS_INGEST_PARSER_THREADS", None),
+        "step_hooks": list(settings.ATLAS_STEP_HOOKS),
         "peak_rss_mib": memory.peak_mib(),
         "versions": {"django": django.get_version(), "duckdb": duckdb.__version__, "psycopg": psycopg.__version__},
     }

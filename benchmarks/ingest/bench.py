@@ -51,7 +51,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
                    help="breakdown of Atlas's PostgreSQL time (auto: when below the target)")
     p.add_argument("--no-quiet-wait", action="store_true", help="do not wait for a quiet machine before each rep")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        default=os.environ.get("BENCH_QUICK", "") not in ("", "0"),
+        help="development run (also BENCH_QUICK=1): 2 reps, no warm-up or retries, no pandas, no breakdown,"
+        " no quiet wait; writes benchmarks/data/ingest.quick.{json,md}, never the committed figures",
+    )
+    args = p.parse_args(argv)
+    if args.quick:
+        args.reps, args.warmup, args.retries = min(args.reps, 2), 0, 0
+        args.skip_pandas, args.no_quiet_wait, args.profile = True, True, "never"
+    return args
 
 
 def interleave(reps: int, warmup: int, retries: int, contenders: dict[str, Rep], tag: str) -> dict[str, list[dict[str, Any]]]:
@@ -147,7 +158,12 @@ def notes(args: argparse.Namespace, results: dict[str, Any]) -> list[str]:
         " (`noisy`, `attempts` and `cpu.other_cpu_s` in ingest.json).",
         "Peak memory: VmHWM of the Atlas process (whole life: Django setup, migrate, all reps) and the kernel's"
         " ru_maxrss from wait4. On PostgreSQL, DuckDB parses in-process with memory_limit"
-        f" {results.get('duckdb_memory_limit', '?')}.",
+        f" {results.get('parser_memory_limit', '?')} and {results.get('parser_threads', '?')} thread(s)"
+        " (ATLAS_INGEST_PARSER_MEMORY_LIMIT, ATLAS_INGEST_PARSER_THREADS); the embedded warehouse has"
+        f" memory_limit {results.get('duckdb_memory_limit', '?')} (ATLAS_DUCKDB_MEMORY_LIMIT), which its"
+        " buffer pool fills with the table just written before it evicts.",
+        "Atlas runs the ingest alone: no step hooks (ATLAS_STEP_HOOKS empty; the default hooks add the PII scan,"
+        " quality gates and lineage events after the load). BENCH_ATLAS_HOOKS=dotted,paths measures with hooks.",
         "The DuckDB floor's time includes closing (checkpointing) the fresh database file.",
         "Client CPU: the contender's own process, every thread (for Atlas, DuckDB's parser threads included);"
         " PostgreSQL CPU: the backends of the bench database and the shared WAL/checkpoint/background writers.",
@@ -188,8 +204,25 @@ def profile(args: argparse.Namespace, big: data.BenchFile, ratios: dict[str, Any
     return out
 
 
+def _check_pandas_installed(args: argparse.Namespace) -> None:
+    """Fail at the start, not after the other contenders ran: pandas needs the bench extras."""
+    if args.skip_pandas:
+        return
+    import importlib.util
+
+    missing = [m for m in ("pandas", "sqlalchemy") if importlib.util.find_spec(m) is None]
+    if missing:
+        sys.exit(
+            f"The pandas contender needs {', '.join(missing)}: install the bench extras"
+            " (`make bench`, or `pip install -e '.[bench]'`), or pass --skip-pandas."
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    _check_pandas_installed(args)
+    if args.no_quiet_wait:  # the breakdown's child process waits too, unless told not to
+        os.environ["BENCH_QUIET_TIMEOUT"] = "0"
     big, small = data.prepare(args.rows), data.prepare(args.small_rows)
     pg.ensure_database(args.pg_url)
     for f in (big, small):
@@ -233,12 +266,17 @@ def main(argv: list[str] | None = None) -> None:
         },
         "memory": memory,
         "duckdb_memory_limit": pg_summary.get("duckdb_memory_limit"),
+        "parser_memory_limit": pg_summary.get("parser_memory_limit"),
+        "parser_threads": pg_summary.get("parser_threads"),
     }
     results["ratios"] = report.ratios(contenders)
     results["rows_check"] = rows_check(contenders, big.rows)
     results["breakdown"] = profile(args, big, results["ratios"])
     results["notes"] = notes(args, results)
-    json_path, md_path = report.write(results)
+    if args.quick:  # beside the cached data (git-ignored), never over the committed figures
+        json_path, md_path = report.write(results, data.DATA_DIR, name="ingest.quick")
+    else:
+        json_path, md_path = report.write(results)
     print(md_path.read_text())
     log(f"[bench] wrote {_relative(str(json_path))} and {_relative(str(md_path))}")
 

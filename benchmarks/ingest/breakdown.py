@@ -9,8 +9,8 @@ Two views, both in one Django-configured process:
 * **isolated sides** of the streamed load: DuckDB's parse alone, DuckDB →
   FIFO → Python with no PostgreSQL (the producer), and PostgreSQL ``COPY`` of
   DuckDB's CSV output from a file into tables of several shapes (the
-  consumer): the floor's plain table, the staging table as ``load_file``
-  builds it (DDL mirrored here), and what-if variants of it.
+  consumer): the floor's plain table, and the staging table as ``load_file``
+  builds it (DDL mirrored here); then both at once, and what-if variants.
 
     python -m benchmarks.ingest.breakdown --file F --reps 3 [--engine duckdb]
 
@@ -46,11 +46,11 @@ from .floors import CHUNK
 # --- instrumented runs ----------------------------------------------------------
 PUBLISH = {
     "postgres": "publish_batches (ATTACH PARTITION + ledger)",
-    "duckdb": "publish_batches (INSERT … SELECT from staging, DROP, ledger)",
+    "duckdb": "publish_batches (staging renamed into place, ledger)",
 }
 LOAD_REST = {
-    "postgres": "load_file / rest (DDL, sequence)",
-    "duckdb": "load_file / rest (CTAS staging: DuckDB parse + write + row_number)",
+    "postgres": "load_file / rest (DDL, batch constants as column defaults)",
+    "duckdb": "load_file / rest (staging INSERT … SELECT: DuckDB parse + write + row_number)",
 }
 TOP_LEVEL = (
     "ensure_schemas",
@@ -59,7 +59,7 @@ TOP_LEVEL = (
     "load_file",
     "quarantine_rejects",
     "publish_batches",
-    "refresh_dataset (columns + count(*))",
+    "refresh_dataset (columns; count(*) unless replaced)",
 )
 IN_LOAD_FILE = (
     "plan_scan",
@@ -140,7 +140,7 @@ def instrument(engine: str) -> PhaseTimer:
     # The class that defines it: the engine's own, or the generic one in base.
     publisher = wh_cls if "publish_batches" in vars(wh_cls) else base.Warehouse
     timer.wrap(publisher, "publish_batches", "publish_batches")
-    timer.wrap(runner, "refresh_dataset", "refresh_dataset (columns + count(*))")
+    timer.wrap(runner, "refresh_dataset", "refresh_dataset (columns; count(*) unless replaced)")
     return timer
 
 
@@ -176,53 +176,56 @@ def instrumented_runs(path: str, reps: int, database: str, engine: str) -> tuple
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux
 
 
-def duckdb_settings() -> dict[str, str]:
-    """The DuckDB configuration Atlas's PostgreSQL backend parses with."""
-    try:
-        from atlas.warehouse.duckdb import duckdb_config
-    except ImportError:  # older Atlas: a fixed limit
-        return {"memory_limit": "512MB"}
-    return dict(duckdb_config())
-
-
 def _duck(threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection configured as Atlas's PostgreSQL backend configures it."""
-    con = duckdb.connect(config={**duckdb_settings(), "preserve_insertion_order": True})
+    """A DuckDB connection configured as Atlas's PostgreSQL backend configures its parser."""
+    from atlas.warehouse.duckdb import parser_config
+
+    config = parser_config()
     if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    return con
+        config["threads"] = int(threads)
+    return duckdb.connect(config=config)
 
 
-def _select_sql(path: str, duck: duckdb.DuckDBPyConnection) -> str:
+def _scan(path: str, duck: duckdb.DuckDBPyConnection) -> Any:
     from django.conf import settings
 
     from atlas.warehouse.filereader import plan_scan
 
     max_line = settings.ATLAS_INGEST_MAX_LINE_BYTES
-    return plan_scan(path, "csv", {"columns": []}, tag="load", max_line_bytes=max_line, duck=duck).select_sql
+    return plan_scan(path, "csv", {"columns": []}, tag="load", max_line_bytes=max_line, duck=duck)
+
+
+def _producer_sql(path: str, duck: duckdb.DuckDBPyConnection, out: str, fmt: str) -> str:
+    """DuckDB's COPY statement: Atlas's own (numbered rows), or the source columns alone."""
+    from atlas.warehouse.postgresql import copy_csv_to, copy_select
+
+    scan = _scan(path, duck)
+    if fmt == "numbered":
+        return copy_csv_to(copy_select(scan.select_sql), out)
+    return copy_csv_to(scan.select_sql, out)
 
 
 def parse_only(path: str) -> int:
     duck = _duck()
     try:
-        return int(duck.execute(f"SELECT count(*) FROM ({_select_sql(path, duck)})").fetchone()[0])
+        return int(duck.execute(f"SELECT count(*) FROM ({_scan(path, duck).select_sql})").fetchone()[0])
     finally:
         duck.close()
 
 
 @dataclass(frozen=True)
 class Stream:
-    """How DuckDB's rows reach the reader: DuckDB threads, extra SELECT columns, FIFO buffer size."""
+    """How DuckDB's rows reach the reader: numbered (as load_file) or not, DuckDB threads, FIFO buffer."""
 
+    fmt: str = "numbered"
     threads: int | None = None
-    extra_select: str = ""
-    pipe_size: int | None = None
+    pipe_size: int | None = CHUNK
 
 
 @contextlib.contextmanager
 def _fifo() -> Iterator[str]:
     tmpdir = tempfile.mkdtemp(prefix="atlas-bench-fifo-")
-    fifo = os.path.join(tmpdir, "rows.csv")
+    fifo = os.path.join(tmpdir, "rows")
     os.mkfifo(fifo)
     try:
         yield fifo
@@ -232,15 +235,11 @@ def _fifo() -> Iterator[str]:
 
 
 def stream_through_fifo(path: str, consume: Callable[[Any], int], how: Stream = Stream()) -> int:
-    """DuckDB writes the file's rows as CSV into a FIFO (a thread), as load_file does; ``consume`` reads it."""
+    """DuckDB writes the file's rows into a FIFO (a thread), as load_file does; ``consume`` reads it."""
     duck = _duck(how.threads)
-    select = _select_sql(path, duck)
-    if how.extra_select:
-        select = f"SELECT *, {how.extra_select} FROM ({select})"
     with _fifo() as fifo:
-        producer = threading.Thread(
-            target=lambda: duck.execute(f"COPY ({select}) TO '{fifo}' (FORMAT csv, HEADER false)"), daemon=True
-        )
+        statement = _producer_sql(path, duck, fifo, how.fmt)
+        producer = threading.Thread(target=lambda: duck.execute(statement), daemon=True)
         producer.start()
         try:
             fd = os.open(fifo, os.O_RDONLY)
@@ -261,59 +260,67 @@ def _drain(reader: Any) -> int:
     return total
 
 
-def duckdb_to_file(path: str, out: str) -> None:
+def duckdb_to_file(path: str, out: str, fmt: str) -> None:
     duck = _duck()
     try:
-        duck.execute(f"COPY ({_select_sql(path, duck)}) TO '{out}' (FORMAT csv, HEADER false)")
+        duck.execute(_producer_sql(path, duck, out, fmt))
     finally:
         duck.close()
 
 
-# Staging table shapes: the columns after the source's text columns, with their defaults.
 BATCH = "b0123456789abcdef"
-_CHECK = f", CHECK (_batch_id = '{BATCH}')"
-_FIXED = f", _batch_id text NOT NULL DEFAULT '{BATCH}', _ingested_at timestamptz NOT NULL DEFAULT now()"
-SHAPES: dict[str, str] = {
-    "plain": "",
-    "atlas": _FIXED + ", _source text DEFAULT {source}, _row_number bigint DEFAULT nextval('atlas_bench_seq')" + _CHECK,
-    "no_seq": _FIXED + ", _source text DEFAULT {source}, _row_number bigint" + _CHECK,
-    "no_source": _FIXED + ", _source text, _row_number bigint DEFAULT nextval('atlas_bench_seq')" + _CHECK,
-    "lean": _FIXED + ", _source text, _row_number bigint" + _CHECK,
-}
-SHAPE_LABELS = {
-    "plain": "the floor's plain table",
-    "atlas": "Atlas's staging table, as load_file builds it",
-    "no_seq": "… without the nextval() default on _row_number",
-    "no_source": "… without the file label in _source on every row",
-    "lean": "… without either",
-}
 STAGING = "bench_breakdown_staging"
-ROW_NUMBER = "row_number() OVER () AS _row_number"
 
 
-def _create_staging(conn: psycopg.Connection, columns: list[str], shape: str, source: str) -> None:
-    cols = ", ".join(f'"{c}" text' for c in columns)
-    extra = SHAPES[shape].replace("{source}", "'" + source.replace("'", "''") + "'")
+@dataclass(frozen=True)
+class Shape:
+    """A target table: the floor's plain one, or the staging table as load_file builds it (DDL mirrored)."""
+
+    atlas: bool
+    fmt: str  # what COPY reads: CSV with numbered rows (as load_file), or the source columns alone
+
+    def copy_columns(self, columns: list[str]) -> list[str]:
+        return [*columns, "_row_number"] if self.fmt == "numbered" else columns
+
+
+SHAPES = {
+    "the floor's plain table": Shape(atlas=False, fmt="csv"),
+    "Atlas's staging table, as load_file builds it (numbered rows, FREEZE, batch constants as defaults)": Shape(
+        atlas=True, fmt="numbered"
+    ),
+}
+
+
+def _create(conn: psycopg.Connection, columns: list[str], shape: Shape) -> None:
     conn.execute(f"DROP TABLE IF EXISTS {STAGING}")
-    conn.execute("DROP SEQUENCE IF EXISTS atlas_bench_seq")
-    conn.execute("CREATE SEQUENCE atlas_bench_seq")
-    conn.execute(f"CREATE TABLE {STAGING} ({cols}{extra})")
+    cols = ", ".join(f'"{c}" text' for c in columns)
+    if shape.fmt == "numbered":
+        cols += ", _row_number bigint"
+    if shape.atlas:
+        cols += f", _batch_id text NOT NULL DEFAULT '{BATCH}' CHECK (_batch_id = '{BATCH}')"
+    conn.execute(f"CREATE TABLE {STAGING} ({cols})")
 
 
-def _copy_from(conn: psycopg.Connection, reader: Any, columns: list[str]) -> int:
-    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-        sql.Identifier(STAGING), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+def _load(conn: psycopg.Connection, reader: Any, columns: list[str], shape: Shape, source: str) -> int:
+    """Create the table and COPY into it in one transaction (as load_file does), then add the batch constants."""
+    cols = shape.copy_columns(columns)
+    options = "FORMAT csv, FREEZE" if shape.atlas else "FORMAT csv"
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(
+        sql.Identifier(STAGING), sql.SQL(", ").join(sql.Identifier(c) for c in cols), sql.SQL(options)
     )
-    with conn.cursor() as cur:
+    with conn.transaction(), conn.cursor() as cur:
+        _create(conn, columns, shape)
         with cur.copy(stmt) as copy:
             while chunk := reader.read(CHUNK):
                 copy.write(chunk)
-        return int(cur.rowcount)
-
-
-def _copy_file(conn: psycopg.Connection, path: str, columns: list[str]) -> int:
-    with open(path, "rb") as fh:
-        return _copy_from(conn, fh, columns)
+        rows = int(cur.rowcount)
+        if shape.atlas:
+            label = "'" + source.replace("'", "''") + "'"
+            cur.execute(
+                f"ALTER TABLE {STAGING} ADD COLUMN _ingested_at timestamptz NOT NULL DEFAULT now(),"
+                f" ADD COLUMN _source text DEFAULT {label}"
+            )
+    return rows
 
 
 def _median_of(
@@ -337,57 +344,66 @@ def _median_of(
 
 
 def producer_alone(path: str, reps: int, database: str) -> dict[str, Any]:
-    """DuckDB's side with no PostgreSQL: parse only, then parse → CSV → FIFO → Python."""
+    """DuckDB's side with no PostgreSQL: parse only, then parse → FIFO → Python."""
     nothing: Callable[[], None] = lambda: None  # noqa: E731
     return {
         "producer: DuckDB parse only (count(*))": _median_of(reps, nothing, lambda: parse_only(path), database),
-        "producer: DuckDB → CSV → FIFO → Python, no PostgreSQL": _median_of(
+        "producer: DuckDB → CSV with row numbers → FIFO → Python, no PostgreSQL (as load_file)": _median_of(
             reps, nothing, lambda: stream_through_fifo(path, _drain), database
         ),
-        "producer: same, DuckDB threads=1": _median_of(
-            reps, nothing, lambda: stream_through_fifo(path, _drain, Stream(threads=1)), database
+        "producer: same, without the row numbers": _median_of(
+            reps, nothing, lambda: stream_through_fifo(path, _drain, Stream(fmt="csv")), database
         ),
-        "producer: same, 1 MiB FIFO buffer": _median_of(
-            reps, nothing, lambda: stream_through_fifo(path, _drain, Stream(pipe_size=CHUNK)), database
+        "producer: same as load_file, DuckDB threads=2": _median_of(
+            reps, nothing, lambda: stream_through_fifo(path, _drain, Stream(threads=2)), database
         ),
     }
 
 
+def _reset(conn: psycopg.Connection) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS {STAGING}")
+    pg.checkpoint(conn)
+
+
 def consumer_alone(conn: psycopg.Connection, path: str, columns: list[str], reps: int, database: str) -> dict[str, Any]:
-    """PostgreSQL's side with no DuckDB: COPY of DuckDB's CSV output, read from a file, per table shape."""
+    """PostgreSQL's side with no DuckDB: COPY of DuckDB's output, read from a file, per table shape."""
     out = {}
     with tempfile.TemporaryDirectory(prefix="atlas-bench-") as tmp:
-        produced = os.path.join(tmp, "duckdb-output.csv")
-        duckdb_to_file(path, produced)
-        for shape, label in SHAPE_LABELS.items():
-            out[f"consumer: COPY from a file into {label}"] = _median_of(
-                reps,
-                lambda shape=shape: (_create_staging(conn, columns, shape, path), pg.checkpoint(conn)),
-                lambda: _copy_file(conn, produced, columns),
-                database,
-            )
+        produced = {fmt: os.path.join(tmp, f"duckdb-output.{fmt}.csv") for fmt in ("csv", "numbered")}
+        for fmt, out_path in produced.items():
+            duckdb_to_file(path, out_path, fmt)
+        for label, shape in SHAPES.items():
+
+            def load(shape: Shape = shape) -> int:
+                with open(produced[shape.fmt], "rb") as fh:
+                    return _load(conn, fh, columns, shape, path)
+
+            out[f"consumer: COPY from a file into {label}"] = _median_of(reps, lambda: _reset(conn), load, database)
     return out
 
 
 def streamed(conn: psycopg.Connection, path: str, columns: list[str], reps: int, database: str) -> dict[str, Any]:
-    """Both sides at once (DuckDB → FIFO → COPY, as load_file does), into several shapes."""
-    variants: dict[str, tuple[str, list[str], Stream]] = {
-        "stream into Atlas's staging table (load_file's core)": ("atlas", columns, Stream()),
-        "stream into the floor's plain table (the cost of the DuckDB hop)": ("plain", columns, Stream()),
-        "stream, lean staging (_row_number from DuckDB, no _source per row)": (
-            "lean", [*columns, "_row_number"], Stream(extra_select=ROW_NUMBER)
+    """Both sides at once (DuckDB → FIFO → COPY), as load_file does, and into the floor's table."""
+    variants: dict[str, tuple[Shape, Stream]] = {
+        "stream into Atlas's staging table (load_file's core)": (
+            SHAPES["Atlas's staging table, as load_file builds it (numbered rows, FREEZE, batch constants as defaults)"],
+            Stream(),
         ),
-        "… and a 1 MiB FIFO buffer": ("lean", [*columns, "_row_number"], Stream(extra_select=ROW_NUMBER, pipe_size=CHUNK)),
-        "… and DuckDB threads=1": (
-            "lean", [*columns, "_row_number"], Stream(threads=1, extra_select=ROW_NUMBER, pipe_size=CHUNK)
+        "… with DuckDB threads=2": (
+            SHAPES["Atlas's staging table, as load_file builds it (numbered rows, FREEZE, batch constants as defaults)"],
+            Stream(threads=2),
+        ),
+        "stream into the floor's plain table (the cost of the DuckDB hop)": (
+            SHAPES["the floor's plain table"],
+            Stream(fmt="csv"),
         ),
     }
     out = {}
-    for label, (shape, cols, how) in variants.items():
+    for label, (shape, how) in variants.items():
         out[label] = _median_of(
             reps,
-            lambda shape=shape: (_create_staging(conn, columns, shape, path), pg.checkpoint(conn)),
-            lambda cols=cols, how=how: stream_through_fifo(path, lambda r: _copy_from(conn, r, cols), how),
+            lambda: _reset(conn),
+            lambda shape=shape, how=how: stream_through_fifo(path, lambda r: _load(conn, r, columns, shape, path), how),
             database,
         )
     return out
@@ -400,7 +416,6 @@ def isolated_sides(path: str, columns: list[str], url: str, reps: int) -> dict[s
         out.update(consumer_alone(conn, path, columns, reps, database))
         out.update(streamed(conn, path, columns, reps, database))
         conn.execute(f"DROP TABLE IF EXISTS {STAGING}")
-        conn.execute("DROP SEQUENCE IF EXISTS atlas_bench_seq")
     return out
 
 

@@ -67,9 +67,9 @@ def ratios(contenders: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def write(results: dict[str, Any], out_dir: Path = RESULTS_DIR) -> tuple[Path, Path]:
+def write(results: dict[str, Any], out_dir: Path = RESULTS_DIR, name: str = "ingest") -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    js, md = out_dir / "ingest.json", out_dir / "ingest.md"
+    js, md = out_dir / f"{name}.json", out_dir / f"{name}.md"
     js.write_text(json.dumps(results, indent=2) + "\n")
     md.write_text(markdown(results))
     return js, md

@@ -128,11 +128,30 @@ def test_hmac_tokens_are_equal_on_both_engines(wh, settings):
     for engine in engines:
         engine.ensure_pii_hmac(key.key_id, key.ipad, key.opad)
         union = " UNION ALL ".join(f"SELECT {i} AS i, CAST(%s AS text) AS v" for i in range(len(values)))
-        sql = f"SELECT {engine.pii_hmac_sql('v', key.key_id)} FROM ({union}) AS t ORDER BY i"
-        with engine.cursor() as cur:
-            tokens.append([r[0] for r in cur.execute(engine.transpile(sql), values).fetchall()])
+        # PostgreSQL: pgcrypto's hmac() (the default where installed) and the built-in sha256 fallback.
+        variants = [{}] + ([{"implementation": "sha256"}] if engine.vendor == "postgresql" else [])
+        for kwargs in variants:
+            sql = f"SELECT {engine.pii_hmac_sql('v', key.key_id, **kwargs)} FROM ({union}) AS t ORDER BY i"
+            with engine.cursor() as cur:
+                tokens.append([r[0] for r in cur.execute(engine.transpile(sql), values).fetchall()])
     assert tokens[0] == [pseudonym(v) for v in values]
     assert all(t == tokens[0] for t in tokens)
+    if wh.vendor == "postgresql":
+        assert "hmac(" in wh.pii_hmac_sql("v", key.key_id), "pgcrypto is installed in the test warehouse"
+
+
+@pytest.mark.parametrize("secret", ["k" * 64, "k" * 65, "s" * 200, "short"])
+def test_hmac_tokens_for_any_key_length(wh, settings, secret):
+    """Keys of a block (64 bytes) or longer are hashed first (RFC 2104), on the engine too."""
+    from compliance.policies import hash_key
+
+    settings.PII_HASH_KEY = secret
+    key = hash_key()
+    wh.ensure_pii_hmac(key.key_id, key.ipad, key.opad)
+    sql = f"SELECT {wh.pii_hmac_sql('v', key.key_id)} FROM (SELECT CAST(%s AS text) AS v) AS t"
+    with wh.cursor() as cur:
+        token = cur.execute(wh.transpile(sql), ["anna@example.com"]).fetchone()[0]
+    assert token == hmac.new(secret.encode(), b"anna@example.com", hashlib.sha256).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -164,7 +183,8 @@ def test_scan_of_an_unloaded_dataset_is_recorded_as_failed(wh):
     assert scan.status == "failed" and "has not been loaded yet" in scan.error
 
 
-def test_scan_pii_command(wh, customers_pipeline, capsys):
+def test_scan_pii_command(wh, customers_pipeline, capsys, settings):
+    settings.ATLAS_STEP_HOOKS = []
     run_now(customers_pipeline())  # no hook: nothing scanned yet
     assert not PiiScan.objects.exists()
     call_command("scan_pii", "explore.customers")

@@ -2,6 +2,9 @@ from django.urls import path
 
 from . import views
 
+# Registered by the project router under /api/v1/ (atlas.api.extensions).
+routes = [("dataset-lineage", views.DatasetLineageViewSet, "dataset-lineage")]
+
 urlpatterns = [
     path("", views.LineageView.as_view(), name="lineage-api"),
 ]

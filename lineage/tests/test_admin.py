@@ -43,3 +43,28 @@ def test_the_outbox_lists_failed_events_and_retry_puts_them_back(admin_client, w
     assert admin_client.get(f"/admin/lineage/outboxevent/{failed.pk}/change/").status_code == 200
     assert admin_client.get("/admin/lineage/receivedevent/").status_code == 200
     assert not ReceivedEvent.objects.exists()
+
+
+def test_the_dataset_page_links_to_its_lineage_for_those_who_may_read_it(client, admin_client, wh, simple_pipeline, lineage_hook):
+    from atlas.api.testing import user_with_role
+
+    pipeline = simple_pipeline()
+    run_now(pipeline)
+    dataset = pipeline.steps.get(name="total").output
+    page = admin_client.get(f"/admin/pipelines/dataset/{dataset.pk}/change/")
+    assert page.status_code == 200
+    link = f'href="/admin/lineage/lineagenode/dataset/{dataset.pk}/"'
+    assert link in page.content.decode()
+    followed = admin_client.get(f"/admin/lineage/lineagenode/dataset/{dataset.pk}/", follow=True)
+    assert followed.status_code == 200 and "navigate.people_total" in followed.content.decode()
+
+    analyst = user_with_role("Analyst", is_staff=True)  # reads lineage
+    client.force_login(analyst)
+    assert link in client.get(f"/admin/pipelines/dataset/{dataset.pk}/change/").content.decode()
+    operator_without_lineage = user_with_role(None, "no-lineage", is_staff=True)
+    from django.contrib.auth.models import Permission
+
+    operator_without_lineage.user_permissions.add(Permission.objects.get(codename="view_dataset"))
+    client.force_login(operator_without_lineage)
+    page = client.get(f"/admin/pipelines/dataset/{dataset.pk}/change/")
+    assert page.status_code == 200 and link not in page.content.decode()

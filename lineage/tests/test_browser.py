@@ -43,3 +43,7 @@ def test_the_lineage_page_draws_datasets_edges_columns_and_pii(browser_page, wh,
     assert page.locator("g.lineage-node").count() == 2
     page.click("g.lineage-node.root text.title")
     page.wait_for_url(f"{url}/admin/pipelines/dataset/{node.dataset_id}/change/")
+    # ... and the dataset's page links back to its lineage
+    page.click("#atlas-lineage-link")
+    page.wait_for_url(f"{url}/admin/lineage/lineagenode/{node.pk}/graph/")
+    page.wait_for_selector("g.lineage-node.root")

@@ -147,3 +147,22 @@ def test_names_too_long_to_store_and_unknown_edge_types_are_refused_with_where(a
     assert "inputs[0].name: at most 500 characters" in body
     assert "transformations[0].type: DIRECT or INDIRECT" in body
     assert not ReceivedEvent.objects.exists() and not LineageEdge.objects.exists()
+
+
+def test_the_dataset_lineage_route_returns_the_same_graph_as_the_page(wh, simple_pipeline, lineage_hook):
+    from atlas.api.testing import assert_error, token_client, user_with_role
+    from lineage import graph
+    from pipelines.models import Dataset
+
+    run_now(simple_pipeline())
+    total = Dataset.objects.get(name="people_total")
+    analyst = token_client(user_with_role("Analyst"))
+    response = analyst.get(f"/api/v1/dataset-lineage/{total.pk}/", {"direction": "upstream", "depth": 2})
+    assert response.status_code == 200
+    assert response.json() == graph.graph(total, direction="upstream", depth=2)
+    assert response.json() == analyst.get("/api/v1/lineage", {"dataset": "people_total", "direction": "upstream", "depth": 2}).json()
+    assert [n["name"] for n in response.json()["nodes"]][-1] == "navigate.people_total"
+    assert_error(analyst.get(f"/api/v1/dataset-lineage/{total.pk}/", {"direction": "sideways"}), 400, "invalid")
+    assert_error(analyst.get(f"/api/v1/dataset-lineage/{total.pk}/", {"depth": "deep"}), 400, "invalid")
+    assert_error(analyst.get("/api/v1/dataset-lineage/999999/"), 404, "not_found")
+    assert_error(token_client(user_with_role(None)).get(f"/api/v1/dataset-lineage/{total.pk}/"), 403)

@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from atlas.api import extensions
 from atlas.api.serializers import ModelCleanMixin
 
 from .. import runner
@@ -47,6 +48,13 @@ class DatasetSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "row_count", "last_loaded_at", "columns", "created_at", "updated_at",
         ]
         read_only_fields = ["row_count", "last_loaded_at", "created_at", "updated_at"]
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        """The model's fields, plus what other apps add (quality: latest checks; compliance: PII summary)."""
+        fields = super().get_fields()
+        for name, factory in extensions.dataset_fields().items():
+            fields.setdefault(name, factory())
+        return fields
 
 
 class StepSerializer(ModelCleanMixin, serializers.ModelSerializer):

@@ -223,7 +223,9 @@ def install(data_dir: Path) -> Pipeline:
 CHECKS = [
     ("explore", "orders", "order_id_is_a_number", "regex", ["order_id"], {"pattern": "^ *[0-9]+ *$"}, "warn"),
     ("chart", "customers", "one_row_per_customer", "unique", ["customer_id"], {}, "fail"),
-    ("chart", "customers", "email_shape", "regex", ["email"], {"pattern": "^[^@ ]+@[^@ ]+[.][a-z]+$"}, "warn"),
+    # An address, or its pseudonym once a steward confirms the email finding (hash policy: 64 hex digits).
+    ("chart", "customers", "email_shape", "regex", ["email"],
+     {"pattern": "^([^@ ]+@[^@ ]+[.][a-z]+|[0-9a-f]{64})$"}, "warn"),
     ("chart", "orders", "one_row_per_order", "unique", ["order_id"], {}, "fail"),
     ("chart", "orders", "status_present", "not_null", ["status"], {}, "drop"),
     ("chart", "orders", "status_known", "accepted_values", ["status"],

@@ -17,11 +17,18 @@ def test_the_demo_runs_through_all_layers_and_counts_match_the_manifest(wh, caps
     run = run_now(Pipeline.objects.get(name=PIPELINE))
     assert run.status == RunStatus.SUCCEEDED, run.error
     steps = {s.step_name: s for s in run.step_runs.all()}
+    # The quality gate drops orders whose status is empty to quarantine (check status_present).
+    dirt = json.loads((settings.ATLAS_DEMO_DIR / "manifest.json").read_text())["dirt"]
+    dropped = {"orders": dirt["orders"]["empty_status"]}
+    assert dropped["orders"] > 0
     for name, info in manifest.items():
         ingest = steps[f"ingest_{name}"]
         assert ingest.rows_rejected == info["malformed_rows"], name
         assert ingest.rows_out == info["good_rows"] + info["duplicate_rows"], name
-        assert steps[f"refine_{name}"].rows_out == info["good_rows"], name
+        refine = steps[f"refine_{name}"]
+        assert refine.rows_out == info["good_rows"] - dropped.get(name, 0), name
+        quarantined = sum(q["rows_quarantined"] for q in refine.details.get("quality", []))
+        assert quarantined == dropped.get(name, 0), name
     clv = Dataset.objects.get(layer="navigate", table="customer_lifetime_value")
     assert clv.row_count == manifest["customers"]["good_rows"]
     with wh.cursor() as cur:

@@ -29,6 +29,42 @@ def test_a_csv_lands_as_text_with_load_columns(wh, ingest_pipeline, make_csv):
     assert all(c.type in ("text", "varchar") for c in wh.columns("explore", "landing")[:3])
 
 
+def test_tabs_newlines_backslashes_and_empty_values_arrive_unchanged(wh, ingest_pipeline, make_csv):
+    # On PostgreSQL the rows travel as CSV from DuckDB to COPY: nothing may change on the way.
+    path = make_csv(
+        'id,v\n1,"a\tb"\n2,"two\nlines"\n3,"cr\rx"\n4,back\\slash\n5,\\N\n6,\\t\n7,""\n8,\n9,"say ""hi"""\n'
+    )
+    run = run_now(ingest_pipeline(location=str(path)))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert explore_rows(wh, "landing", "id, v, _row_number") == [
+        ("1", "a\tb", 1),
+        ("2", "two\nlines", 2),
+        ("3", "cr\rx", 3),
+        ("4", "back\\slash", 4),
+        ("5", "\\N", 5),
+        ("6", "\\t", 6),
+        ("7", None, 7),  # DuckDB's CSV reader reads "" as NULL, like an empty field
+        ("8", None, 8),
+        ("9", 'say "hi"', 9),
+    ]
+
+
+def test_on_postgresql_the_per_file_values_are_stored_once_not_in_every_row(wh, ingest_pipeline, make_csv):
+    if wh.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: each file is a partition whose constant columns are catalogue defaults")
+    path = make_csv("id\n1\n2\n")
+    run_now(ingest_pipeline(location=str(path)))
+    partition = f'explore."landing__{LoadedBatch.objects.get().batch_id}"'
+    with wh.cursor() as cur:
+        missing = cur.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND atthasmissing ORDER BY attname",
+            [partition],
+        ).fetchall()
+        stamps = cur.execute('SELECT count(DISTINCT _ingested_at), min(_source) FROM explore."landing"').fetchone()
+    assert missing == [("_ingested_at",), ("_source",)]
+    assert stamps == (1, str(path))
+
+
 def test_the_same_file_twice_is_skipped_not_duplicated(wh, ingest_pipeline, make_csv):
     pipeline = ingest_pipeline(location=str(make_csv("id\n1\n2\n")))
     run_now(pipeline)
@@ -69,6 +105,18 @@ def test_replace_keeps_only_the_latest_file(wh, ingest_pipeline, make_csv):
     path.write_text("id\n3\n")
     run_now(pipeline)
     assert explore_rows(wh, "landing", "id") == [("3",)]
+
+
+def test_replace_with_several_files_keeps_them_all_even_when_a_later_one_adds_a_column(wh, ingest_pipeline, make_csv):
+    make_csv("id\n1\n2\n", "r-1.csv")
+    path = make_csv("id,extra\n3,x\n", "r-2.csv")
+    pipeline = ingest_pipeline(location=str(path.parent / "r-*.csv"), step={"write_mode": "replace"})
+    run = run_now(pipeline)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert sorted(explore_rows(wh, "landing", "id, extra, _row_number")) == [("1", None, 1), ("2", None, 2), ("3", "x", 1)]
+    assert pipeline.steps.get().output.row_count == 3
+    loaded = {f"landing__{b.batch_id}" for b in LoadedBatch.objects.filter(status=LoadedBatch.Status.LOADED)}
+    assert len(loaded) == 2 and set(_tables(wh)) - {"landing"} <= loaded  # PostgreSQL: the batch partitions
 
 
 def test_malformed_rows_go_to_quarantine_with_line_and_reason(wh, ingest_pipeline, make_csv):

@@ -82,3 +82,98 @@ def test_run_now_action_checks_published_tables(admin_client, checked):
 def test_share_chart_handles_no_history_and_zero_shares():
     assert share_chart([]) == "-"
     assert "<polyline" in share_chart([0.0, 0.0, None])
+
+
+# --- the dataset's quality page, the run and step pages, re-processing, PII masking ----------------
+@pytest.fixture
+def analyst(db, client):
+    from atlas.api.testing import user_with_role
+
+    user = user_with_role("Analyst", is_staff=True)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def quarantined(checked):
+    """``checked`` after a step run with only the drop check: one row (no name) in quarantine."""
+    checked.checks.filter(name="range_amount").update(enabled=False)
+    run_checks(checked, trigger="step")
+    checked.checks.filter(name="range_amount").update(enabled=True)
+    return checked
+
+
+def test_dataset_quality_page_shows_status_filters_charts_and_quarantine(admin_client, quarantined):
+    checked = quarantined
+    url = reverse("admin:quality_dataset", args=[checked.pk])
+    page = admin_client.get(url).content.decode()
+    assert 'id="quality-overall"' in page and ">failed<" in page
+    assert page.count('class="quality-check"') == 2 and "quality-chart" in page
+    assert "Failed quality check(s): not_null_name" in page and "Re-process quarantined rows" in page
+    only_fail = admin_client.get(url, {"outcome": "fail"}).content.decode()
+    assert only_fail.count('class="quality-check"') == 1 and "range_amount" in only_fail
+    only_drop = admin_client.get(url, {"severity": "drop"}).content.decode()
+    assert only_drop.count('class="quality-check"') == 1 and "not_null_name" in only_drop
+    bad = admin_client.get(url, {"outcome": "nonsense"}, follow=True)
+    assert bad.status_code == 200 and any("Unknown outcome" in str(m) for m in bad.context["messages"])
+
+
+def test_reprocess_button_and_check_run_action(admin_client, quarantined, wh):
+    checked = quarantined
+    checked.checks.filter(name="not_null_name").update(severity="warn")  # the fix: a missing name is only a warning
+    response = admin_client.post(reverse("admin:quality_reprocess", args=[checked.pk]), follow=True)
+    assert any("1 row(s) re-processed: 1 published" in str(m) for m in response.context["messages"])
+    assert wh.row_count("chart", "items") == 3 and wh.row_count("chart", "items__quarantine") == 0
+    step_run = CheckRun.objects.filter(trigger="step").latest("id")
+    again = admin_client.post(
+        reverse("admin:quality_checkrun_changelist"),
+        {"action": "reprocess_quarantined", "_selected_action": [step_run.pk]}, follow=True,
+    )
+    assert any("nothing to re-process" in str(m) for m in again.context["messages"])
+
+
+def test_analysts_see_the_quality_page_but_cannot_reprocess(analyst, checked):
+    page = analyst.get(reverse("admin:quality_dataset", args=[checked.pk])).content.decode()
+    assert "range_amount" in page and "Re-process" not in page
+    assert analyst.post(reverse("admin:quality_reprocess", args=[checked.pk])).status_code == 403
+    actions = analyst.get(reverse("admin:quality_checkrun_changelist")).content.decode()
+    assert "reprocess_quarantined" not in actions
+
+
+def test_samples_and_quarantine_are_masked_for_analysts(analyst, admin_client, quarantined, wh):
+    from compliance.models import PiiFinding
+
+    PiiFinding.objects.create(dataset=quarantined, column="name", entity="PERSON", status="confirmed")
+    sample = CheckResult.objects.get(check_run__trigger="cli", check_name="range_amount")
+    assert sample.sample_rows[0]["name"] == "c"  # stored as it is; masked when shown
+    url = reverse("admin:quality_checkresult_change", args=[sample.pk])
+    masked = analyst.get(url).content.decode()
+    assert "[PERSON hidden]" in masked and "<td>c</td>" not in masked and "<td>-1" in masked
+    clear = admin_client.get(url).content.decode()  # a superuser holds view_pii_clear
+    assert "<td>c</td>" in clear and "[PERSON hidden]" not in clear
+    with wh.cursor() as cur:
+        cur.execute('UPDATE chart."items__quarantine" SET "name" = %s', ["Zoë Secret"])
+    for page in (reverse("admin:quality_quarantine", args=[quarantined.pk]), reverse("admin:quality_dataset", args=[quarantined.pk])):
+        assert "Zoë Secret" not in analyst.get(page).content.decode()
+        assert "Zoë Secret" in admin_client.get(page).content.decode()
+
+
+def test_run_step_and_dataset_pages_link_to_their_check_results(admin_client, wh, settings, simple_pipeline):
+    from pipelines.tests.conftest import run_now
+    from quality.models import Check
+
+    settings.ATLAS_STEP_HOOKS = ["quality.hooks.QualityGate"]
+    pipeline = simple_pipeline()
+    people = pipeline.steps.get(name="refine").output
+    Check.objects.create(dataset=people, name="small", kind="range", columns=["amount"], params={"min": 6}, severity="drop")
+    run = run_now(pipeline)
+    result = CheckResult.objects.get(check_name="small")
+    result_url = reverse("admin:quality_checkresult_change", args=[result.pk])
+    run_page = admin_client.get(reverse("admin:pipelines_pipelinerun_change", args=[run.pk])).content.decode()
+    assert 'id="quality-panel"' in run_page and result_url in run_page
+    assert f"?check_run={result.check_run_id}" in run_page  # the rows it quarantined
+    step = run.step_runs.get(step_name="refine")
+    step_page = admin_client.get(reverse("admin:pipelines_steprun_change", args=[step.pk])).content.decode()
+    assert result_url in step_page
+    dataset_page = admin_client.get(reverse("admin:pipelines_dataset_change", args=[people.pk])).content.decode()
+    assert reverse("admin:quality_dataset", args=[people.pk]) in dataset_page and 'id="atlas-quality-link"' in dataset_page

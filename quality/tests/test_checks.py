@@ -55,7 +55,9 @@ def test_unique_several_columns(table, check):
     run = run_checks(ds, trigger="cli")
     got = {r.check_name: r.failing_rows for r in run.results.all()}
     assert got == {"unique_name_code": 2, "unique_id": 0}
-    assert run.queries == 2  # one scan for both uniqueness checks, one sample query
+    # one statement for both checks, one sample query; where uniqueness is first counted as surplus rows
+    # (PostgreSQL's text key), the failing check pays one more query for its exact failing-row count
+    assert run.queries in (2, 3)
 
 
 def test_accepted_values_with_unicode_and_nulls(table, check):

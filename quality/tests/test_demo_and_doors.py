@@ -8,14 +8,16 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from pipelines.demo.definition import PIPELINE
-from pipelines.models import Pipeline, RunStatus
+from pipelines.models import Dataset, Pipeline, RunStatus
 from pipelines.tests.conftest import run_now
 from quality.models import Check, CheckResult, CheckRun
+from quality.status import dataset_status
 from quality.tasks import check_freshness_task
 
 
 def test_demo_quarantines_orders_without_status_and_blocks_a_bad_aggregate(wh, settings):
-    settings.ATLAS_STEP_HOOKS = ["quality.hooks.QualityGate"]
+    # the default hooks: compliance, the tombstone guard, the quality gate and lineage, as `make demo` runs
+    assert "quality.hooks.QualityGate" in settings.ATLAS_STEP_HOOKS
     call_command("load_demo", "--rows", "600")
     pipeline = Pipeline.objects.get(name=PIPELINE)
     run = run_now(pipeline)
@@ -27,6 +29,11 @@ def test_demo_quarantines_orders_without_status_and_blocks_a_bad_aggregate(wh, s
     assert staged_nulls > 0 and published_nulls == 0 and refine.rows_rejected == staged_nulls
     assert CheckResult.objects.filter(check_name="status_present", outcome="warn").count() == 1
     assert CheckRun.objects.filter(step_run__run=run).count() == 7  # one per dataset with checks
+    # checks at every layer ran, and the orders' status is what the dataset's status shows
+    layers = set(CheckRun.objects.filter(step_run__run=run).values_list("dataset__layer", flat=True))
+    assert layers == {"explore", "chart", "navigate"}
+    assert dataset_status(Dataset.objects.get(name="orders"))["status"] == "warned"
+    assert dataset_status(Dataset.objects.get(name="navigate_daily_revenue"))["status"] == "passed"
 
     # An operator breaks the aggregate: the fail check blocks it, the published table stays.
     before = wh.row_count("navigate", "daily_revenue")
@@ -39,6 +46,7 @@ def test_demo_quarantines_orders_without_status_and_blocks_a_bad_aggregate(wh, s
     assert wh.row_count("navigate", "daily_revenue") == before
     with wh.cursor() as cur:
         assert cur.execute("SELECT min(revenue) FROM navigate.daily_revenue").fetchone()[0] >= 0
+    assert dataset_status(Dataset.objects.get(name="navigate_daily_revenue"))["status"] == "failed"
 
 
 def test_check_quality_command_prints_results_and_fails_on_a_failing_check(table, check, capsys):

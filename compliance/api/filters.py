@@ -1,0 +1,26 @@
+"""Filters of the compliance API (``?dataset=3&status=proposed&entity=EMAIL_ADDRESS``)."""
+
+from __future__ import annotations
+
+import django_filters
+
+from ..models import ColumnPolicy, PiiFinding
+
+
+class PiiFindingFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=PiiFinding.Status.choices)
+    entity = django_filters.CharFilter()
+    column = django_filters.CharFilter()
+
+    class Meta:
+        model = PiiFinding
+        fields = ["dataset", "free_text"]
+
+
+class ColumnPolicyFilter(django_filters.FilterSet):
+    action = django_filters.ChoiceFilter(choices=ColumnPolicy.Action.choices)
+    column = django_filters.CharFilter()
+
+    class Meta:
+        model = ColumnPolicy
+        fields = ["dataset", "proposed"]

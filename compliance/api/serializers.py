@@ -1,0 +1,111 @@
+"""What the compliance API shows and accepts; decisions and policies go through compliance.policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from atlas.api.serializers import ModelCleanMixin
+from pipelines.models import Dataset
+
+from ..masking import mask_samples, pii_columns
+from ..models import ColumnPolicy, PiiFinding
+
+
+class PiiFindingSerializer(serializers.ModelSerializer):
+    dataset_name = serializers.CharField(source="dataset.name", read_only=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    samples = serializers.SerializerMethodField(help_text="Matched values; masked unless you may see PII in clear.")
+
+    class Meta:
+        model = PiiFinding
+        fields = [
+            "id", "dataset", "dataset_name", "column", "entity", "free_text", "status", "share", "mean_score",
+            "name_evidence", "sample_size", "samples", "last_scan", "decided_by", "decided_at", "note",
+            "first_seen_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_samples(self, obj: PiiFinding) -> list[str]:
+        request = self.context.get("request")
+        return mask_samples(getattr(request, "user", None), obj)
+
+
+class DecisionSerializer(serializers.Serializer):
+    DECISIONS = {"confirm": PiiFinding.Status.CONFIRMED, "dismiss": PiiFinding.Status.DISMISSED}
+
+    decision = serializers.ChoiceField(
+        choices=list(DECISIONS), help_text="confirm: the column carries PII (proposes policies); dismiss: it does not."
+    )
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+
+
+class ColumnPolicySerializer(ModelCleanMixin, serializers.ModelSerializer):
+    dataset_name = serializers.CharField(source="dataset.name", read_only=True)
+    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ColumnPolicy
+        fields = [
+            "id", "dataset", "dataset_name", "column", "action", "options", "reason", "entity", "proposed",
+            "updated_by", "created_at", "updated_at",
+        ]
+        read_only_fields = ["proposed", "updated_by", "created_at", "updated_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is not None:
+            for key in ("dataset", "column"):
+                if key in attrs and attrs[key] != getattr(self.instance, key):
+                    raise serializers.ValidationError(
+                        {key: ["A policy's dataset and column are fixed; delete it and create another."]}
+                    )
+        if "options" in attrs and not isinstance(attrs["options"], dict):
+            raise serializers.ValidationError({"options": ["A JSON object, e.g. {\"keep_last\": 4}."]})
+        return super().validate(attrs)
+
+
+class FindingCountsSerializer(serializers.Serializer):
+    """Findings of the dataset by status."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {status: serializers.IntegerField() for status in PiiFinding.Status.values}
+
+
+class DatasetPiiSerializer(serializers.Serializer):
+    """The dataset's PII summary: findings by status, the entities found, columns whose values are PII in clear."""
+
+    findings = FindingCountsSerializer()
+    entities = serializers.ListField(child=serializers.CharField(), help_text="Entities proposed or confirmed.")
+    clear_pii_columns = serializers.ListField(
+        child=serializers.CharField(), help_text="Columns whose values are masked for users without PII permission."
+    )
+    policies = serializers.IntegerField(help_text="Column policies on the dataset (Chart).")
+
+    def to_representation(self, instance: Any) -> Any:
+        return super().to_representation(pii_summary(instance) if isinstance(instance, Dataset) else instance)
+
+
+def pii_summary(dataset: Dataset) -> dict[str, Any]:
+    counts = dict(
+        PiiFinding.objects.filter(dataset=dataset).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    entities = (
+        PiiFinding.objects.filter(dataset=dataset)
+        .exclude(status=PiiFinding.Status.DISMISSED)
+        .values_list("entity", flat=True)
+        .distinct()
+    )
+    return {
+        "findings": {status: counts.get(status, 0) for status in PiiFinding.Status.values},
+        "entities": sorted(set(entities)),
+        "clear_pii_columns": sorted(pii_columns(dataset)),
+        "policies": ColumnPolicy.objects.filter(dataset=dataset).count(),
+    }
+
+
+def dataset_pii_field() -> serializers.Field:
+    return DatasetPiiSerializer(source="*", read_only=True, help_text="PII found in the dataset and how it is protected.")

@@ -1,0 +1,341 @@
+"""The stewards' admin for data-subject requests: thin doors onto ``privacy.service`` and ``privacy.keys``.
+
+Requests: add (validated identifiers, due date), actions verify / run / verify
+erasure / export / reject (with a reason), the proof, what was erased, the
+exports with an audited, permission-checked download. Overdue requests carry
+a badge and have a filter. Subject keys: declare, confirm, propose from PII
+findings and lineage. Tombstones: read only (hashes, never identifiers).
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from pipelines.admin import ADMIN_CSS, ReadOnlyAdmin, admin_link
+
+from . import keys, service
+from .models import (
+    DataSubjectRequest,
+    DsrExport,
+    ErasureRecord,
+    ErasureSetting,
+    RequestStatus,
+    SubjectKey,
+    Tombstone,
+)
+from .search import DsrError, parse_identifiers
+
+STATUS_COLOURS = {
+    RequestStatus.RECEIVED: "#6c757d", RequestStatus.VERIFIED: "#0d6efd", RequestStatus.IN_PROGRESS: "#fd7e14",
+    RequestStatus.COMPLETED: "#198754", RequestStatus.REJECTED: "#343a40",
+}
+PROCESS = "privacy.process_datasubjectrequest"
+DOWNLOAD = "privacy.download_dsrexport"
+
+
+def badge(colour: str, text: str) -> str:
+    return format_html('<span class="atlas-badge" style="background-color: {}">{}</span>', colour, text)
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = "deadline"
+    parameter_name = "deadline"
+
+    def lookups(self, request, model_admin):
+        return [("overdue", "Overdue"), ("open", "Open, on time")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "overdue":
+            return queryset.overdue()
+        if self.value() == "open":
+            return queryset.filter(status__in=["received", "verified", "in_progress"], due_at__gte=timezone.now())
+        return queryset
+
+
+class RequestActionForm(helpers.ActionForm):
+    reason = forms.CharField(required=False, label="Reason (reject)", widget=forms.TextInput(attrs={"size": 30}))
+
+
+class RequestAddForm(forms.ModelForm):
+    identifiers = forms.JSONField(
+        help_text='By kind, e.g. {"email": ["ann@example.com"]}; kinds are those of confirmed subject keys.'
+    )
+
+    class Meta:
+        model = DataSubjectRequest
+        fields = ("kind", "identifiers", "reference", "received_at", "assignee")
+
+    def clean_identifiers(self):
+        try:
+            return parse_identifiers(self.cleaned_data["identifiers"])
+        except DsrError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
+class ErasureInline(admin.TabularInline):
+    model = ErasureRecord
+    extra = 0
+    can_delete = False
+    fields = ("table", "method", "rows_removed", "run_link", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="run")
+    def run_link(self, obj: ErasureRecord):
+        return admin_link(obj.run) if obj.run_id else "-"
+
+
+@admin.register(DataSubjectRequest)
+class DataSubjectRequestAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "kind", "status_badge", "deadline_badge", "received_at", "due_at", "assignee", "reference")
+    list_filter = (OverdueFilter, "status", "kind")
+    list_select_related = ("assignee",)
+    search_fields = ("reference",)
+    action_form = RequestActionForm
+    actions = ("verify_requests", "run_requests", "verify_erasure", "export", "reject")
+    inlines = (ErasureInline,)
+    readonly_fields = (
+        "kind", "status_badge", "deadline_badge", "identifiers_display", "received_at", "due_at", "verified_at",
+        "completed_at", "reject_reason", "error", "submitted_by", "proof_display", "exports_display", "created_at",
+    )
+
+    class Media:
+        css = ADMIN_CSS
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = RequestAddForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_inlines(self, request, obj=None):
+        return () if obj is None else self.inlines
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("kind", "identifiers", "reference", "received_at", "assignee")
+        return ("kind", "status_badge", "deadline_badge", "identifiers_display", "reference", "assignee",
+                "received_at", "due_at", "verified_at", "completed_at", "reject_reason", "error", "submitted_by",
+                "proof_display", "exports_display", "created_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj: DataSubjectRequest, form, change) -> None:
+        if change:
+            if "assignee" in form.changed_data:
+                service.assign(obj, form.cleaned_data["assignee"], actor=request.user)
+            DataSubjectRequest.objects.filter(pk=obj.pk).update(reference=obj.reference)
+            return
+        new = service.submit(
+            form.cleaned_data["kind"], form.cleaned_data["identifiers"], actor=request.user,
+            received_at=form.cleaned_data.get("received_at"), reference=form.cleaned_data.get("reference", ""),
+            assignee=form.cleaned_data.get("assignee"),
+        )
+        obj.pk, obj.due_at, obj.status = new.pk, new.due_at, new.status
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_process_permission(self, request) -> bool:
+        return request.user.has_perm(PROCESS)
+
+    # --- columns -------------------------------------------------------------------------
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: DataSubjectRequest) -> str:
+        return badge(STATUS_COLOURS.get(obj.status, "#6c757d"), obj.get_status_display())
+
+    @admin.display(description="deadline", ordering="due_at")
+    def deadline_badge(self, obj: DataSubjectRequest) -> str:
+        if obj.is_overdue:
+            days = (timezone.now() - obj.due_at).days
+            return badge("#dc3545", f"OVERDUE by {days} day(s)" if days else "OVERDUE")
+        if obj.status in ("completed", "rejected"):
+            return "-"
+        return badge("#198754", f"due in {(obj.due_at - timezone.now()).days} day(s)")
+
+    @admin.display(description="identifiers")
+    def identifiers_display(self, obj: DataSubjectRequest) -> str:
+        if obj.identifiers_hashed:
+            counts = ", ".join(f"{k}: {len(v)} hash(es)" for k, v in obj.identifiers.items())
+            return f"Erased: kept only as HMAC hashes ({counts})."
+        return format_html("<code>{}</code>", json.dumps(obj.identifiers, ensure_ascii=False))
+
+    @admin.display(description="proof (verification scan)")
+    def proof_display(self, obj: DataSubjectRequest) -> str:
+        proof = obj.proof or {}
+        tables = proof.get("tables") or []
+        if not tables:
+            return "No verification scan yet."
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td class='dsr-found'>{}</td><td>{}</td></tr>",
+            ((t["table"], ", ".join(t["keys"]) or "(no key columns)", t["rows_found"], t["checked_at"][:19])
+             for t in tables),
+        )
+        verdict = (
+            badge("#198754", f"zero rows found in {len(tables)} table(s)") if not proof.get("rows_found")
+            else badge("#dc3545", f"{proof['rows_found']} row(s) remain")
+        )
+        return format_html(
+            '<div id="dsr-proof">{} scanned {}<table><thead><tr><th>table</th><th>keys searched</th>'
+            "<th>rows found</th><th>when</th></tr></thead><tbody>{}</tbody></table></div>",
+            verdict, proof.get("scanned_at", "")[:19], rows,
+        )
+
+    @admin.display(description="exports")
+    def exports_display(self, obj: DataSubjectRequest) -> str:
+        exports = list(obj.exports.all())
+        if not exports:
+            return "-"
+        return format_html_join(
+            mark_safe("<br>"), "{} — {} row(s), {} — {}",
+            (
+                (
+                    f"Export #{e.pk}", e.rows,
+                    f"expires {e.expires_at:%Y-%m-%d %H:%M}" if not e.expired else "expired",
+                    format_html('<a href="{}">download</a>', reverse("admin:privacy_dsr_download", args=[obj.pk, e.pk]))
+                    if not e.expired else "deleted",
+                )
+                for e in exports
+            ),
+        )
+
+    # --- actions -------------------------------------------------------------------------------
+    def _each(self, request, queryset, fn, done: str) -> None:
+        for req in queryset:
+            try:
+                result = fn(req)
+            except DsrError as exc:
+                self.message_user(request, f"{req}: {exc}", messages.ERROR)
+                continue
+            if isinstance(result, DataSubjectRequest) and result.error:
+                self.message_user(request, f"{result}: {result.error}", messages.WARNING)
+            else:
+                self.message_user(request, f"{req}: {done}.", messages.SUCCESS)
+
+    @admin.action(description="Verify: the requester's identity is checked", permissions=["process"])
+    def verify_requests(self, request, queryset) -> None:
+        self._each(request, queryset, lambda r: service.verify(r, actor=request.user), "verified")
+
+    @admin.action(description="Run: export (access) or erase and verify (erasure)", permissions=["process"])
+    def run_requests(self, request, queryset) -> None:
+        self._each(request, queryset, lambda r: service.run(r, actor=request.user), "done")
+
+    @admin.action(description="Verify erasure again (independent scan)", permissions=["process"])
+    def verify_erasure(self, request, queryset) -> None:
+        self._each(request, queryset, lambda r: service.check_erasure(r, actor=request.user), "scan found zero rows")
+
+    @admin.action(description="New access export", permissions=["process"])
+    def export(self, request, queryset) -> None:
+        self._each(request, queryset, lambda r: service.create_export(r, actor=request.user), "export created")
+
+    @admin.action(description="Reject (give the reason in the field above)", permissions=["process"])
+    def reject(self, request, queryset) -> None:
+        reason = request.POST.get("reason", "")
+        self._each(request, queryset, lambda r: service.reject(r, actor=request.user, reason=reason), "rejected")
+
+    # --- download --------------------------------------------------------------------------------
+    def get_urls(self):
+        return [
+            path("<int:pk>/exports/<int:export_id>/download/", self.admin_site.admin_view(self.download_view),
+                 name="privacy_dsr_download"),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request: HttpRequest, pk: int, export_id: int):
+        if not request.user.has_perm(DOWNLOAD):
+            raise PermissionDenied("Downloading access exports needs privacy.download_dsrexport (Steward).")
+        export = get_object_or_404(DsrExport, pk=export_id, request_id=pk)
+        try:
+            file = service.download(export, actor=request.user)
+        except service.ExportExpired as exc:
+            return HttpResponse(str(exc), status=410, content_type="text/plain; charset=utf-8")
+        return FileResponse(open(file, "rb"), as_attachment=True, filename=file.name)
+
+
+@admin.register(SubjectKey)
+class SubjectKeyAdmin(admin.ModelAdmin):
+    list_display = ("dataset", "column", "kind", "storage", "status_badge", "origin", "derived_from", "index_name")
+    list_filter = ("status", "kind", "storage", "origin", "dataset__layer")
+    list_select_related = ("dataset", "derived_from__dataset")
+    search_fields = ("column", "kind", "dataset__name")
+    fields = ("dataset", "column", "kind", "storage", "note", "status", "origin", "derived_from", "confirmed_by",
+              "confirmed_at", "index_name")
+    readonly_fields = ("status", "origin", "derived_from", "confirmed_by", "confirmed_at", "index_name")
+    actions = ("confirm",)
+    change_list_template = "admin/privacy/subjectkey/change_list.html"
+
+    class Media:
+        css = ADMIN_CSS
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: SubjectKey) -> str:
+        return badge("#198754" if obj.status == "confirmed" else "#0d6efd", obj.get_status_display())
+
+    def save_model(self, request, obj: SubjectKey, form, change) -> None:
+        try:
+            saved = keys.declare_key(obj.dataset, obj.column, kind=obj.kind, storage=obj.storage, actor=request.user,
+                                     note=obj.note)
+        except keys.SubjectKeyError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        obj.pk = saved.pk
+
+    @admin.action(description="Confirm: these columns identify data subjects", permissions=["change"])
+    def confirm(self, request, queryset) -> None:
+        for key in queryset.select_related("dataset"):
+            keys.confirm_key(key, actor=request.user)
+        self.message_user(request, f"{queryset.count()} key(s) confirmed.")
+
+    def get_urls(self):
+        return [
+            path("propose/", self.admin_site.admin_view(self.propose_view), name="privacy_subjectkey_propose"),
+            *super().get_urls(),
+        ]
+
+    def propose_view(self, request: HttpRequest):
+        if request.method != "POST" or not self.has_add_permission(request):
+            raise PermissionDenied
+        created = keys.propose_keys(actor=request.user)
+        self.message_user(request, f"{len(created)} key(s) proposed from PII findings and lineage; confirm them.")
+        return HttpResponseRedirect(reverse("admin:privacy_subjectkey_changelist"))
+
+
+@admin.register(ErasureSetting)
+class ErasureSettingAdmin(admin.ModelAdmin):
+    list_display = ("dataset", "mode", "updated_at")
+    list_filter = ("mode",)
+
+
+@admin.register(Tombstone)
+class TombstoneAdmin(ReadOnlyAdmin):
+    list_display = ("kind", "short_hash", "key_id", "request", "created_at")
+    list_filter = ("kind",)
+    fields = ("kind", "hash", "key_id", "request", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="hash")
+    def short_hash(self, obj: Tombstone) -> str:
+        return obj.hash[:16] + "…"
+
+
+@admin.register(DsrExport)
+class DsrExportAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "request", "rows", "size_bytes", "created_at", "expires_at", "deleted_at", "downloads")
+    fields = ("request", "rows", "size_bytes", "manifest", "created_by", "created_at", "expires_at", "deleted_at", "downloads")
+    readonly_fields = fields

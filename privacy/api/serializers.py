@@ -1,0 +1,68 @@
+"""Serializers of the DSR API: requests (identifiers validated on create), keys, erasures, exports, tombstones."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from pipelines.models import Dataset
+
+from ..models import DataSubjectRequest, DsrExport, ErasureRecord, SubjectKey, Tombstone
+
+
+class ErasureRecordSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ErasureRecord
+        fields = ("table", "method", "rows_removed", "run", "created_at")
+
+
+class DsrExportSerializer(serializers.ModelSerializer):
+    expired = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = DsrExport
+        fields = ("id", "rows", "size_bytes", "manifest", "created_at", "expires_at", "deleted_at", "downloads", "expired")
+
+
+class RequestSerializer(serializers.ModelSerializer):
+    overdue = serializers.BooleanField(source="is_overdue", read_only=True)
+    erasures = ErasureRecordSerializer(many=True, read_only=True)
+    exports = DsrExportSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = DataSubjectRequest
+        fields = (
+            "id", "kind", "identifiers", "identifiers_hashed", "reference", "status", "received_at", "due_at",
+            "overdue", "assignee", "reject_reason", "verified_at", "completed_at", "proof", "residue", "error",
+            "erasures", "exports", "created_at",
+        )
+        read_only_fields = (
+            "identifiers_hashed", "status", "due_at", "reject_reason", "verified_at", "completed_at", "proof",
+            "residue", "error", "created_at",
+        )
+
+
+class RequestCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=DataSubjectRequest.Kind.choices)
+    identifiers = serializers.JSONField(help_text='By kind: {"email": ["ann@example.com"]}.')
+    reference = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    received_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class RejectSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=5000)
+
+
+class SubjectKeySerializer(serializers.ModelSerializer):
+    dataset = serializers.SlugRelatedField(slug_field="name", queryset=Dataset.objects.all())
+
+    class Meta:
+        model = SubjectKey
+        fields = ("id", "dataset", "column", "kind", "storage", "status", "origin", "derived_from", "note",
+                  "confirmed_at", "index_name", "created_at")
+        read_only_fields = ("status", "origin", "derived_from", "confirmed_at", "index_name", "created_at")
+
+
+class TombstoneSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tombstone
+        fields = ("id", "kind", "hash", "key_id", "request", "created_at")

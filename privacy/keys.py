@@ -1,0 +1,279 @@
+"""Subject keys: declared, proposed (from PII findings and lineage), confirmed, indexed; how to match them.
+
+A key's *match expression* is the SQL a search compares identifiers with:
+``lower(trim(CAST(col AS text)))`` whatever the column's type or storage. On
+PostgreSQL a confirmed key gets an index on exactly that expression (on a
+partitioned Explore table the index on the parent covers every partition),
+so finding one subject in a large table is an index lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from atlas import audit
+from atlas.warehouse import Warehouse, WarehouseError, get_warehouse
+from atlas.warehouse.base import LAYER_SCHEMAS
+from pipelines.models import Dataset
+
+from .models import SubjectKey, validate_kind
+
+logger = logging.getLogger(__name__)
+
+Storage, Status, Origin = SubjectKey.Storage, SubjectKey.Status, SubjectKey.Origin
+# Kinds compared without regard to case (e-mail addresses are, in practice).
+CASE_INSENSITIVE_KINDS = frozenset({"email"})
+# Presidio entity -> identifier kind, for keys proposed from confirmed findings.
+ENTITY_KINDS = {"EMAIL_ADDRESS": "email", "PHONE_NUMBER": "phone"}
+
+
+class SubjectKeyError(ValueError):
+    """A subject key that cannot be declared or used as asked; the message says why."""
+
+
+def normalise(kind: str, value: object) -> str:
+    """The form identifiers are compared (and hashed) in: trimmed, lower case for e-mails."""
+    text = str(value).strip(" ")
+    return text.lower() if kind in CASE_INSENSITIVE_KINDS else text
+
+
+def text_match_sql(wh: Warehouse, kind: str, expr: str) -> str:
+    """The normalised text of ``expr`` in SQL (mirrors :func:`normalise`)."""
+    inner = f"trim(CAST({expr} AS text))"
+    return f"lower({inner})" if kind in CASE_INSENSITIVE_KINDS else inner
+
+
+def match_sql(quoted_column: str) -> str:
+    """How every search compares a key column: its text, trimmed, lower case.
+
+    One expression for every kind, type and storage (ids and hex hashes have no
+    case to lose), so the index a confirmed key gets on PostgreSQL serves the
+    erasure's search and the verification scan alike.
+    """
+    return f"lower(trim(CAST({quoted_column} AS text)))"
+
+
+@dataclass(frozen=True)
+class KeyTarget:
+    """One confirmed key as a search sees it: where, what kind, how stored, how to match."""
+
+    key_id: int
+    dataset_id: int
+    dataset: str
+    layer: str
+    table: str
+    column: str
+    kind: str
+    storage: str
+    data_type: str
+
+    def expr(self, wh: Warehouse) -> str:
+        return match_sql(wh.quote(self.column))
+
+    def params(self, values: Iterable[str]) -> list[str]:
+        """The identifier values as the match expression compares them."""
+        return sorted({str(v).lower() for v in values})
+
+
+def warehouse_columns(wh: Warehouse | None = None) -> dict[tuple[str, str], dict[str, str]]:
+    """Every table of the three layers with its columns and types, in one catalogue query."""
+    wh = wh or get_warehouse()
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    with wh.cursor() as cur:
+        rows = cur.execute(
+            "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema IN (%s, %s, %s) ORDER BY table_schema, table_name, ordinal_position",
+            list(LAYER_SCHEMAS),
+        ).fetchall()
+    for schema, table, column, data_type in rows:
+        out.setdefault((schema, table), {})[column] = str(data_type).lower()
+    return out
+
+
+def targets(*, confirmed_only: bool = True, catalogue: dict | None = None) -> list[KeyTarget]:
+    """Every (confirmed) key whose table and column exist in the warehouse, with its type."""
+    qs = SubjectKey.objects.select_related("dataset")
+    if confirmed_only:
+        qs = qs.filter(status=Status.CONFIRMED)
+    catalogue = warehouse_columns() if catalogue is None else catalogue
+    out = []
+    for key in qs:
+        types = catalogue.get((key.dataset.layer, key.dataset.table), {})
+        if key.column not in types:
+            continue
+        out.append(
+            KeyTarget(
+                key.pk, key.dataset_id, key.dataset.name, key.dataset.layer, key.dataset.table, key.column,
+                key.kind, key.storage, types[key.column],
+            )
+        )
+    return out
+
+
+def known_kinds() -> list[str]:
+    return sorted(set(SubjectKey.objects.filter(status=Status.CONFIRMED).values_list("kind", flat=True)))
+
+
+# --- declaring and confirming (audited) ------------------------------------------------
+@transaction.atomic
+def declare_key(
+    dataset: Dataset, column: str, *, kind: str, storage: str = Storage.CLEAR, actor=None,
+    confirmed: bool = True, origin: str = Origin.MANUAL, derived_from: SubjectKey | None = None, note: str = "",
+) -> SubjectKey:
+    """Declare (or change) a dataset column as a subject key; a steward's declaration is confirmed."""
+    try:
+        validate_kind(kind)
+    except ValidationError as exc:
+        raise SubjectKeyError(exc.messages[0]) from exc
+    if storage not in Storage.values:
+        raise SubjectKeyError(f"Unknown storage {storage!r}; choose one of {', '.join(Storage.values)}.")
+    columns = set(dataset.columns.values_list("name", flat=True))
+    if columns and column not in columns:
+        raise SubjectKeyError(f"{dataset.name} has no column {column!r} (columns: {', '.join(sorted(columns))}).")
+    key = SubjectKey.objects.filter(dataset=dataset, column=column).first() or SubjectKey(dataset=dataset, column=column)
+    before = {"kind": key.kind, "storage": key.storage, "status": key.status} if key.pk else None
+    key.kind, key.storage, key.origin, key.derived_from, key.note = kind, storage, origin, derived_from, note or key.note
+    if confirmed:
+        key.status = Status.CONFIRMED
+        key.confirmed_by = actor if getattr(actor, "is_authenticated", False) else None
+        key.confirmed_at = timezone.now()
+    key.save()
+    audit.record(
+        "dsr.key.confirmed" if confirmed else "dsr.key.proposed", actor=actor, target=key,
+        dataset=dataset.name, column=column, kind=kind, storage=storage, origin=origin, before=before,
+    )
+    if confirmed:
+        transaction.on_commit(lambda: ensure_index(key))
+    return key
+
+
+@transaction.atomic
+def confirm_key(key: SubjectKey, *, actor=None) -> SubjectKey:
+    """A steward confirms a proposed key (audited); on PostgreSQL the key gets its index."""
+    if key.status == Status.CONFIRMED:
+        return key
+    key.status, key.confirmed_at = Status.CONFIRMED, timezone.now()
+    key.confirmed_by = actor if getattr(actor, "is_authenticated", False) else None
+    key.save(update_fields=["status", "confirmed_at", "confirmed_by", "updated_at"])
+    audit.record("dsr.key.confirmed", actor=actor, target=key, dataset=key.dataset.name, column=key.column,
+                 kind=key.kind, storage=key.storage, origin=key.origin)
+    transaction.on_commit(lambda: ensure_index(key))
+    return key
+
+
+def _policy_storage(dataset: Dataset, column: str) -> str | None:
+    """How a column holds its values under its policy: clear, hashed, or None (nothing searchable left)."""
+    from compliance.models import ColumnPolicy
+
+    policy = ColumnPolicy.objects.filter(dataset=dataset, column=column).first()
+    if policy is None or policy.action in (ColumnPolicy.Action.KEEP, ColumnPolicy.Action.ANONYMISE_TEXT):
+        return Storage.CLEAR
+    if policy.action == ColumnPolicy.Action.HASH:
+        return Storage.HASHED
+    return None  # masked, redacted, generalised, dropped: no longer identifies anyone by value
+
+
+def _propose(dataset: Dataset, column: str, kind: str, origin: str, derived_from, actor) -> SubjectKey | None:
+    if SubjectKey.objects.filter(dataset=dataset, column=column).exists():
+        return None  # a steward's word (or an earlier proposal) is never overwritten
+    storage = _policy_storage(dataset, column)
+    if storage is None:
+        return None
+    return declare_key(dataset, column, kind=kind, storage=storage, actor=actor, confirmed=False, origin=origin,
+                       derived_from=derived_from)
+
+
+def propose_keys(*, actor=None, max_rounds: int = 20) -> list[SubjectKey]:
+    """Propose keys from confirmed e-mail/phone findings, then along DIRECT column lineage.
+
+    A column derived directly (identity or transformation, not an aggregate) from a key column is
+    a key of the same kind; it is hashed when its policy hashes it, and not
+    proposed when the policy masks, redacts, generalises or drops it.
+    """
+    from compliance.models import PiiFinding
+
+    created: list[SubjectKey] = []
+    findings = PiiFinding.objects.filter(status=PiiFinding.Status.CONFIRMED, entity__in=list(ENTITY_KINDS))
+    for finding in findings.select_related("dataset"):
+        key = _propose(finding.dataset, finding.column, ENTITY_KINDS[finding.entity], Origin.FINDING, None, actor)
+        if key:
+            created.append(key)
+    created.extend(_propose_from_lineage(actor, max_rounds))
+    return created
+
+
+def _propose_from_lineage(actor, max_rounds: int) -> list[SubjectKey]:
+    from lineage.extract import DIRECT, IDENTITY, TRANSFORMATION
+    from lineage.models import LineageEdge, LineageNode
+
+    created: list[SubjectKey] = []
+    seen: set[int] = set()
+    for _ in range(max_rounds):
+        frontier = [k for k in SubjectKey.objects.select_related("dataset") if k.pk not in seen]
+        if not frontier:
+            break
+        for key in frontier:
+            seen.add(key.pk)
+            sources = LineageNode.objects.filter(dataset=key.dataset, column=key.column)
+            edges = LineageEdge.objects.filter(
+                source__in=sources, kind=LineageEdge.Kind.COLUMN, type=DIRECT, target__dataset__isnull=False,
+                subtype__in=[IDENTITY, TRANSFORMATION],  # an aggregate of ids (a count) identifies nobody
+            ).select_related("target__dataset")
+            for edge in edges:
+                new = _propose(edge.target.dataset, edge.target.column, key.kind, Origin.LINEAGE, key, actor)
+                if new:
+                    created.append(new)
+    return created
+
+
+# --- indexes (PostgreSQL) -----------------------------------------------------------------
+def index_name(key: SubjectKey | KeyTarget) -> str:
+    table = key.dataset.table if isinstance(key, SubjectKey) else key.table
+    layer = key.dataset.layer if isinstance(key, SubjectKey) else key.layer
+    digest = hashlib.sha1(f"{layer}.{table}.{key.column}".encode()).hexdigest()[:8]
+    return f"dsr_{table[:24]}_{Warehouse.safe_suffix(key.column)[:20]}_{digest}"
+
+
+def ensure_index(key: SubjectKey, wh: Warehouse | None = None) -> str | None:
+    """Index a confirmed key's match expression (PostgreSQL; DuckDB scans columnar data instead)."""
+    wh = wh or get_warehouse()
+    if wh.vendor != "postgresql" or key.status != Status.CONFIRMED:
+        return None
+    target = next((t for t in targets() if t.key_id == key.pk), None)
+    if target is None or not wh.table_exists(target.layer, target.table):
+        return None
+    name = ensure_target_index(wh, target)
+    if name and key.index_name != name:
+        SubjectKey.objects.filter(pk=key.pk).update(index_name=name)
+    return name
+
+
+def ensure_target_index(wh: Warehouse, target: KeyTarget) -> str | None:
+    if wh.vendor != "postgresql":
+        return None
+    name = index_name(target)
+    try:
+        with wh.cursor() as cur:
+            cur.execute(
+                f"CREATE INDEX IF NOT EXISTS {wh.quote(name)} ON {wh.table(target.layer, target.table)}"
+                f" (({target.expr(wh)}))"
+            )
+    except WarehouseError:
+        logger.exception("Could not index subject key %s.%s.%s", target.layer, target.table, target.column)
+        return None
+    return name
+
+
+def ensure_indexes_for(dataset: Dataset, wh: Warehouse | None = None) -> list[str]:
+    """Index every confirmed key of a dataset (after a step replaced its table, indexes are gone)."""
+    wh = wh or get_warehouse()
+    if wh.vendor != "postgresql" or not SubjectKey.objects.filter(dataset=dataset, status=Status.CONFIRMED).exists():
+        return []
+    return [n for t in targets() if t.dataset_id == dataset.pk for n in [ensure_target_index(wh, t)] if n]

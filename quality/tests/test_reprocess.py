@@ -1,0 +1,144 @@
+"""Re-processing quarantined rows after a fix: the same checks again; nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from atlas.models import AuditEvent
+from quality.models import CheckRun
+from quality.reprocess import ReprocessError, reprocess
+from quality.service import run_checks
+
+from .conftest import create_table, rows_of
+
+T = datetime(2026, 1, 1)
+PUBLISHED = [(1, "a", 1, "A", T), (2, "b", 2, "B", T)]
+STAGED = [
+    (3, "c", 3, "C", T),  # fails code_known only: comes back once C is accepted
+    (4, None, 4, "C", T),  # fails code_known and has_name: stays, with has_name as its reason
+    (1, "dup", 5, "C", T),  # id 1 is already published: stays as a duplicate
+    (5, "e", 5, "A", T),  # passes: published by the step
+]
+
+
+def quarantined(wh) -> list[tuple]:
+    with wh.cursor() as cur:
+        return cur.execute(
+            'SELECT "id", "name", "_failed_checks", "_check_run_id" FROM chart."items__quarantine"'
+            ' ORDER BY CAST("id" AS integer), "name"'
+        ).fetchall()
+
+
+@pytest.fixture
+def after_a_step(wh, table, check):
+    ds = table(PUBLISHED)
+    create_table(wh, "chart", "items__stg", STAGED)
+    known = check(ds, "accepted_values", ["code"], severity="drop", name="code_known", values=["A", "B"])
+    check(ds, "not_null", ["name"], severity="drop", name="has_name")
+    check(ds, "range", ["amount"], severity="warn", name="small", max=4)
+    step = run_checks(ds, trigger="step", schema="chart", table="items__stg")
+    assert step.rows_quarantined == 3
+    with wh.cursor() as cur:  # publish (append) what the gate let through
+        cur.execute('INSERT INTO chart."items" SELECT * FROM chart."items__stg"')
+    return ds, known, step
+
+
+def test_rows_pass_after_the_check_is_fixed_and_the_rest_stay_with_new_reasons(wh, after_a_step, check, admin_user):
+    ds, known, step = after_a_step
+    check(ds, "unique", ["id"], severity="fail", name="one_id")
+    known.params = {"values": ["A", "B", "C"]}
+    known.save()
+    before = len(rows_of(wh, "chart", "items")) + len(quarantined(wh))
+
+    done = reprocess(ds, actor=admin_user)
+
+    assert (done.selected, done.published, done.requarantined) == (3, 1, 2)
+    assert [r[0] for r in rows_of(wh, "chart", "items")] == [1, 2, 3, 5]
+    assert [(r[0], r[2], r[3]) for r in quarantined(wh)] == [
+        ("1", "one_id", done.check_run.pk),
+        ("4", "has_name", done.check_run.pk),
+    ]
+    assert len(rows_of(wh, "chart", "items")) + len(quarantined(wh)) == before
+    run = done.check_run
+    assert (run.trigger, run.status, run.rows_checked, run.rows_quarantined) == ("reprocess", "warned", 3, 2)
+    results = {r.check_name: (r.outcome, r.failing_rows) for r in run.results.all()}
+    assert results == {"code_known": ("pass", 0), "has_name": ("warn", 1), "one_id": ("fail", 1), "small": ("warn", 1)}
+    assert AuditEvent.objects.filter(action="quality.reprocess").count() == 1
+    assert not wh.table_exists("chart", f"items__reproc{run.pk}")
+
+
+def test_only_the_selected_check_runs_rows_and_nothing_twice(wh, after_a_step, check):
+    ds, known, step = after_a_step
+    known.params = {"values": ["A", "B", "C"]}
+    known.save()
+    assert reprocess(ds, check_run_ids=[step.pk + 1000]).selected == 0
+    first = reprocess(ds, check_run_ids=[step.pk])
+    assert (first.published, first.requarantined) == (2, 1)
+    second = reprocess(ds, check_run_ids=[step.pk])  # those rows were moved: nothing is left under that run
+    assert second.selected == 0 and second.check_run is None
+    ids = sorted(r[0] for r in rows_of(wh, "chart", "items"))
+    assert ids == [1, 1, 2, 3, 5]  # without a uniqueness check the duplicate id is welcome
+
+
+def test_a_blocking_check_that_errors_moves_nothing(wh, after_a_step, check):
+    ds, _known, _step = after_a_step
+    check(ds, "custom_row", [], severity="fail", name="code_number", sql="CAST(code AS integer) > 0")
+    before = (rows_of(wh, "chart", "items"), quarantined(wh))
+    with pytest.raises(ReprocessError, match="code_number"):
+        reprocess(ds)
+    assert (rows_of(wh, "chart", "items"), quarantined(wh)) == before
+    run = CheckRun.objects.get(trigger="reprocess")
+    assert run.status == "error" and "code_number" in run.error
+
+
+def test_nothing_published_yet_is_a_clear_error(table, check):
+    ds = table([])
+    ds.table = "never_loaded"
+    ds.save()
+    with pytest.raises(ReprocessError, match="not been published"):
+        reprocess(ds)
+
+
+def test_no_quarantine_means_nothing_to_do(table):
+    ds = table(PUBLISHED)
+    assert str(reprocess(ds)) == "No check-quarantined rows were selected; nothing to re-process."
+
+
+def test_a_rebuilt_table_reprocesses_only_the_rows_of_its_latest_build(wh, settings, simple_pipeline):
+    from pipelines.tests.conftest import run_now
+    from quality.models import Check
+
+    settings.ATLAS_STEP_HOOKS = ["quality.hooks.QualityGate"]
+    pipeline = simple_pipeline()
+    people = pipeline.steps.get(name="refine").output  # written with "replace"
+    small = Check.objects.create(dataset=people, name="small", kind="range", columns=["amount"], params={"min": 6},
+                                 severity="drop")
+    run_now(pipeline)
+    run_now(pipeline)
+    assert wh.row_count("chart", "people__quarantine") == 2  # Cy, once per build
+    small.params = {"min": 1}
+    small.save()
+    done = reprocess(people)
+    assert (done.selected, done.published) == (1, 1)
+    assert sorted(r[1] for r in rows_of(wh, "chart", "people")) == ["Ann", "Bob", "Cy"]
+    assert wh.row_count("chart", "people__quarantine") == 1  # the superseded copy, kept as history
+
+
+def test_the_command_and_the_task_are_doors_onto_the_same_service(wh, after_a_step, capsys):
+    from django.core.management import CommandError, call_command
+
+    from quality.tasks import reprocess_quarantine_task
+
+    ds, known, step = after_a_step
+    known.params = {"values": ["A", "B", "C"]}
+    known.save()
+    call_command("reprocess_quarantine", "chart.items", "--check-run", str(step.pk + 1000))
+    assert "nothing to re-process" in capsys.readouterr().out
+    done = reprocess_quarantine_task.delay(ds.pk, [step.pk]).get()
+    assert (done["selected"], done["published"], done["requarantined"]) == (3, 2, 1)
+    call_command("reprocess_quarantine", "items")
+    assert "1 row(s) re-processed: 0 published, 1 still failing" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="Unknown dataset"):
+        call_command("reprocess_quarantine", "nope")
