@@ -86,3 +86,56 @@ def wh(_warehouse, db):
     warehouse = get_warehouse()
     warehouse.ensure_schemas()
     return warehouse
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+class Chromium:
+    """Debian's Chromium, headless, driven by Playwright; ``login`` opens a logged-in admin page."""
+
+    def __init__(self, browser, url: str):
+        self.browser = browser
+        self.url = url
+
+    def login(self, username: str, password: str, **context_options):
+        page = self.browser.new_context(**context_options).new_page()
+        page.set_default_timeout(30_000)
+        page.goto(f"{self.url}/admin/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", password)
+        page.click("input[type=submit]")
+        page.wait_for_url(f"{self.url}/admin/")
+        return page
+
+
+@pytest.fixture
+def chromium(live_server, monkeypatch):
+    """A real headless browser on the live server (nothing downloads a browser: .ci/run installs Debian's)."""
+    import shutil
+
+    from django.db import connections
+
+    if not shutil.which(CHROMIUM):
+        if IN_CI:
+            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package.")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes are still sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield Chromium(browser, live_server.url)
+        browser.close()
+        # ORM calls made inside Playwright's loop use connections of that context: close them here.
+        connections.close_all()
+
+
+@pytest.fixture
+def browser_page(chromium):
+    """``(page, base_url)``: a superuser's admin, downloads accepted."""
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser("operator", "op@example.com", "s3cret-pass")
+    return chromium.login("operator", "s3cret-pass", accept_downloads=True), chromium.url

@@ -9,56 +9,28 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 
 import pytest
-from django.db import connections
 
 from compliance.models import ColumnPolicy, PiiFinding, PiiScan
-from conftest import IN_CI
 from pipelines.models import Dataset
 
 from .conftest import run_now
 from .demo import user_in_role
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-
-@pytest.fixture
-def chromium(live_server, monkeypatch):
-    if not shutil.which(CHROMIUM):
-        if IN_CI:
-            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package.")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-
-        def login(username: str):
-            page = browser.new_context().new_page()
-            page.set_default_timeout(20_000)
-            page.goto(f"{live_server.url}/admin/login/")
-            page.fill("#id_username", username)
-            page.fill("#id_password", "pw-" + username)
-            page.click("input[type=submit]")
-            page.wait_for_url(f"{live_server.url}/admin/")
-            return page
-
-        yield login, live_server.url
-        browser.close()
-        connections.close_all()
 
 
 def test_the_steward_flow_in_the_admin(chromium, wh, customers_pipeline):
     from atlas.roles import sync_roles
 
     sync_roles()  # a transactional test starts from a flushed database
-    login, url = chromium
+    url = chromium.url
+
+    def login(username: str):
+        return chromium.login(username, "pw-" + username)
+
     pipeline = customers_pipeline()
     assert run_now(pipeline).status == "succeeded"
     user_in_role("steward", "Steward")

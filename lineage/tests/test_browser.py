@@ -6,14 +6,13 @@ import pytest
 
 from lineage import graph
 from lineage.models import LineageNode
-from pipelines.tests.test_browser import browser_page  # noqa: F401
 
 from .conftest import run_now
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def test_the_lineage_page_draws_datasets_edges_columns_and_pii(browser_page, wh, simple_pipeline, lineage_hook):  # noqa: F811
+def test_the_lineage_page_draws_datasets_edges_columns_and_pii(browser_page, wh, simple_pipeline, lineage_hook):
     page, url = browser_page
     run_now(simple_pipeline())
     graph.mark_pii("raw_people", "amount", "SALARY")

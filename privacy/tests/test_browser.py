@@ -2,44 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from django.contrib.auth import get_user_model
-from django.db import connections
 
-from conftest import IN_CI
 from privacy import service
 from privacy.models import DataSubjectRequest
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-
-@pytest.fixture
-def browser_page(live_server, monkeypatch):
-    if not shutil.which(CHROMIUM):
-        if IN_CI:
-            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package.")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    get_user_model().objects.create_superuser("steward", "st@example.com", "s3cret-pass")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page()
-        page.set_default_timeout(30_000)
-        page.goto(f"{live_server.url}/admin/login/")
-        page.fill("#id_username", "steward")
-        page.fill("#id_password", "s3cret-pass")
-        page.click("input[type=submit]")
-        page.wait_for_url(f"{live_server.url}/admin/")
-        yield page, live_server.url
-        browser.close()
-        connections.close_all()
 
 
 def test_running_an_erasure_from_the_request_list_shows_the_proof(browser_page, shop):

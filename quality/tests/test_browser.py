@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from pipelines.tests.conftest import run_now
-from pipelines.tests.test_browser import browser_page  # noqa: F401  (the logged-in Chromium page)
 from quality.models import Check, CheckResult
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def test_quality_page_filters_draws_the_chart_and_reprocesses_the_quarantine(browser_page, wh, settings, simple_pipeline):  # noqa: F811
+def test_quality_page_filters_draws_the_chart_and_reprocesses_the_quarantine(browser_page, wh, settings, simple_pipeline):
     page, url = browser_page
     settings.ATLAS_STEP_HOOKS = ["quality.hooks.QualityGate"]
     pipeline = simple_pipeline()
