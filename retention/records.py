@@ -89,6 +89,8 @@ def build_records(datasets: Iterable[str] | None = None) -> list[dict]:
     wanted = None
     if datasets:
         names = list(dict.fromkeys(datasets))
+        if any("\x00" in n for n in names):
+            raise ExportError("A dataset name cannot contain NUL characters.")
         found = dict(Dataset.objects.filter(name__in=names).values_list("name", "pk"))
         missing = [n for n in names if n not in found]
         if missing:

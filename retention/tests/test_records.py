@@ -127,4 +127,6 @@ def test_a_bad_format_or_dataset_is_refused(db):
         records.export_records("xml")
     with pytest.raises(records.ExportError, match="Unknown dataset"):
         records.export_records("csv", datasets=["nope"])
+    with pytest.raises(records.ExportError, match="NUL"):
+        records.export_records("csv", datasets=["a\x00b"])
     assert not AuditEvent.objects.filter(action="retention.records_exported").exists()
