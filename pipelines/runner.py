@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -186,10 +186,20 @@ class _Heartbeat:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"atlas-heartbeat-{run_id}", daemon=True)
 
+    def write(self) -> None:
+        PipelineRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+
     def _beat(self) -> None:
         try:
             while not self._stop.wait(HEARTBEAT_SECONDS):
-                PipelineRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+                try:
+                    self.write()
+                except DatabaseError as exc:
+                    # One missed beat (SQLite busy while a hook holds the write lock, a dropped
+                    # connection) must not end the thread: the run would later look lost.
+                    logger.warning("Run %s: heartbeat not written (%s); next try in %s s.", self.run_id, exc,
+                                   HEARTBEAT_SECONDS)
+                    connections.close_all()
         finally:
             connections.close_all()
 

@@ -1,10 +1,11 @@
 """The runner: order, lock, failure, hooks, write modes, cancel — on the engine of this pass."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from pipelines import runner
@@ -220,6 +221,28 @@ def test_a_run_whose_worker_died_is_reaped(wh, simple_pipeline, settings):
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and "stopped reporting" in run.error
     assert run_now(pipeline).status == RunStatus.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missed_heartbeat_does_not_end_the_heartbeat(simple_pipeline, monkeypatch):
+    run = runner.start_run(simple_pipeline(), dispatch=False)
+    old = timezone.now() - timedelta(hours=2)
+    PipelineRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, heartbeat_at=old)
+    monkeypatch.setattr(runner, "HEARTBEAT_SECONDS", 0.01)
+    beats, write = [], runner._Heartbeat.write
+
+    def busy_once(self):  # the first beat meets a busy database, as SQLite under a long hook does
+        beats.append(1)
+        if len(beats) == 1:
+            raise DatabaseError("database is locked")
+        write(self)
+
+    monkeypatch.setattr(runner._Heartbeat, "write", busy_once)
+    with runner._Heartbeat(run.pk):
+        deadline = time.monotonic() + 10
+        while PipelineRun.objects.get(pk=run.pk).heartbeat_at == old and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert len(beats) >= 2 and PipelineRun.objects.get(pk=run.pk).heartbeat_at > old
 
 
 def test_a_pipeline_without_steps_fails_clearly(wh, db):
