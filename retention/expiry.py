@@ -34,6 +34,7 @@ The engine-specific SQL below (the try-cast, the catalogue of partitions,
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -100,31 +101,33 @@ class Expiry:
     straddling_partitions: list[str] = field(default_factory=list)
 
 
-class EngineSQL:
-    """Engine-specific pieces; see :func:`engine_sql`."""
+class EngineSQL(abc.ABC):
+    """Engine-specific pieces; see :func:`engine_sql`. An engine missing one fails when built."""
 
     def __init__(self, wh: Warehouse) -> None:
         self.wh = wh
 
-    def use_utc(self, cur: Cursor) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def use_utc(self, cur: Cursor) -> None:
+        """Compare and cast timestamps in UTC on this cursor."""
 
-    def try_timestamp(self, expr: str) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def try_timestamp(self, expr: str) -> str:
+        """SQL casting ``expr`` to a timestamp, NULL where it does not parse."""
 
-    def iso_match(self, expr: str) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def iso_match(self, expr: str) -> str:
+        """SQL true where ``expr`` looks like an ISO 8601 timestamp."""
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 - optional: nothing to create by default
         """Create what the SQL needs (functions); idempotent."""
 
-    def lock(self, cur: Cursor, schema: str, table: str) -> None:
+    def lock(self, cur: Cursor, schema: str, table: str) -> None:  # noqa: B027 - optional: no lock by default
         """Serialise expiries of one table (readers and loads go on)."""
 
-    def delete(
-        self, cur: Cursor, sql: str, params: list[Any]
-    ) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def delete(self, cur: Cursor, sql: str, params: list[Any]) -> int:
+        """Run a DELETE; the rows it removed."""
 
     def partitions(self, cur: Cursor, schema: str, table: str) -> list[tuple[str, str]] | None:
         """(schema, name) of the table's partitions, or None when it is not partitioned."""
@@ -160,7 +163,7 @@ class PostgresSQL(EngineSQL):
     def iso_match(self, expr: str) -> str:
         return f"({expr} ~ {self.wh.literal(ISO_TIMESTAMP_RE)})"
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 - optional: nothing to create by default
         with self.wh.cursor() as cur:
             exists = cur.execute(
                 "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
@@ -180,7 +183,7 @@ class PostgresSQL(EngineSQL):
         cur.execute(sql, params)
         return max(int(cur.raw.rowcount or 0), 0)
 
-    def lock(self, cur: Cursor, schema: str, table: str) -> None:
+    def lock(self, cur: Cursor, schema: str, table: str) -> None:  # noqa: B027 - optional: no lock by default
         # Conflicts with itself (a second expiry waits, then finds the partitions gone) and with
         # ATTACH PARTITION, not with SELECT or INSERT.
         cur.execute(f"LOCK TABLE {self.wh.table(schema, table)} IN SHARE UPDATE EXCLUSIVE MODE")
