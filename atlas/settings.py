@@ -10,6 +10,7 @@ Two ways to run, one code path:
 A missing secret in production is a loud error at start, never a silent default.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -121,6 +122,13 @@ ATLAS_DUCKDB_MEMORY_LIMIT = env.str("ATLAS_DUCKDB_MEMORY_LIMIT", default="1GB")
 # (bounded so a bigger file takes no more memory, and PostgreSQL keeps a CPU).
 ATLAS_INGEST_PARSER_THREADS = env.int("ATLAS_INGEST_PARSER_THREADS", default=1)
 ATLAS_INGEST_PARSER_MEMORY_LIMIT = env.str("ATLAS_INGEST_PARSER_MEMORY_LIMIT", default="128MB")
+# PostgreSQL warehouse, CSV without a quote character: PostgreSQL's COPY parses the file
+# itself, cut at line starts into parts of at least ATLAS_INGEST_COPY_PART_BYTES loaded by
+# up to ATLAS_INGEST_COPY_STREAMS connections side by side (atlas/warehouse/pgcopy.py).
+# ATLAS_INGEST_DIRECT_COPY=false always parses with DuckDB.
+ATLAS_INGEST_DIRECT_COPY = env.bool("ATLAS_INGEST_DIRECT_COPY", default=True)
+ATLAS_INGEST_COPY_STREAMS = env.int("ATLAS_INGEST_COPY_STREAMS", default=min(4, os.cpu_count() or 1))
+ATLAS_INGEST_COPY_PART_BYTES = env.int("ATLAS_INGEST_COPY_PART_BYTES", default=8 << 20)
 
 # Named databases that SQL sources may query: ATLAS_SOURCE_DATABASES=name=url,name2=url2
 ATLAS_SOURCE_DATABASES = env.dict("ATLAS_SOURCE_DATABASES", default={})

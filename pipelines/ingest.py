@@ -88,6 +88,7 @@ def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> Staged
             staging=ctx.staging,
             batch_id=batch_id,
             source_label=f.label[:1000],
+            layout=f.layout,
         )
         rejects = with_long_lines(result.rejects, f)
         rejected = wh.quarantine_rejects(

@@ -20,7 +20,7 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
-from atlas.warehouse.base import FileFormat
+from atlas.warehouse.base import FileFormat, FileLayout
 from atlas.warehouse.filereader import IngestError
 
 from .models import Source
@@ -43,6 +43,7 @@ class SourceFile:
     size: int
     format: FileFormat
     long_lines: tuple[LongLine, ...] = ()
+    layout: FileLayout | None = None
 
 
 class ContentScan:
@@ -53,9 +54,14 @@ class ContentScan:
     are found here, where every byte passes anyway. ``CHUNK`` is smaller than
     the maximum line, so a too-long line always crosses a chunk boundary and
     only chunk edges need looking at: O(1) Python work per MiB.
+
+    On the way it also notes the file's layout (see ``FileLayout``): a line
+    start per chunk with the lines before it, and how many quote bytes the file
+    holds (``quote``, for CSV) — what a loader needs to split the file into
+    parts it can load side by side with exact row numbers.
     """
 
-    def __init__(self, max_line_bytes: int) -> None:
+    def __init__(self, max_line_bytes: int, quote: bytes | None = None) -> None:
         assert max_line_bytes > CHUNK
         self.max = max_line_bytes
         self.digest = hashlib.sha256()
@@ -63,9 +69,14 @@ class ContentScan:
         self.newlines = 0
         self.line_start = 0  # offset where the current line began
         self.long_lines: list[LongLine] = []
+        self.quote = quote or None
+        self.quotes = 0
+        self.line_starts: list[tuple[int, int]] = []
 
     def feed(self, chunk: bytes) -> None:
         self.digest.update(chunk)
+        if self.quote:
+            self.quotes += chunk.count(self.quote)
         first = chunk.find(b"\n")
         if first >= 0:
             end = self.size + first
@@ -73,6 +84,7 @@ class ContentScan:
                 self.long_lines.append(LongLine(self.newlines + 1, self.line_start, end - self.line_start))
             self.newlines += chunk.count(b"\n")
             self.line_start = self.size + chunk.rfind(b"\n") + 1
+            self.line_starts.append((self.line_start, self.newlines))
         self.size += len(chunk)
 
     def finish(self) -> None:
@@ -83,18 +95,41 @@ class ContentScan:
     def checksum(self) -> str:
         return self.digest.hexdigest()
 
+    @property
+    def layout(self) -> FileLayout:
+        return FileLayout(
+            size=self.size,
+            newlines=self.newlines,
+            ends_with_newline=self.line_start == self.size,
+            line_starts=tuple(m for m in self.line_starts if m[0] < self.size),
+            quotes=self.quotes if self.quote else None,
+            long_lines=len(self.long_lines),
+        )
+
+    def source_file(self, path: str, label: str, fmt: FileFormat) -> SourceFile:
+        self.finish()
+        return SourceFile(path, label, self.checksum, self.size, fmt, tuple(self.long_lines), self.layout)
+
 
 def _max_line() -> int:
     return settings.ATLAS_INGEST_MAX_LINE_BYTES
 
 
-def _local(path: str, label: str, fmt: FileFormat) -> SourceFile:
-    scan = ContentScan(_max_line())
+def _quote(source: Source) -> bytes | None:
+    """The byte that opens a quoted CSV field of ``source`` (None: not CSV, or no single-byte quote)."""
+    if source.format != FileFormat.CSV:
+        return None
+    quote = source.options.get("quote") if source.options.get("quote") is not None else '"'
+    raw = str(quote).encode("utf-8")
+    return raw if len(raw) == 1 else None
+
+
+def _local(path: str, label: str, fmt: FileFormat, quote: bytes | None) -> SourceFile:
+    scan = ContentScan(_max_line(), quote)
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             scan.feed(chunk)
-    scan.finish()
-    return SourceFile(path, label, scan.checksum, scan.size, fmt, tuple(scan.long_lines))
+    return scan.source_file(path, label, fmt)
 
 
 def _tmpdir() -> str:
@@ -117,17 +152,17 @@ def source_files(source: Source) -> Iterator[list[SourceFile]]:
             if not os.path.isfile(pattern):
                 raise IngestError(f"{source.location}: no such file.")
             paths = [pattern]
-        yield [_local(p, p, fmt) for p in paths]
+        yield [_local(p, p, fmt, _quote(source)) for p in paths]
         return
     if source.kind == Source.Kind.UPLOAD:
         if not source.upload or not os.path.isfile(source.upload.path):
             raise IngestError(f"The uploaded file of source {source.name!r} is missing.")
-        yield [_local(source.upload.path, source.upload.name, fmt)]
+        yield [_local(source.upload.path, source.upload.name, fmt, _quote(source))]
         return
     tmp = _tmpdir()
     try:
         if source.kind == Source.Kind.URL:
-            yield [_download(source.location, tmp, fmt)]
+            yield [_download(source.location, tmp, fmt, _quote(source))]
         else:
             yield [_export_query(source, tmp)]
     finally:
@@ -136,9 +171,9 @@ def source_files(source: Source) -> Iterator[list[SourceFile]]:
         os.rmdir(tmp)
 
 
-def _download(url: str, tmp: str, fmt: FileFormat) -> SourceFile:
+def _download(url: str, tmp: str, fmt: FileFormat, quote: bytes | None) -> SourceFile:
     path = os.path.join(tmp, "download")
-    scan = ContentScan(_max_line())
+    scan = ContentScan(_max_line(), quote)
     try:
         with requests.get(url, stream=True, timeout=settings.ATLAS_HTTP_TIMEOUT_SECONDS) as resp:
             if resp.status_code >= 400:
@@ -149,8 +184,7 @@ def _download(url: str, tmp: str, fmt: FileFormat) -> SourceFile:
                     out.write(chunk)
     except requests.RequestException as exc:
         raise IngestError(f"Cannot fetch {url}: {exc.__class__.__name__}: {exc}") from exc
-    scan.finish()
-    return SourceFile(path, url, scan.checksum, scan.size, fmt, tuple(scan.long_lines))
+    return scan.source_file(path, url, fmt)
 
 
 def _export_query(source: Source, tmp: str) -> SourceFile:
@@ -194,4 +228,4 @@ def _export_query(source: Source, tmp: str) -> SourceFile:
         raise
     except Exception as exc:  # driver errors differ per engine; the message is what matters
         raise IngestError(f"The query of source {source.name!r} failed on {source.database!r}: {exc}") from exc
-    return _local(path, f"{source.database}: {query[:200]}", FileFormat.CSV)
+    return _local(path, f"{source.database}: {query[:200]}", FileFormat.CSV, b'"')

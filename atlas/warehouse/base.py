@@ -73,6 +73,32 @@ class LoadResult:
 
 
 @dataclass(frozen=True)
+class FileLayout:
+    """What one pass over a file's bytes learnt about its lines (``pipelines.sources.ContentScan``).
+
+    Enough for a loader to cut the file into parts at line starts and number
+    every part's rows exactly, without reading it again.
+    """
+
+    size: int
+    newlines: int
+    ends_with_newline: bool = True
+    # (byte offset of a line start, newlines before it), ascending: about one per MiB.
+    line_starts: tuple[tuple[int, int], ...] = ()
+    quotes: int | None = None  # bytes equal to the CSV quote character (None: not counted)
+    long_lines: int = 0  # lines longer than the parser's maximum
+
+    def lines_before(self, offset: int) -> int:
+        """Newlines before ``offset``, which must be 0 or one of ``line_starts``."""
+        if offset == 0:
+            return 0
+        for start, before in self.line_starts:
+            if start == offset:
+                return before
+        raise ValueError(f"{offset} is not a known line start")
+
+
+@dataclass(frozen=True)
 class StagedBatch:
     """A file staged for an Explore table, with what the batch ledger keeps of it."""
 
@@ -305,8 +331,13 @@ class Warehouse(abc.ABC):
         staging: str,
         batch_id: str,
         source_label: str,
+        layout: FileLayout | None = None,
     ) -> LoadResult:  # pragma: no cover - abstract
-        """Stream one file into a new staging table shaped like ``target``."""
+        """Stream one file into a new staging table shaped like ``target``.
+
+        ``layout`` (from the content scan, when the caller has it) lets an engine
+        split the file and load its parts side by side.
+        """
         ...
 
     def publish_batches(self, *, schema: str, target: str, batches: Sequence[StagedBatch], replace: bool) -> None:

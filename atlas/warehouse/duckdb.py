@@ -11,7 +11,15 @@ from typing import Any
 import duckdb
 from django.conf import settings
 
-from .base import LOAD_COLUMNS, Cursor, FileFormat, LoadResult, Warehouse, WarehouseError
+from .base import (
+    LOAD_COLUMNS,
+    Cursor,
+    FileFormat,
+    FileLayout,
+    LoadResult,
+    Warehouse,
+    WarehouseError,
+)
 from .filereader import IngestError, plan_scan
 
 
@@ -130,6 +138,7 @@ class DuckDBWarehouse(Warehouse):
         staging: str,
         batch_id: str,
         source_label: str,
+        layout: FileLayout | None = None,  # noqa: ARG002 - DuckDB's reader parallelises on its own
     ) -> LoadResult:
         """Parse the file into a staging table shaped exactly like ``target``.
 

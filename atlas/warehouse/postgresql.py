@@ -25,11 +25,13 @@ import psycopg
 from django.conf import settings
 from psycopg import sql as pgsql
 
+from . import pgcopy
 from .base import (
     BATCH_CONSTANT_COLUMNS,
     META_SCHEMA,
     Cursor,
     FileFormat,
+    FileLayout,
     LoadResult,
     StagedBatch,
     Warehouse,
@@ -163,8 +165,13 @@ class PostgresWarehouse(Warehouse):
         staging: str,
         batch_id: str,
         source_label: str,
+        layout: FileLayout | None = None,
     ) -> LoadResult:
         """Stream the file into a staging table that is ready to attach as the batch's partition.
+
+        A CSV file without quote characters goes straight to COPY, in parts
+        loaded side by side (``pgcopy``); any other file, or one COPY refuses,
+        is parsed by DuckDB and streamed to COPY as below.
 
         Only what differs per row crosses the wire: the source columns and
         ``_row_number`` (numbered by DuckDB in file order). ``_batch_id`` is a
@@ -176,6 +183,9 @@ class PostgresWarehouse(Warehouse):
         FREEZE``: its rows are written frozen and need no hint-bit pass on
         their first read.
         """
+        direct = self._direct_copy(path, fmt, options, layout, schema, target, staging, batch_id, source_label)
+        if direct is not None:
+            return direct
         duck = duckdb.connect(config=parser_config())
         try:
             scan = plan_scan(
@@ -211,6 +221,55 @@ class PostgresWarehouse(Warehouse):
         finally:
             duck.close()
         return LoadResult(rows=rows, columns=scan.columns, rejects=rejects)
+
+    def _direct_copy(
+        self,
+        path: str,
+        fmt: FileFormat,
+        options: dict[str, Any],
+        layout: FileLayout | None,
+        schema: str,
+        target: str,
+        staging: str,
+        batch_id: str,
+        source_label: str,
+    ) -> LoadResult | None:
+        """The load by direct COPY (see ``pgcopy``), or None when the file must go through DuckDB."""
+        if fmt is not FileFormat.CSV or layout is None or not settings.ATLAS_INGEST_DIRECT_COPY:
+            return None
+        max_line = settings.ATLAS_INGEST_MAX_LINE_BYTES
+        columns = plan_scan(path, fmt, options, tag="load", max_line_bytes=max_line, duck=None).columns
+        plan = pgcopy.plan(
+            path,
+            options,
+            layout,
+            columns=len(columns),
+            streams=settings.ATLAS_INGEST_COPY_STREAMS,
+            part_bytes=settings.ATLAS_INGEST_COPY_PART_BYTES,
+            max_line_bytes=max_line,
+        )
+        if plan is None:
+            return None
+        self.ensure_explore_table(schema, target, columns)
+        defs = self.column_defs(schema, target, exclude=(*BATCH_CONSTANT_COLUMNS, "_row_number"))
+        with self.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self.table(schema, staging)}")
+        try:
+            rows = pgcopy.load(
+                self,
+                plan,
+                schema=schema,
+                staging=staging,
+                defs=defs,
+                columns=columns,
+                batch_id=batch_id,
+                source_label=source_label,
+            )
+        except pgcopy.DirectCopyRefused as exc:
+            logger.info("%s: COPY refused the file (%s); parsing it with DuckDB instead.", path, exc)
+            return None
+        logger.debug("%s: %d rows by direct COPY in %d part(s).", path, rows, len(plan.parts))
+        return LoadResult(rows=rows, columns=columns)
 
     def _copy_through_fifo(self, duck: Any, select_sql: str, stg: str, columns: list[str], path: str) -> int:
         """Run ``select_sql`` in DuckDB into a FIFO and relay it to ``COPY stg FROM STDIN``.

@@ -146,13 +146,26 @@ def summary(engine: str) -> dict[str, Any]:
     }
 
 
+def use_file(pipeline: Any, path: str) -> None:
+    """Point the pipeline's source at ``path`` (untimed)."""
+    source = pipeline.steps.get().source
+    if source.location != path:
+        source.location = path
+        source.save(update_fields=["location"])
+
+
 def serve(pipeline: Any, engine: str, database: str, out: IO[str], quiet: bool) -> None:
-    """The line protocol: ``load`` → one JSON sample; ``done`` → the summary, then exit."""
+    """The line protocol: ``load [PATH]`` → one JSON sample; ``done`` → the summary, then exit.
+
+    ``load`` loads the ``--file``; ``load PATH`` another file, with the same process.
+    """
+    default = pipeline.steps.get().source.location
     out.write(json.dumps({"ready": True, "baseline_rss_mib": memory.rss_mib(), "peak_before_load_mib": memory.peak_mib()}) + "\n")
     out.flush()
     for line in sys.stdin:
-        command = line.strip()
+        command, _, path = line.strip().partition(" ")
         if command == "load":
+            use_file(pipeline, path or default)
             out.write(json.dumps(one_rep(pipeline, database, quiet)) + "\n")
         elif command == "done":
             if engine == "postgres":

@@ -88,11 +88,20 @@ def _memory_entry(summary: dict[str, Any], rows: int) -> dict[str, Any]:
 
 
 def bench_postgres(args: argparse.Namespace, big: data.BenchFile) -> tuple[dict[str, list], dict[str, Any]]:
+    """The file as generated (no quote character) and the same rows with every field quoted, interleaved."""
     quiet = not args.no_quiet_wait
+    quoted = data.quoted(big)
+    data.warm_cache(quoted.path)
     floor = PostgresFloor(args.pg_url, big.path, big.columns, quiet)
     atlas = AtlasChild("postgres", big.path, args.pg_url, quiet)
+    contenders = {
+        "postgres_floor": floor.rep,
+        "atlas_postgres": atlas.load,
+        "postgres_floor_quoted": floor.on(quoted.path).rep,
+        "atlas_postgres_quoted": lambda: atlas.load(quoted.path),
+    }
     try:
-        samples = interleave(args.reps, args.warmup, args.retries, {"postgres_floor": floor.rep, "atlas_postgres": atlas.load}, "postgres")
+        samples = interleave(args.reps, args.warmup, args.retries, contenders, "postgres")
     finally:
         floor.close()
     return samples, atlas.finish()

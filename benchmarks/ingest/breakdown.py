@@ -64,6 +64,7 @@ TOP_LEVEL = (
 IN_LOAD_FILE = (
     "plan_scan",
     "ensure_explore_table",
+    "pgcopy.load (direct COPY, parts side by side)",
     "_copy_through_fifo (DuckDB parse ∥ COPY)",
     "collect_rejects",
 )
@@ -134,6 +135,9 @@ def instrument(engine: str) -> PhaseTimer:
     timer.wrap(module, "plan_scan", "plan_scan")
     timer.wrap(base.Warehouse, "ensure_explore_table", "ensure_explore_table")
     if engine == "postgres":
+        from atlas.warehouse import pgcopy
+
+        timer.wrap(pgcopy, "load", "pgcopy.load (direct COPY, parts side by side)")
         timer.wrap(wh_cls, "_copy_through_fifo", "_copy_through_fifo (DuckDB parse ∥ COPY)")
     timer.wrap(filereader.FileScan, "collect_rejects", "collect_rejects")
     timer.wrap(base.Warehouse, "quarantine_rejects", "quarantine_rejects")

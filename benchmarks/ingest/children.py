@@ -57,8 +57,8 @@ class AtlasChild:
         self.proc.stdin.flush()
         return self._answer()
 
-    def load(self) -> dict[str, Any]:
-        return self._send("load")
+    def load(self, path: str | None = None) -> dict[str, Any]:
+        return self._send(f"load {path}" if path else "load")
 
     def finish(self) -> dict[str, Any]:
         """End the process; its summary, with the kernel's view of its peak memory."""

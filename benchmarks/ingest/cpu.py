@@ -2,7 +2,9 @@
 
 * ``process_cpu_s``: this process, every thread (DuckDB's included);
 * ``postgres_cpu_s``: the PostgreSQL backends serving the bench database plus
-  the server's shared writers (WAL writer, checkpointer, background writer);
+  the server's shared writers (WAL writer, checkpointer, background writer),
+  and backends that ended during the load (a connection opened for one part of
+  a load: the postmaster's reaped children);
 * ``other_cpu_s``: everything else the machine ran meanwhile — other people's
   work on a shared machine, kernel writeback. A large value flags a noisy sample.
 
@@ -36,13 +38,17 @@ def _postgres_cpu(database: str) -> float:
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             cmdline = (proc / "cmdline").read_bytes()
-            if not cmdline.startswith(b"postgres") or not any(w in cmdline for w in wanted):
+            postmaster = cmdline.split(b"\0", 1)[0].endswith(b"/bin/postgres")
+            if not postmaster and (not cmdline.startswith(b"postgres") or not any(w in cmdline for w in wanted)):
                 continue
             stat = (proc / "stat").read_text()
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        if postmaster:  # backends that ended: their CPU is added to the postmaster's cutime, cstime
+            ticks += int(fields[13]) + int(fields[14])
+        else:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / _TICK
 
 

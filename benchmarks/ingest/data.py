@@ -99,6 +99,21 @@ def prepare(rows: int) -> BenchFile:
     )
 
 
+def quoted(clean: BenchFile) -> BenchFile:
+    """The clean file with every field quoted (``csv.QUOTE_ALL``), as many exporters write CSV.
+
+    Same rows and values; a file with quote characters is the one Atlas's
+    PostgreSQL loader parses with DuckDB rather than handing it to COPY whole.
+    """
+    path = Path(clean.path).with_name("orders.quoted.csv")
+    if not path.is_file():
+        tmp = path.with_suffix(".tmp")
+        with open(clean.path, newline="", encoding="utf-8") as src, open(tmp, "w", newline="", encoding="utf-8") as dst:
+            csv.writer(dst, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(csv.reader(src))
+        os.replace(tmp, path)
+    return BenchFile(**{**asdict(clean), "path": str(path), "size_bytes": path.stat().st_size})
+
+
 def warm_cache(path: str) -> None:
     """Read the file once so every contender starts with it in the page cache."""
     with open(path, "rb") as fh:

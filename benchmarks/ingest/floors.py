@@ -42,6 +42,12 @@ class PostgresFloor:
         self.url, self.path, self.columns, self.quiet = url, path, columns, quiet
         self.conn = pg.connect(url)
 
+    def on(self, path: str) -> PostgresFloor:
+        """The same floor (connection) loading another file with the same columns."""
+        other = object.__new__(PostgresFloor)
+        other.url, other.path, other.columns, other.quiet, other.conn = self.url, path, self.columns, self.quiet, self.conn
+        return other
+
     def _recreate_table(self) -> None:
         cols = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in self.columns)
         self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(PG_TABLE)))

@@ -1,0 +1,242 @@
+"""Direct COPY on PostgreSQL: a CSV without quotes is parsed by COPY itself, in parts side by side.
+
+Whatever takes this path must land exactly as the DuckDB reader would land it;
+whatever COPY refuses must fall back to DuckDB (quarantine and all) and leave
+nothing behind.
+"""
+
+import csv
+import io
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from atlas.warehouse import pgcopy
+from atlas.warehouse.base import FileLayout
+from pipelines import sources
+from pipelines.models import LoadedBatch, RunStatus
+from pipelines.sources import ContentScan
+
+from .conftest import explore_rows, quarantine_rows, run_now
+
+ROWS = 300
+
+
+def _csv(rows: int = ROWS, *, bad: dict[int, str] | None = None, newline: str = "\n", tail: bool = True) -> str:
+    lines = ["id,name,city,amount"]
+    for i in range(1, rows + 1):
+        lines.append((bad or {}).get(i, f"{i},name {i},Città {i % 7},{i * 1.5}"))
+    return newline.join(lines) + (newline if tail else "")
+
+
+def _layout(text: bytes, chunk: int = 64, quote: bytes = b'"') -> FileLayout:
+    scan = ContentScan(1 << 30, quote)
+    for i in range(0, len(text), chunk):
+        scan.feed(text[i : i + chunk])
+    scan.finish()
+    return scan.layout
+
+
+# --- the plan: pure functions ----------------------------------------------------
+
+
+def test_the_content_scan_notes_line_starts_quotes_and_the_last_newline():
+    text = b'a,b\n1,2\n3,"x"\n4,5'
+    layout = _layout(text, chunk=5)
+    assert layout.size == len(text) and layout.newlines == 3
+    assert layout.quotes == 2 and not layout.ends_with_newline
+    for offset, before in layout.line_starts:
+        assert text[offset - 1 : offset] == b"\n" and text[:offset].count(b"\n") == before
+    assert _layout(b"a,b\n", quote=b"").quotes is None
+
+
+@pytest.mark.parametrize("streams", [1, 2, 3, 7])
+@pytest.mark.parametrize("header", [True, False])
+@pytest.mark.parametrize("tail", [True, False])
+def test_parts_cover_every_line_once_with_exact_row_numbers(tmp_path, streams, header, tail):
+    text = _csv(tail=tail).encode()
+    if not header:
+        text = text.split(b"\n", 1)[1]
+    path = tmp_path / "f.csv"
+    path.write_bytes(text)
+    plan = pgcopy.plan(
+        str(path), {"header": header}, _layout(text), columns=4, streams=streams, part_bytes=1000, max_line_bytes=10**6
+    )
+    assert plan is not None and len(plan.parts) == min(streams, max(1, len(text) // 1000))
+    records = [line for line in text.split(b"\n") if line][1 if header else 0 :]
+    seen = []
+    for part in plan.parts:
+        lines = [line for line in text[part.start : part.end].split(b"\n") if line]
+        assert len(lines) == part.rows
+        assert part.first_row == len(seen) + 1
+        seen += lines
+    assert seen == records and plan.rows == ROWS
+    assert plan.parts[-1].end == len(text)
+
+
+def test_a_header_only_file_plans_no_rows(tmp_path):
+    for text in (b"id,name\n", b"id,name"):
+        path = tmp_path / "h.csv"
+        path.write_bytes(text)
+        plan = pgcopy.plan(str(path), {}, _layout(text), columns=2, streams=2, part_bytes=1, max_line_bytes=100)
+        assert plan is not None and plan.rows == 0
+
+
+@pytest.mark.parametrize(
+    "options, layout_change, columns",
+    [
+        ({}, {"quotes": 1}, 3),  # a quote: COPY and DuckDB may read it differently
+        ({}, {"quotes": None}, 3),  # not counted
+        ({}, {"long_lines": 1}, 3),  # DuckDB quarantines it; COPY would load it
+        ({}, {}, 1),  # one column: a blank line is a NULL record to COPY
+        ({"delimiter": "||"}, {}, 3),
+        ({"encoding": "utf-16"}, {}, 3),
+        ({"escape": "\\"}, {}, 3),
+        ({"quote": "'", "delimiter": "'"}, {}, 3),
+    ],
+)
+def test_what_copy_cannot_read_like_duckdb_takes_the_duckdb_path(tmp_path, options, layout_change, columns):
+    text = b"a,b,c\n1,2,3\n"
+    path = tmp_path / "f.csv"
+    path.write_bytes(text)
+    fields = {**_layout(text).__dict__, **layout_change}
+    plan = pgcopy.plan(str(path), options, FileLayout(**fields), columns=columns, streams=2, part_bytes=1, max_line_bytes=100)
+    assert plan is None
+
+
+def test_copy_options_follow_the_source_options():
+    assert pgcopy.copy_options({}) == "FORMAT csv, DELIMITER ',', QUOTE '\"', ENCODING 'UTF8', FREEZE"
+    assert "DELIMITER ';'" in pgcopy.copy_options({"delimiter": ";", "encoding": "latin-1"})
+    assert "ENCODING 'LATIN1'" in pgcopy.copy_options({"encoding": "ISO-8859-1"})
+
+
+# --- loads on PostgreSQL -------------------------------------------------------------
+
+
+@pytest.fixture
+def pg(wh):
+    if wh.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: direct COPY is the PostgreSQL warehouse's loader")
+    return wh
+
+
+@pytest.fixture
+def split(settings, monkeypatch):
+    """Small files split like big ones: a line start noted every 256 bytes, parts of 1 KB, 3 streams."""
+    monkeypatch.setattr(sources, "CHUNK", 256)
+    settings.ATLAS_INGEST_COPY_PART_BYTES = 1000
+    settings.ATLAS_INGEST_COPY_STREAMS = 3
+    return settings
+
+
+def _partitions(wh, table="landing"):
+    with wh.cursor() as cur:
+        return cur.execute(
+            "SELECT c.relname, c.relkind, (SELECT count(*) FROM pg_inherits i2 WHERE i2.inhparent = c.oid)"
+            " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
+            [f'explore."{table}"'],
+        ).fetchall()
+
+
+def _leftovers(wh):
+    with wh.cursor() as cur:
+        return cur.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'explore' AND (c.relname ~ '_(p|rn)[0-9]+$' OR c.relkind = 'S')"
+            " AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)"
+        ).fetchall()
+
+
+def _expected(text: str) -> list[tuple]:
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+    return [(*r, n) for n, r in enumerate(rows, start=1)]
+
+
+def test_a_clean_file_is_loaded_in_parts_exactly_as_written(pg, split, ingest_pipeline, make_csv):
+    text = _csv()
+    path = make_csv(text)
+    run = run_now(ingest_pipeline(location=str(path)))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert explore_rows(pg, "landing", "id, name, city, amount, _row_number") == _expected(text)
+    batch = LoadedBatch.objects.get().batch_id
+    assert _partitions(pg) == [(f"landing__{batch}", "p", 3)]  # the batch: three parts side by side
+    with pg.cursor() as cur:
+        per_file = cur.execute(
+            'SELECT count(DISTINCT _batch_id), min(_batch_id), count(DISTINCT _ingested_at), min(_source)'
+            ' FROM explore."landing"'
+        ).fetchone()
+        stored_once = cur.execute(
+            "SELECT count(*) FROM pg_attribute a JOIN pg_inherits i ON i.inhrelid = a.attrelid"
+            f" WHERE i.inhparent = 'explore.\"landing__{batch}\"'::regclass AND a.attname = '_batch_id'"
+            " AND a.atthasmissing"
+        ).fetchone()[0]
+    assert per_file == (1, batch, 1, str(path))
+    assert stored_once == 3  # each part keeps its batch id once, in the catalogue
+    assert run.step_runs.get().rows_out == ROWS
+    assert _leftovers(pg) == []
+
+
+def test_both_loaders_give_the_same_rows(pg, split, ingest_pipeline, make_csv, settings):
+    text = _csv(newline="\r\n", tail=False).replace("name 5,", ",")  # CRLF, no last newline, an empty field
+    direct = run_now(ingest_pipeline(location=str(make_csv(text, "a.csv")), table="direct"))
+    settings.ATLAS_INGEST_DIRECT_COPY = False
+    parsed = run_now(ingest_pipeline(location=str(make_csv(text, "b.csv")), table="parsed"))
+    assert direct.status == parsed.status == RunStatus.SUCCEEDED
+    assert [p[1] for p in _partitions(pg, "direct")] == ["p"] and [p[1] for p in _partitions(pg, "parsed")] == ["r"]
+    cols = "id, name, city, amount, _row_number"
+    assert explore_rows(pg, "direct", cols) == explore_rows(pg, "parsed", cols)
+    assert explore_rows(pg, "direct", "name")[4] == (None,)
+
+
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        ("250,too,many,fields,here", "TOO MANY COLUMNS"),
+        ("250,too few", "MISSING COLUMNS"),
+        ("\\.", "MISSING COLUMNS"),  # COPY's end-of-data marker: COPY would stop there
+    ],
+)
+def test_a_row_copy_refuses_sends_the_file_through_duckdb_and_its_quarantine(
+    pg, split, ingest_pipeline, make_csv, bad, reason, caplog
+):
+    caplog.set_level(logging.INFO, logger="atlas.warehouse.postgresql")
+    text = _csv(bad={250: bad})
+    run = run_now(ingest_pipeline(location=str(make_csv(text))))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert "parsing it with DuckDB instead" in caplog.text
+    [(line, why, raw)] = quarantine_rows(pg, "landing")
+    assert line == 251 and reason in why and raw.startswith(bad[:4])
+    good = text.replace(bad + "\n", "")
+    assert explore_rows(pg, "landing", "id, name, city, amount, _row_number") == _expected(good)
+    assert _leftovers(pg) == []
+
+
+def test_a_blank_line_is_skipped_as_duckdb_does(pg, split, ingest_pipeline, make_csv):
+    text = _csv().replace("\n120,", "\n\n120,")
+    run = run_now(ingest_pipeline(location=str(make_csv(text))))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert len(explore_rows(pg, "landing")) == ROWS and quarantine_rows(pg, "landing") == []
+    assert _leftovers(pg) == []
+
+
+def test_batches_in_parts_append_replace_and_expire_like_any_batch(pg, split, ingest_pipeline, make_csv):
+    from retention.expiry import expire
+
+    make_csv(_csv(), "one.csv")
+    pipeline = ingest_pipeline(location=str(make_csv(_csv(20), "two.csv").parent / "*.csv"))
+    assert run_now(pipeline).status == RunStatus.SUCCEEDED
+    assert len(explore_rows(pg, "landing")) == ROWS + 20
+    assert sorted(p[2] for p in _partitions(pg)) == [0, 3]  # the small file is one part
+    step = pipeline.steps.get()
+    step.write_mode = "replace"
+    step.save()
+    make_csv(_csv(200), "three.csv")
+    assert run_now(pipeline).status == RunStatus.SUCCEEDED
+    assert len(explore_rows(pg, "landing")) == 200
+    done = expire(
+        pg, "explore", "landing", "_ingested_at", "timestamp", datetime.now(UTC) + timedelta(days=1),
+        dataset_key="explore.landing", explore=True,
+    )
+    assert (done.method, done.partitions_dropped, done.rows_removed) == ("partition drop", 1, 200)
+    assert explore_rows(pg, "landing") == []
