@@ -1,15 +1,20 @@
-"""Direct COPY: a CSV file without quotes, parsed by PostgreSQL itself, in parts side by side.
+"""Direct COPY: a CSV file parsed by PostgreSQL itself, in parts side by side.
 
-When a CSV file holds no quote character, PostgreSQL's ``COPY`` and DuckDB's
-reader read it the same way: fields end at the delimiter, records at a
-newline, an empty field is NULL, and both refuse the same broken rows (too
-many or too few fields, bytes that are not the encoding). So such a file
-needs no DuckDB hop: its bytes go straight to ``COPY``, as in the hand-written
-floor. And because the content scan already knows where lines start (and that
-no quoted field spans lines), the file is cut at line starts into parts that
-separate connections load at the same time, each numbering its rows from a
-sequence that starts where its part starts — ``_row_number`` stays the exact
-position of the record in the file.
+PostgreSQL's ``COPY`` and DuckDB's reader read most CSV files the same way:
+fields end at the delimiter and records at a newline, a quoted field may hold
+delimiters and doubled quotes, an empty field is NULL (a quoted empty one too,
+with ``FORCE_NULL``), and both refuse the same broken rows (too many or too
+few fields, bytes that are not the encoding). They differ on quoting that
+strict CSV does not allow — text after a closing quote (``"ab"c``, ``"ab" ,``),
+a quote inside an unquoted field — and on line breaks inside quotes. The
+content scan flags the first (a quote byte between two ordinary bytes; see
+``pipelines.sources.ContentScan``), and the second shows as a part whose
+record count differs from its line count. A file with neither needs no DuckDB
+hop: its bytes go straight to ``COPY``, as in the hand-written floor. And
+since the content scan already knows where lines start, the file is cut at
+line starts into parts that separate connections load at the same time, each
+numbering its rows from a sequence that starts where its part starts —
+``_row_number`` stays the exact position of the record in the file.
 
 Each part is a table created and filled in its own transaction (``COPY ...
 FREEZE``), then given its constant ``_batch_id`` (one value in the catalogue,
@@ -18,11 +23,13 @@ range, so that attaching the parts as range partitions of the batch's table,
 and that table to the Explore table, needs no scan.
 
 Anything ``COPY`` refuses (a malformed row, a byte not in the encoding, a blank
-line), or a part whose record count differs from its line count (``\\.`` ends
-a COPY early), refuses the direct path as a whole: the parts are dropped and
-the caller parses the file with DuckDB, which quarantines what it cannot read.
-Nothing is ever half-loaded, and a clean file is loaded exactly as DuckDB
-would load it.
+line, a line break inside quotes at a part's edge), or a part whose record
+count differs from its line count (a quoted line break, ``\\.`` which ends a
+COPY early), refuses the direct path as a whole: the parts are dropped and the
+caller parses the file with DuckDB, which quarantines what it cannot read.
+Nothing is ever half-loaded, and a file is loaded exactly as DuckDB would load
+it (``pipelines/tests/test_ingest_direct_copy.py`` loads a corpus of awkward
+files both ways and compares).
 """
 
 from __future__ import annotations
@@ -71,8 +78,11 @@ class Plan:
         return sum(p.rows for p in self.parts)
 
 
-def copy_options(options: dict[str, Any]) -> str | None:
-    """The COPY options that read like DuckDB's reader with ``options``; None when COPY cannot say them."""
+def copy_options(options: dict[str, Any], columns: Sequence[str] = ()) -> str | None:
+    """The COPY options that read like DuckDB's reader with ``options``; None when COPY cannot say them.
+
+    ``columns``: read a quoted empty field of these as NULL, as DuckDB does.
+    """
     delimiter = options.get("delimiter") or ","
     quote = options.get("quote") if options.get("quote") is not None else '"'
     escape = options.get("escape") if options.get("escape") is not None else quote
@@ -81,7 +91,8 @@ def copy_options(options: dict[str, Any]) -> str | None:
     if not (encoding and single and escape == quote and delimiter != quote):
         return None
     lit = Warehouse.literal
-    return f"FORMAT csv, DELIMITER {lit(delimiter)}, QUOTE {lit(quote)}, ENCODING {lit(encoding)}, FREEZE"
+    force_null = f", FORCE_NULL ({', '.join(Warehouse.quote(c) for c in columns)})" if columns else ""
+    return f"FORMAT csv, DELIMITER {lit(delimiter)}, QUOTE {lit(quote)}, ENCODING {lit(encoding)}{force_null}, FREEZE"
 
 
 def _data_start(path: str, header: bool, max_line_bytes: int) -> int:
@@ -98,15 +109,17 @@ def plan(
     options: dict[str, Any],
     layout: FileLayout | None,
     *,
-    columns: int,
+    columns: Sequence[str],
     streams: int,
     part_bytes: int,
     max_line_bytes: int,
 ) -> Plan | None:
     """How to load ``path`` by direct COPY in up to ``streams`` parts; None when it cannot be."""
-    opts = copy_options(options)
+    if layout is None or layout.quotes is None or layout.stray_quote or layout.long_lines:
+        return None
+    opts = copy_options(options, columns if layout.quotes else ())
     # One column: a blank line is a NULL record to COPY, nothing to DuckDB.
-    if layout is None or opts is None or layout.quotes != 0 or layout.long_lines or columns < 2:
+    if opts is None or len(columns) < 2:
         return None
     header = bool(options.get("header", True))
     start = _data_start(path, header, max_line_bytes)

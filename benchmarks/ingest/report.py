@@ -15,14 +15,14 @@ LABELS = {
     "postgres_floor": ("PostgreSQL", "floor: psycopg COPY FROM STDIN, plain table", "postgres_floor"),
     "atlas_postgres": (
         "PostgreSQL",
-        "Atlas ingest run (no quote in the file: direct COPY in parallel parts; publish)",
+        "Atlas ingest run (direct COPY in parallel parts; publish)",
         "postgres_floor",
     ),
     "pandas_to_sql": ("PostgreSQL", "pandas read_csv + to_sql(method='multi', chunksize=10k)", "postgres_floor"),
     "postgres_floor_quoted": ("PostgreSQL", "floor, every field quoted: psycopg COPY FROM STDIN", "postgres_floor_quoted"),
     "atlas_postgres_quoted": (
         "PostgreSQL",
-        "Atlas ingest run, every field quoted (DuckDB parse → FIFO → COPY; publish)",
+        "Atlas ingest run, every field quoted (direct COPY in parallel parts; publish)",
         "postgres_floor_quoted",
     ),
     "duckdb_floor": ("DuckDB", "floor: CREATE TABLE AS SELECT * FROM read_csv(all_varchar)", "duckdb_floor"),
@@ -125,7 +125,7 @@ def _ratio_lines(results: dict[str, Any]) -> list[str]:
         )
     if "atlas_vs_floor_postgres_quoted" in r:
         lines.append(
-            f"- Every field quoted (the same rows; Atlas parses with DuckDB): Atlas / floor"
+            f"- Every field quoted (the same rows): Atlas / floor"
             f" {r['atlas_vs_floor_postgres_quoted']:.2f}× (medians; {r['atlas_vs_floor_postgres_quoted_best']:.2f}×"
             " on best times)."
         )

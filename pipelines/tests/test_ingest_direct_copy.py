@@ -1,4 +1,4 @@
-"""Direct COPY on PostgreSQL: a CSV without quotes is parsed by COPY itself, in parts side by side.
+"""Direct COPY on PostgreSQL: a CSV that COPY reads as DuckDB would is parsed by COPY itself, in parts.
 
 Whatever takes this path must land exactly as the DuckDB reader would land it;
 whatever COPY refuses must fall back to DuckDB (quarantine and all) and leave
@@ -30,8 +30,8 @@ def _csv(rows: int = ROWS, *, bad: dict[int, str] | None = None, newline: str = 
     return newline.join(lines) + (newline if tail else "")
 
 
-def _layout(text: bytes, chunk: int = 64, quote: bytes = b'"') -> FileLayout:
-    scan = ContentScan(1 << 30, quote)
+def _layout(text: bytes, chunk: int = 64, dialect: tuple[bytes, bytes] | None = (b",", b'"')) -> FileLayout:
+    scan = ContentScan(1 << 30, dialect)
     for i in range(0, len(text), chunk):
         scan.feed(text[i : i + chunk])
     scan.finish()
@@ -45,10 +45,26 @@ def test_the_content_scan_notes_line_starts_quotes_and_the_last_newline():
     text = b'a,b\n1,2\n3,"x"\n4,5'
     layout = _layout(text, chunk=5)
     assert layout.size == len(text) and layout.newlines == 3
-    assert layout.quotes == 2 and not layout.ends_with_newline
+    assert layout.quotes == 2 and not layout.ends_with_newline and not layout.stray_quote
     for offset, before in layout.line_starts:
         assert text[offset - 1 : offset] == b"\n" and text[:offset].count(b"\n") == before
-    assert _layout(b"a,b\n", quote=b"").quotes is None
+    assert _layout(b"a,b\n", dialect=None).quotes is None
+
+
+@pytest.mark.parametrize(
+    "text, stray",
+    [
+        (b'a,"b ""c"" d","e,f"\r\n"",x\n', False),  # strict CSV quoting
+        (b'a,"ab"c\n', True),  # text after a closing quote
+        (b'a,"ab" ,c\n', True),
+        (b'a, "ab",c\n', True),  # before an opening one
+        (b"a,it's\n", False),  # another quote character
+    ],
+)
+@pytest.mark.parametrize("chunk", [1, 2, 3, 64])
+def test_the_content_scan_flags_quotes_that_parsers_read_differently(text, stray, chunk):
+    assert _layout(text, chunk=chunk).stray_quote is stray
+    assert _layout(text.replace(b",", b";"), chunk=chunk, dialect=(b";", b'"')).stray_quote is stray
 
 
 @pytest.mark.parametrize("streams", [1, 2, 3, 7])
@@ -61,7 +77,7 @@ def test_parts_cover_every_line_once_with_exact_row_numbers(tmp_path, streams, h
     path = tmp_path / "f.csv"
     path.write_bytes(text)
     plan = pgcopy.plan(
-        str(path), {"header": header}, _layout(text), columns=4, streams=streams, part_bytes=1000, max_line_bytes=10**6
+        str(path), {"header": header}, _layout(text), columns=list("abcd"), streams=streams, part_bytes=1000, max_line_bytes=10**6
     )
     assert plan is not None and len(plan.parts) == min(streams, max(1, len(text) // 1000))
     records = [line for line in text.split(b"\n") if line][1 if header else 0 :]
@@ -79,21 +95,21 @@ def test_a_header_only_file_plans_no_rows(tmp_path):
     for text in (b"id,name\n", b"id,name"):
         path = tmp_path / "h.csv"
         path.write_bytes(text)
-        plan = pgcopy.plan(str(path), {}, _layout(text), columns=2, streams=2, part_bytes=1, max_line_bytes=100)
+        plan = pgcopy.plan(str(path), {}, _layout(text), columns=list("ab"), streams=2, part_bytes=1, max_line_bytes=100)
         assert plan is not None and plan.rows == 0
 
 
 @pytest.mark.parametrize(
     "options, layout_change, columns",
     [
-        ({}, {"quotes": 1}, 3),  # a quote: COPY and DuckDB may read it differently
-        ({}, {"quotes": None}, 3),  # not counted
-        ({}, {"long_lines": 1}, 3),  # DuckDB quarantines it; COPY would load it
-        ({}, {}, 1),  # one column: a blank line is a NULL record to COPY
-        ({"delimiter": "||"}, {}, 3),
-        ({"encoding": "utf-16"}, {}, 3),
-        ({"escape": "\\"}, {}, 3),
-        ({"quote": "'", "delimiter": "'"}, {}, 3),
+        ({}, {"stray_quote": True}, list("abc")),  # quoting that COPY and DuckDB read differently
+        ({}, {"quotes": None}, list("abc")),  # not counted
+        ({}, {"long_lines": 1}, list("abc")),  # DuckDB quarantines it; COPY would load it
+        ({}, {}, ["a"]),  # one column: a blank line is a NULL record to COPY
+        ({"delimiter": "||"}, {}, list("abc")),
+        ({"encoding": "utf-16"}, {}, list("abc")),
+        ({"escape": "\\"}, {}, list("abc")),
+        ({"quote": "'", "delimiter": "'"}, {}, list("abc")),
     ],
 )
 def test_what_copy_cannot_read_like_duckdb_takes_the_duckdb_path(tmp_path, options, layout_change, columns):
@@ -107,6 +123,7 @@ def test_what_copy_cannot_read_like_duckdb_takes_the_duckdb_path(tmp_path, optio
 
 def test_copy_options_follow_the_source_options():
     assert pgcopy.copy_options({}) == "FORMAT csv, DELIMITER ',', QUOTE '\"', ENCODING 'UTF8', FREEZE"
+    assert "FORCE_NULL (\"a\", \"b\")" in pgcopy.copy_options({}, ["a", "b"])  # "" is NULL, as in DuckDB
     assert "DELIMITER ';'" in pgcopy.copy_options({"delimiter": ";", "encoding": "latin-1"})
     assert "ENCODING 'LATIN1'" in pgcopy.copy_options({"encoding": "ISO-8859-1"})
 
@@ -177,16 +194,37 @@ def test_a_clean_file_is_loaded_in_parts_exactly_as_written(pg, split, ingest_pi
     assert _leftovers(pg) == []
 
 
-def test_both_loaders_give_the_same_rows(pg, split, ingest_pipeline, make_csv, settings):
-    text = _csv(newline="\r\n", tail=False).replace("name 5,", ",")  # CRLF, no last newline, an empty field
+AWKWARD = {
+    # strict CSV quoting: COPY reads it as DuckDB does (a quoted empty field is NULL)
+    "quoted": ('150,"say ""hi""","a,b",""', "direct"),
+    "empty and quoted empty": ('150,"",,1', "direct"),
+    "quoted end-of-data marker": ('150,"\\.",x,1', "direct"),
+    # quoting the parsers read differently: DuckDB reads the file
+    "text after a closing quote": ('150,"ab"c,x,1', "duckdb"),
+    "space after a closing quote": ('150,"ab" ,x,1', "duckdb"),
+    "quote inside a field": ('150,a"b,x,1', "duckdb"),
+    "line break inside quotes": ('150,"two\nlines",x,1', "duckdb"),
+    "unterminated quote": ('150,name,"unterminated,1', "duckdb"),
+}
+
+
+@pytest.mark.parametrize("case", [*AWKWARD, "crlf"])
+def test_both_loaders_give_the_same_rows(pg, split, ingest_pipeline, make_csv, settings, case):
+    if case == "crlf":  # CRLF, no newline at the end, an empty field
+        text, path = _csv(newline="\r\n", tail=False).replace("name 5,", ","), "direct"
+    else:
+        line, path = AWKWARD[case]
+        text = _csv(bad={150: line})
     direct = run_now(ingest_pipeline(location=str(make_csv(text, "a.csv")), table="direct"))
     settings.ATLAS_INGEST_DIRECT_COPY = False
     parsed = run_now(ingest_pipeline(location=str(make_csv(text, "b.csv")), table="parsed"))
-    assert direct.status == parsed.status == RunStatus.SUCCEEDED
-    assert [p[1] for p in _partitions(pg, "direct")] == ["p"] and [p[1] for p in _partitions(pg, "parsed")] == ["r"]
+    assert direct.status == parsed.status == RunStatus.SUCCEEDED, direct.error or parsed.error
+    assert [p[1] for p in _partitions(pg, "parsed")] == ["r"]
+    assert [p[1] for p in _partitions(pg, "direct")] == ["p" if path == "direct" else "r"]
     cols = "id, name, city, amount, _row_number"
     assert explore_rows(pg, "direct", cols) == explore_rows(pg, "parsed", cols)
-    assert explore_rows(pg, "direct", "name")[4] == (None,)
+    assert [q[:2] for q in quarantine_rows(pg, "direct")] == [q[:2] for q in quarantine_rows(pg, "parsed")]
+    assert _leftovers(pg) == []
 
 
 @pytest.mark.parametrize(
