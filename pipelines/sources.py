@@ -56,15 +56,12 @@ class ContentScan:
     only chunk edges need looking at: O(1) Python work per MiB.
 
     On the way it also notes the file's layout (see ``FileLayout``): a line
-    start per chunk with the lines before it and, for CSV (``dialect``: its
-    delimiter and quote bytes), how many quote bytes the file holds and whether
-    any of them stands between two ordinary bytes — ``"ab"c``, ``"ab" ,``,
-    ``x"y``: quoting that parsers read differently. That is what a loader needs
-    to split the file into parts it can load side by side with exact row
-    numbers, and to know that COPY reads the file as DuckDB would.
+    start per chunk with the lines before it and, for CSV, how many quote bytes
+    the file holds — what a loader needs to split the file into parts it can
+    load side by side with exact row numbers.
     """
 
-    def __init__(self, max_line_bytes: int, dialect: tuple[bytes, bytes] | None = None) -> None:
+    def __init__(self, max_line_bytes: int, quote: bytes | None = None) -> None:
         assert max_line_bytes > CHUNK
         self.max = max_line_bytes
         self.digest = hashlib.sha256()
@@ -73,28 +70,13 @@ class ContentScan:
         self.line_start = 0  # offset where the current line began
         self.long_lines: list[LongLine] = []
         self.line_starts: list[tuple[int, int]] = []
-        self.dialect = dialect
+        self.quote = quote or None
         self.quotes = 0
-        self.stray_quote = False
-        self._tail = b""
-        if dialect:
-            delimiter, self.quote = dialect
-            # Every byte as its class: D delimiter or line end, Q quote, o ordinary.
-            classes = bytearray(b"o" * 256)
-            for b in (delimiter, b"\r", b"\n"):
-                classes[b[0]] = ord("D")
-            classes[self.quote[0]] = ord("Q")
-            self._classes = bytes(classes)
 
     def feed(self, chunk: bytes) -> None:
         self.digest.update(chunk)
-        if self.dialect:
-            quotes = chunk.count(self.quote)
-            self.quotes += quotes
-            if not self.stray_quote and (quotes or self.quote in self._tail):
-                window = self._tail + chunk  # a quote at the chunk edge has a neighbour in the last chunk
-                self.stray_quote = window.translate(self._classes).find(b"oQo") >= 0
-            self._tail = (self._tail + chunk[-2:])[-2:]  # the stream's last two bytes
+        if self.quote:
+            self.quotes += chunk.count(self.quote)
         first = chunk.find(b"\n")
         if first >= 0:
             end = self.size + first
@@ -120,8 +102,7 @@ class ContentScan:
             newlines=self.newlines,
             ends_with_newline=self.line_start == self.size,
             line_starts=tuple(m for m in self.line_starts if m[0] < self.size),
-            quotes=self.quotes if self.dialect else None,
-            stray_quote=self.stray_quote,
+            quotes=self.quotes if self.quote else None,
             long_lines=len(self.long_lines),
         )
 
@@ -134,18 +115,17 @@ def _max_line() -> int:
     return settings.ATLAS_INGEST_MAX_LINE_BYTES
 
 
-def _csv_bytes(source: Source) -> tuple[bytes, bytes] | None:
-    """The delimiter and quote bytes of a CSV ``source`` (None: not CSV, or not single bytes)."""
+def _quote(source: Source) -> bytes | None:
+    """The byte that opens a quoted field of a CSV ``source`` (None: not CSV, or not one byte)."""
     if source.format != FileFormat.CSV:
         return None
     options = source.options or {}
-    quote = options.get("quote") if options.get("quote") is not None else '"'
-    marks = (str(options.get("delimiter") or ",").encode("utf-8"), str(quote).encode("utf-8"))
-    return marks if all(len(m) == 1 for m in marks) else None
+    quote = str(options.get("quote") if options.get("quote") is not None else '"').encode("utf-8")
+    return quote if len(quote) == 1 else None
 
 
-def _local(path: str, label: str, fmt: FileFormat, dialect: tuple[bytes, bytes] | None) -> SourceFile:
-    scan = ContentScan(_max_line(), dialect)
+def _local(path: str, label: str, fmt: FileFormat, quote: bytes | None) -> SourceFile:
+    scan = ContentScan(_max_line(), quote)
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             scan.feed(chunk)
@@ -172,17 +152,17 @@ def source_files(source: Source) -> Iterator[list[SourceFile]]:
             if not os.path.isfile(pattern):
                 raise IngestError(f"{source.location}: no such file.")
             paths = [pattern]
-        yield [_local(p, p, fmt, _csv_bytes(source)) for p in paths]
+        yield [_local(p, p, fmt, _quote(source)) for p in paths]
         return
     if source.kind == Source.Kind.UPLOAD:
         if not source.upload or not os.path.isfile(source.upload.path):
             raise IngestError(f"The uploaded file of source {source.name!r} is missing.")
-        yield [_local(source.upload.path, source.upload.name, fmt, _csv_bytes(source))]
+        yield [_local(source.upload.path, source.upload.name, fmt, _quote(source))]
         return
     tmp = _tmpdir()
     try:
         if source.kind == Source.Kind.URL:
-            yield [_download(source.location, tmp, fmt, _csv_bytes(source))]
+            yield [_download(source.location, tmp, fmt, _quote(source))]
         else:
             yield [_export_query(source, tmp)]
     finally:
@@ -191,9 +171,9 @@ def source_files(source: Source) -> Iterator[list[SourceFile]]:
         os.rmdir(tmp)
 
 
-def _download(url: str, tmp: str, fmt: FileFormat, dialect: tuple[bytes, bytes] | None) -> SourceFile:
+def _download(url: str, tmp: str, fmt: FileFormat, quote: bytes | None) -> SourceFile:
     path = os.path.join(tmp, "download")
-    scan = ContentScan(_max_line(), dialect)
+    scan = ContentScan(_max_line(), quote)
     try:
         with requests.get(url, stream=True, timeout=settings.ATLAS_HTTP_TIMEOUT_SECONDS) as resp:
             if resp.status_code >= 400:
@@ -248,4 +228,4 @@ def _export_query(source: Source, tmp: str) -> SourceFile:
         raise
     except Exception as exc:  # driver errors differ per engine; the message is what matters
         raise IngestError(f"The query of source {source.name!r} failed on {source.database!r}: {exc}") from exc
-    return _local(path, f"{source.database}: {query[:200]}", FileFormat.CSV, (b",", b'"'))
+    return _local(path, f"{source.database}: {query[:200]}", FileFormat.CSV, b'"')

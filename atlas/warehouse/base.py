@@ -86,7 +86,6 @@ class FileLayout:
     # (byte offset of a line start, newlines before it), ascending: about one per MiB.
     line_starts: tuple[tuple[int, int], ...] = ()
     quotes: int | None = None  # bytes equal to the CSV quote character (None: not counted)
-    stray_quote: bool = False  # a quote byte between two ordinary bytes (not delimiter, quote, line end)
     long_lines: int = 0  # lines longer than the parser's maximum
 
     def lines_before(self, offset: int) -> int:

@@ -7,10 +7,10 @@ with ``FORCE_NULL``), and both refuse the same broken rows (too many or too
 few fields, bytes that are not the encoding). They differ on quoting that
 strict CSV does not allow — text after a closing quote (``"ab"c``, ``"ab" ,``),
 a quote inside an unquoted field — and on line breaks inside quotes. The
-content scan flags the first (a quote byte between two ordinary bytes; see
-``pipelines.sources.ContentScan``), and the second shows as a part whose
-record count differs from its line count. A file with neither needs no DuckDB
-hop: its bytes go straight to ``COPY``, as in the hand-written floor. And
+first is a quote byte between two ordinary bytes (``stray_quote``, looked for
+while the parts load, only in a file that has quotes at all), the second
+shows as a part whose record count differs from its line count. A file with
+neither needs no DuckDB hop: its bytes go straight to ``COPY``, as in the hand-written floor. And
 since the content scan already knows where lines start, the file is cut at
 line starts into parts that separate connections load at the same time, each
 numbering its rows from a sequence that starts where its part starts —
@@ -72,6 +72,7 @@ class Plan:
     path: str
     copy_options: str
     parts: tuple[Part, ...]
+    quoting: tuple[bytes, bytes] | None = None  # (delimiter, quote) when the file has quotes to check
 
     @property
     def rows(self) -> int:
@@ -95,6 +96,26 @@ def copy_options(options: dict[str, Any], columns: Sequence[str] = ()) -> str | 
     return f"FORMAT csv, DELIMITER {lit(delimiter)}, QUOTE {lit(quote)}, ENCODING {lit(encoding)}{force_null}, FREEZE"
 
 
+def stray_quote(path: str, delimiter: bytes, quote: bytes, chunk: int = CHUNK) -> bool:
+    """Whether a quote byte of the file stands between two ordinary bytes (not delimiter, quote, line end).
+
+    Strict CSV puts quotes only at a field's edges or doubled inside it, so
+    this finds what parsers read differently: ``"ab"c``, ``"ab" ,``, ``x"y``.
+    One C pass per chunk (``bytes.translate`` to byte classes, then ``find``).
+    """
+    classes = bytearray(b"o" * 256)
+    for b in (delimiter, b"\r", b"\n"):
+        classes[b[0]] = ord("D")
+    classes[quote[0]] = ord("Q")
+    tail = b""
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            if (tail + block).translate(classes).find(b"oQo") >= 0:
+                return True
+            tail = (tail + block)[-2:]  # a quote at a chunk edge has its neighbours in two chunks
+    return False
+
+
 def _data_start(path: str, header: bool, max_line_bytes: int) -> int:
     """Byte offset of the first record: after the header line, if there is one."""
     if not header:
@@ -115,7 +136,7 @@ def plan(
     max_line_bytes: int,
 ) -> Plan | None:
     """How to load ``path`` by direct COPY in up to ``streams`` parts; None when it cannot be."""
-    if layout is None or layout.quotes is None or layout.stray_quote or layout.long_lines:
+    if layout is None or layout.quotes is None or layout.long_lines:
         return None
     opts = copy_options(options, columns if layout.quotes else ())
     # One column: a blank line is a NULL record to COPY, nothing to DuckDB.
@@ -139,7 +160,9 @@ def plan(
         first = layout.lines_before(lo) - skipped + 1 if lo > start else 1
         last = layout.lines_before(hi) - skipped if hi < layout.size else records
         parts.append(Part(lo, hi, first, last - first + 1))
-    return Plan(path, opts, tuple(parts))
+    quote = options.get("quote") if options.get("quote") is not None else '"'
+    quoting = (str(options.get("delimiter") or ",").encode(), str(quote).encode()) if layout.quotes else None
+    return Plan(path, opts, tuple(parts), quoting)
 
 
 def _part_table(staging: str, batch_id: str, i: int, n: int) -> str:
@@ -225,7 +248,11 @@ def load(
                 with contextlib.suppress(Exception):
                     conn.cancel_safe(timeout=5)
 
+    stray: list[bool] = []
     threads = [threading.Thread(target=run, args=(i,), name=f"atlas-copy-{i}", daemon=True) for i in range(1, n)]
+    if plan.quoting:  # beside the parts, which are dropped if it finds anything
+        check = lambda: stray.append(stray_quote(plan.path, *plan.quoting))  # noqa: E731
+        threads.append(threading.Thread(target=check, name="atlas-copy-quotes", daemon=True))
     for t in threads:
         t.start()
     run(0)
@@ -237,6 +264,8 @@ def load(
             if isinstance(first, DirectCopyRefused | psycopg.Error):
                 raise DirectCopyRefused(str(first).strip().splitlines()[0]) from first
             raise first
+        if plan.quoting and stray != [False]:
+            raise DirectCopyRefused("the file quotes fields in ways PostgreSQL and DuckDB read differently")
         stg = wh.table(schema, staging)
         ingested = (
             "ADD COLUMN _ingested_at timestamp with time zone NOT NULL DEFAULT now(),"

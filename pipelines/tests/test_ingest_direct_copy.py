@@ -30,8 +30,8 @@ def _csv(rows: int = ROWS, *, bad: dict[int, str] | None = None, newline: str = 
     return newline.join(lines) + (newline if tail else "")
 
 
-def _layout(text: bytes, chunk: int = 64, dialect: tuple[bytes, bytes] | None = (b",", b'"')) -> FileLayout:
-    scan = ContentScan(1 << 30, dialect)
+def _layout(text: bytes, chunk: int = 64, quote: bytes | None = b'"') -> FileLayout:
+    scan = ContentScan(1 << 30, quote)
     for i in range(0, len(text), chunk):
         scan.feed(text[i : i + chunk])
     scan.finish()
@@ -45,10 +45,10 @@ def test_the_content_scan_notes_line_starts_quotes_and_the_last_newline():
     text = b'a,b\n1,2\n3,"x"\n4,5'
     layout = _layout(text, chunk=5)
     assert layout.size == len(text) and layout.newlines == 3
-    assert layout.quotes == 2 and not layout.ends_with_newline and not layout.stray_quote
+    assert layout.quotes == 2 and not layout.ends_with_newline
     for offset, before in layout.line_starts:
         assert text[offset - 1 : offset] == b"\n" and text[:offset].count(b"\n") == before
-    assert _layout(b"a,b\n", dialect=None).quotes is None
+    assert _layout(b"a,b\n", quote=None).quotes is None
 
 
 @pytest.mark.parametrize(
@@ -62,9 +62,12 @@ def test_the_content_scan_notes_line_starts_quotes_and_the_last_newline():
     ],
 )
 @pytest.mark.parametrize("chunk", [1, 2, 3, 64])
-def test_the_content_scan_flags_quotes_that_parsers_read_differently(text, stray, chunk):
-    assert _layout(text, chunk=chunk).stray_quote is stray
-    assert _layout(text.replace(b",", b";"), chunk=chunk, dialect=(b";", b'"')).stray_quote is stray
+def test_quotes_that_parsers_read_differently_are_found(tmp_path, text, stray, chunk):
+    path = tmp_path / "f.csv"
+    path.write_bytes(text)
+    assert pgcopy.stray_quote(str(path), b",", b'"', chunk=chunk) is stray
+    path.write_bytes(text.replace(b",", b";"))
+    assert pgcopy.stray_quote(str(path), b";", b'"', chunk=chunk) is stray
 
 
 @pytest.mark.parametrize("streams", [1, 2, 3, 7])
@@ -102,7 +105,6 @@ def test_a_header_only_file_plans_no_rows(tmp_path):
 @pytest.mark.parametrize(
     "options, layout_change, columns",
     [
-        ({}, {"stray_quote": True}, list("abc")),  # quoting that COPY and DuckDB read differently
         ({}, {"quotes": None}, list("abc")),  # not counted
         ({}, {"long_lines": 1}, list("abc")),  # DuckDB quarantines it; COPY would load it
         ({}, {}, ["a"]),  # one column: a blank line is a NULL record to COPY
