@@ -1,20 +1,21 @@
-"""Direct COPY: a CSV file parsed by PostgreSQL itself, in parts side by side.
+"""Direct COPY: a CSV file without quotes, parsed by PostgreSQL itself, in parts side by side.
 
-PostgreSQL's ``COPY`` and DuckDB's reader read most CSV files the same way:
-fields end at the delimiter and records at a newline, a quoted field may hold
-delimiters and doubled quotes, an empty field is NULL (a quoted empty one too,
-with ``FORCE_NULL``), and both refuse the same broken rows (too many or too
-few fields, bytes that are not the encoding). They differ on quoting that
-strict CSV does not allow — text after a closing quote (``"ab"c``, ``"ab" ,``),
-a quote inside an unquoted field — and on line breaks inside quotes. The
-first is a quote byte between two ordinary bytes (``stray_quote``, looked for
-while the parts load, only in a file that has quotes at all), the second
-shows as a part whose record count differs from its line count. A file with
-neither needs no DuckDB hop: its bytes go straight to ``COPY``, as in the hand-written floor. And
-since the content scan already knows where lines start, the file is cut at
-line starts into parts that separate connections load at the same time, each
-numbering its rows from a sequence that starts where its part starts —
+When a CSV file holds no quote character, PostgreSQL's ``COPY`` and DuckDB's
+reader read it the same way: fields end at the delimiter, records at a
+newline, an empty field is NULL, and both refuse the same broken rows (too
+many or too few fields, bytes that are not the encoding). So such a file needs
+no DuckDB hop: its bytes go straight to ``COPY``, as in the hand-written floor.
+And because the content scan already knows where lines start, the file is cut
+at line starts into parts that separate connections load at the same time,
+each numbering its rows from a sequence that starts where its part starts —
 ``_row_number`` stays the exact position of the record in the file.
+
+Quotes stay with DuckDB. The two parsers differ on quoting that strict CSV
+does not allow, and not only locally: PostgreSQL toggles quoting at every
+quote byte, DuckDB only at a field's edge, so ``"a,"b",c",d`` is two fields to
+PostgreSQL and a rejected line to DuckDB, and ``x""y`` is ``xy`` to one and
+``x""y`` to the other. Telling those apart from legal escapes needs the
+parser's state, which is what DuckDB's pass is for.
 
 Each part is a table created and filled in its own transaction (``COPY ...
 FREEZE``), then given its constant ``_batch_id`` (one value in the catalogue,
@@ -23,13 +24,12 @@ range, so that attaching the parts as range partitions of the batch's table,
 and that table to the Explore table, needs no scan.
 
 Anything ``COPY`` refuses (a malformed row, a byte not in the encoding, a blank
-line, a line break inside quotes at a part's edge), or a part whose record
-count differs from its line count (a quoted line break, ``\\.`` which ends a
-COPY early), refuses the direct path as a whole: the parts are dropped and the
-caller parses the file with DuckDB, which quarantines what it cannot read.
-Nothing is ever half-loaded, and a file is loaded exactly as DuckDB would load
-it (``pipelines/tests/test_ingest_direct_copy.py`` loads a corpus of awkward
-files both ways and compares).
+line), or a part whose record count differs from its line count (``\\.``
+ends a COPY early), refuses the direct path as a whole: the parts are dropped
+and the caller parses the file with DuckDB, which quarantines what it cannot
+read. Nothing is ever half-loaded, and a file is loaded exactly as DuckDB
+would load it (``pipelines/tests/test_ingest_direct_copy.py`` loads a corpus
+of awkward files both ways and compares).
 """
 
 from __future__ import annotations
@@ -72,18 +72,14 @@ class Plan:
     path: str
     copy_options: str
     parts: tuple[Part, ...]
-    quoting: tuple[bytes, bytes] | None = None  # (delimiter, quote) when the file has quotes to check
 
     @property
     def rows(self) -> int:
         return sum(p.rows for p in self.parts)
 
 
-def copy_options(options: dict[str, Any], columns: Sequence[str] = ()) -> str | None:
-    """The COPY options that read like DuckDB's reader with ``options``; None when COPY cannot say them.
-
-    ``columns``: read a quoted empty field of these as NULL, as DuckDB does.
-    """
+def copy_options(options: dict[str, Any]) -> str | None:
+    """The COPY options that read like DuckDB's reader with ``options``; None when COPY cannot say them."""
     delimiter = options.get("delimiter") or ","
     quote = options.get("quote") if options.get("quote") is not None else '"'
     escape = options.get("escape") if options.get("escape") is not None else quote
@@ -92,28 +88,7 @@ def copy_options(options: dict[str, Any], columns: Sequence[str] = ()) -> str | 
     if not (encoding and single and escape == quote and delimiter != quote):
         return None
     lit = Warehouse.literal
-    force_null = f", FORCE_NULL ({', '.join(Warehouse.quote(c) for c in columns)})" if columns else ""
-    return f"FORMAT csv, DELIMITER {lit(delimiter)}, QUOTE {lit(quote)}, ENCODING {lit(encoding)}{force_null}, FREEZE"
-
-
-def stray_quote(path: str, delimiter: bytes, quote: bytes, chunk: int = CHUNK) -> bool:
-    """Whether a quote byte of the file stands between two ordinary bytes (not delimiter, quote, line end).
-
-    Strict CSV puts quotes only at a field's edges or doubled inside it, so
-    this finds what parsers read differently: ``"ab"c``, ``"ab" ,``, ``x"y``.
-    One C pass per chunk (``bytes.translate`` to byte classes, then ``find``).
-    """
-    classes = bytearray(b"o" * 256)
-    for b in (delimiter, b"\r", b"\n"):
-        classes[b[0]] = ord("D")
-    classes[quote[0]] = ord("Q")
-    tail = b""
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            if (tail + block).translate(classes).find(b"oQo") >= 0:
-                return True
-            tail = (tail + block)[-2:]  # a quote at a chunk edge has its neighbours in two chunks
-    return False
+    return f"FORMAT csv, DELIMITER {lit(delimiter)}, QUOTE {lit(quote)}, ENCODING {lit(encoding)}, FREEZE"
 
 
 def _data_start(path: str, header: bool, max_line_bytes: int) -> int:
@@ -136,9 +111,9 @@ def plan(
     max_line_bytes: int,
 ) -> Plan | None:
     """How to load ``path`` by direct COPY in up to ``streams`` parts; None when it cannot be."""
-    if layout is None or layout.quotes is None or layout.long_lines:
+    if layout is None or layout.quotes != 0 or layout.long_lines:
         return None
-    opts = copy_options(options, columns if layout.quotes else ())
+    opts = copy_options(options)
     # One column: a blank line is a NULL record to COPY, nothing to DuckDB.
     if opts is None or len(columns) < 2:
         return None
@@ -160,9 +135,7 @@ def plan(
         first = layout.lines_before(lo) - skipped + 1 if lo > start else 1
         last = layout.lines_before(hi) - skipped if hi < layout.size else records
         parts.append(Part(lo, hi, first, last - first + 1))
-    quote = options.get("quote") if options.get("quote") is not None else '"'
-    quoting = (str(options.get("delimiter") or ",").encode(), str(quote).encode()) if layout.quotes else None
-    return Plan(path, opts, tuple(parts), quoting)
+    return Plan(path, opts, tuple(parts))
 
 
 def _part_table(staging: str, batch_id: str, i: int, n: int) -> str:
@@ -248,11 +221,7 @@ def load(
                 with contextlib.suppress(Exception):
                     conn.cancel_safe(timeout=5)
 
-    stray: list[bool] = []
     threads = [threading.Thread(target=run, args=(i,), name=f"atlas-copy-{i}", daemon=True) for i in range(1, n)]
-    if plan.quoting:  # beside the parts, which are dropped if it finds anything
-        check = lambda: stray.append(stray_quote(plan.path, *plan.quoting))  # noqa: E731
-        threads.append(threading.Thread(target=check, name="atlas-copy-quotes", daemon=True))
     for t in threads:
         t.start()
     run(0)
@@ -264,8 +233,6 @@ def load(
             if isinstance(first, DirectCopyRefused | psycopg.Error):
                 raise DirectCopyRefused(str(first).strip().splitlines()[0]) from first
             raise first
-        if plan.quoting and stray != [False]:
-            raise DirectCopyRefused("the file quotes fields in ways PostgreSQL and DuckDB read differently")
         stg = wh.table(schema, staging)
         ingested = (
             "ADD COLUMN _ingested_at timestamp with time zone NOT NULL DEFAULT now(),"

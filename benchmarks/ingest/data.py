@@ -102,8 +102,8 @@ def prepare(rows: int) -> BenchFile:
 def quoted(clean: BenchFile) -> BenchFile:
     """The clean file with every field quoted (``csv.QUOTE_ALL``), as many exporters write CSV.
 
-    Same rows and values: loaders must handle quoting (Atlas checks that COPY
-    reads it as DuckDB would before it hands the file to COPY).
+    Same rows and values; a file with quote characters is the one Atlas's
+    PostgreSQL loader parses with DuckDB rather than handing it to COPY whole.
     """
     path = Path(clean.path).with_name("orders.quoted.csv")
     if not path.is_file():

@@ -22,7 +22,7 @@ LABELS = {
     "postgres_floor_quoted": ("PostgreSQL", "floor, every field quoted: psycopg COPY FROM STDIN", "postgres_floor_quoted"),
     "atlas_postgres_quoted": (
         "PostgreSQL",
-        "Atlas ingest run, every field quoted (direct COPY in parallel parts; publish)",
+        "Atlas ingest run, every field quoted (DuckDB parse → FIFO → COPY; publish)",
         "postgres_floor_quoted",
     ),
     "duckdb_floor": ("DuckDB", "floor: CREATE TABLE AS SELECT * FROM read_csv(all_varchar)", "duckdb_floor"),
@@ -125,7 +125,7 @@ def _ratio_lines(results: dict[str, Any]) -> list[str]:
         )
     if "atlas_vs_floor_postgres_quoted" in r:
         lines.append(
-            f"- Every field quoted (the same rows): Atlas / floor"
+            f"- Every field quoted (the same rows; a file with quotes is parsed by DuckDB): Atlas / floor"
             f" {r['atlas_vs_floor_postgres_quoted']:.2f}× (medians; {r['atlas_vs_floor_postgres_quoted_best']:.2f}×"
             " on best times)."
         )
