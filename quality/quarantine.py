@@ -85,9 +85,8 @@ def split_statements(
     where = " OR ".join(rc.bad for rc in drops)
     where_params = [p for rc in drops for p in rc.params]
     joins = " ".join(j for rc in drops for j in rc.joins)
-    loc = wh.quote("_locator")
     create = (
-        f"CREATE TABLE {flagged} AS SELECT {ALIAS}.{wh.row_locator} AS {loc},"
+        f"CREATE TABLE {flagged} AS SELECT {wh.locator_columns(ALIAS)},"
         f" concat_ws(', ', {names_sql}) AS {wh.quote('_failed_checks')}, {ALIAS}.*"
         f" FROM {stg} AS {ALIAS} {joins} WHERE {where}"
     )
@@ -107,7 +106,7 @@ def split_statements(
         f"INSERT INTO {wh.table(plan.schema, qname)} ({', '.join(wh.quote(c) for c in targets)})"
         f" SELECT {', '.join(values)} FROM {flagged}"
     )
-    delete = f"DELETE FROM {stg} WHERE {wh.row_locator} IN (SELECT {loc} FROM {flagged})"
+    delete = f"DELETE FROM {stg} WHERE {wh.locator_in(flagged)}"
     return [
         (f"DROP TABLE IF EXISTS {flagged}", []),
         (create, names_params + where_params),

@@ -129,13 +129,12 @@ def reprocess(
     )
     prefix = table[:40]
     locators, candidates = f"{prefix}__rloc{check_run.pk}", f"{prefix}__reproc{check_run.pk}"
-    loc = wh.quote("_loc")
     where, params = quarantine._run_filter(wh, check_run_ids)
     try:
         try:
             with wh.cursor() as cur:
                 cur.execute(
-                    f"CREATE TABLE {wh.table(schema, locators)} AS SELECT {wh.row_locator} AS {loc}"
+                    f"CREATE TABLE {wh.table(schema, locators)} AS SELECT {wh.locator_columns()}"
                     f" FROM {wh.table(schema, qname)} WHERE {where}",
                     params,
                 )
@@ -143,7 +142,7 @@ def reprocess(
                 cur.execute(
                     f"CREATE TABLE {wh.table(schema, candidates)} AS SELECT {_typed_select(wh, dataset, have)}"
                     f" FROM {wh.table(schema, qname)}"
-                    f" WHERE {wh.row_locator} IN (SELECT {loc} FROM {wh.table(schema, locators)})"
+                    f" WHERE {wh.locator_in(wh.table(schema, locators))}"
                 )
         except WarehouseError as exc:
             raise ReprocessError(
@@ -162,7 +161,7 @@ def reprocess(
         statements = [
             (
                 f"DELETE FROM {wh.table(schema, qname)}"
-                f" WHERE {wh.row_locator} IN (SELECT {loc} FROM {wh.table(schema, locators)})",
+                f" WHERE {wh.locator_in(wh.table(schema, locators))}",
                 [],
             )
         ]

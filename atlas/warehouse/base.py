@@ -181,9 +181,20 @@ class Warehouse(abc.ABC):
     def literal(value: str) -> str:
         return "'" + str(value).replace("'", "''") + "'"
 
-    # Hidden column that addresses one row of a table within a transaction
-    # (PostgreSQL ctid, DuckDB rowid): quality moves failing rows by it.
-    row_locator: str = ""
+    # Hidden columns that address one row of a table within a transaction (PostgreSQL:
+    # the partition and the tuple, as a batch loaded in parts is a partitioned table whose
+    # parts repeat ctids; DuckDB: rowid): quality moves failing rows by them.
+    row_locator: tuple[str, ...] = ()
+
+    def locator_columns(self, alias: str | None = None) -> str:
+        """Select-list items that copy each row's locator into another table."""
+        prefix = f"{alias}." if alias else ""
+        return ", ".join(f"{prefix}{c} AS {self.quote(f'_atlas_loc{i}')}" for i, c in enumerate(self.row_locator))
+
+    def locator_in(self, table: str) -> str:
+        """A condition true for the rows whose locator ``table`` (filled by ``locator_columns``) holds."""
+        locs = ", ".join(self.quote(f"_atlas_loc{i}") for i in range(len(self.row_locator)))
+        return f"({', '.join(self.row_locator)}) IN (SELECT {locs} FROM {table})"
 
     @abc.abstractmethod
     def regex_match(self, expr: str) -> str:

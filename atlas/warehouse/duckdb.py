@@ -48,7 +48,7 @@ def parser_config() -> dict[str, Any]:
 class DuckDBWarehouse(Warehouse):
     vendor = "duckdb"
     dialect = "duckdb"
-    row_locator = "rowid"
+    row_locator = ("rowid",)
 
     def regex_match(self, expr: str) -> str:
         return f"regexp_matches({expr}, %s)"

@@ -83,7 +83,7 @@ def conninfo_from_django(db: dict[str, Any]) -> str:
 class PostgresWarehouse(Warehouse):
     vendor = "postgresql"
     dialect = "postgres"
-    row_locator = "ctid"
+    row_locator = ("tableoid", "ctid")
 
     def regex_match(self, expr: str) -> str:
         return f"({expr} ~ %s)"

@@ -266,3 +266,24 @@ def test_batches_in_parts_append_replace_and_expire_like_any_batch(pg, split, in
     )
     assert (done.method, done.partitions_dropped, done.rows_removed) == ("partition drop", 1, 200)
     assert explore_rows(pg, "landing") == []
+
+
+def test_a_drop_check_moves_exactly_the_failing_rows_of_a_batch_in_parts(pg, split, ingest_pipeline, make_csv):
+    # The parts of a batch repeat ctids: rows must be addressed by partition and tuple.
+    from quality.models import Check
+
+    split.ATLAS_STEP_HOOKS = ["quality.hooks.QualityGate"]
+    bad = {10: "10,x,Città 3,15.0", 120: "120,x,Città 1,180.0", 250: "250,x,Città 5,375.0"}
+    pipeline = ingest_pipeline(location=str(make_csv(_csv(bad=bad))))
+    Check.objects.create(
+        dataset=pipeline.steps.get().output, name="named", kind="regex", columns=["name"],
+        params={"pattern": "^name [0-9]+$"}, severity="drop",
+    )
+    run = run_now(pipeline)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert [p[2] for p in _partitions(pg)] == [3]
+    ids = [int(r[0]) for r in explore_rows(pg, "landing", "id")]
+    assert ids == [i for i in range(1, ROWS + 1) if i not in bad]
+    with pg.cursor() as cur:
+        moved = cur.execute('SELECT "id" FROM explore."landing__quarantine" ORDER BY CAST("id" AS int)').fetchall()
+    assert [int(r[0]) for r in moved] == sorted(bad)
