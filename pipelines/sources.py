@@ -12,11 +12,13 @@ import hashlib
 import os
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import requests
 from django.conf import settings
 
@@ -56,43 +58,57 @@ class ContentScan:
     only chunk edges need looking at: O(1) Python work per MiB.
 
     On the way it also notes the file's layout (see ``FileLayout``): a line
-    start per chunk with the lines before it and, for CSV, how many quote bytes
-    the file holds — what a loader needs to split the file into parts it can
-    load side by side with exact row numbers.
+    start per chunk with the lines before it and, for CSV, whether the file
+    holds a quote byte — what a loader needs to split the file into parts it
+    can load side by side with exact row numbers.
+
+    It is on the path of every load, so it is kept cheap: SHA-256 runs in a
+    thread beside the rest (hashlib releases the GIL), newlines are counted by
+    numpy (several times ``bytes.count``'s speed) and quotes only looked for.
     """
 
     def __init__(self, max_line_bytes: int, quote: bytes | None = None) -> None:
         assert max_line_bytes > CHUNK
         self.max = max_line_bytes
         self.digest = hashlib.sha256()
+        self._hashing: threading.Thread | None = None
         self.size = 0
         self.newlines = 0
         self.line_start = 0  # offset where the current line began
         self.long_lines: list[LongLine] = []
         self.line_starts: list[tuple[int, int]] = []
         self.quote = quote or None
-        self.quotes = 0
+        self.quoted = False
+
+    def _hashed(self) -> None:
+        if self._hashing is not None:
+            self._hashing.join()
+            self._hashing = None
 
     def feed(self, chunk: bytes) -> None:
-        self.digest.update(chunk)
-        if self.quote:
-            self.quotes += chunk.count(self.quote)
+        self._hashed()  # SHA-256 takes the chunks in order
+        self._hashing = threading.Thread(target=self.digest.update, args=(chunk,), daemon=True)
+        self._hashing.start()
+        if self.quote and not self.quoted:
+            self.quoted = self.quote in chunk
         first = chunk.find(b"\n")
         if first >= 0:
             end = self.size + first
             if end - self.line_start > self.max:
                 self.long_lines.append(LongLine(self.newlines + 1, self.line_start, end - self.line_start))
-            self.newlines += chunk.count(b"\n")
+            self.newlines += int(np.count_nonzero(np.frombuffer(chunk, dtype=np.uint8) == 10))
             self.line_start = self.size + chunk.rfind(b"\n") + 1
             self.line_starts.append((self.line_start, self.newlines))
         self.size += len(chunk)
 
     def finish(self) -> None:
+        self._hashed()
         if self.size - self.line_start > self.max:
             self.long_lines.append(LongLine(self.newlines + 1, self.line_start, self.size - self.line_start))
 
     @property
     def checksum(self) -> str:
+        self._hashed()
         return self.digest.hexdigest()
 
     @property
@@ -102,7 +118,7 @@ class ContentScan:
             newlines=self.newlines,
             ends_with_newline=self.line_start == self.size,
             line_starts=tuple(m for m in self.line_starts if m[0] < self.size),
-            quotes=self.quotes if self.quote else None,
+            quoted=self.quoted if self.quote else None,
             long_lines=len(self.long_lines),
         )
 

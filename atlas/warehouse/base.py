@@ -85,7 +85,7 @@ class FileLayout:
     ends_with_newline: bool = True
     # (byte offset of a line start, newlines before it), ascending: about one per MiB.
     line_starts: tuple[tuple[int, int], ...] = ()
-    quotes: int | None = None  # bytes equal to the CSV quote character (None: not counted)
+    quoted: bool | None = None  # whether the file holds the CSV quote byte (None: not looked for)
     long_lines: int = 0  # lines longer than the parser's maximum
 
     def lines_before(self, offset: int) -> int:

@@ -111,7 +111,7 @@ def plan(
     max_line_bytes: int,
 ) -> Plan | None:
     """How to load ``path`` by direct COPY in up to ``streams`` parts; None when it cannot be."""
-    if layout is None or layout.quotes != 0 or layout.long_lines:
+    if layout is None or layout.quoted is not False or layout.long_lines:
         return None
     opts = copy_options(options)
     # One column: a blank line is a NULL record to COPY, nothing to DuckDB.

@@ -45,10 +45,10 @@ def test_the_content_scan_notes_line_starts_quotes_and_the_last_newline():
     text = b'a,b\n1,2\n3,"x"\n4,5'
     layout = _layout(text, chunk=5)
     assert layout.size == len(text) and layout.newlines == 3
-    assert layout.quotes == 2 and not layout.ends_with_newline
+    assert layout.quoted and not layout.ends_with_newline
     for offset, before in layout.line_starts:
         assert text[offset - 1 : offset] == b"\n" and text[:offset].count(b"\n") == before
-    assert _layout(b"a,b\n", quote=None).quotes is None
+    assert _layout(b"a,b\n", quote=None).quoted is None and _layout(b"a,b\n").quoted is False
 
 
 @pytest.mark.parametrize("streams", [1, 2, 3, 7])
@@ -86,8 +86,8 @@ def test_a_header_only_file_plans_no_rows(tmp_path):
 @pytest.mark.parametrize(
     "options, layout_change, columns",
     [
-        ({}, {"quotes": 1}, list("abc")),  # quoting: DuckDB and COPY may read it differently
-        ({}, {"quotes": None}, list("abc")),  # not counted
+        ({}, {"quoted": True}, list("abc")),  # quoting: DuckDB and COPY may read it differently
+        ({}, {"quoted": None}, list("abc")),  # not looked for
         ({}, {"long_lines": 1}, list("abc")),  # DuckDB quarantines it; COPY would load it
         ({}, {}, ["a"]),  # one column: a blank line is a NULL record to COPY
         ({"delimiter": "||"}, {}, list("abc")),
