@@ -140,6 +140,7 @@ def summary(engine: str) -> dict[str, Any]:
         "duckdb_memory_limit": getattr(settings, "ATLAS_DUCKDB_MEMORY_LIMIT", "512MB"),
         "parser_memory_limit": getattr(settings, "ATLAS_INGEST_PARSER_MEMORY_LIMIT", None),
         "parser_threads": getattr(settings, "ATLAS_INGEST_PARSER_THREADS", None),
+        "copy_streams": getattr(settings, "ATLAS_INGEST_COPY_STREAMS", None),
         "step_hooks": list(settings.ATLAS_STEP_HOOKS),
         "peak_rss_mib": memory.peak_mib(),
         "versions": {"django": django.get_version(), "duckdb": duckdb.__version__, "psycopg": psycopg.__version__},

@@ -175,15 +175,20 @@ def notes(args: argparse.Namespace, results: dict[str, Any]) -> list[str]:
         " quality gates and lineage events after the load). BENCH_ATLAS_HOOKS=dotted,paths measures with hooks.",
         "The DuckDB floor's time includes closing (checkpointing) the fresh database file.",
         "Client CPU: the contender's own process, every thread (for Atlas, DuckDB's parser threads included);"
-        " PostgreSQL CPU: the backends of the bench database and the shared WAL/checkpoint/background writers.",
+        " PostgreSQL CPU: the backends of the bench database and the shared WAL/checkpoint/background writers, and"
+        " backends that ended meanwhile (Atlas's direct COPY opens a connection per part; the postmaster's reaped"
+        " children, of any database: on a busy server this over-counts).",
+        "Atlas on PostgreSQL: the file has no quote character, so it takes the direct path (PostgreSQL's COPY parses"
+        f" it, in up to {results.get('copy_streams', '?')} parts side by side, ATLAS_INGEST_COPY_STREAMS); the"
+        " every-field-quoted copy of the same rows takes the DuckDB path (DuckDB parses, streams CSV to COPY).",
     ]
     pandas = results["contenders"].get("pandas_to_sql")
     if pandas and pandas.get("capped_after_one"):
         out.append(f"pandas took more than {args.pandas_max_seconds:.0f} s per rep: measured once only.")
     if (results["machine"]["cpu_count"] or 0) <= 2:
         out.append(
-            "This machine has ≤ 2 CPUs: Atlas's DuckDB parser and the PostgreSQL backend compete for them, which the"
-            " single-process floor does not; expect a higher ratio with more cores."
+            "This machine has ≤ 2 CPUs: Atlas's parts (or, on the DuckDB path, its parser and the PostgreSQL backend)"
+            " compete for them; expect a higher ratio with more cores."
         )
     return out
 
@@ -277,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         "duckdb_memory_limit": pg_summary.get("duckdb_memory_limit"),
         "parser_memory_limit": pg_summary.get("parser_memory_limit"),
         "parser_threads": pg_summary.get("parser_threads"),
+        "copy_streams": pg_summary.get("copy_streams"),
     }
     results["ratios"] = report.ratios(contenders)
     results["rows_check"] = rows_check(contenders, big.rows)
