@@ -120,9 +120,17 @@ def bench_duckdb(args: argparse.Namespace, big: data.BenchFile) -> tuple[dict[st
 
 
 def atlas_small(args: argparse.Namespace, engine: str, small: data.BenchFile) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The same Atlas process on the small file: its timings, and its peak memory to compare."""
+    """The same Atlas process on the small file: its timings, and its peak memory to compare.
+
+    On PostgreSQL it also loads the small file's quoted copy, as the big file's
+    process does, so that both peaks cover both load paths.
+    """
     child = AtlasChild(engine, small.path, args.pg_url, not args.no_quiet_wait)
-    samples = interleave(args.reps, args.warmup, 0, {f"atlas_{engine}_small": child.load}, f"{engine} small")
+    contenders = {f"atlas_{engine}_small": child.load}
+    if engine == "postgres":
+        quoted = data.quoted(small)
+        contenders["atlas_postgres_small_quoted"] = lambda: child.load(quoted.path)
+    samples = interleave(args.reps, args.warmup, 0, contenders, f"{engine} small")
     return samples[f"atlas_{engine}_small"], child.finish()
 
 
