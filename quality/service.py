@@ -11,6 +11,7 @@ and :func:`gate_message` says why.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -38,7 +39,9 @@ def sample_limit() -> int:
 
 
 def jsonable(value: Any) -> Any:
-    """A warehouse value as JSON keeps it (numbers stay numbers where exact)."""
+    """A warehouse value as JSON keeps it (numbers stay numbers where exact; NaN and infinities, not JSON, as text)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, dict):
@@ -124,8 +127,10 @@ def _table_outcome(check: Check, value: Any, total: int, now: datetime) -> tuple
     )
 
 
-def _schema_result(wh: Warehouse, check: Check, schema: str, table: str) -> tuple[str, Any, str]:
-    actual = {c.name: c.type for c in wh.columns(schema, table)}
+def _schema_result(
+    wh: Warehouse, check: Check, schema: str, table: str, types: dict[str, str] | None = None
+) -> tuple[str, Any, str]:
+    actual = {c.name: c.type for c in wh.columns(schema, table)} if types is None else types
     expected: dict[str, str] = check.params["columns"]
     added = [] if check.params.get("allow_extra") else sorted(set(actual) - set(expected))
     removed = sorted(set(expected) - set(actual))
@@ -188,17 +193,19 @@ def _scan(wh: Warehouse, plan: Plan) -> tuple[int | None, dict[int, Any], dict[i
 
 
 def evaluate(
-    wh: Warehouse, checks: list[Check], schema: str, table: str, *, unique_against: tuple[str, str] | None = None
+    wh: Warehouse, checks: list[Check], schema: str, table: str, *, unique_against: tuple[str, str] | None = None,
+    types: dict[str, str] | None = None,
 ) -> Evaluation:
     """Measure every check: one scan for rows and table checks, the catalogue for schemas, samples for failures.
 
     A check that cannot be compiled or whose SQL fails on the data gets an ``error``
-    outcome with the reason; the others are still measured and recorded.
+    outcome with the reason; the others are still measured and recorded. ``types``: the
+    table's column types by name, when the caller has read them already.
     """
     now = timezone.now()
     results: list[CheckResult] = []
     failed: dict[Check, str] = {}
-    plan = compile_plan(wh, checks, schema, table, errors=failed, unique_against=unique_against)
+    plan = compile_plan(wh, checks, schema, table, errors=failed, unique_against=unique_against, types=types)
     results += [_result(check, outcome=Outcome.ERROR, message=message) for check, message in failed.items()]
     total, queries = 0, 0
     if plan.row or plan.table_checks or not plan.catalog:
@@ -211,7 +218,7 @@ def evaluate(
             if i < len(plan.row):
                 rc = plan.row[i]
                 failing = int(values[i] or 0)
-                if failing and not rc.count_is_exact:  # surplus rows: the exact count, for failing checks only
+                if rc.needs_exact(values[i]):  # an upper bound (surplus rows): the exact count, for failing checks only
                     try:
                         with wh.cursor() as cur:
                             failing = int(cur.execute(f"SELECT {rc.exact}").fetchone()[0] or 0)
@@ -235,7 +242,7 @@ def evaluate(
                 )
     for check in plan.catalog:
         started = time.perf_counter()
-        outcome, observed, message = _schema_result(wh, check, schema, table)
+        outcome, observed, message = _schema_result(wh, check, schema, table, types)
         queries += 1
         results.append(
             _result(check, outcome=outcome, observed=observed, message=message, query_group="catalog",
@@ -303,9 +310,11 @@ def run_checks(
         table=f"{schema}.{table}",
     )
     try:
-        if not wh.table_exists(schema, table):
+        # one catalogue query: the column types (for the compiler and schema checks) also say the table exists
+        types = {c.name: c.type for c in wh.columns(schema, table)}
+        if not types and not wh.table_exists(schema, table):
             raise WarehouseError(f"{schema}.{table} does not exist (not loaded yet?).")
-        evaluation = evaluate(wh, checks, schema, table)
+        evaluation = evaluate(wh, checks, schema, table, types=types)
         moved = 0
         blocked = any(is_blocking(r) for r in evaluation.results)
         drop_ids = {

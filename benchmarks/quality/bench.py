@@ -154,7 +154,21 @@ def floors(wh) -> dict[str, tuple[str, list]]:
         f" WHERE x.customer_id IS NOT NULL AND c.customer_id IS NULL)"
         f" FROM {T} o"
     )
-    return {"joins": (joins, [PATTERN]), "subqueries": (subqueries, [PATTERN])}
+    candidates = {"joins": (joins, [PATTERN]), "subqueries": (subqueries, [PATTERN])}
+    if wh.vendor == "duckdb":
+        # Written knowing the data: integer keys in [1, ROWS] and [1, ROWS // 4], no guards.
+        parents = ROWS // 4
+        candidates["bitmaps"] = (
+            f"SELECT {rows}, (SELECT count(order_id) - bit_count(bitstring_agg(order_id, 1, {ROWS})) FROM {T}),"
+            f" (SELECT count(*) - count(DISTINCT hash(customer_id, line_no)) FROM {T}"
+            " WHERE customer_id IS NOT NULL AND line_no IS NOT NULL),"
+            f" count(*) FILTER (WHERE o.customer_id IS NOT NULL AND (o.customer_id NOT BETWEEN 1 AND {parents}"
+            f" OR get_bit((SELECT bitstring_agg(customer_id, 1, {parents}) FROM {REF}),"
+            " CAST(o.customer_id - 1 AS INTEGER)) = 0))"
+            f" FROM {T} o",
+            [PATTERN],
+        )
+    return candidates
 
 
 def timed(fn) -> float:
