@@ -123,8 +123,12 @@ def pg(wh):
 
 @pytest.fixture
 def split(settings, monkeypatch):
-    """Small files split like big ones: a line start noted every 256 bytes, parts of 1 KB, 3 streams."""
+    """Small files split like big ones: a line start noted every 256 bytes, parts of 1 KB, 3 streams.
+
+    The loader alone: no step hooks (a test that needs one sets it).
+    """
     monkeypatch.setattr(sources, "CHUNK", 256)
+    settings.ATLAS_STEP_HOOKS = []
     settings.ATLAS_INGEST_COPY_PART_BYTES = 1000
     settings.ATLAS_INGEST_COPY_STREAMS = 3
     return settings
