@@ -24,7 +24,25 @@ from django.utils import timezone
 from pipelines.models import Dataset
 
 
-class RetentionPolicy(models.Model):
+class Edited(models.Model):
+    """Who last changed a row that operators edit, and when it was created and changed."""
+
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class RetentionPolicy(Edited):
     """How long a dataset keeps its rows, measured on one timestamp column."""
 
     class Action(models.TextChoices):
@@ -69,16 +87,6 @@ class RetentionPolicy(models.Model):
     )
     checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     status_error = models.TextField(blank=True, editable=False)
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        editable=False,
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["dataset__name"]
@@ -192,7 +200,7 @@ def _lines(text: str) -> list[str]:
     return [part.strip() for part in (text or "").replace(";", "\n").splitlines() if part.strip()]
 
 
-class ProcessingRecord(models.Model):
+class ProcessingRecord(Edited):
     """The record of processing (GDPR Art. 30(1)) for one dataset."""
 
     dataset = models.OneToOneField(
@@ -224,16 +232,6 @@ class ProcessingRecord(models.Model):
     security_measures = models.TextField(
         blank=True, help_text="Technical and organisational measures (Art. 30(1)(g))."
     )
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        editable=False,
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["dataset__name"]
