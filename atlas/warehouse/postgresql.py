@@ -169,9 +169,10 @@ class PostgresWarehouse(Warehouse):
     ) -> LoadResult:
         """Stream the file into a staging table that is ready to attach as the batch's partition.
 
-        A CSV file that COPY reads as DuckDB would goes straight to COPY, in
-        parts loaded side by side (``pgcopy``); any other file, or one COPY
-        refuses, is parsed by DuckDB and streamed to COPY as below.
+        A CSV file without quote characters (which COPY reads exactly as DuckDB
+        does) goes straight to COPY, in parts loaded side by side (``pgcopy``);
+        any other file, or one COPY refuses, is parsed by DuckDB and streamed to
+        COPY as below.
 
         Only what differs per row crosses the wire: the source columns and
         ``_row_number`` (numbered by DuckDB in file order). ``_batch_id`` is a
