@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/atlas
+# pytest-xdist workers per pass (each gets its own test database; 0 runs in one process).
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-embedded test-postgres install lint check bench clean
 
@@ -28,10 +30,10 @@ demo: install
 test: install test-embedded test-postgres
 
 test-embedded: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 test-postgres: install
-	ATLAS_TEST_ENGINE=postgres DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -q
+	ATLAS_TEST_ENGINE=postgres DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -q -n $(TEST_WORKERS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -24,7 +24,6 @@ from atlas.warehouse import WarehouseError, get_warehouse
 from atlas.warehouse.base import LOAD_COLUMNS, QUARANTINE_COLUMNS
 from pipelines.models import Dataset, RunStatus
 
-from .analyzer import batch_analyzer
 from .models import PiiFinding, PiiScan
 
 logger = logging.getLogger(__name__)
@@ -107,6 +106,9 @@ def classify_columns(samples: Mapping[str, Sequence[str]]) -> list[ColumnVerdict
     column gets at most one entity (the best supported); a free-text column
     gets one finding per entity found inside its text.
     """
+    # Presidio and spaCy load here, on the first scan, not when a process starts (about 1.5 s).
+    from .analyzer import batch_analyzer
+
     columns = list(samples)
     flat = [str(v).strip() for c in columns for v in samples[c]]
     results = list(batch_analyzer().analyze_iterator(flat, language="en", batch_size=256)) if flat else []
