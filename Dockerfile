@@ -10,6 +10,8 @@ COPY pipelines pipelines
 COPY quality quality
 COPY compliance compliance
 COPY lineage lineage
+COPY privacy privacy
+COPY retention retention
 RUN pip install --no-cache-dir '.[prod]'
 
 COPY manage.py ./

@@ -139,3 +139,13 @@ def browser_page(chromium):
 
     get_user_model().objects.create_superuser("operator", "op@example.com", "s3cret-pass")
     return chromium.login("operator", "s3cret-pass", accept_downloads=True), chromium.url
+
+
+@pytest.fixture(autouse=True)
+def _sources_confined_data_roots_include_tmp_path(settings, tmp_path):
+    """Sources confined (issue 12): tests write their files under tmp_path, so it is a data root too.
+
+    Additive: the configured ATLAS_DATA_ROOTS stay, tmp_path is appended. A test that checks the
+    confinement itself sets ATLAS_DATA_ROOTS outright.
+    """
+    settings.ATLAS_DATA_ROOTS = [*settings.ATLAS_DATA_ROOTS, tmp_path]

@@ -21,3 +21,11 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# --- Roles at the beat door (security) ----------------------------------------------------------
+# django-celery-beat registered its admin first (it comes before atlas in INSTALLED_APPS); swap in
+# the classes that refuse a task the user could not run (atlas.schedule_admin).
+from . import schedule_admin  # noqa: E402
+
+schedule_admin.install()

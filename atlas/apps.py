@@ -7,7 +7,19 @@ class AtlasConfig(AppConfig):
     verbose_name = "Atlas"
 
     def ready(self) -> None:
+        from .audit_tracking import connect as connect_audit_tracking
+        from .audit_tracking import untracked
         from .roles import sync_roles_after_migrate
 
         # Models added by any app later join the roles (atlas.roles) on every migrate.
-        post_migrate.connect(sync_roles_after_migrate, dispatch_uid="atlas.roles.sync")
+        # Audit: every change of a definition or a role is recorded (atlas.audit_tracking),
+        # except this role sync itself, which applies the roles defined in code.
+        sync = untracked(sync_roles_after_migrate)
+        post_migrate.connect(sync, dispatch_uid="atlas.roles.sync", weak=False)
+        connect_audit_tracking()
+
+        from django.core.checks import Tags, register
+
+        from .audit_key import check_audit_key
+
+        register(check_audit_key, Tags.security)

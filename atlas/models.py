@@ -1,15 +1,23 @@
 """The audit log: who did what, when, to which object — append-only and hash-chained.
 
-Every event carries the SHA-256 of its content and of the event before it, and
-a contiguous sequence number; a head row remembers the last one. Editing,
-inserting or deleting an event (even the last) breaks the chain, and
+Every event carries a hash of its content and of the event before it, and a
+contiguous sequence number; a head row remembers the last one. Since scheme 2
+the hash is an HMAC-SHA256 keyed with ``ATLAS_AUDIT_KEY`` (held outside the
+database), and every committed event is also anchored outside the database
+(``atlas.audit_anchor``). Editing, inserting or deleting an event (even the
+last), or recomputing the chain without the key, breaks it, and
 ``manage.py verify_audit_log`` says where. Nothing in Atlas updates or deletes
 events: the model and its queryset refuse it.
+
+Events written before the keyed chain (scheme 1: plain SHA-256) keep their
+scheme and still verify; the first keyed event links to the last of them, so
+editing an old event also breaks the keyed part (its link no longer matches).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from datetime import UTC
 from typing import Any
@@ -22,6 +30,10 @@ from django.utils import timezone
 
 class AppendOnlyError(Exception):
     """Audit events are never changed or deleted."""
+
+
+SCHEME_SHA256 = 1  # before the keyed chain: SHA-256 of the content (kept for old events)
+SCHEME_HMAC = 2  # HMAC-SHA256 keyed with ATLAS_AUDIT_KEY, the scheme of every new event
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -48,6 +60,9 @@ class AuditEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, unique=True, editable=False)
+    scheme = models.PositiveSmallIntegerField(
+        default=SCHEME_HMAC, editable=False, help_text="How the hash is computed: 1 SHA-256 (old events), 2 HMAC."
+    )
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -67,7 +82,7 @@ class AuditEvent(models.Model):
 
     def content(self) -> dict[str, Any]:
         """What the hash covers (the actor by name: deleting a user does not break the chain)."""
-        return {
+        content = {
             "seq": self.seq,
             "at": self.at.astimezone(UTC).isoformat(timespec="microseconds"),
             "actor": self.actor_name,
@@ -78,10 +93,22 @@ class AuditEvent(models.Model):
             "detail": self.detail,
             "prev": self.prev_hash,
         }
+        if self.scheme != SCHEME_SHA256:  # the scheme is covered too: no downgrading an event
+            content["scheme"] = self.scheme
+        return content
 
-    def compute_hash(self) -> str:
+    def compute_hash(self, key: bytes | None = None) -> str:
+        """The event's hash under its scheme; HMAC events use ``key`` (default: ATLAS_AUDIT_KEY)."""
         canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        if self.scheme == SCHEME_SHA256:
+            return hashlib.sha256(canonical.encode()).hexdigest()
+        if self.scheme != SCHEME_HMAC:
+            raise ValueError(f"unknown audit hash scheme {self.scheme!r}")
+        if key is None:
+            from .audit_key import audit_key
+
+            key = audit_key()
+        return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
 class AuditHead(models.Model):

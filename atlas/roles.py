@@ -21,9 +21,13 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 PII_CLEAR = "compliance.view_pii_clear"
+# Data subjects' identifiers (the e-mails of a request) in clear: the Steward's, granted on purpose.
+IDENTIFIERS_CLEAR = "privacy.view_identifiers_clear"
 
-# Permissions that are nobody's role: secrets (API tokens), sessions, Django internals.
-INTERNAL = ("authtoken.*", "sessions.*", "contenttypes.*", "auth.add_*", "auth.change_*", "auth.delete_*")
+# Permissions that are nobody's role: secrets (API tokens), login records, sessions, Django internals.
+INTERNAL = (
+    "authtoken.*", "knox.*", "axes.*", "sessions.*", "contenttypes.*", "auth.add_*", "auth.change_*", "auth.delete_*",
+)
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ ROLES: tuple[Role, ...] = (
             "lineage.add_receivedevent",  # other tools (Airflow, dbt, Spark) report lineage with an Operator's token
             "lineage.view_*",
         ),
-        never=(PII_CLEAR, *INTERNAL),
+        never=(PII_CLEAR, IDENTIFIERS_CLEAR, *INTERNAL),
     ),
     Role(
         "Steward",
@@ -65,13 +69,13 @@ ROLES: tuple[Role, ...] = (
         "Analyst",
         "Reads datasets, runs, check results and lineage; never PII in clear.",
         grants=("pipelines.view_*", "quality.view_*", "lineage.view_*", "retention.view_*"),
-        never=(PII_CLEAR, "pipelines.view_source", *INTERNAL),
+        never=(PII_CLEAR, IDENTIFIERS_CLEAR, "pipelines.view_source", *INTERNAL),
     ),
     Role(
         "Auditor",
         "Reads everything, including the audit log and who holds which role; changes nothing.",
         grants=("*.view_*",),
-        never=(PII_CLEAR, *INTERNAL),
+        never=(PII_CLEAR, IDENTIFIERS_CLEAR, *INTERNAL),
     ),
 )
 

@@ -12,6 +12,7 @@ A missing secret in production is a loud error at start, never a silent default.
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -47,7 +48,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens: SHA-512 digests with an expiry, never the key in clear (security block)
+    "axes",  # failed logins counted and locked out (security block)
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -70,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "atlas.middleware.AuditActorMiddleware",  # audit: who acts in this request
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -156,6 +159,29 @@ ATLAS_QUARANTINE_RAW_CHARS = env.int("ATLAS_QUARANTINE_RAW_CHARS", default=65_53
 ATLAS_QUALITY_SAMPLE_ROWS = env.int("ATLAS_QUALITY_SAMPLE_ROWS", default=10)
 ATLAS_HTTP_TIMEOUT_SECONDS = env.float("ATLAS_HTTP_TIMEOUT_SECONDS", default=30.0)
 ATLAS_DEMO_DIR = Path(env.str("ATLAS_DEMO_DIR", default=str(VAR_DIR / "demo")))
+
+# --- Audit log (atlas.audit) -------------------------------------------------
+# Key of the HMAC-SHA256 chain of the audit log. It lives outside the database, so
+# someone who can write the database cannot recompute the chain after an edit.
+# Unset in production, the first audit write fails with a clear message (never a
+# silent default); DEBUG and tests use a development key derived from SECRET_KEY and
+# log a loud warning (ATLAS_AUDIT_KEY_IS_DEVELOPMENT).
+ATLAS_AUDIT_KEY = env.str("ATLAS_AUDIT_KEY", default="")
+ATLAS_AUDIT_KEY_IS_DEVELOPMENT = not ATLAS_AUDIT_KEY and (DEBUG or TESTING)
+if ATLAS_AUDIT_KEY_IS_DEVELOPMENT:
+    import hashlib as _audit_hashlib
+
+    ATLAS_AUDIT_KEY = "dev-" + _audit_hashlib.sha256(
+        f"atlas-audit-development-key:{SECRET_KEY}".encode()
+    ).hexdigest()
+# The anchor: every committed event appends "seq hash" to an append-only file outside
+# the database (blank: ATLAS_VAR_DIR/audit/anchor.log), fsync'd after each line unless
+# ATLAS_AUDIT_ANCHOR_FSYNC=false. ATLAS_AUDIT_ANCHOR_SINK swaps in another sink class.
+ATLAS_AUDIT_ANCHOR_PATH = env.str("ATLAS_AUDIT_ANCHOR_PATH", default="")
+ATLAS_AUDIT_ANCHOR_FSYNC = env.bool("ATLAS_AUDIT_ANCHOR_FSYNC", default=True)
+ATLAS_AUDIT_ANCHOR_SINK = env.str(
+    "ATLAS_AUDIT_ANCHOR_SINK", default="atlas.audit_anchor.FileAnchor"
+)
 
 # --- PII (compliance) -------------------------------------------------------
 # Key of the HMAC-SHA256 pseudonyms written to Chart: the same key gives the same
@@ -279,8 +305,9 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["atlas.api.permissions.ModelPermissions"],
     # Token first: an anonymous request is told how to authenticate (401 + WWW-Authenticate).
+    # Tokens are knox's: only a digest is stored, and each has an expiry (security block).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_FILTER_BACKENDS": [
@@ -333,6 +360,148 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
-if not DEBUG and not TESTING:
-    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
-    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+# --- Security: web hardening, logins, API tokens, shared cache, roles at every door -------------
+# Production (DEBUG off, outside tests) is secure by default; every setting below can be set
+# from the environment, and `manage.py check --deploy` is clean with the production environment
+# the README documents. DEBUG (make demo, http://127.0.0.1:8000) and tests keep plain http.
+SECURE_BY_DEFAULT = not (DEBUG or TESTING)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=SECURE_BY_DEFAULT)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=SECURE_BY_DEFAULT)
+SESSION_COOKIE_HTTPONLY = env.bool("SESSION_COOKIE_HTTPONLY", default=True)
+SESSION_COOKIE_SAMESITE = env.str("SESSION_COOKIE_SAMESITE", default="Lax")
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)  # a working day, not Django's two weeks
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=SECURE_BY_DEFAULT)
+# Orchestrators' probes may speak plain http (regexes of the path without its leading slash);
+# /metrics is not exempt by default: its bearer token must not cross the network in clear.
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[r"^healthz$", r"^readyz$"])
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if SECURE_BY_DEFAULT else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SECURE_BY_DEFAULT)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=SECURE_BY_DEFAULT)
+# Opt-in: only behind a proxy that sets the header itself (and strips a client's), e.g.
+# SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https
+_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2 or not _proxy_ssl_header[0].startswith("HTTP_"):
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER is 'HTTP_<HEADER>,<value>', e.g. HTTP_X_FORWARDED_PROTO,https."
+        )
+    SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1])
+SECURE_CONTENT_TYPE_NOSNIFF = env.bool("SECURE_CONTENT_TYPE_NOSNIFF", default=True)
+SECURE_REFERRER_POLICY = env.str("SECURE_REFERRER_POLICY", default="same-origin")
+SECURE_CROSS_ORIGIN_OPENER_POLICY = env.str("SECURE_CROSS_ORIGIN_OPENER_POLICY", default="same-origin")
+X_FRAME_OPTIONS = env.str("X_FRAME_OPTIONS", default="DENY")
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env.int("ATLAS_PASSWORD_MIN_LENGTH", default=12)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Failed logins (the admin's form, HTTP Basic on the API) are counted by django-axes in the
+# database, so every web process shares the count; after ATLAS_LOGIN_FAILURE_LIMIT failures
+# of one username from one address, that pair is locked out (429) for the cool-off, even with
+# the right password. The same user from another address is not locked (no lock-out of a
+# user by a stranger); ATLAS_LOGIN_LOCKOUT=ip adds a lock per address whatever the username.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+MIDDLEWARE.append("atlas.api.auth.DrfLockoutMiddleware")  # inside axes: DRF's lock-outs reach it
+AXES_ENABLED = env.bool("ATLAS_LOGIN_THROTTLE", default=True)
+AXES_FAILURE_LIMIT = env.int("ATLAS_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("ATLAS_LOGIN_COOLOFF_HOURS", default=0.25)  # hours
+AXES_LOCKOUT_PARAMETERS: list = [["username", "ip_address"]]
+if env.str("ATLAS_LOGIN_LOCKOUT", default="user_ip") == "ip":
+    AXES_LOCKOUT_PARAMETERS.append("ip_address")
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "atlas.api.auth.lockout_response"
+# Behind N trusted proxies, the client address is the N-th from the right of X-Forwarded-For.
+ATLAS_TRUSTED_PROXY_COUNT = env.int("ATLAS_TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "atlas.api.auth.client_ip"
+# axes announces itself at every start (every manage.py command): keep its warnings only.
+LOGGING.setdefault("loggers", {})["axes.apps"] = {"level": "WARNING"}
+
+# API tokens (django-rest-knox): only a SHA-512 digest and a 15-character lookup prefix are
+# stored; every token expires (`manage.py create_api_token USER --days N`, at most the max).
+ATLAS_API_TOKEN_DAYS = env.int("ATLAS_API_TOKEN_DAYS", default=90)
+ATLAS_API_TOKEN_MAX_DAYS = env.int("ATLAS_API_TOKEN_MAX_DAYS", default=365)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=ATLAS_API_TOKEN_DAYS),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+
+# One cache for every process: DRF's throttle counts live there, so a limit is a limit
+# whatever the number of web workers. CACHE_URL=redis://127.0.0.1:6379/1 in production
+# (Django's own RedisCache); unset, a per-process memory cache (the embedded mode).
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    CACHES["default"]["BACKEND"] = "django.core.cache.backends.redis.RedisCache"
+
+# /metrics: a Prometheus scrape sends "Authorization: Bearer <ATLAS_METRICS_TOKEN>" (compared
+# in constant time); otherwise a logged-in staff user. Unset: staff users only.
+ATLAS_METRICS_TOKEN = env.str("ATLAS_METRICS_TOKEN", default="")
+
+# Who may schedule, enable or run a Celery task from the periodic-tasks admin: the permission
+# that runs the task anywhere else. An allowlist: a task not named here is the superuser's.
+ATLAS_TASK_PERMISSIONS: dict[str, str] = {
+    "pipelines.trigger_scheduled_run": "pipelines.change_pipeline",
+    "pipelines.execute_run": "pipelines.change_pipeline",
+    "pipelines.reap_stale_runs": "pipelines.change_pipeline",
+    "quality.check_freshness": "quality.change_check",
+    "quality.reprocess_quarantine": "quality.change_check",
+    "lineage.deliver_events": "pipelines.change_pipeline",
+    "privacy.purge_expired_exports": "privacy.process_datasubjectrequest",
+    "retention.apply_all": "retention.apply_retention",
+    **env.dict("ATLAS_TASK_PERMISSIONS", default={}),
+}
+
+# --- Sources confined (pipelines.confinement, pipelines.netguard, atlas.request_limits) -------
+# Path and glob sources read only files inside these directories, after links and '..'
+# are resolved; a relative location is taken relative to the first. Never VAR_DIR itself
+# (it holds the databases). The DuckDB lock-down uses the same list.
+ATLAS_DATA_ROOTS: list = env.list(
+    "ATLAS_DATA_ROOTS", default=[str(VAR_DIR / "data"), str(ATLAS_DEMO_DIR), str(MEDIA_ROOT / "sources")]
+)
+# URL sources reach only public addresses over http(s), checked at connect time (after DNS,
+# on every redirect). An internal host must be allowed explicitly: by network (CIDRs, e.g.
+# 10.1.2.0/24) or by host name (every address it resolves to is then accepted).
+ATLAS_URL_ALLOWED_NETWORKS: list = env.list("ATLAS_URL_ALLOWED_NETWORKS", default=[])
+ATLAS_URL_ALLOWED_HOSTS: list = env.list("ATLAS_URL_ALLOWED_HOSTS", default=[])
+ATLAS_URL_MAX_BYTES = env.int("ATLAS_URL_MAX_BYTES", default=1 << 30)
+ATLAS_URL_MAX_REDIRECTS = env.int("ATLAS_URL_MAX_REDIRECTS", default=5)
+ATLAS_URL_TOTAL_TIMEOUT_SECONDS = env.float("ATLAS_URL_TOTAL_TIMEOUT_SECONDS", default=3600.0)
+# CA bundle that https URL sources are verified against (blank: certifi's public CAs).
+ATLAS_URL_CA_BUNDLE = env.str("ATLAS_URL_CA_BUNDLE", default="")
+# Secrets of URL sources are references env:NAME in their headers/params options, resolved
+# at fetch time; only variables whose name starts with this prefix may be referenced.
+ATLAS_SOURCE_SECRET_PREFIX = env.str("ATLAS_SOURCE_SECRET_PREFIX", default="ATLAS_SOURCE_SECRET_")
+# Uploads: refused while they stream once a file passes ATLAS_UPLOAD_MAX_BYTES; a request
+# whose declared size is beyond what any allowed form could be is refused (413) unread.
+ATLAS_UPLOAD_MAX_BYTES = env.int("ATLAS_UPLOAD_MAX_BYTES", default=100 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)  # non-file body
+FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)  # then to disk
+FILE_UPLOAD_HANDLERS = [
+    "atlas.request_limits.SizeLimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+MIDDLEWARE.insert(1, "atlas.request_limits.RequestSizeLimitMiddleware")
+
+# --- Warehouse least privilege (atlas.warehouse.privileges; `manage.py warehouse_roles`) -------
+# PostgreSQL: operator SQL (refine/aggregate SELECTs, previews) runs on a connection of its own,
+# logged in as ATLAS_WAREHOUSE_SQL_ROLE: it reads the layer schemas, writes only the staging table
+# granted for its statement, and cannot reach the atlas schema (PII key), public (Django) or any
+# other role. ATLAS_WAREHOUSE_KEY_ROLE owns the PII key table; the owner (blank: the role of the
+# warehouse URL) is its member. The password is for pg_hba methods that ask for one.
+ATLAS_WAREHOUSE_OWNER_ROLE = env.str("ATLAS_WAREHOUSE_OWNER_ROLE", default="")
+ATLAS_WAREHOUSE_SQL_ROLE = env.str("ATLAS_WAREHOUSE_SQL_ROLE", default="atlas_sql")
+ATLAS_WAREHOUSE_SQL_PASSWORD = env.str("ATLAS_WAREHOUSE_SQL_PASSWORD", default="")
+ATLAS_WAREHOUSE_KEY_ROLE = env.str("ATLAS_WAREHOUSE_KEY_ROLE", default="atlas_key")
+# Longest an operator's statement may run (both engines), then it is stopped and the step fails.
+ATLAS_SQL_STATEMENT_TIMEOUT_SECONDS = env.float("ATLAS_SQL_STATEMENT_TIMEOUT_SECONDS", default=600.0)

@@ -2,13 +2,15 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from . import health, metrics, views
+from . import doors, health, metrics, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path("readyz", health.readyz, name="readyz"),
-    path("metrics", metrics.metrics_view, name="metrics"),
+    # Open for probes; failing checks' reasons only for staff and the scrape token (atlas.doors).
+    path("readyz", doors.readyz_door(health.readyz), name="readyz"),
+    # Not public: the Prometheus scrape token or a staff user (atlas.doors).
+    path("metrics", doors.metrics_door(metrics.metrics_view), name="metrics"),
     path("api/v1/lineage", include("lineage.api.urls")),
     path("api/", include("atlas.api.urls")),
     path("admin/", admin.site.urls),

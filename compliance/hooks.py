@@ -15,7 +15,14 @@ from pipelines.models import Step
 
 from .detection import scan_dataset
 from .models import ColumnPolicy, PiiScan
-from .policies import PolicyError, anonymise_text_columns, protect_select, unprotected_columns
+from .policies import (
+    PolicyError,
+    anonymise_text_columns,
+    apply_hash_policies,
+    hashed_columns,
+    protect_select,
+    unprotected_columns,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +39,16 @@ class PiiHook:
             raise GateFailed(f"PII policies of {ctx.step.output.name}: {exc}") from exc
         if applied:
             ctx.extra["pii_policies"] = applied
+            if hashed_columns(applied):
+                # Staged in clear until ``staged`` hashes them: the operator-SQL role may not read it.
+                ctx.extra["staging_private"] = True
             ctx.step_run.details = {**(ctx.step_run.details or {}), "pii_policies": applied}
 
     def staged(self, ctx: StepContext) -> None:
         if ctx.step.kind != Step.Kind.REFINE or not ctx.staging:
             return
+        # First: the hash policies' columns are staged in clear (see ``protect_select``).
+        apply_hash_policies(ctx.warehouse, ctx.schema, ctx.staging, hashed_columns(ctx.extra.get("pii_policies", {})))
         missing = unprotected_columns(ctx.step)
         if missing:
             listed = "; ".join(f"{c} ({', '.join(sorted(e))})" for c, e in sorted(missing.items()))

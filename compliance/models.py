@@ -25,7 +25,8 @@ class PiiScan(RunRecord):
         CLI = "cli", "Command line"
         API = "api", "API"
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="pii_scans")
+    # PROTECT: scans are evidence; deleting the dataset must not delete them (issue 12).
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="pii_scans")
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -126,13 +126,15 @@ def policy_sql(policy: ColumnPolicy, expr: str, wh: Warehouse, key: HashKey | No
 
 
 def output_columns(select_sql: str, wh: Warehouse) -> list[str]:
-    """The result's column names, from the SQL; from the warehouse when it selects ``*``."""
+    """The result's column names, from the SQL; from the warehouse when it selects ``*``.
+
+    The warehouse plans the operator's SQL as operator SQL (restricted: on PostgreSQL
+    as the operator-SQL role), never with the owner's rights.
+    """
     root = sqlglot.parse_one(select_sql, read="postgres")
     if isinstance(root, exp.Query) and not any(isinstance(e, exp.Star) or e.is_star for e in root.selects):
         return list(root.named_selects)
-    with wh.cursor() as cur:
-        cur.execute(f"SELECT * FROM ({wh.transpile(select_sql)}) AS {SOURCE_ALIAS} LIMIT 0")
-        return cur.column_names
+    return wh.operator_columns(wh.transpile(select_sql))
 
 
 def protect_select(select_sql: str, dataset: Dataset, wh: Warehouse) -> tuple[str, dict[str, str]]:
@@ -141,14 +143,20 @@ def protect_select(select_sql: str, dataset: Dataset, wh: Warehouse) -> tuple[st
     Returns the new SQL (unchanged when no policy applies) and what was applied
     per column. Policies for columns the SELECT does not produce are reported
     as ``"absent"`` and otherwise ignored.
+
+    Hash policies are not in the returned SQL: the statement runs as the
+    operator-SQL role, which must neither read the key nor call anything that
+    hashes with it (else pseudonyms could be reversed by guessing). Their columns
+    pass through in clear into a staging table that role cannot read, and
+    ``apply_hash_policies`` (Atlas's own SQL, the owner's rights) hashes them
+    before anything else reads the table.
     """
     policies = {p.column: p for p in ColumnPolicy.objects.filter(dataset=dataset)}
     if not policies:
         return select_sql, {}
     columns = output_columns(select_sql, wh)
-    key = None
     if any(p.action == Action.HASH for p in policies.values()):
-        key = hash_key()
+        key = hash_key()  # fail here, before any row is read, when no key is configured
         wh.ensure_pii_hmac(key.key_id, key.ipad, key.opad)
     parts, applied = [], {}
     for name in columns:
@@ -157,7 +165,7 @@ def protect_select(select_sql: str, dataset: Dataset, wh: Warehouse) -> tuple[st
         if policy is None:
             parts.append(ref)
             continue
-        expr = policy_sql(policy, ref, wh, key)
+        expr = ref if policy.action == Action.HASH else policy_sql(policy, ref, wh)
         applied[name] = policy.action
         if expr is not None:
             parts.append(f"{expr} AS {wh.quote(name)}")
@@ -166,6 +174,29 @@ def protect_select(select_sql: str, dataset: Dataset, wh: Warehouse) -> tuple[st
     if not parts:
         raise PolicyError(f"The policies of {dataset.name} drop every column; keep at least one.")
     return f"SELECT {', '.join(parts)} FROM ({select_sql}) AS {SOURCE_ALIAS}", applied
+
+
+def hashed_columns(applied: dict[str, str]) -> list[str]:
+    """The columns ``protect_select`` left in clear for ``apply_hash_policies``."""
+    return [c for c, action in applied.items() if action == Action.HASH]
+
+
+def apply_hash_policies(wh: Warehouse, schema: str, table: str, columns: Iterable[str]) -> None:
+    """Replace each of ``columns`` of a staged table by its keyed pseudonym (one pass, the owner's rights).
+
+    The same expression as before, ``pii_hmac_sql(CAST(value AS text))``, over the
+    value as staged (same type as the SELECT gave): the same token for the same value.
+    """
+    hashed = set(columns)
+    if not hashed:
+        return
+    key = hash_key()
+    wh.ensure_pii_hmac(key.key_id, key.ipad, key.opad)
+    select = []
+    for col in wh.columns(schema, table):
+        q = wh.quote(col.name)
+        select.append(f"{wh.pii_hmac_sql(q, key.key_id)} AS {q}" if col.name in hashed else q)
+    wh.rewrite_table(schema, table, ", ".join(select))
 
 
 # --- where data flows: output columns of a refine step and their sources ------------

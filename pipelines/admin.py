@@ -29,6 +29,7 @@ from django.utils.module_loading import import_string
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
+from atlas.request_limits import upload_refusal
 from atlas.warehouse import WarehouseError, get_warehouse
 
 from . import runner
@@ -213,6 +214,21 @@ class SourceAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).annotate(steps_count=Count("steps"))
+
+    def get_form(self, request: HttpRequest, obj=None, change: bool = False, **kwargs):
+        """The model's form, plus the refusal of an upload stopped at ATLAS_UPLOAD_MAX_BYTES while it streamed."""
+        form = super().get_form(request, obj, change, **kwargs)
+        refused = upload_refusal(request)
+        if not refused:
+            return form
+
+        class RefusedUploadForm(form):  # type: ignore[valid-type, misc]
+            def clean(self) -> dict:
+                cleaned = super().clean()
+                self.add_error("upload" if "upload" in self.fields else None, refused)
+                return cleaned
+
+        return RefusedUploadForm
 
     @admin.display(description="steps", ordering="steps_count")
     def steps_count(self, obj: Source) -> int:

@@ -89,6 +89,8 @@ class Source(models.Model):
                 check_single_select(self.query or "")
             except SQLValidationError as exc:
                 errors["query"] = str(exc)
+        for field, message in self._clean_confinement().items():
+            errors.setdefault(field, message)
         errors.update(self._clean_options())
         if not isinstance(self.schema, list) or not all(isinstance(c, str) and c.strip() for c in self.schema):
             errors["schema"] = 'Declare columns as a list of names, e.g. ["id", "email"].'
@@ -99,9 +101,14 @@ class Source(models.Model):
         opts = self.options
         if not isinstance(opts, dict):
             return {"options": "Options must be a JSON object."}
-        unknown = set(opts) - self.OPTION_KEYS
+        unknown = set(opts) - self.OPTION_KEYS - (self.FETCH_OPTION_KEYS if self.kind == self.Kind.URL else set())
         if unknown:
             return {"options": f"Unknown option(s): {', '.join(sorted(unknown))}."}
+        if self.kind == self.Kind.URL:
+            from .credentials import check_fetch_options
+
+            if problem := check_fetch_options(opts):
+                return {"options": problem}
         for key in ("delimiter", "quote", "escape"):
             if key in opts and (not isinstance(opts[key], str) or len(opts[key]) > 1):
                 return {"options": f"{key} must be a single character."}
@@ -114,7 +121,28 @@ class Source(models.Model):
         return {}
 
     def reader_options(self) -> dict:
-        return {**self.options, "columns": list(self.schema or [])}
+        reader = {k: v for k, v in self.options.items() if k not in self.FETCH_OPTION_KEYS}
+        return {**reader, "columns": list(self.schema or [])}
+
+    # --- Sources confined (issue 12): where a source may read from, and no clear-text secrets.
+    # URL sources' request options; their values reference secrets (pipelines.credentials).
+    FETCH_OPTION_KEYS = {"headers", "params"}
+
+    def _clean_confinement(self) -> dict[str, str]:
+        """A path inside ATLAS_DATA_ROOTS; a URL to http(s) without credentials in it."""
+        if self.kind == self.Kind.PATH and self.location:
+            from .confinement import ConfinementError, check_location
+
+            try:
+                check_location(self.location)
+            except ConfinementError as exc:
+                return {"location": str(exc)}
+        if self.kind == self.Kind.URL and self.location:
+            from .credentials import url_credential_problem
+
+            if problem := url_credential_problem(self.location):
+                return {"location": problem}
+        return {}
 
 
 class Dataset(models.Model):
@@ -354,7 +382,8 @@ class RunRecord(models.Model):
 class PipelineRun(RunRecord):
     """One execution of a pipeline. At most one is queued or running per pipeline."""
 
-    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="runs")
+    # PROTECT: a run is evidence; deleting its pipeline must not delete it (issue 12).
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.PROTECT, related_name="runs")
     trigger = models.CharField(max_length=10, choices=Trigger.choices)
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

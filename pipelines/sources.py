@@ -7,7 +7,6 @@ Everything is streamed in fixed-size chunks, and each file's content checksum
 from __future__ import annotations
 
 import csv
-import glob
 import hashlib
 import os
 import sqlite3
@@ -19,12 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import requests
+import urllib3
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 
 from atlas.warehouse.base import FileFormat, FileLayout
 from atlas.warehouse.filereader import IngestError
 
+from . import credentials, netguard
+from .confinement import ConfinementError, confined_file, resolve_files
+from .credentials import safe_url
 from .models import Source
 
 CHUNK = 1 << 20
@@ -159,26 +162,25 @@ def source_files(source: Source) -> Iterator[list[SourceFile]]:
     """The files behind ``source``, each with its checksum; temporary copies are removed after."""
     fmt = FileFormat(source.format)
     if source.kind == Source.Kind.PATH:
-        pattern = os.path.expanduser(source.location)
-        if glob.has_magic(pattern):
-            paths = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
-            if not paths:
-                raise IngestError(f"No file matches {source.location!r}.")
-        else:
-            if not os.path.isfile(pattern):
-                raise IngestError(f"{source.location}: no such file.")
-            paths = [pattern]
-        yield [_local(p, p, fmt, _quote(source)) for p in paths]
+        try:
+            found = resolve_files(source.location)  # confined to ATLAS_DATA_ROOTS, links resolved
+        except ConfinementError as exc:
+            raise IngestError(str(exc)) from exc
+        yield [_local(real, shown, fmt, _quote(source)) for shown, real in found]
         return
     if source.kind == Source.Kind.UPLOAD:
-        if not source.upload or not os.path.isfile(source.upload.path):
-            raise IngestError(f"The uploaded file of source {source.name!r} is missing.")
-        yield [_local(source.upload.path, source.upload.name, fmt, _quote(source))]
+        try:
+            if not source.upload or not os.path.isfile(source.upload.path):
+                raise IngestError(f"The uploaded file of source {source.name!r} is missing.")
+            path = confined_file(source.upload.path, settings.MEDIA_ROOT, "MEDIA_ROOT")
+        except (ConfinementError, SuspiciousFileOperation) as exc:
+            raise IngestError(f"The uploaded file of source {source.name!r} is refused: {exc}") from exc
+        yield [_local(path, source.upload.name, fmt, _quote(source))]
         return
     tmp = _tmpdir()
     try:
         if source.kind == Source.Kind.URL:
-            yield [_download(source.location, tmp, fmt, _quote(source))]
+            yield [_download(source, tmp, fmt, _quote(source))]
         else:
             yield [_export_query(source, tmp)]
     finally:
@@ -187,20 +189,47 @@ def source_files(source: Source) -> Iterator[list[SourceFile]]:
         os.rmdir(tmp)
 
 
-def _download(url: str, tmp: str, fmt: FileFormat, quote: bytes | None) -> SourceFile:
+# What a failed fetch means, by exception class (its text may quote secret parameters).
+FETCH_FAILURES = {
+    "NewConnectionError": "could not connect",
+    "ConnectTimeoutError": "timed out connecting",
+    "ReadTimeoutError": "timed out reading",
+    "SSLError": "TLS certificate or handshake refused",
+    "ProtocolError": "the connection broke",
+    "NameResolutionError": "cannot resolve the host",
+}
+
+
+def _download(source: Source, tmp: str, fmt: FileFormat, quote: bytes | None) -> SourceFile:
+    """Fetch a URL source through the network guard; secrets are resolved here and nowhere else.
+
+    Messages name the URL as stored (``safe_url``), never with resolved secrets.
+    """
+    shown = safe_url(source.location)
     path = os.path.join(tmp, "download")
     scan = ContentScan(_max_line(), quote)
+    options = source.options or {}
     try:
-        with requests.get(url, stream=True, timeout=settings.ATLAS_HTTP_TIMEOUT_SECONDS) as resp:
-            if resp.status_code >= 400:
-                raise IngestError(f"{url} answered HTTP {resp.status_code} {resp.reason}.")
+        headers = credentials.resolve(options.get("headers") or {})
+        params = credentials.resolve(options.get("params") or {})
+    except credentials.CredentialError as exc:
+        raise IngestError(f"Cannot fetch {shown}: {exc}") from exc
+    secrets = [*headers.values(), *params.values()]
+    try:
+        with netguard.fetch(credentials.with_params(source.location, params), headers) as resp:
+            if resp.status >= 400:
+                raise IngestError(f"{shown} answered HTTP {resp.status} {resp.reason}.")
             with open(path, "wb") as out:
-                for chunk in resp.iter_content(CHUNK):
+                for chunk in resp.chunks(CHUNK):
                     scan.feed(chunk)
                     out.write(chunk)
-    except requests.RequestException as exc:
-        raise IngestError(f"Cannot fetch {url}: {exc.__class__.__name__}: {exc}") from exc
-    return scan.source_file(path, url, fmt)
+    except netguard.URLRefused as exc:
+        raise IngestError(f"Refused to fetch {shown}: {credentials.redact(str(exc), secrets)}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        # The exception text can quote the request line (with secret parameters): show its kind only.
+        hint = FETCH_FAILURES.get(exc.__class__.__name__, "the connection failed")
+        raise IngestError(f"Cannot fetch {shown}: {exc.__class__.__name__} ({hint}).") from exc
+    return scan.source_file(path, shown, fmt)
 
 
 def _export_query(source: Source, tmp: str) -> SourceFile:
@@ -243,5 +272,6 @@ def _export_query(source: Source, tmp: str) -> SourceFile:
     except IngestError:
         raise
     except Exception as exc:  # driver errors differ per engine; the message is what matters
-        raise IngestError(f"The query of source {source.name!r} failed on {source.database!r}: {exc}") from exc
+        message = credentials.redact(str(exc), credentials.database_url_secrets(url))
+        raise IngestError(f"The query of source {source.name!r} failed on {source.database!r}: {message}") from exc
     return _local(path, f"{source.database}: {query[:200]}", FileFormat.CSV, b'"')

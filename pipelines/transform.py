@@ -48,7 +48,12 @@ def run_transform(ctx: StepContext) -> StepOutcome:
     rows_in = sum(wh.row_count(ds.layer, ds.table) for ds in inputs)
     ctx.staging = staging_name(ctx.target, ctx.run.pk)
     ctx.extra["staged_tables"] = [ctx.staging]
-    rows = wh.create_table_as(ctx.schema, ctx.staging, sql)
+    # The operator's SQL runs restricted (one statement, a timeout; on PostgreSQL as the
+    # operator-SQL role, which cannot read Atlas's metadata or the PII key): never with
+    # the owner's rights that ``create_table_as`` has.
+    rows = wh.stage_operator_select(
+        ctx.schema, ctx.staging, sql, readable=not ctx.extra.get("staging_private", False)
+    )
     hooks.call("staged", ctx)
     dropped = int(ctx.extra.pop("rows_quarantined", 0))  # moved to quarantine by a staged hook
     wh.publish(schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=step.write_mode, keys=step.keys)

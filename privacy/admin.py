@@ -25,6 +25,7 @@ from django.utils.safestring import mark_safe
 from pipelines.admin import ADMIN_CSS, ReadOnlyAdmin, admin_link
 
 from . import keys, service
+from .api.masking import error_for, identifiers_for, may_see_identifiers
 from .models import (
     DataSubjectRequest,
     DsrExport,
@@ -126,15 +127,24 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
     def get_inlines(self, request, obj=None):
         return () if obj is None else self.inlines
 
+    # Who lacks privacy.view_identifiers_clear (the Auditor) sees the masked twins of these fields.
+    MASKED_TWINS = {"identifiers_display": "identifiers_masked", "error": "error_masked"}
+
+    def _for_viewer(self, request, names) -> tuple:
+        if may_see_identifiers(request.user):
+            return tuple(names)
+        return tuple(self.MASKED_TWINS.get(name, name) for name in names)
+
     def get_fields(self, request, obj=None):
         if obj is None:
             return ("kind", "identifiers", "reference", "received_at", "assignee")
-        return ("kind", "status_badge", "deadline_badge", "identifiers_display", "reference", "assignee",
-                "received_at", "due_at", "verified_at", "completed_at", "reject_reason", "error", "submitted_by",
-                "proof_display", "exports_display", "created_at")
+        return self._for_viewer(request, (
+            "kind", "status_badge", "deadline_badge", "identifiers_display", "reference", "assignee",
+            "received_at", "due_at", "verified_at", "completed_at", "reject_reason", "error", "submitted_by",
+            "proof_display", "exports_display", "created_at"))
 
     def get_readonly_fields(self, request, obj=None):
-        return () if obj is None else self.readonly_fields
+        return () if obj is None else self._for_viewer(request, self.readonly_fields)
 
     def save_model(self, request, obj: DataSubjectRequest, form, change) -> None:
         if change:
@@ -175,6 +185,18 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
             counts = ", ".join(f"{k}: {len(v)} hash(es)" for k, v in obj.identifiers.items())
             return f"Erased: kept only as HMAC hashes ({counts})."
         return format_html("<code>{}</code>", json.dumps(obj.identifiers, ensure_ascii=False))
+
+    @admin.display(description="identifiers")
+    def identifiers_masked(self, obj: DataSubjectRequest) -> str:
+        if obj.identifiers_hashed:
+            return self.identifiers_display(obj)
+        shown = identifiers_for(None, obj)
+        return format_html("<code>{}</code> (values masked: needs privacy.view_identifiers_clear)",
+                           json.dumps(shown, ensure_ascii=False))
+
+    @admin.display(description="error")
+    def error_masked(self, obj: DataSubjectRequest) -> str:
+        return error_for(None, obj) or "-"
 
     @admin.display(description="proof (verification scan)")
     def proof_display(self, obj: DataSubjectRequest) -> str:

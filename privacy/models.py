@@ -151,6 +151,8 @@ class DataSubjectRequest(models.Model):
         permissions = [
             ("process_datasubjectrequest", "Can verify, run, export and reject data-subject requests"),
             ("download_dsrexport", "Can download data-subject access exports"),
+            # Auditors read requests with identifiers masked; only a grant shows them (issue 12).
+            ("view_identifiers_clear", "Can see data subjects' identifiers in clear"),
         ]
 
     def __str__(self) -> str:

@@ -140,7 +140,8 @@ class CheckRun(models.Model):
         FAILED = "failed", "Failed (blocked)"
         ERROR = "error", "Error"
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="check_runs")
+    # PROTECT: check runs are evidence; deleting the dataset must not delete them (issue 12).
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="check_runs")
     step_run = models.ForeignKey(StepRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="check_runs")
     trigger = models.CharField(max_length=10, choices=Trigger.choices)
     triggered_by = models.ForeignKey(

@@ -156,6 +156,11 @@ def _result(check: Check, **fields: Any) -> CheckResult:
     return CheckResult(check_ref=check, check_name=check.name, kind=check.kind, severity=check.severity, **fields)
 
 
+def _operator_row(wh: Warehouse, sql: str, params: Any = None) -> tuple:
+    """The one row of a check statement, run with the operator-SQL role's rights (it holds custom SQL)."""
+    return wh.operator_query(sql, params)[1][0]
+
+
 def _scan(wh: Warehouse, plan: Plan) -> tuple[int | None, dict[int, Any], dict[int, str], int, float]:
     """Run the scan; if it fails, run each check's part alone so one broken check cannot hide the others.
 
@@ -166,8 +171,7 @@ def _scan(wh: Warehouse, plan: Plan) -> tuple[int | None, dict[int, Any], dict[i
     sql, params = item_sql(wh, plan, items)
     started = time.perf_counter()
     try:
-        with wh.cursor() as cur:
-            row = cur.execute(sql, params).fetchone()
+        row = _operator_row(wh, sql, params)
         return int(row[0]), dict(enumerate(row[1:])), {}, 1, time.perf_counter() - started
     except WarehouseError as exc:
         first_error = str(exc)
@@ -185,8 +189,7 @@ def _scan(wh: Warehouse, plan: Plan) -> tuple[int | None, dict[int, Any], dict[i
         sql, params = item_sql(wh, plan, [item])
         queries += 1
         try:
-            with wh.cursor() as cur:
-                values[i] = cur.execute(sql, params).fetchone()[1]
+            values[i] = _operator_row(wh, sql, params)[1]
         except WarehouseError as exc:
             errors[i] = f"The check's query failed on the data: {str(exc).strip()}"
     return total, values, errors, queries, time.perf_counter() - started
@@ -220,8 +223,7 @@ def evaluate(
                 failing = int(values[i] or 0)
                 if rc.needs_exact(values[i]):  # an upper bound (surplus rows): the exact count, for failing checks only
                     try:
-                        with wh.cursor() as cur:
-                            failing = int(cur.execute(f"SELECT {rc.exact}").fetchone()[0] or 0)
+                        failing = int(_operator_row(wh, f"SELECT {rc.exact}")[0] or 0)
                     except WarehouseError as exc:
                         results.append(_result(check, outcome=Outcome.ERROR, message=str(exc), query_group="scan"))
                         continue
@@ -263,9 +265,7 @@ def _fetch_samples(wh: Warehouse, plan: Plan, results: list[CheckResult]) -> int
         if rc is None or result.outcome in (Outcome.PASS, Outcome.ERROR) or not result.failing_rows:
             continue
         sql, params = sample_sql(wh, plan, rc, sample_limit())
-        with wh.cursor() as cur:
-            cur.execute(sql, params)
-            columns, rows = cur.column_names, cur.fetchall()
+        columns, rows = wh.operator_query(sql, params)
         queries += 1
         result.sample_columns = columns
         result.sample_rows = [{c: jsonable(v) for c, v in zip(columns, row, strict=True)} for row in rows]

@@ -139,7 +139,8 @@ class RetentionRun(models.Model):
         API = "api", "API"
         CLI = "cli", "Command line"
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="retention_runs")
+    # PROTECT: retention runs are evidence; deleting the dataset must not delete them (issue 12).
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="retention_runs")
     policy = models.ForeignKey(
         RetentionPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 
@@ -18,10 +18,13 @@ def user_with_role(role: str | None, username: str | None = None, **extra):
 
 
 def token_client(user) -> APIClient:
-    """An API client that authenticates as an integrator does: ``Authorization: Token <key>``."""
-    token, _ = Token.objects.get_or_create(user=user)
+    """An API client that authenticates as an integrator does: ``Authorization: Token <key>``.
+
+    The key is a knox token (only its digest is stored, so it is made fresh for each client).
+    """
+    _, key = AuthToken.objects.create(user=user)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

@@ -32,11 +32,12 @@ router.register("audit-events", AuditEventViewSet, basename="auditevent")
 for prefix, viewset, basename in app_routes():
     router.register(prefix, viewset, basename=basename)
 
-public = [permissions.AllowAny]
+# The schema and its docs map every endpoint and parameter: for logged-in users (or a token), not the world.
+signed_in = [permissions.IsAuthenticated]
 urlpatterns = [
     path("v1/", include(router.urls)),
-    path("schema/", SpectacularAPIView.as_view(permission_classes=public), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=public), name="swagger-ui"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="schema", permission_classes=public), name="redoc"),
+    path("schema/", SpectacularAPIView.as_view(permission_classes=signed_in), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=signed_in), name="swagger-ui"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema", permission_classes=signed_in), name="redoc"),
     re_path(r"^.*$", not_found),
 ]

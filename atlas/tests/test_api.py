@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from atlas import audit
@@ -77,17 +76,17 @@ def test_the_audit_log_is_readable_by_the_auditor_newest_first_and_filterable(au
     assert_error(auditor.post("/api/v1/audit-events/", {"action": "forged"}), 405)
 
 
-def test_tokens_are_made_with_a_manage_py_command(db):
-    user = user_with_role("Operator", "integrator")
-    call_command("drf_create_token", "integrator")
-    token = Token.objects.get(user=user)
+def test_tokens_are_made_with_a_manage_py_command(db, capsys):
+    user_with_role("Operator", "integrator")
+    call_command("create_api_token", "integrator", "--days", "30")
+    key = capsys.readouterr().out.strip()
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert client.get("/api/v1/pipelines/").status_code == 200
 
 
-def test_the_schema_documents_every_endpoint_and_its_errors(client, db):
-    response = client.get("/api/schema/?format=json")
+def test_the_schema_documents_every_endpoint_and_its_errors(admin_client, db):
+    response = admin_client.get("/api/schema/?format=json")
     assert response.status_code == 200
     schema = response.json()
     assert schema["openapi"].startswith("3.")
@@ -108,8 +107,8 @@ def test_the_schema_documents_every_endpoint_and_its_errors(client, db):
     assert "tokenAuth" in schema["components"]["securitySchemes"]
 
 
-def test_swagger_ui_is_served_offline_from_our_static_files(client, db):
-    response = client.get("/api/docs/")
+def test_swagger_ui_is_served_offline_from_our_static_files(admin_client, db):
+    response = admin_client.get("/api/docs/")
     assert response.status_code == 200
     html = response.content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html

@@ -19,8 +19,17 @@ make_csv = pipeline_fixtures.make_csv
 simple_pipeline = pipeline_fixtures.simple_pipeline
 
 
+SCRAPE_TOKEN = "test-scrape-token"
+
+
+@pytest.fixture(autouse=True)
+def _scrape_token(settings):
+    """/metrics is not public (issue 12): these tests scrape as Prometheus does, with the token."""
+    settings.ATLAS_METRICS_TOKEN = SCRAPE_TOKEN
+
+
 def scrape(client) -> dict:
-    response = client.get("/metrics")
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {SCRAPE_TOKEN}")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     return {f.name: f for f in text_string_to_metric_families(response.content.decode())}

@@ -124,7 +124,7 @@ def body_for(method: str, url: str, n: int, objects: dict | None = None) -> dict
     if url.endswith("/lineage"):
         return OPENLINEAGE_EVENT
     if url.endswith("/sources/"):
-        return {"name": f"new{n}", "location": "/tmp/x.csv"}
+        return {"name": f"new{n}", "location": "x.csv"}  # relative: inside the first data root
     if url.endswith("/datasets/"):
         return {"name": f"new{n}", "layer": "chart", "table": f"new{n}"}
     if url.endswith("/pipelines/"):

@@ -37,6 +37,26 @@ class WarehouseError(Exception):
     """A warehouse operation that cannot go on; the message is for the operator."""
 
 
+_QUOTED = re.compile(r"""("[^"]*"|'[^']*'|=\([^)]*\))""")
+VALUE_HIDDEN = "[value hidden]"
+
+
+def hide_values(message: str) -> str:
+    """An engine's error about a value, with every quoted value replaced.
+
+    Errors about data ("invalid input syntax for type integer: "ann@example.com"",
+    "Could not convert string 'ann@example.com' to INT32", "Key (id)=(5) ...") quote the
+    value that failed: the operator's SQL must not be able to read a row (or the PII in
+    it) one error at a time, and step errors are read by roles without clear PII.
+    """
+
+    def hidden(m: re.Match[str]) -> str:
+        quoted = m.group(0)
+        return "=(…)" if quoted.startswith("=") else f"{quoted[0]}{VALUE_HIDDEN}{quoted[0]}"
+
+    return _QUOTED.sub(hidden, message) + " (the value is not shown: errors never carry data)"
+
+
 class FileFormat(enum.StrEnum):
     CSV = "csv"
     JSONL = "jsonl"
@@ -257,6 +277,41 @@ class Warehouse(abc.ABC):
             cur.execute(f"DROP TABLE IF EXISTS {self.table(schema, name)}")
             cur.execute(f"CREATE TABLE {self.table(schema, name)} AS {select_sql}")
         return self.row_count(schema, name)
+
+    # --- operator SQL: least privilege (each engine runs it restricted) --------------
+    def stage_operator_select(self, schema: str, name: str, select_sql: str, *, readable: bool = True) -> int:
+        """Materialise an operator's SELECT (this engine's dialect) as ``schema.name``; return its rows.
+
+        Unlike ``create_table_as`` (Atlas's own SQL), the SELECT runs restricted: one
+        statement, a statement timeout, and on PostgreSQL as the operator-SQL role,
+        which cannot read Atlas's metadata or the PII key. ``readable=False``: the
+        operator-SQL role may not read the new table (it holds values a staged hook
+        rewrites, e.g. columns to hash).
+        """
+        raise NotImplementedError
+
+    def operator_query(
+        self, select_sql: str, params: Sequence[Any] | None = None, *, limit: int | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        """Columns and rows of an operator's SELECT, run restricted and read-only (previews, checks)."""
+        raise NotImplementedError
+
+    def operator_columns(self, select_sql: str) -> list[str]:
+        """The column names an operator's SELECT gives, without running it for rows."""
+        return self.operator_query(select_sql, limit=0)[0]
+
+    def rewrite_table(self, schema: str, name: str, select_list: str) -> None:
+        """Replace ``schema.name`` by ``SELECT select_list FROM`` it, in one transaction (Atlas's SQL).
+
+        The owner's pass after an operator's statement (the keyed hash): a new table
+        and a rename, which is cheaper than an UPDATE of every row on both engines.
+        """
+        tbl, tmp = self.table(schema, name), self.table(schema, f"{name[:50]}__rw")
+        with self.transaction() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {tmp}")
+            cur.execute(f"CREATE TABLE {tmp} AS SELECT {select_list} FROM {tbl}")
+            cur.execute(f"DROP TABLE {tbl}")
+            cur.execute(f"ALTER TABLE {tmp} RENAME TO {self.quote(name)}")
 
     def _column_diff(self, staged: list[Column], published: list[Column]) -> str | None:
         s = {c.name for c in staged}

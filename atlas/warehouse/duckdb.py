@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import duckdb
 from django.conf import settings
 
+from . import privileges
 from .base import (
     LOAD_COLUMNS,
     Cursor,
@@ -19,8 +22,17 @@ from .base import (
     LoadResult,
     Warehouse,
     WarehouseError,
+    hide_values,
 )
 from .filereader import IngestError, plan_scan
+
+# Errors about a value of the data: their messages quote it (see ``hide_values``).
+_DATA_ERRORS = (
+    duckdb.ConversionException,
+    duckdb.InvalidInputException,
+    duckdb.OutOfRangeException,
+    duckdb.ConstraintException,
+)
 
 
 def duckdb_config() -> dict[str, str]:
@@ -28,6 +40,80 @@ def duckdb_config() -> dict[str, str]:
     tmp = Path(settings.VAR_DIR) / "tmp" / "duckdb"
     tmp.mkdir(parents=True, exist_ok=True)
     return {"memory_limit": settings.ATLAS_DUCKDB_MEMORY_LIMIT, "temp_directory": str(tmp)}
+
+
+def allowed_directories() -> list[str]:
+    """The directories the embedded warehouse may read files in: what Atlas itself loads, no more.
+
+    Path sources' roots (``ATLAS_DATA_ROOTS``), uploads (``MEDIA_ROOT``) and Atlas's own
+    temporary files (``VAR_DIR/tmp``: downloads, query exports, DuckDB's spill). Never
+    ``VAR_DIR`` itself: it holds the metadata database and the warehouse file.
+    """
+    var = Path(settings.VAR_DIR)
+    roots = [
+        *getattr(settings, "ATLAS_DATA_ROOTS", [var / "data", settings.ATLAS_DEMO_DIR]),
+        settings.MEDIA_ROOT,
+        var / "tmp",
+    ]
+    out: list[str] = []
+    for root in roots:
+        text = str(root).strip()
+        if not text:
+            continue
+        for variant in (os.path.abspath(text), os.path.realpath(text)):
+            entry = variant.rstrip(os.sep) + os.sep
+            if entry not in out:
+                out.append(entry)
+    return out
+
+
+def lock_down(con: duckdb.DuckDBPyConnection) -> None:
+    """Close the embedded warehouse to everything but its own file and Atlas's directories.
+
+    External access off except ``allowed_directories`` (no ``FROM '/etc/passwd'``, no
+    ``read_csv`` of a secret, no ``ATTACH`` of another database, no ``COPY TO`` outside
+    them), no extension installed or loaded on demand, no persistent secrets, no
+    Python-object replacement scans; then the configuration is locked, so a statement
+    cannot ``SET`` any of it back. The time zone is pinned first (Atlas's TIME_ZONE):
+    once locked, ``SET TimeZone`` is only accepted when it changes nothing.
+    """
+    con.execute(f"SET TimeZone = {Warehouse.literal(settings.TIME_ZONE)}")
+    con.execute("SET python_enable_replacements = false")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET allow_community_extensions = false")
+    con.execute("SET allow_persistent_secrets = false")
+    dirs = "[" + ", ".join(Warehouse.literal(d) for d in allowed_directories()) + "]"
+    con.execute(f"SET allowed_directories = {dirs}")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+_SET = re.compile(r"^\s*SET\s+(?:SESSION\s+)?([A-Za-z_]+)\s*(?:=|TO)\s*'([^']*)'\s*;?\s*$", re.IGNORECASE)
+
+
+class LockedCursor(Cursor):
+    """A cursor on the locked warehouse: a ``SET`` that changes nothing is a no-op, not an error.
+
+    Code written before the lock (``SET TimeZone = 'UTC'`` in retention) keeps
+    working where the locked value is already the one asked for; any real change
+    is still refused by DuckDB.
+    """
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Cursor:
+        match = None if params else _SET.match(sql)
+        if match:
+            row = self.raw.execute("SELECT current_setting(?)", [match.group(1)]).fetchone()
+            if row and _same_setting(match.group(1), str(row[0]), match.group(2)):
+                return self
+        return super().execute(sql, params)
+
+
+def _same_setting(name: str, current: str, wanted: str) -> bool:
+    if name.lower() == "timezone":
+        utc = {"utc", "etc/utc", "gmt", "etc/gmt", "zulu", "etc/zulu"}
+        return current.lower() == wanted.lower() or (current.lower() in utc and wanted.lower() in utc)
+    return current == wanted
 
 
 def parser_config() -> dict[str, Any]:
@@ -64,7 +150,13 @@ class DuckDBWarehouse(Warehouse):
                 if self.path != ":memory:":
                     Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    self._con = duckdb.connect(self.path, config=duckdb_config())
+                    con = duckdb.connect(self.path, config=duckdb_config())
+                    try:
+                        lock_down(con)
+                    except BaseException:
+                        con.close()
+                        raise
+                    self._con = con
                 except duckdb.IOException as exc:
                     raise WarehouseError(
                         f"Cannot open the DuckDB warehouse {self.path}: {exc}. The embedded warehouse"
@@ -83,7 +175,7 @@ class DuckDBWarehouse(Warehouse):
     def cursor(self) -> Iterator[Cursor]:
         raw = self._connection().cursor()
         try:
-            yield Cursor(raw, "qmark")
+            yield LockedCursor(raw, "qmark")
         except duckdb.Error as exc:
             raise WarehouseError(str(exc)) from exc
         finally:
@@ -94,7 +186,7 @@ class DuckDBWarehouse(Warehouse):
         raw = self._connection().cursor()
         raw.execute("BEGIN TRANSACTION")
         try:
-            yield Cursor(raw, "qmark")
+            yield LockedCursor(raw, "qmark")
         except BaseException as exc:
             raw.execute("ROLLBACK")
             if isinstance(exc, duckdb.Error):
@@ -104,6 +196,57 @@ class DuckDBWarehouse(Warehouse):
             raw.execute("COMMIT")
         finally:
             raw.close()
+
+    # --- operator SQL: one statement, a timeout (DuckDB has no roles: see ``lock_down``) ---
+    @contextmanager
+    def _operator_statement(self, sql: str, params: Sequence[Any] | None = None) -> Iterator[Any]:
+        """Run one operator statement on its own cursor, interrupted past the statement timeout.
+
+        One statement: DuckDB's ``execute`` would run every statement of ``;``-joined
+        text, so the text is split by DuckDB's own parser first and refused unless it
+        is one. The timeout: DuckDB has no ``statement_timeout``; a timer interrupts it.
+        """
+        timeout = privileges.statement_timeout_ms() / 1000
+        raw = self._connection().cursor()
+        timer = threading.Timer(timeout, raw.interrupt)
+        try:
+            try:
+                statements = raw.extract_statements(sql)
+            except duckdb.Error as exc:
+                raise WarehouseError(str(exc)) from exc
+            if len(statements) != 1:
+                raise WarehouseError(f"Operator SQL must be one statement; this text holds {len(statements)}.")
+            timer.start()
+            try:
+                raw.execute(sql, list(params) if params else None)
+            except duckdb.InterruptException as exc:
+                raise WarehouseError(
+                    f"The operator's SQL ran longer than {timeout:g} s and was stopped"
+                    " (ATLAS_SQL_STATEMENT_TIMEOUT_SECONDS)."
+                ) from exc
+            except _DATA_ERRORS as exc:
+                raise WarehouseError(hide_values(str(exc))) from exc
+            except duckdb.Error as exc:
+                raise WarehouseError(str(exc)) from exc
+            yield raw
+        finally:
+            timer.cancel()
+            raw.close()
+
+    def stage_operator_select(self, schema: str, name: str, select_sql: str, *, readable: bool = True) -> int:  # noqa: ARG002
+        tbl = self.table(schema, name)
+        with self.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {tbl}")
+        with self._operator_statement(f"CREATE TABLE {tbl} AS SELECT * FROM ({select_sql}) AS _atlas_q"):
+            pass
+        return self.row_count(schema, name)
+
+    def operator_query(
+        self, select_sql: str, params: Sequence[Any] | None = None, *, limit: int | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        sql = f"SELECT * FROM ({select_sql}) AS _atlas_q" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        with self._operator_statement(sql.replace("%s", "?"), params) as raw:
+            return [d[0] for d in raw.description or []], [tuple(r) for r in raw.fetchall()]
 
     def _row_sample_sql(self, schema: str, table: str, rows: int, total: int) -> str:
         return f"SELECT * FROM {self.table(schema, table)} USING SAMPLE {int(rows)} ROWS"

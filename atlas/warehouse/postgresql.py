@@ -25,9 +25,10 @@ import psycopg
 from django.conf import settings
 from psycopg import sql as pgsql
 
-from . import pgcopy
+from . import pgcopy, privileges
 from .base import (
     BATCH_CONSTANT_COLUMNS,
+    LAYER_SCHEMAS,
     META_SCHEMA,
     Cursor,
     FileFormat,
@@ -36,6 +37,7 @@ from .base import (
     StagedBatch,
     Warehouse,
     WarehouseError,
+    hide_values,
 )
 from .duckdb import parser_config
 from .filereader import IngestError, plan_scan
@@ -69,6 +71,13 @@ def _grow_pipe(fd: int) -> None:
 logger = logging.getLogger(__name__)
 
 
+def _operator_error(exc: psycopg.Error) -> str:
+    """The message of an error of operator SQL; data errors (SQLSTATE classes 22, 23) without their values."""
+    if (exc.sqlstate or "")[:2] in ("22", "23"):
+        return hide_values(exc.diag.message_primary or type(exc).__name__)
+    return str(exc).strip()
+
+
 def conninfo_from_django(db: dict[str, Any]) -> str:
     """A libpq URL for a Django PostgreSQL database settings dict."""
     user = quote(db.get("USER") or "", safe="")
@@ -93,6 +102,8 @@ class PostgresWarehouse(Warehouse):
         self._local = threading.local()  # one connection per thread
         self._all: list[psycopg.Connection] = []
         self._all_lock = threading.Lock()
+        self._privileges_lock = threading.Lock()
+        self._privileges_ready = False
 
     def _conn(self) -> psycopg.Connection:
         conn = getattr(self._local, "conn", None)
@@ -130,6 +141,295 @@ class PostgresWarehouse(Warehouse):
                 yield Cursor(raw)
         except psycopg.Error as exc:
             raise WarehouseError(str(exc).strip()) from exc
+
+    # --- least privilege: operator SQL runs as its own role (see ``privileges``) ---------
+    def ensure_privileges(self) -> None:
+        """Create the roles and grants operator SQL needs, once per backend (idempotent).
+
+        Done on first use where this connection may (a superuser, as in tests, or a
+        role with CREATEROLE that owns the schemas); otherwise the error says to run
+        ``manage.py warehouse_roles`` as a role that may.
+        """
+        if self._privileges_ready:
+            return
+        with self._privileges_lock:
+            if self._privileges_ready:
+                return
+            try:
+                self.ensure_schemas()
+                self._apply_privileges()
+            except (WarehouseError, psycopg.Error) as exc:
+                raise WarehouseError(
+                    "The warehouse roles for operator SQL are missing or incomplete and this"
+                    f" connection cannot set them up ({str(exc).strip().splitlines()[0]}). Run"
+                    " `python manage.py warehouse_roles` once as a PostgreSQL role that may create"
+                    " roles and owns the warehouse schemas (see README, Security model)."
+                ) from exc
+            self._privileges_ready = True
+
+    def _apply_privileges(self, *, set_password: bool = False, owner: str | None = None) -> None:
+        roles = privileges.configured_roles()
+        if owner:
+            roles = privileges.Roles(owner=owner, sql=roles.sql, sql_password=roles.sql_password, key=roles.key)
+        conn = self._conn()
+        with conn.cursor() as cur:
+            me, superuser, createrole = cur.execute(
+                "SELECT current_user, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+            ).fetchone()
+            owner = roles.owner or me
+            existing = {
+                r[0]
+                for r in cur.execute(
+                    "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [[roles.sql, roles.key]]
+                ).fetchall()
+            }
+            for name, login in ((roles.sql, True), (roles.key, False)):
+                if name in existing:
+                    continue
+                if not (superuser or createrole):
+                    raise WarehouseError(f"the role {name!r} does not exist and {me!r} may not create it")
+                privileges.retry(lambda n=name, lg=login: cur.execute(privileges.create_role_sql(n, login=lg)))
+                set_password = set_password or login
+            if set_password and roles.sql_password:
+                privileges.retry(lambda: cur.execute(
+                    pgsql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        pgsql.Identifier(roles.sql), pgsql.Literal(roles.sql_password)
+                    )
+                ))
+            if not self._is_member(cur, owner, roles.key):
+                privileges.retry(
+                    lambda: cur.execute(f"GRANT {privileges.qi(roles.key)} TO {privileges.qi(owner)}")
+                )
+            for statement in privileges.grant_sql(roles, owner):
+                privileges.retry(lambda s=statement: cur.execute(s))
+            self._lock_public_schema(cur, roles, owner)
+            self._revoke_side_effect_functions(cur, owner, superuser=bool(superuser))
+            self._protect_key_table(cur, roles, owner)
+
+    @staticmethod
+    def _is_member(cur: Any, member: str, role: str) -> bool:
+        row = cur.execute(
+            "SELECT rolsuper OR pg_has_role(%s, %s, 'USAGE') FROM pg_roles WHERE rolname = %s",
+            [member, role, member],
+        ).fetchone()
+        return bool(row and row[0])
+
+    def _lock_public_schema(self, cur: Any, roles: privileges.Roles, owner: str) -> None:
+        """``public`` (Django's tables when both share a database) is not reachable by PUBLIC.
+
+        Its owner (the database owner: Django's role) keeps every right; the warehouse
+        owner gets USAGE back when it is another role (pgcrypto lives there).
+        """
+        row = cur.execute(
+            "SELECT pg_has_role(current_user, n.nspowner, 'USAGE') FROM pg_namespace n WHERE n.nspname = 'public'"
+        ).fetchone()
+        if not row or not row[0]:
+            logger.info("Not the owner of schema public: leaving its PUBLIC grants to the database owner.")
+            return
+        for statement in (
+            "REVOKE ALL ON SCHEMA public FROM PUBLIC",
+            f"REVOKE ALL ON SCHEMA public FROM {privileges.qi(roles.sql)}",
+            f"GRANT USAGE ON SCHEMA public TO {privileges.qi(owner)}",
+        ):
+            privileges.retry(lambda s=statement: cur.execute(s))
+
+    def _revoke_side_effect_functions(self, cur: Any, owner: str, *, superuser: bool) -> None:
+        if not superuser:
+            row = cur.execute(
+                "SELECT has_function_privilege(%s, 'pg_catalog.pg_notify(text, text)', 'EXECUTE')",
+                [privileges.configured_roles().sql],
+            ).fetchone()
+            if not row or not row[0]:
+                return  # revoked already (``manage.py warehouse_roles --admin-url``)
+            logger.info(
+                "Not a superuser: large-object, NOTIFY and advisory-lock functions stay callable by"
+                " PUBLIC in the warehouse; the SQL allowlist refuses them."
+            )
+            return
+        for fn in privileges.SIDE_EFFECT_FUNCTIONS:
+            privileges.retry(lambda f=fn: cur.execute(f"REVOKE EXECUTE ON FUNCTION pg_catalog.{f} FROM PUBLIC"))
+            privileges.retry(
+                lambda f=fn: cur.execute(f"GRANT EXECUTE ON FUNCTION pg_catalog.{f} TO {privileges.qi(owner)}")
+            )
+
+    def _protect_key_table(self, cur: Any, roles: privileges.Roles, owner: str) -> None:
+        row = cur.execute(
+            "SELECT tableowner FROM pg_tables WHERE schemaname = %s AND tablename = %s",
+            [META_SCHEMA, self.PII_KEYS_TABLE],
+        ).fetchone()
+        if row and row[0] != roles.key:
+            for statement in privileges.key_table_sql(roles, owner, self.table(META_SCHEMA, self.PII_KEYS_TABLE)):
+                privileges.retry(lambda s=statement: cur.execute(s))
+
+    def ensure_pii_hmac(self, key_id: str, ipad: bytes, opad: bytes) -> None:
+        """Store the key (see ``Warehouse.ensure_pii_hmac``) in a table only the key role reads."""
+        self.ensure_privileges()
+        super().ensure_pii_hmac(key_id, ipad, opad)
+        roles = privileges.configured_roles()
+        with self.cursor() as cur:
+            owner = roles.owner or cur.execute("SELECT current_user").fetchone()[0]
+            self._protect_key_table(cur, roles, owner)
+
+    def setup_roles(self, *, owner: str | None = None, owner_password: str | None = None) -> None:
+        """The management command's door: (re)apply roles, grants and the configured password.
+
+        ``owner``: set up for that owner role while connected as another (an administrator):
+        it is created as a LOGIN role if missing (with ``owner_password``), made owner of the
+        database (Django migrates as it) and of the warehouse schemas.
+        """
+        if owner:
+            conn = self._conn()
+            with conn.cursor() as cur:
+                privileges.retry(lambda: cur.execute(privileges.create_role_sql(owner, login=True, inherit=True)))
+                if owner_password:
+                    cur.execute(
+                        pgsql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                            pgsql.Identifier(owner), pgsql.Literal(owner_password)
+                        )
+                    )
+                db = cur.execute("SELECT current_database()").fetchone()[0]
+                cur.execute(f"ALTER DATABASE {privileges.qi(db)} OWNER TO {privileges.qi(owner)}")
+                for schema in (*LAYER_SCHEMAS, META_SCHEMA):
+                    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {privileges.qi(schema)} AUTHORIZATION {privileges.qi(owner)}")
+                    cur.execute(f"ALTER SCHEMA {privileges.qi(schema)} OWNER TO {privileges.qi(owner)}")
+        else:
+            self.ensure_schemas()
+        self._apply_privileges(set_password=True, owner=owner)
+        self._privileges_ready = not owner
+
+    def _operator_conninfo(self) -> str:
+        """The warehouse URL, logged in as the operator-SQL role (its password if configured)."""
+        roles = privileges.configured_roles()
+        params = psycopg.conninfo.conninfo_to_dict(self.conninfo)
+        params.pop("password", None)
+        params["user"] = roles.sql
+        if roles.sql_password:
+            params["password"] = roles.sql_password
+        params["application_name"] = "atlas-operator-sql"
+        return psycopg.conninfo.make_conninfo(**params)
+
+    @contextmanager
+    def _operator_session(self, *, read_only: bool) -> Iterator[psycopg.Cursor]:
+        """One transaction on a fresh connection as the operator-SQL role, closed after.
+
+        Pinned: ``statement_timeout``, ``lock_timeout`` (a lock wait counts against the
+        same budget) and a ``search_path`` of ``pg_catalog`` only (names resolve to the
+        catalogue or to what the statement qualifies, never to a schema a role could
+        plant objects in). A fresh connection per statement: nothing a statement leaves
+        on its session (a session advisory lock, a prepared statement, a temporary
+        table) outlives it.
+        """
+        self.ensure_privileges()
+        timeout = privileges.statement_timeout_ms()
+        try:
+            conn = psycopg.connect(self._operator_conninfo(), autocommit=False)
+        except psycopg.OperationalError as exc:
+            raise WarehouseError(
+                f"Cannot connect to the warehouse as the operator-SQL role"
+                f" {privileges.configured_roles().sql!r}: {str(exc).strip()}. Run `python manage.py"
+                " warehouse_roles` and check ATLAS_WAREHOUSE_SQL_PASSWORD and pg_hba.conf."
+            ) from exc
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET TRANSACTION READ ONLY" if read_only else "SET TRANSACTION READ WRITE")
+                cur.execute(
+                    "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true),"
+                    " set_config('search_path', 'pg_catalog', true),"
+                    " set_config('idle_in_transaction_session_timeout', %s, true)",
+                    [str(timeout), str(timeout), str(timeout)],
+                )
+                yield cur
+            conn.commit()
+        except psycopg.errors.QueryCanceled as exc:
+            conn.rollback()
+            raise WarehouseError(
+                f"The operator's SQL ran longer than {timeout / 1000:g} s and was stopped"
+                " (ATLAS_SQL_STATEMENT_TIMEOUT_SECONDS)."
+            ) from exc
+        except psycopg.Error as exc:
+            conn.rollback()
+            raise WarehouseError(_operator_error(exc)) from exc
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _run_one(cur: psycopg.Cursor, sql: str, params: Any = None) -> None:
+        """Run exactly one statement: the extended protocol (``binary=True``) refuses ``;``-joined text."""
+        cur.execute(sql, params, binary=True)
+
+    def operator_query(
+        self, select_sql: str, params: Any = None, *, limit: int | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        """Rows of an operator's SELECT, read as the operator-SQL role in a READ ONLY transaction."""
+        sql = f"SELECT * FROM ({select_sql}) AS _atlas_q" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        with self._operator_session(read_only=True) as cur:
+            self._run_one(cur, sql, params)
+            return [d.name for d in cur.description or []], [tuple(r) for r in cur.fetchall()]
+
+    def operator_columns(self, select_sql: str) -> list[str]:
+        return [name for name, _type in self._operator_shape(select_sql)]
+
+    def _operator_shape(self, select_sql: str) -> list[tuple[str, str]]:
+        """(name, type) of the columns an operator's SELECT gives, planned but not run (LIMIT 0)."""
+        with self._operator_session(read_only=True) as cur:
+            self._run_one(cur, f"SELECT * FROM ({select_sql}) AS _atlas_q LIMIT 0")
+            res = cur.pgresult
+            assert res is not None
+            fields = [(res.fname(i).decode(), res.ftype(i), res.fmod(i)) for i in range(res.nfields)]
+        if not fields:
+            raise WarehouseError("The query gives no column.")
+        with self.cursor() as cur:
+            types = cur.execute(
+                "SELECT format_type(t, m) FROM unnest(%s::oid[], %s::int[]) WITH ORDINALITY AS u(t, m, i) ORDER BY i",
+                [[f[1] for f in fields], [f[2] for f in fields]],
+            ).fetchall()
+        # A bare literal is of type unknown; CREATE TABLE AS makes it text, so do we.
+        return [(name, "text" if t[0] == "unknown" else t[0]) for (name, _o, _m), t in zip(fields, types, strict=True)]
+
+    def stage_operator_select(self, schema: str, name: str, select_sql: str, *, readable: bool = True) -> int:
+        """Materialise an operator's SELECT as a new table ``schema.name``; return its rows.
+
+        The owner creates the table (shaped by planning the SELECT as the operator-SQL
+        role) and grants that role INSERT on it alone; the role then runs ``INSERT INTO
+        name SELECT ...`` — one statement, on its own connection, with the timeout and
+        search path pinned — and loses the grant after. The writing transaction cannot
+        be READ ONLY (PostgreSQL refuses any write to a regular table in one), so what
+        READ ONLY would forbid is forbidden by privilege: the role owns nothing, may
+        write this one table only, and the functions that write elsewhere (large
+        objects, NOTIFY, advisory locks) are revoked from PUBLIC where the owner may.
+        ``readable=False`` keeps the table unreadable by the role after (a step whose
+        staged columns are hashed by the owner afterwards: they hold clear values).
+        """
+        shape = self._operator_shape(select_sql)
+        sql_role = privileges.qi(privileges.configured_roles().sql)
+        tbl = self.table(schema, name)
+        defs = ", ".join(f"{self.quote(n)} {t}" for n, t in shape)
+        with self.transaction() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {tbl}")
+            cur.execute(f"CREATE TABLE {tbl} ({defs})")
+            cur.execute(f"REVOKE ALL ON {tbl} FROM {sql_role}")
+            cur.execute(f"GRANT INSERT ON {tbl} TO {sql_role}")
+        try:
+            with self._operator_session(read_only=False) as cur:
+                self._run_one(cur, f"INSERT INTO {tbl} SELECT * FROM ({select_sql}) AS _atlas_q")
+                rows = cur.rowcount
+        finally:
+            with self.cursor() as cur:
+                cur.execute(f"REVOKE ALL ON {tbl} FROM {sql_role}")
+                if readable:
+                    cur.execute(f"GRANT SELECT ON {tbl} TO {sql_role}")
+        return int(rows)
+
+    def publish(self, **kwargs: Any) -> int:
+        """Publish (see ``Warehouse.publish``); the published table is readable by the operator-SQL role."""
+        rows = super().publish(**kwargs)
+        if self._privileges_ready:
+            with self.cursor() as cur:
+                cur.execute(
+                    f"GRANT SELECT ON {self.table(kwargs['schema'], kwargs['target'])}"
+                    f" TO {privileges.qi(privileges.configured_roles().sql)}"
+                )
+        return rows
 
     # --- Explore tables are partitioned by batch --------------------------------
     def _create_explore_table(self, schema: str, target: str, columns: list[str]) -> None:

@@ -249,7 +249,8 @@ def test_declared_columns_and_options(wh, ingest_pipeline, make_csv):
 
 
 @pytest.fixture
-def http_server(tmp_path):
+def http_server(tmp_path, settings):
+    settings.ATLAS_URL_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # URL sources refuse loopback unless allowed
     root = tmp_path / "www"
     root.mkdir()
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)  # noqa: E731

@@ -50,3 +50,25 @@ def test_single_select_accepts_any_table_for_sql_sources():
     check_single_select("SELECT id, email FROM public.customers WHERE active")
     with pytest.raises(SQLValidationError):
         check_single_select("UPDATE public.customers SET active = false")
+
+
+def test_columns_come_from_the_warehouse_once_a_dataset_is_loaded(wh):
+    """Before a load nothing is known (checked again at run time); after it, the real columns count."""
+    from pipelines.models import Dataset
+    from pipelines.transform import known_tables
+
+    Dataset.objects.create(name="people", layer="explore", table="people")
+    sql = "SELECT p.text AS row_as_text FROM explore.people p"
+    assert check_select(sql, known_tables()).tables == (("explore", "people"),)
+    with wh.cursor() as cur:
+        cur.execute("CREATE TABLE explore.people (id integer, name text)")
+    with pytest.raises(SQLValidationError, match="p has no column 'text'"):
+        check_select(sql, known_tables())
+    assert check_select("SELECT p.id, name FROM explore.people p", known_tables()).tables
+
+
+def test_sql_sources_stay_one_read_only_statement_without_side_effects():
+    with pytest.raises(SQLValidationError, match="pg_notify"):
+        check_single_select("SELECT pg_notify('channel', email) FROM public.customers")
+    with pytest.raises(SQLValidationError, match="read-only"):
+        check_single_select("WITH d AS (DELETE FROM public.customers RETURNING id) SELECT id FROM d")

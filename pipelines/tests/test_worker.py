@@ -56,7 +56,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
         "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "CELERY_BROKER_URL": BROKER,
         "ATLAS_VAR_DIR": str(tmp_path / "worker-var"),
+        "ATLAS_DATA_ROOTS": str(tmp_path),  # the test's files live there (sources are confined)
         "SECRET_KEY": "worker-test",
+        "ATLAS_AUDIT_KEY": "worker-test-audit-key-of-at-least-32-characters",  # required without DEBUG
         "DJANGO_SETTINGS_MODULE": "atlas.settings",
         "PYTHONPATH": str(ROOT),
     }

@@ -7,6 +7,9 @@ from rest_framework import serializers
 from pipelines.models import Dataset
 
 from ..models import DataSubjectRequest, DsrExport, ErasureRecord, SubjectKey, Tombstone
+from .masking import MASKED, error_for, identifiers_for
+
+__all__ = ["MASKED"]  # re-exported: what a masked identifier reads as
 
 
 class ErasureRecordSerializer(serializers.ModelSerializer):
@@ -39,6 +42,15 @@ class RequestSerializer(serializers.ModelSerializer):
             "identifiers_hashed", "status", "due_at", "reject_reason", "verified_at", "completed_at", "proof",
             "residue", "error", "created_at",
         )
+
+    def to_representation(self, instance: DataSubjectRequest) -> dict:
+        """Identifiers (and errors quoting them) masked unless the user holds view_identifiers_clear."""
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        data["identifiers"] = identifiers_for(user, instance)
+        data["error"] = error_for(user, instance)
+        return data
 
 
 class RequestCreateSerializer(serializers.Serializer):

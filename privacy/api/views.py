@@ -59,7 +59,8 @@ class RequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             )
         except DsrError as exc:
             raise exceptions.ValidationError({"identifiers": [str(exc)]}) from exc
-        return Response(serializers.RequestSerializer(req).data, status=status.HTTP_201_CREATED)
+        context = self.get_serializer_context()
+        return Response(serializers.RequestSerializer(req, context=context).data, status=status.HTTP_201_CREATED)
 
     def _operate(self, fn) -> Response:
         req = self.get_object()
@@ -68,7 +69,7 @@ class RequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         except DsrError as exc:
             raise _conflict(exc) from exc
         req.refresh_from_db()
-        body = serializers.RequestSerializer(req).data
+        body = serializers.RequestSerializer(req, context=self.get_serializer_context()).data
         if isinstance(result, DsrExport):
             body = {**body, "export": serializers.DsrExportSerializer(result).data}
         return Response(body)

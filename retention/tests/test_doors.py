@@ -311,9 +311,11 @@ def test_the_daily_beat_entry_runs_the_task_that_calls_the_service(wh, overdue, 
 
 
 # --- metrics -----------------------------------------------------------------------------
-def test_metrics_count_datasets_past_retention_and_rows_removed(client, wh, overdue):
+def test_metrics_count_datasets_past_retention_and_rows_removed(client, wh, overdue, settings):
+    settings.ATLAS_METRICS_TOKEN = "test-scrape-token"  # /metrics is not public (issue 12)
+
     def families() -> dict:
-        text = client.get("/metrics").content.decode()
+        text = client.get("/metrics", HTTP_AUTHORIZATION="Bearer test-scrape-token").content.decode()
         return {f.name: f for f in text_string_to_metric_families(text)}
 
     assert families()["atlas_datasets_past_retention"].samples[0].value == 1

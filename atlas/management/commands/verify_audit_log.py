@@ -1,18 +1,35 @@
-"""``manage.py verify_audit_log``: prove the audit log was not edited, or say where it was."""
+"""``manage.py verify_audit_log``: prove the audit log was not edited, or say where it was.
+
+Checks the keyed chain in the database, the head row and the anchor outside the
+database (``atlas.audit_anchor``); exits 1 naming the first bad event.
+"""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from atlas.audit import verify
+from atlas.audit import first_bad_event, verify
+from atlas.audit_anchor import get_sink
 from atlas.models import AuditEvent
 
 
 class Command(BaseCommand):
-    help = "Check the audit log's hash chain; exit non-zero if an event was edited, inserted or deleted."
+    help = (
+        "Check the audit log's keyed hash chain and its anchor outside the database; exit 1 if an "
+        "event was edited, inserted or deleted, the table truncated, or the anchor deleted or cut."
+    )
 
     def handle(self, *args, **options) -> None:
-        problems = list(verify())
+        problems = verify()
         if problems:
             for p in problems:
-                self.stderr.write(f"event #{p.seq}: {p.reason}")
-            raise CommandError(f"The audit log does not verify: {len(problems)} problem(s).")
-        self.stdout.write(self.style.SUCCESS(f"The audit log verifies: {AuditEvent.objects.count()} events, chain intact."))
+                where = f"event #{p.seq}" if p.seq is not None else "anchor"
+                self.stderr.write(f"{where}: {p.reason}")
+            first = first_bad_event(problems)
+            at = f" First bad event: #{first}." if first is not None else ""
+            raise CommandError(f"The audit log does not verify: {len(problems)} problem(s).{at}")
+        count = AuditEvent.objects.count()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"The audit log verifies: {count} events, chain intact, "
+                f"anchored in the {get_sink().describe()}."
+            )
+        )

@@ -1,0 +1,24 @@
+"""Request middleware of the audit log: who is acting while this request runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from .audit_tracking import request_scope
+
+
+class AuditActorMiddleware:
+    """Makes the request's user the actor of every audit event the request causes.
+
+    The request itself is stored (not its user), and its user is read when an event
+    is recorded: the API authenticates tokens inside the view, after this runs.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with request_scope(request):
+            return self.get_response(request)
