@@ -279,6 +279,7 @@ class Warehouse(abc.ABC):
         return self.row_count(schema, name)
 
     # --- operator SQL: least privilege (each engine runs it restricted) --------------
+    @abc.abstractmethod
     def stage_operator_select(self, schema: str, name: str, select_sql: str, *, readable: bool = True) -> int:
         """Materialise an operator's SELECT (this engine's dialect) as ``schema.name``; return its rows.
 
@@ -288,13 +289,12 @@ class Warehouse(abc.ABC):
         operator-SQL role may not read the new table (it holds values a staged hook
         rewrites, e.g. columns to hash).
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def operator_query(
         self, select_sql: str, params: Sequence[Any] | None = None, *, limit: int | None = None
     ) -> tuple[list[str], list[tuple]]:
         """Columns and rows of an operator's SELECT, run restricted and read-only (previews, checks)."""
-        raise NotImplementedError
 
     def operator_columns(self, select_sql: str) -> list[str]:
         """The column names an operator's SELECT gives, without running it for rows."""
