@@ -171,14 +171,8 @@ class _Walk:
             self.bad(event.seq, f"its content does not match its hash ({why})")
 
 
-def verify(*, key: bytes | None = None, sink: AnchorSink | None = None) -> list[Problem]:
-    """Every place where the chain, the head or the anchor do not hold, in order of the events.
-
-    ``key`` defaults to ``ATLAS_AUDIT_KEY`` (read only once a keyed event is met, so a
-    log of old events alone verifies without it); ``sink`` to the configured anchor.
-    Memory grows with the anchor (one hash per event), not with the events' content.
-    """
-    sink = sink or get_sink()
+def _walk_log(key: bytes | None, sink: AnchorSink) -> tuple[_Walk, bool]:
+    """Walk the chain against the head and the anchor; every problem but the unanchored events."""
     problems: list[Problem] = []
     anchor_exists, anchored = _read_anchor(sink, problems)
     walk = _Walk(key=key, anchored=anchored, where=sink.describe(), problems=problems)
@@ -197,6 +191,17 @@ def verify(*, key: bytes | None = None, sink: AnchorSink | None = None) -> list[
             f"event(s) {_span(first, end)} are in the {walk.where} but missing from the database "
             "(deleted, or the table truncated)",
         )
+    return walk, anchor_exists
+
+
+def verify(*, key: bytes | None = None, sink: AnchorSink | None = None) -> list[Problem]:
+    """Every place where the chain, the head or the anchor do not hold, in order of the events.
+
+    ``key`` defaults to ``ATLAS_AUDIT_KEY`` (read only once a keyed event is met, so a
+    log of old events alone verifies without it); ``sink`` to the configured anchor.
+    Memory grows with the anchor (one hash per event), not with the events' content.
+    """
+    walk, anchor_exists = _walk_log(key, sink or get_sink())
     if walk.keyed and not anchor_exists:
         walk.bad(
             walk.keyed[0],
@@ -210,8 +215,48 @@ def verify(*, key: bytes | None = None, sink: AnchorSink | None = None) -> list[
                 f"event(s) {_span(first, end)} are not in the {walk.where} "
                 "(anchor truncated, or its write failed: see the log)",
             )
-    problems.sort(key=lambda p: -1 if p.seq is None else p.seq)
-    return problems
+    walk.problems.sort(key=lambda p: -1 if p.seq is None else p.seq)
+    return walk.problems
+
+
+class AnchorRepairRefused(Exception):
+    """The log has problems other than an unanchored tail; anchoring now would hide them."""
+
+
+def anchor_unanchored_tail(*, key: bytes | None = None, sink: AnchorSink | None = None) -> list[int]:
+    """Anchor the events at the end of the chain that a crash left unanchored; return their seqs.
+
+    A process that dies between its commit and its anchor write leaves keyed events
+    that ``verify`` reports as not anchored. Anchoring them afterwards is safe only
+    when nothing else is wrong: the chain, every HMAC (so the key's holder wrote them)
+    and the head verify, the anchor exists, and the unanchored events are the tail
+    (after the last anchored one). A gap in the middle, or any other problem, is
+    evidence and is refused. The repair is itself an audit event.
+    """
+    sink = sink or get_sink()
+    walk, anchor_exists = _walk_log(key, sink)
+    if walk.problems:
+        first = first_bad_event(walk.problems)
+        raise AnchorRepairRefused(
+            f"The audit log has {len(walk.problems)} problem(s) besides unanchored events"
+            + (f" (first bad event: #{first})" if first is not None else "")
+            + "; anchoring now would hide them. Run verify_audit_log and investigate."
+        )
+    if not walk.unanchored:
+        return []
+    if walk.keyed and not anchor_exists:
+        raise AnchorRepairRefused(f"The {walk.where} is missing: it is evidence, not a crash; restore it.")
+    if walk.anchored and min(walk.unanchored) < max(walk.anchored):
+        raise AnchorRepairRefused(
+            f"Events {_span(*_ranges(walk.unanchored)[0])} are missing from the middle of the"
+            f" {walk.where} (anchor cut or edited): only a tail left by a crash may be anchored."
+        )
+    hashes = dict(AuditEvent.objects.filter(seq__in=walk.unanchored).values_list("seq", "hash"))
+    for seq in walk.unanchored:
+        sink.append(seq, hashes[seq])
+    first, last = walk.unanchored[0], walk.unanchored[-1]
+    record("audit.anchor_repaired", first_seq=first, last_seq=last, count=len(walk.unanchored))
+    return list(walk.unanchored)
 
 
 def first_bad_event(problems: list[Problem]) -> int | None:

@@ -240,3 +240,58 @@ def test_events_of_the_unkeyed_chain_still_verify_and_the_keyed_chain_continues_
     _raw("UPDATE atlas_auditevent SET detail = %s WHERE seq = 1", [json.dumps({"n": 9})])
     _recompute_from(1, lambda data: hashlib.sha256(data).hexdigest())
     assert _first_bad() == 3
+
+
+# --- repairing a tail a crash left unanchored -------------------------------------------
+
+
+def _crash_before_anchor(anchor, n: int) -> None:
+    """What a process killed between its commit and its anchor write leaves: n unanchored events."""
+    lines = anchor.path.read_text().splitlines(keepends=True)
+    anchor.path.write_text("".join(lines[:-n]))
+
+
+def test_a_tail_left_unanchored_by_a_crash_is_anchored_on_request_and_recorded(chain, anchor):
+    _crash_before_anchor(anchor, 2)
+    assert _first_bad() == 4
+    assert audit.anchor_unanchored_tail() == [4, 5]
+    assert audit.verify() == []
+    repair = AuditEvent.objects.order_by("-seq").first()
+    assert repair.action == "audit.anchor_repaired"
+    assert repair.detail == {"count": 2, "first_seq": 4, "last_seq": 5}
+    assert audit.anchor_unanchored_tail() == []  # idempotent
+
+
+def test_the_command_anchors_the_tail_then_verifies(chain, anchor, capsys):
+    _crash_before_anchor(anchor, 1)
+    call_command("verify_audit_log", "--anchor-tail")
+    out = capsys.readouterr().out
+    assert "Anchored 1 event(s): #5..#5." in out and "The audit log verifies" in out
+
+
+def test_a_gap_in_the_middle_of_the_anchor_is_not_repaired(chain, anchor):
+    lines = anchor.path.read_text().splitlines(keepends=True)
+    anchor.path.write_text("".join(lines[:2] + lines[3:]))  # #3 cut out
+    before = anchor.path.read_text()
+    with pytest.raises(audit.AnchorRepairRefused, match="middle"):
+        audit.anchor_unanchored_tail()
+    with pytest.raises(CommandError, match="middle"):
+        call_command("verify_audit_log", "--anchor-tail")
+    assert anchor.path.read_text() == before
+    assert AuditEvent.objects.count() == 5
+
+
+def test_an_edited_log_is_not_repaired_even_if_its_tail_is_unanchored(chain, anchor):
+    _crash_before_anchor(anchor, 1)
+    _edit_payload(2)
+    before = anchor.path.read_text()
+    with pytest.raises(audit.AnchorRepairRefused, match="first bad event: #2"):
+        audit.anchor_unanchored_tail()
+    assert anchor.path.read_text() == before
+
+
+def test_a_deleted_anchor_is_not_recreated(chain, anchor):
+    os.remove(anchor.path)
+    with pytest.raises(audit.AnchorRepairRefused, match="missing"):
+        audit.anchor_unanchored_tail()
+    assert not anchor.path.exists()

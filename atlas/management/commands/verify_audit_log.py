@@ -2,11 +2,13 @@
 
 Checks the keyed chain in the database, the head row and the anchor outside the
 database (``atlas.audit_anchor``); exits 1 naming the first bad event.
+``--anchor-tail`` anchors the events a crash left unanchored at the end of the chain,
+when nothing else is wrong (``atlas.audit.anchor_unanchored_tail``), then verifies.
 """
 
 from django.core.management.base import BaseCommand, CommandError
 
-from atlas.audit import first_bad_event, verify
+from atlas.audit import AnchorRepairRefused, anchor_unanchored_tail, first_bad_event, verify
 from atlas.audit_anchor import get_sink
 from atlas.models import AuditEvent
 
@@ -17,7 +19,24 @@ class Command(BaseCommand):
         "event was edited, inserted or deleted, the table truncated, or the anchor deleted or cut."
     )
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--anchor-tail",
+            action="store_true",
+            help="First anchor the events at the end of the chain whose anchor write was lost in a crash "
+            "(refused if anything else is wrong); the repair is recorded in the log.",
+        )
+
     def handle(self, *args, **options) -> None:
+        if options["anchor_tail"]:
+            try:
+                repaired = anchor_unanchored_tail()
+            except AnchorRepairRefused as exc:
+                raise CommandError(str(exc)) from exc
+            if repaired:
+                self.stdout.write(f"Anchored {len(repaired)} event(s): #{repaired[0]}..#{repaired[-1]}.")
+            else:
+                self.stdout.write("No unanchored event to anchor.")
         problems = verify()
         if problems:
             for p in problems:
