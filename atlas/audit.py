@@ -19,7 +19,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 
 from .audit_anchor import AnchorSink, anchor_on_commit, get_sink, pending_entries
-from .audit_key import audit_key
+from .audit_key import audit_key, previous_audit_keys
 from .models import SCHEME_HMAC, SCHEME_SHA256, AuditEvent, AuditHead
 
 GENESIS = "0" * 64
@@ -123,6 +123,8 @@ class _Walk:
     keyed: list[int] = field(default_factory=list)
     unanchored: list[int] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
+    key_index: int = 0
+    _keys: list[bytes] | None = None
 
     def bad(self, seq: int | None, reason: str) -> None:
         self.problems.append(Problem(seq, reason))
@@ -161,14 +163,26 @@ class _Walk:
         if event.scheme not in (SCHEME_SHA256, SCHEME_HMAC):
             self.bad(event.seq, f"unknown hash scheme {event.scheme} (edited)")
             return
-        if event.scheme == SCHEME_HMAC:
-            self.key = self.key if self.key is not None else audit_key()
-            self.keyed.append(event.seq)
-        if event.compute_hash(self.key) != event.hash:
-            why = "edited"
-            if event.scheme == SCHEME_HMAC:
-                why += ", or recomputed without ATLAS_AUDIT_KEY (or this process has another key)"
-            self.bad(event.seq, f"its content does not match its hash ({why})")
+        if event.scheme == SCHEME_SHA256:
+            if event.compute_hash(None) != event.hash:
+                self.bad(event.seq, "its content does not match its hash (edited)")
+            return
+        self.keyed.append(event.seq)
+        keys = self.keys()
+        for index in range(self.key_index, len(keys)):  # never back to a key retired before
+            if event.compute_hash(keys[index]) == event.hash:
+                self.key_index = index
+                return
+        why = "edited, or recomputed without ATLAS_AUDIT_KEY (or this process has another key)"
+        if self.key_index:
+            why += "; events after a key rotation verify with the newer keys only"
+        self.bad(event.seq, f"its content does not match its hash ({why})")
+
+    def keys(self) -> list[bytes]:
+        """The keys, oldest first: the retired ones, then the current one (read at the first keyed event)."""
+        if self._keys is None:
+            self._keys = [self.key] if self.key is not None else [*previous_audit_keys(), audit_key()]
+        return self._keys
 
 
 def _walk_log(key: bytes | None, sink: AnchorSink) -> tuple[_Walk, bool]:

@@ -45,6 +45,20 @@ def audit_key() -> bytes:
     return key.encode()
 
 
+def previous_audit_keys() -> list[bytes]:
+    """Keys the log was chained with before the last rotation, oldest first.
+
+    ``ATLAS_AUDIT_PREVIOUS_KEYS`` (comma-separated): rotating means moving the current
+    key to the end of that list and setting a new ``ATLAS_AUDIT_KEY``. Verification
+    accepts an older key only up to the first event chained with a newer one, so a
+    retired key that leaks cannot sign events after the rotation.
+    """
+    raw = getattr(settings, "ATLAS_AUDIT_PREVIOUS_KEYS", []) or []
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    return [k.strip().encode() for k in raw if k.strip()]
+
+
 def check_audit_key(app_configs=None, **kwargs) -> list:
     """System check: production without the key is told at start, not only at the first write."""
     from django.core.checks import Warning

@@ -174,6 +174,10 @@ if ATLAS_AUDIT_KEY_IS_DEVELOPMENT:
     ATLAS_AUDIT_KEY = "dev-" + _audit_hashlib.sha256(
         f"atlas-audit-development-key:{SECRET_KEY}".encode()
     ).hexdigest()
+# Rotation: move the current key to the end of ATLAS_AUDIT_PREVIOUS_KEYS (comma-separated,
+# oldest first) and set a new ATLAS_AUDIT_KEY; old events keep verifying, new ones are
+# chained with the new key, and a retired key cannot sign events after the rotation.
+ATLAS_AUDIT_PREVIOUS_KEYS = env.list("ATLAS_AUDIT_PREVIOUS_KEYS", default=[])
 # The anchor: every committed event appends "seq hash" to an append-only file outside
 # the database (blank: ATLAS_VAR_DIR/audit/anchor.log), fsync'd after each line unless
 # ATLAS_AUDIT_ANCHOR_FSYNC=false. ATLAS_AUDIT_ANCHOR_SINK swaps in another sink class.

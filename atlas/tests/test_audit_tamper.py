@@ -295,3 +295,45 @@ def test_a_deleted_anchor_is_not_recreated(chain, anchor):
     with pytest.raises(audit.AnchorRepairRefused, match="missing"):
         audit.anchor_unanchored_tail()
     assert not anchor.path.exists()
+
+
+# --- key rotation -------------------------------------------------------------------------
+
+NEW_KEY = "rotated-key-" + "n" * 40
+
+
+def _rotate(settings) -> str:
+    old = settings.ATLAS_AUDIT_KEY
+    settings.ATLAS_AUDIT_PREVIOUS_KEYS = [old]
+    settings.ATLAS_AUDIT_KEY = NEW_KEY
+    return old
+
+
+def test_after_a_rotation_old_and_new_events_verify(chain, settings, capsys):
+    _rotate(settings)
+    audit.record("after.rotation")
+    assert audit.verify() == []
+    call_command("verify_audit_log")
+    assert "7 events" not in capsys.readouterr().err
+
+
+def test_a_retired_key_cannot_sign_events_after_the_rotation(chain, settings):
+    old = _rotate(settings)
+    audit.record("after.rotation")  # #6, under the new key
+    audit.record("after.rotation")  # #7
+    # An attacker holding only the retired key rewrites #7 and anchors nothing new.
+    event = AuditEvent.objects.get(seq=7)
+    event.detail = {"forged": True}
+    forged = event.compute_hash(old.encode())
+    _raw("UPDATE atlas_auditevent SET detail = %s, hash = %s WHERE seq = 7", [json.dumps({"forged": True}), forged])
+    _raw("UPDATE atlas_audithead SET hash = %s WHERE id = 1", [forged])
+    problems = audit.verify()
+    assert audit.first_bad_event(problems) == 7
+    assert any("newer keys only" in p.reason for p in problems)
+
+
+def test_forgetting_the_retired_key_names_the_first_old_event(chain, settings):
+    _rotate(settings)
+    audit.record("after.rotation")
+    settings.ATLAS_AUDIT_PREVIOUS_KEYS = []
+    assert _first_bad() == 1
