@@ -12,6 +12,7 @@ COPY compliance compliance
 COPY lineage lineage
 COPY privacy privacy
 COPY retention retention
+COPY demo demo
 RUN pip install --no-cache-dir '.[prod]'
 
 COPY manage.py ./

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from .admin_kit import ImmutableMixin
 from .models import AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ImmutableMixin, admin.ModelAdmin):
     """Read-only for everyone: the log is append-only, and the admin cannot change that."""
 
     list_display = ("seq", "at", "actor_name", "action", "target_type", "target_repr")
@@ -12,15 +13,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ("actor_name", "action", "target_repr", "target_id")
     date_hierarchy = "at"
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 # --- Roles at the beat door (security) ----------------------------------------------------------

@@ -8,9 +8,17 @@ in-process through the very same task functions.
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas.settings")
 
 app = Celery("atlas")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def _serve_worker_metrics(**kwargs) -> None:
+    from atlas.worker_metrics import on_worker_ready
+
+    on_worker_ready(**kwargs)

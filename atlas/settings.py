@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "lineage",
     "privacy",
     "retention",
+    "demo",  # the demo data set and pipeline (manage.py load_demo): the top floor, nothing imports it
 ]
 
 MIDDLEWARE = [
@@ -117,6 +118,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 WAREHOUSE_URL = env.str("WAREHOUSE_URL", default="")
 if not WAREHOUSE_URL and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     WAREHOUSE_URL = f"duckdb:///{VAR_DIR / 'warehouse.duckdb'}"
+# More warehouse engines, by URL scheme: scheme=dotted.path.Backend (atlas.warehouse.registry).
+ATLAS_WAREHOUSE_BACKENDS = env.dict("ATLAS_WAREHOUSE_BACKENDS", default={})
 
 # Memory DuckDB may use (the embedded warehouse, and file parsing on PostgreSQL);
 # beyond it DuckDB spills to ATLAS_VAR_DIR/tmp, so loads run in bounded memory.
@@ -137,18 +140,10 @@ ATLAS_INGEST_COPY_PART_BYTES = env.int("ATLAS_INGEST_COPY_PART_BYTES", default=8
 ATLAS_SOURCE_DATABASES = env.dict("ATLAS_SOURCE_DATABASES", default={})
 
 # --- Runner ----------------------------------------------------------------
-# Step hooks, called in order at prepare, staged, published and failed — the way
-# MIDDLEWARE works — so quality, compliance and lineage plug into the runner
-# without the runner importing them.
-ATLAS_STEP_HOOKS: list[str] = env.list(
-    "ATLAS_STEP_HOOKS",
-    default=[
-        "compliance.hooks.PiiHook",
-        "privacy.hooks.TombstoneGuard",
-        "quality.hooks.QualityGate",
-        "lineage.hooks.LineageHook",
-    ],
-)
+# Step hooks: the apps contribute them (atlas.extensions; by default every contributed
+# hook runs, in their order: compliance, privacy, quality, lineage). Set, this list of
+# dotted paths overrides which run and in which order, the way MIDDLEWARE does ("": none).
+ATLAS_STEP_HOOKS: list[str] | None = env.list("ATLAS_STEP_HOOKS") if "ATLAS_STEP_HOOKS" in os.environ else None
 # A run whose heartbeat is older than this is considered lost (killed worker).
 ATLAS_RUN_STALE_SECONDS = env.int("ATLAS_RUN_STALE_SECONDS", default=3600)
 # Longest line an ingest accepts; longer ones are quarantined with their reason.
@@ -206,8 +201,8 @@ PII_SCAN_ROWS = env.int("PII_SCAN_ROWS", default=100_000)  # larger tables are r
 PII_MIN_SHARE = env.float("PII_MIN_SHARE", default=0.6)  # share of values that must match
 PII_MIN_SCORE = env.float("PII_MIN_SCORE", default=0.35)  # mean recognizer score of the matches
 PII_SCAN_AFTER_INGEST = env.bool("PII_SCAN_AFTER_INGEST", default=True)
-# Who may not see PII gets masked values from every page that shows warehouse rows.
-ATLAS_ROW_MASKER = env.str("ATLAS_ROW_MASKER", default="compliance.masking.mask_rows")
+# Who may not see PII gets masked values from every page that shows warehouse rows: by the
+# row masker the compliance app contributes (atlas.extensions, "row_masker").
 # The policy a confirmed finding proposes, per entity type (action, options, reason).
 PII_DEFAULT_POLICIES: dict[str, dict] = {
     "EMAIL_ADDRESS": {"action": "hash"},
@@ -498,11 +493,13 @@ FILE_UPLOAD_HANDLERS = [
 MIDDLEWARE.insert(1, "atlas.request_limits.RequestSizeLimitMiddleware")
 
 # --- Warehouse least privilege (atlas.warehouse.privileges; `manage.py warehouse_roles`) -------
-# PostgreSQL: operator SQL (refine/aggregate SELECTs, previews) runs on a connection of its own,
-# logged in as ATLAS_WAREHOUSE_SQL_ROLE: it reads the layer schemas, writes only the staging table
-# granted for its statement, and cannot reach the atlas schema (PII key), public (Django) or any
-# other role. ATLAS_WAREHOUSE_KEY_ROLE owns the PII key table; the owner (blank: the role of the
-# warehouse URL) is its member. The password is for pg_hba methods that ask for one.
+# PostgreSQL: operator SQL (refine/aggregate SELECTs, checks, previews) runs on a connection of its
+# own, logged in as the role of the layer it produces or checks: ATLAS_WAREHOUSE_SQL_ROLE + "_explore"
+# (reads explore), "_chart" (explore, chart), "_navigate" (chart, navigate). It writes only the
+# staging table granted for its statement and cannot reach the atlas schema (PII key), public
+# (Django) or any other role. ATLAS_WAREHOUSE_KEY_ROLE owns the PII key table; the owner (blank: the
+# role of the warehouse URL) is its member. The password (all three roles) is for pg_hba methods
+# that ask for one.
 ATLAS_WAREHOUSE_OWNER_ROLE = env.str("ATLAS_WAREHOUSE_OWNER_ROLE", default="")
 ATLAS_WAREHOUSE_SQL_ROLE = env.str("ATLAS_WAREHOUSE_SQL_ROLE", default="atlas_sql")
 ATLAS_WAREHOUSE_SQL_PASSWORD = env.str("ATLAS_WAREHOUSE_SQL_PASSWORD", default="")

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from . import doors, health, metrics, views
+from . import doors, extensions, health, metrics, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,7 +11,8 @@ urlpatterns = [
     path("readyz", doors.readyz_door(health.readyz), name="readyz"),
     # Not public: the Prometheus scrape token or a staff user (atlas.doors).
     path("metrics", doors.metrics_door(metrics.metrics_view), name="metrics"),
-    path("api/v1/lineage", include("lineage.api.urls")),
+    # What the apps contribute ("urls" in their AppConfig, atlas.extensions): the lineage receiver.
+    *[path(route, include(urlconf)) for route, urlconf in extensions.contributions("urls")],
     path("api/", include("atlas.api.urls")),
     path("admin/", admin.site.urls),
 ]

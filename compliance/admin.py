@@ -19,9 +19,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from atlas import audit
-from pipelines.admin import ADMIN_CSS, ReadOnlyAdmin, RunRecordDisplay, admin_link
+from atlas.admin_kit import ADMIN_CSS, Palette, ReadOnlyAdmin, RunRecordDisplay, admin_link
 from pipelines.models import Dataset
 
+from .dataset_admin import SCAN_PERMISSION, scan_for_pii  # noqa: F401 (the Dataset admin's action, compliance's)
 from .detection import scan_dataset
 from .masking import mask_samples
 from .models import ColumnPolicy, PiiFinding, PiiScan
@@ -29,9 +30,9 @@ from .policies import decide_finding, record_policy_change
 
 _viewer = threading.local()  # the user a change page is rendered for (masked samples)
 FINDING_COLOURS = {"proposed": "#0d6efd", "confirmed": "#198754", "dismissed": "#6c757d"}
+FINDINGS = Palette(FINDING_COLOURS, css=())
 
 
-SCAN_PERMISSION = "compliance.add_piiscan"
 
 
 def _rescan(modeladmin: admin.ModelAdmin, request: HttpRequest, datasets, sample_size: int | None = None) -> list:
@@ -52,33 +53,6 @@ class ScanForm(forms.Form):
         min_value=1, max_value=100_000, initial=settings.PII_SAMPLE_SIZE,
         help_text="Distinct non-null values sampled per column, in the warehouse.",
     )
-
-
-@admin.action(description="Scan for PII", permissions=["scan_pii"])
-def scan_for_pii(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset) -> None:
-    """On the datasets' list: scan the selected datasets with the default sample size."""
-    _rescan(modeladmin, request, list(queryset))
-
-
-def add_scan_action_to_datasets(site: admin.AdminSite = admin.site) -> None:
-    """The datasets' list gets a "Scan for PII" action (idempotent).
-
-    Subclasses whatever admin the Dataset model has, so other apps' additions are kept.
-    """
-    current = site._registry.get(Dataset)
-    if current is None or getattr(current, "pii_scan_action", False):
-        return
-    base = type(current)
-
-    class DatasetAdminWithPiiScan(base):
-        pii_scan_action = True
-        actions = (*(base.actions or ()), scan_for_pii)
-
-        def has_scan_pii_permission(self, request: HttpRequest) -> bool:
-            return request.user.has_perm(SCAN_PERMISSION)
-
-    site.unregister(Dataset)
-    site.register(Dataset, DatasetAdminWithPiiScan)
 
 
 @admin.register(PiiScan)
@@ -153,8 +127,7 @@ class PiiFindingAdmin(admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: PiiFinding) -> str:
-        return format_html('<span class="atlas-badge" style="background-color: {}">{}</span>',
-                           FINDING_COLOURS.get(obj.status, "#6c757d"), obj.get_status_display())
+        return FINDINGS.badge(obj.status, obj.get_status_display())
 
     @admin.display(description="sample values")
     def sample_values(self, obj: PiiFinding) -> str:
@@ -224,5 +197,3 @@ class ColumnPolicyAdmin(admin.ModelAdmin):
             record_policy_change(obj, actor=request.user, before=None, deleted=True)
         super().delete_queryset(request, queryset)
 
-
-add_scan_action_to_datasets()

@@ -4,3 +4,15 @@ from django.apps import AppConfig
 class ComplianceConfig(AppConfig):
     name = "compliance"
     verbose_name = "Compliance"
+    # What compliance adds to the others (atlas.extensions): column policies in every refine step, the
+    # PII gate, a scan after every ingest; the row masker every page and endpoint showing rows uses;
+    # findings in /metrics; its endpoints and the datasets' PII summary in the API.
+    contributes = {
+        "step_hooks": ["compliance.hooks.PiiHook"],
+        "row_masker": ["compliance.masking.mask_rows"],
+        "metric_sources": ["compliance.metrics.compliance_metrics"],
+        "api_routes": ["compliance.api.urls.routes"],
+        "api_dataset_fields": ["compliance.api.urls.dataset_fields"],
+        "dataset_admin": ["compliance.dataset_admin.DatasetPiiScan"],
+        "dataset_tools": ["compliance.dataset_admin.dataset_tool"],
+    }

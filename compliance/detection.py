@@ -230,20 +230,19 @@ def scan_dataset(
         verdicts = classify_columns(samples)
         with transaction.atomic():
             saved = save_findings(dataset, verdicts, scan)
-            scan.status = RunStatus.SUCCEEDED
-            scan.columns_scanned = len(columns)
-            scan.findings_count = len(saved)
-            scan.rows_in = sum(len(v) for v in samples.values())
-            scan.details = {"columns": {v.column: v.entity for v in verdicts}}
-            scan.finished_at = timezone.now()
-            scan.save()
+            scan.finish(
+                RunStatus.SUCCEEDED,
+                columns_scanned=len(columns),
+                findings_count=len(saved),
+                rows_in=sum(len(v) for v in samples.values()),
+                details={"columns": {v.column: v.entity for v in verdicts}},
+            )
     except Exception as exc:
         logger.warning("PII scan of %s failed: %s", dataset.name, exc)
-        scan.status = RunStatus.FAILED
-        scan.error = str(exc) if isinstance(exc, WarehouseError) else f"{type(exc).__name__}: {exc}"
-        scan.traceback = traceback.format_exc()
-        scan.finished_at = timezone.now()
-        scan.save()
+        scan.fail(
+            str(exc) if isinstance(exc, WarehouseError) else f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(),
+        )
     return scan
 
 

@@ -1,12 +1,14 @@
 """The compliance step hook: protect Chart-bound columns, gate publishing, scan after ingest.
 
-On by default: ``ATLAS_STEP_HOOKS`` starts with ``compliance.hooks.PiiHook`` (before
-quality, so checks see the protected values, and before lineage).
+Contributed by this app (``ComplianceConfig.contributes``) and first of the step
+hooks (``order`` 100): before quality, so checks see the protected values, and
+before lineage, which marks the protected columns' edges as masking.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
@@ -25,10 +27,21 @@ from .policies import (
 )
 
 logger = logging.getLogger(__name__)
+# Policy actions that leave the value in clear (the column is not masked in lineage).
+CLEAR_ACTIONS = {"keep", "absent"}
+
+
+@dataclass
+class PiiState:
+    """Compliance's own state of a step run (``ctx.slot(PiiState)``): the policies applied, by column."""
+
+    policies: dict[str, str] = field(default_factory=dict)  # column -> action
 
 
 class PiiHook:
     """Applies column policies in refine steps and classifies what ingest steps load."""
+
+    order = 100
 
     def prepare(self, ctx: StepContext) -> None:
         if ctx.step.kind != Step.Kind.REFINE or ctx.select_sql is None:
@@ -38,17 +51,19 @@ class PiiHook:
         except PolicyError as exc:
             raise GateFailed(f"PII policies of {ctx.step.output.name}: {exc}") from exc
         if applied:
-            ctx.extra["pii_policies"] = applied
+            ctx.slot(PiiState).policies = applied
+            ctx.masked_columns |= {column for column, action in applied.items() if action not in CLEAR_ACTIONS}
             if hashed_columns(applied):
                 # Staged in clear until ``staged`` hashes them: the operator-SQL role may not read it.
-                ctx.extra["staging_private"] = True
+                ctx.staging_private = True
             ctx.step_run.details = {**(ctx.step_run.details or {}), "pii_policies": applied}
 
     def staged(self, ctx: StepContext) -> None:
         if ctx.step.kind != Step.Kind.REFINE or not ctx.staging:
             return
         # First: the hash policies' columns are staged in clear (see ``protect_select``).
-        apply_hash_policies(ctx.warehouse, ctx.schema, ctx.staging, hashed_columns(ctx.extra.get("pii_policies", {})))
+        policies = ctx.slot(PiiState).policies
+        apply_hash_policies(ctx.warehouse, ctx.schema, ctx.staging, hashed_columns(policies))
         missing = unprotected_columns(ctx.step)
         if missing:
             listed = "; ".join(f"{c} ({', '.join(sorted(e))})" for c, e in sorted(missing.items()))
@@ -58,7 +73,7 @@ class PiiHook:
                 " text), or keep it in clear with a reason, under Compliance > Column policies."
             )
         text_columns = [
-            c for c, a in ctx.extra.get("pii_policies", {}).items() if a == ColumnPolicy.Action.ANONYMISE_TEXT
+            c for c, a in policies.items() if a == ColumnPolicy.Action.ANONYMISE_TEXT
         ]
         if text_columns:
             changed = anonymise_text_columns(ctx.warehouse, ctx.schema, ctx.staging, text_columns)

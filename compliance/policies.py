@@ -14,16 +14,15 @@ import hmac
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import sqlglot
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from sqlglot import exp
-from sqlglot.lineage import lineage
 
 from atlas import audit
+from atlas.sql.lineage import column_lineage
 from atlas.warehouse import Warehouse
 from pipelines.models import Dataset, Layer, Step
 
@@ -125,16 +124,17 @@ def policy_sql(policy: ColumnPolicy, expr: str, wh: Warehouse, key: HashKey | No
     raise PolicyError(f"Unknown action {policy.action!r}.")
 
 
-def output_columns(select_sql: str, wh: Warehouse) -> list[str]:
+def output_columns(select_sql: str, wh: Warehouse, *, layer: str) -> list[str]:
     """The result's column names, from the SQL; from the warehouse when it selects ``*``.
 
-    The warehouse plans the operator's SQL as operator SQL (restricted: on PostgreSQL
-    as the operator-SQL role), never with the owner's rights.
+    The warehouse plans the operator's SQL as operator SQL of ``layer`` (the layer the
+    step writes; restricted: on PostgreSQL as that layer's operator-SQL role), never with
+    the owner's rights.
     """
     root = sqlglot.parse_one(select_sql, read="postgres")
     if isinstance(root, exp.Query) and not any(isinstance(e, exp.Star) or e.is_star for e in root.selects):
         return list(root.named_selects)
-    return wh.operator_columns(wh.transpile(select_sql))
+    return wh.operator_columns(wh.transpile(select_sql), layer=layer)
 
 
 def protect_select(select_sql: str, dataset: Dataset, wh: Warehouse) -> tuple[str, dict[str, str]]:
@@ -154,7 +154,7 @@ def protect_select(select_sql: str, dataset: Dataset, wh: Warehouse) -> tuple[st
     policies = {p.column: p for p in ColumnPolicy.objects.filter(dataset=dataset)}
     if not policies:
         return select_sql, {}
-    columns = output_columns(select_sql, wh)
+    columns = output_columns(select_sql, wh, layer=dataset.layer)
     if any(p.action == Action.HASH for p in policies.values()):
         key = hash_key()  # fail here, before any row is read, when no key is configured
         wh.ensure_pii_hmac(key.key_id, key.ipad, key.opad)
@@ -201,41 +201,17 @@ def apply_hash_policies(wh: Warehouse, schema: str, table: str, columns: Iterabl
 
 # --- where data flows: output columns of a refine step and their sources ------------
 def column_sources(step: Step) -> dict[str, set[tuple[str, str, str]]]:
-    """Each output column of a refine (or aggregate) step and the (layer, table, column) it reads."""
+    """Each output column of a refine (or aggregate) step and the (layer, table, column) it reads.
+
+    Every input the column's lineage lists (``atlas.sql.lineage``, the engine the
+    lineage graph and its OpenLineage facet read too): what its value is made of,
+    and what decides it for that column alone (a CASE condition, a window's
+    partition, a scalar subquery's filter) — not what decides which rows exist.
+    """
     inputs = list(step.inputs.prefetch_related("columns")) or _inputs(step)
-    schema = tuple(sorted((ds.layer, ds.table, tuple(sorted(c.name for c in ds.columns.all()))) for ds in inputs))
-    return {name: set(leaves) for name, leaves in _trace_columns(step.sql, schema).items()}
-
-
-@lru_cache(maxsize=256)
-def _trace_columns(
-    sql: str, tables: tuple[tuple[str, str, tuple[str, ...]], ...]
-) -> dict[str, frozenset[tuple[str, str, str]]]:
-    """Column lineage of one SELECT over ``tables`` (pure, cached: pages and gates ask often)."""
-    schema: dict[str, dict[str, dict[str, str]]] = {}
-    for layer, table, columns in tables:
-        schema.setdefault(layer, {})[table] = dict.fromkeys(columns, "text")
-    root = sqlglot.parse_one(sql, read="postgres")
-    try:
-        from sqlglot.optimizer.qualify import qualify
-
-        qualified = qualify(root.copy(), schema=schema, dialect="postgres")
-        out: dict[str, frozenset[tuple[str, str, str]]] = {}
-        for name in qualified.named_selects:
-            node = lineage(name, root, schema=schema, dialect="postgres")
-            leaves = set()
-            for n in node.walk():
-                if not n.downstream and isinstance(n.source, exp.Table):
-                    leaves.add((n.source.db, n.source.name, n.name.split(".")[-1]))
-            out[name] = frozenset(leaves)
-        return out
-    except (sqlglot.errors.SqlglotError, ValueError, KeyError):
-        # Lineage could not be traced: fall back to matching column names.
-        names = list(root.named_selects) if isinstance(root, exp.Query) else []
-        return {
-            name: frozenset((layer, table, name) for layer, table, columns in tables if name in columns)
-            for name in names
-        }
+    catalog = {(ds.layer, ds.table): [c.name for c in ds.columns.all()] or None for ds in inputs}
+    traced = column_lineage(step.sql, catalog)
+    return {name: traced.inputs(name) for name in traced.outputs}
 
 
 def _inputs(step: Step) -> list[Dataset]:

@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from atlas.admin_kit import ADMIN_CSS, Palette, ViewOnlyMixin
 from pipelines.models import Dataset
 
 from . import graph, outbox
@@ -23,6 +24,7 @@ STATUS_COLOURS = {
     OutboxEvent.Status.DELIVERED: "#198754",
     OutboxEvent.Status.FAILED: "#dc3545",
 }
+STATUS = Palette(STATUS_COLOURS, css=())
 
 
 class DatasetNodeFilter(admin.SimpleListFilter):
@@ -39,7 +41,7 @@ class DatasetNodeFilter(admin.SimpleListFilter):
 
 
 @admin.register(LineageNode)
-class LineageNodeAdmin(admin.ModelAdmin):
+class LineageNodeAdmin(ViewOnlyMixin, admin.ModelAdmin):
     """Datasets in the graph (Atlas's, sources, and those other tools report); each opens its lineage page."""
 
     list_display = ["name", "namespace", "origin", "column_count", "pii_count", "lineage_link"]
@@ -59,12 +61,6 @@ class LineageNodeAdmin(admin.ModelAdmin):
             .filter(kind=NodeKind.DATASET)
             .annotate(n_columns=Count("children"), n_pii=Count("children", filter=~Q(children__pii_entity="")))
         )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     @admin.display(description="columns", ordering="n_columns")
     def column_count(self, obj: LineageNode) -> int:
@@ -118,7 +114,7 @@ class LineageNodeAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(admin.ModelAdmin):
+class OutboxEventAdmin(ViewOnlyMixin, admin.ModelAdmin):
     """Emitted events: what waits, what failed and why; retry puts them back in line."""
 
     list_display = ["id", "event_type", "job_name", "status_badge", "attempts", "next_attempt_at", "created_at", "short_error"]
@@ -128,19 +124,12 @@ class OutboxEventAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in OutboxEvent._meta.fields]
     list_select_related = ["step_run"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+    class Media:
+        css = ADMIN_CSS
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: OutboxEvent) -> str:
-        return format_html(
-            '<span style="color:#fff;background:{};padding:1px 6px;border-radius:3px">{}</span>',
-            STATUS_COLOURS.get(obj.status, "#6c757d"),
-            obj.get_status_display(),
-        )
+        return STATUS.badge(obj.status, obj.get_status_display())
 
     @admin.display(description="last error")
     def short_error(self, obj: OutboxEvent) -> str:
@@ -166,7 +155,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReceivedEvent)
-class ReceivedEventAdmin(admin.ModelAdmin):
+class ReceivedEventAdmin(ViewOnlyMixin, admin.ModelAdmin):
     """Events other tools sent to POST /api/v1/lineage, exactly as received."""
 
     list_display = ["id", "event_type", "job_namespace", "job_name", "event_time", "received_at", "received_by"]
@@ -175,8 +164,3 @@ class ReceivedEventAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in ReceivedEvent._meta.fields]
     list_select_related = ["received_by"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

@@ -89,7 +89,7 @@ def reconcile(*, now: datetime | None = None, limit: int = 200) -> list[OutboxEv
                     step_run, step_run.step, TERMINAL_FOR[step_run.status],
                     lineage=declared_lineage(step_run.step),
                     error=step_run.error or None, traceback=step_run.traceback,
-                    assertions=events.quality_assertions(step_run),
+                    assertions=events.contributed_assertions(step_run),
                 )
             )
     return emitted

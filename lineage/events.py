@@ -199,29 +199,12 @@ def pipeline_event(event_type: str, run: PipelineRun, *, error: str = "", traceb
     return json.loads(Serde.to_json(event))
 
 
-def quality_assertions(step_run: StepRun) -> list[dict[str, Any]]:
-    """The quality checks run on the step's staged rows, as OpenLineage assertions (when quality is installed)."""
-    from django.apps import apps
+def contributed_assertions(step_run: StepRun) -> list[dict[str, Any]]:
+    """What the step run asserted about its output (quality's checks, ...), from the apps that contribute
+    ``lineage_assertions`` (:mod:`atlas.extensions`): OpenLineage data-quality assertion dicts."""
+    from atlas import extensions
 
-    if not apps.is_installed("quality"):
-        return []
-    result_model = apps.get_model("quality", "CheckResult")
-    rows = result_model.objects.filter(check_run__step_run=step_run).select_related("check_ref").order_by("id")
-    assertions = []
-    for r in rows:
-        columns = list(getattr(r.check_ref, "columns", None) or [])
-        item = {
-            "assertion": r.kind,
-            "success": r.outcome == "pass",
-            "name": r.check_name,
-            "severity": "warn" if r.severity == "warn" else "error",
-        }
-        if len(columns) == 1:
-            item["column"] = columns[0]
-        if r.message:
-            item["description"] = r.message[:500]
-        assertions.append(item)
-    return assertions
+    return [a for source in extensions.contributions("lineage_assertions") for a in source(step_run)]
 
 
 @lru_cache(maxsize=1)

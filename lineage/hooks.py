@@ -1,16 +1,19 @@
-"""Lineage joins the runner: OpenLineage events stored with the state changes they report.
+"""Lineage as a step hook: OpenLineage events stored with the state changes they report.
 
-Enable it with ``ATLAS_STEP_HOOKS = [..., "lineage.hooks.LineageHook"]`` after
-the hooks that rewrite the SELECT (compliance), so the lineage traced is the
-query that really ran. The runner stores every new status of a step run or
-pipeline run in a transaction and sends ``step_state_changed`` /
-``run_state_changed`` inside it (:mod:`pipelines.runner`); the receivers here
-write the event row (the outbox) in that same transaction, so a status and
-its event are committed, or rolled back, together. The outbox delivers later.
+``LineageHook`` is contributed by this app (``LineageConfig.contributes``) and
+runs last (``order`` 900), after the hooks that rewrite the SELECT
+(compliance), so the lineage traced is the query that really ran. The runner
+calls ``run_started``, ``run_finished`` and ``started`` inside the transaction
+that stores the new status, so a status and its event are committed, or rolled
+back, together; the terminal step events (``published``, ``skipped``,
+``failed``) follow the stored end, and :func:`lineage.emit.reconcile` closes
+any step run whose end was not recorded (the worker was killed in between).
+The outbox delivers later.
 
 Per pipeline run the outbox holds, in order: the pipeline's START, each
 step's START and COMPLETE/FAIL (their ``parent`` facet names the pipeline
-run), then the pipeline's COMPLETE, FAIL or ABORT.
+run), then the pipeline's COMPLETE, FAIL or ABORT. A lineage problem is
+logged and never fails the step or undoes its status (a savepoint keeps it apart).
 """
 
 from __future__ import annotations
@@ -19,9 +22,8 @@ import logging
 
 from django.db import transaction
 
-from pipelines import hooks as step_hooks
-from pipelines.hooks import StepContext
-from pipelines.models import PipelineRun, RunStatus, StepRun
+from pipelines.hooks import Origin, RunContext, StepContext
+from pipelines.models import RunStatus
 
 from . import events, graph
 from .emit import declared_lineage, emit, emit_pipeline
@@ -29,84 +31,109 @@ from .models import OutboxEvent
 
 logger = logging.getLogger(__name__)
 
-# What compliance's hook records in ``ctx.extra["pii_policies"]`` ({column: action}); these leave PII in clear.
-CLEAR_ACTIONS = {"keep", "absent"}
 PIPELINE_TERMINAL = {RunStatus.SUCCEEDED: "COMPLETE", RunStatus.FAILED: "FAIL", RunStatus.CANCELLED: "ABORT"}
-
-
-def masked_columns(ctx: StepContext) -> set[str]:
-    """Output columns a PII policy protected in this step (set by compliance before us)."""
-    applied = ctx.extra.get("pii_policies") or {}
-    return {column for column, action in applied.items() if action not in CLEAR_ACTIONS}
-
-
-class LineageHook:
-    """Naming it in ``ATLAS_STEP_HOOKS`` turns lineage on: events for every run and step, the graph kept current.
-
-    It needs no stage method: the work happens in the state-change receivers
-    below, inside the runner's transactions. A lineage problem is logged and
-    never fails the step or undoes its status (a savepoint keeps it apart);
-    :func:`lineage.emit.reconcile` closes any step run whose end was not recorded.
-    """
-
-
-def enabled() -> bool:
-    return any(isinstance(hook, LineageHook) for hook in step_hooks.hooks())
 
 
 def _has_start(**filters) -> bool:
     return OutboxEvent.objects.filter(event_type="START", **filters).exists()
 
 
-def _step_events(ctx: StepContext, status: str) -> None:
-    step_run, step = ctx.step_run, ctx.step
-    step_run.run = ctx.run
-    sql = ctx.select_sql
-    if status == RunStatus.RUNNING:
-        emit(step_run, step, "START", lineage=declared_lineage(step), sql=sql)
-    elif status == RunStatus.SUCCEEDED:
-        try:
-            with transaction.atomic():
-                lineage = graph.refresh_step(step, sql=sql, masked=masked_columns(ctx))
-        except Exception:
-            logger.exception("Lineage graph of step %r (run %s) not refreshed; the event names what it declares.",
-                             step.name, ctx.run.pk)
-            lineage = declared_lineage(step)
-        emit(step_run, step, "COMPLETE", lineage=lineage, sql=sql, assertions=events.quality_assertions(step_run))
-    elif status == RunStatus.SKIPPED:
-        # Nothing new to load: the run still ends (COMPLETE, no output written, lineage unchanged).
-        emit(step_run, step, "COMPLETE", lineage=declared_lineage(step), sql=sql)
-    elif status in (RunStatus.FAILED, RunStatus.CANCELLED):
-        declared = declared_lineage(step)
-        if not _has_start(step_run=step_run):
-            emit(step_run, step, "START", lineage=declared, sql=sql)  # START always comes first
-        emit(
-            step_run, step, "FAIL" if status == RunStatus.FAILED else "ABORT", lineage=declared, sql=sql,
-            error=step_run.error or ctx.error, traceback=step_run.traceback,
-            assertions=events.quality_assertions(step_run),
-        )
-
-
-def step_state_changed(sender, *, step_run: StepRun, ctx: StepContext, status: str, **kwargs) -> None:
-    """Receiver of ``pipelines.runner.step_state_changed``: the step run's event, in the caller's transaction."""
+def _safely(what: str, action) -> None:
+    """Run ``action`` in a savepoint; a lineage failure is logged, never raised into the runner."""
     try:
-        if not enabled():
-            return
-        with transaction.atomic():  # a savepoint: a lineage failure leaves the state change alone
-            _step_events(ctx, status)
-    except Exception:
-        logger.exception("Lineage event of step %r (run %s, %s) was not recorded.", ctx.step.name, ctx.run.pk, status)
-
-
-def run_state_changed(sender, *, run: PipelineRun, status: str, **kwargs) -> None:
-    """Receiver of ``pipelines.runner.run_state_changed``: the pipeline run's own START and end."""
-    try:
-        if not enabled():
-            return
         with transaction.atomic():
-            if status == RunStatus.RUNNING:
-                emit_pipeline(run, "START")
-            elif status in PIPELINE_TERMINAL and _has_start(run_uuid=events.pipeline_run_uuid(run)):
-                emit_pipeline(run, PIPELINE_TERMINAL[status], error=run.error, traceback=run.traceback)
+            action()
     except Exception:
-        logger.exception("Lineage event of pipeline run %s (%s) was not recorded.", run.pk, status)
+        logger.exception("Lineage event of %s was not recorded.", what)
+
+
+class LineageHook:
+    """Events for every run and step, the graph kept current (see the module docstring)."""
+
+    order = 900  # last: the query traced is the one the hooks before rewrote
+
+    def run_started(self, ctx: RunContext) -> None:
+        _safely(f"pipeline run {ctx.run.pk} (start)", lambda: emit_pipeline(ctx.run, "START"))
+
+    def run_finished(self, ctx: RunContext) -> None:
+        run = ctx.run
+
+        def end() -> None:
+            if ctx.status in PIPELINE_TERMINAL and _has_start(run_uuid=events.pipeline_run_uuid(run)):
+                emit_pipeline(run, PIPELINE_TERMINAL[ctx.status], error=run.error, traceback=run.traceback)
+
+        _safely(f"pipeline run {run.pk} ({ctx.status})", end)
+
+    def started(self, ctx: StepContext) -> None:
+        ctx.step_run.run = ctx.run
+        _safely(self._what(ctx, "start"), lambda: emit(
+            ctx.step_run, ctx.step, "START", lineage=declared_lineage(ctx.step), sql=ctx.select_sql
+        ))
+
+    def published(self, ctx: StepContext) -> None:
+        step_run, step = ctx.step_run, ctx.step
+        step_run.run = ctx.run
+
+        def complete() -> None:
+            if ctx.origin != Origin.RUN:
+                lineage = declared_lineage(step)  # rows added to the published table: the step's SQL did not run
+            else:
+                try:
+                    with transaction.atomic():
+                        lineage = graph.refresh_step(step, sql=ctx.select_sql, masked=ctx.masked_columns)
+                except Exception:
+                    logger.exception("Lineage graph of step %r (run %s) not refreshed; the event names what it"
+                                     " declares.", step.name, ctx.run.pk)
+                    lineage = declared_lineage(step)
+            emit(step_run, step, "COMPLETE", lineage=lineage, sql=ctx.select_sql,
+                 assertions=events.contributed_assertions(step_run))
+
+        _safely(self._what(ctx, "complete"), complete)
+
+    def skipped(self, ctx: StepContext) -> None:
+        # Nothing new to load: the run still ends (COMPLETE, no output written, lineage unchanged).
+        ctx.step_run.run = ctx.run
+        _safely(self._what(ctx, "skipped"), lambda: emit(
+            ctx.step_run, ctx.step, "COMPLETE", lineage=declared_lineage(ctx.step), sql=ctx.select_sql
+        ))
+
+    def failed(self, ctx: StepContext) -> None:
+        step_run, step = ctx.step_run, ctx.step
+        step_run.run = ctx.run
+
+        def fail() -> None:
+            declared = declared_lineage(step)
+            if not _has_start(step_run=step_run):
+                emit(step_run, step, "START", lineage=declared, sql=ctx.select_sql)  # START always comes first
+            emit(
+                step_run, step, "FAIL" if step_run.status == RunStatus.FAILED else "ABORT", lineage=declared,
+                sql=ctx.select_sql, error=step_run.error or ctx.error, traceback=step_run.traceback,
+                assertions=events.contributed_assertions(step_run),
+            )
+
+        _safely(self._what(ctx, "failure"), fail)
+
+    @staticmethod
+    def _what(ctx: StepContext, stage: str) -> str:
+        return f"step {ctx.step.name!r} (run {ctx.run.pk}, {stage})"
+
+
+def step_saved(step) -> None:
+    """A step's definition was saved (contributed as ``step_saved``): its SQL, source or output may have changed.
+
+    Refreshes the step's lineage once the save is committed; a step that cannot be traced keeps the old graph.
+    """
+    from pipelines.models import Step
+
+    step_id = step.pk
+
+    def refresh() -> None:
+        current = Step.objects.select_related("pipeline", "output", "source").filter(pk=step_id).first()
+        if current is None:
+            return
+        try:
+            graph.refresh_step(current)
+        except Exception:
+            logger.warning("Lineage of step %r not refreshed on save.", current.name, exc_info=True)
+
+    transaction.on_commit(refresh)

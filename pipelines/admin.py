@@ -8,11 +8,8 @@ batches) is read-only.
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import timedelta
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -25,10 +22,22 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
-from django.utils.module_loading import import_string
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
+from atlas import extensions
+from atlas.admin_kit import (
+    ADMIN_CSS,
+    Palette,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    RunRecordDisplay,
+    admin_link,
+    first_line,
+    json_pre,
+    pre,
+)
 from atlas.request_limits import upload_refusal
 from atlas.warehouse import WarehouseError, get_warehouse
 
@@ -53,7 +62,6 @@ logger = logging.getLogger(__name__)
 PREVIEW_ROWS = 20
 LATEST_BATCHES = 20
 PREVIEW_CELL_CHARS = 200
-ADMIN_CSS = {"all": ["atlas/admin.css"]}
 
 # One colour per status, for runs, step runs and loaded batches.
 STATUS_COLOURS = {
@@ -66,47 +74,41 @@ STATUS_COLOURS = {
     LoadedBatch.Status.LOADED: "#198754",
     LoadedBatch.Status.REJECTED: "#dc3545",
 }
+STATUS = Palette(STATUS_COLOURS)
+
+
+# --- what the other apps contribute (atlas.extensions) ----------------------------
+def contributed_panels(kind: str, request: HttpRequest, obj) -> list[str]:
+    """The sections apps contribute to ``obj``'s page, each rendered by its app with its own template."""
+    return [mark_safe(html) for panel in extensions.contributions(kind) if (html := panel(request, obj))]
+
+
+def build_dataset_admin(mixins: list[type] | None = None) -> type[admin.ModelAdmin]:
+    """The Dataset admin, built once: this app's, plus each app's contributed ``dataset_admin`` mixin.
+
+    A mixin adds methods (e.g. an action's permission check) and, merged here,
+    ``dataset_list_display``, ``dataset_list_filter``, ``dataset_actions`` and
+    ``dataset_select_related`` — no app unregisters and re-registers the admin.
+    """
+    mixins = extensions.contributions("dataset_admin") if mixins is None else mixins
+
+    def merged(name: str) -> tuple:
+        return tuple(item for mixin in mixins for item in getattr(mixin, name, ()))
+
+    base = DatasetAdminBase
+    attrs = {
+        "list_display": (*base.list_display, *merged("dataset_list_display")),
+        "list_filter": (*base.list_filter, *merged("dataset_list_filter")),
+        "actions": (*(base.actions or ()), *merged("dataset_actions")),
+        "list_select_related_extra": merged("dataset_select_related"),
+        "__module__": __name__,
+    }
+    return type("DatasetAdmin", (*mixins, base), attrs)
 
 
 # --- formatting ------------------------------------------------------------------
 def status_badge(status: str, label: str | None = None) -> str:
-    colour = STATUS_COLOURS.get(status, "#6c757d")
-    return format_html(
-        '<span class="atlas-badge atlas-badge-{}" style="background-color: {}">{}</span>',
-        status,
-        colour,
-        label or status,
-    )
-
-
-def human_duration(value: timedelta | None) -> str | None:
-    """``1.2 s``, ``3 min 4 s``, ``2 h 5 min``; None when the record has not started."""
-    if value is None:
-        return None
-    seconds = max(value.total_seconds(), 0.0)
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = int(seconds)
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60} s"
-    return f"{whole // 3600} h {whole % 3600 // 60} min"
-
-
-def first_line(text: str, chars: int = 120) -> str:
-    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-    return Truncator(line).chars(chars)
-
-
-def admin_link(obj, text: object | None = None) -> str | None:
-    if obj is None:
-        return None
-    opts = obj._meta
-    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-    return format_html('<a href="{}">{}</a>', url, obj if text is None else text)
-
-
-def pre(text: str) -> str:
-    return format_html('<pre class="atlas-pre">{}</pre>', text) if text else "-"
+    return STATUS.badge(status, label)
 
 
 def table_preview(schema: str, table: str, limit: int = PREVIEW_ROWS) -> dict:
@@ -135,67 +137,17 @@ def table_preview(schema: str, table: str, limit: int = PREVIEW_ROWS) -> dict:
 
 
 def mask_previews(user, dataset: Dataset, context: dict) -> None:
-    """Hide PII from users who may not see it (``ATLAS_ROW_MASKER``: the compliance app's)."""
-    if not settings.ATLAS_ROW_MASKER:
-        return
-    masker = import_string(settings.ATLAS_ROW_MASKER)
+    """Hide PII from users who may not see it (the row masker an app contributes: compliance's)."""
     for key in ("preview", "quarantine"):
         preview = context.get(key)
         if preview and preview.get("loaded"):
-            preview["rows"] = masker(user, dataset, preview["columns"], preview["rows"])
+            preview["rows"] = extensions.mask_rows(user, dataset, preview["columns"], preview["rows"])
 
 
 def _cell(value: object) -> object:
     if value is None or isinstance(value, int | float):
         return value
     return Truncator(str(value)).chars(PREVIEW_CELL_CHARS)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History: nobody adds or edits it; only superusers may delete it."""
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return request.user.is_superuser
-
-
-class ReadOnlyInline:
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
-class RunRecordDisplay:
-    """Columns shared by the run, step run and their inlines."""
-
-    @admin.display(description="status", ordering="status")
-    def status_badge(self, obj) -> str:
-        return status_badge(obj.status, obj.get_status_display())
-
-    @admin.display(description="duration")
-    def duration_display(self, obj) -> str | None:
-        return human_duration(obj.duration)
-
-    @admin.display(description="error")
-    def error_line(self, obj) -> str:
-        return first_line(obj.error)
-
-    @admin.display(description="traceback")
-    def traceback_pre(self, obj) -> str:
-        return pre(obj.traceback)
 
 
 # --- sources -----------------------------------------------------------------------
@@ -251,8 +203,9 @@ class DatasetColumnInline(admin.TabularInline):
         return False
 
 
-@admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdminBase(admin.ModelAdmin):
+    """The Dataset admin of this app; :func:`build_dataset_admin` adds what the other apps contribute."""
+
     list_display = (
         "name",
         "layer",
@@ -274,12 +227,14 @@ class DatasetAdmin(admin.ModelAdmin):
     )
     inlines = (DatasetColumnInline,)
     change_form_template = "admin/pipelines/dataset/change_form.html"
+    list_select_related_extra: tuple[str, ...] = ()
 
     class Media:
         css = ADMIN_CSS
 
     def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).annotate(columns_count=Count("columns"))
+        queryset = super().get_queryset(request).annotate(columns_count=Count("columns"))
+        return queryset.select_related(*self.list_select_related_extra) if self.list_select_related_extra else queryset
 
     @admin.display(description="table", ordering="table")
     def qualified_table(self, obj: Dataset) -> str:
@@ -293,6 +248,9 @@ class DatasetAdmin(admin.ModelAdmin):
         if obj is not None and obj.pk:
             context.update(self.warehouse_context(obj))
             mask_previews(request.user, obj, context)
+            context["dataset_panels"] = contributed_panels("dataset_panels", request, obj)
+            context["dataset_tools"] = [tool for make in extensions.contributions("dataset_tools")
+                                        if (tool := make(request, obj))]
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def warehouse_context(self, dataset: Dataset) -> dict:
@@ -625,6 +583,8 @@ class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
         return admin_link(obj.pipeline)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["run_panels"] = contributed_panels("run_panels", request, obj)
         if obj is not None and obj.is_active:
             totals = obj.step_runs.aggregate(
                 rows_in=Coalesce(Sum("rows_in"), 0),
@@ -772,10 +732,15 @@ class StepRunAdmin(RunRecordDisplay, ReadOnlyAdmin):
     @admin.display(description="details")
     def details_pre(self, obj: StepRun) -> str | None:
         return (
-            pre(json.dumps(obj.details, indent=2, sort_keys=True, default=str))
+            json_pre(obj.details, sort_keys=True)
             if obj.details
             else None
         )
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["run_panels"] = contributed_panels("run_panels", request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(LoadedBatch)
@@ -826,3 +791,8 @@ class LoadedBatchAdmin(ReadOnlyAdmin):
     @admin.display(description="step run")
     def step_run_link(self, obj: LoadedBatch) -> str | None:
         return admin_link(obj.step_run, f"step run #{obj.step_run_id}") if obj.step_run_id else None
+
+
+# Last, once every admin class above exists: the apps' mixins may use them.
+DatasetAdmin = build_dataset_admin()
+admin.site.register(Dataset, DatasetAdmin)

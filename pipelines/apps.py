@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class PipelinesConfig(AppConfig):
     name = "pipelines"
     verbose_name = "Pipelines"
+    # What pipelines adds to the project (atlas.extensions); the runner, its admin and API read what the
+    # other apps contribute from the same registry.
+    contributes = {
+        "metric_sources": [
+            "pipelines.metrics.pipeline_run_metrics",
+            "pipelines.metrics.step_metrics",
+            "pipelines.metrics.dataset_metrics",
+        ],
+        "api_routes": ["pipelines.api.urls.routes"],
+    }

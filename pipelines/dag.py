@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import graphlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -21,18 +22,20 @@ class StepSpec:
 def plan(steps: Sequence[StepSpec], *, produced_elsewhere: Iterable[int] = (), names: dict[int, str] | None = None) -> list[StepSpec]:
     """Topological order, stable in the given order; refuse cycles and orphan inputs.
 
+    ``graphlib`` orders; ties keep the declared order: every step whose inputs
+    are ready runs in the order it was declared, before the steps that read it.
     ``produced_elsewhere``: datasets that steps of other pipelines produce (a
     pipeline may read another pipeline's tables; it does not wait for them).
     """
     names = names or {}
     label = lambda ds: names.get(ds, f"dataset #{ds}")  # noqa: E731
-    producer: dict[int, StepSpec] = {}
-    for spec in steps:
+    producer: dict[int, int] = {}  # dataset id -> index of the step writing it
+    for i, spec in enumerate(steps):
         if spec.output in producer:
             raise PipelineDefinitionError(
-                f"Steps {producer[spec.output].name!r} and {spec.name!r} both write {label(spec.output)}."
+                f"Steps {steps[producer[spec.output]].name!r} and {spec.name!r} both write {label(spec.output)}."
             )
-        producer[spec.output] = spec
+        producer[spec.output] = i
     elsewhere = set(produced_elsewhere)
     for spec in steps:
         for ds in sorted(spec.inputs):
@@ -40,16 +43,24 @@ def plan(steps: Sequence[StepSpec], *, produced_elsewhere: Iterable[int] = (), n
                 raise PipelineDefinitionError(
                     f"Step {spec.name!r} reads {label(ds)}, which no step produces."
                 )
-    remaining = list(steps)
-    done: set[int] = set()
+    sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
+    for i, spec in enumerate(steps):
+        # A step may read its own output (append, merge): that is no dependency.
+        sorter.add(i, *sorted(producer[ds] for ds in spec.inputs - {spec.output} if ds in producer))
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        raise PipelineDefinitionError(f"The steps form a cycle: {_cycle_text(steps, exc.args[1])}.") from exc
     ordered: list[StepSpec] = []
-    while remaining:
-        ready = [s for s in remaining if all(ds in done or ds not in producer for ds in s.inputs - {s.output})]
-        if not ready:
-            cycle = " -> ".join(s.name for s in remaining)
-            raise PipelineDefinitionError(f"The steps form a cycle: {cycle}.")
-        for spec in ready:
-            ordered.append(spec)
-            done.add(spec.output)
-            remaining.remove(spec)
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        ordered.extend(steps[i] for i in ready)
+        sorter.done(*ready)
     return ordered
+
+
+def _cycle_text(steps: Sequence[StepSpec], cycle: list[int]) -> str:
+    """``a -> b``: the steps of the cycle in data order (each feeds the next), from the one declared first."""
+    loop = cycle[:-1]  # graphlib names the first step again at the end
+    start = loop.index(min(loop))
+    return " -> ".join(steps[i].name for i in loop[start:] + loop[:start])

@@ -1,10 +1,26 @@
-"""Step hooks: how quality, compliance and lineage join the runner without it importing them.
+"""Step hooks: how quality, compliance, privacy and lineage join the runner without it importing them.
 
-``settings.ATLAS_STEP_HOOKS`` lists dotted paths to classes; each may define
-any of ``prepare``, ``staged``, ``published`` and ``failed`` taking a
-:class:`StepContext`. They are called in order (``failed`` in reverse), like
-Django's MIDDLEWARE. ``prepare`` may rewrite ``ctx.select_sql``; ``staged`` may
-raise :class:`GateFailed` to stop publishing.
+Apps contribute hook classes (``contributes = {"step_hooks": [...]}`` in their
+``AppConfig``, see :mod:`atlas.extensions`); they run by their ``order``
+attribute, like Django's MIDDLEWARE (``failed`` in reverse).
+``settings.ATLAS_STEP_HOOKS``, when set, overrides which hooks run and in which
+order (a list of dotted paths; ``[]``: none).
+
+A hook may define any of these methods; the runner (:mod:`pipelines.runner`)
+calls them, and nothing else does:
+
+=================  ===========================================================================
+``run_started``    a run was claimed; called in the transaction that marks it running
+``run_finished``   a run ended (``ctx.status``); called in the transaction that stores its end
+``started``        a step run began; called in the transaction that marks it running
+``prepare``        before anything is staged, for every step kind; may rewrite ``ctx.select_sql``
+``staged``         a staged table (``ctx.staging``) before publishing; may raise :class:`GateFailed`
+``published``      the step's output was published and its success stored
+``skipped``        the step had nothing new to do (ingest: every file already loaded)
+``failed``         the step failed (``ctx.error``); never raises, called in reverse order
+=================  ===========================================================================
+
+Run hooks get a :class:`RunContext`, step hooks a :class:`StepContext`.
 """
 
 from __future__ import annotations
@@ -12,49 +28,89 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from atlas import extensions
 from atlas.warehouse import Warehouse
 
 logger = logging.getLogger(__name__)
-# ``skipped``: the step had nothing new to do (ingest: every file already loaded); nothing was published.
-STAGES = ("prepare", "staged", "published", "failed", "skipped")
+STEP_STAGES = ("started", "prepare", "staged", "published", "skipped", "failed")
+RUN_STAGES = ("run_started", "run_finished")
+STAGES = STEP_STAGES + RUN_STAGES
+T = TypeVar("T")
 
 
 class GateFailed(Exception):
     """A hook refuses to publish the staged data; the message tells the operator why."""
 
 
+class Origin:
+    """Why a step runs: its pipeline's run, or re-processing quarantined rows into its published table."""
+
+    RUN = "run"
+    REPROCESS = "reprocess"
+
+
+@dataclass
+class RunContext:
+    run: Any  # PipelineRun
+    status: str
+
+
 @dataclass
 class StepContext:
+    """One step run as the runner and its hooks share it: typed fields, no free-form dict."""
+
     run: Any  # PipelineRun
     step: Any  # Step
     step_run: Any  # StepRun
     warehouse: Warehouse
     schema: str
     target: str
+    origin: str = Origin.RUN
     select_sql: str | None = None  # refine/aggregate, PostgreSQL dialect, before transpiling
-    staging: str | None = None  # staged table, in ``schema``
+    staging: str | None = None  # the table staged now, in ``schema``
+    staged_tables: list[str] = field(default_factory=list)  # every staging table still to drop on failure
+    staging_private: bool = False  # a prepare hook asks that the operator-SQL role may not read the staging table
+    rows_quarantined: int = 0  # rows ``staged`` hooks moved out of ``staging`` (added up; the runner resets it)
+    masked_columns: set[str] = field(default_factory=set)  # output columns a policy protected (for lineage)
     batch_id: str | None = None  # ingest
     error: BaseException | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # for hooks to talk to each other
+    _slots: dict[type, Any] = field(default_factory=dict, repr=False)
+
+    def slot(self, kind: type[T]) -> T:
+        """The per-step state an app declares as its own class (created empty on first use)."""
+        if kind not in self._slots:
+            self._slots[kind] = kind()
+        return self._slots[kind]
 
 
-@lru_cache(maxsize=8)
-def _load(paths: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(import_string(p)() for p in paths)
+@lru_cache(maxsize=16)
+def _load(paths: tuple[str, ...] | None) -> tuple[Any, ...]:
+    classes = extensions.step_hooks() if paths is None else [import_string(p) for p in paths]
+    return tuple(cls() for cls in classes)
+
+
+extensions.on_change(_load.cache_clear)
+
+
+def hook_paths() -> list[str]:
+    """Dotted paths of the hooks that run, in order (the setting's, or every contributed hook)."""
+    return [extensions.dotted(type(h)) for h in hooks()]
 
 
 def hooks() -> tuple[Any, ...]:
-    return _load(tuple(settings.ATLAS_STEP_HOOKS))
+    configured = getattr(settings, "ATLAS_STEP_HOOKS", None)
+    return _load(None if configured is None else tuple(configured))
 
 
-def call(stage: str, ctx: StepContext) -> None:
+def call(stage: str, ctx: StepContext | RunContext) -> None:
     """Call every hook's ``stage`` method; ``failed`` never raises (it must not hide the error)."""
-    assert stage in STAGES
+    if stage not in STAGES:
+        raise ValueError(f"Unknown hook stage {stage!r}; one of {', '.join(STAGES)}.")
     ordered = reversed(hooks()) if stage == "failed" else hooks()
     for hook in ordered:
         method = getattr(hook, stage, None)
@@ -67,3 +123,11 @@ def call(stage: str, ctx: StepContext) -> None:
                 logger.exception("Step hook %r failed while handling a failure", hook)
         else:
             method(ctx)
+
+
+def after_staging(ctx: StepContext) -> int:
+    """Call the ``staged`` hooks on ``ctx.staging``; the rows they moved to quarantine (counted once)."""
+    ctx.rows_quarantined = 0
+    call("staged", ctx)
+    moved, ctx.rows_quarantined = ctx.rows_quarantined, 0
+    return moved

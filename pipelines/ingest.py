@@ -76,7 +76,7 @@ def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> Staged
 
     batch_id = new_batch_id()
     ctx.batch_id, ctx.staging = batch_id, staging_name(ctx.target, batch_id)
-    ctx.extra["staged_tables"].append(ctx.staging)
+    ctx.staged_tables.append(ctx.staging)
     record.batch_id = batch_id
     try:
         result = wh.load_file(
@@ -119,8 +119,7 @@ def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> Staged
         record.status, record.reason = LoadedBatch.Status.REJECTED, str(exc)
         record.save()
         raise
-    hooks.call("staged", ctx)
-    dropped = int(ctx.extra.pop("rows_quarantined", 0))  # moved to quarantine by a staged hook
+    dropped = hooks.after_staging(ctx)  # rows the ``staged`` hooks moved to quarantine
     record.status = LoadedBatch.Status.LOADED
     record.rows_loaded, record.rows_rejected = result.rows - dropped, rejected + dropped
     record.save()
@@ -129,11 +128,21 @@ def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> Staged
     return StagedBatch(ctx.staging, batch_id, dataset.qualified_table, f.checksum, f.label[:1000], result.rows - dropped)
 
 
+class IngestWork:
+    """Ingest: every new file of the step's source staged on its own, then all published together."""
+
+    def begin(self, ctx: StepContext) -> None:
+        return None
+
+    def run(self, ctx: StepContext, *, progress) -> StepOutcome:
+        return run_ingest(ctx, progress=progress)
+
+
 def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
     """Load every new file of the step's source; publish them together or not at all."""
     outcome = StepOutcome(status=RunStatus.SUCCEEDED)
     staged: list[StagedBatch] = []
-    ctx.extra["staged_tables"] = []
+    ctx.staged_tables = []
     with source_files(ctx.step.source) as files:
         for f in files:
             batch = _stage_file(ctx, f, outcome)
@@ -147,6 +156,6 @@ def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
     ctx.warehouse.publish_batches(schema=ctx.schema, target=ctx.target, batches=staged, replace=replace)
     if replace:
         outcome.table_rows = sum(b.rows for b in staged)
-    ctx.extra["staged_tables"] = []
+    ctx.staged_tables = []
     ctx.staging = None
     return outcome

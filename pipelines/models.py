@@ -7,7 +7,6 @@ warehouse (``atlas.warehouse``), in one schema per layer.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -15,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from atlas.runs import RunRecordBase, RunStatus
 from atlas.warehouse.base import FileFormat, WriteMode
 from atlas.warehouse.filereader import ENCODINGS
 
@@ -293,6 +293,14 @@ class Step(models.Model):
     def __str__(self) -> str:
         return f"{self.pipeline.name} / {self.name}"
 
+    def save(self, *args, **kwargs) -> None:
+        """Save, then tell the apps that contribute ``step_saved`` (lineage re-traces the step)."""
+        super().save(*args, **kwargs)
+        from atlas import extensions
+
+        for saved in extensions.contributions("step_saved"):
+            saved(self)
+
     @property
     def keys(self) -> list[str]:
         return [k.strip() for k in self.merge_keys.split(",") if k.strip()]
@@ -333,15 +341,6 @@ class Step(models.Model):
             raise ValidationError(errors)
 
 
-class RunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-    SKIPPED = "skipped", "Skipped"
-
-
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED)
 
@@ -353,26 +352,16 @@ class Trigger(models.TextChoices):
     CLI = "cli", "Command line"
 
 
-class RunRecord(models.Model):
-    """What every run record carries: status, timings, counts, error."""
+class RunRecord(RunRecordBase):
+    """A run record with row counts and the traceback (pipeline and step runs, PII scans)."""
 
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     rows_in = models.BigIntegerField(default=0)
     rows_out = models.BigIntegerField(default=0)
     rows_rejected = models.BigIntegerField(default=0)
-    error = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
 
     class Meta:
         abstract = True
-
-    @property
-    def duration(self) -> timedelta | None:
-        if not self.started_at:
-            return None
-        return (self.finished_at or timezone.now()) - self.started_at
 
     @property
     def is_active(self) -> bool:

@@ -4,6 +4,14 @@ Every door (beat, admin, API, manage.py) calls :func:`start_run`; a Celery
 task (or, embedded, a thread or the caller itself) calls :func:`execute_run`
 with the run id. Executing is safe to repeat: a run is claimed with a
 conditional update, and a second call claims nothing.
+
+The runner owns the run and step lifecycle: it claims the run, plans the
+steps, and for each step records its status, calls the step hooks
+(:mod:`pipelines.hooks`) at every stage, stages and publishes through the
+step's work (:class:`~pipelines.ingest.IngestWork`,
+:class:`~pipelines.transform.TransformWork`, or the work a caller brings:
+re-processing quarantined rows), and records the end. Other doors that run
+steps (the privacy rebuild, quarantine re-processing) come through here too.
 """
 
 from __future__ import annotations
@@ -12,10 +20,10 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable
+from typing import Protocol
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connections, transaction
-from django.dispatch import Signal
 from django.utils import timezone
 
 from atlas import audit
@@ -23,8 +31,8 @@ from atlas.warehouse import WarehouseError, get_warehouse
 
 from . import hooks
 from .dag import PipelineDefinitionError, StepSpec, plan
-from .hooks import GateFailed, StepContext
-from .ingest import StepOutcome, run_ingest
+from .hooks import GateFailed, Origin, RunContext, StepContext
+from .ingest import IngestWork, StepOutcome
 from .models import (
     ACTIVE_STATUSES,
     Dataset,
@@ -37,24 +45,37 @@ from .models import (
     Trigger,
 )
 from .sql import SQLValidationError
-from .transform import known_tables, run_transform, step_inputs
+from .transform import TransformWork, known_tables, step_inputs
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 15
 # Errors whose message is written for the operator: shown as they are.
 EXPECTED_ERRORS = (WarehouseError, GateFailed, SQLValidationError, PipelineDefinitionError)
 
-# Sent inside the transaction that stores a new status (kwargs: step_run, ctx, status / run, status),
-# so what a receiver writes there (lineage's OpenLineage outbox row) commits or rolls back with it.
-step_state_changed = Signal()
-run_state_changed = Signal()
+
+class StepWork(Protocol):
+    """What a step does between its ``prepare`` hooks and its end: stage, call ``staged``, publish.
+
+    :class:`~pipelines.ingest.IngestWork` and :class:`~pipelines.transform.TransformWork`
+    are the steps' own; another door may bring its own (quarantine re-processing).
+    """
+
+    def begin(self, ctx: StepContext) -> None:
+        """Before the ``prepare`` hooks (a transform checks its inputs and sets the SELECT)."""
+
+    def run(self, ctx: StepContext, *, progress: Callable[[StepOutcome], None]) -> StepOutcome:
+        """Stage, call :func:`pipelines.hooks.after_staging`, publish; the outcome to record."""
 
 
-def save_step_state(ctx: StepContext, update_fields: list[str] | None = None) -> None:
-    """Store the step run's new status and tell the receivers, in one transaction."""
+def save_step_state(ctx: StepContext, update_fields: list[str] | None = None, *, stage: str | None = None) -> None:
+    """Store the step run's new status; ``stage`` hooks are called in the same transaction.
+
+    What a hook writes there (lineage's OpenLineage outbox row) commits or rolls back with the status.
+    """
     with transaction.atomic():
         ctx.step_run.save(update_fields=update_fields)
-        step_state_changed.send(sender=StepRun, step_run=ctx.step_run, ctx=ctx, status=ctx.step_run.status)
+        if stage:
+            hooks.call(stage, ctx)
 
 
 class RunRefused(Exception):
@@ -226,12 +247,12 @@ def _finish(run: PipelineRun, status: str, *, error: str = "", tb: str = "", onl
         )
         run.refresh_from_db()
         if updated:
-            run_state_changed.send(sender=PipelineRun, run=run, status=status)
+            hooks.call("run_finished", RunContext(run=run, status=status))
     return updated
 
 
-def execute_run(run_id: int) -> PipelineRun | None:
-    """Run a queued run to its end. Returns None when there was nothing to claim."""
+def _claim(run_id: int) -> PipelineRun | None:
+    """Mark a queued run running (the ``run_started`` hooks in the same transaction); None if not queued."""
     now = timezone.now()
     with transaction.atomic():
         if not PipelineRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
@@ -240,12 +261,33 @@ def execute_run(run_id: int) -> PipelineRun | None:
             logger.info("Run %s is not queued any more; nothing to do.", run_id)
             return None
         run = PipelineRun.objects.select_related("pipeline").get(pk=run_id)
-        run_state_changed.send(sender=PipelineRun, run=run, status=RunStatus.RUNNING)
+        hooks.call("run_started", RunContext(run=run, status=RunStatus.RUNNING))
+    return run
+
+
+def execute_run(
+    run_id: int,
+    *,
+    only: set[int] | None = None,
+    work: dict[int, StepWork] | None = None,
+    origin: str = Origin.RUN,
+) -> PipelineRun | None:
+    """Run a queued run to its end. Returns None when there was nothing to claim.
+
+    ``only``: the ids of the steps to run (the others are left out, the order is the
+    pipeline's); ``work``: by step id, the work to do instead of the step's own (see
+    :func:`run_step`); ``origin``: why the steps run, for the hooks (:class:`Origin`).
+    """
+    run = _claim(run_id)
+    if run is None:
+        return None
     try:
         steps = plan_steps(run.pipeline)
     except PipelineDefinitionError as exc:
         _finish(run, RunStatus.FAILED, error=str(exc))
         return run
+    if only is not None:
+        steps = [s for s in steps if s.pk in only]
     step_runs = StepRun.objects.bulk_create(
         [
             StepRun(run=run, step=s, step_name=s.name, kind=s.kind, output=s.output, position=i)
@@ -259,12 +301,27 @@ def execute_run(run_id: int) -> PipelineRun | None:
                 _finish(run, RunStatus.CANCELLED, error=f"Cancelled by request before step {step.name!r}.")
                 return run
             PipelineRun.objects.filter(pk=run.pk).update(current_step=step.name, heartbeat_at=timezone.now())
-            if not run_step(run, step, step_run):
+            if not run_step(run, step, step_run, work=(work or {}).get(step.pk), origin=origin):
                 _cancel_rest(step_runs)
                 _finish(run, RunStatus.FAILED, error=f"Step {step.name!r} failed: {step_run.error}")
                 return run
     _finish(run, RunStatus.SUCCEEDED)
     return run
+
+
+def run_work(
+    step: Step, work: StepWork, *, origin: str, actor=None, trigger: str = Trigger.MANUAL
+) -> tuple[PipelineRun, StepRun | None]:
+    """Run ``work`` as ``step`` of its pipeline, now, in a run of its own: the same lifecycle, hooks and lock.
+
+    For doors that write to a step's published table with other work than the
+    step's own (re-processing quarantined rows). Raises :class:`RunRefused`
+    when the pipeline is disabled or already running.
+    """
+    run = start_run(step.pipeline, actor=actor, trigger=trigger, dispatch=False)
+    execute_run(run.pk, only={step.pk}, work={step.pk: work}, origin=origin)
+    run.refresh_from_db()
+    return run, run.step_runs.filter(step=step).first()  # None: the pipeline's definition is broken
 
 
 def _cancel_rest(step_runs: list[StepRun]) -> None:
@@ -283,21 +340,34 @@ def _progress(step_run: StepRun) -> Callable[[StepOutcome], None]:
     return report
 
 
-def run_step(run: PipelineRun, step: Step, step_run: StepRun) -> bool:
-    """Execute one step; True when it succeeded (or had nothing new to do)."""
+def step_work(step: Step) -> StepWork:
+    """The work of a step of this kind: stage what it produces, call the ``staged`` hooks, publish."""
+    return IngestWork() if step.kind == Step.Kind.INGEST else TransformWork()
+
+
+def run_step(
+    run: PipelineRun, step: Step, step_run: StepRun, *, work: StepWork | None = None, origin: str = Origin.RUN
+) -> bool:
+    """Execute one step; True when it succeeded (or had nothing new to do).
+
+    The lifecycle, the same for every kind of step and every door: ``started`` (with the
+    running status), the work's ``begin``, ``prepare``, the work's ``run`` (which stages,
+    calls ``staged`` and publishes), then ``published`` or ``skipped`` after the status
+    is stored — or ``failed``, with the staging tables dropped.
+    """
     wh = get_warehouse()
+    work = work or step_work(step)
     ctx = StepContext(
-        run=run, step=step, step_run=step_run, warehouse=wh, schema=step.output.layer, target=step.output.table
+        run=run, step=step, step_run=step_run, warehouse=wh, schema=step.output.layer, target=step.output.table,
+        origin=origin,
     )
     step_run.status, step_run.started_at = RunStatus.RUNNING, timezone.now()
-    save_step_state(ctx, ["status", "started_at"])
+    save_step_state(ctx, ["status", "started_at"], stage="started")
     try:
         wh.ensure_schemas()
-        if step.kind == Step.Kind.INGEST:
-            hooks.call("prepare", ctx)
-            outcome = run_ingest(ctx, progress=_progress(step_run))
-        else:
-            outcome = run_transform(ctx)
+        work.begin(ctx)
+        hooks.call("prepare", ctx)
+        outcome = work.run(ctx, progress=_progress(step_run))
         if outcome.status != RunStatus.SKIPPED:
             refresh_dataset(step.output, row_count=outcome.table_rows)
         step_run.status = outcome.status
@@ -328,7 +398,7 @@ def run_step(run: PipelineRun, step: Step, step_run: StepRun) -> bool:
 
 
 def _drop_staging(ctx: StepContext) -> None:
-    for name in ctx.extra.get("staged_tables", []):
+    for name in ctx.staged_tables:
         try:
             ctx.warehouse.drop_table(ctx.schema, name)
         except WarehouseError:

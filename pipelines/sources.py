@@ -6,10 +6,8 @@ Everything is streamed in fixed-size chunks, and each file's content checksum
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
-import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -22,6 +20,7 @@ import urllib3
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 
+from atlas.warehouse import registry
 from atlas.warehouse.base import FileFormat, FileLayout
 from atlas.warehouse.filereader import IngestError
 
@@ -240,35 +239,12 @@ def _export_query(source: Source, tmp: str) -> SourceFile:
     path = os.path.join(tmp, "query.csv")
     query = source.query.strip().rstrip(";")
     try:
-        if url.startswith(("postgres://", "postgresql://")):
-            import psycopg
-
-            with psycopg.connect(url) as conn, conn.cursor() as cur, open(path, "wb") as out:
-                conn.read_only = True
-                with cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)") as copy:
-                    for chunk in copy:
-                        out.write(chunk)
-        elif url.startswith("duckdb://"):
-            import duckdb
-
-            con = duckdb.connect(url.removeprefix("duckdb://"), read_only=True)
-            try:
-                con.execute(f"COPY ({query}) TO '{path}' (FORMAT csv, HEADER true)")
-            finally:
-                con.close()
-        elif url.startswith("sqlite://"):
-            con = sqlite3.connect(f"file:{url.removeprefix('sqlite://')}?mode=ro", uri=True)
-            try:
-                cur = con.execute(query)
-                with open(path, "w", newline="", encoding="utf-8") as out:
-                    writer = csv.writer(out)
-                    writer.writerow([d[0] for d in cur.description])
-                    while rows := cur.fetchmany(10_000):
-                        writer.writerows(rows)
-            finally:
-                con.close()
-        else:
-            raise IngestError(f"Unsupported database URL for source {source.name!r}: use postgresql, duckdb or sqlite.")
+        registry.export_query(url, query, path)
+    except registry.UnknownBackend as exc:
+        raise IngestError(
+            f"Unsupported database URL for source {source.name!r}: use one of"
+            f" {', '.join(registry.source_schemes())}."
+        ) from exc
     except IngestError:
         raise
     except Exception as exc:  # driver errors differ per engine; the message is what matters

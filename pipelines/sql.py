@@ -19,6 +19,7 @@ from sqlglot import exp
 from atlas.sql import Catalog, SQLRefused, parse_statement, validate_select
 from atlas.sql.functions import check_function
 from atlas.sql.nodes import check_syntax
+from atlas.sql.transpile import check_same_meaning
 from atlas.warehouse.base import LAYER_SCHEMAS
 
 
@@ -59,6 +60,8 @@ def _columns_lookup(known: Iterable[tuple[str, str]] | Mapping[tuple[str, str], 
 def _dataset_columns(layer: str, table: str, value: Any) -> frozenset[str] | None:
     if value is None:
         return None
+    if isinstance(value, Mapping):  # column -> type
+        return frozenset(str(k) for k in value) or None
     if isinstance(value, Iterable) and not isinstance(value, str | bytes):
         names = frozenset(str(v) for v in value)
         return names or None
@@ -73,6 +76,42 @@ def _dataset_columns(layer: str, table: str, value: Any) -> frozenset[str] | Non
     except WarehouseError:
         pass
     return frozenset(value.columns.values_list("name", flat=True)) or None
+
+
+def _dataset_types(layer: str, table: str, value: Any) -> dict[str, str] | None:
+    """Column types of a dataset (warehouse first, then the catalogue), or None where unknown."""
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()} or None
+    if value is None or getattr(value, "pk", None) is None:  # names only, or a Dataset not saved yet
+        return None
+    from atlas.warehouse import WarehouseError, get_warehouse
+
+    try:
+        wh = get_warehouse()
+        if wh.table_exists(layer, table):
+            return {c.name: c.type for c in wh.columns(layer, table)} or None
+    except WarehouseError:
+        pass
+    typed = {c.name: c.data_type for c in value.columns.all()}
+    return typed if typed and all(typed.values()) else None
+
+
+def check_same_meaning_on_engines(
+    sql: str, tables: Iterable[tuple[str, str]], known: Iterable[tuple[str, str]] | Mapping[tuple[str, str], Any]
+) -> None:
+    """Refuse what would not mean the same on DuckDB as on PostgreSQL, by the datasets' column types."""
+    types: dict[tuple[str, str], dict[str, str]] = {}
+    complete = isinstance(known, Mapping)
+    for key in tables:
+        found = _dataset_types(*key, known.get(key)) if isinstance(known, Mapping) else None
+        if found is None:
+            complete = False
+        else:
+            types[key] = found
+    try:
+        check_same_meaning(sql, types, types_known=complete)
+    except SQLRefused as exc:
+        raise SQLValidationError(str(exc)) from exc
 
 
 def check_single_select(sql: str) -> exp.Expression:
@@ -106,4 +145,5 @@ def check_select(
         checked = validate_select(sql, catalog)
     except SQLRefused as exc:
         raise SQLValidationError(str(exc)) from exc
+    check_same_meaning_on_engines(checked.sql, checked.tables, known)
     return CheckedSelect(sql=checked.sql, tables=checked.tables)

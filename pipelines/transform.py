@@ -34,29 +34,38 @@ def staging_name(table: str, run_id: int) -> str:
     return f"{table[:40]}__stg{run_id}"
 
 
-def run_transform(ctx: StepContext) -> StepOutcome:
-    step, wh = ctx.step, ctx.warehouse
-    inputs = step_inputs(step)
-    for ds in inputs:
-        if not wh.table_exists(ds.layer, ds.table):
-            raise WarehouseError(f"Input {ds.qualified_table} has not been loaded yet; run the step that produces it.")
-    ctx.select_sql = step.sql.strip().rstrip(";")
-    hooks.call("prepare", ctx)
-    sql = wh.transpile(ctx.select_sql)
-    ctx.step_run.sql = sql
-    ctx.step_run.save(update_fields=["sql"])
-    rows_in = sum(wh.row_count(ds.layer, ds.table) for ds in inputs)
-    ctx.staging = staging_name(ctx.target, ctx.run.pk)
-    ctx.extra["staged_tables"] = [ctx.staging]
-    # The operator's SQL runs restricted (one statement, a timeout; on PostgreSQL as the
-    # operator-SQL role, which cannot read Atlas's metadata or the PII key): never with
-    # the owner's rights that ``create_table_as`` has.
-    rows = wh.stage_operator_select(
-        ctx.schema, ctx.staging, sql, readable=not ctx.extra.get("staging_private", False)
-    )
-    hooks.call("staged", ctx)
-    dropped = int(ctx.extra.pop("rows_quarantined", 0))  # moved to quarantine by a staged hook
-    wh.publish(schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=step.write_mode, keys=step.keys)
-    ctx.extra["staged_tables"] = []
-    ctx.staging = None
-    return StepOutcome(status=RunStatus.SUCCEEDED, rows_in=rows_in, rows_out=rows - dropped, rows_rejected=dropped)
+class TransformWork:
+    """Refine and aggregate: the operator's SELECT staged, gated by the ``staged`` hooks, published by write mode."""
+
+    def __init__(self) -> None:
+        self.inputs: list[Dataset] = []
+
+    def begin(self, ctx: StepContext) -> None:
+        """Before the ``prepare`` hooks: the inputs must be loaded; the SELECT they may rewrite."""
+        step, wh = ctx.step, ctx.warehouse
+        self.inputs = step_inputs(step)
+        for ds in self.inputs:
+            if not wh.table_exists(ds.layer, ds.table):
+                raise WarehouseError(
+                    f"Input {ds.qualified_table} has not been loaded yet; run the step that produces it."
+                )
+        ctx.select_sql = step.sql.strip().rstrip(";")
+
+    def run(self, ctx: StepContext, *, progress=None) -> StepOutcome:
+        step, wh = ctx.step, ctx.warehouse
+        types = {(ds.layer, ds.table): {c.name: c.type for c in wh.columns(ds.layer, ds.table)} for ds in self.inputs}
+        sql = wh.transpile(ctx.select_sql, types)
+        ctx.step_run.sql = sql
+        ctx.step_run.save(update_fields=["sql"])
+        rows_in = sum(wh.row_count(ds.layer, ds.table) for ds in self.inputs)
+        ctx.staging = staging_name(ctx.target, ctx.run.pk)
+        ctx.staged_tables = [ctx.staging]
+        # The operator's SQL runs restricted (one statement, a timeout; on PostgreSQL as the
+        # operator-SQL role, which cannot read Atlas's metadata or the PII key): never with
+        # the owner's rights that ``create_table_as`` has.
+        rows = wh.stage_operator_select(ctx.schema, ctx.staging, sql, readable=not ctx.staging_private)
+        dropped = hooks.after_staging(ctx)  # rows the ``staged`` hooks moved to quarantine
+        wh.publish(schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=step.write_mode, keys=step.keys)
+        ctx.staged_tables = []
+        ctx.staging = None
+        return StepOutcome(status=RunStatus.SUCCEEDED, rows_in=rows_in, rows_out=rows - dropped, rows_rejected=dropped)

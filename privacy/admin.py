@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from pipelines.admin import ADMIN_CSS, ReadOnlyAdmin, admin_link
+from atlas.admin_kit import ADMIN_CSS, ReadOnlyAdmin, ReadOnlyInline, admin_link, badge
 
 from . import keys, service
 from .api.masking import error_for, identifiers_for, may_see_identifiers
@@ -43,10 +43,6 @@ STATUS_COLOURS = {
 }
 PROCESS = "privacy.process_datasubjectrequest"
 DOWNLOAD = "privacy.download_dsrexport"
-
-
-def badge(colour: str, text: str) -> str:
-    return format_html('<span class="atlas-badge" style="background-color: {}">{}</span>', colour, text)
 
 
 class OverdueFilter(admin.SimpleListFilter):
@@ -84,18 +80,10 @@ class RequestAddForm(forms.ModelForm):
             raise forms.ValidationError(str(exc)) from exc
 
 
-class ErasureInline(admin.TabularInline):
+class ErasureInline(ReadOnlyInline, admin.TabularInline):
     model = ErasureRecord
-    extra = 0
-    can_delete = False
     fields = ("table", "method", "rows_removed", "run_link", "created_at")
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="run")
     def run_link(self, obj: ErasureRecord):
@@ -168,16 +156,16 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
     # --- columns -------------------------------------------------------------------------
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: DataSubjectRequest) -> str:
-        return badge(STATUS_COLOURS.get(obj.status, "#6c757d"), obj.get_status_display())
+        return badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, "#6c757d"))
 
     @admin.display(description="deadline", ordering="due_at")
     def deadline_badge(self, obj: DataSubjectRequest) -> str:
         if obj.is_overdue:
             days = (timezone.now() - obj.due_at).days
-            return badge("#dc3545", f"OVERDUE by {days} day(s)" if days else "OVERDUE")
+            return badge(f"OVERDUE by {days} day(s)" if days else "OVERDUE", "#dc3545")
         if obj.status in ("completed", "rejected"):
             return "-"
-        return badge("#198754", f"due in {(obj.due_at - timezone.now()).days} day(s)")
+        return badge(f"due in {(obj.due_at - timezone.now()).days} day(s)", "#198754")
 
     @admin.display(description="identifiers")
     def identifiers_display(self, obj: DataSubjectRequest) -> str:
@@ -210,8 +198,8 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
              for t in tables),
         )
         verdict = (
-            badge("#198754", f"zero rows found in {len(tables)} table(s)") if not proof.get("rows_found")
-            else badge("#dc3545", f"{proof['rows_found']} row(s) remain")
+            badge(f"zero rows found in {len(tables)} table(s)", "#198754") if not proof.get("rows_found")
+            else badge(f"{proof['rows_found']} row(s) remain", "#dc3545")
         )
         return format_html(
             '<div id="dsr-proof">{} scanned {}<table><thead><tr><th>table</th><th>keys searched</th>'
@@ -307,7 +295,7 @@ class SubjectKeyAdmin(admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: SubjectKey) -> str:
-        return badge("#198754" if obj.status == "confirmed" else "#0d6efd", obj.get_status_display())
+        return badge(obj.get_status_display(), "#198754" if obj.status == "confirmed" else "#0d6efd")
 
     def save_model(self, request, obj: SubjectKey, form, change) -> None:
         try:

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class PrivacyConfig(AppConfig):
     name = "privacy"
     verbose_name = "Privacy (data-subject requests)"
+    # What privacy adds to the others (atlas.extensions): erased subjects kept out of every ingest; its endpoints.
+    contributes = {
+        "step_hooks": ["privacy.hooks.TombstoneGuard"],
+        "api_routes": ["privacy.api.urls.routes"],
+        "metric_sources": ["privacy.metrics.subject_request_metrics"],
+    }

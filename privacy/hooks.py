@@ -1,6 +1,6 @@
 """The privacy step hook: an erased subject cannot come back with a re-ingested file.
 
-``TombstoneGuard`` (in ``ATLAS_STEP_HOOKS`` right after compliance's hook):
+``TombstoneGuard`` (contributed by this app, ``order`` 200: right after compliance's hook):
 
 * ``staged`` (ingest): rows of the staged batch whose key columns hash to a
   tombstone move to the dataset's quarantine with the reason "erased data
@@ -73,12 +73,14 @@ def guard_staged(ctx: StepContext) -> int:
 
 
 class TombstoneGuard:
+    order = 200
+
     def staged(self, ctx: StepContext) -> None:
         if ctx.step.kind != Step.Kind.INGEST or not ctx.staging:
             return
         moved = guard_staged(ctx)
         if moved:
-            ctx.extra["rows_quarantined"] = int(ctx.extra.get("rows_quarantined", 0)) + moved
+            ctx.rows_quarantined += moved
             ctx.step_run.details = {
                 **(ctx.step_run.details or {}),
                 "erased_subject_rows": int((ctx.step_run.details or {}).get("erased_subject_rows", 0)) + moved,

@@ -4,7 +4,9 @@ A key's *match expression* is the SQL a search compares identifiers with:
 ``lower(trim(CAST(col AS text)))`` whatever the column's type or storage. On
 PostgreSQL a confirmed key gets an index on exactly that expression (on a
 partitioned Explore table the index on the parent covers every partition),
-so finding one subject in a large table is an index lookup.
+so finding one subject in a large table is an index lookup. Whether an engine
+gets such indexes is a capability (``wh.features.expression_indexes``); the
+statement is the warehouse's (``wh.ops.create_expression_index``).
 """
 
 from __future__ import annotations
@@ -84,17 +86,7 @@ class KeyTarget:
 
 def warehouse_columns(wh: Warehouse | None = None) -> dict[tuple[str, str], dict[str, str]]:
     """Every table of the three layers with its columns and types, in one catalogue query."""
-    wh = wh or get_warehouse()
-    out: dict[tuple[str, str], dict[str, str]] = {}
-    with wh.cursor() as cur:
-        rows = cur.execute(
-            "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns"
-            " WHERE table_schema IN (%s, %s, %s) ORDER BY table_schema, table_name, ordinal_position",
-            list(LAYER_SCHEMAS),
-        ).fetchall()
-    for schema, table, column, data_type in rows:
-        out.setdefault((schema, table), {})[column] = str(data_type).lower()
-    return out
+    return (wh or get_warehouse()).catalogue(LAYER_SCHEMAS)
 
 
 def targets(*, confirmed_only: bool = True, catalogue: dict | None = None) -> list[KeyTarget]:
@@ -233,7 +225,7 @@ def _propose_from_lineage(actor, max_rounds: int) -> list[SubjectKey]:
     return created
 
 
-# --- indexes (PostgreSQL) -----------------------------------------------------------------
+# --- indexes (engines with expression indexes: PostgreSQL) -----------------------------------------------------------------
 def index_name(key: SubjectKey | KeyTarget) -> str:
     table = key.dataset.table if isinstance(key, SubjectKey) else key.table
     layer = key.dataset.layer if isinstance(key, SubjectKey) else key.layer
@@ -242,9 +234,9 @@ def index_name(key: SubjectKey | KeyTarget) -> str:
 
 
 def ensure_index(key: SubjectKey, wh: Warehouse | None = None) -> str | None:
-    """Index a confirmed key's match expression (PostgreSQL; DuckDB scans columnar data instead)."""
+    """Index a confirmed key's match expression (where the engine has expression indexes; DuckDB scans instead)."""
     wh = wh or get_warehouse()
-    if wh.vendor != "postgresql" or key.status != Status.CONFIRMED:
+    if not wh.features.expression_indexes or key.status != Status.CONFIRMED:
         return None
     target = next((t for t in targets() if t.key_id == key.pk), None)
     if target is None or not wh.table_exists(target.layer, target.table):
@@ -256,15 +248,11 @@ def ensure_index(key: SubjectKey, wh: Warehouse | None = None) -> str | None:
 
 
 def ensure_target_index(wh: Warehouse, target: KeyTarget) -> str | None:
-    if wh.vendor != "postgresql":
+    if not wh.features.expression_indexes:
         return None
     name = index_name(target)
     try:
-        with wh.cursor() as cur:
-            cur.execute(
-                f"CREATE INDEX IF NOT EXISTS {wh.quote(name)} ON {wh.table(target.layer, target.table)}"
-                f" (({target.expr(wh)}))"
-            )
+        wh.ops.create_expression_index(target.layer, target.table, name, target.expr(wh))
     except WarehouseError:
         logger.exception("Could not index subject key %s.%s.%s", target.layer, target.table, target.column)
         return None
@@ -274,6 +262,6 @@ def ensure_target_index(wh: Warehouse, target: KeyTarget) -> str | None:
 def ensure_indexes_for(dataset: Dataset, wh: Warehouse | None = None) -> list[str]:
     """Index every confirmed key of a dataset (after a step replaced its table, indexes are gone)."""
     wh = wh or get_warehouse()
-    if wh.vendor != "postgresql" or not SubjectKey.objects.filter(dataset=dataset, status=Status.CONFIRMED).exists():
+    if not wh.features.expression_indexes or not SubjectKey.objects.filter(dataset=dataset, status=Status.CONFIRMED).exists():
         return []
     return [n for t in targets() if t.dataset_id == dataset.pk for n in [ensure_target_index(wh, t)] if n]

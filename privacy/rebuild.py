@@ -1,9 +1,10 @@
 """Rebuilding Navigate tables after an erasure: the steps lineage finds downstream, re-run through the runner.
 
 Each pipeline concerned gets a real :class:`PipelineRun` (queued, audited,
-locked like any run: refused while another run of it is active) that runs
-only the steps producing the Navigate datasets to rebuild, in the order the
-pipeline's data requires, each recorded as a step run with its hooks.
+locked like any run: refused while another run of it is active) that the
+runner executes like any other — its run and step hooks, lineage's run START
+included — with only the steps producing the Navigate datasets to rebuild, in
+the order the pipeline's data requires.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.utils import timezone
-
 from pipelines import runner
-from pipelines.models import Dataset, Layer, PipelineRun, RunStatus, Step, StepRun, Trigger
+from pipelines.models import Dataset, Layer, PipelineRun, Step, Trigger
 
 
 def downstream_datasets(changed: Iterable[Dataset]) -> set[int]:
@@ -53,34 +52,8 @@ def rebuild(datasets: Iterable[Dataset], *, actor=None, trigger: str = Trigger.M
 
 
 def _run_steps(pipeline, step_ids: set[int], *, actor, trigger: str) -> PipelineRun:
+    """One run of ``pipeline`` with only these steps, through the runner: the run and step hooks, the lock."""
     run = runner.start_run(pipeline, actor=actor, trigger=trigger, dispatch=False)
-    now = timezone.now()
-    PipelineRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now
-    )
-    run.refresh_from_db()
-    try:
-        ordered = [s for s in runner.plan_steps(pipeline) if s.pk in step_ids]
-    except Exception as exc:
-        return _finish(run, RunStatus.FAILED, f"Rebuild after erasure: {exc}")
-    step_runs = StepRun.objects.bulk_create(
-        [StepRun(run=run, step=s, step_name=s.name, kind=s.kind, output=s.output, position=i) for i, s in enumerate(ordered)]
-    )
-    for step, step_run in zip(ordered, step_runs, strict=True):
-        PipelineRun.objects.filter(pk=run.pk).update(current_step=step.name, heartbeat_at=timezone.now())
-        if not runner.run_step(run, step, step_run):
-            StepRun.objects.filter(run=run, status=RunStatus.QUEUED).update(status=RunStatus.CANCELLED)
-            return _finish(run, RunStatus.FAILED, f"Step {step.name!r} failed: {step_run.error}")
-    return _finish(run, RunStatus.SUCCEEDED, "")
-
-
-def _finish(run: PipelineRun, status: str, error: str) -> PipelineRun:
-    totals = {"rows_in": 0, "rows_out": 0, "rows_rejected": 0}
-    for sr in run.step_runs.all():
-        for key in totals:
-            totals[key] += getattr(sr, key)
-    PipelineRun.objects.filter(pk=run.pk).update(
-        status=status, finished_at=timezone.now(), error=error, current_step="", **totals
-    )
+    runner.execute_run(run.pk, only=step_ids)
     run.refresh_from_db()
     return run

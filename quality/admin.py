@@ -6,9 +6,6 @@ read through :mod:`quality.quarantine`. History is read-only.
 
 from __future__ import annotations
 
-import json
-
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
@@ -18,14 +15,15 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.module_loading import import_string
 from django.views.decorators.http import require_POST
 
+from atlas import extensions
+from atlas.admin_kit import ADMIN_CSS, Palette, ReadOnlyAdmin, ReadOnlyInline, admin_link, json_pre
 from atlas.warehouse import WarehouseError, get_warehouse
-from pipelines.admin import ADMIN_CSS, ReadOnlyAdmin, ReadOnlyInline, admin_link, pre
 from pipelines.models import Dataset
 
 from . import quarantine
+from .kinds import describe
 from .models import Check, CheckResult, CheckRun, Outcome, Severity
 from .reprocess import ReprocessError, current_check_runs, reprocess
 from .service import run_checks
@@ -37,6 +35,7 @@ COLOURS = {
     CheckRun.Status.PASSED: "#198754", CheckRun.Status.WARNED: "#fd7e14", CheckRun.Status.FAILED: "#dc3545",
     CheckRun.Status.ERROR: "#6f42c1", CheckRun.Status.RUNNING: "#0d6efd",
 }
+OUTCOMES = Palette(COLOURS, css=())
 HISTORY = 20
 QUARANTINE_PAGE = 50
 
@@ -45,10 +44,8 @@ REPROCESS_PERMISSION = "quality.change_check"
 
 
 def mask(user, dataset: Dataset, columns: list[str], rows: list) -> list[list]:
-    """Rows as ``user`` may see them: PII columns masked without the permission (``ATLAS_ROW_MASKER``)."""
-    if not settings.ATLAS_ROW_MASKER:
-        return [list(r) for r in rows]
-    return import_string(settings.ATLAS_ROW_MASKER)(user, dataset, columns, rows)
+    """Rows as ``user`` may see them: PII columns masked without the permission (the contributed row masker)."""
+    return extensions.mask_rows(user, dataset, columns, rows)
 
 
 def history(check_ids: list[int], limit: int = HISTORY) -> dict[int, list[float | None]]:
@@ -61,11 +58,7 @@ def history(check_ids: list[int], limit: int = HISTORY) -> dict[int, list[float 
 
 
 def badge(value: str | None) -> str:
-    if not value:
-        return "-"
-    return format_html(
-        '<span class="atlas-badge" style="background-color: {}">{}</span>', COLOURS.get(value, "#6c757d"), value
-    )
+    return OUTCOMES.badge(value)
 
 
 def share_chart(shares: list[float | None], width: int = 160, height: int = 32) -> str:
@@ -101,12 +94,12 @@ class LatestOutcomeFilter(admin.SimpleListFilter):
 
 @admin.register(Check)
 class CheckAdmin(admin.ModelAdmin):
-    list_display = ("name", "dataset", "kind", "severity", "tolerance", "enabled", "latest_badge", "latest_at", "history_chart")
+    list_display = ("name", "dataset", "kind", "rule", "severity", "tolerance", "enabled", "latest_badge", "latest_at", "history_chart")
     list_filter = (LatestOutcomeFilter, "severity", "kind", "enabled", "dataset")
     list_select_related = ("dataset",)
     search_fields = ("name", "dataset__name", "description")
-    fields = ("dataset", "name", "kind", "columns", "params", "severity", "tolerance", "enabled", "description", "recent_results")
-    readonly_fields = ("recent_results",)
+    fields = ("dataset", "name", "kind", "columns", "params", "rule", "severity", "tolerance", "enabled", "description", "recent_results")
+    readonly_fields = ("rule", "recent_results")
     actions = ("run_on_published",)
 
     class Media:
@@ -135,6 +128,11 @@ class CheckAdmin(admin.ModelAdmin):
         if cl is not None:
             self._history = history([c.pk for c in cl.result_list])
         return response
+
+    @admin.display(description="rule")
+    def rule(self, obj: Check) -> str:
+        """The definition in one sentence (each kind describes itself)."""
+        return describe(obj) if obj.pk else "-"
 
     @admin.display(description="latest", ordering="latest_outcome")
     def latest_badge(self, obj: Check) -> str:
@@ -375,7 +373,7 @@ class CheckResultAdmin(ReadOnlyAdmin):
     list_select_related = ("check_run__dataset",)
     search_fields = ("check_name", "message")
     date_hierarchy = "created_at"
-    fields = ("check_name", "run_link", "kind", "severity", "outcome_badge", "observed_pre", "failing_rows", "failing_share",
+    fields = ("check_name", "run_link", "kind", "rule", "severity", "outcome_badge", "observed_pre", "failing_rows", "failing_share",
               "rows_quarantined", "message", "query_group", "query_seconds", "created_at")
     readonly_fields = fields
 
@@ -394,9 +392,14 @@ class CheckResultAdmin(ReadOnlyAdmin):
     def run_link(self, obj: CheckResult) -> str:
         return admin_link(obj.check_run, f"check run #{obj.check_run_id}")
 
+    @admin.display(description="rule")
+    def rule(self, obj: CheckResult) -> str:
+        """The check's definition as it is now (``-`` once the check is deleted)."""
+        return describe(obj.check_ref) if obj.check_ref_id else "-"
+
     @admin.display(description="observed")
     def observed_pre(self, obj: CheckResult) -> str:
-        return pre(json.dumps(obj.observed, indent=2, default=str)) if obj.observed is not None else "-"
+        return json_pre(obj.observed)
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
         obj = self.get_object(request, object_id)

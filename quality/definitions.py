@@ -26,83 +26,42 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import duckdb
 import sqlglot
 from django.core.exceptions import ValidationError
 from sqlglot import exp
 
 from atlas.sql import SQLRefused, parse_statement
+from atlas.sql.validate import DIALECT as OPERATOR_DIALECT
 from atlas.sql.validate import check_expression
+from atlas.warehouse.quality_ops import portable_regex_problem, type_family
 
-from .models import COLUMN_KINDS, ROW_KINDS, Check, CheckKind, Severity
+from .models import Check, Severity
 
-# Type families: engine type names compared by meaning (schema checks).
-TYPE_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("timestamptz", ("timestamp with time zone", "timestamptz")),
-    ("timestamp", ("timestamp", "timestamp without time zone", "datetime", "timestamp_ns", "timestamp_ms", "timestamp_s")),
-    ("date", ("date",)),
-    ("time", ("time", "time without time zone")),
-    ("interval", ("interval",)),
-    ("boolean", ("boolean", "bool")),
-    ("integer", ("smallint", "integer", "int", "int2", "int4", "int8", "bigint", "tinyint", "hugeint", "ubigint", "uinteger", "usmallint", "utinyint")),
-    ("decimal", ("numeric", "decimal")),
-    ("float", ("real", "double precision", "double", "float", "float4", "float8")),
-    ("text", ("text", "varchar", "character varying", "character", "char", "string", "bpchar")),
-    ("json", ("json", "jsonb")),
-    ("uuid", ("uuid",)),
-)
+__all__ = ["condition_columns", "parse_condition", "regex_error", "type_family", "validate_check"]
 
 
-def type_family(type_name: str) -> str:
-    """The family of an engine type name: ``DECIMAL(12,2)`` and ``numeric`` are both ``decimal``."""
-    base = re.sub(r"\(.*\)$", "", str(type_name).strip().lower()).strip()
-    for family, names in TYPE_FAMILIES:
-        if base in names:
-            return family
-    return base
-
-
-def _number(value: Any) -> bool:
+def number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _bound(value: Any) -> bool:
     """A range bound: a number, or an ISO date/time string for temporal columns."""
-    return _number(value) or (isinstance(value, str) and bool(re.match(r"^\d{4}-\d{2}-\d{2}", value)))
+    return number(value) or (isinstance(value, str) and bool(re.match(r"^\d{4}-\d{2}-\d{2}", value)))
 
 
 def regex_error(pattern: str) -> str | None:
     """Why ``pattern`` cannot be used on every engine, or None.
 
-    Python's ``re`` catches syntax errors; DuckDB (RE2, the embedded engine)
-    refuses what RE2 lacks (backreferences, lookaround); PostgreSQL is asked
-    when it is the warehouse. A pattern valid on one engine only would make the
-    same pipeline fail on the other.
+    Python's ``re`` catches syntax errors; the warehouse backends say what their
+    engines refuse (DuckDB's RE2: backreferences, lookaround; PostgreSQL when it is
+    the warehouse). A pattern valid on one engine only would make the same
+    pipeline fail on the other.
     """
     try:
         re.compile(pattern)
     except re.error as exc:
         return f"The regex does not compile: {exc}."
-    con = duckdb.connect()
-    try:
-        con.execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
-    except duckdb.Error as exc:
-        return f"The regex is not supported by DuckDB (RE2): {str(exc).splitlines()[0]}"
-    finally:
-        con.close()
-    from atlas.warehouse import WarehouseError, get_warehouse
-
-    try:
-        wh = get_warehouse()
-    except WarehouseError:
-        return None
-    if wh.vendor == "postgresql":
-        try:
-            with wh.cursor() as cur:
-                cur.execute("SELECT '' ~ %s", [pattern]).fetchall()
-        except WarehouseError as exc:
-            return f"The regex is not valid for PostgreSQL: {str(exc).splitlines()[0]}"
-    return None
+    return portable_regex_problem(pattern)
 
 
 def parse_condition(sql: str, *, aggregate: bool, columns: set[str] | frozenset[str] | None = None) -> exp.Expression:
@@ -133,7 +92,7 @@ def parse_condition(sql: str, *, aggregate: bool, columns: set[str] | frozenset[
         if isinstance(node, exp.Window):
             raise ValueError("Window functions are not allowed in a check.")
         if isinstance(node, exp.Column) and node.table:
-            raise ValueError(f"Name columns without a table ({node.sql('postgres')}): the check runs on its dataset.")
+            raise ValueError(f"Name columns without a table ({node.sql(OPERATOR_DIALECT)}): the check runs on its dataset.")
     check_expression(root, columns=frozenset(columns) if columns else None)
     aggregates = list(root.find_all(exp.AggFunc))
     if aggregate:
@@ -148,10 +107,10 @@ def parse_condition(sql: str, *, aggregate: bool, columns: set[str] | frozenset[
 
 
 def condition_columns(sql: str) -> set[str]:
-    return {c.name for c in sqlglot.parse_one(sql, read="postgres").find_all(exp.Column)}
+    return {c.name for c in sqlglot.parse_one(sql, read=OPERATOR_DIALECT).find_all(exp.Column)}
 
 
-def _min_max(params: dict, *, integer: bool, errors: dict[str, str], required: bool = True) -> None:
+def min_max(params: dict, *, integer: bool, errors: dict[str, str], required: bool = True) -> None:
     lo, hi = params.get("min"), params.get("max")
     if required and lo is None and hi is None:
         errors["params"] = 'Give "min", "max" or both.'
@@ -165,92 +124,47 @@ def _min_max(params: dict, *, integer: bool, errors: dict[str, str], required: b
             errors["params"] = f'"{key}" must be {kind}; got {value!r}.'
             return
     if lo is not None and hi is not None:
-        if type(lo) is not type(hi) and not (_number(lo) and _number(hi)):
+        if type(lo) is not type(hi) and not (number(lo) and number(hi)):
             errors["params"] = '"min" and "max" must be of the same kind (both numbers or both dates).'
         elif lo > hi:
             errors["params"] = f'"min" ({lo}) is above "max" ({hi}).'
 
 
 def validate_check(check: Check) -> None:
-    """Raise ValidationError (by field) unless ``check`` can run; nothing is stored otherwise."""
+    """Raise ValidationError (by field) unless ``check`` can run; nothing is stored otherwise.
+
+    What every kind shares is checked here (columns, severity, tolerance, name);
+    what is particular to a kind, by its class in :mod:`quality.kinds`.
+    """
+    from .kinds import COLUMNS, NO_COLUMNS, ONE_COLUMN, REGISTRY
+
     errors: dict[str, str] = {}
     kind, params, columns = check.kind, check.params, check.columns
-    if kind not in CheckKind.values:
-        raise ValidationError({"kind": f"Choose one of: {', '.join(CheckKind.values)}."})
+    spec = REGISTRY.get(kind) if isinstance(kind, str) else None
+    if spec is None:
+        raise ValidationError({"kind": f"Choose one of: {', '.join(REGISTRY)}."})
     if not isinstance(params, dict):
         raise ValidationError({"params": "Parameters must be a JSON object."})
     if not isinstance(columns, list) or not all(isinstance(c, str) and c.strip() for c in columns):
         raise ValidationError({"columns": 'Give columns as a list of names, e.g. ["email"].'})
     if len(set(columns)) != len(columns):
         errors["columns"] = "A column is listed twice."
-    if kind in COLUMN_KINDS and not columns:
+    if spec.columns in (ONE_COLUMN, COLUMNS) and not columns:
         errors["columns"] = f"A {kind} check needs at least one column."
-    if kind not in COLUMN_KINDS and columns:
+    if spec.columns == NO_COLUMNS and columns:
         errors["columns"] = f"A {kind} check does not take columns."
-    if kind in (CheckKind.FRESHNESS, CheckKind.REFERENTIAL, CheckKind.REGEX, CheckKind.LENGTH,
-                CheckKind.RANGE, CheckKind.ACCEPTED_VALUES) and len(columns) > 1:
+    if spec.columns == ONE_COLUMN and len(columns) > 1:
         errors["columns"] = f"A {kind} check reads one column; declare one check per column."
-    if check.severity == Severity.DROP and kind not in ROW_KINDS:
+    if check.severity == Severity.DROP and not spec.row_level:
         errors["severity"] = f"Only row checks can drop rows; a {kind} check can warn or fail."
     if check.tolerance is not None and not 0 <= check.tolerance <= 1:
         errors["tolerance"] = "Give a share between 0 and 1 (0.01 is 1%)."
-    if check.tolerance is not None and kind not in ROW_KINDS:
+    if check.tolerance is not None and not spec.row_level:
         errors["tolerance"] = f"A tolerance applies to row checks; a {kind} check passes or not."
     if check.name and "," in check.name:
         errors["name"] = "A check name cannot contain a comma (quarantined rows list them comma-separated)."
-
-    allowed: set[str] = set()
-    if kind in (CheckKind.NOT_NULL, CheckKind.UNIQUE):
-        allowed = set()
-    elif kind == CheckKind.ACCEPTED_VALUES:
-        allowed = {"values"}
-        values = params.get("values")
-        if not isinstance(values, list) or not values:
-            errors["params"] = 'Give the accepted values as a non-empty list: {"values": ["a", "b"]}.'
-        elif not (all(isinstance(v, str) for v in values) or all(_number(v) for v in values)):
-            errors["params"] = "Accepted values must be all strings or all numbers."
-    elif kind == CheckKind.RANGE:
-        allowed = {"min", "max", "inclusive"}
-        _min_max(params, integer=False, errors=errors)
-        if "inclusive" in params and not isinstance(params["inclusive"], bool):
-            errors["params"] = '"inclusive" must be true or false.'
-    elif kind == CheckKind.LENGTH or kind == CheckKind.ROW_COUNT:
-        allowed = {"min", "max"}
-        _min_max(params, integer=True, errors=errors)
-    elif kind == CheckKind.REGEX:
-        allowed = {"pattern"}
-        pattern = params.get("pattern")
-        if not isinstance(pattern, str) or not pattern:
-            errors["params"] = 'Give the pattern: {"pattern": "^[A-Z]{3}$"}.'
-        elif problem := regex_error(pattern):
-            errors["params"] = problem
-    elif kind == CheckKind.FRESHNESS:
-        allowed = {"max_age_hours"}
-        age = params.get("max_age_hours")
-        if not _number(age) or age <= 0:
-            errors["params"] = 'Give the maximum age in hours: {"max_age_hours": 24}.'
-    elif kind == CheckKind.REFERENTIAL:
-        allowed = {"dataset", "column"}
-        errors.update(_validate_reference(params))
-    elif kind == CheckKind.SCHEMA:
-        allowed = {"columns", "allow_extra"}
-        expected = params.get("columns")
-        if not isinstance(expected, dict) or not expected or not all(
-            isinstance(k, str) and k and isinstance(v, str) for k, v in expected.items()
-        ):
-            errors["params"] = 'Give the expected columns and types: {"columns": {"id": "bigint", "email": "text"}}.'
-        if "allow_extra" in params and not isinstance(params["allow_extra"], bool):
-            errors["params"] = '"allow_extra" must be true or false.'
-    elif kind in (CheckKind.CUSTOM_ROW, CheckKind.CUSTOM_AGGREGATE):
-        allowed = {"sql"}
-        try:
-            parse_condition(
-                params.get("sql", ""), aggregate=kind == CheckKind.CUSTOM_AGGREGATE,
-                columns=_dataset_columns(check),
-            )
-        except ValueError as exc:
-            errors["params"] = str(exc)
-    unknown = set(params) - allowed
+    errors.update(spec.validate(check))
+    unknown = set(params) - spec.params
     if unknown and "params" not in errors:
         errors["params"] = f"Unknown parameter(s) for a {kind} check: {', '.join(sorted(unknown))}."
     if check.dataset_id and "columns" not in errors:
@@ -262,14 +176,21 @@ def validate_check(check: Check) -> None:
         raise ValidationError(errors)
 
 
-def _dataset_columns(check: Check) -> frozenset[str] | None:
+def dataset_columns(check: Check) -> frozenset[str] | None:
     """The columns of the check's dataset when known (published once), else None."""
     if not check.dataset_id:
         return None
     return frozenset(check.dataset.columns.values_list("name", flat=True)) or None
 
 
-def _validate_reference(params: dict) -> dict[str, str]:
+def validate_reference(params: dict, layer: str | None = None) -> dict[str, str]:
+    """The referenced dataset and column exist, in a layer a check on ``layer`` may read.
+
+    The check's SQL runs as the operator-SQL role of the checked dataset's layer
+    (``LAYER_READS``: a Navigate check reads Chart and Navigate, never raw Explore), so a
+    reference it could not read is refused here, when the check is saved, not at run time.
+    """
+    from atlas.warehouse.privileges import LAYER_READS
     from pipelines.models import Dataset
 
     name, column = params.get("dataset"), params.get("column")
@@ -278,6 +199,12 @@ def _validate_reference(params: dict) -> dict[str, str]:
     target = Dataset.objects.filter(name=name).first()
     if target is None:
         return {"params": f"Unknown dataset {name!r}."}
+    readable = LAYER_READS.get(layer or "", ())
+    if layer and target.layer not in readable:
+        return {
+            "params": f"A check on a {layer} dataset may read {' and '.join(readable)} datasets only;"
+            f" {name} is in {target.layer}."
+        }
     known = set(target.columns.values_list("name", flat=True))
     if known and column not in known:
         return {"params": f"{name} has no column {column!r} (known: {', '.join(sorted(known))})."}

@@ -10,12 +10,11 @@ schedule); each check's outcome is a :class:`CheckResult`.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from atlas.runs import RunRecordBase
 from pipelines.models import Dataset, StepRun
 
 
@@ -123,8 +122,14 @@ class Check(models.Model):
         validate_check(self)
 
 
-class CheckRun(models.Model):
-    """One evaluation of a dataset's checks on one table: the run record of the gate."""
+class CheckRun(RunRecordBase):
+    """One evaluation of a dataset's checks on one table: the run record of the gate.
+
+    Its statuses are the gate's verdict (FAILED: a check blocked the step); the
+    run's own failure (the warehouse refused the SQL) is ERROR.
+    """
+
+    FAILED_STATUS = "error"
 
     class Trigger(models.TextChoices):
         STEP = "step", "Pipeline step"
@@ -150,21 +155,15 @@ class CheckRun(models.Model):
     table = models.CharField(max_length=200, help_text="The warehouse table checked (schema.table).")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     rows_checked = models.BigIntegerField(default=0)
     rows_quarantined = models.BigIntegerField(default=0)
     queries = models.PositiveIntegerField(default=0, help_text="Warehouse queries the evaluation took.")
-    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
 
     def __str__(self) -> str:
         return f"checks on {self.table} #{self.pk}"
-
-    @property
-    def duration(self) -> timedelta | None:
-        return (self.finished_at - self.started_at) if self.finished_at else None
 
 
 class CheckResult(models.Model):

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +27,8 @@ from pipelines.models import Dataset
 
 from . import quarantine
 from .compiler import Plan, RowCheck, compile_plan, item_sql, sample_sql
-from .definitions import type_family
+from .kinds import get_kind
+from .kinds.base import violated
 from .models import Check, CheckKind, CheckResult, CheckRun, Outcome, Severity
 
 logger = logging.getLogger(__name__)
@@ -79,89 +80,29 @@ def _row_outcome(check: Check, failing: int, total: int) -> tuple[str, str]:
     tolerance = check.tolerance or 0.0
     if share <= tolerance:
         return Outcome.PASS, f"{described}, within the tolerance of {tolerance:.2%}."
-    return (Outcome.FAIL if check.severity == Severity.FAIL else Outcome.WARN), f"{described} (tolerance {tolerance:.2%})."
-
-
-def _violated(check: Check) -> str:
-    return Outcome.FAIL if check.severity == Severity.FAIL else Outcome.WARN
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    return None
-
-
-def _table_outcome(check: Check, value: Any, total: int, now: datetime) -> tuple[str, Any, str]:
-    params = check.params
-    if check.kind == CheckKind.ROW_COUNT:
-        lo, hi = params.get("min"), params.get("max")
-        if (lo is not None and total < lo) or (hi is not None and total > hi):
-            return _violated(check), total, f"{total} rows, outside [{lo if lo is not None else '-'}, {hi if hi is not None else '-'}]."
-        return Outcome.PASS, total, f"{total} rows."
-    if check.kind == CheckKind.FRESHNESS:
-        newest = _as_datetime(value)
-        if value is None:
-            return _violated(check), None, "No value at all (empty table or only NULLs): nothing is fresh."
-        if newest is None:
-            return Outcome.ERROR, jsonable(value), f"The newest value {value!r} is not a date or time."
-        age_hours = (now - newest).total_seconds() / 3600
-        limit = params["max_age_hours"]
-        observed = {"newest": newest.isoformat(), "age_hours": round(age_hours, 3)}
-        if age_hours > limit:
-            return _violated(check), observed, f"The newest value is {age_hours:.1f} h old, above {limit} h."
-        return Outcome.PASS, observed, f"The newest value is {age_hours:.1f} h old."
-    # custom aggregate: 1 true, 0 false, NULL unknown (passes, as in SQL CHECK constraints).
-    if value is not None and int(value) == 0:
-        return _violated(check), False, f"The condition {params['sql']} is false."
-    return Outcome.PASS, (None if value is None else True), (
-        f"The condition {params['sql']} is unknown (NULL); that is not a violation." if value is None
-        else f"The condition {params['sql']} holds."
-    )
+    return violated(check), f"{described} (tolerance {tolerance:.2%})."
 
 
 def _schema_result(
     wh: Warehouse, check: Check, schema: str, table: str, types: dict[str, str] | None = None
 ) -> tuple[str, Any, str]:
     actual = {c.name: c.type for c in wh.columns(schema, table)} if types is None else types
-    expected: dict[str, str] = check.params["columns"]
-    added = [] if check.params.get("allow_extra") else sorted(set(actual) - set(expected))
-    removed = sorted(set(expected) - set(actual))
-    retyped = {
-        name: {"expected": want, "actual": actual[name]}
-        for name, want in expected.items()
-        if name in actual and type_family(want) != type_family(actual[name])
-    }
-    drift = {"added": added, "removed": removed, "retyped": retyped}
-    if not (added or removed or retyped):
-        return Outcome.PASS, drift, "The columns and types are as expected."
-    parts = []
-    if added:
-        parts.append("added " + ", ".join(added))
-    if removed:
-        parts.append("removed " + ", ".join(removed))
-    if retyped:
-        parts.append("retyped " + ", ".join(f"{n} ({v['expected']} → {v['actual']})" for n, v in retyped.items()))
-    return _violated(check), drift, "Schema drift: " + "; ".join(parts) + "."
+    return get_kind(check.kind).outcome(check, actual, 0, timezone.now())
 
 
 def _result(check: Check, **fields: Any) -> CheckResult:
     return CheckResult(check_ref=check, check_name=check.name, kind=check.kind, severity=check.severity, **fields)
 
 
-def _operator_row(wh: Warehouse, sql: str, params: Any = None) -> tuple:
-    """The one row of a check statement, run with the operator-SQL role's rights (it holds custom SQL)."""
-    return wh.operator_query(sql, params)[1][0]
+def _operator_row(wh: Warehouse, sql: str, params: Any = None, *, layer: str) -> tuple:
+    """The one row of a check statement, run with the rights of the checked layer's operator-SQL role.
+
+    It holds custom SQL: on PostgreSQL it reads only what SQL producing that layer may read.
+    """
+    return wh.operator_query(sql, params, layer=layer)[1][0]
 
 
-def _scan(wh: Warehouse, plan: Plan) -> tuple[int | None, dict[int, Any], dict[int, str], int, float]:
+def _scan(wh: Warehouse, plan: Plan, *, layer: str) -> tuple[int | None, dict[int, Any], dict[int, str], int, float]:
     """Run the scan; if it fails, run each check's part alone so one broken check cannot hide the others.
 
     Returns the total rows (None if even ``count(*)`` failed), values and errors by check
@@ -171,7 +112,7 @@ def _scan(wh: Warehouse, plan: Plan) -> tuple[int | None, dict[int, Any], dict[i
     sql, params = item_sql(wh, plan, items)
     started = time.perf_counter()
     try:
-        row = _operator_row(wh, sql, params)
+        row = _operator_row(wh, sql, params, layer=layer)
         return int(row[0]), dict(enumerate(row[1:])), {}, 1, time.perf_counter() - started
     except WarehouseError as exc:
         first_error = str(exc)
@@ -189,7 +130,7 @@ def _scan(wh: Warehouse, plan: Plan) -> tuple[int | None, dict[int, Any], dict[i
         sql, params = item_sql(wh, plan, [item])
         queries += 1
         try:
-            values[i] = _operator_row(wh, sql, params)[1]
+            values[i] = _operator_row(wh, sql, params, layer=layer)[1]
         except WarehouseError as exc:
             errors[i] = f"The check's query failed on the data: {str(exc).strip()}"
     return total, values, errors, queries, time.perf_counter() - started
@@ -197,14 +138,17 @@ def _scan(wh: Warehouse, plan: Plan) -> tuple[int | None, dict[int, Any], dict[i
 
 def evaluate(
     wh: Warehouse, checks: list[Check], schema: str, table: str, *, unique_against: tuple[str, str] | None = None,
-    types: dict[str, str] | None = None,
+    types: dict[str, str] | None = None, layer: str | None = None,
 ) -> Evaluation:
     """Measure every check: one scan for rows and table checks, the catalogue for schemas, samples for failures.
 
     A check that cannot be compiled or whose SQL fails on the data gets an ``error``
     outcome with the reason; the others are still measured and recorded. ``types``: the
-    table's column types by name, when the caller has read them already.
+    table's column types by name, when the caller has read them already. ``layer``: the
+    checked dataset's layer, whose operator-SQL role runs the check statements (default
+    ``schema``: a dataset's tables, staged or published, live in its layer's schema).
     """
+    layer = layer or schema
     now = timezone.now()
     results: list[CheckResult] = []
     failed: dict[Check, str] = {}
@@ -212,7 +156,7 @@ def evaluate(
     results += [_result(check, outcome=Outcome.ERROR, message=message) for check, message in failed.items()]
     total, queries = 0, 0
     if plan.row or plan.table_checks or not plan.catalog:
-        counted, values, errors, queries, seconds = _scan(wh, plan)
+        counted, values, errors, queries, seconds = _scan(wh, plan, layer=layer)
         total = counted or 0
         for i, (check, _expr, _params) in enumerate(plan.items()):
             if i in errors:
@@ -223,7 +167,7 @@ def evaluate(
                 failing = int(values[i] or 0)
                 if rc.needs_exact(values[i]):  # an upper bound (surplus rows): the exact count, for failing checks only
                     try:
-                        failing = int(_operator_row(wh, f"SELECT {rc.exact}")[0] or 0)
+                        failing = int(_operator_row(wh, f"SELECT {rc.exact}", layer=layer)[0] or 0)
                     except WarehouseError as exc:
                         results.append(_result(check, outcome=Outcome.ERROR, message=str(exc), query_group="scan"))
                         continue
@@ -237,7 +181,7 @@ def evaluate(
                     )
                 )
             else:
-                outcome, observed, message = _table_outcome(check, values[i], total, now)
+                outcome, observed, message = get_kind(check.kind).outcome(check, values[i], total, now)
                 results.append(
                     _result(check, outcome=outcome, observed=jsonable(observed), message=message,
                             query_group="scan", query_seconds=seconds)
@@ -250,13 +194,13 @@ def evaluate(
             _result(check, outcome=outcome, observed=observed, message=message, query_group="catalog",
                     query_seconds=time.perf_counter() - started)
         )
-    queries += _fetch_samples(wh, plan, results)
+    queries += _fetch_samples(wh, plan, results, layer=layer)
     order = {c.pk: i for i, c in enumerate(checks)}
     results.sort(key=lambda r: order.get(r.check_ref.pk if r.check_ref else None, len(order)))
     return Evaluation(results, total, queries, plan)
 
 
-def _fetch_samples(wh: Warehouse, plan: Plan, results: list[CheckResult]) -> int:
+def _fetch_samples(wh: Warehouse, plan: Plan, results: list[CheckResult], *, layer: str) -> int:
     """Up to N failing rows, only for row checks that did not pass."""
     by_check = {rc.check.pk: rc for rc in plan.row}
     queries = 0
@@ -265,7 +209,7 @@ def _fetch_samples(wh: Warehouse, plan: Plan, results: list[CheckResult]) -> int
         if rc is None or result.outcome in (Outcome.PASS, Outcome.ERROR) or not result.failing_rows:
             continue
         sql, params = sample_sql(wh, plan, rc, sample_limit())
-        columns, rows = wh.operator_query(sql, params)
+        columns, rows = wh.operator_query(sql, params, layer=layer)
         queries += 1
         result.sample_columns = columns
         result.sample_rows = [{c: jsonable(v) for c, v in zip(columns, row, strict=True)} for row in rows]
@@ -314,7 +258,7 @@ def run_checks(
         types = {c.name: c.type for c in wh.columns(schema, table)}
         if not types and not wh.table_exists(schema, table):
             raise WarehouseError(f"{schema}.{table} does not exist (not loaded yet?).")
-        evaluation = evaluate(wh, checks, schema, table, types=types)
+        evaluation = evaluate(wh, checks, schema, table, types=types, layer=dataset.layer)
         moved = 0
         blocked = any(is_blocking(r) for r in evaluation.results)
         drop_ids = {

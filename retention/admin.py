@@ -3,8 +3,8 @@
 Thin: every button and action calls :mod:`retention.services` or
 :mod:`retention.records`, as the API, the command and the beat task do. The
 dataset changelist gains a "retention" badge and filter (from the status each
-policy keeps), the dataset page a retention / Art. 30 panel
-(``retention_admin`` template tags).
+policy keeps, :mod:`retention.dataset_admin`), the dataset page a retention /
+Art. 30 panel (:mod:`retention.panels`): both contributed in ``RetentionConfig``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
 
-from pipelines.admin import ADMIN_CSS, human_duration
-from pipelines.models import Dataset
+from atlas.admin_kit import ADMIN_CSS, Palette, ReadOnlyAdmin, RunRecordDisplay
 
 from . import records, services
 from .models import ProcessingRecord, RetentionPolicy, RetentionRun
@@ -36,16 +34,11 @@ STATUS_COLOURS = {
     RetentionRun.Status.FAILED: "#dc3545",
     RetentionRun.Status.SKIPPED: "#6c757d",
 }
+STATUS = Palette(STATUS_COLOURS, css=("atlas-badge-{}", "atlas-retention-{}"))
 
 
 def badge(status: str, label: str) -> str:
-    return format_html(
-        '<span class="atlas-badge atlas-badge-{} atlas-retention-{}" style="background-color: {}">{}</span>',
-        status,
-        status,
-        STATUS_COLOURS.get(status, "#6c757d"),
-        label,
-    )
+    return STATUS.badge(status, label)
 
 
 def policy_badge(policy: RetentionPolicy | None) -> str:
@@ -196,7 +189,7 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
 
 # --- runs ------------------------------------------------------------------------------
 @admin.register(RetentionRun)
-class RetentionRunAdmin(admin.ModelAdmin):
+class RetentionRunAdmin(RunRecordDisplay, ReadOnlyAdmin):
     list_display = (
         "id",
         "dataset",
@@ -216,28 +209,13 @@ class RetentionRunAdmin(admin.ModelAdmin):
     date_hierarchy = "started_at"
     readonly_fields = [f.name for f in RetentionRun._meta.fields] + ["duration_display"]
 
+    palette = STATUS
+
     class Media:
         css = ADMIN_CSS
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).select_related("dataset", "triggered_by")
-
-    @admin.display(description="status", ordering="status")
-    def status_badge(self, obj: RetentionRun) -> str:
-        return badge(obj.status, obj.get_status_display())
-
-    @admin.display(description="duration")
-    def duration_display(self, obj: RetentionRun) -> str | None:
-        return human_duration(obj.duration)
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return request.user.is_superuser
 
 
 # --- records of processing ----------------------------------------------------------
@@ -318,50 +296,3 @@ class ProcessingRecordAdmin(admin.ModelAdmin):
             messages.error(request, f"Unknown export format {fmt!r}: use csv or json.")
             return HttpResponseRedirect(reverse("admin:retention_processingrecord_changelist"))
         return export_response(fmt, request, None)
-
-
-# --- the dataset changelist: a retention badge and filter -------------------------
-class RetentionStatusFilter(admin.SimpleListFilter):
-    title = "retention"
-    parameter_name = "retention"
-
-    def lookups(self, request, model_admin):
-        return [*RetentionPolicy.Status.choices, ("none", "No retention policy")]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value == "none":
-            return queryset.filter(retention_policy__isnull=True)
-        if value in RetentionPolicy.Status.values:
-            return queryset.filter(retention_policy__status=value)
-        return queryset
-
-
-@admin.display(description="retention", ordering="retention_policy__status")
-def dataset_retention_badge(obj: Dataset) -> str:
-    return policy_badge(getattr(obj, "retention_policy", None))
-
-
-def extend_dataset_admin(site: admin.AdminSite = admin.site) -> None:
-    """Add the retention badge and filter to whatever admin the Dataset model has (idempotent).
-
-    Subclasses the registered class, so additions by other apps are kept.
-    """
-    current = site._registry.get(Dataset)
-    if current is None or getattr(current, "retention_extended", False):
-        return
-    base = type(current)
-
-    class DatasetAdminWithRetention(base):
-        retention_extended = True
-        list_display = (*base.list_display, dataset_retention_badge)
-        list_filter = (*base.list_filter, RetentionStatusFilter)
-
-        def get_queryset(self, request):
-            return super().get_queryset(request).select_related("retention_policy")
-
-    site.unregister(Dataset)
-    site.register(Dataset, DatasetAdminWithRetention)
-
-
-extend_dataset_admin()

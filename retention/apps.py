@@ -4,10 +4,10 @@ from django.apps import AppConfig
 class RetentionConfig(AppConfig):
     name = "retention"
     verbose_name = "Retention and records of processing"
-
-    def ready(self) -> None:
-        from atlas.metrics import register_source
-
-        from .metrics import retention_metrics
-
-        register_source(retention_metrics)
+    # What retention adds to the others (atlas.extensions): its metrics and endpoints.
+    contributes = {
+        "metric_sources": ["retention.metrics.retention_metrics"],
+        "api_routes": ["retention.api.urls.routes"],
+        "dataset_admin": ["retention.dataset_admin.DatasetRetention"],
+        "dataset_panels": ["retention.panels.dataset_panel"],
+    }

@@ -27,19 +27,18 @@ partition whose rows straddle the cutoff (impossible for batches Atlas loads,
 checked anyway) is DELETEd into. Other columns and the other layers are
 DELETEd, on both engines; so is everything on DuckDB, which has no partitions.
 
-The engine-specific SQL below (the try-cast, the catalogue of partitions,
-``DETACH PARTITION``) is kept in one place, :class:`PostgresSQL` /
-:class:`DuckSQL`, ready to move into ``atlas.warehouse`` backends.
+The engine-specific SQL (the UTC session, the try-cast, the catalogue of
+partitions, ``DETACH PARTITION``, the lock) is the warehouse's: ``wh.ops`` says
+it, ``wh.features`` says whether the engine partitions Explore tables. Nothing
+here names an engine.
 """
 
 from __future__ import annotations
 
-import abc
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from atlas.warehouse import Warehouse, WarehouseError
+from atlas.warehouse import Warehouse
 from atlas.warehouse.base import META_SCHEMA, Cursor
 
 INGESTED_AT = "_ingested_at"
@@ -101,126 +100,17 @@ class Expiry:
     straddling_partitions: list[str] = field(default_factory=list)
 
 
-class EngineSQL(abc.ABC):
-    """Engine-specific pieces; see :func:`engine_sql`. An engine missing one fails when built."""
-
-    def __init__(self, wh: Warehouse) -> None:
-        self.wh = wh
-
-    @abc.abstractmethod
-    def use_utc(self, cur: Cursor) -> None:
-        """Compare and cast timestamps in UTC on this cursor."""
-
-    @abc.abstractmethod
-    def try_timestamp(self, expr: str) -> str:
-        """SQL casting ``expr`` to a timestamp, NULL where it does not parse."""
-
-    @abc.abstractmethod
-    def iso_match(self, expr: str) -> str:
-        """SQL true where ``expr`` looks like an ISO 8601 timestamp."""
-
-    def prepare(self) -> None:  # noqa: B027 - optional: nothing to create by default
-        """Create what the SQL needs (functions); idempotent."""
-
-    def lock(self, cur: Cursor, schema: str, table: str) -> None:  # noqa: B027 - optional: no lock by default
-        """Serialise expiries of one table (readers and loads go on)."""
-
-    @abc.abstractmethod
-    def delete(self, cur: Cursor, sql: str, params: list[Any]) -> int:
-        """Run a DELETE; the rows it removed."""
-
-    def partitions(self, cur: Cursor, schema: str, table: str) -> list[tuple[str, str]] | None:
-        """(schema, name) of the table's partitions, or None when it is not partitioned."""
-        return None
-
-
-class DuckSQL(EngineSQL):
-    def use_utc(self, cur: Cursor) -> None:
-        # A DuckDB cursor is its own connection: the setting stays on it.
-        cur.execute("SET TimeZone = 'UTC'")
-
-    def try_timestamp(self, expr: str) -> str:
-        return f"TRY_CAST({expr} AS TIMESTAMPTZ)"
-
-    def iso_match(self, expr: str) -> str:
-        return f"regexp_full_match({expr}, {self.wh.literal(ISO_TIMESTAMP_RE)})"
-
-    def delete(self, cur: Cursor, sql: str, params: list[Any]) -> int:
-        row = cur.execute(sql, params).fetchone()
-        return int(row[0]) if row else 0
-
-
-TRY_FUNCTION = "retention_try_timestamptz"
-
-
-class PostgresSQL(EngineSQL):
-    def use_utc(self, cur: Cursor) -> None:
-        cur.execute("SET LOCAL TimeZone = 'UTC'")
-
-    def try_timestamp(self, expr: str) -> str:
-        return f"{self.wh.quote(META_SCHEMA)}.{TRY_FUNCTION}({expr})"
-
-    def iso_match(self, expr: str) -> str:
-        return f"({expr} ~ {self.wh.literal(ISO_TIMESTAMP_RE)})"
-
-    def prepare(self) -> None:  # noqa: B027 - optional: nothing to create by default
-        with self.wh.cursor() as cur:
-            exists = cur.execute(
-                "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-                " WHERE n.nspname = %s AND p.proname = %s",
-                [META_SCHEMA, TRY_FUNCTION],
-            ).fetchone()
-            if exists:
-                return
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.wh.quote(META_SCHEMA)}")
-            cur.execute(
-                f"CREATE OR REPLACE FUNCTION {self.wh.quote(META_SCHEMA)}.{TRY_FUNCTION}(v text)"
-                " RETURNS timestamptz LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$"
-                " BEGIN RETURN v::timestamptz; EXCEPTION WHEN others THEN RETURN NULL; END $$"
-            )
-
-    def delete(self, cur: Cursor, sql: str, params: list[Any]) -> int:
-        cur.execute(sql, params)
-        return max(int(cur.raw.rowcount or 0), 0)
-
-    def lock(self, cur: Cursor, schema: str, table: str) -> None:  # noqa: B027 - optional: no lock by default
-        # Conflicts with itself (a second expiry waits, then finds the partitions gone) and with
-        # ATTACH PARTITION, not with SELECT or INSERT.
-        cur.execute(f"LOCK TABLE {self.wh.table(schema, table)} IN SHARE UPDATE EXCLUSIVE MODE")
-
-    def partitions(self, cur: Cursor, schema: str, table: str) -> list[tuple[str, str]] | None:
-        row = cur.execute(
-            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relname = %s",
-            [schema, table],
-        ).fetchone()
-        if not row or row[0] != "p":
-            return None
-        return cur.execute(
-            "SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.inhparent = %s::regclass ORDER BY c.relname",
-            [self.wh.table(schema, table)],
-        ).fetchall()
-
-
-def engine_sql(wh: Warehouse) -> EngineSQL:
-    if wh.vendor == "postgresql":
-        return PostgresSQL(wh)
-    if wh.vendor == "duckdb":
-        return DuckSQL(wh)
-    raise WarehouseError(f"Retention does not support the {wh.vendor!r} warehouse.")
-
-
 class TimestampColumn:
     """SQL for a column's value as a UTC timestamp, and for "does not parse"."""
 
-    def __init__(self, eng: EngineSQL, column: str, kind: str) -> None:
-        self.eng, self.kind = eng, kind
-        q = eng.wh.quote(column)
+    def __init__(self, wh: Warehouse, column: str, kind: str) -> None:
+        self.kind = kind
+        q = wh.quote(column)
         if kind == "text":
             trimmed = f"trim({q})"
             self.value = (
-                f"(CASE WHEN {eng.iso_match(trimmed)} THEN {eng.try_timestamp(trimmed)} END)"
+                f"(CASE WHEN {wh.ops.regex_full_match(trimmed, ISO_TIMESTAMP_RE)}"
+                f" THEN {wh.ops.try_cast_timestamptz(trimmed)} END)"
             )
             self.unparseable = f"({q} IS NOT NULL AND {self.value} IS NULL)"
         else:
@@ -247,12 +137,11 @@ def inspect(
     """
     if not wh.table_exists(schema, table):
         return Inspection(exists=False)
-    eng = engine_sql(wh)
-    eng.prepare()
-    ts = TimestampColumn(eng, column, kind)
+    wh.ops.prepare_try_cast()
+    ts = TimestampColumn(wh, column, kind)
     with wh.transaction() as cur:
-        eng.use_utc(cur)
-        parts = eng.partitions(cur, schema, table) if explore and column == INGESTED_AT else None
+        wh.ops.use_utc(cur)
+        parts = _batch_partitions(wh, cur, schema, table, column, explore)
         if parts is not None:
             return _inspect_partitions(wh, cur, parts, cutoff)
         row = cur.execute(
@@ -307,16 +196,15 @@ def expire(
     Explore batch with no live row left is forgotten there, so loading the same
     file again is a new load, not a duplicate (its data is gone).
     """
-    eng = engine_sql(wh)
-    eng.prepare()
-    ts = TimestampColumn(eng, column, kind)
+    wh.ops.prepare_try_cast()
+    ts = TimestampColumn(wh, column, kind)
     tgt = wh.table(schema, table)
     with wh.transaction() as cur:
-        eng.use_utc(cur)
-        eng.lock(cur, schema, table)
-        parts = eng.partitions(cur, schema, table) if explore and column == INGESTED_AT else None
+        wh.ops.use_utc(cur)
+        wh.ops.lock_for_maintenance(cur, schema, table)
+        parts = _batch_partitions(wh, cur, schema, table, column, explore)
         if parts is not None:
-            result = _drop_expired_partitions(eng, cur, schema, table, parts, cutoff)
+            result = _drop_expired_partitions(wh, cur, schema, table, parts, cutoff)
         else:
             result = Expiry(method="delete")
             if explore:
@@ -328,7 +216,7 @@ def expire(
                 result.batches_expired = sorted(
                     b for b, expired, total in batches if expired == total
                 )
-            result.rows_removed = eng.delete(cur, f"DELETE FROM {tgt} WHERE {ts.expired}", [cutoff])
+            result.rows_removed = wh.ops.delete(cur, f"DELETE FROM {tgt} WHERE {ts.expired}", [cutoff])
         result.rows_expired = result.rows_removed
         if kind == "text":
             row = cur.execute(f"SELECT count(*) FROM {tgt} WHERE {ts.unparseable}").fetchone()
@@ -347,7 +235,7 @@ def expire(
                 [schema, quarantine],
             ).fetchone()[0]
             if exists:
-                result.quarantine_rows_removed = eng.delete(
+                result.quarantine_rows_removed = wh.ops.delete(
                     cur,
                     f"DELETE FROM {wh.table(schema, quarantine)} WHERE {wh.quote(QUARANTINED_AT)} < %s",
                     [cutoff],
@@ -355,8 +243,17 @@ def expire(
     return result
 
 
+def _batch_partitions(
+    wh: Warehouse, cur: Cursor, schema: str, table: str, column: str, explore: bool
+) -> list[tuple[str, str]] | None:
+    """The batch partitions an expiry on ``_ingested_at`` can drop whole (None: rows are DELETEd)."""
+    if not (explore and column == INGESTED_AT and wh.features.partitioned_explore_tables):
+        return None
+    return wh.ops.batch_partitions(cur, schema, table)
+
+
 def _drop_expired_partitions(
-    eng: EngineSQL,
+    wh: Warehouse,
     cur: Cursor,
     schema: str,
     table: str,
@@ -369,9 +266,7 @@ def _drop_expired_partitions(
     share it); only candidate partitions are counted, and a candidate whose
     newest row is not expired (a straddling partition) is DELETEd into instead.
     """
-    wh = eng.wh
     result = Expiry(method="partition drop")
-    parent = wh.table(schema, table)
     ing, bid = wh.quote(INGESTED_AT), wh.quote(BATCH_ID)
     for part_schema, part in parts:
         name = wh.table(part_schema, part)
@@ -380,13 +275,12 @@ def _drop_expired_partitions(
             continue
         count, newest = cur.execute(f"SELECT count(*), max({ing}) FROM {name}").fetchone()
         if newest < cutoff:
-            cur.execute(f"ALTER TABLE {parent} DETACH PARTITION {name}")
-            cur.execute(f"DROP TABLE {name}")
+            wh.ops.drop_partition(cur, schema, table, part_schema, part)
             result.partitions_dropped += 1
             result.rows_removed += int(count)
             result.batches_expired.append(head[0])
         else:
             result.straddling_partitions.append(part)
-            result.rows_removed += eng.delete(cur, f"DELETE FROM {name} WHERE {ing} < %s", [cutoff])
+            result.rows_removed += wh.ops.delete(cur, f"DELETE FROM {name} WHERE {ing} < %s", [cutoff])
     result.batches_expired.sort()
     return result

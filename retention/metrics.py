@@ -1,4 +1,4 @@
-"""Retention's metric families, added to every scrape (``atlas.metrics.register_source``).
+"""Retention's metric families (contributed as ``metric_sources``, read by ``atlas.metrics``).
 
 Read from the database like Atlas's other metrics: the overdue gauge from the
 status each policy keeps (refreshed by the daily job and every run), the

@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from atlas.runs import RunRecordBase
 from pipelines.models import Dataset
 
 
@@ -124,7 +125,7 @@ class RetentionPolicy(Edited):
             raise ValidationError(exc.errors) from exc
 
 
-class RetentionRun(models.Model):
+class RetentionRun(RunRecordBase):
     """One execution of a retention policy: cutoff, what it removed, how long it took, the error."""
 
     class Status(models.TextChoices):
@@ -164,19 +165,13 @@ class RetentionRun(models.Model):
         default=0, help_text="Rows kept because their timestamp does not parse."
     )
     details = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
 
     def __str__(self) -> str:
         return f"Retention run #{self.pk} of {self.dataset.name}"
-
-    @property
-    def duration(self) -> timedelta | None:
-        return (self.finished_at - self.started_at) if self.finished_at else None
 
 
 class LegalBasis(models.TextChoices):

@@ -210,8 +210,12 @@ def apply_policy(
         kind = column_kind(dataset, policy.column)
         wh = get_warehouse()
         if not wh.table_exists(dataset.layer, dataset.table):
-            run.status, run.method = RetentionRun.Status.SKIPPED, "none"
-            run.details = {"reason": f"{dataset.qualified_table} does not exist yet."}
+            run.finish(
+                RetentionRun.Status.SKIPPED,
+                method="none",
+                details={"reason": f"{dataset.qualified_table} does not exist yet."},
+                save=False,
+            )
         elif policy.action == RetentionPolicy.Action.REPORT:
             found = expiry.inspect(
                 wh,
@@ -222,8 +226,13 @@ def apply_policy(
                 run.cutoff,
                 explore=dataset.layer == Layer.EXPLORE,
             )
-            run.status, run.method = RetentionRun.Status.SUCCEEDED, "report"
-            run.rows_expired, run.unparseable_rows = found.expired_rows, found.unparseable_rows
+            run.finish(
+                RetentionRun.Status.SUCCEEDED,
+                method="report",
+                rows_expired=found.expired_rows,
+                unparseable_rows=found.unparseable_rows,
+                save=False,
+            )
         else:
             result = expiry.expire(
                 wh,
@@ -235,22 +244,26 @@ def apply_policy(
                 dataset_key=dataset.qualified_table,
                 explore=dataset.layer == Layer.EXPLORE,
             )
-            run.status, run.method = RetentionRun.Status.SUCCEEDED, result.method
-            run.rows_expired, run.rows_removed = result.rows_expired, result.rows_removed
-            run.partitions_dropped = result.partitions_dropped
-            run.quarantine_rows_removed = result.quarantine_rows_removed
-            run.unparseable_rows = result.unparseable_rows
-            run.details = {
-                "batches_expired": result.batches_expired,
-                "straddling_partitions": result.straddling_partitions,
-            }
+            run.finish(
+                RetentionRun.Status.SUCCEEDED,
+                method=result.method,
+                rows_expired=result.rows_expired,
+                rows_removed=result.rows_removed,
+                partitions_dropped=result.partitions_dropped,
+                quarantine_rows_removed=result.quarantine_rows_removed,
+                unparseable_rows=result.unparseable_rows,
+                details={
+                    "batches_expired": result.batches_expired,
+                    "straddling_partitions": result.straddling_partitions,
+                },
+                save=False,
+            )
     except (PolicyError, WarehouseError) as exc:
-        run.status, run.error = RetentionRun.Status.FAILED, str(exc)
+        run.fail(str(exc), save=False)
         logger.warning("Retention of %s failed: %s", dataset.name, exc)
     except Exception as exc:  # recorded too: the daily job goes on with the next dataset
-        run.status, run.error = RetentionRun.Status.FAILED, f"Unexpected error: {exc!r}"
+        run.fail(f"Unexpected error: {exc!r}", save=False)
         logger.exception("Retention of %s failed unexpectedly", dataset.name)
-    run.finished_at = timezone.now()
     run.save()
     if run.rows_removed and run.status == RetentionRun.Status.SUCCEEDED:
         # The dataset's count as of its last load, less what went (no second scan).

@@ -1,8 +1,7 @@
-"""``/api/v1/``: one router; every installed app adds its endpoints from ``<app>/api/urls.py``.
+"""``/api/v1/``: one router; every app adds its endpoints as ``api_routes`` in its AppConfig.
 
-An app's ``api/urls.py`` exposes ``routes``: ``[(prefix, viewset, basename), ...]``.
-Discovering them here (as the admin discovers ``admin.py``) keeps dependencies
-pointing one way: ``atlas`` never imports the apps by name.
+Reading them from the extension point (:mod:`atlas.extensions`) keeps
+dependencies pointing one way: ``atlas`` never imports the apps by name.
 """
 
 from __future__ import annotations

@@ -11,11 +11,13 @@ transpiled by sqlglot. Validation is an allowlist at every level:
 * rows (``rows``): no whole-row value, which would carry every column past
   the column policies.
 
-``validate`` ties them together; the transpiling and column lineage of issue 13
-are meant to join this package.
+``validate`` ties them together. ``transpile`` renders operator SQL for DuckDB
+with the column types, so that it means what it means on PostgreSQL, and
+``check_same_meaning`` refuses what cannot be made equal (issue 13).
 """
 
 from .errors import SQLRefused
+from .transpile import check_same_meaning, to_duckdb
 from .validate import (
     Catalog,
     ValidatedSelect,
@@ -28,7 +30,9 @@ __all__ = [
     "Catalog",
     "SQLRefused",
     "ValidatedSelect",
+    "check_same_meaning",
     "parse_statement",
+    "to_duckdb",
     "validate_expression",
     "validate_select",
 ]

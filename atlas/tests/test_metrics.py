@@ -9,15 +9,9 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from prometheus_client.parser import text_string_to_metric_families
 
-from atlas import metrics
+from atlas import extensions, metrics
 from pipelines.models import PipelineRun, RunStatus
-from pipelines.tests import conftest as pipeline_fixtures
 from pipelines.tests.conftest import run_now
-
-# The pipelines app's fixtures, used here as they are.
-make_csv = pipeline_fixtures.make_csv
-simple_pipeline = pipeline_fixtures.simple_pipeline
-
 
 SCRAPE_TOKEN = "test-scrape-token"
 
@@ -131,11 +125,8 @@ def test_a_failing_source_does_not_hide_the_others(client, after_a_run):
     def broken():
         raise RuntimeError("boom")
 
-    metrics.register_source(broken)
-    try:
+    with extensions.added("broken_app", {"metric_sources": [broken]}):
         assert "atlas_pipeline_runs" in scrape(client)
-    finally:
-        metrics._sources.remove(broken)
 
 
 def test_an_app_can_add_its_own_family(client, db):
@@ -146,11 +137,8 @@ def test_an_app_can_add_its_own_family(client, db):
         family.add_metric([], 7)
         yield family
 
-    metrics.register_source(mine)
-    try:
+    with extensions.added("my_app", {"metric_sources": [mine]}):  # as an AppConfig declares it
         assert samples(scrape(client)["atlas_test_things"]) == {(): 7.0}
-    finally:
-        metrics._sources.remove(mine)
 
 
 def test_quarantined_rows_count_ingest_rejects_and_rows_drop_checks_moved(client, after_a_run):
@@ -183,7 +171,7 @@ def test_every_family_the_issue_lists_is_exposed(client, after_a_run):
 COUNT_IN_A_WORKER = """
 import django
 django.setup()
-from atlas import metrics
+from atlas import extensions, metrics
 metrics.count_lineage_delivery("delivered", {n})
 metrics.count_lineage_delivery("retry")
 """

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from atlas.sql import Catalog, SQLRefused, validate_expression, validate_select
-from pipelines.demo.definition import CHECKS, STEPS
+from demo.definition import CHECKS, STEPS
 from pipelines.sql import check_select
 from quality.definitions import parse_condition
 
@@ -30,7 +30,7 @@ KNOWN = {
 
 
 def demo_known() -> set[tuple[str, str]]:
-    from pipelines.demo.definition import DATASETS
+    from demo.definition import DATASETS
 
     return set(DATASETS)
 

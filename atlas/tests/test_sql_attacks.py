@@ -12,11 +12,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.sql import SQLValidationError, check_select
-from pipelines.tests import conftest as pipeline_fixtures
 from quality.definitions import parse_condition
-
-make_csv = pipeline_fixtures.make_csv  # fixtures of the pipelines' tests, used here
-simple_pipeline = pipeline_fixtures.simple_pipeline
 
 CUSTOMERS = ["customer_id", "first_name", "last_name", "email", "phone", "key"]
 KNOWN = {

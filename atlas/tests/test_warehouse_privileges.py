@@ -9,14 +9,15 @@ locked-down embedded connection.
 
 from __future__ import annotations
 
+import io
 import threading
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from atlas.warehouse import WarehouseError
-from atlas.warehouse.privileges import configured_roles
+from atlas.warehouse import LAYER_SCHEMAS, WarehouseError
+from atlas.warehouse.privileges import LAYER_READS, configured_roles
 
 pytestmark = pytest.mark.django_db
 
@@ -43,9 +44,16 @@ def pg(wh):
     return wh
 
 
-def _both_paths(wh, sql: str):
-    """The attack through both doors: the staging write and the read-only query."""
-    return [lambda: wh.stage_operator_select("chart", "stg_attack", sql), lambda: wh.operator_query(sql)]
+def _both_paths(wh, sql: str, layers=LAYER_SCHEMAS):
+    """The attack through both doors (the staging write, the read-only query), as every layer's role."""
+    return [
+        run
+        for layer in layers
+        for run in (
+            lambda lay=layer: wh.stage_operator_select(lay, "stg_attack", sql),
+            lambda lay=layer: wh.operator_query(sql, layer=lay),
+        )
+    ]
 
 
 DENIED = ("permission denied", "must be owner")
@@ -78,26 +86,34 @@ def test_operator_sql_cannot_read_any_django_table(pg):
     tables = connection.introspection.table_names()
     assert "auth_user" in tables
     for table in tables:
-        _refused(lambda t=table: pg.operator_query(f'SELECT * FROM public."{t}"'), *DENIED)
-    role = configured_roles().sql
+        for layer in LAYER_SCHEMAS:
+            _refused(lambda t=table, lay=layer: pg.operator_query(f'SELECT * FROM public."{t}"', layer=lay), *DENIED)
     with pg.cursor() as cur:
-        assert cur.execute("SELECT has_schema_privilege(%s, 'public', 'USAGE')", [role]).fetchone()[0] is False
-        assert cur.execute("SELECT has_schema_privilege(%s, 'atlas', 'USAGE')", [role]).fetchone()[0] is False
+        for role in configured_roles().operator_roles():
+            assert cur.execute("SELECT has_schema_privilege(%s, 'public', 'USAGE')", [role]).fetchone()[0] is False
+            assert cur.execute("SELECT has_schema_privilege(%s, 'atlas', 'USAGE')", [role]).fetchone()[0] is False
 
 
 @pytest.mark.postgres
 def test_the_keyed_hash_cannot_be_computed_by_the_operator_role(pg):
-    _refused(lambda: pg.operator_query(f"SELECT {pg.pii_hmac_sql(pg.literal('ann@example.com'), 'kid')}"), *DENIED)
+    for layer in LAYER_SCHEMAS:
+        _refused(
+            lambda lay=layer: pg.operator_query(
+                f"SELECT {pg.pii_hmac_sql(pg.literal('ann@example.com'), 'kid')}", layer=lay
+            ),
+            *DENIED,
+        )
 
 
 @pytest.mark.postgres
 def test_switching_back_to_the_owner_role_is_refused(pg):
-    owner = pg.operator_query("SELECT 1")  # the role works at all
+    owner = pg.operator_query("SELECT 1", layer="chart")  # the role works at all
     assert owner == (["?column?"], [(1,)])
     with pg.cursor() as cur:
         me = cur.execute("SELECT current_user").fetchone()[0]
     sql = f"SELECT set_config('role', '{me}', true), query_to_xml('SELECT * FROM atlas.pii_keys', true, false, '')"
-    _refused(lambda: pg.operator_query(sql), "permission denied")
+    for layer in LAYER_SCHEMAS:
+        _refused(lambda lay=layer: pg.operator_query(sql, layer=lay), "permission denied")
 
 
 @pytest.mark.postgres
@@ -105,7 +121,7 @@ def test_other_sessions_query_text_is_hidden(pg):
     with pg.cursor() as cur:
         cur.execute("SELECT 'secret-marker-h2' AS x").fetchall()
     _cols, rows = pg.operator_query(
-        "SELECT query FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query IS NOT NULL"
+        "SELECT query FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query IS NOT NULL", layer="explore"
     )
     assert rows, "other sessions exist (the owner's)"
     assert not any("secret-marker-h2" in (r[0] or "") for r in rows)
@@ -144,9 +160,10 @@ def test_operator_role_writes_nothing_but_its_staging_table(pg):
         "ALTER TABLE explore.orders ADD COLUMN x integer",
         "GRANT SELECT ON atlas.pii_keys TO PUBLIC",
     ):
-        with pytest.raises(WarehouseError) as info, pg._operator_session(read_only=False) as cur:
-            pg._run_one(cur, sql)
-        assert any(n in str(info.value).lower() for n in DENIED), (sql, str(info.value))
+        for layer in LAYER_SCHEMAS:
+            with pytest.raises(WarehouseError) as info, pg._operator_session(layer, read_only=False) as cur:
+                pg._run_one(cur, sql)
+            assert any(n in str(info.value).lower() for n in DENIED), (sql, layer, str(info.value))
     # A data-modifying WITH cannot hide inside the staging statement either.
     with pytest.raises(WarehouseError):
         pg.stage_operator_select("chart", "stg_w", "WITH d AS (DELETE FROM chart.victim RETURNING id) SELECT id FROM d")
@@ -156,7 +173,7 @@ def test_operator_role_writes_nothing_but_its_staging_table(pg):
 
 @pytest.mark.postgres
 def test_read_only_queries_run_in_a_read_only_transaction(pg):
-    with pytest.raises(WarehouseError) as info, pg._operator_session(read_only=True) as cur:
+    with pytest.raises(WarehouseError) as info, pg._operator_session("chart", read_only=True) as cur:
         pg._run_one(cur, "CREATE TEMP TABLE t (a integer)")
     assert "read-only" in str(info.value)
 
@@ -170,10 +187,191 @@ def test_a_staging_write_reads_the_layers_and_the_result_is_readable_after(pg):
     assert [(c.name, c.type) for c in pg.columns("chart", "stg_ok")] == [
         ("id", "integer"), ("email", "text"), ("n", "numeric"), ("lit", "text"),
     ]
-    assert pg.operator_query("SELECT count(*) AS n FROM chart.stg_ok")[1] == [(2,)]
-    # Private staging (columns to hash): the operator role may not read it.
+    assert pg.operator_query("SELECT count(*) AS n FROM chart.stg_ok", layer="chart")[1] == [(2,)]
+    # Private staging (columns to hash): no operator role may read it.
     pg.stage_operator_select("chart", "stg_private", "SELECT email FROM explore.orders", readable=False)
-    _refused(lambda: pg.operator_query("SELECT * FROM chart.stg_private"), "permission denied")
+    for layer in ("chart", "navigate"):
+        _refused(lambda lay=layer: pg.operator_query("SELECT * FROM chart.stg_private", layer=lay), "permission denied")
+
+
+# --- PostgreSQL: one operator-SQL role per layer, reading only what that layer may read -------------
+@pytest.fixture
+def layered(pg):
+    """A table in every layer, each holding a marker value."""
+    with pg.cursor() as cur:
+        cur.execute("CREATE TABLE chart.people (id integer, email_hash text)")
+        cur.execute("INSERT INTO chart.people VALUES (1, 'h-chart')")
+        cur.execute("CREATE TABLE navigate.kpi (n integer, label text)")
+        cur.execute("INSERT INTO navigate.kpi VALUES (7, 'n-navigate')")
+    return pg
+
+
+TABLE_OF = {"explore": "explore.orders", "chart": "chart.people", "navigate": "navigate.kpi"}
+
+
+def test_the_layer_reads_are_the_steps_input_layers():
+    """The engine's grants and the validator (``Step.INPUT_LAYERS``) say the same thing."""
+    from pipelines.models import Step
+
+    for kind in (Step.Kind.REFINE, Step.Kind.AGGREGATE):
+        assert set(LAYER_READS[Step.OUTPUT_LAYER[kind]]) == set(Step.INPUT_LAYERS[kind]), kind
+    assert LAYER_READS["explore"] == ("explore",)
+    assert set(LAYER_READS) == set(LAYER_SCHEMAS)
+
+
+def test_an_unknown_layer_is_refused_on_both_engines(wh):
+    for run in (
+        lambda: wh.operator_query("SELECT 1", layer="atlas"),
+        lambda: wh.operator_columns("SELECT 1 AS a", layer="public"),
+        lambda: wh.stage_operator_select("atlas", "stg_x", "SELECT 1 AS a"),
+    ):
+        _refused(run, "not a layer")
+
+
+@pytest.mark.postgres
+def test_an_aggregate_statement_naming_explore_is_refused_by_postgresql(layered):
+    """The attack: a navigate (aggregate) step's SQL reads raw PII past the validator; the engine says no."""
+    pg = layered
+    sql = "SELECT email FROM explore.orders"
+    message = _refused(lambda: pg.stage_operator_select("navigate", "stg_leak", sql), "permission denied")
+    assert "explore" in message and "navigate" in message  # what was refused, and for which layer's SQL
+    assert "ann@example.com" not in message
+    # Refused while planning its shape, before any table is created: nothing read, nothing written.
+    assert not pg.table_exists("navigate", "stg_leak")
+    # The same SQL as a Chart step's (refine reads Explore) runs: the refusal is the layer's, not the SQL's.
+    assert pg.stage_operator_select("chart", "stg_fine", sql) == 2
+    _refused(lambda: pg.operator_query(sql, layer="navigate"), "permission denied")
+    _refused(lambda: pg.operator_columns(sql, layer="navigate"), "permission denied")
+    # Hidden deeper (a subquery, a join with an allowed table): the same refusal.
+    _refused(
+        lambda: pg.operator_query(
+            "SELECT k.n FROM navigate.kpi k WHERE EXISTS (SELECT 1 FROM explore.orders o WHERE o.id = k.n)",
+            layer="navigate",
+        ),
+        "permission denied",
+    )
+
+
+@pytest.mark.postgres
+def test_a_chart_check_cannot_read_navigate(layered):
+    pg = layered
+    for sql in ("SELECT * FROM navigate.kpi", "SELECT count(*) FROM chart.people CROSS JOIN navigate.kpi"):
+        _refused(lambda s=sql: pg.operator_query(s, layer="chart"), "permission denied")
+    # An explore check reads explore only.
+    for sql in ("SELECT * FROM chart.people", "SELECT * FROM navigate.kpi"):
+        _refused(lambda s=sql: pg.operator_query(s, layer="explore"), "permission denied")
+
+
+@pytest.mark.postgres
+def test_each_layer_role_reads_exactly_the_layers_its_layer_may_read(layered):
+    pg = layered
+    for layer in LAYER_SCHEMAS:
+        for schema, table in TABLE_OF.items():
+            run = lambda t=table, lay=layer: pg.operator_query(f"SELECT count(*) FROM {t}", layer=lay)  # noqa: E731
+            if schema in LAYER_READS[layer]:
+                assert run()[1][0][0] >= 1, (layer, table)
+            else:
+                _refused(run, "permission denied")
+
+
+@pytest.mark.postgres
+def test_set_config_role_cannot_widen_a_layer_role(layered):
+    pg = layered
+    roles = configured_roles()
+    with pg.cursor() as cur:
+        me = cur.execute("SELECT current_user").fetchone()[0]
+    for target in (roles.for_layer("navigate"), roles.for_layer("explore"), roles.sql, me, "postgres"):
+        sql = f"SELECT set_config('role', '{target}', true) AS r, (SELECT count(*) FROM navigate.kpi) AS n"
+        _refused(lambda s=sql: pg.operator_query(s, layer="chart"), "permission denied")
+        sql = f"SELECT set_config('role', '{target}', true) AS r, (SELECT count(*) FROM explore.orders) AS n"
+        _refused(lambda s=sql: pg.operator_query(s, layer="navigate"), "permission denied")
+    # SET ROLE inside the staging write (a writable transaction) changes nothing either.
+    with pytest.raises(WarehouseError) as info, pg._operator_session("navigate", read_only=False) as cur:
+        pg._run_one(cur, f"SET ROLE {roles.for_layer('chart')}")
+    assert "permission denied" in str(info.value).lower()
+    with pg.cursor() as cur:  # the property behind it: no layer role belongs to any role
+        members = cur.execute(
+            "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = ANY(%s)",
+            [list(roles.operator_roles())],
+        ).fetchall()
+    assert members == []
+
+
+@pytest.mark.postgres
+def test_a_staged_table_is_readable_by_the_layers_that_read_its_layer_only(layered):
+    pg = layered
+    pg.stage_operator_select("chart", "stg_ok", "SELECT id FROM explore.orders")
+    assert pg.operator_query("SELECT count(*) FROM chart.stg_ok", layer="chart")[1] == [(2,)]
+    assert pg.operator_query("SELECT count(*) FROM chart.stg_ok", layer="navigate")[1] == [(2,)]
+    _refused(lambda: pg.operator_query("SELECT count(*) FROM chart.stg_ok", layer="explore"), "permission denied")
+    pg.publish(schema="chart", staging="stg_ok", target="ok", mode="replace")
+    assert pg.operator_query("SELECT count(*) FROM chart.ok", layer="navigate")[1] == [(2,)]
+    _refused(lambda: pg.operator_query("SELECT count(*) FROM chart.ok", layer="explore"), "permission denied")
+    # The staging write is granted to its own layer's role on that one table, and only while it runs.
+    roles = configured_roles()
+    with pg.cursor() as cur:
+        grants = cur.execute(
+            "SELECT grantee, privilege_type FROM information_schema.role_table_grants"
+            " WHERE table_schema = 'chart' AND table_name = 'ok' AND grantee = ANY(%s) ORDER BY 1",
+            [list(roles.operator_roles())],
+        ).fetchall()
+    assert grants == [(roles.for_layer("chart"), "SELECT"), (roles.for_layer("navigate"), "SELECT")]
+
+
+@pytest.mark.postgres
+def test_a_dataset_preview_reads_as_its_layers_role(layered):
+    pg = layered
+    columns, rows = pg.preview("navigate", "kpi", limit=5)
+    assert (columns, rows) == (["n", "label"], [(7, "n-navigate")])
+    _refused(lambda: pg.preview("atlas", "pii_keys"), "not a layer")
+
+
+@pytest.mark.postgres
+def test_quality_checks_run_as_the_checked_datasets_layer(layered):
+    """A check's SQL runs as its dataset's layer role: a Chart check looking into Navigate is refused."""
+    from pipelines.models import Dataset
+    from quality.models import Check
+    from quality.service import run_checks
+
+    people = Dataset.objects.create(name="people", layer="chart", table="people")
+    kpi = Dataset.objects.create(name="kpi", layer="navigate", table="kpi")
+    # Refused when saved (quality.definitions); a definition from before that rule is stored past
+    # validation here, to show the engine refuses it too (defence in depth).
+    Check.objects.bulk_create([Check(dataset=people, kind="referential", columns=["id"],
+                                     params={"dataset": "kpi", "column": "n"}, severity="warn", name="in_kpi")])
+    Check.objects.create(dataset=kpi, kind="referential", columns=["n"], params={"dataset": "people", "column": "id"},
+                         severity="warn", name="in_people")
+    refused = run_checks(people, trigger="manual").results.get(check_name="in_kpi")
+    assert refused.outcome == "error"
+    assert "permission denied" in refused.message and configured_roles().for_layer("chart") in refused.message
+    allowed = run_checks(kpi, trigger="manual").results.get(check_name="in_people")
+    assert (allowed.outcome, allowed.failing_rows) == ("warn", 1)  # 7 is no person's id; Navigate reads Chart
+
+
+@pytest.mark.postgres
+def test_the_former_single_role_keeps_no_read_of_the_layers(layered):
+    """Upgrading from one ``atlas_sql`` for every layer: the setup takes its grants back (never drops it)."""
+    pg = layered
+    legacy = configured_roles().sql
+    with pg.cursor() as cur:
+        cur.execute(privileges_create_role(legacy))
+        cur.execute(f'GRANT USAGE ON SCHEMA explore TO "{legacy}"')
+        cur.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA explore TO "{legacy}"')
+    pg.setup_roles()
+    with pg.cursor() as cur:
+        for table in TABLE_OF.values():
+            assert cur.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", [legacy, table]).fetchone()[0] is False
+        cur.execute("CREATE TABLE explore.after_upgrade (a integer)")
+        assert cur.execute(
+            "SELECT has_table_privilege(%s, 'explore.after_upgrade', 'SELECT')", [legacy]
+        ).fetchone()[0] is False
+        assert cur.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", [legacy]).fetchone()[0] == 1
+
+
+def privileges_create_role(name: str) -> str:
+    from atlas.warehouse.privileges import create_role_sql
+
+    return create_role_sql(name, login=True)
 
 
 @pytest.mark.postgres
@@ -198,19 +396,27 @@ def test_roles_are_idempotent_and_race_safe(pg, settings):
         t.join()
     assert not errors, errors
     call_command("warehouse_roles")
-    call_command("warehouse_roles")
+    out = io.StringIO()
+    call_command("warehouse_roles", stdout=out)
+    said = out.getvalue()
+    assert "'atlas_sql_navigate' reads chart and navigate" in said.replace(configured_roles().sql, "atlas_sql"), said
     roles = configured_roles()
     with pg.cursor() as cur:
+        operator_roles = list(roles.operator_roles())
+        assert operator_roles == [f"{roles.sql}_{layer}" for layer in LAYER_SCHEMAS]
         rows = cur.execute(
             "SELECT rolname, rolsuper, rolcanlogin, rolinherit FROM pg_roles WHERE rolname = ANY(%s) ORDER BY 1",
-            [[roles.sql, roles.key]],
+            [[*operator_roles, roles.key]],
         ).fetchall()
-        assert sorted(rows) == sorted([(roles.sql, False, True, False), (roles.key, False, False, True)])
-        member_of = cur.execute(
-            "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s",
-            [roles.sql],
-        ).fetchone()[0]
-        assert member_of == 0, "the operator-SQL role belongs to no role"
+        assert sorted(rows) == sorted(
+            [(r, False, True, False) for r in operator_roles] + [(roles.key, False, False, True)]
+        )
+        for role in operator_roles:
+            member_of = cur.execute(
+                "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s",
+                [role],
+            ).fetchone()[0]
+            assert member_of == 0, f"the operator-SQL role {role} belongs to no role"
         owner = cur.execute(
             "SELECT tableowner FROM pg_tables WHERE schemaname = 'atlas' AND tablename = 'pii_keys'"
         ).fetchone()[0]
@@ -234,7 +440,7 @@ def test_a_connection_that_may_not_create_roles_points_to_the_command(pg, settin
     params["user"] = "atlas_h2_weak"
     weak = PostgresWarehouse(psycopg.conninfo.make_conninfo(**params))
     try:
-        _refused(lambda: weak.operator_query("SELECT 1"), "manage.py warehouse_roles")
+        _refused(lambda: weak.operator_query("SELECT 1", layer="chart"), "manage.py warehouse_roles")
     finally:
         weak.close()
 
@@ -255,7 +461,7 @@ def _duck_paths(wh, sql: str):
             cur.execute(sql)
 
     return [lambda: wh.stage_operator_select("chart", "stg_attack", f"SELECT * FROM ({sql}) AS x"),
-            lambda: wh.operator_query(sql), plain]
+            lambda: wh.operator_query(sql, layer="chart"), plain]
 
 
 @pytest.mark.parametrize(
@@ -314,12 +520,15 @@ def test_duckdb_operator_sql_is_one_statement_within_the_timeout(duck, settings)
         "SELECT 1; DROP TABLE chart.victim",
         "SELECT 1 AS a) AS q; DROP TABLE chart.victim; SELECT * FROM (SELECT 1 AS a",
     ):
-        for run in (lambda s=sql: duck.stage_operator_select("chart", "stg", s), lambda s=sql: duck.operator_query(s)):
+        for run in (lambda s=sql: duck.stage_operator_select("chart", "stg", s), lambda s=sql: duck.operator_query(s, layer="chart")):
             with pytest.raises(WarehouseError):
                 run()
     assert duck.table_exists("chart", "victim")
     settings.ATLAS_SQL_STATEMENT_TIMEOUT_SECONDS = 0.3
-    _refused(lambda: duck.operator_query("SELECT count(*) FROM range(100000000000) AS a"), "ran longer than 0.3 s")
+    _refused(
+        lambda: duck.operator_query("SELECT count(*) FROM range(100000000000) AS a", layer="navigate"),
+        "ran longer than 0.3 s",
+    )
 
 
 def test_duckdb_still_reads_files_under_the_data_roots(duck, tmp_path, settings):

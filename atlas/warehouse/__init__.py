@@ -46,18 +46,14 @@ def get_warehouse() -> Warehouse:
     with _lock:
         wh = _cache.get(url)
         if wh is None:
-            if url.startswith("duckdb://"):
-                from .duckdb import DuckDBWarehouse
+            from . import registry
 
-                wh = DuckDBWarehouse(url.removeprefix("duckdb://"))
-            elif url.startswith(("postgres://", "postgresql://")):
-                from .postgresql import PostgresWarehouse
-
-                wh = PostgresWarehouse(url)
-            else:
+            try:
+                wh = registry.connect(url)
+            except registry.UnknownBackend as exc:
                 raise WarehouseError(
-                    f"Unsupported WAREHOUSE_URL {url!r}: use duckdb:///path or postgresql://..."
-                )
+                    f"Unsupported WAREHOUSE_URL {url!r}: use duckdb:///path or postgresql://... ({exc})"
+                ) from exc
             _cache[url] = wh
         return wh
 

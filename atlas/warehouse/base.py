@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import abc
 import enum
+import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlglot
+
+from .quality_ops import QualityOps
 
 LAYER_SCHEMAS = ("explore", "chart", "navigate")
 META_SCHEMA = "atlas"
@@ -41,20 +44,28 @@ _QUOTED = re.compile(r"""("[^"]*"|'[^']*'|=\([^)]*\))""")
 VALUE_HIDDEN = "[value hidden]"
 
 
-def hide_values(message: str) -> str:
+def hide_values(message: str, *, keep: Iterable[str] = (), table: str | None = None) -> str:
     """An engine's error about a value, with every quoted value replaced.
 
     Errors about data ("invalid input syntax for type integer: "ann@example.com"",
     "Could not convert string 'ann@example.com' to INT32", "Key (id)=(5) ...") quote the
     value that failed: the operator's SQL must not be able to read a row (or the PII in
-    it) one error at a time, and step errors are read by roles without clear PII.
+    it) one error at a time, and step errors are read by roles without clear PII. The
+    same holds for Atlas's own statements (a publish breaking a unique key).
+
+    ``keep``: quoted names the engine reported as names (its error's table, column,
+    constraint), which stay readable; ``table``: where it happened, added when given.
     """
+    names = {name for name in keep if name}
 
     def hidden(m: re.Match[str]) -> str:
         quoted = m.group(0)
-        return "=(…)" if quoted.startswith("=") else f"{quoted[0]}{VALUE_HIDDEN}{quoted[0]}"
+        if quoted.startswith("="):
+            return "=(…)"
+        return quoted if quoted[1:-1] in names else f"{quoted[0]}{VALUE_HIDDEN}{quoted[0]}"
 
-    return _QUOTED.sub(hidden, message) + " (the value is not shown: errors never carry data)"
+    where = f" (table {table})" if table else ""
+    return _QUOTED.sub(hidden, message) + where + " (the value is not shown: errors never carry data)"
 
 
 class FileFormat(enum.StrEnum):
@@ -168,11 +179,32 @@ class Cursor:
 _IDENT_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class Warehouse(abc.ABC):
-    """The interface: an engine must implement every abstract method (checked when it is built)."""
+class Warehouse(QualityOps, abc.ABC):
+    """The interface: an engine must implement every abstract method (checked when it is built).
+
+    What quality checks need (regex, casts, key-counting strategies) comes from
+    :mod:`.quality_ops`; each engine mixes in its own.
+    """
 
     vendor: str = ""
     dialect: str = ""  # sqlglot dialect
+    # Django's split: ``ops`` writes this engine's SQL, ``features`` says what it can do
+    # (each engine names its classes; see ``operations`` and ``features``).
+    operations_class: type = None  # type: ignore[assignment]
+    features_class: type = None  # type: ignore[assignment]
+
+    @functools.cached_property
+    def ops(self) -> Any:
+        return self.operations_class(self)
+
+    @functools.cached_property
+    def features(self) -> Any:
+        return self.features_class(self)
+
+    @classmethod
+    def from_url(cls, url: str) -> Warehouse:
+        """The backend for a ``WAREHOUSE_URL`` of its scheme (see ``registry``)."""
+        return cls(url)
 
     # --- connections ---------------------------------------------------------
     @abc.abstractmethod
@@ -221,8 +253,12 @@ class Warehouse(abc.ABC):
         """SQL that is true when ``expr`` matches the pattern bound to its one ``%s``."""
         ...
 
-    def transpile(self, sql: str) -> str:
-        """Operator SQL is written in the PostgreSQL dialect; render it for this engine."""
+    def transpile(self, sql: str, types: Mapping[tuple[str, str], Mapping[str, str]] | None = None) -> str:
+        """Operator SQL is written in the PostgreSQL dialect; render it for this engine.
+
+        ``types`` are the column types of the datasets it reads ((layer, table) -> {column: type}):
+        an engine other than PostgreSQL needs them to keep PostgreSQL's meaning (``atlas.sql.transpile``).
+        """
         if self.dialect == "postgres":
             return sql
         return sqlglot.transpile(sql, read="postgres", write=self.dialect)[0]
@@ -257,14 +293,29 @@ class Warehouse(abc.ABC):
             ).fetchall()
         return [Column(r[0], str(r[1]).lower(), r[2] == "YES") for r in rows]
 
+    def catalogue(self, schemas: Sequence[str]) -> dict[tuple[str, str], dict[str, str]]:
+        """Every table of ``schemas`` with its columns and their (lower-case) types, in one query."""
+        if not schemas:
+            return {}
+        out: dict[tuple[str, str], dict[str, str]] = {}
+        with self.cursor() as cur:
+            rows = cur.execute(
+                "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns"
+                f" WHERE table_schema IN ({', '.join(['%s'] * len(schemas))})"
+                " ORDER BY table_schema, table_name, ordinal_position",
+                list(schemas),
+            ).fetchall()
+        for schema, table, column, data_type in rows:
+            out.setdefault((schema, table), {})[column] = str(data_type).lower()
+        return out
+
     def row_count(self, schema: str, name: str) -> int:
         with self.cursor() as cur:
             return int(cur.execute(f"SELECT count(*) FROM {self.table(schema, name)}").fetchone()[0])
 
     def preview(self, schema: str, name: str, limit: int = 20) -> tuple[list[str], list[tuple]]:
-        with self.cursor() as cur:
-            cur.execute(f"SELECT * FROM {self.table(schema, name)} LIMIT {int(limit)}")
-            return cur.column_names, cur.fetchall()
+        """The first rows of a layer table, read as operator SQL of that layer (never the owner's rights)."""
+        return self.operator_query(f"SELECT * FROM {self.table(schema, name)}", layer=schema, limit=limit)
 
     def drop_table(self, schema: str, name: str) -> None:
         with self.cursor() as cur:
@@ -279,26 +330,30 @@ class Warehouse(abc.ABC):
         return self.row_count(schema, name)
 
     # --- operator SQL: least privilege (each engine runs it restricted) --------------
+    # Every operator statement runs for a layer: the layer of the dataset it produces
+    # (a step's SELECT: its staging table's schema) or checks or previews. On PostgreSQL
+    # it runs as that layer's role, which reads only the layers that layer may read
+    # (``privileges.LAYER_READS``); an engine without roles relies on the validator.
     @abc.abstractmethod
     def stage_operator_select(self, schema: str, name: str, select_sql: str, *, readable: bool = True) -> int:
         """Materialise an operator's SELECT (this engine's dialect) as ``schema.name``; return its rows.
 
         Unlike ``create_table_as`` (Atlas's own SQL), the SELECT runs restricted: one
-        statement, a statement timeout, and on PostgreSQL as the operator-SQL role,
-        which cannot read Atlas's metadata or the PII key. ``readable=False``: the
-        operator-SQL role may not read the new table (it holds values a staged hook
-        rewrites, e.g. columns to hash).
+        statement, a statement timeout, and on PostgreSQL as the operator-SQL role of the
+        layer ``schema``, which reads only the layers that layer may read and cannot read
+        Atlas's metadata or the PII key. ``readable=False``: no operator-SQL role may read
+        the new table (it holds values a staged hook rewrites, e.g. columns to hash).
         """
 
     @abc.abstractmethod
     def operator_query(
-        self, select_sql: str, params: Sequence[Any] | None = None, *, limit: int | None = None
+        self, select_sql: str, params: Sequence[Any] | None = None, *, layer: str, limit: int | None = None
     ) -> tuple[list[str], list[tuple]]:
-        """Columns and rows of an operator's SELECT, run restricted and read-only (previews, checks)."""
+        """Columns and rows of an operator's SELECT for a dataset of ``layer``, run restricted and read-only."""
 
-    def operator_columns(self, select_sql: str) -> list[str]:
-        """The column names an operator's SELECT gives, without running it for rows."""
-        return self.operator_query(select_sql, limit=0)[0]
+    def operator_columns(self, select_sql: str, *, layer: str) -> list[str]:
+        """The column names an operator's SELECT for ``layer`` gives, without running it for rows."""
+        return self.operator_query(select_sql, layer=layer, limit=0)[0]
 
     def rewrite_table(self, schema: str, name: str, select_list: str) -> None:
         """Replace ``schema.name`` by ``SELECT select_list FROM`` it, in one transaction (Atlas's SQL).
@@ -372,16 +427,20 @@ class Warehouse(abc.ABC):
                 )
         rows = self.row_count(schema, staging)
         names = ", ".join(self.quote(c.name) for c in staged_cols)
-        with self.transaction() as cur:
-            if mode is WriteMode.REPLACE or not exists:
-                cur.execute(f"DROP TABLE IF EXISTS {tgt}")
-                cur.execute(f"ALTER TABLE {stg} RENAME TO {self.quote(target)}")
-                return rows
-            if mode is WriteMode.MERGE:
-                match = " AND ".join(f"s.{self.quote(k)} = t.{self.quote(k)}" for k in keys)
-                cur.execute(f"DELETE FROM {tgt} AS t WHERE EXISTS (SELECT 1 FROM {stg} AS s WHERE {match})")
-            cur.execute(f"INSERT INTO {tgt} ({names}) SELECT {names} FROM {stg}")
-            cur.execute(f"DROP TABLE {stg}")
+        try:
+            with self.transaction() as cur:
+                if mode is WriteMode.REPLACE or not exists:
+                    cur.execute(f"DROP TABLE IF EXISTS {tgt}")
+                    cur.execute(f"ALTER TABLE {stg} RENAME TO {self.quote(target)}")
+                    return rows
+                if mode is WriteMode.MERGE:
+                    match = " AND ".join(f"s.{self.quote(k)} = t.{self.quote(k)}" for k in keys)
+                    cur.execute(f"DELETE FROM {tgt} AS t WHERE EXISTS (SELECT 1 FROM {stg} AS s WHERE {match})")
+                cur.execute(f"INSERT INTO {tgt} ({names}) SELECT {names} FROM {stg}")
+                cur.execute(f"DROP TABLE {stg}")
+        except WarehouseError as exc:
+            # The engine's message has no value in it (``hide_values``); say which table and how.
+            raise WarehouseError(f"Publishing into {schema}.{target} ({mode.value}) failed: {exc}") from exc
         return rows
 
     # --- Explore loads -------------------------------------------------------

@@ -13,6 +13,8 @@ from typing import Any
 import duckdb
 from django.conf import settings
 
+from atlas.sql.transpile import ColumnTypes, to_duckdb
+
 from . import privileges
 from .base import (
     LOAD_COLUMNS,
@@ -24,7 +26,10 @@ from .base import (
     WarehouseError,
     hide_values,
 )
+from .features import DuckDBFeatures
 from .filereader import IngestError, plan_scan
+from .operations import DuckDBOperations
+from .quality_ops import DuckDBQualityOps
 
 # Errors about a value of the data: their messages quote it (see ``hide_values``).
 _DATA_ERRORS = (
@@ -92,6 +97,23 @@ def lock_down(con: duckdb.DuckDBPyConnection) -> None:
 _SET = re.compile(r"^\s*SET\s+(?:SESSION\s+)?([A-Za-z_]+)\s*(?:=|TO)\s*'([^']*)'\s*;?\s*$", re.IGNORECASE)
 
 
+# The same, for Atlas's own statements: constraint, conversion and range errors only (an
+# invalid-input error of the owner's SQL is about the statement, e.g. the locked configuration,
+# and its quoted option names must stay readable).
+_OWNER_DATA_ERRORS = (duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.ConstraintException)
+
+
+def _error_message(exc: duckdb.Error, *, operator: bool = False) -> str:
+    """The message of a DuckDB error for a WarehouseError (operator SQL, or Atlas's own).
+
+    Errors about a value of the data (e.g. ``Duplicate key "email: ann@example.com"``,
+    ``Could not convert string 'ann@example.com' to INT32``) keep what went wrong and lose
+    the values.
+    """
+    data = _DATA_ERRORS if operator else _OWNER_DATA_ERRORS
+    return hide_values(str(exc)) if isinstance(exc, data) else str(exc)
+
+
 class LockedCursor(Cursor):
     """A cursor on the locked warehouse: a ``SET`` that changes nothing is a no-op, not an error.
 
@@ -131,13 +153,16 @@ def parser_config() -> dict[str, Any]:
     }
 
 
-class DuckDBWarehouse(Warehouse):
+class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
     vendor = "duckdb"
     dialect = "duckdb"
     row_locator = ("rowid",)
+    operations_class = DuckDBOperations
+    features_class = DuckDBFeatures
 
-    def regex_match(self, expr: str) -> str:
-        return f"regexp_matches({expr}, %s)"
+    @classmethod
+    def from_url(cls, url: str) -> DuckDBWarehouse:
+        return cls(DuckDBOperations.url_path(url))  # duckdb:///path/to/file.duckdb
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -177,7 +202,7 @@ class DuckDBWarehouse(Warehouse):
         try:
             yield LockedCursor(raw, "qmark")
         except duckdb.Error as exc:
-            raise WarehouseError(str(exc)) from exc
+            raise WarehouseError(_error_message(exc)) from exc
         finally:
             raw.close()
 
@@ -190,7 +215,7 @@ class DuckDBWarehouse(Warehouse):
         except BaseException as exc:
             raw.execute("ROLLBACK")
             if isinstance(exc, duckdb.Error):
-                raise WarehouseError(str(exc)) from exc
+                raise WarehouseError(_error_message(exc)) from exc
             raise
         else:
             raw.execute("COMMIT")
@@ -198,6 +223,10 @@ class DuckDBWarehouse(Warehouse):
             raw.close()
 
     # --- operator SQL: one statement, a timeout (DuckDB has no roles: see ``lock_down``) ---
+    # The ``layer`` of an operator statement is checked (a layer schema) but grants nothing
+    # here: the embedded warehouse has no roles, so what a layer's SQL may read is enforced
+    # by the validator alone (``Step.INPUT_LAYERS``, the SQL allowlist); PostgreSQL enforces
+    # it a second time with one role per layer (``privileges.LAYER_READS``).
     @contextmanager
     def _operator_statement(self, sql: str, params: Sequence[Any] | None = None) -> Iterator[Any]:
         """Run one operator statement on its own cursor, interrupted past the statement timeout.
@@ -224,16 +253,25 @@ class DuckDBWarehouse(Warehouse):
                     f"The operator's SQL ran longer than {timeout:g} s and was stopped"
                     " (ATLAS_SQL_STATEMENT_TIMEOUT_SECONDS)."
                 ) from exc
-            except _DATA_ERRORS as exc:
-                raise WarehouseError(hide_values(str(exc))) from exc
             except duckdb.Error as exc:
-                raise WarehouseError(str(exc)) from exc
+                raise WarehouseError(_error_message(exc, operator=True)) from exc
             yield raw
         finally:
             timer.cancel()
             raw.close()
 
+    def transpile(self, sql: str, types: ColumnTypes | None = None) -> str:
+        """Operator SQL (PostgreSQL dialect) rendered for DuckDB with PostgreSQL's meaning.
+
+        With the column types of the datasets it reads, ``int / int`` stays integer division,
+        ``round`` of a double rounds half to even, ``LIKE`` escapes with a backslash ...
+        (``atlas.sql.transpile``); what cannot be made equal was refused when the step was saved.
+        """
+        return to_duckdb(sql, types)
+
     def stage_operator_select(self, schema: str, name: str, select_sql: str, *, readable: bool = True) -> int:  # noqa: ARG002
+        """See ``Warehouse.stage_operator_select``; the layer (``schema``) is the validator's to enforce here."""
+        privileges.check_layer(schema)
         tbl = self.table(schema, name)
         with self.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {tbl}")
@@ -242,8 +280,10 @@ class DuckDBWarehouse(Warehouse):
         return self.row_count(schema, name)
 
     def operator_query(
-        self, select_sql: str, params: Sequence[Any] | None = None, *, limit: int | None = None
+        self, select_sql: str, params: Sequence[Any] | None = None, *, layer: str, limit: int | None = None
     ) -> tuple[list[str], list[tuple]]:
+        """See ``Warehouse.operator_query``; ``layer`` is checked, the validator enforces what it may read."""
+        privileges.check_layer(layer)
         sql = f"SELECT * FROM ({select_sql}) AS _atlas_q" + (f" LIMIT {int(limit)}" if limit is not None else "")
         with self._operator_statement(sql.replace("%s", "?"), params) as raw:
             return [d[0] for d in raw.description or []], [tuple(r) for r in raw.fetchall()]

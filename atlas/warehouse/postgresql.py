@@ -40,7 +40,10 @@ from .base import (
     hide_values,
 )
 from .duckdb import parser_config
+from .features import PostgresFeatures
 from .filereader import IngestError, plan_scan
+from .operations import PostgresOperations
+from .quality_ops import PostgresQualityOps
 
 _CHUNK = 1 << 20
 
@@ -71,11 +74,22 @@ def _grow_pipe(fd: int) -> None:
 logger = logging.getLogger(__name__)
 
 
-def _operator_error(exc: psycopg.Error) -> str:
-    """The message of an error of operator SQL; data errors (SQLSTATE classes 22, 23) without their values."""
-    if (exc.sqlstate or "")[:2] in ("22", "23"):
-        return hide_values(exc.diag.message_primary or type(exc).__name__)
-    return str(exc).strip()
+def _error_message(exc: psycopg.Error) -> str:
+    """The message of a PostgreSQL error, for a WarehouseError (operator SQL and Atlas's own alike).
+
+    Data errors (SQLSTATE classes 22 and 23) say what went wrong and on which table, never
+    a value: their primary message may quote one (``invalid input syntax for type integer:
+    "ann@example.com"``) and their detail often does (``Key (email)=(ann@example.com)
+    already exists``, ``Failing row contains (...)``), so the detail is left out and the
+    quoted parts of the primary message are hidden, except the names PostgreSQL reports
+    as names (table, column, constraint, type).
+    """
+    if (exc.sqlstate or "")[:2] not in ("22", "23"):
+        return str(exc).strip()
+    diag = exc.diag
+    names = (diag.schema_name, diag.table_name, diag.column_name, diag.constraint_name, diag.datatype_name)
+    table = ".".join(p for p in (diag.schema_name, diag.table_name) if p) if diag.table_name else None
+    return hide_values(diag.message_primary or type(exc).__name__, keep=[n for n in names if n], table=table)
 
 
 def conninfo_from_django(db: dict[str, Any]) -> str:
@@ -89,13 +103,12 @@ def conninfo_from_django(db: dict[str, Any]) -> str:
     return url
 
 
-class PostgresWarehouse(Warehouse):
+class PostgresWarehouse(PostgresQualityOps, Warehouse):
     vendor = "postgresql"
     dialect = "postgres"
     row_locator = ("tableoid", "ctid")
-
-    def regex_match(self, expr: str) -> str:
-        return f"({expr} ~ %s)"
+    operations_class = PostgresOperations
+    features_class = PostgresFeatures
 
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
@@ -131,7 +144,7 @@ class PostgresWarehouse(Warehouse):
             with conn.cursor() as raw:
                 yield Cursor(raw)
         except psycopg.Error as exc:
-            raise WarehouseError(str(exc).strip()) from exc
+            raise WarehouseError(_error_message(exc)) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
@@ -140,7 +153,7 @@ class PostgresWarehouse(Warehouse):
             with conn.transaction(), conn.cursor() as raw:
                 yield Cursor(raw)
         except psycopg.Error as exc:
-            raise WarehouseError(str(exc).strip()) from exc
+            raise WarehouseError(_error_message(exc)) from exc
 
     # --- least privilege: operator SQL runs as its own role (see ``privileges``) ---------
     def ensure_privileges(self) -> None:
@@ -177,31 +190,39 @@ class PostgresWarehouse(Warehouse):
                 "SELECT current_user, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
             ).fetchone()
             owner = roles.owner or me
+            operator_roles = roles.operator_roles()
             existing = {
                 r[0]
                 for r in cur.execute(
-                    "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [[roles.sql, roles.key]]
+                    "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
+                    [[*operator_roles, roles.key, roles.sql]],
                 ).fetchall()
             }
-            for name, login in ((roles.sql, True), (roles.key, False)):
+            new_logins: list[str] = []
+            for name, login in (*((r, True) for r in operator_roles), (roles.key, False)):
                 if name in existing:
                     continue
                 if not (superuser or createrole):
                     raise WarehouseError(f"the role {name!r} does not exist and {me!r} may not create it")
                 privileges.retry(lambda n=name, lg=login: cur.execute(privileges.create_role_sql(n, login=lg)))
-                set_password = set_password or login
-            if set_password and roles.sql_password:
-                privileges.retry(lambda: cur.execute(
-                    pgsql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                        pgsql.Identifier(roles.sql), pgsql.Literal(roles.sql_password)
-                    )
-                ))
+                if login:
+                    new_logins.append(name)
+            if roles.sql_password:
+                for name in operator_roles if set_password else new_logins:
+                    privileges.retry(lambda n=name: cur.execute(
+                        pgsql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                            pgsql.Identifier(n), pgsql.Literal(roles.sql_password)
+                        )
+                    ))
             if not self._is_member(cur, owner, roles.key):
                 privileges.retry(
                     lambda: cur.execute(f"GRANT {privileges.qi(roles.key)} TO {privileges.qi(owner)}")
                 )
             for statement in privileges.grant_sql(roles, owner):
                 privileges.retry(lambda s=statement: cur.execute(s))
+            if roles.sql in existing:  # the former single operator-SQL role: it reads nothing here any more
+                for statement in privileges.former_role_sql(roles, owner):
+                    privileges.retry(lambda s=statement: cur.execute(s))
             self._lock_public_schema(cur, roles, owner)
             self._revoke_side_effect_functions(cur, owner, superuser=bool(superuser))
             self._protect_key_table(cur, roles, owner)
@@ -228,7 +249,7 @@ class PostgresWarehouse(Warehouse):
             return
         for statement in (
             "REVOKE ALL ON SCHEMA public FROM PUBLIC",
-            f"REVOKE ALL ON SCHEMA public FROM {privileges.qi(roles.sql)}",
+            *(f"REVOKE ALL ON SCHEMA public FROM {privileges.qi(role)}" for role in roles.operator_roles()),
             f"GRANT USAGE ON SCHEMA public TO {privileges.qi(owner)}",
         ):
             privileges.retry(lambda s=statement: cur.execute(s))
@@ -237,7 +258,7 @@ class PostgresWarehouse(Warehouse):
         if not superuser:
             row = cur.execute(
                 "SELECT has_function_privilege(%s, 'pg_catalog.pg_notify(text, text)', 'EXECUTE')",
-                [privileges.configured_roles().sql],
+                [privileges.configured_roles().for_layer("explore")],
             ).fetchone()
             if not row or not row[0]:
                 return  # revoked already (``manage.py warehouse_roles --admin-url``)
@@ -297,21 +318,22 @@ class PostgresWarehouse(Warehouse):
         self._apply_privileges(set_password=True, owner=owner)
         self._privileges_ready = not owner
 
-    def _operator_conninfo(self) -> str:
-        """The warehouse URL, logged in as the operator-SQL role (its password if configured)."""
+    def _operator_conninfo(self, layer: str) -> str:
+        """The warehouse URL, logged in as ``layer``'s operator-SQL role (the password if configured)."""
         roles = privileges.configured_roles()
         params = psycopg.conninfo.conninfo_to_dict(self.conninfo)
         params.pop("password", None)
-        params["user"] = roles.sql
+        params["user"] = roles.for_layer(layer)
         if roles.sql_password:
             params["password"] = roles.sql_password
-        params["application_name"] = "atlas-operator-sql"
+        params["application_name"] = f"atlas-operator-sql-{layer}"
         return psycopg.conninfo.make_conninfo(**params)
 
     @contextmanager
-    def _operator_session(self, *, read_only: bool) -> Iterator[psycopg.Cursor]:
-        """One transaction on a fresh connection as the operator-SQL role, closed after.
+    def _operator_session(self, layer: str, *, read_only: bool) -> Iterator[psycopg.Cursor]:
+        """One transaction on a fresh connection as ``layer``'s operator-SQL role, closed after.
 
+        The role reads only the layers ``layer`` may read (``privileges.LAYER_READS``).
         Pinned: ``statement_timeout``, ``lock_timeout`` (a lock wait counts against the
         same budget) and a ``search_path`` of ``pg_catalog`` only (names resolve to the
         catalogue or to what the statement qualifies, never to a schema a role could
@@ -319,15 +341,15 @@ class PostgresWarehouse(Warehouse):
         on its session (a session advisory lock, a prepared statement, a temporary
         table) outlives it.
         """
+        role = privileges.configured_roles().for_layer(layer)  # refuses a schema that is not a layer
         self.ensure_privileges()
         timeout = privileges.statement_timeout_ms()
         try:
-            conn = psycopg.connect(self._operator_conninfo(), autocommit=False)
+            conn = psycopg.connect(self._operator_conninfo(layer), autocommit=False)
         except psycopg.OperationalError as exc:
             raise WarehouseError(
-                f"Cannot connect to the warehouse as the operator-SQL role"
-                f" {privileges.configured_roles().sql!r}: {str(exc).strip()}. Run `python manage.py"
-                " warehouse_roles` and check ATLAS_WAREHOUSE_SQL_PASSWORD and pg_hba.conf."
+                f"Cannot connect to the warehouse as the operator-SQL role {role!r}: {str(exc).strip()}."
+                " Run `python manage.py warehouse_roles` and check ATLAS_WAREHOUSE_SQL_PASSWORD and pg_hba.conf."
             ) from exc
         try:
             with conn.cursor() as cur:
@@ -346,9 +368,17 @@ class PostgresWarehouse(Warehouse):
                 f"The operator's SQL ran longer than {timeout / 1000:g} s and was stopped"
                 " (ATLAS_SQL_STATEMENT_TIMEOUT_SECONDS)."
             ) from exc
+        except psycopg.errors.InsufficientPrivilege as exc:
+            conn.rollback()
+            first, _, rest = _error_message(exc).partition("\n")
+            reads = " and ".join(privileges.LAYER_READS[layer])
+            raise WarehouseError(
+                f"{first} (SQL for a {layer} dataset runs as {role!r}, which may read {reads} tables only)"
+                + (f"\n{rest}" if rest else "")
+            ) from exc
         except psycopg.Error as exc:
             conn.rollback()
-            raise WarehouseError(_operator_error(exc)) from exc
+            raise WarehouseError(_error_message(exc)) from exc
         finally:
             conn.close()
 
@@ -358,20 +388,20 @@ class PostgresWarehouse(Warehouse):
         cur.execute(sql, params, binary=True)
 
     def operator_query(
-        self, select_sql: str, params: Any = None, *, limit: int | None = None
+        self, select_sql: str, params: Any = None, *, layer: str, limit: int | None = None
     ) -> tuple[list[str], list[tuple]]:
-        """Rows of an operator's SELECT, read as the operator-SQL role in a READ ONLY transaction."""
+        """Rows of an operator's SELECT, read as ``layer``'s operator-SQL role in a READ ONLY transaction."""
         sql = f"SELECT * FROM ({select_sql}) AS _atlas_q" + (f" LIMIT {int(limit)}" if limit is not None else "")
-        with self._operator_session(read_only=True) as cur:
+        with self._operator_session(layer, read_only=True) as cur:
             self._run_one(cur, sql, params)
             return [d.name for d in cur.description or []], [tuple(r) for r in cur.fetchall()]
 
-    def operator_columns(self, select_sql: str) -> list[str]:
-        return [name for name, _type in self._operator_shape(select_sql)]
+    def operator_columns(self, select_sql: str, *, layer: str) -> list[str]:
+        return [name for name, _type in self._operator_shape(select_sql, layer)]
 
-    def _operator_shape(self, select_sql: str) -> list[tuple[str, str]]:
+    def _operator_shape(self, select_sql: str, layer: str) -> list[tuple[str, str]]:
         """(name, type) of the columns an operator's SELECT gives, planned but not run (LIMIT 0)."""
-        with self._operator_session(read_only=True) as cur:
+        with self._operator_session(layer, read_only=True) as cur:
             self._run_one(cur, f"SELECT * FROM ({select_sql}) AS _atlas_q LIMIT 0")
             res = cur.pgresult
             assert res is not None
@@ -389,46 +419,56 @@ class PostgresWarehouse(Warehouse):
     def stage_operator_select(self, schema: str, name: str, select_sql: str, *, readable: bool = True) -> int:
         """Materialise an operator's SELECT as a new table ``schema.name``; return its rows.
 
-        The owner creates the table (shaped by planning the SELECT as the operator-SQL
-        role) and grants that role INSERT on it alone; the role then runs ``INSERT INTO
+        The SELECT runs as the operator-SQL role of the layer ``schema`` (the layer of the
+        dataset the step produces), which reads only the layers that layer may read. The
+        owner creates the table (shaped by planning the SELECT as that role), takes it
+        away from every operator-SQL role (default privileges gave its readers SELECT) and
+        grants INSERT on it alone to the writing role; the role then runs ``INSERT INTO
         name SELECT ...`` — one statement, on its own connection, with the timeout and
         search path pinned — and loses the grant after. The writing transaction cannot
         be READ ONLY (PostgreSQL refuses any write to a regular table in one), so what
         READ ONLY would forbid is forbidden by privilege: the role owns nothing, may
         write this one table only, and the functions that write elsewhere (large
         objects, NOTIFY, advisory locks) are revoked from PUBLIC where the owner may.
-        ``readable=False`` keeps the table unreadable by the role after (a step whose
-        staged columns are hashed by the owner afterwards: they hold clear values).
+        ``readable=True`` then lets the roles of the layers that read ``schema`` read it
+        (its checks, the next step); ``readable=False`` keeps it unreadable by every
+        operator-SQL role (a step whose staged columns are hashed by the owner afterwards:
+        they hold clear values).
         """
-        shape = self._operator_shape(select_sql)
-        sql_role = privileges.qi(privileges.configured_roles().sql)
+        roles = privileges.configured_roles()
+        writer = privileges.qi(roles.for_layer(schema))
+        every = ", ".join(privileges.qi(r) for r in roles.operator_roles())
+        readers = ", ".join(privileges.qi(r) for r in roles.readers(schema))
+        shape = self._operator_shape(select_sql, schema)
         tbl = self.table(schema, name)
         defs = ", ".join(f"{self.quote(n)} {t}" for n, t in shape)
         with self.transaction() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {tbl}")
             cur.execute(f"CREATE TABLE {tbl} ({defs})")
-            cur.execute(f"REVOKE ALL ON {tbl} FROM {sql_role}")
-            cur.execute(f"GRANT INSERT ON {tbl} TO {sql_role}")
+            cur.execute(f"REVOKE ALL ON {tbl} FROM {every}")
+            cur.execute(f"GRANT INSERT ON {tbl} TO {writer}")
         try:
-            with self._operator_session(read_only=False) as cur:
+            with self._operator_session(schema, read_only=False) as cur:
                 self._run_one(cur, f"INSERT INTO {tbl} SELECT * FROM ({select_sql}) AS _atlas_q")
                 rows = cur.rowcount
         finally:
             with self.cursor() as cur:
-                cur.execute(f"REVOKE ALL ON {tbl} FROM {sql_role}")
+                cur.execute(f"REVOKE ALL ON {tbl} FROM {every}")
                 if readable:
-                    cur.execute(f"GRANT SELECT ON {tbl} TO {sql_role}")
+                    cur.execute(f"GRANT SELECT ON {tbl} TO {readers}")
         return int(rows)
 
     def publish(self, **kwargs: Any) -> int:
-        """Publish (see ``Warehouse.publish``); the published table is readable by the operator-SQL role."""
+        """Publish (see ``Warehouse.publish``); the published table is readable by the roles reading its layer."""
         rows = super().publish(**kwargs)
         if self._privileges_ready:
-            with self.cursor() as cur:
-                cur.execute(
-                    f"GRANT SELECT ON {self.table(kwargs['schema'], kwargs['target'])}"
-                    f" TO {privileges.qi(privileges.configured_roles().sql)}"
-                )
+            readers = privileges.configured_roles().readers(kwargs["schema"])
+            if readers:
+                with self.cursor() as cur:
+                    cur.execute(
+                        f"GRANT SELECT ON {self.table(kwargs['schema'], kwargs['target'])}"
+                        f" TO {', '.join(privileges.qi(r) for r in readers)}"
+                    )
         return rows
 
     # --- Explore tables are partitioned by batch --------------------------------

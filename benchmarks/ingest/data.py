@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipelines.demo.generator import generate
+from demo.generator import generate
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 _OTHER_FILES = ("customers.csv", "order_items.csv", "payments.jsonl")

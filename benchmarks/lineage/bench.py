@@ -136,8 +136,8 @@ def extraction() -> dict[str, list[float]]:
     from sqlglot.lineage import lineage as sqlglot_lineage
     from sqlglot.optimizer.qualify import qualify
 
+    from demo.definition import STEPS
     from lineage.extract import extract
-    from pipelines.demo.definition import STEPS
 
     sql = next(s[6] for s in STEPS if s[0] == "customer_lifetime_value")
     schemas = {

@@ -41,7 +41,7 @@ from benchmarks.ingest.pg import ensure_database  # noqa: E402
 from compliance.detection import classify_columns  # noqa: E402
 from compliance.models import ColumnPolicy  # noqa: E402
 from compliance.policies import hash_key, policy_sql  # noqa: E402
-from pipelines.demo.generator import CUSTOMERS_COLUMNS, generate  # noqa: E402
+from demo.generator import CUSTOMERS_COLUMNS, generate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 DATA = Path(__file__).resolve().parent.parent / "data" / "pii"

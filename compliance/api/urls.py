@@ -1,4 +1,4 @@
-"""Routes the project router (``atlas.api.urls``) registers under /api/v1/, and the dataset's PII summary."""
+"""Routes the project router registers under /api/v1/ (contributed as api_routes in the AppConfig), and the dataset's PII summary."""
 
 from . import serializers, views
 
@@ -7,5 +7,5 @@ routes = [
     ("column-policies", views.ColumnPolicyViewSet, "columnpolicy"),
 ]
 
-# Shown with every dataset of /api/v1/datasets/ (atlas.api.extensions).
-dataset_fields = {"pii": serializers.dataset_pii_field}
+# Shown with every dataset of /api/v1/datasets/ (contributed as api_dataset_fields in the AppConfig).
+dataset_fields = [("pii", serializers.dataset_pii_field)]

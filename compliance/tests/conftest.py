@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.tests.conftest import make_csv, run_now  # noqa: F401  (fixtures and helper)
+from atlas.tests.plugin import run_now  # noqa: F401  (``from .conftest import run_now``)
 
 HOOK = "compliance.hooks.PiiHook"
 
@@ -24,7 +24,7 @@ def pii_hook(settings):
 
 
 @pytest.fixture
-def customers_pipeline(db, make_csv):  # noqa: F811
+def customers_pipeline(db, make_csv):
     """Ingest a small customer file into Explore and refine it into chart.customers."""
     from pipelines.models import Dataset, Pipeline, Source, Step
 

@@ -24,7 +24,7 @@ from pipelines.models import Dataset, RunStatus
 from .conftest import run_now
 from .demo import clear_pii, confirm_customer_findings, leaks, load_demo, user_in_role
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.step_hooks]  # the demo as it runs: PII scans, policies, gates
 HREF = re.compile(r'href="(/admin/[^"]*)"')
 SKIP = re.compile(r"/(logout|password_change|delete|jsi18n)/|/r/\d+/")
 MAX_PAGES = 1500

@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 
+@pytest.mark.step_hooks  # the default hooks: this test is about what they do
 def test_the_steward_flow_in_the_admin(chromium, wh, customers_pipeline):
     from atlas.roles import sync_roles
 

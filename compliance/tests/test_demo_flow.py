@@ -36,6 +36,7 @@ def chart(wh, sql: str) -> list[tuple]:
         return cur.execute(sql).fetchall()
 
 
+@pytest.mark.step_hooks  # the default hooks: this test is about what they do
 def test_the_demo_steward_flow(wh):
     pipeline = load_demo()
     steward, analyst = user_in_role("steward", "Steward"), user_in_role("analyst", "Analyst")

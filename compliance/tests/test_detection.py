@@ -55,7 +55,7 @@ def test_free_text_gets_one_finding_per_entity_inside_it():
 
 def _labelled_columns(tmp_path) -> tuple[dict[str, list[str]], dict[str, str | None]]:
     """Columns from the demo generator and Faker in four locales, with their true entity."""
-    from pipelines.demo.generator import generate
+    from demo.generator import generate
 
     files = generate(tmp_path / "demo", rows=600, seed=11)
     with open(files.customers, newline="", encoding="utf-8") as fh:

@@ -29,6 +29,8 @@ def test_the_operator_statement_never_reads_the_key(wh, pii_hook, customers_pipe
     assert step_run.details["pii_policies"]["email"] == "hash"
     assert "pii_keys" not in step_run.sql and "hmac" not in step_run.sql.lower()
     # The published table is readable as operator SQL (the next step's input), and hashed.
-    _cols, rows = wh.operator_query('SELECT "email" FROM chart."customers" WHERE "email" IS NOT NULL')
+    _cols, rows = wh.operator_query(
+        'SELECT "email" FROM chart."customers" WHERE "email" IS NOT NULL', layer="navigate"
+    )
     assert pseudonym("anna.schmidt@example.com") in {r[0] for r in rows}
     assert not wh.table_exists("chart", f"customers__stg{run.pk}__rw")

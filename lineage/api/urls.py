@@ -2,7 +2,7 @@ from django.urls import path
 
 from . import views
 
-# Registered by the project router under /api/v1/ (atlas.api.extensions).
+# Registered by the project router under /api/v1/ (contributed as api_routes in the AppConfig).
 routes = [("dataset-lineage", views.DatasetLineageViewSet, "dataset-lineage")]
 
 urlpatterns = [

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI
-from pipelines.tests.conftest import ingest_pipeline, make_csv, run_now, simple_pipeline  # noqa: F401
+from atlas.tests.plugin import IN_CI, run_now  # noqa: F401  (run_now: ``from .conftest import run_now``)
 
 HOOK = "lineage.hooks.LineageHook"
 REPO = Path(__file__).resolve().parents[2]

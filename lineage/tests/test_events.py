@@ -8,7 +8,7 @@ from lineage import events
 from lineage.models import OutboxEvent
 from pipelines.models import PipelineRun, RunStatus, Step, StepRun
 
-from .conftest import run_now
+from .conftest import HOOK, run_now
 
 
 def test_every_step_emits_start_then_complete_and_each_event_validates(wh, simple_pipeline, lineage_hook, official_spec):
@@ -82,7 +82,18 @@ def test_a_cancelled_run_ends_with_abort(wh, simple_pipeline, lineage_hook, offi
         assert events.validation_errors(event.payload, official_spec) == []
 
 
-def test_the_event_is_stored_in_the_transaction_of_the_state_change(wh, simple_pipeline, lineage_hook):
+written: list[str] = []
+
+
+class FailsAfterTheEvent:
+    """A hook after lineage's whose ``started`` fails: the step's status and its event must roll back together."""
+
+    def started(self, ctx):
+        written.extend(OutboxEvent.objects.filter(step_run=ctx.step_run).values_list("event_type", flat=True))
+        raise RuntimeError("the database went away after the event was written")
+
+
+def test_the_event_is_stored_in_the_transaction_of_the_state_change(wh, simple_pipeline, lineage_hook, settings):
     """The outbox row and the status it reports commit together: a failure after the event write undoes both."""
     from pipelines import runner
     from pipelines.hooks import StepContext
@@ -92,23 +103,16 @@ def test_the_event_is_stored_in_the_transaction_of_the_state_change(wh, simple_p
     step = pipeline.steps.get(name="ingest")
     step_run = StepRun.objects.create(run=run, step=step, step_name=step.name, kind=step.kind, output=step.output)
     ctx = StepContext(run=run, step=step, step_run=step_run, warehouse=wh, schema="explore", target=step.output.table)
-    written = []
-
-    def after_the_event(sender, **kwargs):
-        written.extend(OutboxEvent.objects.filter(step_run=step_run).values_list("event_type", flat=True))
-        raise RuntimeError("the database went away after the event was written")
-
-    runner.step_state_changed.connect(after_the_event, dispatch_uid="test.after_the_event")
-    try:
-        step_run.status = RunStatus.RUNNING
-        with pytest.raises(RuntimeError, match="went away"):
-            runner.save_step_state(ctx)
-    finally:
-        runner.step_state_changed.disconnect(dispatch_uid="test.after_the_event")
+    written.clear()
+    settings.ATLAS_STEP_HOOKS = [HOOK, "lineage.tests.test_events.FailsAfterTheEvent"]
+    step_run.status = RunStatus.RUNNING
+    with pytest.raises(RuntimeError, match="went away"):
+        runner.save_step_state(ctx, stage="started")
     assert written == ["START"]  # the event was written inside the transaction ...
     assert StepRun.objects.get(pk=step_run.pk).status == RunStatus.QUEUED  # ... and both rolled back
     assert not OutboxEvent.objects.exists()
-    runner.save_step_state(ctx)  # without the failure, both are stored
+    settings.ATLAS_STEP_HOOKS = [HOOK]
+    runner.save_step_state(ctx, stage="started")  # without the failure, both are stored
     assert StepRun.objects.get(pk=step_run.pk).status == RunStatus.RUNNING
     assert list(OutboxEvent.objects.values_list("event_type", flat=True)) == ["START"]
 
@@ -176,14 +180,16 @@ def test_quality_checks_on_the_staged_rows_become_data_quality_assertions(wh, si
     assert assertions["many_people"]["success"] is False and assertions["many_people"]["severity"] == "error"
 
 
+@pytest.mark.step_hooks  # the default hooks: this test is about what they do
 def test_lineage_is_on_by_default_last_after_the_hooks_that_rewrite(wh, simple_pipeline, official_spec):
     import os
 
-    from django.conf import settings
 
     if os.environ.get("ATLAS_STEP_HOOKS") is not None:
         pytest.skip("ATLAS_STEP_HOOKS is set in the environment; the default is not in use")
-    assert settings.ATLAS_STEP_HOOKS[-1] == "lineage.hooks.LineageHook"
+    from pipelines.hooks import hook_paths
+
+    assert hook_paths()[-1] == "lineage.hooks.LineageHook"
     run = run_now(simple_pipeline())  # with every default hook: compliance, quality, privacy, lineage
     assert run.status == RunStatus.SUCCEEDED, run.error
     emitted = list(OutboxEvent.objects.order_by("id"))

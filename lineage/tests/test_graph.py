@@ -5,9 +5,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from demo.definition import PIPELINE
 from lineage import graph
 from lineage.models import LineageEdge, LineageNode
-from pipelines.demo.definition import PIPELINE
 from pipelines.models import Dataset, Pipeline, RunStatus
 
 from .conftest import run_now

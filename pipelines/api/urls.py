@@ -1,4 +1,4 @@
-"""Routes the project router (``atlas.api.urls``) registers under /api/v1/."""
+"""Routes the project router registers under /api/v1/ (contributed as ``api_routes`` in the AppConfig)."""
 
 from . import views
 

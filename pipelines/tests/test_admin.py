@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from pipelines.admin import human_duration
+from atlas.admin_kit import human_duration
 from pipelines.models import (
     Dataset,
     LoadedBatch,

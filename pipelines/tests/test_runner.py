@@ -99,7 +99,7 @@ def test_a_failing_step_fails_the_run_and_leaves_published_tables_as_they_were(w
     run_now(pipeline)
     before = rows(wh, "chart.people")
     pipeline.steps.filter(name="refine").update(
-        sql="SELECT CAST(name AS integer) AS id, name, CAST(amount AS numeric) AS amount FROM explore.people"
+        sql="SELECT CAST(name AS integer) AS id, name, CAST(amount AS numeric(12, 2)) AS amount FROM explore.people"
     )
     run = run_now(pipeline)
     assert run.status == RunStatus.FAILED

@@ -68,11 +68,11 @@ def _env(tmp_path: Path) -> dict[str, str]:
 def start(tmp_path):
     procs: list[subprocess.Popen] = []
 
-    def launch(*args: str) -> subprocess.Popen:
+    def launch(*args: str, **env: str) -> subprocess.Popen:
         log = open(tmp_path / f"{args[0]}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "atlas", *args, "--loglevel=INFO"],
-            cwd=ROOT, env=_env(tmp_path), stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env={**_env(tmp_path), **env}, stdout=log, stderr=subprocess.STDOUT,
         )
         procs.append(proc)
         return proc
@@ -137,3 +137,22 @@ def test_beat_fires_a_pipeline_whose_schedule_is_due(broker, simple_pipeline, st
 
     run = _wait_for(scheduled_run_done, tmp_path, timeout=120)
     assert run.status == RunStatus.SUCCEEDED, run.error
+
+
+def test_a_worker_serves_its_metrics_for_prometheus(broker, start, tmp_path):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start(*WORKER, ATLAS_WORKER_METRICS_PORT=str(port), ATLAS_WORKER_METRICS_ADDR="127.0.0.1")
+
+    def scraped():
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+        except OSError:
+            return None
+
+    body = _wait_for(scraped, tmp_path, timeout=60)
+    assert "# TYPE atlas_lineage_deliveries_total counter" in body

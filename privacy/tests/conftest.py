@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from atlas.tests.plugin import run_now  # noqa: F401  (``from .conftest import run_now``)
 from compliance.policies import set_policy
 from pipelines.models import Dataset, Pipeline, Source, Step
-from pipelines.tests.conftest import make_csv, run_now  # noqa: F401
 from privacy import keys
 from privacy.models import ErasureSetting
 
@@ -30,7 +30,7 @@ def dsr_settings(settings):
 
 
 @pytest.fixture
-def shop(wh, db, make_csv, dsr_settings):  # noqa: F811 (the imported fixture)
+def shop(wh, db, make_csv, dsr_settings):
     """Ingest customers and orders, refine them (email hashed in Chart), aggregate revenue and value per customer."""
     customers_csv = make_csv(CUSTOMERS, "customers.csv")
     orders_csv = make_csv(ORDERS, "orders.csv")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from atlas import extensions
 from atlas.api.serializers import ModelCleanMixin
 from pipelines.models import Dataset
 
@@ -17,10 +16,8 @@ from ..models import Check, CheckKind, CheckResult, CheckRun, Outcome, Severity
 
 
 def mask(user, dataset: Dataset, columns: list[str], rows: list[list[Any]]) -> list[list[Any]]:
-    """Rows as ``user`` may see them (``ATLAS_ROW_MASKER``, compliance's): PII hidden without view_pii_clear."""
-    if not rows or not settings.ATLAS_ROW_MASKER:
-        return [list(r) for r in rows]
-    return import_string(settings.ATLAS_ROW_MASKER)(user, dataset, columns, rows)
+    """Rows as ``user`` may see them (the contributed row masker, compliance's): PII hidden without view_pii_clear."""
+    return extensions.mask_rows(user, dataset, columns, rows)
 
 
 class CheckSerializer(ModelCleanMixin, serializers.ModelSerializer):

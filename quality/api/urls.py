@@ -1,4 +1,4 @@
-"""Routes the project router (``atlas.api.urls``) registers under /api/v1/, and the dataset's check status."""
+"""Routes the project router registers under /api/v1/ (contributed as api_routes in the AppConfig), and the dataset's check status."""
 
 from . import serializers, views
 
@@ -8,5 +8,5 @@ routes = [
     ("quarantine", views.QuarantineViewSet, "quarantine"),
 ]
 
-# Shown with every dataset of /api/v1/datasets/ (atlas.api.extensions).
-dataset_fields = {"quality": serializers.dataset_quality_field}
+# Shown with every dataset of /api/v1/datasets/ (contributed as api_dataset_fields in the AppConfig).
+dataset_fields = [("quality", serializers.dataset_quality_field)]

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import pytest
 
 from pipelines.models import Dataset, DatasetColumn
-from pipelines.tests.conftest import make_csv, simple_pipeline  # noqa: F401  (shared fixtures)
 from quality.models import Check
 
 COLUMNS = (("id", "integer"), ("name", "text"), ("amount", "numeric(12,2)"), ("code", "text"), ("seen_at", "timestamp"))

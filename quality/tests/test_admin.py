@@ -42,6 +42,18 @@ def test_check_page_lists_its_history_and_links_the_quarantine(admin_client, che
     assert "Browse the quarantine" in page and page.count("run #") >= 2
 
 
+def test_check_list_and_pages_show_each_checks_rule_in_words(admin_client, checked):
+    page = admin_client.get(reverse("admin:quality_check_changelist")).content.decode()
+    assert "name is never NULL." in page and "amount is at least 0." in page
+    check = checked.checks.get(name="range_amount")
+    page = admin_client.get(reverse("admin:quality_check_change", args=[check.pk])).content.decode()
+    assert "amount is at least 0." in page
+    result = check.results.first()
+    page = admin_client.get(reverse("admin:quality_checkresult_change", args=[result.pk])).content.decode()
+    assert "amount is at least 0." in page
+    assert "<label>Rule:</label>" in admin_client.get(reverse("admin:quality_check_add")).content.decode()
+
+
 def test_quarantine_page_shows_rows_with_their_reasons(admin_client, checked, wh):
     # the blocked step run moved nothing; quarantine through a drop-only run
     checked.checks.filter(name="range_amount").update(enabled=False)

@@ -74,3 +74,21 @@ def test_good_definitions_are_stored(table):
     Check.objects.create(dataset=ds, name="c", kind="custom_row", params={"sql": "amount >= 0 OR name ILIKE 'x%'"})
     Check.objects.create(dataset=ds, name="a", kind="custom_aggregate", params={"sql": "count(*) FILTER (WHERE amount < 0) = 0"})
     assert Check.objects.count() == 3
+
+
+def test_a_reference_into_a_layer_the_check_may_not_read_is_refused_on_save(table):
+    """A Navigate check runs as the Navigate reader (issue 12): raw Explore is not readable, so refused."""
+    raw = table([], name="raw_items", layer="explore")
+    totals = table([], name="item_totals", layer="navigate")
+    with pytest.raises(ValidationError) as err:
+        Check.objects.create(
+            dataset=totals, name="ref", kind="referential", columns=["id"],
+            params={"dataset": raw.name, "column": "id"},
+        )
+    message = " ".join(err.value.message_dict["params"])
+    assert "A check on a navigate dataset may read chart and navigate datasets only; raw_items is in explore" in message
+    assert not Check.objects.exists()
+    chart = table([], name="items", layer="chart")
+    Check.objects.create(  # a Chart dataset may be read from Navigate
+        dataset=totals, name="ref", kind="referential", columns=["id"], params={"dataset": chart.name, "column": "id"}
+    )

@@ -142,3 +142,73 @@ def test_the_command_and_the_task_are_doors_onto_the_same_service(wh, after_a_st
     assert "1 row(s) re-processed: 0 published, 1 still failing" in capsys.readouterr().out
     with pytest.raises(CommandError, match="Unknown dataset"):
         call_command("reprocess_quarantine", "nope")
+
+
+@pytest.fixture
+def quarantined_by_a_step(wh, settings, simple_pipeline):
+    """A refine step whose drop check quarantined Cy; the check then fixed so that Cy passes."""
+    from pipelines.tests.conftest import run_now
+    from quality.models import Check
+
+    settings.OPENLINEAGE_URL = ""
+    settings.ATLAS_STEP_HOOKS = ["quality.hooks.QualityGate"]
+    pipeline = simple_pipeline()
+    people = pipeline.steps.get(name="refine").output
+    small = Check.objects.create(dataset=people, name="small", kind="range", columns=["amount"], params={"min": 6},
+                                 severity="drop")
+    assert run_now(pipeline).status == "succeeded"
+    small.params = {"min": 1}
+    small.save()
+    return pipeline, people
+
+
+def test_reprocessing_into_a_published_table_runs_the_step_hooks(wh, settings, quarantined_by_a_step):
+    """Through the runner as the producing step: the lineage hook records the write (and its parent run starts)."""
+    from lineage import events
+    from lineage.models import OutboxEvent
+    from pipelines.models import PipelineRun
+
+    pipeline, people = quarantined_by_a_step
+    settings.ATLAS_STEP_HOOKS = ["quality.hooks.QualityGate", "lineage.hooks.LineageHook"]
+    done = reprocess(people)
+    assert (done.selected, done.published) == (1, 1)
+    run = PipelineRun.objects.filter(pipeline=pipeline).latest("id")
+    [step_run] = run.step_runs.all()
+    assert (run.status, step_run.step_name, step_run.rows_out) == ("succeeded", "refine", 1)
+    assert done.check_run.step_run_id == step_run.pk
+    emitted = list(OutboxEvent.objects.order_by("id").values_list("run_uuid", "event_type", "step_run_id"))
+    parent = events.pipeline_run_uuid(run)
+    assert [(e[1], e[2]) for e in emitted] == [("START", None), ("START", step_run.pk), ("COMPLETE", step_run.pk),
+                                               ("COMPLETE", None)]
+    assert emitted[0][0] == emitted[-1][0] == parent
+    complete = OutboxEvent.objects.get(event_type="COMPLETE", step_run=step_run).payload
+    assert complete["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == 1
+    assertions = complete["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
+    assert [(a["name"], a["success"]) for a in assertions] == [("small", True)]
+    people.refresh_from_db()
+    assert people.row_count == 3  # the runner refreshed the dataset it published
+
+
+def test_reprocessing_cannot_publish_past_the_pii_gate(wh, settings, quarantined_by_a_step):
+    """Confirmed PII in a column with no policy: refused like the step itself would be; nothing moves."""
+    from compliance.models import PiiFinding
+
+    pipeline, people = quarantined_by_a_step
+    settings.ATLAS_STEP_HOOKS = ["compliance.hooks.PiiHook", "quality.hooks.QualityGate"]
+    PiiFinding.objects.create(dataset=people, column="name", entity="PERSON", status=PiiFinding.Status.CONFIRMED)
+    before = (rows_of(wh, "chart", "people"), wh.row_count("chart", "people__quarantine"))
+    with pytest.raises(ReprocessError, match="confirmed PII without a policy"):
+        reprocess(people)
+    assert (rows_of(wh, "chart", "people"), wh.row_count("chart", "people__quarantine")) == before
+    assert CheckRun.objects.get(trigger="reprocess").status == "error"
+    run = pipeline.runs.latest("id")
+    assert run.status == "failed" and "confirmed PII" in run.step_runs.get().error
+
+
+def test_reprocessing_is_refused_while_the_pipeline_runs(wh, quarantined_by_a_step):
+    from pipelines import runner
+
+    pipeline, people = quarantined_by_a_step
+    runner.start_run(pipeline, dispatch=False)
+    with pytest.raises(ReprocessError, match="already has a run in progress"):
+        reprocess(people)

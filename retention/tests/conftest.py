@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from atlas.tests.plugin import run_now  # noqa: F401  (``from .conftest import run_now``)
 from pipelines.models import Dataset, Pipeline, Source, Step
-from pipelines.tests.conftest import make_csv, run_now  # noqa: F401  (fixture and helper)
 
 # A fixed "now" for every test: cutoffs and boundaries are exact.
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -42,7 +42,7 @@ def typed_table(wh):
 
 
 @pytest.fixture
-def explore_batches(wh, make_csv):  # noqa: F811
+def explore_batches(wh, make_csv):
     """An Explore dataset loaded by real ingests, one batch per file; ``ages`` set each batch's _ingested_at."""
 
     def build(

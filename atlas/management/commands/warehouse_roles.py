@@ -1,5 +1,9 @@
 """``manage.py warehouse_roles``: create the PostgreSQL warehouse roles and grants (idempotent).
 
+The roles (see ``atlas.warehouse.privileges``): the owner, one operator-SQL login role per
+layer (``atlas_sql_explore``, ``atlas_sql_chart``, ``atlas_sql_navigate``: each reads only
+the layers SQL producing or checking that layer may read) and the PII key role.
+
 Run once per warehouse database (and again after changing the role settings), as a
 role that may create roles and owns the warehouse schemas — or, with ``--admin-url``,
 as an administrator that sets everything up for the owner role (``--owner``), as
@@ -14,13 +18,13 @@ import os
 from django.core.management.base import BaseCommand, CommandError
 
 from atlas.warehouse import WarehouseError, get_warehouse
-from atlas.warehouse.privileges import configured_roles
+from atlas.warehouse.privileges import LAYER_READS, configured_roles, isolate_metadata_database
 
 
 class Command(BaseCommand):
     help = (
-        "Create the warehouse roles (owner, operator SQL, PII key) and their grants on PostgreSQL;"
-        " revoke PUBLIC access to the atlas schema. Safe to run again."
+        "Create the warehouse roles (owner, one operator-SQL role per layer, PII key) and their grants"
+        " on PostgreSQL; revoke PUBLIC access to the atlas schema. Safe to run again."
     )
 
     def add_arguments(self, parser) -> None:
@@ -70,9 +74,37 @@ class Command(BaseCommand):
                 f"Setting up the warehouse roles failed: {first}. Run this command as a role that may"
                 " create roles and owns the warehouse schemas, or pass --admin-url."
             ) from exc
+        self.stdout.write(self._isolate_metadata(wh, roles))
+        layers = "; ".join(
+            f"{roles.for_layer(layer)!r} reads {' and '.join(reads)}" for layer, reads in LAYER_READS.items()
+        )
         self.stdout.write(
             self.style.SUCCESS(
-                f"Warehouse roles ready: operator SQL {roles.sql!r} (reads the layer schemas only),"
-                f" PII key {roles.key!r}; PUBLIC has no access to the atlas schema."
+                f"Warehouse roles ready: operator SQL of each layer ({layers}), PII key {roles.key!r};"
+                f" {roles.sql!r} (if it exists) reads no layer; PUBLIC has no access to the atlas schema."
             )
         )
+
+    @staticmethod
+    def _isolate_metadata(wh, roles) -> str:
+        """Where Django's metadata is a PostgreSQL database of its own: operator SQL cannot connect to it."""
+        import psycopg
+        from django.db import connection
+
+        if connection.vendor != "postgresql":
+            return "Metadata is not on PostgreSQL: no operator-SQL role can reach it."
+        meta = connection.settings_dict
+        ware = psycopg.conninfo.conninfo_to_dict(wh.conninfo)
+        same_server = (meta.get("HOST") or "localhost", str(meta.get("PORT") or 5432)) == (
+            ware.get("host") or "localhost", str(ware.get("port") or 5432)
+        )
+        if same_server and meta.get("NAME") == ware.get("dbname"):
+            return (
+                f"Metadata and warehouse share the database {meta.get('NAME')!r}: the operator-SQL roles"
+                " can connect to it but read none of Django's tables (schema public is closed to them)."
+                " The production default is a warehouse database of its own (WAREHOUSE_URL); then"
+                " this command makes the metadata database unreachable by them."
+            )
+        with connection.cursor() as cur:
+            name = isolate_metadata_database(cur, roles)
+        return f"Metadata database {name!r}: the operator-SQL roles and PUBLIC may not connect to it."

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from atlas.api.testing import token_client, user_with_role
+from atlas.tests.plugin import run_now
 from pipelines.models import Dataset, RunStatus
-from pipelines.tests.conftest import make_csv, run_now, simple_pipeline  # noqa: F401  (shared fixtures)
 
 CSV = "id,name,amount\n1,Ann,10\n2,Bob,20\n3,Cy,5\n4,Dee,7,extra,fields\n"
 
 
 @pytest.fixture
-def checked_run(wh, simple_pipeline, settings):  # noqa: F811
+def checked_run(wh, simple_pipeline, settings):
     """The people pipeline run with a drop check on chart.people.name (Ann and Cy fail) and a warn check."""
     from quality.models import Check
 

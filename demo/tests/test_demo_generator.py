@@ -1,4 +1,4 @@
-"""Tests for the seeded synthetic e-commerce generator (pipelines.demo.generator).
+"""Tests for the seeded synthetic e-commerce generator (demo.generator).
 
 No database needed: the generator only writes files.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.demo.generator import (
+from demo.generator import (
     CUSTOMERS_COLUMNS,
     ORDER_ITEMS_COLUMNS,
     ORDERS_COLUMNS,

@@ -2,15 +2,16 @@
 
 import json
 
+import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from pipelines.demo.definition import PIPELINE
+from demo.definition import PIPELINE
 from pipelines.models import Dataset, LoadedBatch, Pipeline, RunStatus
+from pipelines.tests.conftest import run_now
 
-from .conftest import run_now
 
-
+@pytest.mark.step_hooks  # the default hooks: this test is about what they do
 def test_the_demo_runs_through_all_layers_and_counts_match_the_manifest(wh, capsys):
     call_command("load_demo", "--rows", "600")
     manifest = json.loads((settings.ATLAS_DEMO_DIR / "manifest.json").read_text())["files"]

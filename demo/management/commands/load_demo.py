@@ -7,8 +7,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from pipelines.demo import definition
-from pipelines.demo.generator import generate
+from demo import definition
+from demo.generator import generate
 
 
 class Command(BaseCommand):

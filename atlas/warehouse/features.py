@@ -1,0 +1,36 @@
+"""What a warehouse engine can do (``wh.features``), the way Django's ``DatabaseFeatures`` says it.
+
+Apps ask a capability, never an engine's name: a third backend answers these
+questions (or inherits the answers of the engine it derives from) and every app
+works with it unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import Warehouse
+
+
+class BaseFeatures:
+    """The answers of an engine that can do only what every engine can."""
+
+    # Explore tables are partitioned per batch (one partition per loaded file): a
+    # batch can be dropped whole, without a DELETE scan (``ops.batch_partitions``).
+    partitioned_explore_tables = False
+    # An index on an expression serves lookups by it (``ops.create_expression_index``).
+    # False where the engine scans columnar data faster than it maintains such an index.
+    expression_indexes = False
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+
+
+class DuckDBFeatures(BaseFeatures):
+    pass
+
+
+class PostgresFeatures(BaseFeatures):
+    partitioned_explore_tables = True
+    expression_indexes = True

@@ -1,0 +1,185 @@
+"""How each engine says what the quality checks need: regex, casts, type families, counting strategies.
+
+Mixed into the backends (``DuckDBWarehouse(DuckDBQualityOps, Warehouse)``), so
+``quality`` asks the warehouse — ``wh.regex_match(...)``, ``wh.unique_key(...)``,
+``wh.features_key_bitmaps`` — and never an engine's name. A third backend inherits
+:class:`QualityOps` (standard SQL, no shortcuts) and overrides what it does better.
+
+The counting strategies are measured in ``benchmarks/quality``: on DuckDB
+(columnar, hash-based) uniqueness of a dense integer key is counted with a bitmap
+of its range (``bitstring_agg``: one bit per possible value, no hash table; 6x
+faster over a million keys), a foreign key onto one probes that bitmap (2x), and
+several key columns are counted as one 64-bit ``hash()``; on PostgreSQL several
+key columns are compared as one text key in the byte order of the "C" collation
+(a cheap datum sort). Each stays exact in the compiler's hands: a key outside the
+range read, a hash collision or a text-key collision can only overstate a surplus,
+which sends the check to its exact count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+# Type families: engine type names compared by meaning (schema checks, key strategies).
+TYPE_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("timestamptz", ("timestamp with time zone", "timestamptz")),
+    ("timestamp", ("timestamp", "timestamp without time zone", "datetime", "timestamp_ns", "timestamp_ms", "timestamp_s")),
+    ("date", ("date",)),
+    ("time", ("time", "time without time zone")),
+    ("interval", ("interval",)),
+    ("boolean", ("boolean", "bool")),
+    ("integer", ("smallint", "integer", "int", "int2", "int4", "int8", "bigint", "tinyint", "hugeint", "ubigint", "uinteger", "usmallint", "utinyint")),
+    ("decimal", ("numeric", "decimal")),
+    ("float", ("real", "double precision", "double", "float", "float4", "float8")),
+    ("text", ("text", "varchar", "character varying", "character", "char", "string", "bpchar")),
+    ("json", ("json", "jsonb")),
+    ("uuid", ("uuid",)),
+)
+
+# Type families whose text form is canonical: equal values always give equal text.
+TEXT_CANONICAL = frozenset({"integer", "text", "date", "timestamp", "uuid", "boolean"})
+# Type families whose DuckDB hash() is canonical: equal values always hash alike (DuckDB hashes
+# -0.0 as 0.0 and every NaN alike, and compares NaN equal to NaN).
+HASH_CANONICAL = TEXT_CANONICAL | {"decimal", "float", "timestamptz", "time"}
+# Integer types a key bitmap can index: signed types up to 64 bits.
+BITMAP_TYPES = frozenset({"tinyint", "smallint", "integer", "int", "int2", "int4", "int8", "bigint"})
+
+
+def type_family(type_name: str) -> str:
+    """The family of an engine type name: ``DECIMAL(12,2)`` and ``numeric`` are both ``decimal``."""
+    base = re.sub(r"\(.*\)$", "", str(type_name).strip().lower()).strip()
+    for family, names in TYPE_FAMILIES:
+        if base in names:
+            return family
+    return base
+
+
+class QualityOps:
+    """Standard SQL every engine speaks; the shortcuts are off."""
+
+    # Integer keys can be counted and probed with a bitmap of their range (``bitmap_*``).
+    features_key_bitmaps = False
+
+    # ``regex_match(expr)`` is abstract in the backend interface: every engine says it.
+
+    def regex_problem(self, pattern: str) -> str | None:
+        """Why this engine refuses ``pattern`` (a syntax it lacks), or None."""
+        return None
+
+    @staticmethod
+    def cast_text(expr: str) -> str:
+        """``expr`` as text (accepted values written as strings compare as text)."""
+        return f"CAST({expr} AS text)"
+
+    @staticmethod
+    def type_family(type_name: str) -> str:
+        return type_family(type_name)
+
+    def is_bitmap_type(self, type_name: str) -> bool:
+        """Whether a column of ``type_name`` may be counted with a key bitmap on this engine."""
+        return self.features_key_bitmaps and type_name.strip().lower() in BITMAP_TYPES
+
+    def unique_key(self, columns: Sequence[str], types: Sequence[str]) -> str | None:
+        """One expression standing for several key columns in ``count(k) - count(DISTINCT k)``, or None.
+
+        Equal keys must give equal values; distinct keys may collide (that only
+        overstates a surplus). None: no such expression here; the caller groups the tuples.
+        """
+        return None
+
+    def bitmap_surplus(self, key: str, lo: int, hi: int, source: str) -> str:
+        """Rows of ``source`` minus the distinct values of ``key`` in ``[lo, hi]`` (an upper bound of the surplus)."""
+        raise NotImplementedError(f"{type(self).__name__} has no key bitmaps (features_key_bitmaps).")
+
+    def bitmap_orphans(self, probe: str, ref: str, other: str, lo: int, hi: int) -> str:
+        """An aggregate: the rows whose ``probe`` is not among ``other.ref``, NULL when ``other`` left [lo, hi]."""
+        raise NotImplementedError(f"{type(self).__name__} has no key bitmaps (features_key_bitmaps).")
+
+
+class DuckDBQualityOps(QualityOps):
+    features_key_bitmaps = True
+
+    def regex_match(self, expr: str) -> str:
+        return f"regexp_matches({expr}, %s)"
+
+    def regex_problem(self, pattern: str) -> str | None:
+        return re2_problem(pattern)
+
+    def unique_key(self, columns: Sequence[str], types: Sequence[str]) -> str | None:
+        # One 64-bit hash per key instead of a hash table of key tuples.
+        if all(type_family(t) in HASH_CANONICAL for t in types):
+            return "hash(" + ", ".join(self.quote(c) for c in columns) + ")"
+        return None
+
+    def bitmap_surplus(self, key: str, lo: int, hi: int, source: str) -> str:
+        # A key outside [lo, hi] (the table changed since the range was read) counts as surplus.
+        return (
+            f"(SELECT count({key}) - coalesce(bit_count(bitstring_agg({key}, {lo}, {hi})"
+            f" FILTER (WHERE {key} BETWEEN {lo} AND {hi})), 0) FROM {source})"
+        )
+
+    def bitmap_orphans(self, probe: str, ref: str, other: str, lo: int, hi: int) -> str:
+        # Exact while the referenced keys all lie in [lo, hi], some of them; else NULL (the caller's
+        # anti-join counts). CASE, not AND/OR: DuckDB evaluates a THEN only for the rows its WHEN
+        # selects, so get_bit never sees a key outside the bitmap; measured cheaper than clamping.
+        bitmap = f"(SELECT bitstring_agg({ref}, {lo}, {hi}) FROM {other} WHERE {ref} BETWEEN {lo} AND {hi})"
+        return (
+            f"CASE WHEN (SELECT count({ref}) > 0 AND count(*) FILTER (WHERE {ref} NOT BETWEEN {lo} AND {hi}) = 0"
+            f" FROM {other}) THEN count(*) FILTER (WHERE {probe} IS NOT NULL AND CASE WHEN {probe} BETWEEN {lo}"
+            f" AND {hi} THEN get_bit({bitmap}, CAST({probe} - {lo} AS INTEGER)) = 0 ELSE true END) END"
+        )
+
+
+class PostgresQualityOps(QualityOps):
+    def regex_match(self, expr: str) -> str:
+        return f"({expr} ~ %s)"
+
+    def regex_problem(self, pattern: str) -> str | None:
+        from .base import WarehouseError
+
+        try:
+            with self.cursor() as cur:
+                cur.execute("SELECT '' ~ %s", [pattern]).fetchall()
+        except WarehouseError as exc:
+            return f"The regex is not valid for PostgreSQL: {str(exc).splitlines()[0]}"
+        return None
+
+    def unique_key(self, columns: Sequence[str], types: Sequence[str]) -> str | None:
+        # One text key in the byte order of the "C" collation: a cheap datum sort. Distinct keys
+        # may collide (a separator inside a value), which only overstates the surplus.
+        if all(type_family(t) in TEXT_CANONICAL for t in types):
+            return "(" + " || chr(31) || ".join(self.cast_text(self.quote(c)) for c in columns) + ') COLLATE "C"'
+        return None
+
+
+def re2_problem(pattern: str) -> str | None:
+    """Why DuckDB's regex engine (RE2) refuses ``pattern`` (backreferences, lookaround), or None."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
+    except duckdb.Error as exc:
+        return f"The regex is not supported by DuckDB (RE2): {str(exc).splitlines()[0]}"
+    finally:
+        con.close()
+    return None
+
+
+def portable_regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot run on every engine a pipeline may meet, or None.
+
+    DuckDB (the embedded engine, and the parser of every load) is always asked,
+    and the configured warehouse too when it is another engine: a pattern valid
+    on one engine only would make the same pipeline fail on the other.
+    """
+    if problem := re2_problem(pattern):
+        return problem
+    from . import WarehouseError, get_warehouse
+
+    try:
+        wh = get_warehouse()
+    except WarehouseError:
+        return None
+    return None if isinstance(wh, DuckDBQualityOps) else wh.regex_problem(pattern)
