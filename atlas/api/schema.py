@@ -1,8 +1,9 @@
 """OpenAPI: every operation documents the error responses it can give, in the one error shape.
 
 Views declare only what is particular to them (409 on run); 400, 401, 403,
-404 and 429 are added here to every operation so the schema never lies by
-omission (schemathesis checks that every status code we answer is documented).
+404 and 429 are added here to every operation, and 409 (in use) to every DELETE,
+so the schema never lies by omission (schemathesis checks that every status code
+we answer is documented).
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ COMMON_ERRORS = {
 class AutoSchema(openapi.AutoSchema):
     def _get_response_bodies(self, direction: openapi.Direction = "response") -> dict:
         responses = super()._get_response_bodies(direction)
-        for code, description in COMMON_ERRORS.items():
+        errors = dict(COMMON_ERRORS)
+        if direction == "response" and self.method == "DELETE":
+            # A protected object (run history is evidence, issue 12) answers 409 in_use.
+            errors["409"] = "Still in use (what uses it in error.detail.used_by); delete or change that first."
+        for code, description in errors.items():
             if code not in responses:
                 response = self._get_response_for_code(ErrorSerializer, code, direction=direction)
                 response["description"] = description

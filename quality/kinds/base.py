@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sqlglot
 from sqlglot import exp
 
+from atlas.sql.errors import SQLRefused
+from atlas.sql.transpile import check_same_meaning
 from atlas.sql.validate import DIALECT as OPERATOR_DIALECT
 from atlas.warehouse import Warehouse
 
@@ -107,18 +109,33 @@ class Target:
         return self.wh.cast_text(self.col(name))
 
 
-def qualify(wh: Warehouse, sql: str) -> str:
-    """An operator's expression (PostgreSQL dialect) for this engine, its columns bound to the staged row."""
-    return _qualified(wh, sql)
+def qualify(wh: Warehouse, sql: str, target: Target | None = None) -> str:
+    """An operator's expression (PostgreSQL dialect) for this engine, its columns bound to the staged row.
+
+    With the checked table's column types (``target.types``) the expression keeps PostgreSQL's
+    meaning on every engine, as a step's SELECT does (``atlas.sql.transpile``: ``amount / 100``
+    on integer cents is integer division on DuckDB too).
+    """
+    if target is None or not target.types:
+        return _qualified(wh, sql, "", "", ())
+    return _qualified(wh, sql, target.schema, target.table, tuple(sorted(target.types.items())))
 
 
 @lru_cache(maxsize=256)
-def _qualified(wh: Warehouse, sql: str) -> str:
+def _qualified(wh: Warehouse, sql: str, schema: str, table: str, types: tuple[tuple[str, str], ...]) -> str:
     # parsing and transpiling is the costliest part of compiling a plan: once per warehouse and expression
     tree = sqlglot.parse_one(sql, read=OPERATOR_DIALECT)
     for column in tree.find_all(exp.Column):
         column.set("table", exp.to_identifier(ALIAS))
-    return wh.transpile(tree.sql(OPERATOR_DIALECT))
+    if not types:
+        return wh.transpile(tree.sql(OPERATOR_DIALECT))
+    # Typed: transpile it as the one output of a SELECT over the table, then take it back out.
+    select = exp.select(exp.alias_(tree, "_atlas_v")).from_(
+        exp.Table(this=exp.to_identifier(table), db=exp.to_identifier(schema), alias=exp.TableAlias(this=exp.to_identifier(ALIAS)))
+    )
+    rendered = wh.transpile(select.sql(OPERATOR_DIALECT), {(schema, table): dict(types)})
+    out = sqlglot.parse_one(rendered, read=wh.dialect).expressions[0]
+    return (out.this if isinstance(out, exp.Alias) else out).sql(wh.dialect)
 
 
 def violated(check: Check) -> str:
@@ -163,12 +180,30 @@ def bounds_errors(check: Check, *, integer: bool) -> dict[str, str]:
 
 
 def condition_errors(check: Check, *, aggregate: bool) -> dict[str, str]:
-    """Why ``check``'s ``sql`` is not one read-only boolean condition over its dataset's columns."""
+    """Why ``check``'s ``sql`` is not one read-only boolean condition over its dataset's columns.
+
+    Also refused: what would not mean the same on every engine (``atlas.sql.transpile``),
+    judged with the dataset's column types when they are known.
+    """
     try:
-        parse_condition(check.params.get("sql", ""), aggregate=aggregate, columns=dataset_columns(check))
+        tree = parse_condition(check.params.get("sql", ""), aggregate=aggregate, columns=dataset_columns(check))
     except ValueError as exc:
         return {"params": str(exc)}
+    types = dataset_types(check)
+    layer, table = (check.dataset.layer, check.dataset.table) if check.dataset_id else ("chart", "t")
+    select = exp.select(exp.alias_(tree.copy(), "_atlas_v")).from_(exp.table_(table, db=layer))
+    try:
+        check_same_meaning(select, {(layer, table): types} if types else None, types_known=bool(types))
+    except SQLRefused as exc:
+        return {"params": str(exc)}
     return {}
+
+
+def dataset_types(check: Check) -> dict[str, str]:
+    """The checked dataset's column types as Atlas recorded them (empty when unknown)."""
+    if not check.dataset_id:
+        return {}
+    return {name: typ for name, typ in check.dataset.columns.values_list("name", "data_type") if typ}
 
 
 class Kind:

@@ -309,8 +309,11 @@ class CustomRow(Kind):
     def validate(self, check: Check) -> dict[str, str]:
         return condition_errors(check, aggregate=False)
 
+    def needs_types(self, check: Check, wh: Warehouse) -> bool:
+        return True  # the condition keeps PostgreSQL's meaning on every engine (typed transpiling)
+
     def compile(self, check: Check, target: Target) -> RowCheck:
-        return RowCheck(check, f"(NOT ({qualify(target.wh, check.params['sql'])}))")
+        return RowCheck(check, f"(NOT ({qualify(target.wh, check.params['sql'], target)}))")
 
     def describe(self, check: Check) -> str:
         return f"Every row satisfies {check.params.get('sql', '')}."

@@ -23,6 +23,8 @@ from .base import (
 )
 
 if TYPE_CHECKING:
+    from atlas.warehouse import Warehouse
+
     from ..models import Check
 
 
@@ -90,8 +92,11 @@ class CustomAggregate(Kind):
     def validate(self, check: Check) -> dict[str, str]:
         return condition_errors(check, aggregate=True)
 
+    def needs_types(self, check: Check, wh: Warehouse) -> bool:
+        return True  # the condition keeps PostgreSQL's meaning on every engine (typed transpiling)
+
     def compile(self, check: Check, target: Target) -> TableCheck:
-        cond = qualify(target.wh, check.params["sql"])
+        cond = qualify(target.wh, check.params["sql"], target)
         return TableCheck(check, f"CASE WHEN ({cond}) THEN 1 WHEN NOT ({cond}) THEN 0 END")
 
     def outcome(self, check: Check, value: Any, total: int, now: datetime) -> tuple[str, Any, str]:
