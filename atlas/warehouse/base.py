@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlglot
 
+from .errors import NotSupported, WarehouseError  # noqa: F401  (re-exported)
 from .quality_ops import QualityOps
 
 LAYER_SCHEMAS = ("explore", "chart", "navigate")
@@ -34,10 +35,6 @@ QUARANTINE_COLUMNS = (
     "_raw_record",
     "_quarantined_at",
 )
-
-
-class WarehouseError(Exception):
-    """A warehouse operation that cannot go on; the message is for the operator."""
 
 
 _QUOTED = re.compile(r"""("[^"]*"|'[^']*'|=\([^)]*\))""")

@@ -14,6 +14,7 @@ import abc
 from typing import TYPE_CHECKING, Any
 
 from .base import META_SCHEMA, Cursor, Warehouse
+from .errors import NotSupported
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -57,7 +58,7 @@ class BaseOperations(abc.ABC):
 
     def drop_partition(self, cur: Cursor, schema: str, table: str, part_schema: str, part: str) -> None:
         """Detach a partition from its table and drop it (within the caller's transaction)."""
-        raise NotImplementedError(f"The {self.wh.vendor} warehouse has no partitions.")
+        raise NotSupported(f"The {self.wh.vendor} warehouse has no partitions (features.partitioned_explore_tables).")
 
     # --- indexes (``features.expression_indexes``) ---------------------------------------------
     def create_expression_index(self, schema: str, table: str, name: str, expr: str) -> None:
@@ -69,7 +70,7 @@ class BaseOperations(abc.ABC):
     @classmethod
     def export_query_csv(cls, url: str, query: str, path: str) -> None:
         """Run ``query`` read-only on the database at ``url`` and write its rows to ``path`` as CSV with a header."""
-        raise NotImplementedError(f"{cls.__name__} cannot read a source database.")
+        raise NotSupported(f"{cls.__name__} cannot read a source database; choose a database of a supported engine.")
 
     @staticmethod
     def url_path(url: str) -> str:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from .errors import NotSupported
+
 # Type families: engine type names compared by meaning (schema checks, key strategies).
 TYPE_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("timestamptz", ("timestamp with time zone", "timestamptz")),
@@ -90,11 +92,11 @@ class QualityOps:
 
     def bitmap_surplus(self, key: str, lo: int, hi: int, source: str) -> str:
         """Rows of ``source`` minus the distinct values of ``key`` in ``[lo, hi]`` (an upper bound of the surplus)."""
-        raise NotImplementedError(f"{type(self).__name__} has no key bitmaps (features_key_bitmaps).")
+        raise NotSupported(f"{type(self).__name__} has no key bitmaps (features_key_bitmaps).")
 
     def bitmap_orphans(self, probe: str, ref: str, other: str, lo: int, hi: int) -> str:
         """An aggregate: the rows whose ``probe`` is not among ``other.ref``, NULL when ``other`` left [lo, hi]."""
-        raise NotImplementedError(f"{type(self).__name__} has no key bitmaps (features_key_bitmaps).")
+        raise NotSupported(f"{type(self).__name__} has no key bitmaps (features_key_bitmaps).")
 
 
 class DuckDBQualityOps(QualityOps):

@@ -12,6 +12,7 @@ a kind's name.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -206,7 +207,7 @@ def dataset_types(check: Check) -> dict[str, str]:
     return {name: typ for name, typ in check.dataset.columns.values_list("name", "data_type") if typ}
 
 
-class Kind:
+class Kind(abc.ABC):
     """One kind of check. Subclass, set ``name`` (a ``CheckKind`` value), and :func:`register` it."""
 
     name: ClassVar[str]
@@ -225,17 +226,24 @@ class Kind:
         """Whether compiling needs the table's column types (one catalogue query per plan)."""
         return False
 
+    @abc.abstractmethod
     def compile(self, check: Check, target: Target) -> RowCheck | TableCheck | None:
         """What the scan computes for ``check``; None: the check reads the catalogue, not the rows."""
-        raise NotImplementedError
 
     def outcome(self, check: Check, value: Any, total: int, now: datetime) -> tuple[str, Any, str]:
-        """``(outcome, observed, message)`` from the value the scan (or the catalogue) gave; not for row kinds."""
-        raise NotImplementedError(f"A {self.name} check is judged by its failing rows.")
+        """``(outcome, observed, message)`` from the value the scan (or the catalogue) gave.
 
+        Table and catalogue kinds override it; a row kind has no such outcome (its failing
+        rows are counted and judged by ``service._row_outcome``), so asking for one is a
+        programming error.
+        """
+        if self.row_level:
+            raise TypeError(f"A {self.name} check is judged by its failing rows, not by one value.")
+        raise TypeError(f"{type(self).__name__} is a table kind and must define outcome().")
+
+    @abc.abstractmethod
     def describe(self, check: Check) -> str:
         """The rule in one sentence, as the admin shows it."""
-        raise NotImplementedError
 
 
 REGISTRY: dict[str, Kind] = {}

@@ -245,7 +245,7 @@ def test_schema_outcome_reports_drift_by_type_family(table):
 
 
 def test_row_kinds_are_judged_by_their_failing_rows(table):
-    with pytest.raises(NotImplementedError, match="failing rows"):
+    with pytest.raises(TypeError, match="failing rows"):
         get_kind("not_null").outcome(make(table([]), "not_null", ["id"]), 0, 0, NOW)
 
 
