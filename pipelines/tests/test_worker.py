@@ -22,8 +22,10 @@ from pipelines.models import PipelineRun, RunStatus, Trigger
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
-# One Redis database per xdist worker, so parallel runs never take each other's tasks.
-BROKER = f"redis://127.0.0.1:6379/{10 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0)}"
+# One Redis database per xdist worker, so parallel runs never take each other's tasks
+# (ATLAS_TEST_REDIS_DB moves the base, for two suites side by side on one Redis).
+_REDIS_DB = int(os.environ.get("ATLAS_TEST_REDIS_DB", "10")) + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+BROKER = f"redis://127.0.0.1:6379/{_REDIS_DB}"
 
 
 @pytest.fixture
