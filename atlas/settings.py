@@ -232,6 +232,17 @@ ATLAS_DSR_MAX_IDENTIFIERS = env.int("ATLAS_DSR_MAX_IDENTIFIERS", default=10_000)
 ATLAS_RETENTION_HOUR = env.int("ATLAS_RETENTION_HOUR", default=3)
 ATLAS_RETENTION_MINUTE = env.int("ATLAS_RETENTION_MINUTE", default=30)
 
+# --- Bounded metadata (atlas.housekeeping; daily, and `manage.py prune_metadata`) ------------
+# Days each kind of record is kept (0: for ever). The ATLAS_KEEP_LATEST most recent of each pipeline
+# or dataset are kept whatever their age; the audit log, data-subject requests, erasure records and
+# retention runs are evidence and are never pruned.
+ATLAS_KEEP_LATEST = env.int("ATLAS_KEEP_LATEST", default=20)
+ATLAS_KEEP_RUN_DAYS = env.int("ATLAS_KEEP_RUN_DAYS", default=90)  # pipeline runs, their step runs
+ATLAS_KEEP_CHECK_RUN_DAYS = env.int("ATLAS_KEEP_CHECK_RUN_DAYS", default=180)  # check runs, their results
+ATLAS_KEEP_PII_SCAN_DAYS = env.int("ATLAS_KEEP_PII_SCAN_DAYS", default=180)  # PII scans (findings stay)
+ATLAS_KEEP_LINEAGE_EVENT_DAYS = env.int("ATLAS_KEEP_LINEAGE_EVENT_DAYS", default=30)  # emitted: delivered or given up
+ATLAS_KEEP_RECEIVED_LINEAGE_DAYS = env.int("ATLAS_KEEP_RECEIVED_LINEAGE_DAYS", default=90)  # received from others
+
 # --- Celery ----------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -260,6 +271,11 @@ CELERY_BEAT_SCHEDULE = {
     "lineage: deliver OpenLineage events": {"task": "lineage.deliver_events", "schedule": 30.0},
     # Data-subject access exports past their expiry are deleted (files and records kept as expired).
     "privacy: delete expired DSR exports": {"task": "privacy.purge_expired_exports", "schedule": 3600.0},
+    # Run history, check results, scans and delivered lineage events past their keep period (atlas.housekeeping).
+    "atlas: prune metadata": {
+        "task": "atlas.prune_metadata",
+        "schedule": crontab(minute=ATLAS_RETENTION_MINUTE, hour=(ATLAS_RETENTION_HOUR + 1) % 24),
+    },
     # Rows past their dataset's retention are deleted (partitions dropped), daily.
     "retention: apply retention policies": {
         "task": "retention.apply_all",
@@ -276,6 +292,9 @@ OPENLINEAGE_API_KEY = env.str("OPENLINEAGE_API_KEY", default="")
 # Namespace of Atlas's jobs and warehouse datasets in the events.
 OPENLINEAGE_NAMESPACE = env.str("OPENLINEAGE_NAMESPACE", default="atlas")
 # Retries: exponential backoff from BASE up to MAX seconds; after MAX_ATTEMPTS the event is failed (kept, retryable).
+# Without an endpoint, emitted events are not kept (nothing would ever deliver them; the lineage graph is
+# kept apart, in LineageNode/LineageEdge). True keeps them anyway, e.g. to read them in the admin.
+OPENLINEAGE_KEEP_WITHOUT_ENDPOINT = env.bool("OPENLINEAGE_KEEP_WITHOUT_ENDPOINT", default=False)
 OPENLINEAGE_MAX_ATTEMPTS = env.int("OPENLINEAGE_MAX_ATTEMPTS", default=12)
 OPENLINEAGE_RETRY_BASE_SECONDS = env.float("OPENLINEAGE_RETRY_BASE_SECONDS", default=10.0)
 OPENLINEAGE_RETRY_MAX_SECONDS = env.float("OPENLINEAGE_RETRY_MAX_SECONDS", default=3600.0)

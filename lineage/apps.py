@@ -13,4 +13,5 @@ class LineageConfig(AppConfig):
         "urls": [("api/v1/lineage", "lineage.api.urls")],
         "api_routes": ["lineage.api.urls.routes"],
         "dataset_tools": ["lineage.panels.dataset_tool"],
+        "metadata_pruners": ["lineage.housekeeping.prune_lineage"],
     }

@@ -34,14 +34,18 @@ TERMINAL_FOR = {
 }
 
 
-def emit(step_run: StepRun, step: Step, event_type: str, **kwargs) -> OutboxEvent:
-    """Build one event of ``step_run`` and store it in the outbox (the caller's transaction)."""
+def emit(step_run: StepRun, step: Step, event_type: str, **kwargs) -> OutboxEvent | None:
+    """Build one event of ``step_run`` and store it in the outbox (the caller's transaction); None when not kept."""
+    if not outbox.keeping():
+        return None
     payload = events.step_event(event_type, step_run, step=step, **kwargs)
     return outbox.store(payload, ordering_key=events.pipeline_run_uuid(step_run.run), step_run=step_run)
 
 
-def emit_pipeline(run: PipelineRun, event_type: str, **kwargs) -> OutboxEvent:
+def emit_pipeline(run: PipelineRun, event_type: str, **kwargs) -> OutboxEvent | None:
     """Store an event of the pipeline run itself (the parent of its steps' events), first or last of its run."""
+    if not outbox.keeping():
+        return None
     payload = events.pipeline_event(event_type, run, **kwargs)
     return outbox.store(payload, ordering_key=payload["run"]["runId"])
 
@@ -78,18 +82,18 @@ def reconcile(*, now: datetime | None = None, limit: int = 200) -> list[OutboxEv
         .distinct()
         .order_by("id")[:limit]
     )
-    emitted = []
+    emitted: list[OutboxEvent] = []
     for step_run in open_runs:
         if step_run.step is None:
             logger.warning("Step run %s ended without its terminal event and its step is gone.", step_run.pk)
             continue
         with transaction.atomic():
-            emitted.append(
-                emit(
-                    step_run, step_run.step, TERMINAL_FOR[step_run.status],
-                    lineage=declared_lineage(step_run.step),
-                    error=step_run.error or None, traceback=step_run.traceback,
-                    assertions=events.contributed_assertions(step_run),
-                )
+            event = emit(
+                step_run, step_run.step, TERMINAL_FOR[step_run.status],
+                lineage=declared_lineage(step_run.step),
+                error=step_run.error or None, traceback=step_run.traceback,
+                assertions=events.contributed_assertions(step_run),
             )
+        if event is not None:
+            emitted.append(event)
     return emitted

@@ -31,8 +31,14 @@ LEASE_SECONDS = 300
 
 def store(
     payload: dict[str, Any], *, ordering_key: str, step_run=None
-) -> OutboxEvent:
-    """Keep an event for delivery (in the caller's transaction, like the state change it reports)."""
+) -> OutboxEvent | None:
+    """Keep an event for delivery (in the caller's transaction, like the state change it reports).
+
+    None, and nothing kept, when no endpoint is configured (``OPENLINEAGE_URL``): nothing would
+    ever deliver it, and the outbox would grow for ever (``OPENLINEAGE_KEEP_WITHOUT_ENDPOINT`` keeps it).
+    """
+    if not keeping():
+        return None
     return OutboxEvent.objects.create(
         ordering_key=ordering_key,
         run_uuid=payload["run"]["runId"],
@@ -41,6 +47,11 @@ def store(
         step_run=step_run,
         payload=payload,
     )
+
+
+def keeping() -> bool:
+    """Whether emitted events are kept: an endpoint is configured, or ``OPENLINEAGE_KEEP_WITHOUT_ENDPOINT``."""
+    return bool(endpoint_url()) or settings.OPENLINEAGE_KEEP_WITHOUT_ENDPOINT
 
 
 def backoff(attempts: int) -> timedelta:

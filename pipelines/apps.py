@@ -13,4 +13,5 @@ class PipelinesConfig(AppConfig):
             "pipelines.metrics.dataset_metrics",
         ],
         "api_routes": ["pipelines.api.urls.routes"],
+        "metadata_pruners": ["pipelines.housekeeping.prune_runs"],
     }

@@ -15,4 +15,5 @@ class QualityConfig(AppConfig):
         "dataset_panels": ["quality.panels.dataset_panel"],
         "dataset_tools": ["quality.panels.dataset_tool"],
         "run_panels": ["quality.panels.run_panel"],
+        "metadata_pruners": ["quality.housekeeping.prune_check_runs"],
     }

@@ -187,6 +187,12 @@ def wh(_warehouse, db):
 
 
 @pytest.fixture(autouse=True)
+def _lineage_events_kept(settings):
+    """Tests read the events Atlas emits without an endpoint; lineage/tests/test_housekeeping.py checks the default."""
+    settings.OPENLINEAGE_KEEP_WITHOUT_ENDPOINT = True
+
+
+@pytest.fixture(autouse=True)
 def _sources_confined_data_roots_include_tmp_path(settings, tmp_path):
     """Sources confined (issue 12): tests write their files under tmp_path, so it is a data root too.
 
