@@ -52,6 +52,8 @@ KINDS: dict[str, str] = {
     "dataset_panels": "callable(request, dataset) -> HTML or None: a section of the dataset page",
     "dataset_tools": "callable(request, dataset) -> (id, label, url) or None: a link above the dataset page",
     "run_panels": "callable(request, run_or_step_run) -> HTML or None: a section of a run's or step run's page",
+    "request_scopes": "callable(request) -> context manager entered around each request, after the audit actor"
+    " (e.g. compliance reads PII columns once and audits clear views once per request)",
     "metadata_pruners": "callable(now) -> {what: rows deleted}: removes the app's records past their keep period"
     " (atlas.housekeeping)",
 }

@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "atlas.middleware.AuditActorMiddleware",  # audit: who acts in this request
+    "atlas.middleware.ContributedScopesMiddleware",  # the apps' request scopes (compliance: PII read once)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",

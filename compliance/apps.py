@@ -10,6 +10,7 @@ class ComplianceConfig(AppConfig):
     contributes = {
         "step_hooks": ["compliance.hooks.PiiHook"],
         "row_masker": ["compliance.masking.mask_rows"],
+        "request_scopes": ["compliance.masking.request_scope"],
         "metric_sources": ["compliance.metrics.compliance_metrics"],
         "api_routes": ["compliance.api.urls.routes"],
         "api_dataset_fields": ["compliance.api.urls.dataset_fields"],

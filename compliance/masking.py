@@ -8,7 +8,10 @@ PII column; users with it get the values, and the audit log records the view.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from atlas import audit
@@ -42,39 +45,152 @@ def pii_columns(dataset: Dataset, _seen: frozenset[int] = frozenset()) -> dict[s
     inherits the PII of the columns it reads (through the step's SQL), unless
     the step's last successful run protected the column (hash, mask, redact,
     generalise, drop): before a steward decides, Chart holds clear values.
+
+    Inside a request's scope (:func:`request_scope`) the answer comes from one
+    :class:`PiiIndex` read for every dataset at once: a page listing a hundred
+    datasets or results costs the same few queries as one.
     """
+    scope = _scope.get()
+    if scope is not None:
+        return scope.pii_index().columns(dataset)
+    return _pii_columns(dataset, _seen, _OneByOne())
+
+
+class _OneByOne:
+    """What :func:`pii_columns` reads, one dataset at a time (outside a request's scope)."""
+
+    def findings(self, ds: Dataset) -> list[tuple[str, str]]:
+        return list(
+            PiiFinding.objects.filter(dataset=ds).exclude(status=PiiFinding.Status.DISMISSED).values_list("column", "entity")
+        )
+
+    def readable_policies(self, ds: Dataset) -> list[tuple[str, str]]:
+        return list(
+            ColumnPolicy.objects.filter(dataset=ds, action__in=READABLE_ACTIONS).values_list("column", "entity")
+        )
+
+    def producer(self, ds: Dataset) -> tuple[Step | None, StepRun | None]:
+        last = (
+            StepRun.objects.filter(output=ds, status=RunStatus.SUCCEEDED, step__isnull=False)
+            .exclude(kind=Step.Kind.INGEST)
+            .select_related("step")
+            .order_by("-finished_at", "-pk")
+            .first()
+        )
+        step = last.step if last else Step.objects.filter(output=ds).exclude(kind=Step.Kind.INGEST).order_by("pk").first()
+        return step, last
+
+    def sources(self, step: Step) -> dict[str, set[tuple[str, str, str]]]:
+        from .policies import column_sources
+
+        return column_sources(step)
+
+    def dataset(self, layer: str, table: str, seen: frozenset[int]) -> Dataset | None:
+        return Dataset.objects.filter(layer=layer, table=table).exclude(pk__in=seen).first()
+
+
+READABLE_ACTIONS = [ColumnPolicy.Action.KEEP, ColumnPolicy.Action.ANONYMISE_TEXT]
+
+
+class PiiIndex(_OneByOne):
+    """The inputs of :func:`pii_columns` for every dataset, read in a constant number of queries.
+
+    Findings, readable policies, each table's producing step and its last successful
+    run, the steps' inputs and the datasets' columns: a handful of queries whatever the
+    number of datasets (the last run per table through one subquery, not one query each).
+    A snapshot: built once per read-only request, where nothing it reads changes.
+    """
+
+    def __init__(self) -> None:
+        from collections import defaultdict
+
+        from django.db.models import OuterRef, Subquery
+
+        self._findings: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        for ds_id, column, entity in (
+            PiiFinding.objects.exclude(status=PiiFinding.Status.DISMISSED).order_by("pk")
+            .values_list("dataset_id", "column", "entity")
+        ):
+            self._findings[ds_id].append((column, entity))
+        self._policies: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        for ds_id, column, entity in (
+            ColumnPolicy.objects.filter(action__in=READABLE_ACTIONS).order_by("pk")
+            .values_list("dataset_id", "column", "entity")
+        ):
+            self._policies[ds_id].append((column, entity))
+        last_run = (
+            StepRun.objects.filter(output=OuterRef("pk"), status=RunStatus.SUCCEEDED, step__isnull=False)
+            .exclude(kind=Step.Kind.INGEST)
+            .order_by("-finished_at", "-pk")
+            .values("pk")[:1]
+        )
+        datasets = list(Dataset.objects.annotate(_last_run=Subquery(last_run)).prefetch_related("columns"))
+        self._by_table = {(d.layer, d.table): d for d in datasets}
+        self._columns = {(d.layer, d.table): [c.name for c in d.columns.all()] or None for d in datasets}
+        runs = {
+            r.pk: r
+            for r in StepRun.objects.filter(pk__in=[d._last_run for d in datasets if d._last_run]).select_related("step")
+        }
+        self._last = {d.pk: runs.get(d._last_run) for d in datasets}
+        self._steps: dict[int, Step] = {}
+        for step in Step.objects.exclude(kind=Step.Kind.INGEST).order_by("pk"):
+            self._steps.setdefault(step.output_id, step)
+        self._inputs: dict[int, list[int]] = defaultdict(list)
+        for step_id, ds_id in Step.inputs.through.objects.values_list("step_id", "dataset_id"):
+            self._inputs[step_id].append(ds_id)
+        self._tables = {d.pk: (d.layer, d.table) for d in datasets}
+        self._memo: dict[int, dict[str, str]] = {}
+
+    def columns(self, dataset: Dataset) -> dict[str, str]:
+        if dataset.pk not in self._memo:
+            self._memo[dataset.pk] = _pii_columns(dataset, frozenset(), self)
+        return self._memo[dataset.pk]
+
+    def findings(self, ds: Dataset) -> list[tuple[str, str]]:
+        return self._findings.get(ds.pk, [])
+
+    def readable_policies(self, ds: Dataset) -> list[tuple[str, str]]:
+        return self._policies.get(ds.pk, [])
+
+    def producer(self, ds: Dataset) -> tuple[Step | None, StepRun | None]:
+        last = self._last.get(ds.pk)
+        return (last.step if last else self._steps.get(ds.pk)), last
+
+    def sources(self, step: Step) -> dict[str, set[tuple[str, str, str]]]:
+        from .policies import column_sources
+
+        inputs = [self._tables[i] for i in self._inputs.get(step.pk, []) if i in self._tables]
+        if not inputs:  # inputs not stored yet: derive them from the SQL, as outside a scope
+            return column_sources(step)
+        return column_sources(step, {table: self._columns.get(table) for table in inputs})
+
+    def dataset(self, layer: str, table: str, seen: frozenset[int]) -> Dataset | None:
+        found = self._by_table.get((layer, table))
+        return found if found is not None and found.pk not in seen else None
+
+
+def _pii_columns(dataset: Dataset, seen: frozenset[int], read: _OneByOne) -> dict[str, str]:
     out: dict[str, str] = {}
-    for column, entity in (
-        PiiFinding.objects.filter(dataset=dataset)
-        .exclude(status=PiiFinding.Status.DISMISSED)
-        .values_list("column", "entity")
-    ):
+    for column, entity in read.findings(dataset):
         out.setdefault(column, entity)
-    for column, entity in ColumnPolicy.objects.filter(
-        dataset=dataset, action__in=[ColumnPolicy.Action.KEEP, ColumnPolicy.Action.ANONYMISE_TEXT]
-    ).values_list("column", "entity"):
+    for column, entity in read.readable_policies(dataset):
         out.setdefault(column, entity or "PII")
-    out.update({c: e for c, e in inherited_pii(dataset, _seen | {dataset.pk}).items() if c not in out})
+    out.update({c: e for c, e in _inherited_pii(dataset, seen | {dataset.pk}, read).items() if c not in out})
     return out
 
 
 def inherited_pii(dataset: Dataset, seen: frozenset[int]) -> dict[str, str]:
     """Columns that carry PII from the tables the producing step reads, unprotected by its last run."""
-    last = (
-        StepRun.objects.filter(output=dataset, status=RunStatus.SUCCEEDED, step__isnull=False)
-        .exclude(kind=Step.Kind.INGEST)
-        .select_related("step")
-        .order_by("-finished_at", "-pk")
-        .first()
-    )
-    step = last.step if last else Step.objects.filter(output=dataset).exclude(kind=Step.Kind.INGEST).first()
+    return _inherited_pii(dataset, seen, _OneByOne())
+
+
+def _inherited_pii(dataset: Dataset, seen: frozenset[int], read: _OneByOne) -> dict[str, str]:
+    step, last = read.producer(dataset)
     if step is None or not step.sql:
         return {}
-    from .policies import column_sources
-
     applied = (last.details or {}).get("pii_policies", {}) if last else {}
     try:
-        sources = column_sources(step)
+        sources = read.sources(step)
     except Exception:  # an unparsable step: trace nothing rather than break every page
         return {}
     upstream: dict[tuple[str, str], dict[str, str]] = {}
@@ -84,12 +200,82 @@ def inherited_pii(dataset: Dataset, seen: frozenset[int]) -> dict[str, str]:
             continue
         for layer, table, source_column in sorted(leaves):
             if (layer, table) not in upstream:
-                source = Dataset.objects.filter(layer=layer, table=table).exclude(pk__in=seen).first()
-                upstream[(layer, table)] = pii_columns(source, seen) if source else {}
+                source = read.dataset(layer, table, seen)
+                upstream[(layer, table)] = _pii_columns(source, seen, read) if source else {}
             if source_column in upstream[(layer, table)]:
                 out[column] = upstream[(layer, table)][source_column]
                 break
     return out
+
+
+# --- one request: PII read once, clear views audited once -------------------------------------
+@dataclass
+class _Scope:
+    index: PiiIndex | None = None
+    actor: Any = None
+    views: list[tuple[Any, list[str], int]] = field(default_factory=list)
+
+    def pii_index(self) -> PiiIndex:
+        if self.index is None:
+            self.index = PiiIndex()
+        return self.index
+
+
+_scope: ContextVar[_Scope | None] = ContextVar("atlas_pii_scope", default=None)
+# At most this many views are itemised in a request's one audit event (the totals cover them all).
+MAX_VIEWS_LISTED = 200
+
+
+@contextmanager
+def request_scope(request) -> Iterator[None]:
+    """A read-only request's PII reads and audit rows, batched (contributed as a ``request_scopes`` item).
+
+    Every :func:`pii_columns` answer comes from one :class:`PiiIndex`, and every clear
+    view is recorded in one ``pii.view_clear`` event when the request ends (its
+    ``columns`` and ``rows`` the totals, ``views`` each target). A request that writes
+    (POST, PUT, PATCH, DELETE) reads and records as it goes: what it changes must show.
+    """
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        yield
+        return
+    scope = _Scope()
+    token = _scope.set(scope)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+        _record_views(scope)
+
+
+def _audit_view(actor, target, columns: list[str], rows: int) -> None:
+    scope = _scope.get()
+    if scope is None:
+        audit.record("pii.view_clear", actor=actor, target=target, columns=sorted(columns), rows=rows)
+        return
+    scope.actor = actor
+    scope.views.append((target, sorted(columns), rows))
+
+
+def _record_views(scope: _Scope) -> None:
+    if not scope.views:
+        return
+    if len(scope.views) == 1:
+        target, columns, rows = scope.views[0]
+        audit.record("pii.view_clear", actor=scope.actor, target=target, columns=columns, rows=rows)
+        return
+    targets = {(t._meta.label_lower, t.pk) for t, _c, _r in scope.views}
+    audit.record(
+        "pii.view_clear",
+        actor=scope.actor,
+        target=scope.views[0][0] if len(targets) == 1 else None,
+        columns=sorted({c for _t, columns, _r in scope.views for c in columns}),
+        rows=sum(r for _t, _c, r in scope.views),
+        views=[
+            {"target": f"{t._meta.label_lower}:{t.pk}", "repr": str(t)[:100], "columns": c, "rows": r}
+            for t, c, r in scope.views[:MAX_VIEWS_LISTED]
+        ],
+        views_total=len(scope.views),
+    )
 
 
 def mask_rows(user, dataset: Dataset, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
@@ -102,10 +288,7 @@ def mask_rows(user, dataset: Dataset, columns: Sequence[str], rows: Sequence[Seq
         return [list(r) for r in rows]
     if can_view_clear(user):
         if rows:
-            audit.record(
-                "pii.view_clear", actor=user, target=dataset,
-                columns=sorted(columns[i] for i in hide), rows=len(rows),
-            )
+            _audit_view(user, dataset, [columns[i] for i in hide], len(rows))
         return [list(r) for r in rows]
     return [[masked(hide[i]) if i in hide and v is not None else v for i, v in enumerate(r)] for r in rows]
 
@@ -116,7 +299,7 @@ def mask_samples(user, finding: PiiFinding) -> list[str]:
     if not samples:
         return []
     if can_view_clear(user):
-        audit.record("pii.view_clear", actor=user, target=finding, columns=[finding.column], rows=len(samples))
+        _audit_view(user, finding, [finding.column], len(samples))
         return samples
     return [masked(finding.entity) for _ in samples]
 

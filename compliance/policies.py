@@ -200,16 +200,20 @@ def apply_hash_policies(wh: Warehouse, schema: str, table: str, columns: Iterabl
 
 
 # --- where data flows: output columns of a refine step and their sources ------------
-def column_sources(step: Step) -> dict[str, set[tuple[str, str, str]]]:
+def column_sources(
+    step: Step, catalog: dict[tuple[str, str], list[str] | None] | None = None
+) -> dict[str, set[tuple[str, str, str]]]:
     """Each output column of a refine (or aggregate) step and the (layer, table, column) it reads.
 
     Every input the column's lineage lists (``atlas.sql.lineage``, the engine the
     lineage graph and its OpenLineage facet read too): what its value is made of,
     and what decides it for that column alone (a CASE condition, a window's
     partition, a scalar subquery's filter) — not what decides which rows exist.
+    ``catalog``: the inputs' columns by (layer, table), when the caller has read them already.
     """
-    inputs = list(step.inputs.prefetch_related("columns")) or _inputs(step)
-    catalog = {(ds.layer, ds.table): [c.name for c in ds.columns.all()] or None for ds in inputs}
+    if catalog is None:
+        inputs = list(step.inputs.prefetch_related("columns")) or _inputs(step)
+        catalog = {(ds.layer, ds.table): [c.name for c in ds.columns.all()] or None for ds in inputs}
     traced = column_lineage(step.sql, catalog)
     return {name: traced.inputs(name) for name in traced.outputs}
 

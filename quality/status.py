@@ -72,12 +72,37 @@ def dataset_status(dataset: Dataset, *, outcome: str | None = None, severity: st
         raise ValueError(f"Unknown severity {severity!r}; choose one of: {', '.join(Severity.values)}.")
     checks = list(Check.objects.filter(dataset=dataset).order_by("name"))
     latest = latest_results(Check.objects.filter(dataset=dataset))
+    last_run = CheckRun.objects.filter(dataset=dataset).order_by("-started_at", "-id").first()
+    return _status(dataset, checks, latest, last_run, outcome=outcome, severity=severity)
+
+
+def dataset_statuses(datasets: list[Dataset]) -> dict[int, dict[str, Any]]:
+    """:func:`dataset_status` of many datasets, by id, in four queries whatever their number (API lists)."""
+    ids = [d.pk for d in datasets]
+    checks: dict[int, list[Check]] = {pk: [] for pk in ids}
+    for check in Check.objects.filter(dataset_id__in=ids).order_by("name"):
+        checks[check.dataset_id].append(check)
+    latest = latest_results(Check.objects.filter(dataset_id__in=ids))
+    newest = CheckRun.objects.filter(dataset=OuterRef("pk")).order_by("-started_at", "-id").values("pk")[:1]
+    run_ids = dict(Dataset.objects.filter(pk__in=ids).annotate(_last=Subquery(newest)).values_list("pk", "_last"))
+    runs = CheckRun.objects.in_bulk([i for i in run_ids.values() if i])
+    return {d.pk: _status(d, checks[d.pk], latest, runs.get(run_ids.get(d.pk))) for d in datasets}
+
+
+def _status(
+    dataset: Dataset,
+    checks: list[Check],
+    latest: dict[int, CheckResult],
+    last_run: CheckRun | None,
+    *,
+    outcome: str | None = None,
+    severity: str | None = None,
+) -> dict[str, Any]:
     rows = [check_status(c, latest.get(c.pk)) for c in checks]
     enabled = [r for r in rows if r["enabled"]]
     counts = {key: 0 for key in [*Outcome.values, NEVER]}
     for r in enabled:
         counts[r["outcome"]] += 1
-    last_run = CheckRun.objects.filter(dataset=dataset).order_by("-started_at", "-id").first()
     checked = [r["checked_at"] for r in enabled if r["checked_at"]]
     listed = [
         r for r in rows

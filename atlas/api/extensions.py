@@ -7,7 +7,9 @@ An app names, in its ``AppConfig.contributes``:
 * ``api_dataset_fields``: ``(name, field factory)`` items — read-only serializer
   fields (``source="*"``, given the dataset) added to every dataset the API shows,
   so ``quality`` adds the latest check status and ``compliance`` the PII summary
-  without ``pipelines`` importing either (dependencies point one way).
+  without ``pipelines`` importing either (dependencies point one way). A field
+  with a ``prepare_many(datasets)`` method is given each page of a list first, to
+  read what it shows for all of them at once (a constant number of queries per page).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from atlas.api.serializers import ModelCleanMixin
 from pipelines.models import Dataset
 
-from ..masking import mask_samples, pii_columns
+from ..masking import PiiIndex, mask_samples, pii_columns
 from ..models import ColumnPolicy, PiiFinding
 
 
@@ -85,8 +85,44 @@ class DatasetPiiSerializer(serializers.Serializer):
     )
     policies = serializers.IntegerField(help_text="Column policies on the dataset (Chart).")
 
+    _many: dict[int, dict[str, Any]] | None = None
+
+    def prepare_many(self, datasets: list[Dataset]) -> None:
+        """A page of datasets is about to be shown: read all their summaries at once (see the dataset list)."""
+        self._many = pii_summaries(datasets)
+
     def to_representation(self, instance: Any) -> Any:
-        return super().to_representation(pii_summary(instance) if isinstance(instance, Dataset) else instance)
+        if isinstance(instance, Dataset):
+            known = self._many.get(instance.pk) if self._many is not None else None
+            instance = known if known is not None else pii_summary(instance)
+        return super().to_representation(instance)
+
+
+def pii_summaries(datasets: list[Dataset]) -> dict[int, dict[str, Any]]:
+    """:func:`pii_summary` of many datasets, by id, in a constant number of queries (API lists)."""
+    ids = [d.pk for d in datasets]
+    counts: dict[int, dict[str, int]] = {pk: {} for pk in ids}
+    entities: dict[int, set[str]] = {pk: set() for pk in ids}
+    for ds_id, status, entity, n in (
+        PiiFinding.objects.filter(dataset_id__in=ids).values_list("dataset_id", "status", "entity")
+        .annotate(n=Count("id")).order_by()
+    ):
+        counts[ds_id][status] = counts[ds_id].get(status, 0) + n
+        if status != PiiFinding.Status.DISMISSED:
+            entities[ds_id].add(entity)
+    policies = dict(
+        ColumnPolicy.objects.filter(dataset_id__in=ids).values_list("dataset_id").annotate(n=Count("id")).order_by()
+    )
+    index = PiiIndex()
+    return {
+        d.pk: {
+            "findings": {status: counts[d.pk].get(status, 0) for status in PiiFinding.Status.values},
+            "entities": sorted(entities[d.pk]),
+            "clear_pii_columns": sorted(index.columns(d)),
+            "policies": policies.get(d.pk, 0),
+        }
+        for d in datasets
+    }
 
 
 def pii_summary(dataset: Dataset) -> dict[str, Any]:

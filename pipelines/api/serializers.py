@@ -37,6 +37,21 @@ class DatasetColumnSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class DatasetListSerializer(serializers.ListSerializer):
+    """A page of datasets: each contributed field with a ``prepare_many(datasets)`` reads the page at once.
+
+    So a page costs the same few queries whatever its size (issue 17), instead of a few per dataset.
+    """
+
+    def to_representation(self, data: Any) -> list[Any]:
+        datasets = list(data.all() if hasattr(data, "all") else data)
+        for field in self.child.fields.values():
+            prepare = getattr(field, "prepare_many", None)
+            if prepare is not None:
+                prepare(datasets)
+        return super().to_representation(datasets)
+
+
 class DatasetSerializer(ModelCleanMixin, serializers.ModelSerializer):
     columns = DatasetColumnSerializer(many=True, read_only=True, help_text="As last published (read from the warehouse).")
     qualified_table = serializers.CharField(read_only=True, help_text="layer.table, as SQL names it.")
@@ -48,6 +63,7 @@ class DatasetSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "row_count", "last_loaded_at", "columns", "created_at", "updated_at",
         ]
         read_only_fields = ["row_count", "last_loaded_at", "created_at", "updated_at"]
+        list_serializer_class = DatasetListSerializer
 
     def get_fields(self) -> dict[str, serializers.Field]:
         """The model's fields, plus what other apps add (quality: latest checks; compliance: PII summary)."""

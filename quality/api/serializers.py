@@ -115,8 +115,17 @@ class DatasetQualitySerializer(serializers.Serializer):
     checks = CheckStatusSerializer(many=True)
     last_check_run = LastCheckRunSerializer(allow_null=True)
 
+    _many: dict[int, dict[str, Any]] | None = None
+
+    def prepare_many(self, datasets: list[Dataset]) -> None:
+        """A page of datasets is about to be shown: read all their statuses at once (see the dataset list)."""
+        self._many = status.dataset_statuses(datasets)
+
     def to_representation(self, instance: Any) -> Any:
-        return super().to_representation(status.dataset_status(instance) if isinstance(instance, Dataset) else instance)
+        if isinstance(instance, Dataset):
+            known = self._many.get(instance.pk) if self._many is not None else None
+            instance = known if known is not None else status.dataset_status(instance)
+        return super().to_representation(instance)
 
 
 def dataset_quality_field() -> serializers.Field:

@@ -1,0 +1,206 @@
+"""``python -m benchmarks.api``: the API under 20 concurrent clients, on PostgreSQL behind gunicorn.
+
+1,000 datasets (each with columns, checks, results, some PII findings) and 100,000 runs,
+seeded by :mod:`benchmarks.api.seed`. Atlas runs as in production (``DEBUG`` off,
+gunicorn with the shipped configuration when there is one, one worker per CPU); a
+closed loop of 20 client threads reads each endpoint for a fixed time. The floor is
+the same page built by one hand-written SQL query (``json_agg``) over psycopg: what
+the database alone costs for the rows the page shows.
+
+Writes benchmarks/results/api.json and .md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+PG_DB = "atlas_bench_api"
+PORT = 8765
+CLIENTS = 20
+SECONDS = float(os.environ.get("BENCH_API_SECONDS", "15"))
+DATASETS, RUNS = 1000, 100_000
+METRICS_TOKEN = "bench-metrics-token-not-secret"
+
+
+def env(tmp: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{PG_DB}",
+        "ATLAS_VAR_DIR": tmp,
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-only-not-secret-" + "x" * 40,
+        "ATLAS_AUDIT_KEY": "bench-audit-key-not-secret-" + "y" * 30,
+        "PII_HASH_KEY": "bench-pii-key-not-secret-" + "z" * 30,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false",
+        "ATLAS_API_THROTTLE_USER": "100000000/day",
+        "ATLAS_METRICS_TOKEN": METRICS_TOKEN,
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def load(url: str, headers: dict[str, str]) -> dict:
+    latencies: list[float] = []
+    errors = [0]
+    stop = time.monotonic() + SECONDS
+    lock = threading.Lock()
+
+    def client() -> None:
+        session = requests.Session()
+        mine: list[float] = []
+        while time.monotonic() < stop:
+            t0 = time.perf_counter()
+            r = session.get(url, headers=headers, timeout=60)
+            elapsed = time.perf_counter() - t0
+            if r.status_code != 200:
+                errors[0] += 1
+            mine.append(elapsed)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - started
+    return {
+        "requests": len(latencies), "errors": errors[0], "rps": len(latencies) / wall,
+        "p50_ms": 1000 * statistics.median(latencies), "p95_ms": 1000 * percentile(latencies, 0.95),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+    }
+
+
+def single(url: str, headers: dict[str, str], n: int = 30) -> float:
+    session = requests.Session()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        session.get(url, headers=headers, timeout=60).raise_for_status()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+FLOOR_SQL = {
+    "/api/v1/datasets/": """
+        SELECT json_agg(d) FROM (
+          SELECT ds.id, ds.name, ds.layer, ds."table", ds.row_count, ds.last_loaded_at,
+                 (SELECT json_agg(json_build_object('name', c.name, 'type', c.data_type) ORDER BY c.position)
+                    FROM pipelines_datasetcolumn c WHERE c.dataset_id = ds.id) AS columns,
+                 (SELECT json_agg(r.outcome) FROM quality_checkresult r
+                    JOIN quality_checkrun cr ON cr.id = r.check_run_id WHERE cr.dataset_id = ds.id) AS checks,
+                 (SELECT count(*) FROM compliance_piifinding f WHERE f.dataset_id = ds.id) AS pii
+          FROM pipelines_dataset ds ORDER BY ds.name LIMIT 50) d""",
+    "/api/v1/runs/": """
+        SELECT json_agg(r) FROM (SELECT * FROM pipelines_pipelinerun ORDER BY created_at DESC, id DESC LIMIT 50) r""",
+}
+
+
+def floor(sql: str, n: int = 30) -> float:
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{PG_DB}") as conn:
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            conn.execute(sql).fetchone()
+            times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {PG_DB}")
+    with tempfile.TemporaryDirectory(prefix="atlas-bench-api-") as tmp:
+        e = env(tmp)
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=e, check=True)
+        t0 = time.monotonic()
+        token = subprocess.run([sys.executable, "-m", "benchmarks.api.seed", str(DATASETS), str(RUNS)], cwd=ROOT,
+                               env=e, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        seeded = time.monotonic() - t0
+        workers = os.cpu_count() or 2
+        config = ROOT / "deploy" / "gunicorn.conf.py"
+        cmd = [sys.executable, "-m", "gunicorn", "atlas.wsgi", "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers)]
+        if config.exists():
+            cmd[3:3] = ["--config", str(config)]
+        server = subprocess.Popen(cmd, cwd=ROOT, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  start_new_session=True)
+        try:
+            base = f"http://127.0.0.1:{PORT}"
+            for _ in range(300):
+                if server.poll() is not None:
+                    raise SystemExit(f"gunicorn stopped: {server.stderr.read().decode()[-2000:]}")
+                try:
+                    if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except requests.RequestException:
+                    time.sleep(0.2)
+            auth = {"Authorization": f"Token {token}"}
+            endpoints = {
+                "/api/v1/datasets/": auth,
+                "/api/v1/runs/": auth,
+                "/metrics": {"Authorization": f"Bearer {METRICS_TOKEN}"},
+            }
+            results = {}
+            for path, headers in endpoints.items():
+                single(base + path, headers, n=5)  # warm every worker's connection and caches
+                one = single(base + path, headers)
+                results[path] = {"single_client_p50_ms": one, **load(base + path, headers)}
+                if path in FLOOR_SQL:
+                    results[path]["floor_ms"] = floor(FLOOR_SQL[path])
+                    results[path]["single_vs_floor"] = one / results[path]["floor_ms"]
+                print(path, json.dumps(results[path]), flush=True)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+    report = {
+        "datasets": DATASETS, "runs": RUNS, "clients": CLIENTS, "seconds_per_endpoint": SECONDS,
+        "gunicorn_workers": workers, "cpus": os.cpu_count(), "seed_seconds": seeded,
+        "load_average_after": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d %H:%M"), "endpoints": results,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "api.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        f"# API under load: {CLIENTS} concurrent clients, {DATASETS:,} datasets, {RUNS:,} runs (PostgreSQL, gunicorn)",
+        "",
+        f"`python -m benchmarks.api` — {workers} gunicorn workers on {os.cpu_count()} CPUs, each endpoint read for"
+        f" {SECONDS:.0f} s by a closed loop of {CLIENTS} threads on the same machine; default page size (50).",
+        "The floor is the same page as one hand-written SQL query (`json_agg`) over psycopg.",
+        "",
+        "| endpoint | one client p50 | floor | one client / floor | req/s (20 clients) | p50 | p95 | p99 | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path, r in results.items():
+        fl = f"{r['floor_ms']:.1f} ms" if "floor_ms" in r else "—"
+        ratio = f"{r['single_vs_floor']:.1f}×" if "single_vs_floor" in r else "—"
+        lines.append(
+            f"| `{path}` | {r['single_client_p50_ms']:.1f} ms | {fl} | {ratio} | {r['rps']:.0f} | {r['p50_ms']:.0f} ms"
+            f" | {r['p95_ms']:.0f} ms | {r['p99_ms']:.0f} ms | {r['errors']} |"
+        )
+    lines += ["", f"Load average after the run: {report['load_average_after']:.1f} (figures are only as good as the"
+              " machine was quiet)."]
+    (RESULTS / "api.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
