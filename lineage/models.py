@@ -168,6 +168,10 @@ class ReceivedEvent(models.Model):
     job_name = models.CharField(max_length=500, blank=True)
     event_time = models.CharField(max_length=64, blank=True)
     payload = models.JSONField()
+    digest = models.CharField(
+        max_length=64, null=True, blank=True, unique=True, editable=False,
+        help_text="SHA-256 of the event as sent (canonical JSON): the same event sent twice is kept once.",
+    )
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     received_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

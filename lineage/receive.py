@@ -10,11 +10,13 @@ into the outputs it names.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from pipelines.models import Dataset
 
@@ -213,8 +215,19 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def receive(payload: Any, *, user=None) -> ReceivedEvent:
-    """Validate, keep and merge one incoming event; :class:`events.InvalidEvent` says what is wrong."""
+def digest(payload: dict) -> str:
+    """The event's identity: SHA-256 of its canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def receive(payload: Any, *, user=None) -> tuple[ReceivedEvent, bool]:
+    """Validate, keep and merge one incoming event: (the record, whether it is new).
+
+    Idempotent: an event already received (same canonical JSON) is not stored or merged
+    again — a sender retrying after a lost response changes nothing.
+    :class:`events.InvalidEvent` says what is wrong.
+    """
     events.validate(payload)
     problems = read_event(payload)[3]
     if problems:
@@ -222,9 +235,22 @@ def receive(payload: Any, *, user=None) -> ReceivedEvent:
     if _has_nul(payload):
         # Valid JSON, but no database text (PostgreSQL's jsonb and text) can hold it.
         raise events.InvalidEvent(["The event contains NUL characters (\\u0000), which cannot be stored; remove them."])
+    key = digest(payload)
+    known = ReceivedEvent.objects.filter(digest=key).first()
+    if known is not None:
+        return known, False
+    try:
+        with transaction.atomic():
+            return _store(payload, key, user), True
+    except IntegrityError:  # the same event, received at the same moment by another request
+        return ReceivedEvent.objects.get(digest=key), False
+
+
+def _store(payload: dict, key: str, user) -> ReceivedEvent:
     with transaction.atomic():
         job = payload.get("job") or {}
         record = ReceivedEvent.objects.create(
+            digest=key,
             event_type=str(payload.get("eventType") or "")[:10],
             run_uuid=str((payload.get("run") or {}).get("runId") or "")[:36],
             job_namespace=str(job.get("namespace", ""))[:300],

@@ -25,6 +25,11 @@ DIALECT = "postgres"
 # Engines operator SQL must mean the same on: as written (PostgreSQL) and transpiled (DuckDB).
 TRANSPILED_ENGINES = ("duckdb",)
 DEFAULT_LAYERS = ("explore", "chart", "navigate")
+# Bounds checked before parsing, in one pass over the tokens: a statement longer than this, or
+# nested deeper (parentheses, subqueries), is refused with a clear message instead of exhausting
+# the parser's recursion or the request's time. Far beyond hand-written and generated models alike.
+MAX_SQL_CHARS = 100_000
+MAX_NESTING = 100
 
 
 def _no_columns(layer: str, table: str) -> frozenset[str] | None:
@@ -61,8 +66,9 @@ def parse_statement(sql: str, *, what: str = "SQL") -> exp.Expression:
     """Exactly one statement, parsed in the PostgreSQL dialect."""
     if not isinstance(sql, str) or not sql.strip():
         raise SQLRefused(f"The {what} is empty; write one SELECT.")
+    tokens = check_bounds(sql, what=what)
     try:
-        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+        statements = [s for s in sqlglot.Dialect.get_or_raise(DIALECT).parser().parse(tokens, sql) if s is not None]
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         where = f" (line {first.get('line')}, column {first.get('col')})" if first.get("line") else ""
@@ -73,6 +79,36 @@ def parse_statement(sql: str, *, what: str = "SQL") -> exp.Expression:
     if len(statements) != 1:
         raise SQLRefused(f"Write exactly one statement; found {len(statements)}.")
     return statements[0]
+
+
+def check_bounds(sql: str, *, what: str = "SQL") -> list:
+    """The statement's size and nesting depth within :data:`MAX_SQL_CHARS` and :data:`MAX_NESTING`; its tokens.
+
+    One pass of sqlglot's tokenizer (linear, not recursive), so strings and comments that hold
+    parentheses do not count; the parser, which recurses per level, never sees what is refused,
+    and parses these tokens rather than tokenizing again.
+    """
+    if len(sql) > MAX_SQL_CHARS:
+        raise SQLRefused(
+            f"The {what} is {len(sql):,} characters long; at most {MAX_SQL_CHARS:,} are accepted."
+            " Split it into steps (each step's output is a dataset the next one reads)."
+        )
+    try:
+        tokens = sqlglot.Dialect.get_or_raise(DIALECT).tokenize(sql)
+    except SqlglotError as exc:
+        raise SQLRefused(f"The {what} does not parse: {str(exc).splitlines()[0]}.") from exc
+    depth = 0
+    for token in tokens:
+        if token.token_type == sqlglot.TokenType.L_PAREN:
+            depth += 1
+            if depth > MAX_NESTING:
+                raise SQLRefused(
+                    f"The {what} nests parentheses deeper than {MAX_NESTING} levels (line {token.line});"
+                    " simplify it or split it into steps."
+                )
+        elif token.token_type == sqlglot.TokenType.R_PAREN:
+            depth = max(0, depth - 1)
+    return tokens
 
 
 def check_nodes(root: exp.Expression, engine: str = DIALECT) -> None:

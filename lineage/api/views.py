@@ -35,19 +35,24 @@ class LineageView(APIView):
         operation_id="lineage_receive",
         summary="Receive one OpenLineage event",
         description="A RunEvent, DatasetEvent or JobEvent (OpenLineage 2-0-x), validated against the official"
-        " schema, stored, and merged into the lineage graph. Needs lineage.add_receivedevent.",
+        " schema (formats included: RFC 3339 times, URIs), stored, and merged into the lineage graph; the same"
+        " event sent again is answered 200 with the first record, and changes nothing. Needs"
+        " lineage.add_receivedevent.",
         request=OpenApiTypes.OBJECT,
-        responses={201: ReceivedSerializer},
+        responses={201: ReceivedSerializer, 200: ReceivedSerializer},
         tags=["lineage"],
     )
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise exceptions.ValidationError({"event": ["Send one OpenLineage event as a JSON object."]})
         try:
-            record = receive.receive(dict(request.data), user=request.user)
+            record, new = receive.receive(dict(request.data), user=request.user)
         except InvalidEvent as exc:
             raise exceptions.ValidationError({"event": exc.errors[:50]}) from exc
-        return Response({"id": record.pk, "eventType": record.event_type}, status=status.HTTP_201_CREATED)
+        return Response(
+            {"id": record.pk, "eventType": record.event_type},
+            status=status.HTTP_201_CREATED if new else status.HTTP_200_OK,
+        )
 
     @extend_schema(
         operation_id="lineage_graph",
