@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from atlas import audit
-from pipelines.models import Dataset, RunStatus, Step, StepRun
+from pipelines.models import Dataset, DatasetColumn, RunStatus, Step, StepRun
 
 from .models import ColumnPolicy, PiiFinding
 
@@ -92,6 +92,16 @@ class _OneByOne:
 READABLE_ACTIONS = [ColumnPolicy.Action.KEEP, ColumnPolicy.Action.ANONYMISE_TEXT]
 
 
+@dataclass(frozen=True)
+class _Ref:
+    """A dataset as :class:`PiiIndex` knows it (what :func:`_pii_columns` reads of one)."""
+
+    pk: int
+    layer: str
+    table: str
+    last_run: int | None = None
+
+
 class PiiIndex(_OneByOne):
     """The inputs of :func:`pii_columns` for every dataset, read in a constant number of queries.
 
@@ -124,14 +134,27 @@ class PiiIndex(_OneByOne):
             .order_by("-finished_at", "-pk")
             .values("pk")[:1]
         )
-        datasets = list(Dataset.objects.annotate(_last_run=Subquery(last_run)).prefetch_related("columns"))
+        # Plain (id, layer, table) records, not model instances: every dataset is read, whatever the page.
+        datasets = [
+            _Ref(pk, layer, table, last)
+            for pk, layer, table, last in Dataset.objects.annotate(_last_run=Subquery(last_run))
+            .values_list("pk", "layer", "table", "_last_run")
+        ]
         self._by_table = {(d.layer, d.table): d for d in datasets}
-        self._columns = {(d.layer, d.table): [c.name for c in d.columns.all()] or None for d in datasets}
+        # Columns only of the datasets some step reads: what the steps' column lineage needs.
+        read = Step.inputs.through.objects.values("dataset_id")
+        names: dict[int, list[str]] = defaultdict(list)
+        for ds_id, name in (
+            DatasetColumn.objects.filter(dataset_id__in=read).order_by("dataset_id", "position")
+            .values_list("dataset_id", "name")
+        ):
+            names[ds_id].append(name)
+        self._columns = {(d.layer, d.table): names.get(d.pk) or None for d in datasets}
         runs = {
             r.pk: r
-            for r in StepRun.objects.filter(pk__in=[d._last_run for d in datasets if d._last_run]).select_related("step")
+            for r in StepRun.objects.filter(pk__in=[d.last_run for d in datasets if d.last_run]).select_related("step")
         }
-        self._last = {d.pk: runs.get(d._last_run) for d in datasets}
+        self._last = {d.pk: runs.get(d.last_run) for d in datasets}
         self._steps: dict[int, Step] = {}
         for step in Step.objects.exclude(kind=Step.Kind.INGEST).order_by("pk"):
             self._steps.setdefault(step.output_id, step)
