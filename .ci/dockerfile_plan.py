@@ -90,7 +90,7 @@ def instructions(text: str) -> list[Instruction]:
         if not buffer:
             start = number
         if line.endswith("\\"):
-            buffer += line[:-1] + " "
+            buffer += line[:-1].rstrip() + " "
             continue
         buffer += line
         keyword, _, args = buffer.partition(" ")
@@ -214,6 +214,10 @@ def copy_into(sources: list[str], dest: str, root: Path, repo: Path, patterns: l
 def image_environment(image: Image, root: Path, venv: Path) -> dict[str, str]:
     """The image's ENV, absolute paths moved under ROOT, the venv first on PATH."""
     env = {k: (str(root / v.lstrip("/")) if v.startswith("/") else v) for k, v in image.env.items()}
+    # pip compiles every module's bytecode as it installs, so the image's processes start from .pyc
+    # files although they write none; uv compiles nothing, and compiling all of it up front costs
+    # more than it saves here: the replay's processes write the .pyc of what they import instead.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
     return env
@@ -244,11 +248,9 @@ def translate(command: str, *, root: Path, venv: Path, uv: str) -> list[str] | N
     if program == "mkdir":
         return ["mkdir", *[a if a.startswith("-") else str(root / a.lstrip("/")) for a in args]]
     if program == "pip" and args[:1] == ["install"]:
-        # pip compiles the modules' bytecode as it installs (the image's processes start from .pyc
-        # files although PYTHONDONTWRITEBYTECODE keeps them from writing any); uv must be told.
         kept = [a for a in args[1:] if a != "--no-cache-dir"]
         python = str(venv / "bin" / "python")
-        return ["env", *assignments, uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", python, *kept]
+        return ["env", *assignments, uv, "pip", "install", "--quiet", "--python", python, *kept]
     if program == "python":
         return ["env", *assignments, str(venv / "bin" / "python"), *args]
     raise PlanError(f"RUN {command!r}: {program!r} is not replayed by .ci/dockerfile_plan.py; teach it first.")
