@@ -158,3 +158,11 @@ def test_the_worker_is_pinged_by_its_own_name():
     test = SERVICES["worker"]["healthcheck"]["test"]
     assert test[0] == "CMD-SHELL" and "--destination celery@$$HOSTNAME" in test[1]
     assert SERVICES["beat"]["healthcheck"]["test"][1:4] == ["python", "manage.py", "beat_health"]
+
+
+def test_ports_are_published_on_the_loopback_unless_the_operator_says_otherwise():
+    """Plain http and Grafana's first login must not face the network by default."""
+    for name, service in SERVICES.items():
+        for port in service.get("ports") or []:
+            host = str(port).rsplit(":", 2)[0]
+            assert host in ("127.0.0.1", "${ATLAS_HTTP_BIND:-127.0.0.1}"), f"{name} publishes {port}"
