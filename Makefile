@@ -14,11 +14,14 @@ PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-
 
 .PHONY: demo test test-embedded test-postgres install lint check bench clean
 
-$(VENV)/.installed: pyproject.toml
+# The versions CI tests are requirements/dev.lock's (made from pyproject.toml by uv, hashes checked;
+# the command is at its top), the same as the image's requirements/prod.lock for what both hold.
+$(VENV)/.installed: pyproject.toml requirements/dev.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet uv
-	$(UV) pip install --quiet --python $(PY) -e '.[dev]'
+	$(UV) pip install --quiet --python $(PY) -r requirements/dev.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed

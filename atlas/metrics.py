@@ -65,13 +65,21 @@ MetricSource = Callable[[], Iterable[Metric]]
 # --- schedules ---------------------------------------------------------------------
 def beat_metrics() -> Iterator[Metric]:
     """How late each enabled periodic task is: now minus when it was last due and not run."""
-    from django_celery_beat.models import PeriodicTask
-
     lag = GaugeMetricFamily(
         "atlas_beat_schedule_lag_seconds",
         "Seconds a periodic task is overdue (0 when beat ran it on time).",
         labels=["task"],
     )
+    for name, seconds in schedule_lags().items():
+        lag.add_metric([name], seconds)
+    yield lag
+
+
+def schedule_lags() -> dict[str, float]:
+    """Seconds each enabled periodic task is overdue (0 when beat ran it on time), by task name."""
+    from django_celery_beat.models import PeriodicTask
+
+    lags: dict[str, float] = {}
     tasks = PeriodicTask.objects.filter(enabled=True).select_related("crontab", "interval", "solar", "clocked")
     for task in tasks:
         try:
@@ -83,8 +91,8 @@ def beat_metrics() -> Iterator[Metric]:
         if last is None:
             continue
         remaining = schedule.remaining_estimate(last)
-        lag.add_metric([task.name], max(-remaining.total_seconds(), 0.0) if remaining is not None else 0.0)
-    yield lag
+        lags[task.name] = max(-remaining.total_seconds(), 0.0) if remaining is not None else 0.0
+    return lags
 
 
 def audit_metrics() -> Iterator[Metric]:

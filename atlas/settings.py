@@ -40,6 +40,19 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# Atlas's own apps: the one list. pyproject.toml's packages, its import layers and the Dockerfile's
+# COPY lines name exactly these (atlas/tests/test_image.py fails when they disagree).
+ATLAS_APPS = [
+    "atlas",
+    "pipelines",
+    "quality",
+    "compliance",
+    "lineage",
+    "privacy",
+    "retention",
+    "demo",  # the demo data set and pipeline (manage.py load_demo): the top floor, nothing imports it
+]
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -55,14 +68,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_prometheus",
     "django_celery_beat",
-    "atlas",
-    "pipelines",
-    "quality",
-    "compliance",
-    "lineage",
-    "privacy",
-    "retention",
-    "demo",  # the demo data set and pipeline (manage.py load_demo): the top floor, nothing imports it
+    *ATLAS_APPS,
 ]
 
 MIDDLEWARE = [
@@ -111,6 +117,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_atlas.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0 if TESTING else 60))
+    # A kept connection the server dropped (a restart, a failover) is checked and reopened at its
+    # first use in a request, instead of failing that request with a 500.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The warehouse: ``duckdb:///path/file.duckdb`` or ``postgresql://...``.  Unset, it
