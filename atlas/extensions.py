@@ -52,6 +52,8 @@ KINDS: dict[str, str] = {
     "dataset_panels": "callable(request, dataset) -> HTML or None: a section of the dataset page",
     "dataset_tools": "callable(request, dataset) -> (id, label, url) or None: a link above the dataset page",
     "run_panels": "callable(request, run_or_step_run) -> HTML or None: a section of a run's or step run's page",
+    "alert_sources": "callable(now) -> iterable of atlas.alerting.Event: conditions that hold now (polled on a schedule)",
+    "run_alert_events": "callable(run) -> iterable of atlas.alerting.Event: what a finished run gives rise to",
 }
 # Kinds whose items are (key, value) pairs with keys unique across apps.
 PAIR_KINDS = {"api_dataset_fields"}

@@ -15,4 +15,5 @@ class ComplianceConfig(AppConfig):
         "api_dataset_fields": ["compliance.api.urls.dataset_fields"],
         "dataset_admin": ["compliance.dataset_admin.DatasetPiiScan"],
         "dataset_tools": ["compliance.dataset_admin.dataset_tool"],
+        "alert_sources": ["compliance.alerts.findings_awaiting_review"],
     }

@@ -15,4 +15,6 @@ class QualityConfig(AppConfig):
         "dataset_panels": ["quality.panels.dataset_panel"],
         "dataset_tools": ["quality.panels.dataset_tool"],
         "run_panels": ["quality.panels.run_panel"],
+        "run_alert_events": ["quality.alerts.run_events"],
+        "alert_sources": ["quality.alerts.freshness_conditions"],
     }
