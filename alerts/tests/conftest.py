@@ -128,6 +128,8 @@ def _alert_settings(settings):
 @pytest.fixture
 def rule(db):
     def make(name: str = "ops", channel: str = "webhook", events=("run_failed",), **fields) -> AlertRule:
+        if channel == "webhook":
+            fields.setdefault("url", "https://hooks.example.test/atlas")  # never reached: nothing delivers
         found = AlertRule(name=name, channel=channel, events=list(events), **fields)
         found.full_clean()
         found.save()
