@@ -6,7 +6,17 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from atlas.admin_kit import ADMIN_CSS, BLUE, GREEN, GREY, ORANGE, RED, Palette, ReadOnlyAdmin, ViewOnlyMixin
+from atlas.admin_kit import (
+    ADMIN_CSS,
+    BLUE,
+    GREEN,
+    GREY,
+    ORANGE,
+    RED,
+    Palette,
+    ReadOnlyAdmin,
+    ViewOnlyMixin,
+)
 
 from . import outbox, service
 from .models import AlertEvent, AlertRule, Delivery

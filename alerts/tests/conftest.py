@@ -8,6 +8,7 @@ and a socket to :class:`HttpSink`, e-mail through Django's SMTP backend to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -59,10 +60,8 @@ def _handler(sink: HttpSink):
                 self.send_header("Retry-After", answer.retry_after)
             self.send_header("Content-Length", "2")
             self.end_headers()
-            try:
+            with contextlib.suppress(OSError):  # the client gave up (timeout)
                 self.wfile.write(b"ok")
-            except OSError:
-                pass  # the client gave up (timeout)
 
         def log_message(self, *args) -> None:
             pass
