@@ -15,7 +15,7 @@ from django.core.validators import validate_email
 from django.db import models
 from django.utils import timezone
 
-from atlas.alerting import ERROR, EVENT_KINDS, SEVERITIES, WARNING
+from atlas.alerting import ERROR, EVENT_KINDS, WARNING
 from pipelines import credentials
 from pipelines.models import Pipeline
 
@@ -23,6 +23,11 @@ EVENT_CHOICES = [(k, v) for k, v in EVENT_KINDS.items()]
 RULE_EVENTS = [k for k in EVENT_KINDS if k != "test"]  # "test" goes to the one rule tested
 SEVERITY_ORDER = {WARNING: 0, ERROR: 1}
 MAX_RECIPIENTS = 50
+
+
+class AlertSeverity(models.TextChoices):
+    WARNING = WARNING, "Warning"
+    ERROR = ERROR, "Error"
 
 
 def split_recipients(text: str) -> list[str]:
@@ -45,7 +50,7 @@ class AlertRule(models.Model):
     )
     events = models.JSONField(default=list, help_text=f"Event kinds, e.g. [\"run_failed\"]; from: {', '.join(RULE_EVENTS)}.")
     min_severity = models.CharField(
-        max_length=7, choices=[(s, s) for s in SEVERITIES], default=WARNING,
+        max_length=7, choices=AlertSeverity.choices, default=WARNING,
         help_text="error: only events of severity error (e.g. a freshness error age, not its warn age).",
     )
     channel = models.CharField(max_length=10, choices=Channel.choices)
@@ -149,7 +154,7 @@ class AlertEvent(models.Model):
     """Something alerted on: names, counts and statuses only (never row values or warehouse errors)."""
 
     kind = models.CharField(max_length=30, choices=EVENT_CHOICES)
-    severity = models.CharField(max_length=7, choices=[(s, s) for s in SEVERITIES], default=ERROR)
+    severity = models.CharField(max_length=7, choices=AlertSeverity.choices, default=ERROR)
     title = models.CharField(max_length=300)
     key = models.CharField(max_length=200, blank=True, db_index=True, help_text="A polled condition's identity.")
     pipeline = models.ForeignKey(Pipeline, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

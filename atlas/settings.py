@@ -372,6 +372,8 @@ SPECTACULAR_SETTINGS = {
         "RunTriggerEnum": "pipelines.models.Trigger",
         "RetentionActionEnum": "retention.models.RetentionPolicy.Action",
         "SubjectRequestKindEnum": "privacy.models.DataSubjectRequest.Kind",
+        "AlertSeverityEnum": "alerts.models.AlertSeverity",
+        "CheckSeverityEnum": "quality.models.Severity",
     },
 }
 
