@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.urls import reverse
 from django.utils import timezone
 
 from atlas.alerting import EVENT_KINDS, SEVERITIES, Event
@@ -70,7 +71,7 @@ def send_test(rule: AlertRule, *, now: datetime | None = None) -> Delivery:
     """A test event to ``rule`` only (even a disabled one: testing before enabling is the point)."""
     event = Event(
         kind="test", severity="error", title=f"Test alert for rule {rule.name}",
-        admin_path=f"/admin/alerts/alertrule/{rule.pk}/change/",
+        admin_path=reverse("admin:alerts_alertrule_change", args=[rule.pk]),
         facts={"rule": rule.name, "channel": rule.channel},
     )
     now = now or timezone.now()
