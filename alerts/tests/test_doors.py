@@ -109,3 +109,19 @@ def test_send_test_alert_reports_success_and_failure(rule, http_sink, capsys):
         call_command("send_test_alert", "down")
     with pytest.raises(CommandError, match="No alert rule named 'nope' \\(rules: down, up\\)"):
         call_command("send_test_alert", "nope")
+
+
+def test_beat_runs_both_tasks_and_they_are_permission_guarded(settings, rule, http_sink):
+    from alerts.tasks import deliver_task, evaluate_conditions_task
+    from compliance.models import PiiFinding
+    from pipelines.models import Dataset
+
+    schedule = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"alerts.evaluate_conditions", "alerts.deliver"} <= schedule
+    assert {"alerts.evaluate_conditions", "alerts.deliver"} <= set(settings.ATLAS_TASK_PERMISSIONS)
+    rule(events=["pii_review"], url=http_sink.url)
+    PiiFinding.objects.create(dataset=Dataset.objects.create(name="c", layer="explore", table="c"), column="mail",
+                              entity="EMAIL_ADDRESS")
+    assert evaluate_conditions_task.delay().get() == {"opened": 1, "closed": 0, "broken": []}
+    assert deliver_task.delay().get() == {"delivered": 1, "retrying": 0, "failed": 0, "suppressed": 0}
+    assert http_sink.bodies()[0]["kind"] == "pii_review"
