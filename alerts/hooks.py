@@ -14,12 +14,14 @@ logger = logging.getLogger(__name__)
 
 
 class AlertHook:
-    """After every other hook (lineage is 900): the run's end is stored, its events and deliveries with it.
+    """After the hooks that change data (quality is 300), before lineage (900); it only has ``run_finished``.
+
+    The run's end is stored, its events and deliveries with it, in that transaction.
 
     In a savepoint: alerts that cannot be written are logged, and the run's end is stored all the same.
     """
 
-    order = 950
+    order = 400
 
     def run_finished(self, ctx: RunContext) -> None:
         try:

@@ -142,7 +142,7 @@ ATLAS_SOURCE_DATABASES = env.dict("ATLAS_SOURCE_DATABASES", default={})
 
 # --- Runner ----------------------------------------------------------------
 # Step hooks: the apps contribute them (atlas.extensions; by default every contributed
-# hook runs, in their order: compliance, privacy, quality, lineage, alerts). Set, this list of
+# hook runs, in their order: compliance, privacy, quality, alerts, lineage). Set, this list of
 # dotted paths overrides which run and in which order, the way MIDDLEWARE does ("": none).
 ATLAS_STEP_HOOKS: list[str] | None = env.list("ATLAS_STEP_HOOKS") if "ATLAS_STEP_HOOKS" in os.environ else None
 # A run whose heartbeat is older than this is considered lost (killed worker).
