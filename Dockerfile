@@ -25,6 +25,7 @@ COPY pipelines pipelines
 COPY quality quality
 COPY compliance compliance
 COPY lineage lineage
+COPY alerts alerts
 COPY privacy privacy
 COPY retention retention
 COPY demo demo

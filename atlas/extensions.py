@@ -56,6 +56,8 @@ KINDS: dict[str, str] = {
     " (e.g. compliance reads PII columns once and audits clear views once per request)",
     "metadata_pruners": "callable(now) -> {what: rows deleted}: removes the app's records past their keep period"
     " (atlas.housekeeping)",
+    "alert_sources": "callable(now) -> iterable of atlas.alerting.Event: conditions that hold now (polled on a schedule)",
+    "run_alert_events": "callable(run) -> iterable of atlas.alerting.Event: what a finished run gives rise to",
 }
 # Kinds whose items are (key, value) pairs with keys unique across apps.
 PAIR_KINDS = {"api_dataset_fields"}

@@ -56,6 +56,8 @@ ROLES: tuple[Role, ...] = (
             *(f"quality.{action}_check" for action in ("add", "change", "delete")),
             "lineage.add_receivedevent",  # other tools (Airflow, dbt, Spark) report lineage with an Operator's token
             "lineage.view_*",
+            "alerts.view_*",
+            *(f"alerts.{action}_alertrule" for action in ("add", "change", "delete")),
         ),
         never=(PII_CLEAR, IDENTIFIERS_CLEAR, *INTERNAL),
     ),

@@ -50,6 +50,7 @@ ATLAS_APPS = [
     "lineage",
     "privacy",
     "retention",
+    "alerts",  # rules, the outbox of deliveries; the others contribute what to alert on (atlas.extensions)
     "demo",  # the demo data set and pipeline (manage.py load_demo): the top floor, nothing imports it
 ]
 
@@ -151,7 +152,7 @@ ATLAS_SOURCE_DATABASES = env.dict("ATLAS_SOURCE_DATABASES", default={})
 
 # --- Runner ----------------------------------------------------------------
 # Step hooks: the apps contribute them (atlas.extensions; by default every contributed
-# hook runs, in their order: compliance, privacy, quality, lineage). Set, this list of
+# hook runs, in their order: compliance, privacy, quality, alerts, lineage). Set, this list of
 # dotted paths overrides which run and in which order, the way MIDDLEWARE does ("": none).
 ATLAS_STEP_HOOKS: list[str] | None = env.list("ATLAS_STEP_HOOKS") if "ATLAS_STEP_HOOKS" in os.environ else None
 # A run whose heartbeat is older than this is considered lost (killed worker).
@@ -279,6 +280,14 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Emitted OpenLineage events waiting in the outbox go to OPENLINEAGE_URL.
     "lineage: deliver OpenLineage events": {"task": "lineage.deliver_events", "schedule": 30.0},
+    # Alerts: the contributed conditions (freshness, overdue requests, findings to review), then the outbox.
+    "alerts: evaluate conditions": {
+        "task": "alerts.evaluate_conditions",
+        "schedule": env.float("ATLAS_ALERTS_EVALUATE_INTERVAL_SECONDS", default=60.0),
+    },
+    "alerts: deliver": {
+        "task": "alerts.deliver", "schedule": env.float("ATLAS_ALERTS_DELIVER_INTERVAL_SECONDS", default=15.0),
+    },
     # Data-subject access exports past their expiry are deleted (files and records kept as expired).
     "privacy: delete expired DSR exports": {"task": "privacy.purge_expired_exports", "schedule": 3600.0},
     # Run history, check results, scans and delivered lineage events past their keep period (atlas.housekeeping).
@@ -308,6 +317,21 @@ OPENLINEAGE_KEEP_WITHOUT_ENDPOINT = env.bool("OPENLINEAGE_KEEP_WITHOUT_ENDPOINT"
 OPENLINEAGE_MAX_ATTEMPTS = env.int("OPENLINEAGE_MAX_ATTEMPTS", default=12)
 OPENLINEAGE_RETRY_BASE_SECONDS = env.float("OPENLINEAGE_RETRY_BASE_SECONDS", default=10.0)
 OPENLINEAGE_RETRY_MAX_SECONDS = env.float("OPENLINEAGE_RETRY_MAX_SECONDS", default=3600.0)
+
+# --- Alerts (alerts/) ----------------------------------------------------------
+# Links in alerts point into the admin at this base URL (e.g. https://atlas.example.com); unset, paths only.
+ATLAS_EXTERNAL_URL = env.str("ATLAS_EXTERNAL_URL", default="")
+# Deliveries: exponential backoff with jitter from BASE up to MAX seconds; after MAX_ATTEMPTS a delivery
+# is failed (kept with its last error, retryable from the admin and the API).
+ATLAS_ALERTS_MAX_ATTEMPTS = env.int("ATLAS_ALERTS_MAX_ATTEMPTS", default=8)
+ATLAS_ALERTS_RETRY_BASE_SECONDS = env.float("ATLAS_ALERTS_RETRY_BASE_SECONDS", default=30.0)
+ATLAS_ALERTS_RETRY_MAX_SECONDS = env.float("ATLAS_ALERTS_RETRY_MAX_SECONDS", default=3600.0)
+ATLAS_ALERTS_HTTP_TIMEOUT_SECONDS = env.float("ATLAS_ALERTS_HTTP_TIMEOUT_SECONDS", default=10.0)
+ATLAS_ALERTS_EMAIL_TIMEOUT_SECONDS = env.float("ATLAS_ALERTS_EMAIL_TIMEOUT_SECONDS", default=10.0)
+ATLAS_ALERTS_FROM_EMAIL = env.str("ATLAS_ALERTS_FROM_EMAIL", default="atlas@localhost")
+# E-mail alerts use Django's mail backend: EMAIL_URL=smtp://user:password@host:587/?tls=True (or
+# submission://...); unset, messages are printed to the worker's log (console backend).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 
 # --- i18n, static ----------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -383,6 +407,8 @@ SPECTACULAR_SETTINGS = {
         "RunTriggerEnum": "pipelines.models.Trigger",
         "RetentionActionEnum": "retention.models.RetentionPolicy.Action",
         "SubjectRequestKindEnum": "privacy.models.DataSubjectRequest.Kind",
+        "AlertSeverityEnum": "alerts.models.AlertSeverity",
+        "CheckSeverityEnum": "quality.models.Severity",
     },
 }
 
@@ -492,6 +518,8 @@ ATLAS_TASK_PERMISSIONS: dict[str, str] = {
     "lineage.deliver_events": "pipelines.change_pipeline",
     "privacy.purge_expired_exports": "privacy.process_datasubjectrequest",
     "retention.apply_all": "retention.apply_retention",
+    "alerts.evaluate_conditions": "alerts.change_alertrule",
+    "alerts.deliver": "alerts.change_alertrule",
     **env.dict("ATLAS_TASK_PERMISSIONS", default={}),
 }
 

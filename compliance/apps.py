@@ -17,4 +17,5 @@ class ComplianceConfig(AppConfig):
         "dataset_admin": ["compliance.dataset_admin.DatasetPiiScan"],
         "dataset_tools": ["compliance.dataset_admin.dataset_tool"],
         "metadata_pruners": ["compliance.housekeeping.prune_scans"],
+        "alert_sources": ["compliance.alerts.findings_awaiting_review"],
     }

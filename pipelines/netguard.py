@@ -282,3 +282,43 @@ def fetch(url: str, headers: Mapping[str, str] | None = None) -> Iterator[Downlo
     raise URLRefused(
         f"More than ATLAS_URL_MAX_REDIRECTS ({settings.ATLAS_URL_MAX_REDIRECTS}) redirects."
     )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a POST got back: the status and, when the server asked for a pause, its Retry-After seconds."""
+
+    status: int
+    retry_after: float | None = None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value and value.strip().isdigit():
+        return float(value.strip())
+    return None
+
+
+def post(url: str, body: bytes, headers: Mapping[str, str] | None = None, *, timeout: float | None = None) -> Answer:
+    """POST ``body`` to ``url`` through the guard (the address checked at connect time); no redirects.
+
+    A redirect is returned as its status, not followed (a webhook that moved is
+    a configuration to fix). Raises URLRefused, or urllib3's errors for a
+    connection that failed or timed out; reads at most 64 KiB of the answer.
+    """
+    timeout = float(settings.ATLAS_HTTP_TIMEOUT_SECONDS if timeout is None else timeout)
+    target = check(url)
+    sent = {"Host": _host_header(target), "User-Agent": "Atlas", "Accept-Encoding": "identity", **(headers or {})}
+    pool = _pool(target, timeout)
+    try:
+        response = pool.urlopen(
+            "POST", target.path, body=body, headers=sent, redirect=False, preload_content=False,
+            assert_same_host=False,
+        )
+        try:
+            response.read(64 * 1024)
+            return Answer(response.status, _retry_after(response.headers.get("Retry-After")))
+        finally:
+            response.release_conn()
+            response.close()
+    finally:
+        pool.close()

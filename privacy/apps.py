@@ -9,4 +9,5 @@ class PrivacyConfig(AppConfig):
         "step_hooks": ["privacy.hooks.TombstoneGuard"],
         "api_routes": ["privacy.api.urls.routes"],
         "metric_sources": ["privacy.metrics.subject_request_metrics"],
+        "alert_sources": ["privacy.alerts.overdue_requests"],
     }

@@ -16,4 +16,6 @@ class QualityConfig(AppConfig):
         "dataset_tools": ["quality.panels.dataset_tool"],
         "run_panels": ["quality.panels.run_panel"],
         "metadata_pruners": ["quality.housekeeping.prune_check_runs"],
+        "run_alert_events": ["quality.alerts.run_events"],
+        "alert_sources": ["quality.alerts.freshness_conditions"],
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.db.models import Count, OuterRef, Subquery, Sum
+from django.db.models import Count, Sum
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 
@@ -33,20 +33,13 @@ def quality_metrics() -> Iterator[Metric]:
 
 def freshness_metrics() -> Iterator[Metric]:
     """1 for each enabled freshness check whose latest evaluation did not pass, else 0 (alerts)."""
-    from .models import Check, CheckKind, CheckResult, Outcome
+    from .freshness import states
 
     breached = GaugeMetricFamily(
         "atlas_dataset_freshness_breached",
         "1 when the latest evaluation of a freshness check did not pass (0: fresh, or not evaluated yet).",
         labels=["dataset", "layer", "check"],
     )
-    latest = CheckResult.objects.filter(check_ref=OuterRef("pk")).order_by("-created_at", "-pk").values("outcome")[:1]
-    checks = (
-        Check.objects.filter(kind=CheckKind.FRESHNESS, enabled=True)
-        .annotate(latest=Subquery(latest))
-        .values_list("dataset__name", "dataset__layer", "name", "latest")
-        .order_by("dataset__name", "name")
-    )
-    for dataset, layer, name, outcome in checks:
-        breached.add_metric([dataset, layer, name], 0 if outcome in (None, Outcome.PASS) else 1)
+    for state in states():
+        breached.add_metric([state.dataset, state.layer, state.check], 1 if state.breached else 0)
     yield breached

@@ -99,7 +99,7 @@ def test_the_installed_apps_contribute_their_hooks_in_the_documented_order():
     names = [extensions.dotted(cls) for cls in extensions.step_hooks()]
     assert names == [
         "compliance.hooks.PiiHook", "privacy.hooks.TombstoneGuard", "quality.hooks.QualityGate",
-        "lineage.hooks.LineageHook",
+        "alerts.hooks.AlertHook", "lineage.hooks.LineageHook",
     ]
     assert extensions.dotted(extensions.one("row_masker")) == "compliance.masking.mask_rows"
 

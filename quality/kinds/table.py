@@ -56,12 +56,18 @@ class RowCount(Kind):
 class Freshness(Kind):
     name = CheckKind.FRESHNESS
     columns = ONE_COLUMN
-    params = frozenset({"max_age_hours"})
+    # max_age_hours: the error age (the check's severity applies beyond it); warn_after_hours, optional: a
+    # younger age beyond which the outcome is a warning (a freshness expectation's warn and error ages).
+    params = frozenset({"max_age_hours", "warn_after_hours"})
 
     def validate(self, check: Check) -> dict[str, str]:
         age = check.params.get("max_age_hours")
         if not number(age) or age <= 0:
             return {"params": 'Give the maximum age in hours: {"max_age_hours": 24}.'}
+        warn = check.params.get("warn_after_hours")
+        if warn is not None and (not number(warn) or not 0 < warn < age):
+            return {"params": 'warn_after_hours is an age in hours below max_age_hours: {"warn_after_hours": 12,'
+                              ' "max_age_hours": 24}.'}
         return {}
 
     def compile(self, check: Check, target: Target) -> TableCheck:
@@ -78,10 +84,15 @@ class Freshness(Kind):
         observed = {"newest": newest.isoformat(), "age_hours": round(age_hours, 3)}
         if age_hours > limit:
             return violated(check), observed, f"The newest value is {age_hours:.1f} h old, above {limit} h."
+        warn = check.params.get("warn_after_hours")
+        if warn is not None and age_hours > warn:
+            return Outcome.WARN, observed, f"The newest value is {age_hours:.1f} h old, above the warn age {warn} h."
         return Outcome.PASS, observed, f"The newest value is {age_hours:.1f} h old."
 
     def describe(self, check: Check) -> str:
-        return f"The newest {check.columns[0]} is at most {check.params.get('max_age_hours')} h old."
+        warn = check.params.get("warn_after_hours")
+        also = f" (a warning beyond {warn} h)" if warn is not None else ""
+        return f"The newest {check.columns[0]} is at most {check.params.get('max_age_hours')} h old{also}."
 
 
 @register

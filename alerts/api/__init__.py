@@ -1,0 +1,1 @@
+"""The alerts API: rules (managed like in the admin), events, and the outbox of deliveries."""
