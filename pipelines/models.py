@@ -282,6 +282,18 @@ class Step(models.Model):
     max_rejected_share = models.FloatField(
         default=0.05, help_text="Ingest fails when more than this share of records (0-1) cannot be parsed."
     )
+    timeout_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Soft time limit: past it the step's warehouse statement is cancelled and the step fails"
+        " (blank: ATLAS_STEP_TIMEOUT_SECONDS; 0: none).",
+    )
+    hard_timeout_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Hard time limit: past it the step's warehouse connections are ended"
+        " (blank: ATLAS_STEP_HARD_TIMEOUT_SECONDS; 0: none). Not below the soft limit.",
+    )
 
     class Meta:
         ordering = ["pipeline", "position", "id"]
@@ -331,6 +343,11 @@ class Step(models.Model):
             errors["merge_keys"] = "Merge needs at least one key column."
         if not 0 <= self.max_rejected_share <= 1:
             errors["max_rejected_share"] = "Give a share between 0 and 1."
+        if self.timeout_seconds and self.hard_timeout_seconds and self.hard_timeout_seconds < self.timeout_seconds:
+            errors["hard_timeout_seconds"] = (
+                f"The hard time limit ({self.hard_timeout_seconds} s) must not be below the soft one"
+                f" ({self.timeout_seconds} s)."
+            )
         output = self.output if self.output_id else None
         if output is not None and self.kind in self.OUTPUT_LAYER and output.layer != self.OUTPUT_LAYER[self.kind]:
             errors["output"] = (

@@ -12,12 +12,15 @@ import enum
 import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlglot
 
-from .errors import NotSupported, WarehouseError  # noqa: F401  (re-exported)
+from . import interrupts
+from .errors import NotSupported, StatementTimeout, WarehouseError  # noqa: F401  (re-exported)
+from .interrupts import Interrupted, Watch  # noqa: F401  (re-exported)
 from .quality_ops import QualityOps
 
 LAYER_SCHEMAS = ("explore", "chart", "navigate")
@@ -215,6 +218,54 @@ class Warehouse(QualityOps, abc.ABC):
     def close(self) -> None:
         """Release connections held by this backend (nothing to release by default)."""
         return None
+
+    # --- stopping work from another thread (cancel, time limits; see ``interrupts``) ------
+    @contextmanager
+    def watch(self) -> Iterator[Watch]:
+        """Collect the sessions this thread's work uses in the block, so that :meth:`interrupt` can stop them."""
+        with interrupts.watching(Watch()) as watch:
+            try:
+                yield watch
+            finally:
+                if watch.terminated:
+                    self.forget_thread_connection()
+
+    def forget_thread_connection(self) -> None:
+        """Drop this thread's connection (ended by ``interrupt(terminate=True)``): the next statement opens a new one."""
+        return None
+
+    def adopt(self, watch: Watch | None) -> Any:
+        """A backend's helper thread joins the work of ``watch`` (a context manager)."""
+        return interrupts.watching(watch)
+
+    def interrupt(self, watch: Watch, reason: str, *, terminate: bool = False) -> int:
+        """Stop the work of ``watch``: what its sessions run now is cancelled, what it starts later refused.
+
+        ``terminate``: end its connections instead (PostgreSQL), for a statement that does
+        not heed a cancel. Returns how many sessions were reached. Called from another thread.
+        """
+        watch.trip(reason)
+        watch.terminated = watch.terminated or terminate
+        sessions = watch.sessions()
+        return self._interrupt_sessions(sessions, terminate=terminate) if sessions else 0
+
+    def _interrupt_sessions(self, sessions: list[Any], *, terminate: bool) -> int:
+        """Cancel what ``sessions`` run (each engine its own way); an engine that cannot stops at the next statement."""
+        return 0
+
+    @staticmethod
+    def statement_timeout_seconds() -> float:
+        """The longest one of Atlas's own warehouse statements may run (0: no limit)."""
+        from django.conf import settings
+
+        return float(getattr(settings, "ATLAS_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS", 0) or 0)
+
+    @staticmethod
+    def statement_timeout_error(seconds: float) -> StatementTimeout:
+        return StatementTimeout(
+            f"A warehouse statement ran longer than {seconds:g} s and was stopped"
+            " (ATLAS_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS); the published tables are as they were."
+        )
 
     # --- names ---------------------------------------------------------------
     @staticmethod
