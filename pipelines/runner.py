@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.utils import timezone
 
-from atlas import audit
+from atlas import audit, extensions
 from atlas.warehouse import WarehouseError, get_warehouse
 
 from . import hooks
@@ -91,8 +91,14 @@ class RunAlreadyActive(RunRefused):
 
 
 # --- planning -------------------------------------------------------------------
-def plan_steps(pipeline: Pipeline, steps: list[Step] | None = None) -> list[Step]:
-    """The pipeline's steps in the order their data requires; refuses a broken definition."""
+def plan_steps(
+    pipeline: Pipeline, steps: list[Step] | None = None, *, check_reads: dict[int, set[int]] | None = None
+) -> list[Step]:
+    """The pipeline's steps in the order their data requires; refuses a broken definition.
+
+    A step also runs after the producers of what its checks read (the ``step_reads``
+    extension); ``check_reads``: more of those, by output dataset id (a check being saved).
+    """
     steps = list(pipeline.steps.select_related("output", "source")) if steps is None else steps
     if not steps:
         raise PipelineDefinitionError(f"Pipeline {pipeline.name!r} has no steps.")
@@ -105,7 +111,11 @@ def plan_steps(pipeline: Pipeline, steps: list[Step] | None = None) -> list[Step
                 inputs = step_inputs(step, known)
             except SQLValidationError as exc:
                 raise PipelineDefinitionError(f"Step {step.name!r}: {exc}") from exc
-        spec = StepSpec(key=id(step), name=step.name, output=step.output_id, inputs=frozenset(d.pk for d in inputs))
+        after = extensions.step_reads(step) | (check_reads or {}).get(step.output_id, set())
+        spec = StepSpec(
+            key=id(step), name=step.name, output=step.output_id, inputs=frozenset(d.pk for d in inputs),
+            after=frozenset(after),
+        )
         specs.append(spec)
         by_key[spec.key] = step
     others = Step.objects.exclude(pipeline=pipeline) if pipeline.pk else Step.objects.all()
