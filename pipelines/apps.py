@@ -14,3 +14,6 @@ class PipelinesConfig(AppConfig):
         ],
         "api_routes": ["pipelines.api.urls.routes"],
     }
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

@@ -313,6 +313,16 @@ class Step(models.Model):
         for saved in extensions.contributions("step_saved"):
             saved(self)
 
+    def other_writer(self) -> Step | None:
+        """The step of another pipeline that writes this step's output, if any (one writer per dataset).
+
+        Within one pipeline the planner refuses two writers (``pipelines.dag``).
+        """
+        others = Step.objects.filter(output_id=self.output_id).exclude(pk=self.pk).select_related("pipeline")
+        if self.pipeline_id:
+            others = others.exclude(pipeline_id=self.pipeline_id)
+        return others.order_by("pk").first()
+
     @property
     def keys(self) -> list[str]:
         return [k.strip() for k in self.merge_keys.split(",") if k.strip()]
@@ -349,6 +359,11 @@ class Step(models.Model):
                 f" ({self.timeout_seconds} s)."
             )
         output = self.output if self.output_id else None
+        if output is not None and (other := self.other_writer()) is not None:
+            errors["output"] = (
+                f"{output.name} is already written by step {other.name!r} of pipeline {other.pipeline.name!r};"
+                " a dataset has one producing step. Read it from there, or move that step here."
+            )
         if output is not None and self.kind in self.OUTPUT_LAYER and output.layer != self.OUTPUT_LAYER[self.kind]:
             errors["output"] = (
                 f"A {self.kind} step writes to the {self.OUTPUT_LAYER[self.kind]} layer;"

@@ -34,6 +34,7 @@ from .base import (
     FileFormat,
     FileLayout,
     LoadResult,
+    NothingClaimed,
     StagedBatch,
     Warehouse,
     WarehouseError,
@@ -775,26 +776,38 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         opad = f"(SELECT opad FROM {keys} WHERE key_id = {kid})"
         return f"encode(sha256({opad} || sha256({ipad} || {data})), 'hex')"
 
-    def publish_batches(self, *, schema: str, target: str, batches: list[StagedBatch], replace: bool) -> None:
+    def publish_batches(
+        self, *, schema: str, target: str, batches: list[StagedBatch], replace: bool
+    ) -> list[StagedBatch]:
         shape = self.columns(schema, target)
-        with self.transaction() as cur:
-            if not self._is_partitioned(cur, schema, target):
-                raise WarehouseError(f"{schema}.{target} is not a partitioned Explore table.")
-            if replace:
-                for part_schema, part in self._partitions(cur, schema, target):
-                    cur.execute(f"DROP TABLE {self.table(part_schema, part)}")
-            for i, batch in enumerate(batches):
-                # A later file of the same run may have added columns to the table: a
-                # partition needs them all (nullable, no default: no row is rewritten).
-                have = {c.name for c in self.columns(schema, batch.staging)}
-                for col in shape:
-                    if col.name not in have:
-                        cur.execute(
-                            f"ALTER TABLE {self.table(schema, batch.staging)}"
-                            f" ADD COLUMN {self.quote(col.name)} {col.type}"
-                        )
-                cur.execute(
-                    f"ALTER TABLE {self.table(schema, target)} ATTACH PARTITION {self.table(schema, batch.staging)}"
-                    f" FOR VALUES IN ({self.literal(batch.batch_id)})"
-                )
-                self._record_batch(cur, batch, replace=replace and i == 0)
+        mine: list[StagedBatch] = []
+        try:
+            with self.transaction() as cur:
+                mine = self.claim_batches(cur, batches, replace=replace)
+                self._attach_claimed(cur, schema, target, shape, mine, replace=replace)
+        except NothingClaimed:
+            mine = []
+        return self.drop_unclaimed(schema, batches, mine)
+
+    def _attach_claimed(
+        self, cur: Cursor, schema: str, target: str, shape: list, batches: list[StagedBatch], *, replace: bool
+    ) -> None:
+        if not self._is_partitioned(cur, schema, target):
+            raise WarehouseError(f"{schema}.{target} is not a partitioned Explore table.")
+        if replace:
+            for part_schema, part in self._partitions(cur, schema, target):
+                cur.execute(f"DROP TABLE {self.table(part_schema, part)}")
+        for batch in batches:
+            # A later file of the same run may have added columns to the table: a
+            # partition needs them all (nullable, no default: no row is rewritten).
+            have = {c.name for c in self.columns(schema, batch.staging)}
+            for col in shape:
+                if col.name not in have:
+                    cur.execute(
+                        f"ALTER TABLE {self.table(schema, batch.staging)}"
+                        f" ADD COLUMN {self.quote(col.name)} {col.type}"
+                    )
+            cur.execute(
+                f"ALTER TABLE {self.table(schema, target)} ATTACH PARTITION {self.table(schema, batch.staging)}"
+                f" FOR VALUES IN ({self.literal(batch.batch_id)})"
+            )
