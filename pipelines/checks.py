@@ -2,7 +2,9 @@
 
 One writer per dataset: a step saved today is refused when another pipeline's step already
 writes its output (``Step.clean``). An install from before that rule may hold datasets with
-several writers; ``manage.py check`` names them, so the operator keeps one.
+several writers; ``manage.py check --database default`` (and ``migrate``) names them, so
+the operator keeps one. A database check, as Django means it: it reads the database, so
+it runs only when asked for a database, never when a worker or the web server starts.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from django.db import DatabaseError
 from django.db.models import Count
 
 
-@checks.register("atlas")
-def one_writer_per_dataset(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+@checks.register(checks.Tags.database)
+def one_writer_per_dataset(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
     """A warning for every dataset that more than one step writes (none before the tables exist)."""
     from .models import Step
 
+    if not databases or "default" not in databases:
+        return []
     try:
         shared = list(
             Step.objects.values("output_id").annotate(writers=Count("id")).filter(writers__gt=1).values_list(
