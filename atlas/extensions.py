@@ -42,6 +42,8 @@ from django.utils.module_loading import import_string
 KINDS: dict[str, str] = {
     "step_hooks": "a step hook class (pipelines.hooks); its ``order`` attribute places it among the others",
     "step_saved": "callable(step): a step's definition was saved (called once the save is committed)",
+    "step_reads": "callable(step) -> dataset ids the step reads besides its SQL (e.g. what its checks read):"
+    " the step runs after their producers",
     "row_masker": "callable(user, dataset, columns, rows) -> rows: hides what ``user`` may not see (one app only)",
     "metric_sources": "callable() -> iterable of prometheus metric families, added to every scrape",
     "lineage_assertions": "callable(step_run) -> list of OpenLineage data-quality assertion dicts",
@@ -146,6 +148,14 @@ def step_hooks() -> list[type]:
     """The contributed step hook classes, by their ``order`` (then app, then listed order): stable."""
     found = contributions("step_hooks")
     return [cls for _i, cls in sorted(enumerate(found), key=lambda pair: (getattr(pair[1], "order", 500), pair[0]))]
+
+
+def step_reads(step: Any) -> set[int]:
+    """The datasets ``step`` reads besides its SQL, by every app's ``step_reads`` (quality: its checks)."""
+    found: set[int] = set()
+    for reads in contributions("step_reads"):
+        found.update(reads(step))
+    return found
 
 
 def dotted(obj: Any) -> str:

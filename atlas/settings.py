@@ -157,6 +157,17 @@ ATLAS_SOURCE_DATABASES = env.dict("ATLAS_SOURCE_DATABASES", default={})
 ATLAS_STEP_HOOKS: list[str] | None = env.list("ATLAS_STEP_HOOKS") if "ATLAS_STEP_HOOKS" in os.environ else None
 # A run whose heartbeat is older than this is considered lost (killed worker).
 ATLAS_RUN_STALE_SECONDS = env.int("ATLAS_RUN_STALE_SECONDS", default=3600)
+# Time limits and cancel (README, "Time limits and cancel"): a step's soft limit cancels its
+# warehouse statement, the hard one ends its connections (0: no limit; a step may set its own);
+# the watchdog looks every ATLAS_WATCHDOG_POLL_SECONDS, and ends the connections of a step that
+# did not stop ATLAS_STEP_STOP_GRACE_SECONDS after a cancel. Every statement Atlas sends to the
+# warehouse stops after ATLAS_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS (0: none; operator SQL has
+# ATLAS_SQL_STATEMENT_TIMEOUT_SECONDS).
+ATLAS_STEP_TIMEOUT_SECONDS = env.float("ATLAS_STEP_TIMEOUT_SECONDS", default=6 * 3600)
+ATLAS_STEP_HARD_TIMEOUT_SECONDS = env.float("ATLAS_STEP_HARD_TIMEOUT_SECONDS", default=6 * 3600 + 300)
+ATLAS_STEP_STOP_GRACE_SECONDS = env.float("ATLAS_STEP_STOP_GRACE_SECONDS", default=30.0)
+ATLAS_WATCHDOG_POLL_SECONDS = env.float("ATLAS_WATCHDOG_POLL_SECONDS", default=1.0)
+ATLAS_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS = env.float("ATLAS_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS", default=3 * 3600)
 # Longest line an ingest accepts; longer ones are quarantined with their reason.
 ATLAS_INGEST_MAX_LINE_BYTES = env.int("ATLAS_INGEST_MAX_LINE_BYTES", default=2_000_000)
 # How much of a rejected raw record is kept in quarantine.

@@ -283,6 +283,8 @@ class StepForm(ModelForm):
             "write_mode",
             "merge_keys",
             "max_rejected_share",
+            "timeout_seconds",
+            "hard_timeout_seconds",
         )
         widgets = {
             "sql": Textarea(
@@ -321,6 +323,7 @@ class StepInline(admin.StackedInline):
     fieldsets = (
         (None, {"fields": (("name", "kind", "position"), ("source", "output"), "sql")}),
         (None, {"fields": (("write_mode", "merge_keys", "max_rejected_share"), "derived_inputs")}),
+        ("Time limits", {"fields": (("timeout_seconds", "hard_timeout_seconds"),)}),
     )
 
     def get_queryset(self, request: HttpRequest):

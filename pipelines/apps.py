@@ -15,3 +15,6 @@ class PipelinesConfig(AppConfig):
         "api_routes": ["pipelines.api.urls.routes"],
         "metadata_pruners": ["pipelines.housekeeping.prune_runs"],
     }
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

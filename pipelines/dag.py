@@ -11,12 +11,19 @@ class PipelineDefinitionError(Exception):
     """The steps cannot be ordered (a cycle) or read data nobody produces."""
 
 
+class PipelineCycleError(PipelineDefinitionError):
+    """The steps form a cycle (through their SQL, or the datasets their checks read)."""
+
+
 @dataclass(frozen=True)
 class StepSpec:
     key: object  # anything that identifies the step (pk, form prefix)
     name: str
     output: int  # dataset id
     inputs: frozenset[int] = field(default_factory=frozenset)
+    # Datasets the step's checks read (a referential check's other dataset): the step runs
+    # after their producer, but a dataset no step produces is no error (the check says so).
+    after: frozenset[int] = field(default_factory=frozenset)
 
 
 def plan(steps: Sequence[StepSpec], *, produced_elsewhere: Iterable[int] = (), names: dict[int, str] | None = None) -> list[StepSpec]:
@@ -46,17 +53,32 @@ def plan(steps: Sequence[StepSpec], *, produced_elsewhere: Iterable[int] = (), n
     sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
     for i, spec in enumerate(steps):
         # A step may read its own output (append, merge): that is no dependency.
-        sorter.add(i, *sorted(producer[ds] for ds in spec.inputs - {spec.output} if ds in producer))
+        sorter.add(i, *sorted(producer[ds] for ds in (spec.inputs | spec.after) - {spec.output} if ds in producer))
     try:
         sorter.prepare()
     except graphlib.CycleError as exc:
-        raise PipelineDefinitionError(f"The steps form a cycle: {_cycle_text(steps, exc.args[1])}.") from exc
+        loop = exc.args[1]
+        raise PipelineCycleError(
+            f"The steps form a cycle: {_cycle_text(steps, loop)}.{_check_edges(steps, loop, label)}"
+        ) from exc
     ordered: list[StepSpec] = []
     while sorter.is_active():
         ready = sorted(sorter.get_ready())
         ordered.extend(steps[i] for i in ready)
         sorter.done(*ready)
     return ordered
+
+
+def _check_edges(steps: Sequence[StepSpec], cycle: list[int], label) -> str:
+    """`` Checks make part of it: ...``: the links of the cycle that only a check's read makes."""
+    notes = []
+    loop = cycle[:-1]
+    for k, i in enumerate(loop):
+        # graphlib lists a cycle in data order: each step feeds the next.
+        feeder, reader = steps[i], steps[loop[(k + 1) % len(loop)]]
+        if feeder.output in reader.after and feeder.output not in reader.inputs:
+            notes.append(f"a check on {label(reader.output)} (step {reader.name!r}) reads {label(feeder.output)}")
+    return f" Checks make part of it: {'; '.join(notes)}." if notes else ""
 
 
 def _cycle_text(steps: Sequence[StepSpec], cycle: list[int]) -> str:

@@ -153,9 +153,27 @@ def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
         outcome.status = RunStatus.SKIPPED
         return outcome
     replace = ctx.step.write_mode == WriteMode.REPLACE
-    ctx.warehouse.publish_batches(schema=ctx.schema, target=ctx.target, batches=staged, replace=replace)
-    if replace:
-        outcome.table_rows = sum(b.rows for b in staged)
+    theirs = ctx.warehouse.publish_batches(schema=ctx.schema, target=ctx.target, batches=staged, replace=replace)
     ctx.staged_tables = []
     ctx.staging = None
+    if theirs:
+        skip_claimed(ctx, theirs, outcome)
+        staged = [b for b in staged if b not in theirs]
+        if not staged:
+            outcome.status = RunStatus.SKIPPED
+            return outcome
+    if replace:
+        outcome.table_rows = sum(b.rows for b in staged)
     return outcome
+
+
+def skip_claimed(ctx: StepContext, batches: list[StagedBatch], outcome: StepOutcome) -> None:
+    """Files a concurrent load published first (same content): recorded as skipped, with why."""
+    for batch in batches:
+        earlier = ctx.warehouse.loaded_batch(batch.dataset, batch.checksum) or "another batch"
+        LoadedBatch.objects.filter(step_run=ctx.step_run, batch_id=batch.batch_id).update(
+            status=LoadedBatch.Status.SKIPPED,
+            reason=f"Same content (sha256 {batch.checksum[:12]}…) was loaded by a concurrent load as batch"
+            f" {earlier} while this one was staged; skipped, not loaded twice.",
+        )
+        outcome.rows_out -= batch.rows

@@ -282,6 +282,18 @@ class Step(models.Model):
     max_rejected_share = models.FloatField(
         default=0.05, help_text="Ingest fails when more than this share of records (0-1) cannot be parsed."
     )
+    timeout_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Soft time limit: past it the step's warehouse statement is cancelled and the step fails"
+        " (blank: ATLAS_STEP_TIMEOUT_SECONDS; 0: none).",
+    )
+    hard_timeout_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Hard time limit: past it the step's warehouse connections are ended"
+        " (blank: ATLAS_STEP_HARD_TIMEOUT_SECONDS; 0: none). Not below the soft limit.",
+    )
 
     class Meta:
         ordering = ["pipeline", "position", "id"]
@@ -300,6 +312,16 @@ class Step(models.Model):
 
         for saved in extensions.contributions("step_saved"):
             saved(self)
+
+    def other_writer(self) -> Step | None:
+        """The step of another pipeline that writes this step's output, if any (one writer per dataset).
+
+        Within one pipeline the planner refuses two writers (``pipelines.dag``).
+        """
+        others = Step.objects.filter(output_id=self.output_id).exclude(pk=self.pk).select_related("pipeline")
+        if self.pipeline_id:
+            others = others.exclude(pipeline_id=self.pipeline_id)
+        return others.order_by("pk").first()
 
     @property
     def keys(self) -> list[str]:
@@ -331,7 +353,17 @@ class Step(models.Model):
             errors["merge_keys"] = "Merge needs at least one key column."
         if not 0 <= self.max_rejected_share <= 1:
             errors["max_rejected_share"] = "Give a share between 0 and 1."
+        if self.timeout_seconds and self.hard_timeout_seconds and self.hard_timeout_seconds < self.timeout_seconds:
+            errors["hard_timeout_seconds"] = (
+                f"The hard time limit ({self.hard_timeout_seconds} s) must not be below the soft one"
+                f" ({self.timeout_seconds} s)."
+            )
         output = self.output if self.output_id else None
+        if output is not None and (other := self.other_writer()) is not None:
+            errors["output"] = (
+                f"{output.name} is already written by step {other.name!r} of pipeline {other.pipeline.name!r};"
+                " a dataset has one producing step. Read it from there, or move that step here."
+            )
         if output is not None and self.kind in self.OUTPUT_LAYER and output.layer != self.OUTPUT_LAYER[self.kind]:
             errors["output"] = (
                 f"A {self.kind} step writes to the {self.OUTPUT_LAYER[self.kind]} layer;"

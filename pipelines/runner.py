@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.utils import timezone
 
-from atlas import audit
+from atlas import audit, extensions
 from atlas.warehouse import WarehouseError, get_warehouse
 
 from . import hooks
@@ -46,11 +46,12 @@ from .models import (
 )
 from .sql import SQLValidationError
 from .transform import TransformWork, known_tables, step_inputs
+from .watchdog import StepCancelled, StepStopped, watchdog
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 15
 # Errors whose message is written for the operator: shown as they are.
-EXPECTED_ERRORS = (WarehouseError, GateFailed, SQLValidationError, PipelineDefinitionError)
+EXPECTED_ERRORS = (WarehouseError, GateFailed, SQLValidationError, PipelineDefinitionError, StepStopped)
 
 
 class StepWork(Protocol):
@@ -90,8 +91,14 @@ class RunAlreadyActive(RunRefused):
 
 
 # --- planning -------------------------------------------------------------------
-def plan_steps(pipeline: Pipeline, steps: list[Step] | None = None) -> list[Step]:
-    """The pipeline's steps in the order their data requires; refuses a broken definition."""
+def plan_steps(
+    pipeline: Pipeline, steps: list[Step] | None = None, *, check_reads: dict[int, set[int]] | None = None
+) -> list[Step]:
+    """The pipeline's steps in the order their data requires; refuses a broken definition.
+
+    A step also runs after the producers of what its checks read (the ``step_reads``
+    extension); ``check_reads``: more of those, by output dataset id (a check being saved).
+    """
     steps = list(pipeline.steps.select_related("output", "source")) if steps is None else steps
     if not steps:
         raise PipelineDefinitionError(f"Pipeline {pipeline.name!r} has no steps.")
@@ -104,7 +111,11 @@ def plan_steps(pipeline: Pipeline, steps: list[Step] | None = None) -> list[Step
                 inputs = step_inputs(step, known)
             except SQLValidationError as exc:
                 raise PipelineDefinitionError(f"Step {step.name!r}: {exc}") from exc
-        spec = StepSpec(key=id(step), name=step.name, output=step.output_id, inputs=frozenset(d.pk for d in inputs))
+        after = extensions.step_reads(step) | (check_reads or {}).get(step.output_id, set())
+        spec = StepSpec(
+            key=id(step), name=step.name, output=step.output_id, inputs=frozenset(d.pk for d in inputs),
+            after=frozenset(after),
+        )
         specs.append(spec)
         by_key[spec.key] = step
     others = Step.objects.exclude(pipeline=pipeline) if pipeline.pk else Step.objects.all()
@@ -303,7 +314,10 @@ def execute_run(
             PipelineRun.objects.filter(pk=run.pk).update(current_step=step.name, heartbeat_at=timezone.now())
             if not run_step(run, step, step_run, work=(work or {}).get(step.pk), origin=origin):
                 _cancel_rest(step_runs)
-                _finish(run, RunStatus.FAILED, error=f"Step {step.name!r} failed: {step_run.error}")
+                if step_run.status == RunStatus.CANCELLED:  # stopped by a cancel (pipelines.watchdog)
+                    _finish(run, RunStatus.CANCELLED, error=step_run.error)
+                else:
+                    _finish(run, RunStatus.FAILED, error=f"Step {step.name!r} failed: {step_run.error}")
                 return run
     _finish(run, RunStatus.SUCCEEDED)
     return run
@@ -365,9 +379,10 @@ def run_step(
     save_step_state(ctx, ["status", "started_at"], stage="started")
     try:
         wh.ensure_schemas()
-        work.begin(ctx)
-        hooks.call("prepare", ctx)
-        outcome = work.run(ctx, progress=_progress(step_run))
+        with watchdog(ctx):  # cancel and time limits interrupt the warehouse (pipelines.watchdog)
+            work.begin(ctx)
+            hooks.call("prepare", ctx)
+            outcome = work.run(ctx, progress=_progress(step_run))
         if outcome.status != RunStatus.SKIPPED:
             refresh_dataset(step.output, row_count=outcome.table_rows)
         step_run.status = outcome.status
@@ -387,7 +402,7 @@ def run_step(
         ctx.error = exc
         _drop_staging(ctx)
         step_run.refresh_from_db(fields=["rows_in", "rows_out", "rows_rejected"])
-        step_run.status = RunStatus.FAILED
+        step_run.status = RunStatus.CANCELLED if isinstance(exc, StepCancelled) else RunStatus.FAILED
         step_run.finished_at = timezone.now()
         step_run.error = str(exc) if isinstance(exc, EXPECTED_ERRORS) else f"{type(exc).__name__}: {exc}"
         step_run.traceback = traceback.format_exc()

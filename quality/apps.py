@@ -8,6 +8,7 @@ class QualityConfig(AppConfig):
     # lineage assertions and metrics, its endpoints and the datasets' check status in the API.
     contributes = {
         "step_hooks": ["quality.hooks.QualityGate"],
+        "step_reads": ["quality.dependencies.step_reads"],
         "lineage_assertions": ["quality.hooks.lineage_assertions"],
         "metric_sources": ["quality.metrics.quality_metrics", "quality.metrics.freshness_metrics"],
         "api_routes": ["quality.api.urls.routes"],

@@ -164,6 +164,11 @@ def validate_check(check: Check) -> None:
     if check.name and "," in check.name:
         errors["name"] = "A check name cannot contain a comma (quarantined rows list them comma-separated)."
     errors.update(spec.validate(check))
+    if "params" not in errors:
+        from .dependencies import cycle_error
+
+        if problem := cycle_error(check):
+            errors["params"] = problem
     unknown = set(params) - spec.params
     if unknown and "params" not in errors:
         errors["params"] = f"Unknown parameter(s) for a {kind} check: {', '.join(sorted(unknown))}."

@@ -12,12 +12,15 @@ import enum
 import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlglot
 
-from .errors import NotSupported, WarehouseError  # noqa: F401  (re-exported)
+from . import interrupts
+from .errors import NotSupported, StatementTimeout, WarehouseError  # noqa: F401  (re-exported)
+from .interrupts import Interrupted, Watch  # noqa: F401  (re-exported)
 from .quality_ops import QualityOps
 
 LAYER_SCHEMAS = ("explore", "chart", "navigate")
@@ -138,6 +141,10 @@ class StagedBatch:
     rows: int
 
 
+class NothingClaimed(Exception):  # noqa: N818 - a signal, not a failure
+    """A concurrent load claimed every batch of a publish: its transaction is rolled back."""
+
+
 class Cursor:
     """A small uniform cursor: ``%s`` placeholders on every engine."""
 
@@ -215,6 +222,54 @@ class Warehouse(QualityOps, abc.ABC):
     def close(self) -> None:
         """Release connections held by this backend (nothing to release by default)."""
         return None
+
+    # --- stopping work from another thread (cancel, time limits; see ``interrupts``) ------
+    @contextmanager
+    def watch(self) -> Iterator[Watch]:
+        """Collect the sessions this thread's work uses in the block, so that :meth:`interrupt` can stop them."""
+        with interrupts.watching(Watch()) as watch:
+            try:
+                yield watch
+            finally:
+                if watch.terminated:
+                    self.forget_thread_connection()
+
+    def forget_thread_connection(self) -> None:
+        """Drop this thread's connection (ended by ``interrupt(terminate=True)``): the next statement opens a new one."""
+        return None
+
+    def adopt(self, watch: Watch | None) -> Any:
+        """A backend's helper thread joins the work of ``watch`` (a context manager)."""
+        return interrupts.watching(watch)
+
+    def interrupt(self, watch: Watch, reason: str, *, terminate: bool = False) -> int:
+        """Stop the work of ``watch``: what its sessions run now is cancelled, what it starts later refused.
+
+        ``terminate``: end its connections instead (PostgreSQL), for a statement that does
+        not heed a cancel. Returns how many sessions were reached. Called from another thread.
+        """
+        watch.trip(reason)
+        watch.terminated = watch.terminated or terminate
+        sessions = watch.sessions()
+        return self._interrupt_sessions(sessions, terminate=terminate) if sessions else 0
+
+    def _interrupt_sessions(self, sessions: list[Any], *, terminate: bool) -> int:
+        """Cancel what ``sessions`` run (each engine its own way); an engine that cannot stops at the next statement."""
+        return 0
+
+    @staticmethod
+    def statement_timeout_seconds() -> float:
+        """The longest one of Atlas's own warehouse statements may run (0: no limit)."""
+        from django.conf import settings
+
+        return float(getattr(settings, "ATLAS_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS", 0) or 0)
+
+    @staticmethod
+    def statement_timeout_error(seconds: float) -> StatementTimeout:
+        return StatementTimeout(
+            f"A warehouse statement ran longer than {seconds:g} s and was stopped"
+            " (ATLAS_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS); the published tables are as they were."
+        )
 
     # --- names ---------------------------------------------------------------
     @staticmethod
@@ -462,41 +517,78 @@ class Warehouse(QualityOps, abc.ABC):
         """
         ...
 
-    def publish_batches(self, *, schema: str, target: str, batches: Sequence[StagedBatch], replace: bool) -> None:
+    def publish_batches(
+        self, *, schema: str, target: str, batches: Sequence[StagedBatch], replace: bool
+    ) -> list[StagedBatch]:
         """Add staged batches to an Explore table in one transaction (``replace``: only them).
 
-        The batch ledger rows are written in the same transaction, so a file is
-        either loaded and remembered, or neither.
+        The batch ledger rows are written first in the same transaction, so a file is
+        either loaded and remembered, or neither; a file a concurrent load claimed first
+        (its content is in the ledger by then) is left out, its staging table dropped.
+        Returns those left out.
         """
         tgt = self.table(schema, target)
         shape = self.columns(schema, target)
-        with self.transaction() as cur:
-            # Replacing, or the first load: the first batch staged in the target's exact
-            # shape becomes the table by a rename, without copying its rows.
-            swap = replace or cur.execute(f"SELECT 1 FROM {tgt} LIMIT 1").fetchone() is None
-            for i, batch in enumerate(batches):
-                stg = self.table(schema, batch.staging)
-                staged = self.columns(schema, batch.staging)
-                if i == 0 and swap and staged == shape:
-                    cur.execute(f"DROP TABLE {tgt}")
-                    cur.execute(f"ALTER TABLE {stg} RENAME TO {self.quote(target)}")
-                else:
-                    if i == 0 and replace:
-                        cur.execute(f"DELETE FROM {tgt}")
-                    cols = ", ".join(self.quote(c.name) for c in staged)
-                    cur.execute(f"INSERT INTO {tgt} ({cols}) SELECT {cols} FROM {stg}")
-                    cur.execute(f"DROP TABLE {stg}")
-                self._record_batch(cur, batch, replace=replace and i == 0)
+        mine: list[StagedBatch] = []
+        try:
+            with self.transaction() as cur:
+                mine = self.claim_batches(cur, batches, replace=replace)
+                self._publish_claimed(cur, tgt, schema, target, shape, mine, replace=replace)
+        except NothingClaimed:
+            mine = []
+        return self.drop_unclaimed(schema, batches, mine)
 
-    def _record_batch(self, cur: Cursor, batch: StagedBatch, *, replace: bool) -> None:
+    def _publish_claimed(
+        self, cur: Cursor, tgt: str, schema: str, target: str, shape: list[Column], batches: list[StagedBatch],
+        *, replace: bool,
+    ) -> None:
+        # Replacing, or the first load: the first batch staged in the target's exact
+        # shape becomes the table by a rename, without copying its rows.
+        swap = replace or cur.execute(f"SELECT 1 FROM {tgt} LIMIT 1").fetchone() is None
+        for i, batch in enumerate(batches):
+            stg = self.table(schema, batch.staging)
+            staged = self.columns(schema, batch.staging)
+            if i == 0 and swap and staged == shape:
+                cur.execute(f"DROP TABLE {tgt}")
+                cur.execute(f"ALTER TABLE {stg} RENAME TO {self.quote(target)}")
+            else:
+                if i == 0 and replace:
+                    cur.execute(f"DELETE FROM {tgt}")
+                cols = ", ".join(self.quote(c.name) for c in staged)
+                cur.execute(f"INSERT INTO {tgt} ({cols}) SELECT {cols} FROM {stg}")
+                cur.execute(f"DROP TABLE {stg}")
+
+    def claim_batches(self, cur: Cursor, batches: Sequence[StagedBatch], *, replace: bool) -> list[StagedBatch]:
+        """In a publishing transaction, first of all: record each batch in the ledger; the batches claimed.
+
+        A batch whose content a concurrent load recorded first (the ledger's key, dataset
+        and checksum) is not claimed. When none is, :class:`NothingClaimed` rolls the
+        transaction back (a replace leaves the table and its ledger as they were).
+        """
         ledger = self.table(META_SCHEMA, "loaded_batches")
-        if replace:
-            cur.execute(f"DELETE FROM {ledger} WHERE dataset = %s", [batch.dataset])
-        cur.execute(
-            f"INSERT INTO {ledger} (dataset, checksum, batch_id, source, rows_loaded, loaded_at)"
-            " VALUES (%s, %s, %s, %s, %s, current_timestamp)",
-            [batch.dataset, batch.checksum, batch.batch_id, batch.source, batch.rows],
-        )
+        if replace and batches:
+            cur.execute(f"DELETE FROM {ledger} WHERE dataset = %s", [batches[0].dataset])
+        mine = []
+        for batch in batches:
+            row = cur.execute(
+                f"INSERT INTO {ledger} (dataset, checksum, batch_id, source, rows_loaded, loaded_at)"
+                " VALUES (%s, %s, %s, %s, %s, current_timestamp)"
+                " ON CONFLICT (dataset, checksum) DO NOTHING RETURNING batch_id",
+                [batch.dataset, batch.checksum, batch.batch_id, batch.source, batch.rows],
+            ).fetchone()
+            if row:
+                mine.append(batch)
+        if not mine:
+            raise NothingClaimed
+        return mine
+
+    def drop_unclaimed(self, schema: str, staged: Sequence[StagedBatch], published: Sequence[StagedBatch]) -> list[StagedBatch]:
+        """Drop the staging tables of the batches a concurrent load claimed; return those batches."""
+        done = {b.batch_id for b in published}
+        theirs = [b for b in staged if b.batch_id not in done]
+        for batch in theirs:
+            self.drop_table(schema, batch.staging)
+        return theirs
 
     def ensure_explore_table(self, schema: str, target: str, columns: Sequence[str]) -> None:
         """Create the Explore table, or add the source columns it does not have yet."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from django.conf import settings
 
 from atlas.sql.transpile import ColumnTypes, to_duckdb
 
-from . import privileges
+from . import interrupts, privileges
 from .base import (
     LOAD_COLUMNS,
     Cursor,
@@ -153,6 +154,57 @@ def parser_config() -> dict[str, Any]:
     }
 
 
+class StatementTimer:
+    """One thread interrupting the cursors that run past the statement timeout (DuckDB has no ``statement_timeout``).
+
+    Started when a timed cursor is open, gone when none is; ``expired`` tells a cursor it
+    was interrupted for its time, not by a cancel.
+    """
+
+    TICK = 0.2
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[float, Any]] = {}
+        self._expired: set[int] = set()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def timed(self, raw: Any, seconds: float) -> Iterator[None]:
+        if not seconds:
+            yield
+            return
+        key = id(raw)
+        with self._lock:
+            self._running[key] = (time.monotonic() + seconds, raw)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="atlas-duckdb-timeouts", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+                self._expired.discard(key)
+
+    def expired(self, raw: Any) -> bool:
+        with self._lock:
+            return id(raw) in self._expired
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.TICK)
+            now = time.monotonic()
+            with self._lock:
+                if not self._running:
+                    self._thread = None
+                    return
+                late = [(key, raw) for key, (deadline, raw) in self._running.items() if deadline <= now]
+                self._expired.update(key for key, _raw in late)
+            for _key, raw in late:
+                raw.interrupt()
+
+
 class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
     vendor = "duckdb"
     dialect = "duckdb"
@@ -168,6 +220,7 @@ class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
         self.path = path
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
+        self._timer = StatementTimer()
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
@@ -197,30 +250,56 @@ class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
                 self._con = None
 
     @contextmanager
-    def cursor(self) -> Iterator[Cursor]:
+    def _own_cursor(self) -> Iterator[Any]:
+        """A cursor for Atlas's own statements: enlisted in this thread's watch, under the statement timeout."""
+        watch = interrupts.current()
+        if watch is not None:
+            watch.check()  # a stopped step starts nothing more
         raw = self._connection().cursor()
         try:
-            yield LockedCursor(raw, "qmark")
-        except duckdb.Error as exc:
-            raise WarehouseError(_error_message(exc)) from exc
+            with interrupts.enlisted(("duckdb", id(raw)), raw), self._timer.timed(raw, self.statement_timeout_seconds()):
+                yield raw
         finally:
             raw.close()
 
+    def _failure(self, exc: BaseException, raw: Any) -> BaseException:
+        """The exception to raise for a DuckDB error: stopped on purpose, timed out, or the error."""
+        watch = interrupts.current()
+        if watch is not None and watch.reason is not None:
+            return interrupts.Interrupted(watch.reason)
+        if isinstance(exc, duckdb.InterruptException) and self._timer.expired(raw):
+            return self.statement_timeout_error(self.statement_timeout_seconds())
+        if isinstance(exc, duckdb.Error):
+            return WarehouseError(_error_message(exc))
+        return exc
+
+    def _interrupt_sessions(self, sessions: list[Any], *, terminate: bool) -> int:  # noqa: ARG002
+        """``interrupt()`` each cursor; DuckDB has nothing stronger than an interrupt (``terminate`` is the same)."""
+        for raw in sessions:
+            raw.interrupt()
+        return len(sessions)
+
+    @contextmanager
+    def cursor(self) -> Iterator[Cursor]:
+        with self._own_cursor() as raw:
+            try:
+                yield LockedCursor(raw, "qmark")
+            except duckdb.Error as exc:
+                raise self._failure(exc, raw) from exc
+
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
-        raw = self._connection().cursor()
-        raw.execute("BEGIN TRANSACTION")
-        try:
-            yield LockedCursor(raw, "qmark")
-        except BaseException as exc:
-            raw.execute("ROLLBACK")
-            if isinstance(exc, duckdb.Error):
-                raise WarehouseError(_error_message(exc)) from exc
-            raise
-        else:
-            raw.execute("COMMIT")
-        finally:
-            raw.close()
+        with self._own_cursor() as raw:
+            raw.execute("BEGIN TRANSACTION")
+            try:
+                yield LockedCursor(raw, "qmark")
+            except BaseException as exc:
+                raw.execute("ROLLBACK")
+                if isinstance(exc, duckdb.Error):
+                    raise self._failure(exc, raw) from exc
+                raise
+            else:
+                raw.execute("COMMIT")
 
     # --- operator SQL: one statement, a timeout (DuckDB has no roles: see ``lock_down``) ---
     # The ``layer`` of an operator statement is checked (a layer schema) but grants nothing
@@ -234,8 +313,12 @@ class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
         One statement: DuckDB's ``execute`` would run every statement of ``;``-joined
         text, so the text is split by DuckDB's own parser first and refused unless it
         is one. The timeout: DuckDB has no ``statement_timeout``; a timer interrupts it.
+        The cursor is enlisted in this thread's watch: a cancelled step interrupts it too.
         """
         timeout = privileges.statement_timeout_ms() / 1000
+        watch = interrupts.current()
+        if watch is not None:
+            watch.check()  # a stopped step starts nothing more
         raw = self._connection().cursor()
         timer = threading.Timer(timeout, raw.interrupt)
         try:
@@ -246,15 +329,18 @@ class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
             if len(statements) != 1:
                 raise WarehouseError(f"Operator SQL must be one statement; this text holds {len(statements)}.")
             timer.start()
-            try:
-                raw.execute(sql, list(params) if params else None)
-            except duckdb.InterruptException as exc:
-                raise WarehouseError(
-                    f"The operator's SQL ran longer than {timeout:g} s and was stopped"
-                    " (ATLAS_SQL_STATEMENT_TIMEOUT_SECONDS)."
-                ) from exc
-            except duckdb.Error as exc:
-                raise WarehouseError(_error_message(exc, operator=True)) from exc
+            with interrupts.enlisted(("duckdb", id(raw)), raw):
+                try:
+                    raw.execute(sql, list(params) if params else None)
+                except duckdb.InterruptException as exc:
+                    if watch is not None:
+                        watch.check()  # stopped by the watchdog, not by the statement timeout
+                    raise WarehouseError(
+                        f"The operator's SQL ran longer than {timeout:g} s and was stopped"
+                        " (ATLAS_SQL_STATEMENT_TIMEOUT_SECONDS)."
+                    ) from exc
+                except duckdb.Error as exc:
+                    raise WarehouseError(_error_message(exc, operator=True)) from exc
             yield raw
         finally:
             timer.cancel()

@@ -9,3 +9,7 @@ class WarehouseError(Exception):
 
 class NotSupported(WarehouseError):
     """This engine cannot do that at all (its ``features`` say so); callers check the feature first."""
+
+
+class StatementTimeout(WarehouseError):
+    """One of Atlas's own statements ran past ``ATLAS_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS`` (never retried)."""

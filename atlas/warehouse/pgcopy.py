@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from . import interrupts
 from .base import FileLayout, Warehouse
 from .filereader import ENCODINGS
 
@@ -160,9 +161,9 @@ def _load_part(
     seq = wh.table(schema, f"{batch_id}_rn{i}")
     cols = ", ".join(wh.quote(c) for c in columns)
     batch = wh.literal(batch_id)
-    with psycopg.connect(wh.conninfo, autocommit=True) as conn:
+    with wh.connect_own() as conn:
         live.append(conn)
-        with conn.transaction(), conn.cursor() as cur:
+        with interrupts.enlisted(("pg", id(conn)), conn.info.backend_pid), conn.transaction(), conn.cursor() as cur:
             cur.execute(f"CREATE SEQUENCE {seq} START {part.first_row} MINVALUE {part.first_row} CACHE {SEQUENCE_CACHE}")
             cur.execute(
                 f"CREATE TABLE {tbl} ({defs}, _row_number bigint NOT NULL DEFAULT nextval({wh.literal(seq)}))"
@@ -209,11 +210,15 @@ def load(
     live: list[psycopg.Connection] = []
     failures: list[BaseException] = []
 
+    watch = interrupts.current()
+
     def run(i: int) -> None:
         try:
-            _load_part(
-                wh, plan, i, schema=schema, table=tables[i], defs=defs, columns=columns, batch_id=batch_id, live=live
-            )
+            with wh.adopt(watch):
+                _load_part(
+                    wh, plan, i, schema=schema, table=tables[i], defs=defs, columns=columns, batch_id=batch_id,
+                    live=live,
+                )
         except BaseException as exc:  # reported below; the other parts are stopped
             failures.append(exc)
             for conn in list(live):
@@ -228,6 +233,8 @@ def load(
     for t in threads:
         t.join()
     try:
+        if failures and watch is not None:
+            watch.check()  # stopped on purpose: no fallback to the other loader
         if failures:
             first = next((f for f in failures if not isinstance(f, psycopg.errors.QueryCanceled)), failures[0])
             if isinstance(first, DirectCopyRefused | psycopg.Error):
@@ -251,7 +258,7 @@ def load(
                     )
             cur.execute(f"ALTER TABLE {stg} {ingested}")
     except BaseException:
-        with wh.cursor() as cur:
+        with wh.adopt(None), wh.cursor() as cur:  # the clean-up runs even when the step was stopped
             for table in tables:
                 cur.execute(f"DROP TABLE IF EXISTS {wh.table(schema, table)}")
         raise

@@ -25,7 +25,7 @@ import psycopg
 from django.conf import settings
 from psycopg import sql as pgsql
 
-from . import pgcopy, privileges
+from . import interrupts, pgcopy, privileges
 from .base import (
     BATCH_CONSTANT_COLUMNS,
     LAYER_SCHEMAS,
@@ -34,6 +34,7 @@ from .base import (
     FileFormat,
     FileLayout,
     LoadResult,
+    NothingClaimed,
     StagedBatch,
     Warehouse,
     WarehouseError,
@@ -118,17 +119,68 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         self._privileges_lock = threading.Lock()
         self._privileges_ready = False
 
+    def connect_own(self) -> psycopg.Connection:
+        """A new autocommit connection for Atlas's own statements, with the warehouse statement timeout."""
+        conn = psycopg.connect(self.conninfo, autocommit=True)
+        if timeout := self.statement_timeout_seconds():
+            conn.execute("SELECT set_config('statement_timeout', %s, false)", [str(int(timeout * 1000))])
+        return conn
+
     def _conn(self) -> psycopg.Connection:
         conn = getattr(self._local, "conn", None)
+        watch = interrupts.current()
+        if watch is not None:
+            watch.check()  # a stopped step starts nothing more
         if conn is None or conn.closed or conn.broken:
+            if conn is not None and watch is not None:
+                watch.discard(("pg", id(conn)))
             try:
-                conn = psycopg.connect(self.conninfo, autocommit=True)
+                conn = self.connect_own()
             except psycopg.OperationalError as exc:
                 raise WarehouseError(f"Cannot connect to the PostgreSQL warehouse: {exc}") from exc
             self._local.conn = conn
             with self._all_lock:
                 self._all = [c for c in self._all if not c.closed] + [conn]
+        if watch is not None:
+            # This thread's connection serves the watched work until the watch ends.
+            watch.add(("pg", id(conn)), conn.info.backend_pid)
         return conn
+
+    def forget_thread_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _failure(self, exc: psycopg.Error) -> Exception:
+        """The exception to raise for a PostgreSQL error: stopped on purpose, timed out, or the error."""
+        watch = interrupts.current()
+        if watch is not None and watch.reason is not None:
+            return interrupts.Interrupted(watch.reason)
+        if isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in str(exc):
+            return self.statement_timeout_error(self.statement_timeout_seconds())
+        return WarehouseError(_error_message(exc))
+
+    def _interrupt_sessions(self, sessions: list[Any], *, terminate: bool) -> int:
+        """``pg_cancel_backend`` (or ``pg_terminate_backend``) of each backend, from a connection of its own.
+
+        The role needs to be a member of the roles it signals or of ``pg_signal_backend``
+        (README, Time limits and cancel); a refusal is logged and the step stops at its
+        next statement instead.
+        """
+        fn = "pg_terminate_backend" if terminate else "pg_cancel_backend"
+        reached = 0
+        try:
+            with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                for pid in sorted(set(sessions)):
+                    try:
+                        if conn.execute(f"SELECT {fn}(%s)", [pid]).fetchone()[0]:
+                            reached += 1
+                    except psycopg.Error as exc:
+                        logger.warning("%s(%s) refused: %s", fn, pid, str(exc).strip())
+        except psycopg.Error as exc:
+            logger.warning("Cannot reach the warehouse to stop a step's statements: %s", str(exc).strip())
+        return reached
 
     def close(self) -> None:
         """Close the connections of every thread."""
@@ -144,7 +196,7 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
             with conn.cursor() as raw:
                 yield Cursor(raw)
         except psycopg.Error as exc:
-            raise WarehouseError(_error_message(exc)) from exc
+            raise self._failure(exc) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
@@ -153,7 +205,7 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
             with conn.transaction(), conn.cursor() as raw:
                 yield Cursor(raw)
         except psycopg.Error as exc:
-            raise WarehouseError(_error_message(exc)) from exc
+            raise self._failure(exc) from exc
 
     # --- least privilege: operator SQL runs as its own role (see ``privileges``) ---------
     def ensure_privileges(self) -> None:
@@ -352,7 +404,7 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                 " Run `python manage.py warehouse_roles` and check ATLAS_WAREHOUSE_SQL_PASSWORD and pg_hba.conf."
             ) from exc
         try:
-            with conn.cursor() as cur:
+            with interrupts.enlisted(("pg", id(conn)), conn.info.backend_pid), conn.cursor() as cur:
                 cur.execute("SET TRANSACTION READ ONLY" if read_only else "SET TRANSACTION READ WRITE")
                 cur.execute(
                     "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true),"
@@ -364,6 +416,8 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
             conn.commit()
         except psycopg.errors.QueryCanceled as exc:
             conn.rollback()
+            if (watch := interrupts.current()) is not None:
+                watch.check()  # cancelled or timed out by the watchdog, not by the statement timeout
             raise WarehouseError(
                 f"The operator's SQL ran longer than {timeout / 1000:g} s and was stopped"
                 " (ATLAS_SQL_STATEMENT_TIMEOUT_SECONDS)."
@@ -377,8 +431,9 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                 + (f"\n{rest}" if rest else "")
             ) from exc
         except psycopg.Error as exc:
-            conn.rollback()
-            raise WarehouseError(_error_message(exc)) from exc
+            if not conn.broken:
+                conn.rollback()
+            raise self._failure(exc) from exc
         finally:
             conn.close()
 
@@ -557,6 +612,8 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                         f" DEFAULT now(), ADD COLUMN _source text DEFAULT {self.literal(source_label)}"
                     )
             except psycopg.Error as exc:
+                if (watch := interrupts.current()) is not None:
+                    watch.check()  # stopped on purpose: not a problem of the file
                 raise IngestError(f"{path}: loading into PostgreSQL failed: {str(exc).strip()}") from exc
             rejects = scan.collect_rejects(duck)
         finally:
@@ -719,26 +776,38 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         opad = f"(SELECT opad FROM {keys} WHERE key_id = {kid})"
         return f"encode(sha256({opad} || sha256({ipad} || {data})), 'hex')"
 
-    def publish_batches(self, *, schema: str, target: str, batches: list[StagedBatch], replace: bool) -> None:
+    def publish_batches(
+        self, *, schema: str, target: str, batches: list[StagedBatch], replace: bool
+    ) -> list[StagedBatch]:
         shape = self.columns(schema, target)
-        with self.transaction() as cur:
-            if not self._is_partitioned(cur, schema, target):
-                raise WarehouseError(f"{schema}.{target} is not a partitioned Explore table.")
-            if replace:
-                for part_schema, part in self._partitions(cur, schema, target):
-                    cur.execute(f"DROP TABLE {self.table(part_schema, part)}")
-            for i, batch in enumerate(batches):
-                # A later file of the same run may have added columns to the table: a
-                # partition needs them all (nullable, no default: no row is rewritten).
-                have = {c.name for c in self.columns(schema, batch.staging)}
-                for col in shape:
-                    if col.name not in have:
-                        cur.execute(
-                            f"ALTER TABLE {self.table(schema, batch.staging)}"
-                            f" ADD COLUMN {self.quote(col.name)} {col.type}"
-                        )
-                cur.execute(
-                    f"ALTER TABLE {self.table(schema, target)} ATTACH PARTITION {self.table(schema, batch.staging)}"
-                    f" FOR VALUES IN ({self.literal(batch.batch_id)})"
-                )
-                self._record_batch(cur, batch, replace=replace and i == 0)
+        mine: list[StagedBatch] = []
+        try:
+            with self.transaction() as cur:
+                mine = self.claim_batches(cur, batches, replace=replace)
+                self._attach_claimed(cur, schema, target, shape, mine, replace=replace)
+        except NothingClaimed:
+            mine = []
+        return self.drop_unclaimed(schema, batches, mine)
+
+    def _attach_claimed(
+        self, cur: Cursor, schema: str, target: str, shape: list, batches: list[StagedBatch], *, replace: bool
+    ) -> None:
+        if not self._is_partitioned(cur, schema, target):
+            raise WarehouseError(f"{schema}.{target} is not a partitioned Explore table.")
+        if replace:
+            for part_schema, part in self._partitions(cur, schema, target):
+                cur.execute(f"DROP TABLE {self.table(part_schema, part)}")
+        for batch in batches:
+            # A later file of the same run may have added columns to the table: a
+            # partition needs them all (nullable, no default: no row is rewritten).
+            have = {c.name for c in self.columns(schema, batch.staging)}
+            for col in shape:
+                if col.name not in have:
+                    cur.execute(
+                        f"ALTER TABLE {self.table(schema, batch.staging)}"
+                        f" ADD COLUMN {self.quote(col.name)} {col.type}"
+                    )
+            cur.execute(
+                f"ALTER TABLE {self.table(schema, target)} ATTACH PARTITION {self.table(schema, batch.staging)}"
+                f" FOR VALUES IN ({self.literal(batch.batch_id)})"
+            )

@@ -82,7 +82,7 @@ class StepSerializer(ModelCleanMixin, serializers.ModelSerializer):
         model = Step
         fields = [
             "id", "pipeline", "name", "kind", "position", "source", "output", "inputs",
-            "sql", "write_mode", "merge_keys", "max_rejected_share",
+            "sql", "write_mode", "merge_keys", "max_rejected_share", "timeout_seconds", "hard_timeout_seconds",
         ]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

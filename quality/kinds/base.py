@@ -226,6 +226,10 @@ class Kind(abc.ABC):
         """Whether compiling needs the table's column types (one catalogue query per plan)."""
         return False
 
+    def reads(self, check: Check) -> frozenset[str]:
+        """Names of the other datasets the check reads: its step runs after their producers."""
+        return frozenset()
+
     @abc.abstractmethod
     def compile(self, check: Check, target: Target) -> RowCheck | TableCheck | None:
         """What the scan computes for ``check``; None: the check reads the catalogue, not the rows."""

@@ -254,6 +254,10 @@ class Referential(Kind):
     def needs_types(self, check: Check, wh: Warehouse) -> bool:
         return wh.features_key_bitmaps
 
+    def reads(self, check: Check) -> frozenset[str]:
+        name = check.params.get("dataset") if isinstance(check.params, dict) else None
+        return frozenset({name}) if isinstance(name, str) and name else frozenset()
+
     def compile(self, check: Check, target: Target) -> RowCheck:
         from pipelines.models import Dataset
 
