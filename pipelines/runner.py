@@ -673,7 +673,7 @@ def run_work(
     return run, run.step_runs.filter(step=step).first()  # None: the pipeline's definition is broken
 
 
-def rerun_failed(run: PipelineRun, *, actor=None, trigger: str = Trigger.MANUAL) -> PipelineRun:
+def rerun_failed(run: PipelineRun, *, actor=None, trigger: str = Trigger.MANUAL, dispatch: bool = True) -> PipelineRun:
     """A new run of the steps that failed or were skipped for a failure in ``run`` (like ``dbt retry``).
 
     Refused (:class:`RunRefused`) when the run did not fail, or a run is active.
@@ -685,7 +685,9 @@ def rerun_failed(run: PipelineRun, *, actor=None, trigger: str = Trigger.MANUAL)
     ids += [sr.step_id for sr in run.step_runs.filter(status=RunStatus.CANCELLED) if sr.step_id]
     if not ids:
         raise RunRefused(f"Run #{run.pk} has no failed or skipped step left to re-run (deleted since?).")
-    return start_run(run.pipeline, actor=actor, trigger=trigger, only_steps=sorted(set(ids)), rerun_of=run)
+    return start_run(
+        run.pipeline, actor=actor, trigger=trigger, only_steps=sorted(set(ids)), rerun_of=run, dispatch=dispatch
+    )
 
 
 def _cancel_rest(step_runs: list[StepRun]) -> None:
@@ -811,7 +813,8 @@ def _published_by_lost_attempt(ctx: StepContext) -> bool:
     """A transform of this run whose publish committed though its attempt died before recording it."""
     if ctx.step.kind == Step.Kind.INGEST or not ctx.step_run.tries:
         return False
-    return ctx.warehouse.table_exists("meta", "published_steps") and ctx.warehouse.has_receipt(publish_receipt(ctx))
+    ctx.warehouse.ensure_schemas()
+    return ctx.warehouse.has_receipt(publish_receipt(ctx))
 
 
 def _published_by_earlier_try(step_run: StepRun) -> bool:
