@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -544,32 +546,23 @@ def test_the_janitor_removes_load_directories_of_processes_that_are_gone(tmp_pat
     settings.VAR_DIR = tmp_path
     base = tmp_path / "tmp"
     base.mkdir()
-    dead_pid = _dead_pid()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a process, then killed
+    child.kill()
+    child.wait()
+    dead_pid = child.pid
     gone = base / f"atlas-src-{dead_pid}-abc"
     mine = base / f"atlas-src-{os.getpid()}-def"
     young = base / f"atlas-load-{dead_pid}-new"
     other = base / "someone-else"
     for d in (gone, mine, young, other):
         d.mkdir()
-        (d / "rows.csv").write_text("x")
+        os.mkfifo(d / "rows.csv")  # what a COPY through DuckDB leaves
     past = time.time() - 3600
     for d in (gone, mine, other):
         os.utime(d, (past, past))
     cleaned = attempts.clean_up_attempts(temp_age_seconds=600)
     assert str(gone) in cleaned.directories
     assert not gone.exists() and mine.exists() and young.exists() and other.exists()
-
-
-def _dead_pid() -> int:
-    pid = 4_000_000
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            pass
-        pid -= 1
 
 
 def test_staging_names_carry_the_attempt_and_fit_postgresql():
