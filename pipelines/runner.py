@@ -316,9 +316,11 @@ def _recover_lost(run: PipelineRun) -> int:
         else f"it had {run.attempt} attempts (ATLAS_RUN_MAX_ATTEMPTS={settings.ATLAS_RUN_MAX_ATTEMPTS})"
     )
     status = RunStatus.CANCELLED if run.cancel_requested else RunStatus.FAILED
-    if not _finish(run, status, error=f"{reason} Not resumed: {why}.", only_if=(RunStatus.RUNNING,), qs=lost):
-        return 0
-    _end_attempt(run.pk, run.attempt, RunAttempt.Outcome.LOST, reason)
+    with transaction.atomic():
+        _end_attempt(run.pk, run.attempt, RunAttempt.Outcome.LOST, reason)
+        if not _finish(run, status, error=f"{reason} Not resumed: {why}.", only_if=(RunStatus.RUNNING,), qs=lost):
+            transaction.set_rollback(True)
+            return 0
     StepRun.objects.filter(run=run, status=RunStatus.RUNNING).update(
         status=RunStatus.FAILED, finished_at=timezone.now(), error=reason
     )
