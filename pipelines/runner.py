@@ -530,6 +530,12 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
         return run
     if only is None and run.only_steps is not None:
         only = set(run.only_steps)
+    elif only is not None and run.attempt == 1:
+        # Recorded with the run: a resumed attempt runs the same steps. Work brought by the
+        # caller (re-processing) lives in its process only: such a run is failed, not resumed.
+        run.only_steps, run.resumable = sorted(only), run.resumable and not work
+        durably(lambda: PipelineRun.objects.filter(pk=run.pk).update(only_steps=run.only_steps,
+                                                                      resumable=run.resumable), "the run's steps")
     if only is not None:
         steps = [s for s in steps if s.pk in only]
     upstream = upstream_steps(steps)
@@ -669,7 +675,6 @@ def run_work(
     when the pipeline is disabled or already running.
     """
     run = start_run(step.pipeline, actor=actor, trigger=trigger, dispatch=False, only_steps=[step.pk])
-    PipelineRun.objects.filter(pk=run.pk).update(resumable=False)  # its work lives in this process only
     execute_run(run.pk, only={step.pk}, work={step.pk: work}, origin=origin)
     run.refresh_from_db()
     return run, run.step_runs.filter(step=step).first()  # None: the pipeline's definition is broken

@@ -65,6 +65,7 @@ def killed_run(pipeline: Pipeline) -> PipelineRun:
 @pytest.fixture
 def fault_hooks(settings):
     Published.calls.clear()
+    KillOnce.arm("", "")  # disarmed until the test arms it
     settings.ATLAS_STEP_HOOKS = [KILL, PUBLISHED]
 
 
@@ -190,6 +191,40 @@ def test_a_run_that_failed_for_good_with_its_published_hooks_owed_gets_them_from
     assert nxt.step_runs.get(step_name="ingest").status == RunStatus.SKIPPED  # the file is already loaded
     assert ("ingest", nxt.pk, 1) in Published.calls  # but its owed hooks (the scan) run now
     assert run.step_runs.get(step_name="ingest").after_publish == "done"
+
+
+def test_a_lost_run_of_some_steps_resumes_only_those(wh, simple_pipeline, fault_hooks):
+    pipeline = simple_pipeline()
+    run_now(pipeline)
+    KillOnce.arm("staged", "refine")
+    run = runner.start_run(pipeline, dispatch=False)
+    with pytest.raises(Killed):
+        runner.execute_run(run.pk, only={pipeline.steps.get(name="refine").pk})  # as the privacy rebuild does
+    lose(run)
+    runner.reap_stale_runs()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and [sr.step_name for sr in run.step_runs.all()] == ["refine"]
+
+
+class _DiesMidWork:
+    def begin(self, ctx):
+        return None
+
+    def run(self, ctx, *, progress):
+        raise Killed("the process re-processing quarantined rows died")
+
+
+def test_a_lost_run_doing_work_of_its_own_is_failed_not_resumed(wh, simple_pipeline):
+    pipeline = simple_pipeline()
+    step = pipeline.steps.get(name="ingest")
+    with pytest.raises(Killed):
+        runner.run_work(step, _DiesMidWork(), origin="reprocess")
+    run = PipelineRun.objects.get()
+    lose(run)
+    runner.reap_stale_runs()
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and "Not resumed: its work cannot be resumed by a worker" in run.error
+    assert run.step_runs.get().status == RunStatus.FAILED
 
 
 def test_the_redelivered_task_of_a_killed_worker_takes_the_run_over_once_its_heartbeat_is_silent(
