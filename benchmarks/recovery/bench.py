@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas.settings")
     django.setup()
     from django.conf import settings
 
