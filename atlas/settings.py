@@ -155,8 +155,6 @@ ATLAS_SOURCE_DATABASES = env.dict("ATLAS_SOURCE_DATABASES", default={})
 # hook runs, in their order: compliance, privacy, quality, alerts, lineage). Set, this list of
 # dotted paths overrides which run and in which order, the way MIDDLEWARE does ("": none).
 ATLAS_STEP_HOOKS: list[str] | None = env.list("ATLAS_STEP_HOOKS") if "ATLAS_STEP_HOOKS" in os.environ else None
-# A run whose heartbeat is older than this is considered lost (killed worker).
-ATLAS_RUN_STALE_SECONDS = env.int("ATLAS_RUN_STALE_SECONDS", default=3600)
 # Time limits and cancel (README, "Time limits and cancel"): a step's soft limit cancels its
 # warehouse statement, the hard one ends its connections (0: no limit; a step may set its own);
 # the watchdog looks every ATLAS_WATCHDOG_POLL_SECONDS, and ends the connections of a step that
@@ -168,6 +166,30 @@ ATLAS_STEP_HARD_TIMEOUT_SECONDS = env.float("ATLAS_STEP_HARD_TIMEOUT_SECONDS", d
 ATLAS_STEP_STOP_GRACE_SECONDS = env.float("ATLAS_STEP_STOP_GRACE_SECONDS", default=30.0)
 ATLAS_WATCHDOG_POLL_SECONDS = env.float("ATLAS_WATCHDOG_POLL_SECONDS", default=1.0)
 ATLAS_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS = env.float("ATLAS_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS", default=3 * 3600)
+# --- Run recovery (issue 14; README "When things fail") ---
+# The executing worker marks its run alive this often; a run not marked for two intervals is
+# lost (its worker was killed or cut off): the reaper, run by beat every interval, queues it
+# again as its next attempt, which resumes at the first step that did not finish.
+ATLAS_RUN_HEARTBEAT_SECONDS = env.float("ATLAS_RUN_HEARTBEAT_SECONDS", default=10.0)
+ATLAS_RUN_LOST_SECONDS = env.float("ATLAS_RUN_LOST_SECONDS", default=2 * ATLAS_RUN_HEARTBEAT_SECONDS)
+# Attempts per run (the first included); a run lost this many times is failed with the reason.
+ATLAS_RUN_MAX_ATTEMPTS = env.int("ATLAS_RUN_MAX_ATTEMPTS", default=3)
+# A queued run whose task no worker took within this time is sent again (a lost message, a
+# broker restarted without persistence); one whose sending failed, at the next reaper pass.
+ATLAS_RUN_REDISPATCH_SECONDS = env.float("ATLAS_RUN_REDISPATCH_SECONDS", default=45.0)
+# A queued run sent this many times and never taken is failed with the reason.
+ATLAS_RUN_MAX_DISPATCHES = env.int("ATLAS_RUN_MAX_DISPATCHES", default=5)
+# The janitor (beat, every this many seconds) drops the staging and part tables and the load
+# directories of attempts that are over; directories older than ATLAS_JANITOR_TEMP_AGE_SECONDS
+# whose process is gone go too.
+ATLAS_JANITOR_SECONDS = env.float("ATLAS_JANITOR_SECONDS", default=120.0)
+ATLAS_JANITOR_TEMP_AGE_SECONDS = env.float("ATLAS_JANITOR_TEMP_AGE_SECONDS", default=600.0)
+# Step retries: a step failing on a transient error (lost connection, serialization failure,
+# deadlock, lock timeout, broker error: never a failing check or an SQL error) is tried again
+# up to this many more times, after base * 2**n seconds (capped), with jitter.
+ATLAS_STEP_RETRIES = env.int("ATLAS_STEP_RETRIES", default=2)
+ATLAS_STEP_RETRY_BASE_SECONDS = env.float("ATLAS_STEP_RETRY_BASE_SECONDS", default=2.0)
+ATLAS_STEP_RETRY_MAX_SECONDS = env.float("ATLAS_STEP_RETRY_MAX_SECONDS", default=60.0)
 # Longest line an ingest accepts; longer ones are quarantined with their reason.
 ATLAS_INGEST_MAX_LINE_BYTES = env.int("ATLAS_INGEST_MAX_LINE_BYTES", default=2_000_000)
 # How much of a rejected raw record is kept in quarantine.
@@ -274,16 +296,37 @@ CELERY_TASK_EAGER_PROPAGATES = False
 # before the trigger returns (tests, scripts).
 ATLAS_EAGER_MODE = env.str("ATLAS_EAGER_MODE", default="inline" if TESTING else "thread")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None)
+# What recovery needs from Celery (issue 14). The run's own state is the truth: a task only says
+# "execute run N", and executing is idempotent (a conditional claim; a run is resumed only when
+# its heartbeat is older than ATLAS_RUN_LOST_SECONDS), so a message delivered twice does no harm.
+# acks_late: the message is acknowledged after the task, so a worker killed mid-run leaves it
+# unacknowledged and the broker delivers it again.
 CELERY_TASK_ACKS_LATE = True
+# reject_on_worker_lost: a pool child killed (SIGKILL, OOM) requeues its message at once instead
+# of acknowledging it; the redelivered task waits for the lost heartbeat and resumes the run.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# prefetch 1: a worker reserves only the message it executes; long runs are not held hostage by
+# a busy worker while another is idle (and a killed worker takes one message down, not many).
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis: an unacknowledged message (its whole worker killed) comes back after visibility_timeout.
+# Recovery does not wait for it (the reaper resumes a lost run within about two heartbeats), so it
+# only needs to be longer than the longest run, or Redis hands a live run's message to a second
+# worker (harmless, as said, but wasteful). Connecting gives up quickly, so a trigger while the
+# broker is down answers at once with a clear error.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("ATLAS_BROKER_VISIBILITY_TIMEOUT", default=6 * 3600),
+    "socket_connect_timeout": 3,
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
-    # Runs whose worker died stop blocking their pipeline.
-    "atlas: reap stale runs": {"task": "pipelines.reap_stale_runs", "schedule": 300.0},
+    # Runs whose worker died are resumed (or failed with the reason); queued runs no worker took are sent again.
+    "atlas: reap stale runs": {"task": "pipelines.reap_stale_runs", "schedule": ATLAS_RUN_HEARTBEAT_SECONDS},
+    # What dead attempts left (staging and part tables, load directories) is removed.
+    "atlas: clean up after dead attempts": {"task": "pipelines.clean_up_attempts", "schedule": ATLAS_JANITOR_SECONDS},
     # Freshness checks also run on their own, between pipeline runs.
     "quality: check freshness": {
         "task": "quality.check_freshness",
@@ -524,6 +567,7 @@ ATLAS_TASK_PERMISSIONS: dict[str, str] = {
     "pipelines.trigger_scheduled_run": "pipelines.change_pipeline",
     "pipelines.execute_run": "pipelines.change_pipeline",
     "pipelines.reap_stale_runs": "pipelines.change_pipeline",
+    "pipelines.clean_up_attempts": "pipelines.change_pipeline",
     "quality.check_freshness": "quality.change_check",
     "quality.reprocess_quarantine": "quality.change_check",
     "lineage.deliver_events": "pipelines.change_pipeline",

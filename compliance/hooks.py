@@ -11,9 +11,10 @@ import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.utils import timezone
 
-from pipelines.hooks import GateFailed, StepContext
-from pipelines.models import Step
+from pipelines.hooks import GateFailed, RunContext, StepContext
+from pipelines.models import RunStatus, Step
 
 from .detection import scan_dataset
 from .models import ColumnPolicy, PiiScan
@@ -82,6 +83,31 @@ class PiiHook:
     def published(self, ctx: StepContext) -> None:
         if ctx.step.kind != Step.Kind.INGEST or not settings.PII_SCAN_AFTER_INGEST:
             return
+        # A scan after an earlier ingest of this dataset still "running" was interrupted with its
+        # worker (the runner calls this again for a resumed run): it ends failed, this one re-does it.
+        orphaned_scans(ctx.step.output).update(
+            status=RunStatus.FAILED, finished_at=timezone.now(),
+            error="Interrupted: the worker running it was lost; the dataset was scanned again by the resumed run.",
+        )
         scan = scan_dataset(ctx.step.output, actor=ctx.run.triggered_by, trigger=PiiScan.Trigger.INGEST)
         ctx.step_run.details = {**(ctx.step_run.details or {}), "pii_scan": scan.pk, "pii_scan_status": scan.status}
         ctx.step_run.save(update_fields=["details"])
+
+    def run_finished(self, ctx: RunContext) -> None:
+        """A run that ended with a step's scan owed (its worker lost mid-scan, then not resumed).
+
+        The scan left "running" ends failed with the reason; the runner re-does it with the
+        pipeline's next run of that step (``after_publish`` stays pending until then).
+        """
+        owed = ctx.run.step_runs.filter(kind=Step.Kind.INGEST, after_publish="pending")
+        for step_run in owed.select_related("output"):
+            if step_run.output is not None:
+                orphaned_scans(step_run.output).update(
+                    status=RunStatus.FAILED, finished_at=timezone.now(),
+                    error="Interrupted: the worker running it was lost; the pipeline's next run scans the dataset again.",
+                )
+
+
+def orphaned_scans(dataset):
+    """Scans after an ingest of ``dataset`` still marked running (one ingest at a time writes a dataset)."""
+    return PiiScan.objects.filter(dataset=dataset, trigger=PiiScan.Trigger.INGEST, status=RunStatus.RUNNING)

@@ -44,12 +44,14 @@ from atlas.warehouse import WarehouseError, get_warehouse
 from . import runner
 from .dag import PipelineDefinitionError
 from .models import (
+    PARTIALLY_FAILED,
     Dataset,
     DatasetColumn,
     Layer,
     LoadedBatch,
     Pipeline,
     PipelineRun,
+    RunAttempt,
     RunStatus,
     Source,
     Step,
@@ -71,6 +73,7 @@ STATUS_COLOURS = {
     RunStatus.FAILED: "#dc3545",
     RunStatus.CANCELLED: "#fd7e14",
     RunStatus.SKIPPED: "#6c757d",
+    PARTIALLY_FAILED: "#d63384",
     LoadedBatch.Status.LOADED: "#198754",
     LoadedBatch.Status.REJECTED: "#dc3545",
 }
@@ -492,6 +495,15 @@ class StepRunInline(RunRecordDisplay, ReadOnlyInline, admin.TabularInline):
         return admin_link(obj, "details")
 
 
+class RunAttemptInline(ReadOnlyInline, admin.TabularInline):
+    """Every attempt at the run: the worker, when, and how it ended (lost: resumed by the next)."""
+
+    model = RunAttempt
+    fields = ("number", "worker", "started_at", "ended_at", "outcome", "reason")
+    readonly_fields = fields
+    verbose_name_plural = "attempts"
+
+
 class CancelPermission:
     """Whoever may run pipelines may cancel their runs."""
 
@@ -525,6 +537,8 @@ class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
         "triggered_by",
         "current_step",
         "cancel_requested",
+        "attempt",
+        "rerun_of",
         "celery_task_id",
         "created_at",
         "started_at",
@@ -548,6 +562,8 @@ class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
                     "triggered_by",
                     "current_step",
                     "cancel_requested",
+                    "attempt",
+                    "rerun_of",
                 )
             },
         ),
@@ -566,8 +582,8 @@ class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
         ("Rows", {"fields": ("rows_in", "rows_out", "rows_rejected")}),
         ("Error", {"fields": ("error", "traceback_pre", "celery_task_id")}),
     )
-    inlines = (StepRunInline,)
-    actions = ("cancel",)
+    inlines = (StepRunInline, RunAttemptInline)
+    actions = ("cancel", "rerun_failed")
     change_form_template = "admin/pipelines/pipelinerun/change_form.html"
 
     class Media:
@@ -579,7 +595,40 @@ class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
             self.admin_site.admin_view(self.cancel_view),
             name=f"{self.opts.app_label}_{self.opts.model_name}_cancel",
         )
-        return [cancel, *super().get_urls()]
+        rerun = path(
+            "<path:object_id>/rerun-failed/",
+            self.admin_site.admin_view(self.rerun_failed_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_rerun_failed",
+        )
+        return [cancel, rerun, *super().get_urls()]
+
+    def _rerun(self, request: HttpRequest, runs) -> None:
+        for run in runs:
+            try:
+                rerun = runner.rerun_failed(run, actor=request.user, trigger=Trigger.MANUAL)
+            except runner.RunRefused as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                format_html("Re-running the failed and skipped steps of run #{} as {}.", run.pk,
+                            admin_link(rerun, f"run #{rerun.pk}")),
+                messages.SUCCESS,
+            )
+
+    @admin.action(description="Re-run failed and skipped steps", permissions=["cancel"])
+    def rerun_failed(self, request: HttpRequest, queryset) -> None:
+        self._rerun(request, queryset.select_related("pipeline"))
+
+    @method_decorator(require_POST)
+    def rerun_failed_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_cancel_permission(request, run):
+            raise PermissionDenied
+        self._rerun(request, [run])
+        return HttpResponseRedirect(reverse("admin:pipelines_pipelinerun_change", args=[run.pk]))
 
     @admin.display(description="pipeline")
     def pipeline_link(self, obj: PipelineRun) -> str:
@@ -597,6 +646,8 @@ class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
             )
             context["progress"] = totals
             context["can_cancel"] = self.has_cancel_permission(request, obj)
+        if obj is not None and obj.status in (RunStatus.FAILED, PARTIALLY_FAILED):
+            context["can_rerun"] = self.has_cancel_permission(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _cancel(self, request: HttpRequest, runs) -> None:
@@ -682,6 +733,7 @@ class StepRunAdmin(RunRecordDisplay, ReadOnlyAdmin):
         "rows_rejected",
         "error",
         "traceback_pre",
+        "tries_pre",
         "sql_pre",
         "details_pre",
     )
@@ -713,6 +765,7 @@ class StepRunAdmin(RunRecordDisplay, ReadOnlyAdmin):
             },
         ),
         ("Error", {"fields": ("error", "traceback_pre")}),
+        ("Tries", {"fields": ("tries_pre",)}),
         ("As executed", {"fields": ("sql_pre", "details_pre")}),
     )
     inlines = (LoadedBatchInline,)
@@ -727,6 +780,10 @@ class StepRunAdmin(RunRecordDisplay, ReadOnlyAdmin):
     @admin.display(description="output")
     def output_link(self, obj: StepRun) -> str | None:
         return admin_link(obj.output, obj.output.qualified_table) if obj.output else None
+
+    @admin.display(description="tries (retries and interrupted attempts)")
+    def tries_pre(self, obj: StepRun) -> str | None:
+        return json_pre(obj.tries) if obj.tries else None
 
     @admin.display(description="SQL as executed")
     def sql_pre(self, obj: StepRun) -> str | None:

@@ -17,6 +17,7 @@ from atlas.warehouse.base import Reject, StagedBatch, WriteMode
 from atlas.warehouse.filereader import IngestError
 
 from . import hooks
+from .attempts import attempt_tag, ingest_staging_name
 from .hooks import StepContext
 from .models import LoadedBatch, RunStatus
 from .sources import SourceFile, source_files
@@ -35,10 +36,6 @@ class StepOutcome:
 
 def new_batch_id() -> str:
     return "b" + uuid.uuid4().hex[:16]
-
-
-def staging_name(table: str, batch_id: str) -> str:
-    return f"{table[:40]}__{batch_id}"
 
 
 def with_long_lines(rejects: list[Reject], f: SourceFile) -> list[Reject]:
@@ -75,7 +72,7 @@ def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> Staged
         return None
 
     batch_id = new_batch_id()
-    ctx.batch_id, ctx.staging = batch_id, staging_name(ctx.target, batch_id)
+    ctx.batch_id, ctx.staging = batch_id, ingest_staging_name(ctx.target, attempt_tag(ctx.run.pk, ctx.run.attempt), batch_id)
     ctx.staged_tables.append(ctx.staging)
     record.batch_id = batch_id
     try:

@@ -374,7 +374,10 @@ class Step(models.Model):
 
 
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
-FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED)
+# A run whose failed steps skipped only their downstream while independent steps went on (issue 14).
+PARTIALLY_FAILED = "partial"
+FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED, PARTIALLY_FAILED)
+PIPELINE_RUN_STATUSES = [*RunStatus.choices, (PARTIALLY_FAILED, "Partially failed")]
 
 
 class Trigger(models.TextChoices):
@@ -403,6 +406,7 @@ class RunRecord(RunRecordBase):
 class PipelineRun(RunRecord):
     """One execution of a pipeline. At most one is queued or running per pipeline."""
 
+    status = models.CharField(max_length=10, choices=PIPELINE_RUN_STATUSES, default=RunStatus.QUEUED)
     # PROTECT: a run is evidence; deleting its pipeline must not delete it (issue 12).
     pipeline = models.ForeignKey(Pipeline, on_delete=models.PROTECT, related_name="runs")
     trigger = models.CharField(max_length=10, choices=Trigger.choices)
@@ -414,6 +418,17 @@ class PipelineRun(RunRecord):
     current_step = models.CharField(max_length=100, blank=True)
     cancel_requested = models.BooleanField(default=False)
     celery_task_id = models.CharField(max_length=255, blank=True)
+    # Recovery (issue 14): the attempt executing (or that last executed) the run; a worker lost
+    # mid-run makes the reaper queue the run again as the next attempt, which resumes it.
+    attempt = models.PositiveIntegerField(default=0)
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="When the task was last sent to the broker.")
+    dispatches = models.PositiveIntegerField(default=0, help_text="How many times the task was sent.")
+    # The steps this run executes (ids), when not all: a re-run of failed and skipped steps, re-processing.
+    only_steps = models.JSONField(null=True, blank=True)
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    # False for runs that do other work than the steps' own (re-processing quarantined rows,
+    # inline in the requesting process): a lost one is failed, never resumed by a worker.
+    resumable = models.BooleanField(default=True)
 
     objects = PipelineRunQuerySet.as_manager()
 
@@ -432,6 +447,32 @@ class PipelineRun(RunRecord):
         return f"{self.pipeline.name} #{self.pk}"
 
 
+class RunAttempt(models.Model):
+    """One attempt at executing a run: which worker, from when to when, how it ended."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        ENDED = "ended", "Ended (the run finished)"
+        LOST = "lost", "Lost (the worker stopped reporting)"
+        ABORTED = "aborted", "Aborted (could not record its progress)"
+
+    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    worker = models.CharField(max_length=255, blank=True, help_text="host:pid of the process that executed it.")
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="run_attempt_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.run} attempt {self.number}"
+
+
 class StepRun(RunRecord):
     """One step's part of a run, kept even if the step is later changed or deleted."""
 
@@ -443,6 +484,12 @@ class StepRun(RunRecord):
     position = models.PositiveIntegerField(default=0)
     sql = models.TextField(blank=True, help_text="The SQL as executed on the warehouse.")
     details = models.JSONField(default=dict, blank=True)
+    # Every try of this step (issue 14): {"try", "run_attempt", "started_at", "ended_at", "error",
+    # "transient", "retry_in"}; a transient error is retried with backoff, an interrupted try is kept.
+    tries = models.JSONField(default=list, blank=True)
+    # "pending" from the moment the output is published until the ``published`` hooks (the PII
+    # scan after an ingest) are done: a resumed run re-does them; "done" after.
+    after_publish = models.CharField(max_length=10, blank=True, default="")
 
     class Meta:
         ordering = ["run", "position"]

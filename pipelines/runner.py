@@ -12,18 +12,40 @@ step's work (:class:`~pipelines.ingest.IngestWork`,
 :class:`~pipelines.transform.TransformWork`, or the work a caller brings:
 re-processing quarantined rows), and records the end. Other doors that run
 steps (the privacy rebuild, quarantine re-processing) come through here too.
+
+Recovery (issue 14, README "When things fail"): every claim is an attempt
+(:class:`~pipelines.models.RunAttempt`); a run whose worker stopped beating for
+``ATLAS_RUN_LOST_SECONDS`` is taken over by the next attempt, which resumes at
+the first step that did not finish (:func:`reap_stale_runs`, or the redelivered
+task itself). A step failing on a transient error is tried again with backoff
+(:mod:`pipelines.retries`); a step that fails skips only the steps downstream of
+it, and the run ends ``partial`` when independent steps went on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable
-from typing import Protocol
+from datetime import timedelta
+from typing import Protocol, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connections, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    connection,
+    connections,
+    transaction,
+)
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from atlas import audit, extensions
@@ -35,21 +57,25 @@ from .hooks import GateFailed, Origin, RunContext, StepContext
 from .ingest import IngestWork, StepOutcome
 from .models import (
     ACTIVE_STATUSES,
+    PARTIALLY_FAILED,
     Dataset,
     DatasetColumn,
+    LoadedBatch,
     Pipeline,
     PipelineRun,
+    RunAttempt,
     RunStatus,
     Step,
     StepRun,
     Trigger,
 )
+from .retries import backoff_seconds, is_transient
 from .sql import SQLValidationError
-from .transform import TransformWork, known_tables, step_inputs
+from .transform import TransformWork, known_tables, publish_receipt, step_inputs
 from .watchdog import StepCancelled, StepStopped, watchdog
 
 logger = logging.getLogger(__name__)
-HEARTBEAT_SECONDS = 15
+T = TypeVar("T")
 # Errors whose message is written for the operator: shown as they are.
 EXPECTED_ERRORS = (WarehouseError, GateFailed, SQLValidationError, PipelineDefinitionError, StepStopped)
 
@@ -88,6 +114,40 @@ class RunAlreadyActive(RunRefused):
         self.pipeline, self.active = pipeline, active
         which = f" (run #{active.pk}, {active.status})" if active else ""
         super().__init__(f"Pipeline {pipeline.name!r} already has a run in progress{which}; try again when it ends.")
+
+
+class BrokerUnavailable(RunRefused):
+    """The task could not be sent: the broker is down. The run is recorded as failed, nothing stays queued."""
+
+
+def broker_errors() -> tuple[type[BaseException], ...]:
+    from kombu.exceptions import OperationalError as KombuOperationalError
+
+    return (KombuOperationalError, ConnectionError, TimeoutError)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def durably(fn: Callable[[], T], what: str, *, tries: int = 4) -> T:
+    """Run ``fn`` (a write to Django's database), reconnecting when the connection is lost.
+
+    Recording a failure must not depend on the thing that failed: after the database
+    terminated our connection (restart, failover, ``pg_terminate_backend``), Django keeps
+    the dead connection until it is closed. Closed here, the next try opens a fresh one.
+    """
+    for i in range(tries):
+        try:
+            return fn()
+        except (DatabaseError, InterfaceError) as exc:
+            if i == tries - 1 or connection.in_atomic_block:
+                raise
+            logger.warning("Could not record %s (%s); reconnecting, try %d of %d.", what, _one_line(exc), i + 2, tries)
+            connection.close()
+            time.sleep(min(0.25 * 2**i, 2.0))
+    raise AssertionError("unreachable")
 
 
 # --- planning -------------------------------------------------------------------
@@ -132,11 +192,21 @@ def save_step_inputs(pipeline: Pipeline) -> None:
 
 
 # --- triggering -----------------------------------------------------------------
-def start_run(pipeline: Pipeline, *, actor=None, trigger: str = Trigger.MANUAL, dispatch: bool = True) -> PipelineRun:
+def start_run(
+    pipeline: Pipeline,
+    *,
+    actor=None,
+    trigger: str = Trigger.MANUAL,
+    dispatch: bool = True,
+    only_steps: list[int] | None = None,
+    rerun_of: PipelineRun | None = None,
+) -> PipelineRun:
     """Queue a run of ``pipeline``; refused while another is queued or running.
 
     The database's partial unique index is the lock: two triggers at the same
-    instant, from any number of processes, create one run.
+    instant, from any number of processes, create one run. When the broker cannot
+    be reached the run is recorded as failed and :class:`BrokerUnavailable` raised.
+    ``only_steps``: the ids of the steps to run (default: all); ``rerun_of``: the run it re-runs.
     """
     if not pipeline.enabled:
         raise RunRefused(f"Pipeline {pipeline.name!r} is disabled; enable it to run it.")
@@ -146,22 +216,45 @@ def start_run(pipeline: Pipeline, *, actor=None, trigger: str = Trigger.MANUAL, 
                 pipeline=pipeline,
                 trigger=trigger,
                 triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
+                only_steps=only_steps,
+                rerun_of=rerun_of,
             )
             audit.record("pipeline.run", actor=actor, target=pipeline, run_id=run.pk, trigger=trigger)
     except IntegrityError:
         raise RunAlreadyActive(pipeline, pipeline.runs.active().first()) from None
     if dispatch:
-        transaction.on_commit(lambda: dispatch_run(run.pk))
+        transaction.on_commit(lambda: _dispatch_new(run))
     return run
 
 
+def _dispatch_new(run: PipelineRun) -> None:
+    try:
+        dispatch_run(run.pk)
+    except BrokerUnavailable as exc:
+        _finish(run, RunStatus.FAILED, error=str(exc), only_if=(RunStatus.QUEUED,))
+        run.refresh_from_db()
+        raise
+
+
 def dispatch_run(run_id: int) -> None:
-    """Hand the run to a worker; embedded, run it in this process."""
+    """Hand the run to a worker; embedded, run it in this process.
+
+    Raises :class:`BrokerUnavailable` (one line, for the operator) when the task cannot be sent.
+    """
     from .tasks import execute_run_task
 
     if not settings.CELERY_TASK_ALWAYS_EAGER:
-        result = execute_run_task.delay(run_id)
-        PipelineRun.objects.filter(pk=run_id).update(celery_task_id=result.id)
+        try:
+            result = execute_run_task.delay(run_id)
+        except broker_errors() as exc:
+            logger.warning("Run %s: the task could not be sent: %s", run_id, _one_line(exc))
+            raise BrokerUnavailable(
+                f"The task queue (broker) cannot be reached, so the run was not started ({_one_line(exc)})."
+                " Check that the broker (CELERY_BROKER_URL) is up, then trigger the run again."
+            ) from exc
+        PipelineRun.objects.filter(pk=run_id).update(
+            celery_task_id=result.id, dispatched_at=timezone.now(), dispatches=F("dispatches") + 1
+        )
     elif settings.ATLAS_EAGER_MODE == "thread":
         threading.Thread(target=_execute_in_thread, args=(run_id,), name=f"atlas-run-{run_id}", daemon=True).start()
     else:
@@ -194,44 +287,124 @@ def cancel_run(run: PipelineRun, *, actor=None) -> str | None:
 
 
 def reap_stale_runs() -> int:
-    """Fail runs whose worker stopped reporting, so the pipeline can run again."""
-    stale = PipelineRun.objects.stale(settings.ATLAS_RUN_STALE_SECONDS)
+    """Recover runs whose worker is gone, and queued runs no worker took; the number acted on.
+
+    Beat calls it every heartbeat interval. A running run without a heartbeat for
+    ``ATLAS_RUN_LOST_SECONDS`` is queued again as its next attempt and sent to a worker
+    (it resumes at the first step that did not finish), or failed with the reason when it
+    cannot be resumed (attempt limit, a run doing other work than its steps'). A queued
+    run whose task was never sent (the broker was down) is sent; one sent but not taken
+    for ``ATLAS_RUN_REDISPATCH_SECONDS`` is sent again, at doubling intervals.
+    """
     count = 0
-    for run in stale:
-        count += _finish(
-            run,
-            RunStatus.FAILED,
-            error=f"The worker stopped reporting (no heartbeat for {settings.ATLAS_RUN_STALE_SECONDS} s);"
-            " it was probably killed. Published tables are as they were before the step.",
-            only_if_running=True,
-        )
-        run.step_runs.filter(status__in=ACTIVE_STATUSES).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
+    for run in PipelineRun.objects.stale(settings.ATLAS_RUN_LOST_SECONDS).select_related("pipeline"):
+        count += _recover_lost(run)
+    count += _redispatch_queued()
     return count
 
 
-# --- executing ------------------------------------------------------------------
-class _Heartbeat:
-    """Marks the run alive from a side thread while a long step runs."""
+def _recover_lost(run: PipelineRun) -> int:
+    now = timezone.now()
+    silent = (now - run.heartbeat_at).total_seconds() if run.heartbeat_at else settings.ATLAS_RUN_LOST_SECONDS
+    reason = (
+        f"The worker stopped reporting (no heartbeat for {silent:.0f} s, attempt {run.attempt}); it was probably"
+        " killed or cut off. Published tables are as they were before or after each step, never half."
+    )
+    cutoff = now - timedelta(seconds=settings.ATLAS_RUN_LOST_SECONDS)
+    lost = PipelineRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, attempt=run.attempt, heartbeat_at__lt=cutoff)
+    if run.resumable and run.attempt < settings.ATLAS_RUN_MAX_ATTEMPTS and not run.cancel_requested:
+        with transaction.atomic():
+            if not lost.update(status=RunStatus.QUEUED, current_step="", celery_task_id="", dispatched_at=None):
+                return 0
+            _end_attempt(run.pk, run.attempt, RunAttempt.Outcome.LOST, reason)
+        logger.warning("Run %s: %s Resuming as attempt %s.", run.pk, reason, run.attempt + 1)
+        with contextlib.suppress(BrokerUnavailable):  # stays queued, never sent: the next pass sends it
+            dispatch_run(run.pk)
+        return 1
+    why = (
+        "it was cancelled" if run.cancel_requested
+        else "its work cannot be resumed by a worker" if not run.resumable
+        else f"it had {run.attempt} attempts (ATLAS_RUN_MAX_ATTEMPTS={settings.ATLAS_RUN_MAX_ATTEMPTS})"
+    )
+    status = RunStatus.CANCELLED if run.cancel_requested else RunStatus.FAILED
+    with transaction.atomic():
+        _end_attempt(run.pk, run.attempt, RunAttempt.Outcome.LOST, reason)
+        if not _finish(run, status, error=f"{reason} Not resumed: {why}.", only_if=(RunStatus.RUNNING,), qs=lost):
+            transaction.set_rollback(True)
+            return 0
+    StepRun.objects.filter(run=run, status=RunStatus.RUNNING).update(
+        status=RunStatus.FAILED, finished_at=timezone.now(), error=reason
+    )
+    StepRun.objects.filter(run=run, status=RunStatus.QUEUED).update(status=RunStatus.CANCELLED)
+    return 1
 
-    def __init__(self, run_id: int) -> None:
-        self.run_id = run_id
+
+def _redispatch_queued() -> int:
+    now = timezone.now()
+    count = 0
+    grace = now - timedelta(seconds=min(5.0, settings.ATLAS_RUN_REDISPATCH_SECONDS))
+    for run in PipelineRun.objects.filter(status=RunStatus.QUEUED, resumable=True):
+        if run.dispatched_at is None:  # never sent (the broker was down), or its sender died before sending
+            due = run.created_at < grace
+        else:
+            wait = settings.ATLAS_RUN_REDISPATCH_SECONDS * 2 ** max(0, min(run.dispatches - 1, 6))
+            due = (now - run.dispatched_at).total_seconds() >= wait
+        if not due:
+            continue
+        logger.warning("Run %s is queued and no worker took it; sending it again.", run.pk)
+        try:
+            dispatch_run(run.pk)
+        except BrokerUnavailable:
+            continue
+        count += 1
+    return count
+
+
+def awaiting_takeover(run_id: int, task_id: str) -> bool:
+    """Whether ``task_id`` is the task that started the run's current attempt, still marked running.
+
+    Then the message was delivered again because its worker died (``acks_late``,
+    ``reject_on_worker_lost``): it should wait for the heartbeat to go silent and resume the run.
+    """
+    return PipelineRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, celery_task_id=task_id).exists()
+
+
+# --- executing ------------------------------------------------------------------
+class AttemptSuperseded(Exception):
+    """This attempt was declared lost and another took the run over: stop without recording anything."""
+
+
+class _Heartbeat:
+    """Marks the run alive from a side thread while a long step runs (every ``ATLAS_RUN_HEARTBEAT_SECONDS``).
+
+    Only while the run is this attempt's: when another attempt took it over (this worker was
+    cut off long enough to be declared lost), ``superseded`` is set and the runner stops.
+    """
+
+    def __init__(self, run_id: int, attempt: int | None = None) -> None:
+        self.run_id, self.attempt = run_id, attempt
+        self.superseded = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"atlas-heartbeat-{run_id}", daemon=True)
 
     def write(self) -> None:
-        PipelineRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+        mine = PipelineRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING)
+        if self.attempt is not None:
+            mine = mine.filter(attempt=self.attempt)
+        if not mine.update(heartbeat_at=timezone.now()) and self.attempt is not None:
+            self.superseded = PipelineRun.objects.filter(pk=self.run_id).exclude(attempt=self.attempt).exists()
 
     def _beat(self) -> None:
+        interval = settings.ATLAS_RUN_HEARTBEAT_SECONDS
         try:
-            while not self._stop.wait(HEARTBEAT_SECONDS):
+            while not self._stop.wait(interval):
                 try:
                     self.write()
                 except DatabaseError as exc:
                     # One missed beat (SQLite busy while a hook holds the write lock, a dropped
                     # connection) must not end the thread: the run would later look lost.
-                    logger.warning("Run %s: heartbeat not written (%s); next try in %s s.", self.run_id, exc,
-                                   HEARTBEAT_SECONDS)
-                    connections.close_all()
+                    logger.warning("Run %s: heartbeat not written (%s); next try in %s s.", self.run_id, exc, interval)
+                    connections["default"].close()
         finally:
             connections.close_all()
 
@@ -244,35 +417,82 @@ class _Heartbeat:
         self._thread.join()
 
 
-def _finish(run: PipelineRun, status: str, *, error: str = "", tb: str = "", only_if_running: bool = False) -> int:
-    totals = {"rows_in": 0, "rows_out": 0, "rows_rejected": 0}
-    for sr in run.step_runs.all():
-        for key in totals:
-            totals[key] += getattr(sr, key)
-    qs = PipelineRun.objects.filter(pk=run.pk)
-    if only_if_running:
-        qs = qs.filter(status=RunStatus.RUNNING)
-    with transaction.atomic():
-        updated = qs.update(
-            status=status, finished_at=timezone.now(), error=error, traceback=tb, current_step="", **totals
-        )
-        run.refresh_from_db()
-        if updated:
-            hooks.call("run_finished", RunContext(run=run, status=status))
-    return updated
+def _finish(
+    run: PipelineRun,
+    status: str,
+    *,
+    error: str = "",
+    tb: str = "",
+    only_if_running: bool = False,
+    only_if: tuple[str, ...] | None = None,
+    qs=None,
+) -> int:
+    """Store the run's end (``run_finished`` hooks in the same transaction), reconnecting if need be."""
+
+    def store() -> int:
+        totals = {"rows_in": 0, "rows_out": 0, "rows_rejected": 0}
+        for sr in run.step_runs.all():
+            for key in totals:
+                totals[key] += getattr(sr, key)
+        which = qs if qs is not None else PipelineRun.objects.filter(pk=run.pk)
+        if only_if_running:
+            which = which.filter(status=RunStatus.RUNNING)
+        if only_if is not None:
+            which = which.filter(status__in=only_if)
+        with transaction.atomic():
+            updated = which.update(
+                status=status, finished_at=timezone.now(), error=error, traceback=tb, current_step="", **totals
+            )
+            run.refresh_from_db()
+            if updated:
+                _end_attempt(run.pk, run.attempt, RunAttempt.Outcome.ENDED, "")
+                hooks.call("run_finished", RunContext(run=run, status=status))
+        return updated
+
+    return durably(store, f"the end of run {run.pk}")
 
 
-def _claim(run_id: int) -> PipelineRun | None:
-    """Mark a queued run running (the ``run_started`` hooks in the same transaction); None if not queued."""
+def _end_attempt(run_id: int, number: int, outcome: str, reason: str) -> None:
+    RunAttempt.objects.filter(run_id=run_id, number=number, outcome=RunAttempt.Outcome.RUNNING).update(
+        outcome=outcome, ended_at=timezone.now(), reason=reason
+    )
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim(run_id: int, *, task_id: str | None = None) -> PipelineRun | None:
+    """Start the run's next attempt: a queued run, or a running one whose worker is lost. None: nothing to claim.
+
+    Conditional updates: of any number of workers handed the same run, one claims it.
+    The ``run_started`` hooks run once, with the first attempt, in the claiming transaction.
+    """
     now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.ATLAS_RUN_LOST_SECONDS)
+    fields = {"heartbeat_at": now, "attempt": F("attempt") + 1, "current_step": ""}
+    if task_id:
+        fields["celery_task_id"] = task_id
+    mine = PipelineRun.objects.filter(pk=run_id)
     with transaction.atomic():
-        if not PipelineRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, started_at=now, heartbeat_at=now
-        ):
-            logger.info("Run %s is not queued any more; nothing to do.", run_id)
+        claimed = mine.filter(status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=Coalesce(F("started_at"), Value(now)), **fields
+        )
+        taken_over = not claimed and mine.filter(
+            status=RunStatus.RUNNING, heartbeat_at__lt=cutoff, resumable=True, cancel_requested=False
+        ).update(**fields)
+        if not claimed and not taken_over:
+            logger.info("Run %s is not queued, nor lost; nothing to do.", run_id)
             return None
         run = PipelineRun.objects.select_related("pipeline").get(pk=run_id)
-        hooks.call("run_started", RunContext(run=run, status=RunStatus.RUNNING))
+        if taken_over:
+            _end_attempt(run.pk, run.attempt - 1, RunAttempt.Outcome.LOST,
+                         f"No heartbeat for {settings.ATLAS_RUN_LOST_SECONDS:g} s; taken over by attempt {run.attempt}.")
+        RunAttempt.objects.create(run=run, number=run.attempt, worker=worker_name(), celery_task_id=task_id or "")
+        if run.attempt == 1:
+            hooks.call("run_started", RunContext(run=run, status=RunStatus.RUNNING))
+    if run.attempt > 1:
+        logger.warning("Run %s resumed as attempt %s.", run.pk, run.attempt)
     return run
 
 
@@ -282,45 +502,186 @@ def execute_run(
     only: set[int] | None = None,
     work: dict[int, StepWork] | None = None,
     origin: str = Origin.RUN,
+    task_id: str | None = None,
 ) -> PipelineRun | None:
-    """Run a queued run to its end. Returns None when there was nothing to claim.
+    """Run a queued run (or resume a lost one) to its end. Returns None when there was nothing to claim.
 
     ``only``: the ids of the steps to run (the others are left out, the order is the
-    pipeline's); ``work``: by step id, the work to do instead of the step's own (see
-    :func:`run_step`); ``origin``: why the steps run, for the hooks (:class:`Origin`).
+    pipeline's; default: the run's ``only_steps``); ``work``: by step id, the work to do
+    instead of the step's own (see :func:`run_step`); ``origin``: why the steps run, for the
+    hooks (:class:`Origin`); ``task_id``: the Celery task executing it.
     """
-    run = _claim(run_id)
+    run = _claim(run_id, task_id=task_id)
     if run is None:
         return None
+    try:
+        return _execute(run, only=only, work=work, origin=origin)
+    except AttemptSuperseded:
+        logger.warning("Run %s attempt %s was taken over by another attempt; this one stops.", run.pk, run.attempt)
+        return run
+    except Exception as exc:
+        # Recording the run's progress failed even after reconnecting (the database is gone, the
+        # disk is full): try once more to record the failure; if that fails too, the heartbeat
+        # has stopped with this frame, and the reaper resumes or fails the run within seconds.
+        logger.exception("Run %s attempt %s could not record its progress.", run.pk, run.attempt)
+        try:
+            _finish(run, RunStatus.FAILED, error=f"Atlas could not record the run's progress: {_one_line(exc)}",
+                    tb=traceback.format_exc(), only_if_running=True)
+        except Exception:
+            logger.exception("Run %s: the failure could not be recorded either; the reaper will.", run.pk)
+            raise
+        return run
+
+
+def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWork] | None, origin: str) -> PipelineRun:
     try:
         steps = plan_steps(run.pipeline)
     except PipelineDefinitionError as exc:
         _finish(run, RunStatus.FAILED, error=str(exc))
         return run
+    if only is None and run.only_steps is not None:
+        only = set(run.only_steps)
+    elif only is not None and run.attempt == 1:
+        # Recorded with the run: a resumed attempt runs the same steps. Work brought by the
+        # caller (re-processing) lives in its process only: such a run is failed, not resumed.
+        run.only_steps, run.resumable = sorted(only), run.resumable and not work
+        durably(lambda: PipelineRun.objects.filter(pk=run.pk).update(only_steps=run.only_steps,
+                                                                      resumable=run.resumable), "the run's steps")
     if only is not None:
         steps = [s for s in steps if s.pk in only]
-    step_runs = StepRun.objects.bulk_create(
-        [
-            StepRun(run=run, step=s, step_name=s.name, kind=s.kind, output=s.output, position=i)
-            for i, s in enumerate(steps)
-        ]
-    )
-    with _Heartbeat(run.pk):
+    upstream = upstream_steps(steps)
+    step_runs = durably(lambda: _step_runs(run, steps), f"the steps of run {run.pk}")
+    by_step = {step.pk: sr for step, sr in zip(steps, step_runs, strict=True)}
+    with _Heartbeat(run.pk, run.attempt) as beat:
         for step, step_run in zip(steps, step_runs, strict=True):
+            if beat.superseded:
+                raise AttemptSuperseded()
+            if step_run.status != RunStatus.QUEUED:  # finished in an earlier attempt: not redone
+                if step_run.after_publish == "pending":
+                    _after_publish(run, step, step_run, origin=origin)
+                continue
             if PipelineRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
                 _cancel_rest(step_runs)
                 _finish(run, RunStatus.CANCELLED, error=f"Cancelled by request before step {step.name!r}.")
                 return run
-            PipelineRun.objects.filter(pk=run.pk).update(current_step=step.name, heartbeat_at=timezone.now())
-            if not run_step(run, step, step_run, work=(work or {}).get(step.pk), origin=origin):
+            broken = [by_step[u] for u in upstream.get(step.pk, ()) if _blocks_downstream(by_step[u])]
+            if broken:
+                _skip_downstream(step_run, broken)
+                continue
+            durably(lambda step=step: PipelineRun.objects.filter(pk=run.pk).update(
+                current_step=step.name, heartbeat_at=timezone.now()), "the current step")
+            run_step(run, step, step_run, work=(work or {}).get(step.pk), origin=origin)
+            if step_run.status == RunStatus.CANCELLED:  # stopped by a cancel (pipelines.watchdog): no more steps
                 _cancel_rest(step_runs)
-                if step_run.status == RunStatus.CANCELLED:  # stopped by a cancel (pipelines.watchdog)
-                    _finish(run, RunStatus.CANCELLED, error=step_run.error)
-                else:
-                    _finish(run, RunStatus.FAILED, error=f"Step {step.name!r} failed: {step_run.error}")
+                _finish(run, RunStatus.CANCELLED, error=step_run.error)
                 return run
-    _finish(run, RunStatus.SUCCEEDED)
+    status, error = run_outcome(step_runs, upstream)
+    _finish(run, status, error=error)
     return run
+
+
+def upstream_steps(steps: list[Step]) -> dict[int, set[int]]:
+    """By step id, the ids of the steps (among ``steps``) that produce what it reads — its SQL, and its checks.
+
+    What a step's checks read (``step_reads``: a referential check's other dataset) is an
+    edge like its SQL's: a failed producer of it skips the step, as it orders the step.
+    """
+    producer = {s.output_id: s.pk for s in steps}
+    known = known_tables()
+    out: dict[int, set[int]] = {}
+    for step in steps:
+        reads = set(extensions.step_reads(step))
+        if step.kind != Step.Kind.INGEST:
+            with contextlib.suppress(SQLValidationError):  # refused when the step runs, with the reason
+                reads |= {d.pk for d in step_inputs(step, known)}
+        found = {producer[ds] for ds in reads if ds in producer and producer[ds] != step.pk}
+        if found:
+            out[step.pk] = found
+    return out
+
+
+def _ancestors(step_id: int, upstream: dict[int, set[int]]) -> set[int]:
+    seen: set[int] = set()
+    todo = list(upstream.get(step_id, ()))
+    while todo:
+        s = todo.pop()
+        if s not in seen:
+            seen.add(s)
+            todo.extend(upstream.get(s, ()))
+    return seen
+
+
+def _blocks_downstream(sr: StepRun) -> bool:
+    """A failed step, or one skipped because its own upstream failed (a skip for nothing new has no error)."""
+    return sr.status == RunStatus.FAILED or (sr.status == RunStatus.SKIPPED and bool(sr.error))
+
+
+def _skip_downstream(step_run: StepRun, broken: list[StepRun]) -> None:
+    names = ", ".join(repr(b.step_name) for b in broken)
+    step_run.status, step_run.finished_at = RunStatus.SKIPPED, timezone.now()
+    step_run.error = f"Skipped: upstream {names} failed." if len(broken) == 1 else f"Skipped: upstream {names} failed."
+    durably(lambda: step_run.save(update_fields=["status", "finished_at", "error"]), "a skipped step")
+
+
+def run_outcome(step_runs: list[StepRun], upstream: dict[int, set[int]]) -> tuple[str, str]:
+    """The run's status and summary from its steps' (``dbt build``: a failure skips only its downstream).
+
+    Failed when a step failed and nothing independent of the failures succeeded;
+    partially failed when independent steps went on and succeeded.
+    """
+    failed = [sr for sr in step_runs if sr.status == RunStatus.FAILED]
+    if not failed:
+        return RunStatus.SUCCEEDED, ""
+    feeding = set().union(*(_ancestors(sr.step_id, upstream) for sr in failed))
+    done = [sr for sr in step_runs if sr.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED) and not sr.error]
+    independent = [sr for sr in done if sr.step_id not in feeding]
+    skipped = [sr for sr in step_runs if sr.status == RunStatus.SKIPPED and sr.error]
+    first = failed[0]
+    error = f"Step {first.step_name!r} failed: {first.error}"
+    if len(failed) > 1 or skipped or independent:
+        parts = [f"{len(failed)} failed ({', '.join(sr.step_name for sr in failed)})"]
+        if skipped:
+            parts.append(f"{len(skipped)} skipped as their upstream failed ({', '.join(sr.step_name for sr in skipped)})")
+        parts.append(f"{len(done)} succeeded")
+        error += " Steps: " + "; ".join(parts) + "."
+    return (PARTIALLY_FAILED if independent else RunStatus.FAILED), error
+
+
+def _step_runs(run: PipelineRun, steps: list[Step]) -> list[StepRun]:
+    """The run's step records: created on its first attempt; on a resume, the earlier ones.
+
+    A step interrupted by the lost attempt (still ``running``) is queued again, its
+    interrupted try kept in ``tries``; finished steps are kept as they are.
+    """
+    existing = {sr.step_id: sr for sr in run.step_runs.all()}
+    out: list[StepRun] = []
+    for i, s in enumerate(steps):
+        sr = existing.get(s.pk)
+        if sr is None:
+            sr = StepRun.objects.create(run=run, step=s, step_name=s.name, kind=s.kind, output=s.output, position=i)
+        elif sr.status == RunStatus.RUNNING:
+            sr.tries = [*sr.tries, _try_record(sr, error="Interrupted: the worker executing it was lost.",
+                                               attempt=run.attempt - 1, started=sr.started_at)]
+            sr.status = RunStatus.QUEUED
+            sr.save(update_fields=["tries", "status"])
+        out.append(sr)
+    return out
+
+
+def _try_record(step_run: StepRun, *, error: str = "", attempt: int, started=None, transient: bool = False,
+                retry_in: float | None = None) -> dict:
+    entry = {
+        "try": len(step_run.tries) + 1,
+        "run_attempt": attempt,
+        "started_at": (started or timezone.now()).isoformat(),
+        "ended_at": timezone.now().isoformat(),
+        "error": error,
+    }
+    if transient:
+        entry["transient"] = True
+    if retry_in is not None:
+        entry["retry_in"] = round(retry_in, 2)
+    return entry
 
 
 def run_work(
@@ -332,10 +693,27 @@ def run_work(
     step's own (re-processing quarantined rows). Raises :class:`RunRefused`
     when the pipeline is disabled or already running.
     """
-    run = start_run(step.pipeline, actor=actor, trigger=trigger, dispatch=False)
+    run = start_run(step.pipeline, actor=actor, trigger=trigger, dispatch=False, only_steps=[step.pk])
     execute_run(run.pk, only={step.pk}, work={step.pk: work}, origin=origin)
     run.refresh_from_db()
     return run, run.step_runs.filter(step=step).first()  # None: the pipeline's definition is broken
+
+
+def rerun_failed(run: PipelineRun, *, actor=None, trigger: str = Trigger.MANUAL, dispatch: bool = True) -> PipelineRun:
+    """A new run of the steps that failed or were skipped for a failure in ``run`` (like ``dbt retry``).
+
+    Refused (:class:`RunRefused`) when the run did not fail, or a run is active.
+    """
+    if run.status not in (RunStatus.FAILED, PARTIALLY_FAILED):
+        raise RunRefused(f"Run #{run.pk} {run.get_status_display().lower()}; only a failed or partially failed run"
+                         " has failed and skipped steps to re-run.")
+    ids = [sr.step_id for sr in run.step_runs.all() if sr.step_id and _blocks_downstream(sr)]
+    ids += [sr.step_id for sr in run.step_runs.filter(status=RunStatus.CANCELLED) if sr.step_id]
+    if not ids:
+        raise RunRefused(f"Run #{run.pk} has no failed or skipped step left to re-run (deleted since?).")
+    return start_run(
+        run.pipeline, actor=actor, trigger=trigger, only_steps=sorted(set(ids)), rerun_of=run, dispatch=dispatch
+    )
 
 
 def _cancel_rest(step_runs: list[StepRun]) -> None:
@@ -367,49 +745,144 @@ def run_step(
     The lifecycle, the same for every kind of step and every door: ``started`` (with the
     running status), the work's ``begin``, ``prepare``, the work's ``run`` (which stages,
     calls ``staged`` and publishes), then ``published`` or ``skipped`` after the status
-    is stored — or ``failed``, with the staging tables dropped.
+    is stored — or ``failed``, with the staging tables dropped. A transient error
+    (:func:`pipelines.retries.is_transient`) is retried up to ``ATLAS_STEP_RETRIES``
+    times with backoff; every try is kept in ``step_run.tries``.
     """
     wh = get_warehouse()
-    work = work or step_work(step)
-    ctx = StepContext(
-        run=run, step=step, step_run=step_run, warehouse=wh, schema=step.output.layer, target=step.output.table,
-        origin=origin,
-    )
-    step_run.status, step_run.started_at = RunStatus.RUNNING, timezone.now()
-    save_step_state(ctx, ["status", "started_at"], stage="started")
-    try:
-        wh.ensure_schemas()
-        with watchdog(ctx):  # cancel and time limits interrupt the warehouse (pipelines.watchdog)
-            work.begin(ctx)
-            hooks.call("prepare", ctx)
-            outcome = work.run(ctx, progress=_progress(step_run))
-        if outcome.status != RunStatus.SKIPPED:
-            refresh_dataset(step.output, row_count=outcome.table_rows)
-        step_run.status = outcome.status
-        step_run.rows_in, step_run.rows_out, step_run.rows_rejected = (
-            outcome.rows_in,
-            outcome.rows_out,
-            outcome.rows_rejected,
+    retries = 0
+    step_run.started_at = timezone.now()
+    while True:
+        step_work_now = work or step_work(step)  # fresh per try: a transform's work keeps state
+        ctx = StepContext(
+            run=run, step=step, step_run=step_run, warehouse=wh, schema=step.output.layer, target=step.output.table,
+            origin=origin,
         )
-        step_run.finished_at = timezone.now()
-        save_step_state(ctx)
-        if outcome.status != RunStatus.SKIPPED:
-            hooks.call("published", ctx)
-        else:
-            hooks.call("skipped", ctx)
-        return True
-    except Exception as exc:
-        ctx.error = exc
-        _drop_staging(ctx)
-        step_run.refresh_from_db(fields=["rows_in", "rows_out", "rows_rejected"])
-        step_run.status = RunStatus.CANCELLED if isinstance(exc, StepCancelled) else RunStatus.FAILED
-        step_run.finished_at = timezone.now()
-        step_run.error = str(exc) if isinstance(exc, EXPECTED_ERRORS) else f"{type(exc).__name__}: {exc}"
-        step_run.traceback = traceback.format_exc()
-        save_step_state(ctx)
-        hooks.call("failed", ctx)
-        logger.warning("Run %s step %r failed: %s", run.pk, step.name, step_run.error)
+        try_started = timezone.now()
+        step_run.status = RunStatus.RUNNING
+        stage = None if retries else "started"
+        durably(lambda ctx=ctx, stage=stage: save_step_state(ctx, ["status", "started_at"], stage=stage),
+                "a step's start")
+        try:
+            if _published_by_lost_attempt(ctx):
+                outcome = StepOutcome(status=RunStatus.SUCCEEDED, rows_in=step_run.rows_in,
+                                      rows_out=step_run.rows_out, rows_rejected=step_run.rows_rejected)
+            else:
+                wh.ensure_schemas()
+                with watchdog(ctx):  # cancel and time limits interrupt the warehouse (pipelines.watchdog)
+                    step_work_now.begin(ctx)
+                    hooks.call("prepare", ctx)
+                    outcome = step_work_now.run(ctx, progress=_progress(step_run))
+                if outcome.status == RunStatus.SKIPPED and _published_by_earlier_try(step_run):
+                    outcome.status = RunStatus.SUCCEEDED  # the lost attempt published it; its hooks are owed
+            if outcome.status != RunStatus.SKIPPED:
+                refresh_dataset(step.output, row_count=outcome.table_rows)
+            step_run.status = outcome.status
+            step_run.rows_in, step_run.rows_out, step_run.rows_rejected = (
+                outcome.rows_in,
+                outcome.rows_out,
+                outcome.rows_rejected,
+            )
+            step_run.finished_at = timezone.now()
+            step_run.error = ""
+            step_run.after_publish = "pending" if outcome.status != RunStatus.SKIPPED else ""
+            if retries:
+                step_run.tries = [*step_run.tries, _try_record(step_run, attempt=run.attempt, started=try_started)]
+            durably(lambda ctx=ctx: save_step_state(ctx), "a step's end")
+            if outcome.status != RunStatus.SKIPPED:
+                _after_publish(run, step, step_run, origin=origin, ctx=ctx)
+            else:
+                hooks.call("skipped", ctx)
+                _settle_owed(run, step, ctx)
+            return True
+        except Exception as exc:
+            ctx.error = exc
+            _drop_staging(ctx)
+            message = str(exc) if isinstance(exc, EXPECTED_ERRORS) else f"{type(exc).__name__}: {exc}"
+            stopped = isinstance(exc, StepStopped)  # a cancel or a time limit: never retried
+            if not stopped and is_transient(exc) and retries < settings.ATLAS_STEP_RETRIES and not _cancel_requested(run):
+                retries += 1
+                delay = backoff_seconds(retries)
+                step_run.tries = [*step_run.tries, _try_record(step_run, error=message, attempt=run.attempt,
+                                                               started=try_started, transient=True, retry_in=delay)]
+                durably(lambda: step_run.save(update_fields=["tries"]), "a step's try")
+                logger.warning("Run %s step %r: transient error (%s); try %d in %.1f s.", run.pk, step.name,
+                               message, retries + 1, delay)
+                _wait(delay, run)
+                continue
+            durably(lambda: step_run.refresh_from_db(fields=["rows_in", "rows_out", "rows_rejected"]), "a step")
+            step_run.status = RunStatus.CANCELLED if isinstance(exc, StepCancelled) else RunStatus.FAILED
+            step_run.finished_at = timezone.now()
+            step_run.after_publish = ""
+            step_run.error = message
+            step_run.traceback = traceback.format_exc()
+            step_run.tries = [*step_run.tries, _try_record(step_run, error=message, attempt=run.attempt,
+                                                           started=try_started,
+                                                           transient=not stopped and is_transient(exc))]
+            durably(lambda ctx=ctx: save_step_state(ctx), "a step's failure")
+            hooks.call("failed", ctx)
+            logger.warning("Run %s step %r failed: %s", run.pk, step.name, step_run.error)
+            return False
+
+
+def _cancel_requested(run: PipelineRun) -> bool:
+    return durably(lambda: PipelineRun.objects.filter(pk=run.pk, cancel_requested=True).exists(), "a cancel check")
+
+
+def _wait(seconds: float, run: PipelineRun) -> None:
+    """Sleep before a retry (the heartbeat goes on); wake early when the run is asked to cancel."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 0.5))
+        if _cancel_requested(run):
+            return
+
+
+def _published_by_lost_attempt(ctx: StepContext) -> bool:
+    """A transform of this run whose publish committed though its attempt died before recording it."""
+    if ctx.step.kind == Step.Kind.INGEST or not ctx.step_run.tries:
         return False
+    ctx.warehouse.ensure_schemas()
+    return ctx.warehouse.has_receipt(publish_receipt(ctx))
+
+
+def _published_by_earlier_try(step_run: StepRun) -> bool:
+    """An ingest whose files were all skipped as loaded — by this very step run, in a try that was lost."""
+    if step_run.kind != Step.Kind.INGEST or not step_run.tries:
+        return False
+    loaded = LoadedBatch.objects.filter(step_run=step_run, status=LoadedBatch.Status.LOADED).values("batch_id")
+    return LoadedBatch.objects.filter(step_run=step_run, status=LoadedBatch.Status.SKIPPED, batch_id__in=loaded).exists()
+
+
+def _settle_owed(run: PipelineRun, step: Step, ctx: StepContext) -> None:
+    """Published hooks an earlier run owes this step (it published, then failed for good before them).
+
+    Its files are now skipped as loaded; without this their PII scan would never happen.
+    """
+    owed = StepRun.objects.filter(step=step, after_publish="pending").exclude(run=run).exclude(
+        run__status__in=ACTIVE_STATUSES
+    )
+    ids = list(owed.values_list("pk", flat=True))
+    if not ids:
+        return
+    logger.warning("Run %s step %r: re-doing the published hooks run(s) %s left undone.", run.pk, step.name, ids)
+    hooks.call("published", ctx)
+    durably(lambda: StepRun.objects.filter(pk__in=ids).update(after_publish="done"), "owed published hooks")
+
+
+def _after_publish(run: PipelineRun, step: Step, step_run: StepRun, *, origin: str, ctx: StepContext | None = None) -> None:
+    """The ``published`` hooks (the PII scan after an ingest), recorded as owed until they are done.
+
+    A resumed run calls them again for a step whose attempt was lost after publishing.
+    """
+    if ctx is None:
+        ctx = StepContext(
+            run=run, step=step, step_run=step_run, warehouse=get_warehouse(), schema=step.output.layer,
+            target=step.output.table, origin=origin,
+        )
+    hooks.call("published", ctx)
+    step_run.after_publish = "done"
+    durably(lambda: StepRun.objects.filter(pk=step_run.pk).update(after_publish="done"), "a step's published hooks")
 
 
 def _drop_staging(ctx: StepContext) -> None:

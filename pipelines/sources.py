@@ -153,7 +153,8 @@ def _local(path: str, label: str, fmt: FileFormat, quote: bytes | None) -> Sourc
 def _tmpdir() -> str:
     base = Path(settings.VAR_DIR) / "tmp"
     base.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkdtemp(prefix="atlas-src-", dir=base)
+    # The pid in the name: the janitor (``pipelines.attempts``) removes the directory of a process that is gone.
+    return tempfile.mkdtemp(prefix=f"atlas-src-{os.getpid()}-", dir=base)
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 from atlas.warehouse import WarehouseError
 
 from . import hooks
+from .attempts import attempt_tag, transform_staging_name
 from .hooks import StepContext
 from .ingest import StepOutcome
 from .models import Dataset, RunStatus, Step
@@ -30,8 +31,9 @@ def step_inputs(step: Step, known: dict[tuple[str, str], Dataset] | None = None)
     return inputs
 
 
-def staging_name(table: str, run_id: int) -> str:
-    return f"{table[:40]}__stg{run_id}"
+def publish_receipt(ctx: StepContext) -> str:
+    """What ``publish`` records with the data: a resumed run asks whether its lost step had published."""
+    return f"run{ctx.run.pk}:step{ctx.step.pk}"
 
 
 class TransformWork:
@@ -58,14 +60,17 @@ class TransformWork:
         ctx.step_run.sql = sql
         ctx.step_run.save(update_fields=["sql"])
         rows_in = sum(wh.row_count(ds.layer, ds.table) for ds in self.inputs)
-        ctx.staging = staging_name(ctx.target, ctx.run.pk)
+        ctx.staging = transform_staging_name(ctx.target, attempt_tag(ctx.run.pk, ctx.run.attempt))
         ctx.staged_tables = [ctx.staging]
         # The operator's SQL runs restricted (one statement, a timeout; on PostgreSQL as the
         # operator-SQL role, which cannot read Atlas's metadata or the PII key): never with
         # the owner's rights that ``create_table_as`` has.
         rows = wh.stage_operator_select(ctx.schema, ctx.staging, sql, readable=not ctx.staging_private)
         dropped = hooks.after_staging(ctx)  # rows the ``staged`` hooks moved to quarantine
-        wh.publish(schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=step.write_mode, keys=step.keys)
+        wh.publish(
+            schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=step.write_mode, keys=step.keys,
+            receipt=publish_receipt(ctx),
+        )
         ctx.staged_tables = []
         ctx.staging = None
         return StepOutcome(status=RunStatus.SUCCEEDED, rows_in=rows_in, rows_out=rows - dropped, rows_rejected=dropped)

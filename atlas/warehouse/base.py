@@ -326,6 +326,12 @@ class Warehouse(QualityOps, abc.ABC):
                 " source text, rows_loaded bigint, loaded_at timestamp with time zone,"
                 " PRIMARY KEY (dataset, checksum))"
             )
+            # Receipts of published step outputs, written in the publishing transaction: a run
+            # resumed after its worker died knows whether the step it lost had published.
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table(META_SCHEMA, 'published_steps')} ("
+                " receipt text PRIMARY KEY, published_at timestamp with time zone)"
+            )
 
     def table_exists(self, schema: str, name: str) -> bool:
         with self.cursor() as cur:
@@ -372,6 +378,32 @@ class Warehouse(QualityOps, abc.ABC):
     def drop_table(self, schema: str, name: str) -> None:
         with self.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {self.table(schema, name)}")
+
+    def relations(self, schemas: Sequence[str]) -> list[tuple[str, str, str]]:
+        """``(schema, name, kind)`` of every table (kind ``table``) and sequence (``sequence``) in ``schemas``."""
+        if not schemas:
+            return []
+        marks = ", ".join(["%s"] * len(schemas))
+        with self.cursor() as cur:
+            rows = cur.execute(
+                f"SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN ({marks})",
+                list(schemas),
+            ).fetchall()
+        return [(s, n, "table") for s, n in rows]
+
+    def drop_relation(self, schema: str, name: str, kind: str) -> None:
+        """Drop a table or sequence if it exists (the janitor's leftovers)."""
+        what = {"table": "TABLE", "sequence": "SEQUENCE"}[kind]
+        with self.cursor() as cur:
+            cur.execute(f"DROP {what} IF EXISTS {self.table(schema, name)}")
+
+    def has_receipt(self, receipt: str) -> bool:
+        """Whether a ``publish`` with this receipt committed."""
+        with self.cursor() as cur:
+            row = cur.execute(
+                f"SELECT 1 FROM {self.table(META_SCHEMA, 'published_steps')} WHERE receipt = %s", [receipt]
+            ).fetchone()
+        return row is not None
 
     # --- staging and publishing ---------------------------------------------
     def create_table_as(self, schema: str, name: str, select_sql: str) -> int:
@@ -440,12 +472,14 @@ class Warehouse(QualityOps, abc.ABC):
         target: str,
         mode: WriteMode | str,
         keys: Sequence[str] = (),
+        receipt: str | None = None,
     ) -> int:
         """Move a staged table into place in one transaction; return rows written.
 
         replace swaps the staged table in (readers see the old or the new table,
         never a half-written one); append inserts; merge deletes the published
         rows whose key is staged, then inserts. The staging table is gone after.
+        ``receipt``: recorded in the same transaction (see :meth:`has_receipt`).
         """
         mode = WriteMode(mode)
         stg, tgt = self.table(schema, staging), self.table(schema, target)
@@ -481,6 +515,12 @@ class Warehouse(QualityOps, abc.ABC):
         names = ", ".join(self.quote(c.name) for c in staged_cols)
         try:
             with self.transaction() as cur:
+                if receipt is not None:
+                    cur.execute(
+                        f"INSERT INTO {self.table(META_SCHEMA, 'published_steps')} (receipt, published_at)"
+                        " VALUES (%s, current_timestamp)",
+                        [receipt],
+                    )
                 if mode is WriteMode.REPLACE or not exists:
                     cur.execute(f"DROP TABLE IF EXISTS {tgt}")
                     cur.execute(f"ALTER TABLE {stg} RENAME TO {self.quote(target)}")

@@ -140,7 +140,8 @@ def plan(
 
 
 def _part_table(staging: str, batch_id: str, i: int, n: int) -> str:
-    return staging if n == 1 else f"{batch_id}_p{i}"
+    # Named after the staging table (which names the run attempt): the janitor finds a dead attempt's parts.
+    return staging if n == 1 else f"{staging[:58]}_p{i}"
 
 
 def _load_part(
@@ -158,7 +159,7 @@ def _load_part(
     """Create, fill and seal one part's table in its own connection and transaction."""
     part = plan.parts[i]
     tbl = wh.table(schema, table)
-    seq = wh.table(schema, f"{batch_id}_rn{i}")
+    seq = wh.table(schema, f"{table[:58]}_n")
     cols = ", ".join(wh.quote(c) for c in columns)
     batch = wh.literal(batch_id)
     with wh.connect_own() as conn:

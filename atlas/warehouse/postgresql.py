@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
@@ -513,6 +513,23 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                     cur.execute(f"GRANT SELECT ON {tbl} TO {readers}")
         return int(rows)
 
+    def relations(self, schemas: Sequence[str]) -> list[tuple[str, str, str]]:
+        """Tables and sequences (the direct-COPY parts' row numbers) of ``schemas``.
+
+        Not partitions: an Explore table's batches are its partitions (attached staging tables,
+        which keep their staging names); a partition goes with its table.
+        """
+        if not schemas:
+            return []
+        with self.cursor() as cur:
+            rows = cur.execute(
+                "SELECT n.nspname, c.relname, CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END"
+                " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p', 'S') AND NOT c.relispartition",
+                [list(schemas)],
+            ).fetchall()
+        return [(s, n, k) for s, n, k in rows]
+
     def publish(self, **kwargs: Any) -> int:
         """Publish (see ``Warehouse.publish``); the published table is readable by the roles reading its layer."""
         rows = super().publish(**kwargs)
@@ -674,7 +691,8 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
 
         Called inside the transaction that created ``stg`` (``FREEZE`` needs it).
         """
-        tmpdir = tempfile.mkdtemp(prefix="atlas-load-")
+        # The pid in the name: the janitor removes the directory of a process that is gone.
+        tmpdir = tempfile.mkdtemp(prefix=f"atlas-load-{os.getpid()}-")
         fifo = os.path.join(tmpdir, "rows.csv")
         os.mkfifo(fifo)
         failure: list[BaseException] = []

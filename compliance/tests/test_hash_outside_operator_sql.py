@@ -33,4 +33,4 @@ def test_the_operator_statement_never_reads_the_key(wh, pii_hook, customers_pipe
         'SELECT "email" FROM chart."customers" WHERE "email" IS NOT NULL', layer="navigate"
     )
     assert pseudonym("anna.schmidt@example.com") in {r[0] for r in rows}
-    assert not wh.table_exists("chart", f"customers__stg{run.pk}__rw")
+    assert not wh.table_exists("chart", f"customers__r{run.pk}a1_stg__rw")

@@ -12,7 +12,16 @@ from atlas.api.serializers import ModelCleanMixin
 
 from .. import runner
 from ..dag import PipelineDefinitionError
-from ..models import Dataset, DatasetColumn, Pipeline, PipelineRun, Source, Step, StepRun
+from ..models import (
+    Dataset,
+    DatasetColumn,
+    Pipeline,
+    PipelineRun,
+    RunAttempt,
+    Source,
+    Step,
+    StepRun,
+)
 
 
 def seconds(value) -> float | None:
@@ -121,7 +130,7 @@ class StepRunSerializer(serializers.ModelSerializer):
         fields = [
             "id", "run", "step", "step_name", "kind", "output", "layer", "position", "status",
             "started_at", "finished_at", "duration_seconds", "rows_in", "rows_out", "rows_rejected",
-            "error", "sql", "details",
+            "error", "sql", "details", "tries",
         ]
         read_only_fields = fields
 
@@ -140,7 +149,7 @@ class PipelineRunSerializer(serializers.ModelSerializer):
         fields = [
             "id", "pipeline", "pipeline_name", "status", "trigger", "triggered_by", "created_at",
             "started_at", "finished_at", "duration_seconds", "heartbeat_at", "current_step",
-            "cancel_requested", "rows_in", "rows_out", "rows_rejected", "error",
+            "cancel_requested", "rows_in", "rows_out", "rows_rejected", "error", "attempt", "rerun_of",
         ]
         read_only_fields = fields
 
@@ -149,11 +158,19 @@ class PipelineRunSerializer(serializers.ModelSerializer):
         return seconds(obj.duration)
 
 
+class RunAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RunAttempt
+        fields = ["number", "worker", "started_at", "ended_at", "outcome", "reason"]
+        read_only_fields = fields
+
+
 class PipelineRunDetailSerializer(PipelineRunSerializer):
     step_runs = StepRunSerializer(many=True, read_only=True)
+    attempts = RunAttemptSerializer(many=True, read_only=True)
 
     class Meta(PipelineRunSerializer.Meta):
-        fields = [*PipelineRunSerializer.Meta.fields, "traceback", "step_runs"]
+        fields = [*PipelineRunSerializer.Meta.fields, "traceback", "step_runs", "attempts"]
         read_only_fields = fields
 
 

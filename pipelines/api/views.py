@@ -8,6 +8,7 @@ from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -25,6 +26,14 @@ from . import filters, serializers
 
 # Running and cancelling need what the admin's "Run now" and "Cancel" buttons need.
 RUN_PERMISSION = "pipelines.change_pipeline"
+
+
+class BrokerDown(APIException):
+    """The run could not be handed to a worker (503); it was recorded as failed, nothing stays queued."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The task queue (broker) cannot be reached."
+    default_code = "broker_unavailable"
 
 
 class SourceViewSet(viewsets.ModelViewSet):
@@ -103,6 +112,8 @@ class PipelineViewSet(viewsets.ModelViewSet):
             run = runner.start_run(pipeline, actor=request.user, trigger=Trigger.API)
         except runner.RunAlreadyActive as exc:
             raise Conflict(str(exc), code="run_active", context={"active_run": exc.active.pk if exc.active else None}) from exc
+        except runner.BrokerUnavailable as exc:
+            raise BrokerDown(str(exc)) from exc
         except runner.RunRefused as exc:
             raise Conflict(str(exc), code="run_refused") from exc
         location = reverse("pipelinerun-detail", args=[run.pk], request=request)
@@ -124,7 +135,15 @@ class RunPagination(CursorPagination):
             200: serializers.CancelResultSerializer,
             409: OpenApiResponse(ErrorSerializer, description="The run has already ended."),
         },
-    )
+    ),
+    rerun_failed=extend_schema(
+        request=None,
+        responses={
+            201: serializers.PipelineRunSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The run did not fail, or a run is active."),
+            503: OpenApiResponse(ErrorSerializer, description="The broker cannot be reached."),
+        },
+    ),
 )
 class PipelineRunViewSet(viewsets.ReadOnlyModelViewSet):
     """Runs, newest first (cursor pages); filter by pipeline, status, trigger and time."""
@@ -153,6 +172,24 @@ class PipelineRunViewSet(viewsets.ReadOnlyModelViewSet):
         run.refresh_from_db()
         data = {"outcome": outcome, "run": serializers.PipelineRunSerializer(run, context=self.get_serializer_context()).data}
         return Response(data)
+
+    @action(detail=True, methods=["post"], url_path="rerun-failed", permission_classes=[HasPermission.of(RUN_PERMISSION)],
+            throttle_classes=[UserRateThrottle, RunRateThrottle])
+    def rerun_failed(self, request: Request, pk: str | None = None) -> Response:
+        """Re-run the failed and skipped steps of a failed or partially failed run (``runner.rerun_failed``)."""
+        run = self.get_object()
+        try:
+            rerun = runner.rerun_failed(run, actor=request.user, trigger=Trigger.API)
+        except runner.BrokerUnavailable as exc:
+            raise BrokerDown(str(exc)) from exc
+        except runner.RunRefused as exc:
+            raise Conflict(str(exc), code="run_refused") from exc
+        location = reverse("pipelinerun-detail", args=[rerun.pk], request=request)
+        return Response(
+            serializers.PipelineRunSerializer(rerun, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": location},
+        )
 
 
 class StepRunPagination(CursorPagination):

@@ -106,7 +106,8 @@ def test_a_failing_step_fails_the_run_and_leaves_published_tables_as_they_were(w
     refine = run.step_runs.get(step_name="refine")
     assert refine.status == RunStatus.FAILED and refine.error and "Traceback" in refine.traceback
     assert "Step 'refine' failed" in run.error
-    assert run.step_runs.get(step_name="total").status == RunStatus.CANCELLED
+    total = run.step_runs.get(step_name="total")  # downstream of the failure: skipped, with the reason
+    assert total.status == RunStatus.SKIPPED and total.error == "Skipped: upstream 'refine' failed."
     assert rows(wh, "chart.people") == before
     with wh.cursor() as cur:
         left = cur.execute(
@@ -211,24 +212,39 @@ class CancelAfterIngest:
             runner.cancel_run(ctx.run)
 
 
-def test_a_run_whose_worker_died_is_reaped(wh, simple_pipeline, settings):
+def test_a_run_whose_worker_died_is_resumed_by_the_reaper(wh, simple_pipeline, settings):
     pipeline = simple_pipeline()
     run = runner.start_run(pipeline, dispatch=False)
     PipelineRun.objects.filter(pk=run.pk).update(
-        status=RunStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now() - timedelta(hours=2)
+        status=RunStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now() - timedelta(hours=2),
+        attempt=1,
+    )
+    assert runner.reap_stale_runs() == 1  # embedded: the resumed attempt runs in this process
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.attempt == 2
+
+
+def test_a_lost_run_at_its_attempt_limit_is_failed_with_the_reason(wh, simple_pipeline, settings):
+    settings.ATLAS_RUN_MAX_ATTEMPTS = 2
+    pipeline = simple_pipeline()
+    run = runner.start_run(pipeline, dispatch=False)
+    PipelineRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now() - timedelta(hours=2),
+        attempt=2,
     )
     assert runner.reap_stale_runs() == 1
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and "stopped reporting" in run.error
+    assert "Not resumed: it had 2 attempts (ATLAS_RUN_MAX_ATTEMPTS=2)" in run.error
     assert run_now(pipeline).status == RunStatus.SUCCEEDED
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_missed_heartbeat_does_not_end_the_heartbeat(simple_pipeline, monkeypatch):
+def test_a_missed_heartbeat_does_not_end_the_heartbeat(simple_pipeline, monkeypatch, settings):
     run = runner.start_run(simple_pipeline(), dispatch=False)
     old = timezone.now() - timedelta(hours=2)
     PipelineRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, heartbeat_at=old)
-    monkeypatch.setattr(runner, "HEARTBEAT_SECONDS", 0.01)
+    settings.ATLAS_RUN_HEARTBEAT_SECONDS = 0.01
     beats, write = [], runner._Heartbeat.write
 
     def busy_once(self):  # the first beat meets a busy database, as SQLite under a long hook does

@@ -2,108 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from atlas.celery import app as celery_app
-from conftest import service_or_skip
 from pipelines import runner
 from pipelines.models import PipelineRun, RunStatus, Trigger
 
+from .workers import WORKER, _wait_for
+
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parents[2]
-# One Redis database per xdist worker, so parallel runs never take each other's tasks
-# (ATLAS_TEST_REDIS_DB moves the base, for two suites side by side on one Redis).
-_REDIS_DB = int(os.environ.get("ATLAS_TEST_REDIS_DB", "10")) + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
-BROKER = f"redis://127.0.0.1:6379/{_REDIS_DB}"
-
-
-@pytest.fixture
-def broker(settings):
-    service_or_skip("Redis", "127.0.0.1", 6379)
-    import redis
-
-    redis.Redis.from_url(BROKER).flushdb()
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CELERY_BROKER_URL = BROKER
-    keys = ("task_always_eager", "broker_url", "broker_read_url", "broker_write_url")
-    saved = {k: celery_app.conf.get(k) for k in keys}
-    _reset_celery_connections()
-    celery_app.conf.update(task_always_eager=False, broker_url=BROKER, broker_read_url=None, broker_write_url=None)
-    yield BROKER
-    celery_app.conf.update(saved)
-    _reset_celery_connections()
-
-
-def _reset_celery_connections() -> None:
-    """Drop pooled broker connections and producers made under other settings earlier in the session."""
-    celery_app.close()
-    celery_app.amqp._producer_pool = None
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    db = connection.settings_dict
-    return {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "CELERY_BROKER_URL": BROKER,
-        "ATLAS_VAR_DIR": str(tmp_path / "worker-var"),
-        "ATLAS_DATA_ROOTS": str(tmp_path),  # the test's files live there (sources are confined)
-        "SECRET_KEY": "worker-test",
-        "ATLAS_AUDIT_KEY": "worker-test-audit-key-of-at-least-32-characters",  # required without DEBUG
-        "DJANGO_SETTINGS_MODULE": "atlas.settings",
-        "PYTHONPATH": str(ROOT),
-    }
-
-
-@pytest.fixture
-def start(tmp_path):
-    procs: list[subprocess.Popen] = []
-
-    def launch(*args: str, **env: str) -> subprocess.Popen:
-        log = open(tmp_path / f"{args[0]}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "atlas", *args, "--loglevel=INFO"],
-            cwd=ROOT, env={**_env(tmp_path), **env}, stdout=log, stderr=subprocess.STDOUT,
-        )
-        procs.append(proc)
-        return proc
-
-    yield launch
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _logs(tmp_path: Path) -> str:
-    return "\n".join(p.read_text(errors="replace")[-3000:] for p in tmp_path.glob("*.log"))
-
-
-def _wait_for(predicate, tmp_path: Path, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out; worker/beat logs:\n{_logs(tmp_path)}")
-
-
-WORKER = ("worker", "--pool=solo", "--without-mingle", "--without-gossip", "--without-heartbeat")
 
 
 def test_a_triggered_run_is_executed_by_a_worker_process(broker, simple_pipeline, start, tmp_path):

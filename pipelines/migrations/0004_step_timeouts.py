@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pipelines', '0002_protect_run_history'),
+        ('pipelines', '0003_run_attempts_and_recovery'),
     ]
 
     operations = [

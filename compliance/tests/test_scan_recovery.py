@@ -1,0 +1,79 @@
+"""The PII scan after an ingest is part of the run's recoverable state (issue 14).
+
+A worker killed during the scan left it "running" forever, and the file, skipped by
+checksum afterwards, was never scanned. Now the resumed run re-does the scan (the
+interrupted one ends failed, with the reason); a run not resumed leaves it owed to the
+pipeline's next run.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from compliance import hooks as compliance_hooks
+from compliance.models import PiiScan
+from pipelines import runner
+from pipelines.models import PipelineRun, RunStatus
+from pipelines.tests.conftest import run_now
+from pipelines.tests.faults import Killed
+
+pytestmark = pytest.mark.step_hooks("compliance.hooks.PiiHook")
+
+
+@pytest.fixture
+def scan_killed_once(monkeypatch):
+    """The first scan after an ingest starts (its record "running"), then its worker dies."""
+    real, calls = compliance_hooks.scan_dataset, []
+
+    def scan(dataset, **kwargs):
+        calls.append(dataset.name)
+        if len(calls) == 1:
+            PiiScan.objects.create(dataset=dataset, trigger=PiiScan.Trigger.INGEST, status=RunStatus.RUNNING,
+                                   started_at=timezone.now())
+            raise Killed("the worker died during the scan")
+        return real(dataset, **kwargs)
+
+    monkeypatch.setattr(compliance_hooks, "scan_dataset", scan)
+    return calls
+
+
+def kill_and_lose(pipeline) -> PipelineRun:
+    run = runner.start_run(pipeline, dispatch=False)
+    with pytest.raises(Killed):
+        runner.execute_run(run.pk)
+    PipelineRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    return run
+
+
+def test_a_scan_interrupted_with_its_worker_is_failed_and_redone_by_the_resumed_run(
+    wh, simple_pipeline, scan_killed_once, settings
+):
+    settings.PII_SCAN_AFTER_INGEST = True
+    run = kill_and_lose(simple_pipeline())
+    interrupted = PiiScan.objects.get()
+    assert interrupted.status == RunStatus.RUNNING  # as the killed worker left it
+    runner.reap_stale_runs()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    interrupted.refresh_from_db()
+    assert interrupted.status == RunStatus.FAILED and interrupted.error.startswith("Interrupted")
+    redone = PiiScan.objects.exclude(pk=interrupted.pk).get()
+    assert redone.status == RunStatus.SUCCEEDED and redone.dataset == interrupted.dataset
+    assert not PiiScan.objects.filter(status=RunStatus.RUNNING).exists()
+
+
+def test_a_scan_owed_by_a_run_not_resumed_is_done_by_the_next_run(wh, simple_pipeline, scan_killed_once, settings):
+    settings.PII_SCAN_AFTER_INGEST, settings.ATLAS_RUN_MAX_ATTEMPTS = True, 1
+    pipeline = simple_pipeline()
+    run = kill_and_lose(pipeline)
+    runner.reap_stale_runs()
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and "Not resumed" in run.error
+    interrupted = PiiScan.objects.get()
+    assert interrupted.status == RunStatus.FAILED  # never "running" forever
+    nxt = run_now(pipeline)
+    assert nxt.step_runs.get(step_name="ingest").status == RunStatus.SKIPPED  # the file: already loaded
+    assert PiiScan.objects.filter(status=RunStatus.SUCCEEDED, dataset=interrupted.dataset).count() == 1  # scanned

@@ -1,0 +1,124 @@
+"""A real Celery worker for tests: the broker (one Redis database per xdist worker), worker and beat processes.
+
+The ``broker`` and ``start`` fixtures are registered in ``conftest.py``; ``test_worker.py`` and
+``test_faults.py`` use them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from atlas.celery import app as celery_app
+from atlas.tests.plugin import service_or_skip
+
+ROOT = Path(__file__).resolve().parents[2]
+# One Redis database per xdist worker, so parallel runs never take each other's tasks
+# (ATLAS_TEST_REDIS_DB moves the base, for two suites side by side on one Redis).
+_REDIS_DB = int(os.environ.get("ATLAS_TEST_REDIS_DB", "10")) + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+BROKER = f"redis://127.0.0.1:6379/{_REDIS_DB}"
+
+
+@contextmanager
+def celery_conf(**values):
+    """Celery's configuration changed for a block, then exactly as it was.
+
+    Exactly: a key that was not overridden before is removed from the overrides again (not
+    set to the value it read as), so the app goes back to reading it from Django's settings,
+    and pooled broker connections made under the block's settings are dropped on both sides.
+    """
+    changes = celery_app.conf.changes
+    missing = object()
+    saved = {k: changes.get(k, missing) for k in values}
+    _reset_celery_connections()
+    celery_app.conf.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is missing:
+                changes.pop(key, None)
+            else:
+                changes[key] = value
+        _reset_celery_connections()
+
+
+@pytest.fixture
+def broker(settings):
+    service_or_skip("Redis", "127.0.0.1", 6379)
+    import redis
+
+    redis.Redis.from_url(BROKER).flushdb()
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = BROKER
+    with celery_conf(task_always_eager=False, broker_url=BROKER, broker_read_url=None, broker_write_url=None):
+        yield BROKER
+
+
+def _reset_celery_connections() -> None:
+    """Drop pooled broker connections and producers made under other settings earlier in the session."""
+    celery_app.close()
+    celery_app.amqp._producer_pool = None
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "CELERY_BROKER_URL": BROKER,
+        "ATLAS_VAR_DIR": str(tmp_path / "worker-var"),
+        "ATLAS_DATA_ROOTS": str(tmp_path),  # the test's files live there (sources are confined)
+        "SECRET_KEY": "worker-test",
+        "ATLAS_AUDIT_KEY": "worker-test-audit-key-of-at-least-32-characters",  # required without DEBUG
+        "DJANGO_SETTINGS_MODULE": "atlas.settings",
+        "PYTHONPATH": str(ROOT),
+        **extra,
+    }
+
+
+@pytest.fixture
+def start(tmp_path):
+    procs: list[subprocess.Popen] = []
+
+    def launch(*args: str, **env: str) -> subprocess.Popen:
+        log = open(tmp_path / f"{args[0]}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "atlas", *args, "--loglevel=INFO"],
+            cwd=ROOT, env={**_env(tmp_path), **env}, stdout=log, stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        return proc
+
+    yield launch
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _logs(tmp_path: Path) -> str:
+    return "\n".join(p.read_text(errors="replace")[-3000:] for p in tmp_path.glob("*.log"))
+
+
+def _wait_for(predicate, tmp_path: Path, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out; worker/beat logs:\n{_logs(tmp_path)}")
+
+
+WORKER = ("worker", "--pool=solo", "--without-mingle", "--without-gossip", "--without-heartbeat")
