@@ -194,6 +194,9 @@ if PII_HASH_KEY_IS_DEVELOPMENT:
     import hashlib as _hashlib
 
     PII_HASH_KEY = "dev-" + _hashlib.sha256(f"atlas-pii-development-key:{SECRET_KEY}".encode()).hexdigest()
+# Keys the pseudonyms were made with before the last rotation (comma-separated, oldest first):
+# data-subject searches and the erasure proof also look for the tokens they made.
+PII_HASH_PREVIOUS_KEYS = env.list("PII_HASH_PREVIOUS_KEYS", default=[])
 # An installed spaCy model to add NER to PII detection (e.g. en_core_web_sm); blank: none.
 PII_SPACY_MODEL = env.str("PII_SPACY_MODEL", default="")
 PII_SAMPLE_SIZE = env.int("PII_SAMPLE_SIZE", default=200)  # distinct values per column

@@ -4,12 +4,24 @@ The request gives identifiers by kind (an e-mail...). Rows found by them in a
 dataset that has another key (customer_id) yield that key's values, which are
 searched in every dataset keyed by that kind, and so on until nothing new
 turns up (bounded by ``ATLAS_DSR_MAX_ROUNDS`` and ``ATLAS_DSR_MAX_IDENTIFIERS``).
-Only declared, confirmed keys are followed. Hashed columns are searched with
-the HMAC of the identifier, computed exactly as the column's hash policy does.
+Only declared, confirmed keys are followed, and only values that can identify
+someone (:mod:`privacy.identifiers`: never placeholders, masked forms, empty
+or common values, or their hashes). Every key column is searched for every
+form of the identifiers — clear (normalised) and HMAC-hashed with the current
+and every retained key — whatever the column's declared storage or policy
+state: a column declared hashed may still hold clear values written before
+its policy applied.
+
+:func:`subjects_reached` counts the subjects an expansion reached, in the kinds
+that tell subjects apart (``SubjectKey.identifies``); a request that reaches more
+than it started with stops for a steward's review (``privacy.service``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,15 +30,16 @@ from typing import Any
 from django.conf import settings
 
 from atlas.warehouse import Warehouse
-from compliance.policies import pseudonym
 from pipelines.models import Dataset
 
+from .identifiers import common_hashes, hash_forms, non_identifier
 from .keys import KeyTarget, Storage, known_kinds, normalise, warehouse_columns
 from .models import validate_kind
 
 # Quarantined raw records are searched for clear identifiers at least this long (short ids would match anything).
 RAW_MIN_CHARS = 5
 RAW_COLUMN = "_raw_record"
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class DsrError(ValueError):
@@ -41,20 +54,38 @@ class Subject:
     hashed: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def hashes(self, kind: str) -> set[str]:
+        """The pseudonyms of the clear identifiers under every hash key, and the hashes found."""
+        out = set(self.hashed.get(kind, ()))
+        for v in self.clear.get(kind, ()):
+            out |= hash_forms(v)
+        return out
+
+    def current_hashes(self, kind: str) -> set[str]:
+        """The pseudonyms under the current key only (what tombstones keep), and the hashes found."""
+        from compliance.policies import pseudonym
+
         return {pseudonym(v) for v in self.clear.get(kind, ())} | set(self.hashed.get(kind, ()))
 
     def values_for(self, target: KeyTarget) -> set[str]:
-        if target.storage == Storage.HASHED:
-            return self.hashes(target.kind)
-        return set(self.clear.get(target.kind, ()))
+        """Every form a key column may hold: clear and hashed, whatever its declared storage."""
+        return set(self.clear.get(target.kind, ())) | self.hashes(target.kind)
 
     def add(self, kind: str, value: str, *, hashed: bool) -> bool:
+        """Add an identifier found in a key column; values that identify nobody are never added."""
         bucket = (self.hashed if hashed else self.clear)[kind]
-        value = value if hashed else normalise(kind, value)
-        if not value or value in bucket:
+        value = str(value).strip().lower() if hashed else normalise(kind, value)
+        if not value or value in bucket or non_identifier(value) or value in common_hashes():
             return False
+        if not hashed and HEX64.match(value.lower()) and value.lower() in self.hashes(kind):
+            return False  # a token of a known identifier read from a column declared clear
         bucket.add(value)
         return True
+
+    def distinct(self, kind: str) -> int:
+        """How many different identifiers of ``kind``: clear ones, and hashes that are none of theirs."""
+        clear = set(self.clear.get(kind, ()))
+        known = set().union(*(hash_forms(v) for v in clear)) if clear else set()
+        return len(clear) + len({h for h in self.hashed.get(kind, ()) if h not in known})
 
     def size(self) -> int:
         return sum(len(v) for v in self.clear.values()) + sum(len(v) for v in self.hashed.values())
@@ -104,6 +135,13 @@ def parse_identifiers(raw: Any, *, kinds: Iterable[str] | None = None) -> dict[s
             raise DsrError(f"Identifiers of kind {kind!r} are empty; give at least one non-blank value.")
         if any("\x00" in v for v in cleaned):
             raise DsrError("Identifiers cannot contain NUL characters.")
+        for v in cleaned:
+            why = non_identifier(v) or ("hash of a common value" if v.lower() in common_hashes() else None)
+            if why:  # the value itself stays out of the message
+                raise DsrError(
+                    f"An identifier of kind {kind!r} cannot identify one person ({why}): placeholders, masked"
+                    " forms, empty and common values match many people. Give the person's own value."
+                )
         out[str(kind)] = cleaned
     return out
 
@@ -114,6 +152,22 @@ def subject_of(identifiers: dict[str, list[str]]) -> Subject:
         for v in values:
             subject.add(kind, v, hashed=False)
     return subject
+
+
+def subjects_reached(subject: Subject, targets: list[KeyTarget]) -> dict[str, int]:
+    """Per kind that tells subjects apart (a key that ``identifies``), how many different identifiers were reached."""
+    kinds = {t.kind for t in targets if t.identifies}
+    return {k: subject.distinct(k) for k in sorted(kinds & subject.kinds())}
+
+
+def subjects_started(identifiers: dict[str, list[str]]) -> int:
+    """How many subjects a request names at most: the largest number of identifiers given of one kind."""
+    return max((len(v) for v in identifiers.values()), default=1)
+
+
+def fingerprint(subject: Subject) -> str:
+    """A digest of everything an expansion reached (what a steward's approval is bound to)."""
+    return hashlib.sha256(json.dumps(subject.to_json(), sort_keys=True).encode()).hexdigest()
 
 
 def _in(expr: str, values: list) -> tuple[str, list]:
@@ -151,7 +205,8 @@ def expand(subject: Subject, targets: list[KeyTarget], wh: Warehouse) -> tuple[S
                 rows = cur.execute(f"SELECT DISTINCT {cols} FROM {wh.table(layer, table)} WHERE {where}", params).fetchall()
             for row in rows:
                 for other, value in zip(keys, row, strict=True):
-                    if value is not None and subject.add(other.kind, value, hashed=other.storage == Storage.HASHED):
+                    hashed = other.storage == Storage.HASHED and value is not None and bool(HEX64.match(value.lower()))
+                    if value is not None and subject.add(other.kind, value, hashed=hashed):
                         found[other.kind] += 1
         rounds.append({"round": number, "new": dict(found)})
         if subject.size() > max_ids:

@@ -81,7 +81,7 @@ def test_done_means_a_steward_erases_a_demo_customer_by_email_from_the_admin(wh,
 
     # The proof: zero rows anywhere, every layer and quarantine searched.
     assert req.proof["rows_found"] == 0
-    layers = {(t["layer"], t["quarantine"]) for t in req.proof["tables"] if t["keys"]}
+    layers = {(t["layer"], t["quarantine"]) for t in req.proof["tables"] if t["columns_searched"]}
     assert {("explore", False), ("chart", False), ("navigate", False), ("explore", True)} <= layers
     assert count(wh, "chart.orders", "customer_id = %s", [customer_id]) == 0
     assert count(wh, "navigate.customer_lifetime_value", "customer_id = %s", [customer_id]) == 0
