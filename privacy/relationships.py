@@ -68,7 +68,7 @@ def _joins(sql: str, datasets: dict[tuple[str, str], int], step: str) -> list[Pa
     out = []
     for select in root.find_all(exp.Select):
         aliases: dict[str, int] = {}
-        for table in [select.args.get("from"), *(select.args.get("joins") or [])]:
+        for table in [select.args.get("from_") or select.args.get("from"), *(select.args.get("joins") or [])]:
             node = table.this if table is not None else None
             if isinstance(node, exp.Table) and node.db and (node.db, node.name) in datasets:
                 aliases[node.alias_or_name] = datasets[(node.db, node.name)]
