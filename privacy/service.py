@@ -146,7 +146,18 @@ def resolve(req: DataSubjectRequest) -> tuple[Subject, list]:
         raise DsrError(f"{req} was erased: only hashes of its identifiers are kept; nothing can be searched in clear.")
     wh = get_warehouse()
     targets = keys_mod.targets()
-    subject, rounds = expand(subject_of(req.identifiers), targets, wh)
+    start = subject_of(req.identifiers)
+    if (req.resolved or {}).get("clear") or (req.resolved or {}).get("hashed"):
+        # Run again (after a red proof): what the first run reached may be deleted already (the
+        # orders that led to the payments), so the expansion starts from everything reached before.
+        earlier = Subject.from_json(req.resolved)
+        for kind, values in earlier.clear.items():
+            for v in values:
+                start.add(kind, v, hashed=False)
+        for kind, values in earlier.hashed.items():
+            for v in values:
+                start.add(kind, v, hashed=True)
+    subject, rounds = expand(start, targets, wh)
     return subject, rounds
 
 
