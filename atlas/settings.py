@@ -229,6 +229,9 @@ ATLAS_DSR_EXPORT_TTL_HOURS = env.int("ATLAS_DSR_EXPORT_TTL_HOURS", default=72)
 # Identifier expansion (found keys -> more keys) stops after this many rounds / identifiers.
 ATLAS_DSR_MAX_ROUNDS = env.int("ATLAS_DSR_MAX_ROUNDS", default=5)
 ATLAS_DSR_MAX_IDENTIFIERS = env.int("ATLAS_DSR_MAX_IDENTIFIERS", default=10_000)
+# A value found by expansion that goes with more than this many different subjects in one table
+# (an info@ mailbox, a switchboard number) is shared: never followed as an identifier.
+ATLAS_DSR_SHARED_VALUE_SUBJECTS = env.int("ATLAS_DSR_SHARED_VALUE_SUBJECTS", default=5)
 
 # --- Retention (retention) ----------------------------------------------------
 # When the daily retention job runs (TIME_ZONE): expired rows deleted, partitions dropped.

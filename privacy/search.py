@@ -81,6 +81,10 @@ class Subject:
         bucket.add(value)
         return True
 
+    def has(self, kind: str, value: str, *, hashed: bool) -> bool:
+        value = str(value).strip().lower() if hashed else normalise(kind, value)
+        return value in (self.hashed if hashed else self.clear).get(kind, ())
+
     def distinct(self, kind: str) -> int:
         """How many different identifiers of ``kind``: clear ones, and hashes that are none of theirs."""
         clear = set(self.clear.get(kind, ()))
@@ -193,6 +197,7 @@ def expand(subject: Subject, targets: list[KeyTarget], wh: Warehouse) -> tuple[S
     rounds: list[dict] = []
     for number in range(1, max_rounds + 1):
         found: dict[str, int] = defaultdict(int)
+        shared: dict[str, int] = defaultdict(int)
         for (layer, table), keys in by_table.items():
             if len(keys) < 2:
                 continue
@@ -203,12 +208,20 @@ def expand(subject: Subject, targets: list[KeyTarget], wh: Warehouse) -> tuple[S
             cols = ", ".join(f"CAST({wh.quote(k.column)} AS text)" for k in keys)
             with wh.cursor() as cur:  # one scan (or index lookup) per table and round: every key column at once
                 rows = cur.execute(f"SELECT DISTINCT {cols} FROM {wh.table(layer, table)} WHERE {where}", params).fetchall()
+            candidates: dict[int, set[tuple[str, bool]]] = defaultdict(set)
             for row in rows:
-                for other, value in zip(keys, row, strict=True):
-                    hashed = other.storage == Storage.HASHED and value is not None and bool(HEX64.match(value.lower()))
-                    if value is not None and subject.add(other.kind, value, hashed=hashed):
-                        found[other.kind] += 1
-        rounds.append({"round": number, "new": dict(found)})
+                for i, (other, value) in enumerate(zip(keys, row, strict=True)):
+                    if value is not None:
+                        hashed = other.storage == Storage.HASHED and bool(HEX64.match(value.lower()))
+                        candidates[i].add((value, hashed))
+            skip = _shared_values(wh, layer, table, keys, subject, candidates)
+            for i, values in sorted(candidates.items()):
+                for value, hashed in sorted(values):
+                    if (i, value) in skip:
+                        shared[keys[i].kind] += 1
+                    elif subject.add(keys[i].kind, value, hashed=hashed):
+                        found[keys[i].kind] += 1
+        rounds.append({"round": number, "new": dict(found), **({"shared_skipped": dict(shared)} if shared else {})})
         if subject.size() > max_ids:
             raise DsrError(
                 f"The identifiers expand to more than {max_ids} values (ATLAS_DSR_MAX_IDENTIFIERS): a key links"
@@ -217,6 +230,37 @@ def expand(subject: Subject, targets: list[KeyTarget], wh: Warehouse) -> tuple[S
         if not found:
             break
     return subject, rounds
+
+
+def _shared_values(
+    wh: Warehouse, layer: str, table: str, keys: list[KeyTarget], subject: Subject, candidates: dict
+) -> set[tuple[int, str]]:
+    """New values that many subjects share in this table (an info@ mailbox, a switchboard number): never followed.
+
+    Only where a table tells subjects apart by two identifying keys or more: a new value of one
+    that goes with more than ``ATLAS_DSR_SHARED_VALUE_SUBJECTS`` different values of another is
+    shared. One grouped query per key column with new values.
+    """
+    identity = [i for i, k in enumerate(keys) if k.identifies]
+    if len(identity) < 2:
+        return set()
+    limit = settings.ATLAS_DSR_SHARED_VALUE_SUBJECTS
+    out: set[tuple[int, str]] = set()
+    for i in identity:
+        new = sorted({v for v, h in candidates.get(i, ()) if not subject.has(keys[i].kind, v, hashed=h)})
+        if not new:
+            continue
+        expr = keys[i].expr(wh)
+        counts = ", ".join(f"count(DISTINCT {keys[j].expr(wh)})" for j in identity if j != i)
+        params = keys[i].params(new)
+        with wh.cursor() as cur:
+            rows = cur.execute(
+                f"SELECT {expr}, {counts} FROM {wh.table(layer, table)}"
+                f" WHERE {expr} IN ({', '.join(['%s'] * len(params))}) GROUP BY {expr}", params,
+            ).fetchall()
+        common = {r[0] for r in rows if max(int(n or 0) for n in r[1:]) > limit}
+        out |= {(i, v) for v in new if v.strip(" ").lower() in common}
+    return out
 
 
 @dataclass

@@ -4,7 +4,7 @@ Customers, their orders and a Chart profile table with the e-mail hashed, where
 many values in key columns identify nobody or more than one person:
 
 * shared placeholders (``<EMAIL_ADDRESS>``, ``[REDACTED]``, ``***1234``) and masked phones;
-* families sharing one e-mail address;
+* families sharing one e-mail address, and a switchboard number shared by eight customers;
 * NULLs, empty strings, ``N/A``, ``unknown``, ``none`` in key columns;
 * hashes of common values: the profile token of a customer without a usable e-mail is
   the pseudonym of ``''`` / ``n/a``, shared by all of them;
@@ -26,6 +26,7 @@ PLACEHOLDER_EMAILS = ["<EMAIL_ADDRESS>", "[REDACTED]", "{masked}"]
 EMPTY_VALUES = [None, "", "  ", "N/A", "unknown", "none", "-"]
 MASKED_PHONES = ["***1234", "*******0000", "XXXX-5678", "####"]
 FIRST = ["ann", "bob", "cy", "dee", "eli", "fay", "gus", "hal", "ida", "jo", "kim", "lou", "max", "ned", "ola", "pia"]
+SWITCHBOARD = "+44 20 7946 9999"
 DOMAINS = ["example.com", "mail.example.org", "shop.example.net"]
 
 
@@ -37,7 +38,8 @@ class Corpus:
     unique_email: dict[int, str] = field(default_factory=dict)  # customer -> their own, unshared address
     unique_phone: dict[int, str] = field(default_factory=dict)
     families: list[tuple[str, list[int]]] = field(default_factory=list)  # shared address, its customers
-    referred: dict[int, int] = field(default_factory=dict)  # customer whose address another's note quotes -> that other
+    referred: dict[int, int] = field(default_factory=dict)
+    switchboard: list[int] = field(default_factory=list)  # customers sharing one phone number  # customer whose address another's note quotes -> that other
 
     def rows_of(self, owners: set[int]) -> dict[str, set]:
         """The oracle: every row owned by ``owners``, per table, by its row identity."""
@@ -85,10 +87,14 @@ def generate(seed: int, customers: int = 60) -> Corpus:
     for c in unique:
         email_of[c] = f"{rng.choice(FIRST)}.{c}{rng.choice(['', '.x', '_1'])}@{rng.choice(DOMAINS)}"
         corpus.unique_email[c] = email_of[c]
+    # A switchboard number shared by more customers than ATLAS_DSR_SHARED_VALUE_SUBJECTS (default 5).
+    corpus.switchboard = sorted(rng.sample(unique, 8))
     row = 0
     for c in sorted(ids):
         phone = rng.choice(MASKED_PHONES + EMPTY_VALUES) if rng.random() < 0.35 else f"+44 20 7946 {c:04d}"
-        if phone and phone.startswith("+44"):
+        if c in corpus.switchboard:
+            phone = SWITCHBOARD
+        if phone and phone.startswith("+44") and phone != SWITCHBOARD:
             corpus.unique_phone[c] = phone
         versions = 2 if rng.random() < 0.25 else 1  # Explore keeps every version received
         for _ in range(versions):

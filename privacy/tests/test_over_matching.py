@@ -119,6 +119,18 @@ def test_erasures_remove_exactly_the_subjects_rows(crm, wh):
     assert req.status == "completed", req.error
     assert len(corpus_mod.warehouse_rows(wh, tables)["customers"]) < len(everything["customers"])
 
+    # 5. A customer behind the switchboard number, by e-mail: the shared number is not followed (no review).
+    subject = next(c for c in corpus.switchboard if c not in erased)
+    req = _erase({"email": [corpus.unique_email[subject]]})
+    erased.add(subject)
+    expect_left()
+    assert req.status == "completed", req.error
+    assert any(r.get("shared_skipped", {}).get("phone") for r in req.proof["expansion"])
+    # Given as the identifier, the switchboard number reaches every customer behind it: review.
+    req = _erase({"phone": [corpus_mod.SWITCHBOARD]})
+    assert req.status == "review" and req.review["reached"]["customer_id"] >= 5
+    expect_left()
+
 
 def _export_rows(export) -> dict[str, set]:
     out = {"customers": set(), "orders": set(), "profiles": set()}
