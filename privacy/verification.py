@@ -11,7 +11,9 @@ request expanded to:
   :data:`MIN_TEXT_CHARS` characters that are not bare numbers (a short id such
   as ``7`` is inside everything);
 * in the same columns, their HMAC pseudonyms under the current and every retained
-  hash key (``PII_HASH_PREVIOUS_KEYS``), and the hashes expansion found;
+  hash key (``PII_HASH_PREVIOUS_KEYS``), and the hashes expansion found, by equality
+  (inside JSON and raw records as substrings);
+* Atlas's own load metadata columns (``_batch_id``, ``_source``, ``_reason``...) are skipped;
 * in columns named like the identifier's kind or like any key column of that kind
   (``customer_id``, ``..._customer_id``), whatever their type: every form, equal.
 
@@ -38,6 +40,7 @@ from .keys import match_sql, never_keys, warehouse_columns
 from .models import RetainedReference, SubjectKey
 
 MIN_TEXT_CHARS = 5
+RAW_COLUMN = "_raw_record"
 TEXT_TYPE_PARTS = ("char", "text", "string", "json")
 KEY, RETAINED, UNEXPLAINED = "key", "retained", "unexplained"
 
@@ -86,7 +89,6 @@ def scan(wh: Warehouse, resolved: dict, *, catalogue: dict | None = None) -> lis
         key_columns.add((ds, column))
     key_columns -= set(never_keys())
     retained = {(r.dataset_id, r.column): r.legal_basis for r in RetainedReference.objects.all()}
-    long_forms = sorted(inside | hashes)
     now = timezone.now().isoformat()
     proof = []
     catalogue = warehouse_columns(wh) if catalogue is None else catalogue
@@ -96,15 +98,20 @@ def scan(wh: Warehouse, resolved: dict, *, catalogue: dict | None = None) -> lis
                 continue
             conditions: list[tuple[str, str, list]] = []  # column, SQL condition, params
             for column, data_type in catalogue[(ds.layer, table)].items():
+                if column.startswith("_") and column != RAW_COLUMN:
+                    continue  # Atlas's own load metadata (batch, source, row number, reason): never about a person
+                named = set().union(*(by_kind[k] for k in _named_like(column, kinds_by_name, kinds)))
+                text = is_text_type(data_type)
+                equal = sorted(named | (hashes | inside if text else set()))
+                # Inside longer text: the clear identifiers everywhere; hashes too in JSON and raw records.
+                within = sorted(inside | (hashes if "json" in data_type or column == RAW_COLUMN else set())) if text else []
                 parts, params = [], []
-                named = sorted(set().union(*(by_kind[k] for k in _named_like(column, kinds_by_name, kinds))))
-                if named:
-                    parts.append(f"{match_sql(wh.quote(column))} IN ({', '.join(['%s'] * len(named))})")
-                    params.extend(named)
-                if is_text_type(data_type) and long_forms:
-                    text = f"lower(CAST({wh.quote(column)} AS text))"
-                    parts.extend(f"strpos({text}, %s) > 0" for _ in long_forms)
-                    params.extend(long_forms)
+                if equal:
+                    parts.append(f"{match_sql(wh.quote(column))} IN ({', '.join(['%s'] * len(equal))})")
+                    params.extend(equal)
+                lowered = f"lower(CAST({wh.quote(column)} AS text))"
+                parts.extend(f"strpos({lowered}, %s) > 0" for _ in within)
+                params.extend(within)
                 if parts:
                     conditions.append((column, " OR ".join(parts), params))
             entry = {
