@@ -43,6 +43,8 @@ MIN_TEXT_CHARS = 5
 RAW_COLUMN = "_raw_record"
 TEXT_TYPE_PARTS = ("char", "text", "string", "json")
 KEY, RETAINED, UNEXPLAINED = "key", "retained", "unexplained"
+# Kinds too generic to recognise by a name suffix (``product_id`` is not a customer's ``id``).
+GENERIC_KINDS = frozenset({"id", "key", "code", "no", "nr", "number", "ref", "uid", "uuid"})
 
 
 def is_text_type(data_type: str) -> bool:
@@ -73,7 +75,7 @@ def _named_like(column: str, kinds_by_name: dict[str, set[str]], kinds: set[str]
     """The kinds a column's name says it holds: the kind itself, ``..._<kind>``, or a key column's name."""
     name = column.lower()
     found = set(kinds_by_name.get(name, set()))
-    found |= {k for k in kinds if name == k or name.endswith(f"_{k}")}
+    found |= {k for k in kinds if name == k or (k not in GENERIC_KINDS and name.endswith(f"_{k}"))}
     return found
 
 

@@ -120,3 +120,13 @@ def test_an_export_finds_clear_values_in_a_column_declared_hashed(shop, wh):
     assert req.status == "completed", req.error
     tables = {d["table"]: d["rows"] for d in req.exports.get().manifest["datasets"]}
     assert tables["chart.customers"] == 1
+
+
+def test_the_proof_recognises_columns_by_kind_but_not_by_a_generic_suffix():
+    from privacy.verification import _named_like
+
+    by_name = {"cust_ref": {"customer_id"}}
+    assert _named_like("billing_customer_id", by_name, {"customer_id", "id"}) == {"customer_id"}
+    assert _named_like("CUST_REF", by_name, {"customer_id"}) == {"customer_id"}  # a key column's name
+    assert _named_like("product_id", by_name, {"id"}) == set()
+    assert _named_like("id", by_name, {"id"}) == {"id"}
