@@ -102,18 +102,21 @@ def scan(wh: Warehouse, resolved: dict, *, catalogue: dict | None = None) -> lis
             for column, data_type in catalogue[(ds.layer, table)].items():
                 if column.startswith("_") and column != RAW_COLUMN:
                     continue  # Atlas's own load metadata (batch, source, row number, reason): never about a person
-                named = set().union(*(by_kind[k] for k in _named_like(column, kinds_by_name, kinds)))
+                named = sorted(set().union(*(by_kind[k] for k in _named_like(column, kinds_by_name, kinds))))
                 text = is_text_type(data_type)
-                equal = sorted(named | (hashes | inside if text else set()))
                 # Inside longer text: the clear identifiers everywhere; hashes too in JSON and raw records.
                 within = sorted(inside | (hashes if "json" in data_type or column == RAW_COLUMN else set())) if text else []
                 parts, params = [], []
-                if equal:
-                    parts.append(f"{match_sql(wh.quote(column))} IN ({', '.join(['%s'] * len(equal))})")
-                    params.extend(equal)
-                lowered = f"lower(CAST({wh.quote(column)} AS text))"
-                parts.extend(f"strpos({lowered}, %s) > 0" for _ in within)
-                params.extend(within)
+                if named:  # every form, normalised, by equality
+                    parts.append(f"{match_sql(wh.quote(column))} IN ({', '.join(['%s'] * len(named))})")
+                    params.extend(named)
+                elif text and hashes:  # tokens are lower-case hex as written: equal without lower() (cheap)
+                    parts.append(f"CAST({wh.quote(column)} AS text) IN ({', '.join(['%s'] * len(hashes))})")
+                    params.extend(sorted(hashes))
+                if within:  # one lower() per column, then a substring test per identifier
+                    lowered = f"lower(CAST({wh.quote(column)} AS text))"
+                    parts.extend(f"strpos({lowered}, %s) > 0" for _ in within)
+                    params.extend(within)
                 if parts:
                     conditions.append((column, " OR ".join(parts), params))
             entry = {
