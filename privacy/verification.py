@@ -71,6 +71,32 @@ def forms(resolved: dict) -> tuple[dict[str, set[str]], set[str], set[str]]:
     return by_kind, inside, hashes
 
 
+def caseless_part(value: str) -> str:
+    """The longest run of characters without case in ``value`` (digits, ``@``, ``.``, ``+``, spaces)."""
+    best = run = ""
+    for ch in value:
+        run = run + ch if ch.lower() == ch.upper() else ""
+        best = run if len(run) > len(best) else best
+    return best
+
+
+def _contains(quoted: str, value: str) -> tuple[str, list]:
+    """``value`` (lower case) inside the column's text, whatever its case — lower() only where it can match.
+
+    A case-insensitive match contains the value's caseless characters exactly as they are
+    (no character lower-cases to a digit, ``@`` or ``.``), so a plain substring test on
+    them first spares the costly ``lower()`` on every other row; an identifier without
+    case (a phone number) needs no ``lower()`` at all.
+    """
+    text = f"CAST({quoted} AS text)"
+    part = caseless_part(value)
+    if part == value:
+        return f"strpos({text}, %s) > 0", [value]
+    if part:
+        return f"(strpos({text}, %s) > 0 AND strpos(lower({text}), %s) > 0)", [part, value]
+    return f"strpos(lower({text}), %s) > 0", [value]
+
+
 def _named_like(column: str, kinds_by_name: dict[str, set[str]], kinds: set[str]) -> set[str]:
     """The kinds a column's name says it holds: the kind itself, ``..._<kind>``, or a key column's name."""
     name = column.lower()
@@ -113,10 +139,10 @@ def scan(wh: Warehouse, resolved: dict, *, catalogue: dict | None = None) -> lis
                 elif text and hashes:  # tokens are lower-case hex as written: equal without lower() (cheap)
                     parts.append(f"CAST({wh.quote(column)} AS text) IN ({', '.join(['%s'] * len(hashes))})")
                     params.extend(sorted(hashes))
-                if within:  # one lower() per column, then a substring test per identifier
-                    lowered = f"lower(CAST({wh.quote(column)} AS text))"
-                    parts.extend(f"strpos({lowered}, %s) > 0" for _ in within)
-                    params.extend(within)
+                for value in within:
+                    sql, ps = _contains(wh.quote(column), value)
+                    parts.append(sql)
+                    params.extend(ps)
                 if parts:
                     conditions.append((column, " OR ".join(parts), params))
             entry = {

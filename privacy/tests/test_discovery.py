@@ -130,3 +130,13 @@ def test_the_proof_recognises_columns_by_kind_but_not_by_a_generic_suffix():
     assert _named_like("CUST_REF", by_name, {"customer_id"}) == {"customer_id"}  # a key column's name
     assert _named_like("product_id", by_name, {"id"}) == set()
     assert _named_like("id", by_name, {"id"}) == {"id"}
+
+
+def test_substring_search_tests_caseless_characters_first():
+    from privacy.verification import _contains, caseless_part
+
+    assert caseless_part("ann.1@example.com") == ".1@"
+    assert caseless_part("+44 20 7946 0001") == "+44 20 7946 0001"
+    assert _contains('"c"', "+44 20 7946 0001") == ('strpos(CAST("c" AS text), %s) > 0', ["+44 20 7946 0001"])
+    assert _contains('"c"', "annsmith")[0] == 'strpos(lower(CAST("c" AS text)), %s) > 0'
+    assert _contains('"c"', "ann.1@example.com")[1] == [".1@", "ann.1@example.com"]
