@@ -238,6 +238,9 @@ if PII_HASH_KEY_IS_DEVELOPMENT:
     import hashlib as _hashlib
 
     PII_HASH_KEY = "dev-" + _hashlib.sha256(f"atlas-pii-development-key:{SECRET_KEY}".encode()).hexdigest()
+# Keys the pseudonyms were made with before the last rotation (comma-separated, oldest first):
+# data-subject searches and the erasure proof also look for the tokens they made.
+PII_HASH_PREVIOUS_KEYS = env.list("PII_HASH_PREVIOUS_KEYS", default=[])
 # An installed spaCy model to add NER to PII detection (e.g. en_core_web_sm); blank: none.
 PII_SPACY_MODEL = env.str("PII_SPACY_MODEL", default="")
 PII_SAMPLE_SIZE = env.int("PII_SAMPLE_SIZE", default=200)  # distinct values per column
@@ -270,6 +273,9 @@ ATLAS_DSR_EXPORT_TTL_HOURS = env.int("ATLAS_DSR_EXPORT_TTL_HOURS", default=72)
 # Identifier expansion (found keys -> more keys) stops after this many rounds / identifiers.
 ATLAS_DSR_MAX_ROUNDS = env.int("ATLAS_DSR_MAX_ROUNDS", default=5)
 ATLAS_DSR_MAX_IDENTIFIERS = env.int("ATLAS_DSR_MAX_IDENTIFIERS", default=10_000)
+# A value found by expansion that goes with more than this many different subjects in one table
+# (an info@ mailbox, a switchboard number) is shared: never followed as an identifier.
+ATLAS_DSR_SHARED_VALUE_SUBJECTS = env.int("ATLAS_DSR_SHARED_VALUE_SUBJECTS", default=5)
 
 # --- Retention (retention) ----------------------------------------------------
 # When the daily retention job runs (TIME_ZONE): expired rows deleted, partitions dropped.

@@ -32,6 +32,7 @@ from .models import (
     ErasureRecord,
     ErasureSetting,
     RequestStatus,
+    RetainedReference,
     SubjectKey,
     Tombstone,
 )
@@ -39,7 +40,7 @@ from .search import DsrError, parse_identifiers
 
 STATUS_COLOURS = {
     RequestStatus.RECEIVED: "#6c757d", RequestStatus.VERIFIED: "#0d6efd", RequestStatus.IN_PROGRESS: "#fd7e14",
-    RequestStatus.COMPLETED: "#198754", RequestStatus.REJECTED: "#343a40",
+    RequestStatus.COMPLETED: "#198754", RequestStatus.REJECTED: "#343a40", RequestStatus.NEEDS_REVIEW: "#dc3545",
 }
 PROCESS = "privacy.process_datasubjectrequest"
 DOWNLOAD = "privacy.download_dsrexport"
@@ -56,7 +57,7 @@ class OverdueFilter(admin.SimpleListFilter):
         if self.value() == "overdue":
             return queryset.overdue()
         if self.value() == "open":
-            return queryset.filter(status__in=["received", "verified", "in_progress"], due_at__gte=timezone.now())
+            return queryset.filter(status__in=["received", "verified", "review", "in_progress"], due_at__gte=timezone.now())
         return queryset
 
 
@@ -97,7 +98,7 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
     list_select_related = ("assignee",)
     search_fields = ("reference",)
     action_form = RequestActionForm
-    actions = ("verify_requests", "run_requests", "verify_erasure", "export", "reject")
+    actions = ("verify_requests", "run_requests", "verify_erasure", "export", "approve_expansion", "reject")
     inlines = (ErasureInline,)
     readonly_fields = (
         "kind", "status_badge", "deadline_badge", "identifiers_display", "received_at", "due_at", "verified_at",
@@ -193,17 +194,18 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
         if not tables:
             return "No verification scan yet."
         rows = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td class='dsr-found'>{}</td><td>{}</td></tr>",
-            ((t["table"], ", ".join(t["keys"]) or "(no key columns)", t["rows_found"], t["checked_at"][:19])
+            "", "<tr><td>{}</td><td>{}</td><td class='dsr-found'>{}</td><td>{}</td><td>{}</td></tr>",
+            ((t["table"], t.get("columns_searched", 0), t["rows_found"],
+              " ".join(r["message"] for r in t.get("references", [])) or "-", t["checked_at"][:19])
              for t in tables),
         )
         verdict = (
             badge(f"zero rows found in {len(tables)} table(s)", "#198754") if not proof.get("rows_found")
-            else badge(f"{proof['rows_found']} row(s) remain", "#dc3545")
+            else badge(f"{proof['rows_found']} row(s) still refer to the subject", "#dc3545")
         )
         return format_html(
-            '<div id="dsr-proof">{} scanned {}<table><thead><tr><th>table</th><th>keys searched</th>'
-            "<th>rows found</th><th>when</th></tr></thead><tbody>{}</tbody></table></div>",
+            '<div id="dsr-proof">{} scanned {}<table><thead><tr><th>table</th><th>columns searched</th>'
+            "<th>rows found</th><th>references</th><th>when</th></tr></thead><tbody>{}</tbody></table></div>",
             verdict, proof.get("scanned_at", "")[:19], rows,
         )
 
@@ -245,6 +247,13 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
     @admin.action(description="Run: export (access) or erase and verify (erasure)", permissions=["process"])
     def run_requests(self, request, queryset) -> None:
         self._each(request, queryset, lambda r: service.run(r, actor=request.user), "done")
+
+    @admin.action(description="Approve the expansion under review (give the note in the field above)",
+                  permissions=["process"])
+    def approve_expansion(self, request, queryset) -> None:
+        note = request.POST.get("reason", "")
+        self._each(request, queryset, lambda r: service.approve_expansion(r, actor=request.user, note=note),
+                   "expansion approved; run it again")
 
     @admin.action(description="Verify erasure again (independent scan)", permissions=["process"])
     def verify_erasure(self, request, queryset) -> None:
@@ -324,6 +333,22 @@ class SubjectKeyAdmin(admin.ModelAdmin):
         created = keys.propose_keys(actor=request.user)
         self.message_user(request, f"{len(created)} key(s) proposed from PII findings and lineage; confirm them.")
         return HttpResponseRedirect(reverse("admin:privacy_subjectkey_changelist"))
+
+
+@admin.register(RetainedReference)
+class RetainedReferenceAdmin(admin.ModelAdmin):
+    """Columns that may keep referring to erased subjects, each with its recorded legal basis (audited)."""
+
+    list_display = ("dataset", "column", "legal_basis", "decided_by", "updated_at")
+    fields = ("dataset", "column", "legal_basis")
+
+    def save_model(self, request, obj: RetainedReference, form, change) -> None:
+        try:
+            saved = service.retain_reference(obj.dataset, obj.column, legal_basis=obj.legal_basis, actor=request.user)
+        except DsrError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        obj.pk = saved.pk
 
 
 @admin.register(ErasureSetting)

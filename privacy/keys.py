@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -30,10 +31,14 @@ from .models import SubjectKey, validate_kind
 logger = logging.getLogger(__name__)
 
 Storage, Status, Origin = SubjectKey.Storage, SubjectKey.Status, SubjectKey.Origin
+KIND_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 # Kinds compared without regard to case (e-mail addresses are, in practice).
 CASE_INSENSITIVE_KINDS = frozenset({"email"})
+# Policies after which a column's values no longer tell subjects apart.
+ANONYMISING = ("anonymise_text", "mask", "redact", "generalise", "drop")
 # Presidio entity -> identifier kind, for keys proposed from confirmed findings.
 ENTITY_KINDS = {"EMAIL_ADDRESS": "email", "PHONE_NUMBER": "phone"}
+PERSONAL_KINDS = frozenset(ENTITY_KINDS.values())
 
 
 class SubjectKeyError(ValueError):
@@ -75,6 +80,7 @@ class KeyTarget:
     kind: str
     storage: str
     data_type: str
+    identifies: bool = True  # its values tell subjects apart (see ``SubjectKey.identifies``)
 
     def expr(self, wh: Warehouse) -> str:
         return match_sql(wh.quote(self.column))
@@ -91,21 +97,55 @@ def warehouse_columns(wh: Warehouse | None = None) -> dict[tuple[str, str], dict
 
 def targets(*, confirmed_only: bool = True, catalogue: dict | None = None) -> list[KeyTarget]:
     """Every (confirmed) key whose table and column exist in the warehouse, with its type."""
-    qs = SubjectKey.objects.select_related("dataset")
+    qs = SubjectKey.objects.select_related("dataset", "derived_from")
     if confirmed_only:
         qs = qs.filter(status=Status.CONFIRMED)
     catalogue = warehouse_columns() if catalogue is None else catalogue
+    never = never_keys()
+    keys = list(qs)
+    subject_tables = identity_tables(keys)
     out = []
-    for key in qs:
+    for key in keys:
         types = catalogue.get((key.dataset.layer, key.dataset.table), {})
-        if key.column not in types:
-            continue
+        if key.column not in types or (key.dataset_id, key.column) in never:
+            continue  # gone from the table, or free text / anonymised since it was declared: never a key
         out.append(
             KeyTarget(
                 key.pk, key.dataset_id, key.dataset.name, key.dataset.layer, key.dataset.table, key.column,
-                key.kind, key.storage, types[key.column],
+                key.kind, key.storage, types[key.column], key.identifies and key.dataset_id in subject_tables,
             )
         )
+    return out
+
+
+def identity_tables(keys: Iterable[SubjectKey]) -> set[int]:
+    """Datasets that hold subjects themselves: a key of a personal kind (e-mail, phone) or from a PII finding.
+
+    Their keys tell subjects apart (two customer ids there are two people); a table holding
+    only ids (orders: customer_id, order_id) holds records of subjects, so many order ids
+    are one subject's orders.
+    """
+    return {k.dataset_id for k in keys if k.kind in PERSONAL_KINDS or k.origin == Origin.FINDING}
+
+
+def never_keys() -> dict[tuple[int, str], str]:
+    """Columns that can never be subject keys, with why: free text with PII, or anonymised by their policy.
+
+    A free-text column (a finding of PII inside text, not dismissed) holds other people's
+    identifiers and placeholders; a masked, redacted, generalised or text-anonymised column
+    holds values shared by many subjects. Matching either would pick other people's rows.
+    """
+    from compliance.models import ColumnPolicy, PiiFinding
+
+    out: dict[tuple[int, str], str] = {}
+    for ds, column in PiiFinding.objects.filter(free_text=True).exclude(
+        status=PiiFinding.Status.DISMISSED
+    ).values_list("dataset_id", "column"):
+        out[(ds, column)] = "it is free text with PII inside (other people's identifiers and placeholders)"
+    for ds, column, action in ColumnPolicy.objects.filter(action__in=ANONYMISING).values_list(
+        "dataset_id", "column", "action"
+    ):
+        out[(ds, column)] = f"its policy anonymises it ({action}): its values are shared by many subjects"
     return out
 
 
@@ -129,6 +169,9 @@ def declare_key(
     columns = set(dataset.columns.values_list("name", flat=True))
     if columns and column not in columns:
         raise SubjectKeyError(f"{dataset.name} has no column {column!r} (columns: {', '.join(sorted(columns))}).")
+    why = never_keys().get((dataset.pk, column))
+    if why:
+        raise SubjectKeyError(f"{dataset.name}.{column} cannot be a subject key: {why}.")
     key = SubjectKey.objects.filter(dataset=dataset, column=column).first() or SubjectKey(dataset=dataset, column=column)
     before = {"kind": key.kind, "storage": key.storage, "status": key.status} if key.pk else None
     key.kind, key.storage, key.origin, key.derived_from, key.note = kind, storage, origin, derived_from, note or key.note
@@ -165,16 +208,18 @@ def _policy_storage(dataset: Dataset, column: str) -> str | None:
     from compliance.models import ColumnPolicy
 
     policy = ColumnPolicy.objects.filter(dataset=dataset, column=column).first()
-    if policy is None or policy.action in (ColumnPolicy.Action.KEEP, ColumnPolicy.Action.ANONYMISE_TEXT):
+    if policy is None or policy.action == ColumnPolicy.Action.KEEP:
         return Storage.CLEAR
     if policy.action == ColumnPolicy.Action.HASH:
         return Storage.HASHED
-    return None  # masked, redacted, generalised, dropped: no longer identifies anyone by value
+    return None  # masked, redacted, generalised, dropped, text-anonymised: no longer identifies anyone by value
 
 
 def _propose(dataset: Dataset, column: str, kind: str, origin: str, derived_from, actor) -> SubjectKey | None:
     if SubjectKey.objects.filter(dataset=dataset, column=column).exists():
         return None  # a steward's word (or an earlier proposal) is never overwritten
+    if (dataset.pk, column) in never_keys():
+        return None  # free text, or anonymised: never a key
     storage = _policy_storage(dataset, column)
     if storage is None:
         return None
@@ -183,45 +228,98 @@ def _propose(dataset: Dataset, column: str, kind: str, origin: str, derived_from
 
 
 def propose_keys(*, actor=None, max_rounds: int = 20) -> list[SubjectKey]:
-    """Propose keys from confirmed e-mail/phone findings, then along DIRECT column lineage.
+    """Propose keys from confirmed e-mail/phone findings, then along lineage and relationships.
 
-    A column derived directly (identity or transformation, not an aggregate) from a key column is
-    a key of the same kind; it is hashed when its policy hashes it, and not
-    proposed when the policy masks, redacts, generalises or drops it.
+    * findings: a confirmed e-mail or phone finding on a column that is not free text;
+    * lineage: a column derived DIRECTLY (identity or transformation, not an aggregate) from
+      a key column, or the column a key column is so derived from, is a key of the same kind;
+    * relationships (:mod:`privacy.relationships`: referential checks, equality joins in step
+      SQL): a column of a table holding a key, that another dataset refers to, is a key (the
+      subject's id: ``customers.customer_id``; or a record's id: ``orders.order_id``); the
+      referring column (``orders.customer_id``) is a key of the same kind.
+
+    A proposed key is hashed when its column's policy hashes it (the pseudonymised form),
+    and never proposed on free text or a column its policy masks, redacts, generalises,
+    anonymises or drops. Rounds repeat until nothing new turns up (at most ``max_rounds``).
     """
     from compliance.models import PiiFinding
 
+    from .relationships import pairs
+
     created: list[SubjectKey] = []
-    findings = PiiFinding.objects.filter(status=PiiFinding.Status.CONFIRMED, entity__in=list(ENTITY_KINDS))
+    findings = PiiFinding.objects.filter(
+        status=PiiFinding.Status.CONFIRMED, entity__in=list(ENTITY_KINDS), free_text=False
+    )
     for finding in findings.select_related("dataset"):
         key = _propose(finding.dataset, finding.column, ENTITY_KINDS[finding.entity], Origin.FINDING, None, actor)
         if key:
             created.append(key)
-    created.extend(_propose_from_lineage(actor, max_rounds))
+    relations = pairs()
+    for _ in range(max_rounds):
+        new = _propose_from_lineage(actor) + _propose_from_relationships(relations, actor)
+        if not new:
+            break
+        created.extend(new)
     return created
 
 
-def _propose_from_lineage(actor, max_rounds: int) -> list[SubjectKey]:
+def _propose_from_lineage(actor) -> list[SubjectKey]:
+    """One round along DIRECT column lineage, downstream and upstream of every key."""
     from lineage.extract import DIRECT, IDENTITY, TRANSFORMATION
     from lineage.models import LineageEdge, LineageNode
 
     created: list[SubjectKey] = []
-    seen: set[int] = set()
-    for _ in range(max_rounds):
-        frontier = [k for k in SubjectKey.objects.select_related("dataset") if k.pk not in seen]
-        if not frontier:
-            break
-        for key in frontier:
-            seen.add(key.pk)
-            sources = LineageNode.objects.filter(dataset=key.dataset, column=key.column)
-            edges = LineageEdge.objects.filter(
-                source__in=sources, kind=LineageEdge.Kind.COLUMN, type=DIRECT, target__dataset__isnull=False,
-                subtype__in=[IDENTITY, TRANSFORMATION],  # an aggregate of ids (a count) identifies nobody
-            ).select_related("target__dataset")
-            for edge in edges:
-                new = _propose(edge.target.dataset, edge.target.column, key.kind, Origin.LINEAGE, key, actor)
-                if new:
-                    created.append(new)
+    for key in list(SubjectKey.objects.select_related("dataset")):
+        nodes = LineageNode.objects.filter(dataset=key.dataset, column=key.column)
+        direct = LineageEdge.objects.filter(
+            kind=LineageEdge.Kind.COLUMN, type=DIRECT,
+            subtype__in=[IDENTITY, TRANSFORMATION],  # an aggregate of ids (a count) identifies nobody
+        )
+        down = direct.filter(source__in=nodes, target__dataset__isnull=False).select_related("target__dataset")
+        up = direct.filter(target__in=nodes, source__dataset__isnull=False).select_related("source__dataset")
+        for node in [e.target for e in down] + [e.source for e in up]:
+            new = _propose(node.dataset, node.column, key.kind, Origin.LINEAGE, key, actor)
+            if new:
+                created.append(new)
+    return created
+
+
+def kind_of_column(column: str) -> str | None:
+    """The identifier kind a relationship column gives its values: its name, as a kind (None if it cannot be one)."""
+    kind = re.sub(r"[^a-z0-9_]+", "_", column.strip().lower()).strip("_")[:40]
+    return kind if KIND_NAME_RE.match(kind) else None
+
+
+def _propose_from_relationships(relations, actor) -> list[SubjectKey]:
+    """One round along relationships: the referred-to column of a keyed table, then the referring ones."""
+    keys = {(k.dataset_id, k.column): k for k in SubjectKey.objects.select_related("dataset", "derived_from")}
+    subject_tables = identity_tables(keys.values())
+    keyed: dict[int, SubjectKey] = {}
+    for (ds, _), k in sorted(keys.items()):
+        keyed.setdefault(ds, k)
+    datasets = {d.pk: d for d in Dataset.objects.filter(pk__in={c[0] for p in relations for c in (p.child, p.parent)})}
+    created: list[SubjectKey] = []
+    for pair in relations:
+        sides = [(pair.child, pair.parent)] if pair.directed else [(pair.child, pair.parent), (pair.parent, pair.child)]
+        for child, parent in sides:
+            if child in keys or child[0] not in datasets or parent[0] not in datasets:
+                continue
+            if parent in keys:
+                origin = Origin.SUBJECT_ID if child[0] in subject_tables else Origin.RELATION
+                new = _propose(datasets[child[0]], child[1], keys[parent].kind, origin, keys[parent], actor)
+            elif parent[0] in keyed and child[0] not in subject_tables:
+                kind = kind_of_column(parent[1])
+                if kind is None:
+                    continue
+                if parent[0] in subject_tables:  # the subject's own table: its id tells subjects apart
+                    new = _propose(datasets[parent[0]], parent[1], kind, Origin.SUBJECT_ID, None, actor)
+                else:  # a table of the subject's records (orders): its id names records, not subjects
+                    new = _propose(datasets[parent[0]], parent[1], kind, Origin.RELATION, keyed[parent[0]], actor)
+            else:
+                continue
+            if new:
+                created.append(new)
+                keys[(new.dataset_id, new.column)] = new
     return created
 
 

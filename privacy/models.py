@@ -45,6 +45,8 @@ class SubjectKey(models.Model):
         MANUAL = "manual", "Declared by a steward"
         FINDING = "finding", "From a confirmed PII finding"
         LINEAGE = "lineage", "Derived directly from another key (lineage)"
+        SUBJECT_ID = "subject_id", "The id of a subject's table that other datasets refer to (relationship)"
+        RELATION = "relation", "Refers to rows keyed elsewhere (relationship: join or referential check)"
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="subject_keys")
     column = models.CharField(max_length=200)
@@ -73,6 +75,45 @@ class SubjectKey(models.Model):
     def __str__(self) -> str:
         return f"{self.dataset.qualified_table}.{self.column} ({self.kind}, {self.storage})"
 
+    @property
+    def identifies(self) -> bool:
+        """Whether the column tells subjects apart (its values count subjects), not only records of one.
+
+        A steward's key, a finding's key and a subject table's id do; a column that refers to
+        rows keyed elsewhere (orders.customer_id, order_items.order_id) holds the subject's
+        records; a key derived along lineage is what it was derived from.
+        """
+        key, seen = self, set()
+        while key is not None and key.origin == self.Origin.LINEAGE and key.pk not in seen:
+            seen.add(key.pk)
+            key = key.derived_from
+        return key is None or key.origin != self.Origin.RELATION
+
+
+class RetainedReference(models.Model):
+    """A column allowed to keep referring to erased subjects, with the legal basis a steward recorded.
+
+    The erasure proof lists every column still holding an identifier of the erased
+    subject; one that is neither a key (its rows are deleted) nor retained here keeps
+    the request open.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="retained_references")
+    column = models.CharField(max_length=200)
+    legal_basis = models.TextField(help_text="Why the reference may stay (e.g. a legal retention duty); required.")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["dataset", "column"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "column"], name="retained_reference_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.qualified_table}.{self.column} (retained)"
+
 
 class ErasureSetting(models.Model):
     """How an erasure treats a Navigate dataset: rebuild it from below, or delete the subject's rows."""
@@ -96,12 +137,13 @@ class ErasureSetting(models.Model):
 class RequestStatus(models.TextChoices):
     RECEIVED = "received", "Received"
     VERIFIED = "verified", "Verified (identity checked)"
+    NEEDS_REVIEW = "review", "Needs review (the expansion reached more subjects than it started with)"
     IN_PROGRESS = "in_progress", "In progress"
     COMPLETED = "completed", "Completed"
     REJECTED = "rejected", "Rejected"
 
 
-OPEN_STATUSES = (RequestStatus.RECEIVED, RequestStatus.VERIFIED, RequestStatus.IN_PROGRESS)
+OPEN_STATUSES = (RequestStatus.RECEIVED, RequestStatus.VERIFIED, RequestStatus.NEEDS_REVIEW, RequestStatus.IN_PROGRESS)
 
 
 class RequestQuerySet(models.QuerySet):
@@ -135,6 +177,16 @@ class DataSubjectRequest(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reject_reason = models.TextField(blank=True)
+    review = models.JSONField(
+        default=dict, blank=True,
+        help_text="Why the request stopped for review: subjects reached by kind (counts only), the expansion's fingerprint.",
+    )
+    approved_expansion = models.CharField(
+        max_length=64, blank=True, help_text="Fingerprint of the expansion a steward approved (valid only while unchanged)."
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     verified_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     proof = models.JSONField(default=dict, blank=True, help_text="The last verification scan (per dataset: keys, rows found, when).")

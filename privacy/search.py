@@ -4,12 +4,24 @@ The request gives identifiers by kind (an e-mail...). Rows found by them in a
 dataset that has another key (customer_id) yield that key's values, which are
 searched in every dataset keyed by that kind, and so on until nothing new
 turns up (bounded by ``ATLAS_DSR_MAX_ROUNDS`` and ``ATLAS_DSR_MAX_IDENTIFIERS``).
-Only declared, confirmed keys are followed. Hashed columns are searched with
-the HMAC of the identifier, computed exactly as the column's hash policy does.
+Only declared, confirmed keys are followed, and only values that can identify
+someone (:mod:`privacy.identifiers`: never placeholders, masked forms, empty
+or common values, or their hashes). Every key column is searched for every
+form of the identifiers — clear (normalised) and HMAC-hashed with the current
+and every retained key — whatever the column's declared storage or policy
+state: a column declared hashed may still hold clear values written before
+its policy applied.
+
+:func:`subjects_reached` counts the subjects an expansion reached, in the kinds
+that tell subjects apart (``SubjectKey.identifies``); a request that reaches more
+than it started with stops for a steward's review (``privacy.service``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,15 +30,16 @@ from typing import Any
 from django.conf import settings
 
 from atlas.warehouse import Warehouse
-from compliance.policies import pseudonym
 from pipelines.models import Dataset
 
+from .identifiers import common_hashes, hash_forms, non_identifier
 from .keys import KeyTarget, Storage, known_kinds, normalise, warehouse_columns
 from .models import validate_kind
 
 # Quarantined raw records are searched for clear identifiers at least this long (short ids would match anything).
 RAW_MIN_CHARS = 5
 RAW_COLUMN = "_raw_record"
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class DsrError(ValueError):
@@ -41,20 +54,42 @@ class Subject:
     hashed: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def hashes(self, kind: str) -> set[str]:
+        """The pseudonyms of the clear identifiers under every hash key, and the hashes found."""
+        out = set(self.hashed.get(kind, ()))
+        for v in self.clear.get(kind, ()):
+            out |= hash_forms(v)
+        return out
+
+    def current_hashes(self, kind: str) -> set[str]:
+        """The pseudonyms under the current key only (what tombstones keep), and the hashes found."""
+        from compliance.policies import pseudonym
+
         return {pseudonym(v) for v in self.clear.get(kind, ())} | set(self.hashed.get(kind, ()))
 
     def values_for(self, target: KeyTarget) -> set[str]:
-        if target.storage == Storage.HASHED:
-            return self.hashes(target.kind)
-        return set(self.clear.get(target.kind, ()))
+        """Every form a key column may hold: clear and hashed, whatever its declared storage."""
+        return set(self.clear.get(target.kind, ())) | self.hashes(target.kind)
 
     def add(self, kind: str, value: str, *, hashed: bool) -> bool:
+        """Add an identifier found in a key column; values that identify nobody are never added."""
         bucket = (self.hashed if hashed else self.clear)[kind]
-        value = value if hashed else normalise(kind, value)
-        if not value or value in bucket:
+        value = str(value).strip().lower() if hashed else normalise(kind, value)
+        if not value or value in bucket or non_identifier(value) or value in common_hashes():
             return False
+        if not hashed and HEX64.match(value.lower()) and value.lower() in self.hashes(kind):
+            return False  # a token of a known identifier read from a column declared clear
         bucket.add(value)
         return True
+
+    def has(self, kind: str, value: str, *, hashed: bool) -> bool:
+        value = str(value).strip().lower() if hashed else normalise(kind, value)
+        return value in (self.hashed if hashed else self.clear).get(kind, ())
+
+    def distinct(self, kind: str) -> int:
+        """How many different identifiers of ``kind``: clear ones, and hashes that are none of theirs."""
+        clear = set(self.clear.get(kind, ()))
+        known = set().union(*(hash_forms(v) for v in clear)) if clear else set()
+        return len(clear) + len({h for h in self.hashed.get(kind, ()) if h not in known})
 
     def size(self) -> int:
         return sum(len(v) for v in self.clear.values()) + sum(len(v) for v in self.hashed.values())
@@ -104,6 +139,13 @@ def parse_identifiers(raw: Any, *, kinds: Iterable[str] | None = None) -> dict[s
             raise DsrError(f"Identifiers of kind {kind!r} are empty; give at least one non-blank value.")
         if any("\x00" in v for v in cleaned):
             raise DsrError("Identifiers cannot contain NUL characters.")
+        for v in cleaned:
+            why = non_identifier(v) or ("hash of a common value" if v.lower() in common_hashes() else None)
+            if why:  # the value itself stays out of the message
+                raise DsrError(
+                    f"An identifier of kind {kind!r} cannot identify one person ({why}): placeholders, masked"
+                    " forms, empty and common values match many people. Give the person's own value."
+                )
         out[str(kind)] = cleaned
     return out
 
@@ -114,6 +156,22 @@ def subject_of(identifiers: dict[str, list[str]]) -> Subject:
         for v in values:
             subject.add(kind, v, hashed=False)
     return subject
+
+
+def subjects_reached(subject: Subject, targets: list[KeyTarget]) -> dict[str, int]:
+    """Per kind that tells subjects apart (a key that ``identifies``), how many different identifiers were reached."""
+    kinds = {t.kind for t in targets if t.identifies}
+    return {k: subject.distinct(k) for k in sorted(kinds & subject.kinds())}
+
+
+def subjects_started(identifiers: dict[str, list[str]]) -> int:
+    """How many subjects a request names at most: the largest number of identifiers given of one kind."""
+    return max((len(v) for v in identifiers.values()), default=1)
+
+
+def fingerprint(subject: Subject) -> str:
+    """A digest of everything an expansion reached (what a steward's approval is bound to)."""
+    return hashlib.sha256(json.dumps(subject.to_json(), sort_keys=True).encode()).hexdigest()
 
 
 def _in(expr: str, values: list) -> tuple[str, list]:
@@ -139,6 +197,7 @@ def expand(subject: Subject, targets: list[KeyTarget], wh: Warehouse) -> tuple[S
     rounds: list[dict] = []
     for number in range(1, max_rounds + 1):
         found: dict[str, int] = defaultdict(int)
+        shared: dict[str, int] = defaultdict(int)
         for (layer, table), keys in by_table.items():
             if len(keys) < 2:
                 continue
@@ -149,11 +208,20 @@ def expand(subject: Subject, targets: list[KeyTarget], wh: Warehouse) -> tuple[S
             cols = ", ".join(f"CAST({wh.quote(k.column)} AS text)" for k in keys)
             with wh.cursor() as cur:  # one scan (or index lookup) per table and round: every key column at once
                 rows = cur.execute(f"SELECT DISTINCT {cols} FROM {wh.table(layer, table)} WHERE {where}", params).fetchall()
+            candidates: dict[int, set[tuple[str, bool]]] = defaultdict(set)
             for row in rows:
-                for other, value in zip(keys, row, strict=True):
-                    if value is not None and subject.add(other.kind, value, hashed=other.storage == Storage.HASHED):
-                        found[other.kind] += 1
-        rounds.append({"round": number, "new": dict(found)})
+                for i, (other, value) in enumerate(zip(keys, row, strict=True)):
+                    if value is not None:
+                        hashed = other.storage == Storage.HASHED and bool(HEX64.match(value.lower()))
+                        candidates[i].add((value, hashed))
+            skip = _shared_values(wh, layer, table, keys, subject, candidates)
+            for i, values in sorted(candidates.items()):
+                for value, hashed in sorted(values):
+                    if (i, value) in skip:
+                        shared[keys[i].kind] += 1
+                    elif subject.add(keys[i].kind, value, hashed=hashed):
+                        found[keys[i].kind] += 1
+        rounds.append({"round": number, "new": dict(found), **({"shared_skipped": dict(shared)} if shared else {})})
         if subject.size() > max_ids:
             raise DsrError(
                 f"The identifiers expand to more than {max_ids} values (ATLAS_DSR_MAX_IDENTIFIERS): a key links"
@@ -162,6 +230,37 @@ def expand(subject: Subject, targets: list[KeyTarget], wh: Warehouse) -> tuple[S
         if not found:
             break
     return subject, rounds
+
+
+def _shared_values(
+    wh: Warehouse, layer: str, table: str, keys: list[KeyTarget], subject: Subject, candidates: dict
+) -> set[tuple[int, str]]:
+    """New values that many subjects share in this table (an info@ mailbox, a switchboard number): never followed.
+
+    Only where a table tells subjects apart by two identifying keys or more: a new value of one
+    that goes with more than ``ATLAS_DSR_SHARED_VALUE_SUBJECTS`` different values of another is
+    shared. One grouped query per key column with new values.
+    """
+    identity = [i for i, k in enumerate(keys) if k.identifies]
+    if len(identity) < 2:
+        return set()
+    limit = settings.ATLAS_DSR_SHARED_VALUE_SUBJECTS
+    out: set[tuple[int, str]] = set()
+    for i in identity:
+        new = sorted({v for v, h in candidates.get(i, ()) if not subject.has(keys[i].kind, v, hashed=h)})
+        if not new:
+            continue
+        expr = keys[i].expr(wh)
+        counts = ", ".join(f"count(DISTINCT {keys[j].expr(wh)})" for j in identity if j != i)
+        params = keys[i].params(new)
+        with wh.cursor() as cur:
+            rows = cur.execute(
+                f"SELECT {expr}, {counts} FROM {wh.table(layer, table)}"
+                f" WHERE {expr} IN ({', '.join(['%s'] * len(params))}) GROUP BY {expr}", params,
+            ).fetchall()
+        common = {r[0] for r in rows if max(int(n or 0) for n in r[1:]) > limit}
+        out |= {(i, v) for v in new if v.strip(" ").lower() in common}
+    return out
 
 
 @dataclass

@@ -39,14 +39,25 @@ from .models import (
     RequestStatus,
     Tombstone,
 )
-from .search import DsrError, Subject, expand, matches, parse_identifiers, subject_of
+from .search import (
+    DsrError,
+    Subject,
+    expand,
+    fingerprint,
+    matches,
+    parse_identifiers,
+    subject_of,
+    subjects_reached,
+    subjects_started,
+)
 
 logger = logging.getLogger(__name__)
 S = RequestStatus
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     S.RECEIVED: (S.VERIFIED, S.REJECTED),
     S.VERIFIED: (S.IN_PROGRESS, S.REJECTED),
-    S.IN_PROGRESS: (S.IN_PROGRESS, S.COMPLETED),
+    S.NEEDS_REVIEW: (S.VERIFIED, S.REJECTED),
+    S.IN_PROGRESS: (S.IN_PROGRESS, S.COMPLETED, S.NEEDS_REVIEW),
     S.COMPLETED: (),
     S.REJECTED: (),
 }
@@ -54,6 +65,10 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 
 class ExportExpired(DsrError):
     """The export's file is past its expiry (deleted or about to be)."""
+
+
+class NeedsReview(DsrError):
+    """The expansion reached more subjects than the request started with: a steward must look first."""
 
 
 def _user(actor):
@@ -131,12 +146,68 @@ def resolve(req: DataSubjectRequest) -> tuple[Subject, list]:
         raise DsrError(f"{req} was erased: only hashes of its identifiers are kept; nothing can be searched in clear.")
     wh = get_warehouse()
     targets = keys_mod.targets()
-    subject, rounds = expand(subject_of(req.identifiers), targets, wh)
+    start = subject_of(req.identifiers)
+    if (req.resolved or {}).get("clear") or (req.resolved or {}).get("hashed"):
+        # Run again (after a red proof): what the first run reached may be deleted already (the
+        # orders that led to the payments), so the expansion starts from everything reached before.
+        earlier = Subject.from_json(req.resolved)
+        for kind, values in earlier.clear.items():
+            for v in values:
+                start.add(kind, v, hashed=False)
+        for kind, values in earlier.hashed.items():
+            for v in values:
+                start.add(kind, v, hashed=True)
+    subject, rounds = expand(start, targets, wh)
     return subject, rounds
 
 
+def resolve_checked(req: DataSubjectRequest, *, actor=None) -> tuple[Subject, list]:
+    """The expansion, stopped for a steward's review when it reached more subjects than the request named.
+
+    Subjects are counted in the kinds that tell subjects apart (``search.subjects_reached``);
+    a request names as many as the most identifiers it gives of one kind. A steward's
+    approval (:func:`approve_expansion`) holds for exactly the expansion they saw (its
+    fingerprint): if the data changed since, the request stops again.
+    """
+    subject, rounds = resolve(req)
+    reached = subjects_reached(subject, keys_mod.targets())
+    started = subjects_started(req.identifiers)
+    digest = fingerprint(subject)
+    over = {k: n for k, n in reached.items() if n > started}
+    if not over or req.approved_expansion == digest:
+        return subject, rounds
+    review = {"started_with": started, "reached": reached, "over": over, "fingerprint": digest,
+              "rounds": rounds, "at": timezone.now().isoformat()}
+    DataSubjectRequest.objects.filter(pk=req.pk).update(review=review, resolved=subject.to_json())
+    if req.status == S.IN_PROGRESS:
+        transition(req, S.NEEDS_REVIEW, actor=actor, started_with=started, reached=reached)
+    listed = ", ".join(f"{n} different {k} values" for k, n in sorted(over.items()))
+    raise NeedsReview(
+        f"{req} stopped for review: its identifiers lead to {listed}, more than the {started} subject(s) it"
+        " named. Nothing was deleted or exported. Check the subject keys (a shared or placeholder value?),"
+        " then approve the expansion or reject the request."
+    )
+
+
+def approve_expansion(req: DataSubjectRequest, *, actor=None, note: str = "") -> DataSubjectRequest:
+    """A steward approves the expansion under review (it really is one person); the request can run again."""
+    req.refresh_from_db()
+    if req.status != S.NEEDS_REVIEW:
+        raise DsrError(f"{req} is {req.status}: only a request under review has an expansion to approve.")
+    if not (note or "").strip():
+        raise DsrError("Approving an expansion needs a note saying why these identifiers are one person.")
+    digest = (req.review or {}).get("fingerprint", "")
+    DataSubjectRequest.objects.filter(pk=req.pk).update(approved_expansion=digest, approved_by=_user(actor))
+    return transition(req, S.VERIFIED, actor=actor, approved_expansion=digest,
+                      reached=(req.review or {}).get("reached", {}), note=note.strip())
+
+
 def run(req: DataSubjectRequest, *, actor=None, trigger: str = Trigger.MANUAL) -> DataSubjectRequest:
-    """Carry out a verified request: an access export, or an erasure with its verification."""
+    """Carry out a verified request: an access export, or an erasure with its verification.
+
+    When the expansion reaches more subjects than the request named, the request stops in
+    review (status ``review``) before anything is deleted or exported, and is returned so.
+    """
     req.refresh_from_db()
     if req.status not in (S.VERIFIED, S.IN_PROGRESS):
         raise DsrError(
@@ -149,6 +220,11 @@ def run(req: DataSubjectRequest, *, actor=None, trigger: str = Trigger.MANUAL) -
             export = create_export(req, actor=actor)
             return transition(req, S.COMPLETED, actor=actor, export_id=export.pk, rows=export.rows)
         return erase(req, actor=actor, trigger=trigger)
+    except NeedsReview as exc:
+        audit.record("dsr.request.review", actor=actor, target=req, reason="expansion")
+        DataSubjectRequest.objects.filter(pk=req.pk).update(error=str(exc))
+        req.refresh_from_db()
+        return req
     except (DsrError, WarehouseError, PolicyError) as exc:
         DataSubjectRequest.objects.filter(pk=req.pk).update(error=str(exc))
         audit.record("dsr.request.error", actor=actor, target=req, error=str(exc))
@@ -162,7 +238,7 @@ def _navigate_mode(ds: Dataset) -> str:
 
 def erase(req: DataSubjectRequest, *, actor=None, trigger: str = Trigger.MANUAL) -> DataSubjectRequest:
     """Delete the subject's rows (Explore, Chart, quarantine; Navigate per its setting), rebuild, tombstone, verify."""
-    subject, rounds = resolve(req)
+    subject, rounds = resolve_checked(req, actor=actor)
     DataSubjectRequest.objects.filter(pk=req.pk).update(resolved=subject.to_json(), error="")
     wh = get_warehouse()
     catalogue = keys_mod.warehouse_columns(wh)
@@ -217,7 +293,7 @@ def _rebuild(req: DataSubjectRequest, changed: list[Dataset], *, actor, trigger:
 
 def _tombstone(req: DataSubjectRequest, subject: Subject, *, actor) -> int:
     key = hash_key()
-    wanted = {(kind, h) for kind in subject.kinds() for h in subject.hashes(kind)}
+    wanted = {(kind, h) for kind in subject.kinds() for h in subject.current_hashes(kind)}
     before = Tombstone.objects.count()
     Tombstone.objects.bulk_create(
         [Tombstone(kind=kind, hash=h, key_id=key.key_id, request=req) for kind, h in sorted(wanted)], ignore_conflicts=True
@@ -245,6 +321,8 @@ def check_erasure(
         "scanned_at": timezone.now().isoformat(),
         "tables": proof,
         "rows_found": sum(p["rows_found"] for p in proof),
+        "unexplained": left,
+        "retained": verification.retained(proof),
         "expansion": rounds if rounds is not None else (req.proof or {}).get("expansion", []),
         "erased": [
             {"table": e.table, "method": e.method, "rows_removed": e.rows_removed, "run_id": e.run_id}
@@ -256,8 +334,8 @@ def check_erasure(
                  residue=left)
     req.refresh_from_db()
     if left:
-        listed = ", ".join(f"{r['table']} ({r['rows_found']})" for r in left)
-        DataSubjectRequest.objects.filter(pk=req.pk).update(error=f"Rows remain after the erasure: {listed}.")
+        listed = " ".join(f"{r['message'][:-1]} ({r['rows_found']} row(s))." for r in left)
+        DataSubjectRequest.objects.filter(pk=req.pk).update(error=f"References remain after the erasure: {listed}")
         req.refresh_from_db()
         return req
     if req.status == S.IN_PROGRESS:
@@ -291,7 +369,7 @@ def create_export(req: DataSubjectRequest, *, actor=None) -> DsrExport:
         raise DsrError(f"{req} is an erasure request: exports are for access requests.")
     if req.status not in (S.IN_PROGRESS, S.COMPLETED):
         raise DsrError(f"{req} is {req.status}: verify and run it before exporting.")
-    subject, rounds = resolve(req)
+    subject, rounds = resolve_checked(req, actor=actor)
     DataSubjectRequest.objects.filter(pk=req.pk).update(resolved=subject.to_json())
     wh = get_warehouse()
     now = timezone.now()
@@ -363,3 +441,28 @@ def purge_expired_exports(now=None) -> int:
 def is_erased(kind: str, value: str) -> bool:
     """Whether an identifier belongs to an erased subject (by its hash; nothing kept in clear)."""
     return Tombstone.objects.filter(kind=kind, hash=pseudonym(keys_mod.normalise(kind, value))).exists()
+
+
+# --- references kept with a legal basis ------------------------------------------------------
+def retain_reference(dataset: Dataset, column: str, *, legal_basis: str, actor=None):
+    """Record that ``dataset.column`` may keep referring to erased subjects, and why (audited).
+
+    The erasure proof then lists the column's references as kept, not unexplained. A key
+    column cannot be retained (its rows are erased), nor can a basis be empty.
+    """
+    from .models import RetainedReference, SubjectKey
+
+    basis = (legal_basis or "").strip()
+    if not basis:
+        raise DsrError("Keeping references to erased subjects needs a recorded legal basis (e.g. a retention duty).")
+    columns = set(dataset.columns.values_list("name", flat=True))
+    if columns and column not in columns:
+        raise DsrError(f"{dataset.name} has no column {column!r}.")
+    if SubjectKey.objects.filter(dataset=dataset, column=column, status=SubjectKey.Status.CONFIRMED).exists():
+        raise DsrError(f"{dataset.name}.{column} is a subject key: its rows are erased, not kept.")
+    ref, created = RetainedReference.objects.update_or_create(
+        dataset=dataset, column=column, defaults={"legal_basis": basis, "decided_by": _user(actor)}
+    )
+    audit.record("dsr.reference.retained", actor=actor, target=ref, dataset=dataset.name, column=column,
+                 legal_basis=basis, created=created)
+    return ref

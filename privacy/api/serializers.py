@@ -36,11 +36,11 @@ class RequestSerializer(serializers.ModelSerializer):
         fields = (
             "id", "kind", "identifiers", "identifiers_hashed", "reference", "status", "received_at", "due_at",
             "overdue", "assignee", "reject_reason", "verified_at", "completed_at", "proof", "residue", "error",
-            "erasures", "exports", "created_at",
+            "review", "erasures", "exports", "created_at",
         )
         read_only_fields = (
             "identifiers_hashed", "status", "due_at", "reject_reason", "verified_at", "completed_at", "proof",
-            "residue", "error", "created_at",
+            "residue", "error", "review", "created_at",
         )
 
     def to_representation(self, instance: DataSubjectRequest) -> dict:
@@ -62,6 +62,10 @@ class RequestCreateSerializer(serializers.Serializer):
 
 class RejectSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=5000)
+
+
+class ApproveSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=5000, help_text="Why the identifiers reached are one person.")
 
 
 class SubjectKeySerializer(serializers.ModelSerializer):

@@ -106,6 +106,14 @@ class RequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         data.is_valid(raise_exception=True)
         return self._operate(lambda r: service.reject(r, actor=request.user, reason=data.validated_data["reason"]))
 
+    @extend_schema(request=serializers.ApproveSerializer, responses={200: serializers.RequestSerializer, 409: CONFLICT})
+    @action(detail=True, methods=["post"], url_path="approve-expansion", permission_classes=[HasPermission.of(PROCESS)])
+    def approve_expansion(self, request: Request, pk=None) -> Response:
+        """Approve the expansion of a request under review (it is one person): review -> verified."""
+        data = serializers.ApproveSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return self._operate(lambda r: service.approve_expansion(r, actor=request.user, note=data.validated_data["note"]))
+
     @extend_schema(
         request=None,
         responses={(200, "application/zip"): OpenApiResponse(description="The zip."),

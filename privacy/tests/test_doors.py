@@ -81,7 +81,7 @@ def test_done_means_a_steward_erases_a_demo_customer_by_email_from_the_admin(wh,
 
     # The proof: zero rows anywhere, every layer and quarantine searched.
     assert req.proof["rows_found"] == 0
-    layers = {(t["layer"], t["quarantine"]) for t in req.proof["tables"] if t["keys"]}
+    layers = {(t["layer"], t["quarantine"]) for t in req.proof["tables"] if t["columns_searched"]}
     assert {("explore", False), ("chart", False), ("navigate", False), ("explore", True)} <= layers
     assert count(wh, "chart.orders", "customer_id = %s", [customer_id]) == 0
     assert count(wh, "navigate.customer_lifetime_value", "customer_id = %s", [customer_id]) == 0
@@ -244,3 +244,26 @@ def test_admin_declares_a_key_and_refuses_a_bad_one(shop, client):
     assert not SubjectKey.objects.filter(column="nope").exists()
     with pytest.raises(ValidationError, match="apply to Navigate datasets"):
         ErasureSetting(dataset=ds["orders"]).full_clean()
+
+
+def test_a_shared_address_stops_for_review_and_is_approved_through_the_api_and_the_command(shop, wh):
+    with wh.cursor() as cur:  # Bob's row now carries Ann's address too (a shared family mailbox)
+        cur.execute("UPDATE explore.customers SET email = 'ann@example.com' WHERE trim(customer_id) = '2'")
+    steward, auditor = token_client(user_with_role("Steward")), token_client(user_with_role("Auditor"))
+    pk = steward.post("/api/v1/dsr-requests/", {"kind": "erasure", "identifiers": {"email": ["ann@example.com"]}},
+                      format="json").json()["id"]
+    steward.post(f"/api/v1/dsr-requests/{pk}/verify/")
+    body = steward.post(f"/api/v1/dsr-requests/{pk}/run/").json()
+    assert body["status"] == "review" and body["review"]["reached"]["customer_id"] == 2
+    assert count(wh, "explore.customers") == 3 and count(wh, "chart.orders") == 4  # nothing deleted
+    assert "ann@example.com" not in str(auditor.get(f"/api/v1/dsr-requests/{pk}/").json())
+    assert_error(auditor.post(f"/api/v1/dsr-requests/{pk}/approve-expansion/", {"note": "x"}), 403)
+    assert_error(steward.post(f"/api/v1/dsr-requests/{pk}/approve-expansion/", {}), 400)
+    with pytest.raises(CommandError, match="needs a note"):
+        call_command("dsr", "approve-expansion", str(pk), "--note", " ")
+    call_command("dsr", "approve-expansion", str(pk), "--note", "Ann and Bob share the mailbox and asked together.")
+    assert AuditEvent.objects.filter(action="dsr.request.verified", target_id=str(pk)).count() == 2
+    done = steward.post(f"/api/v1/dsr-requests/{pk}/run/").json()
+    assert done["status"] == "completed", done["error"]
+    assert count(wh, "explore.customers") == 1 and count(wh, "chart.orders") == 1
+    assert_error(steward.post(f"/api/v1/dsr-requests/{pk}/approve-expansion/", {"note": "again"}), 409, "dsr_refused")

@@ -91,8 +91,10 @@ def test_verification_keeps_the_request_in_progress_while_rows_remain(shop, wh):
     mailing = Dataset.objects.create(name="mailing", layer="navigate", table="mailing")
     req = service.run(service.verify(service.submit("erasure", {"email": ["ann@example.com"]})))
     assert req.status == "in_progress" and not req.identifiers_hashed
-    assert req.residue == [{"table": "navigate.mailing", "rows_found": 1}]
-    assert "navigate.mailing (1)" in req.error
+    assert [(r["table"], r["column"], r["rows_found"], r["status"]) for r in req.residue] == [
+        ("navigate.mailing", "customer_id", 1, "unexplained")
+    ]
+    assert "navigate.mailing.customer_id refers to the erased subject: declare it a key" in req.error
     # The steward declares the key, deletes its rows and runs the request again: now it completes.
     ErasureSetting.objects.create(dataset=mailing, mode="delete_rows")
     keys.declare_key(mailing, "customer_id", kind="customer_id")

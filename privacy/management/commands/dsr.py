@@ -2,6 +2,7 @@
 
     dsr submit --kind erasure --id email=ann@example.com [--id customer_id=42] [--reference T-1] [--verified]
     dsr verify ID | dsr run ID | dsr verify-erasure ID | dsr export ID | dsr reject ID --reason TEXT
+    dsr approve-expansion ID --note TEXT
     dsr show ID | dsr list [--overdue] | dsr keys [--propose] | dsr key DATASET COLUMN KIND [--hashed]
 """
 
@@ -33,6 +34,9 @@ class Command(BaseCommand):
         p = sub.add_parser("reject")
         p.add_argument("request_id", type=int)
         p.add_argument("--reason", required=True)
+        p = sub.add_parser("approve-expansion", help="Approve the expansion of a request under review.")
+        p.add_argument("request_id", type=int)
+        p.add_argument("--note", required=True, help="Why these identifiers are one person.")
         sub.add_parser("list").add_argument("--overdue", action="store_true")
         sub.add_parser("keys").add_argument("--propose", action="store_true", help="Propose keys first.")
         p = sub.add_parser("key", help="Declare a confirmed subject key.")
@@ -93,7 +97,7 @@ class Command(BaseCommand):
         req = service.check_erasure(self._get(request_id), actor="cli")
         self._print(req)
         if req.residue:
-            raise CommandError(f"{req}: rows remain: {json.dumps(req.residue)}")
+            raise CommandError(f"{req}: references remain: {json.dumps(req.residue)}")
 
     def do_export(self, *, request_id: int, **_) -> None:
         export = service.create_export(self._get(request_id), actor="cli")
@@ -101,6 +105,9 @@ class Command(BaseCommand):
 
     def do_reject(self, *, request_id: int, reason: str, **_) -> None:
         self._print(service.reject(self._get(request_id), actor="cli", reason=reason))
+
+    def do_approve_expansion(self, *, request_id: int, note: str, **_) -> None:
+        self._print(service.approve_expansion(self._get(request_id), actor="cli", note=note))
 
     def do_show(self, *, request_id: int, **_) -> None:
         self._print(self._get(request_id))
