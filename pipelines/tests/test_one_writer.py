@@ -10,8 +10,8 @@ from django.core import checks
 from django.core.exceptions import ValidationError
 
 from atlas.api.testing import assert_error, token_client, user_with_role
+from pipelines.attempts import attempt_tag, ingest_staging_name
 from pipelines.checks import one_writer_per_dataset
-from pipelines.ingest import staging_name
 from pipelines.models import Dataset, LoadedBatch, Pipeline, RunStatus, Step
 
 from .conftest import explore_rows, run_now
@@ -108,4 +108,5 @@ def test_a_file_a_concurrent_load_published_first_is_skipped_with_a_clear_messag
     assert batch.status == LoadedBatch.Status.SKIPPED
     assert "loaded by a concurrent load as batch bconcurrent" in batch.reason and "not loaded twice" in batch.reason
     assert explore_rows(wh, "people") == before  # nothing added, nothing replaced
-    assert not wh.table_exists("explore", staging_name("people", batch.batch_id))  # its staging table was dropped
+    staging = ingest_staging_name("people", attempt_tag(run.pk, run.attempt), batch.batch_id)
+    assert not wh.table_exists("explore", staging)  # its staging table was dropped
