@@ -146,6 +146,9 @@ ATLAS_SOURCE_DATABASES = env.dict("ATLAS_SOURCE_DATABASES", default={})
 ATLAS_STEP_HOOKS: list[str] | None = env.list("ATLAS_STEP_HOOKS") if "ATLAS_STEP_HOOKS" in os.environ else None
 # A run whose heartbeat is older than this is considered lost (killed worker).
 ATLAS_RUN_STALE_SECONDS = env.int("ATLAS_RUN_STALE_SECONDS", default=3600)
+# Backfills (pipelines.backfills): at most this many backfill runs queued or running at once over
+# all pipelines (each pipeline runs one at a time anyway), so workers keep room for scheduled runs.
+ATLAS_BACKFILL_MAX_ACTIVE_RUNS = env.int("ATLAS_BACKFILL_MAX_ACTIVE_RUNS", default=2)
 # Longest line an ingest accepts; longer ones are quarantined with their reason.
 ATLAS_INGEST_MAX_LINE_BYTES = env.int("ATLAS_INGEST_MAX_LINE_BYTES", default=2_000_000)
 # How much of a rejected raw record is kept in quarantine.
@@ -251,6 +254,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     # Runs whose worker died stop blocking their pipeline.
     "atlas: reap stale runs": {"task": "pipelines.reap_stale_runs", "schedule": 300.0},
+    # Backfills whose next interval could not start when a run ended (busy pipeline, lost callback).
+    "atlas: advance backfills": {"task": "pipelines.advance_backfills", "schedule": 60.0},
     # Freshness checks also run on their own, between pipeline runs.
     "quality: check freshness": {
         "task": "quality.check_freshness",
@@ -452,6 +457,7 @@ ATLAS_TASK_PERMISSIONS: dict[str, str] = {
     "pipelines.trigger_scheduled_run": "pipelines.change_pipeline",
     "pipelines.execute_run": "pipelines.change_pipeline",
     "pipelines.reap_stale_runs": "pipelines.change_pipeline",
+    "pipelines.advance_backfills": "pipelines.change_pipeline",
     "quality.check_freshness": "quality.change_check",
     "quality.reprocess_quarantine": "quality.change_check",
     "lineage.deliver_events": "pipelines.change_pipeline",

@@ -350,6 +350,7 @@ class Trigger(models.TextChoices):
     MANUAL = "manual", "Manual (admin)"
     API = "api", "API"
     CLI = "cli", "Command line"
+    BACKFILL = "backfill", "Backfill"
 
 
 class RunRecord(RunRecordBase):
@@ -382,6 +383,14 @@ class PipelineRun(RunRecord):
     current_step = models.CharField(max_length=100, blank=True)
     cancel_requested = models.BooleanField(default=False)
     celery_task_id = models.CharField(max_length=255, blank=True)
+    # The data the run is about (issue 14): set by the schedule (the interval that just ended), a
+    # manual trigger (now) or a backfill; step SQL reads them as bound parameters (atlas.sql.params).
+    logical_date = models.DateTimeField(null=True, blank=True)
+    data_interval_start = models.DateTimeField(null=True, blank=True)
+    data_interval_end = models.DateTimeField(null=True, blank=True)
+    backfill = models.ForeignKey(
+        "Backfill", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs", editable=False
+    )
 
     objects = PipelineRunQuerySet.as_manager()
 
@@ -398,6 +407,98 @@ class PipelineRun(RunRecord):
 
     def __str__(self) -> str:
         return f"{self.pipeline.name} #{self.pk}"
+
+    def parameters(self) -> dict:
+        """The values step SQL may bind (``atlas.sql.params.RUN_PARAMETERS``); unset ones are left out."""
+        values = {
+            "data_interval_start": self.data_interval_start,
+            "data_interval_end": self.data_interval_end,
+            "logical_date": self.logical_date,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+
+class Backfill(models.Model):
+    """Runs of a pipeline over a past date range: one run per interval, dispatched one at a time.
+
+    The intervals are rows (:class:`BackfillInterval`) created with the backfill, so none can
+    be lost; ``pipelines.backfills`` starts the next pending one whenever a run of the pipeline
+    ends and on beat's sweep, and a failed interval stays visible and can be re-run.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Finished with failed intervals"
+        CANCELLED = "cancelled", "Cancelled"
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.PROTECT, related_name="backfills")
+    start = models.DateTimeField(help_text="Start of the range (the first interval starts here or at the schedule's first time after).")
+    end = models.DateTimeField(help_text="End of the range (excluded).")
+    interval = models.CharField(
+        max_length=100, help_text="The pipeline's crontab, or a stated interval such as '1 day' or '6 hours'."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Backfill #{self.pk} of {self.pipeline.name}"
+
+
+class BackfillInterval(models.Model):
+    """One interval of a backfill and where it stands; ``run`` is its latest attempt."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACTIVE = "active", "Queued or running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    backfill = models.ForeignKey(Backfill, on_delete=models.CASCADE, related_name="intervals")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    run = models.ForeignKey(PipelineRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["backfill", "start"]
+        constraints = [models.UniqueConstraint(fields=["backfill", "start"], name="backfill_unique_interval")]
+
+    def __str__(self) -> str:
+        return f"{self.backfill} [{self.start:%Y-%m-%d %H:%M}, {self.end:%Y-%m-%d %H:%M})"
+
+
+class SourceWatermark(models.Model):
+    """How far incremental extraction of a database source into a dataset has read.
+
+    ``value`` is the greatest watermark published; ``pending_*`` is the maximum of a load
+    not yet known to be published (promoted once the warehouse's batch ledger holds its
+    checksum, dropped otherwise), so a load that fails never advances the watermark.
+    """
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="watermarks")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="watermarks")
+    column = models.CharField(max_length=200)
+    value = models.JSONField(null=True, blank=True)  # {"type": ..., "value": ...} (pipelines.watermarks)
+    pending_value = models.JSONField(null=True, blank=True)
+    pending_checksum = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "dataset"], name="watermark_unique_source_dataset")]
+
+    def __str__(self) -> str:
+        return f"{self.source.name} -> {self.dataset.name} by {self.column}"
 
 
 class StepRun(RunRecord):

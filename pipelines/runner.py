@@ -33,6 +33,7 @@ from . import hooks
 from .dag import PipelineDefinitionError, StepSpec, plan
 from .hooks import GateFailed, Origin, RunContext, StepContext
 from .ingest import IngestWork, StepOutcome
+from .intervals import Interval, default_interval
 from .models import (
     ACTIVE_STATUSES,
     Dataset,
@@ -121,20 +122,30 @@ def save_step_inputs(pipeline: Pipeline) -> None:
 
 
 # --- triggering -----------------------------------------------------------------
-def start_run(pipeline: Pipeline, *, actor=None, trigger: str = Trigger.MANUAL, dispatch: bool = True) -> PipelineRun:
+def start_run(
+    pipeline: Pipeline, *, actor=None, trigger: str = Trigger.MANUAL, dispatch: bool = True,
+    interval: Interval | None = None, logical_date=None, backfill=None,
+) -> PipelineRun:
     """Queue a run of ``pipeline``; refused while another is queued or running.
 
     The database's partial unique index is the lock: two triggers at the same
-    instant, from any number of processes, create one run.
+    instant, from any number of processes, create one run. ``interval`` and
+    ``logical_date``: the data the run is about (default: ``intervals.default_interval``).
     """
     if not pipeline.enabled:
         raise RunRefused(f"Pipeline {pipeline.name!r} is disabled; enable it to run it.")
+    if interval is None:
+        logical_date, interval = default_interval(pipeline.schedule, trigger, timezone.now())
     try:
         with transaction.atomic():
             run = PipelineRun.objects.create(
                 pipeline=pipeline,
                 trigger=trigger,
                 triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
+                logical_date=logical_date or interval.start,
+                data_interval_start=interval.start,
+                data_interval_end=interval.end,
+                backfill=backfill,
             )
             audit.record("pipeline.run", actor=actor, target=pipeline, run_id=run.pk, trigger=trigger)
     except IntegrityError:
@@ -248,7 +259,18 @@ def _finish(run: PipelineRun, status: str, *, error: str = "", tb: str = "", onl
         run.refresh_from_db()
         if updated:
             hooks.call("run_finished", RunContext(run=run, status=status))
+            transaction.on_commit(lambda: run_ended(run.pk))  # a backfill starts its next interval
     return updated
+
+
+def run_ended(run_id: int) -> None:
+    """After a run's end is stored: the pipeline's backfill, if any, moves on (never raises)."""
+    from .backfills import after_run
+
+    try:
+        after_run(run_id)
+    except Exception:  # beat's sweep (advance_backfills) catches up; the run's end stands
+        logger.exception("Run %s ended, but its pipeline's backfill could not move on.", run_id)
 
 
 def _claim(run_id: int) -> PipelineRun | None:

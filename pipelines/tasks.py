@@ -35,3 +35,11 @@ def trigger_scheduled_run(pipeline_id: int) -> int | None:
 @shared_task(name="pipelines.reap_stale_runs")
 def reap_stale_runs_task() -> int:
     return runner.reap_stale_runs()
+
+
+@shared_task(name="pipelines.advance_backfills")
+def advance_backfills_task() -> int:
+    """Beat's sweep: start the next interval of every backfill that may run now."""
+    from .backfills import advance_backfills
+
+    return advance_backfills()
