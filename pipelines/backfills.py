@@ -177,6 +177,19 @@ def advance_backfills(*, dispatch: bool = True) -> int:
         _local.active = False
 
 
+def run_inline(backfill: Backfill) -> Backfill:
+    """Run the backfill's intervals in this process, one after the other, until none may start.
+
+    For ``manage.py backfill --sync`` and the embedded mode: the same claims and lock as
+    the workers', so a worker or beat's sweep running beside it never doubles an interval.
+    """
+    while (run := advance(backfill, dispatch=False)) is not None:
+        runner.execute_run(run.pk)
+    sync(backfill)
+    backfill.refresh_from_db()
+    return backfill
+
+
 def after_run(run_id: int) -> None:
     """A run ended: its interval takes the outcome and the next pending interval may start."""
     if Backfill.objects.filter(status=Backfill.Status.RUNNING).exists():

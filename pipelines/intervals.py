@@ -14,6 +14,7 @@ match, in ``settings.TIME_ZONE``.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import zoneinfo
 from collections.abc import Iterator
@@ -127,7 +128,7 @@ def intervals(spec: str, start: dt.datetime, end: dt.datetime) -> list[Interval]
                 break
     if len(bounds) > MAX_INTERVALS + 1:
         raise ValueError(f"The range holds more than {MAX_INTERVALS} intervals; backfill it in parts.")
-    return [Interval(a, b) for a, b in zip(bounds, bounds[1:])]
+    return [Interval(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 def scheduled_interval(expr: str, at: dt.datetime) -> Interval | None:
