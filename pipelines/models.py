@@ -102,8 +102,14 @@ class Source(models.Model):
         if not isinstance(opts, dict):
             return {"options": "Options must be a JSON object."}
         unknown = set(opts) - self.OPTION_KEYS - (self.FETCH_OPTION_KEYS if self.kind == self.Kind.URL else set())
+        unknown -= {"watermark"} if self.kind == self.Kind.SQL else set()
         if unknown:
-            return {"options": f"Unknown option(s): {', '.join(sorted(unknown))}."}
+            hint = " (watermark is for SQL sources only)" if "watermark" in unknown else ""
+            return {"options": f"Unknown option(s): {', '.join(sorted(unknown))}{hint}."}
+        from .watermarks import check_option
+
+        if problem := check_option(self):
+            return {"options": problem}
         if self.kind == self.Kind.URL:
             from .credentials import check_fetch_options
 
@@ -121,7 +127,7 @@ class Source(models.Model):
         return {}
 
     def reader_options(self) -> dict:
-        reader = {k: v for k, v in self.options.items() if k not in self.FETCH_OPTION_KEYS}
+        reader = {k: v for k, v in self.options.items() if k not in self.FETCH_OPTION_KEYS and k != "watermark"}
         return {**reader, "columns": list(self.schema or [])}
 
     # --- Sources confined (issue 12): where a source may read from, and no clear-text secrets.
@@ -314,6 +320,11 @@ class Step(models.Model):
                 errors["source"] = "An ingest step needs a source."
             if self.write_mode == WriteMode.MERGE:
                 errors["write_mode"] = "Ingest appends batches or replaces the table; merge is for refine and aggregate."
+            elif self.write_mode == WriteMode.REPLACE and self.source_id and (self.source.options or {}).get("watermark"):
+                errors["write_mode"] = (
+                    "This source is read incrementally (a watermark column): each load holds only the new rows,"
+                    " so the step must append them; replace would keep only the last load."
+                )
         else:
             if self.source_id:
                 errors["source"] = "Only ingest steps read a source; refine and aggregate read datasets in their SQL."

@@ -10,7 +10,7 @@ from pipelines.backfills import BackfillRefused
 from pipelines.intervals import Interval, intervals
 from pipelines.models import Backfill, BackfillInterval, Pipeline, PipelineRun, RunStatus, Trigger
 
-from .test_run_parameters import chart_rows, day, events_pipeline  # noqa: F401  (fixture)
+from .interval_fixtures import chart_rows, day
 
 UTC = dt.UTC
 Status = BackfillInterval.Status
