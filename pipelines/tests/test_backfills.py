@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 from django.core.management import CommandError, call_command
 
+from atlas.api.testing import assert_error
 from pipelines import backfills, runner
 from pipelines.backfills import BackfillRefused
 from pipelines.intervals import Interval, intervals
@@ -202,3 +203,56 @@ def test_manage_py_backfill_refuses_bad_input(db, events_pipeline, args, message
     events_pipeline()
     with pytest.raises(CommandError, match=message):
         call_command("backfill", *args)
+
+
+# --- the API -------------------------------------------------------------------------------------
+@pytest.fixture
+def api(db):
+    from atlas.api.testing import token_client, user_with_role
+
+    return token_client(user_with_role("Operator", "ops"))
+
+
+def test_the_api_creates_a_backfill_shows_its_intervals_and_reruns_failures(wh, api, events_pipeline,
+                                                                           django_capture_on_commit_callbacks):
+    pipeline = events_pipeline()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/v1/backfills/", {"pipeline": pipeline.pk, "start": "2024-03-01T00:00:00Z",
+                                                    "end": "2024-03-03T00:00:00Z", "interval": "1 day"}, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    backfill = Backfill.objects.get(pk=body["id"])
+    assert [(i["start"], i["status"]) for i in body["intervals"]] == [
+        ("2024-03-01T00:00:00Z", "pending"), ("2024-03-02T00:00:00Z", "pending")]
+    drive(backfill)
+    detail = api.get(f"/api/v1/backfills/{backfill.pk}/").json()
+    assert detail["status"] == "succeeded" and detail["counts"]["succeeded"] == 2
+    run = api.get(f"/api/v1/runs/{detail['intervals'][0]['run']}/").json()
+    assert (run["data_interval_start"], run["data_interval_end"], run["backfill"], run["trigger"]) == (
+        "2024-03-01T00:00:00Z", "2024-03-02T00:00:00Z", backfill.pk, "backfill")
+    BackfillInterval.objects.filter(backfill=backfill, start=day(2)).update(status=Status.FAILED)
+    Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.FAILED)
+    with django_capture_on_commit_callbacks(execute=False):
+        again = api.post(f"/api/v1/backfills/{backfill.pk}/rerun_failed/").json()
+    assert again["status"] == "running" and [i["status"] for i in again["intervals"]] == ["succeeded", "pending"]
+    assert api.post(f"/api/v1/backfills/{backfill.pk}/cancel/").json()["status"] == "cancelled"
+    assert_error(api.post(f"/api/v1/backfills/{backfill.pk}/cancel/"), 409, "backfill_finished")
+
+
+def test_the_api_refuses_a_bad_backfill_with_the_reason(api, events_pipeline):
+    pipeline = events_pipeline()
+    response = api.post("/api/v1/backfills/", {"pipeline": pipeline.pk, "start": "2024-03-01T00:00:00Z",
+                                                "end": "2024-03-03T00:00:00Z"}, format="json")
+    assert "has no schedule" in assert_error(response, 409, "backfill_refused")["message"]
+    assert not Backfill.objects.exists()
+
+
+def test_an_analyst_can_read_backfills_but_not_start_one(api, events_pipeline):
+    from atlas.api.testing import token_client, user_with_role
+
+    pipeline = events_pipeline()
+    analyst = token_client(user_with_role("Analyst", "ana"))
+    response = analyst.post("/api/v1/backfills/", {"pipeline": pipeline.pk, "start": "2024-03-01T00:00:00Z",
+                                                    "end": "2024-03-03T00:00:00Z", "interval": "1 day"}, format="json")
+    assert_error(response, 403, "permission_denied")
+    assert analyst.get("/api/v1/backfills/").status_code == 200
