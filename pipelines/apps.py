@@ -13,4 +13,5 @@ class PipelinesConfig(AppConfig):
             "pipelines.metrics.dataset_metrics",
         ],
         "api_routes": ["pipelines.api.urls.routes"],
+        "run_panels": ["pipelines.backfill_admin.run_interval_panel"],
     }

@@ -50,11 +50,8 @@ class BackfillRefused(ValueError):
     """A backfill that cannot be created or changed; the message says why."""
 
 
-def create_backfill(
-    pipeline: Pipeline, start: dt.datetime, end: dt.datetime, *, interval: str = "", actor=None,
-    dispatch: bool = True,
-) -> Backfill:
-    """One interval row per interval of ``interval`` (default: the pipeline's crontab) in [start, end)."""
+def plan(pipeline: Pipeline, start: dt.datetime, end: dt.datetime, interval: str = "") -> tuple[str, list[Interval]]:
+    """The interval spec and the intervals a backfill would run; refuses what cannot be backfilled."""
     if not pipeline.enabled:
         raise BackfillRefused(f"Pipeline {pipeline.name!r} is disabled; enable it to backfill it.")
     if timezone.is_naive(start) or timezone.is_naive(end):
@@ -73,6 +70,15 @@ def create_backfill(
         raise BackfillRefused(
             f"No complete interval of {spec!r} fits between {start.isoformat()} and {end.isoformat()}."
         )
+    return spec, parts
+
+
+def create_backfill(
+    pipeline: Pipeline, start: dt.datetime, end: dt.datetime, *, interval: str = "", actor=None,
+    dispatch: bool = True,
+) -> Backfill:
+    """One interval row per interval of ``interval`` (default: the pipeline's crontab) in [start, end)."""
+    spec, parts = plan(pipeline, start, end, interval)
     with transaction.atomic():
         backfill = Backfill.objects.create(
             pipeline=pipeline, start=start, end=end, interval=spec,

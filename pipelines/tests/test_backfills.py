@@ -256,3 +256,45 @@ def test_an_analyst_can_read_backfills_but_not_start_one(api, events_pipeline):
                                                     "end": "2024-03-03T00:00:00Z", "interval": "1 day"}, format="json")
     assert_error(response, 403, "permission_denied")
     assert analyst.get("/api/v1/backfills/").status_code == 200
+
+
+# --- the admin -----------------------------------------------------------------------------------
+def test_the_admin_starts_a_backfill_and_shows_its_intervals(wh, admin_client, events_pipeline,
+                                                            django_capture_on_commit_callbacks):
+    pipeline = events_pipeline()
+    assert admin_client.get("/admin/pipelines/backfill/add/").status_code == 200
+    with django_capture_on_commit_callbacks(execute=False):
+        response = admin_client.post("/admin/pipelines/backfill/add/", {
+            "pipeline": pipeline.pk, "start_0": "2024-03-01", "start_1": "00:00:00",
+            "end_0": "2024-03-03", "end_1": "00:00:00", "interval": "1 day"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    backfill = Backfill.objects.get()
+    assert (backfill.interval, backfill.intervals.count()) == ("1 day", 2)
+    drive(backfill)
+    page = admin_client.get(f"/admin/pipelines/backfill/{backfill.pk}/change/").content.decode()
+    assert "2 succeeded" in page and "run #" in page
+    run = PipelineRun.objects.filter(backfill=backfill).order_by("data_interval_start").first()
+    run_page = admin_client.get(f"/admin/pipelines/pipelinerun/{run.pk}/change/").content.decode()
+    assert "Data interval" in run_page and "2024-03-01T00:00:00+00:00" in run_page
+    assert admin_client.get("/admin/pipelines/backfill/").status_code == 200
+
+
+def test_the_admin_refuses_a_bad_backfill_with_the_reason(db, admin_client, events_pipeline):
+    pipeline = events_pipeline()
+    response = admin_client.post("/admin/pipelines/backfill/add/", {
+        "pipeline": pipeline.pk, "start_0": "2024-03-01", "start_1": "00:00:00",
+        "end_0": "2024-03-03", "end_1": "00:00:00", "interval": ""})
+    assert response.status_code == 200
+    assert "has no schedule; state an interval" in response.content.decode()
+    assert not Backfill.objects.exists()
+
+
+def test_the_admin_reruns_failed_intervals_and_cancels(db, admin_client, events_pipeline):
+    backfill = backfills.create_backfill(events_pipeline(), day(1), day(3), interval="1 day", dispatch=False)
+    backfill.intervals.update(status=Status.FAILED, error="boom")
+    Backfill.objects.filter(pk=backfill.pk).update(status=Backfill.Status.FAILED)
+    admin_client.post("/admin/pipelines/backfill/", {"action": "rerun_failed", "_selected_action": [backfill.pk]})
+    assert states(backfill) == [Status.PENDING, Status.PENDING]
+    admin_client.post("/admin/pipelines/backfill/", {"action": "cancel", "_selected_action": [backfill.pk]})
+    backfill.refresh_from_db()
+    assert backfill.status == Backfill.Status.CANCELLED and states(backfill) == [Status.CANCELLED] * 2
