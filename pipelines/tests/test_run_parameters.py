@@ -184,3 +184,13 @@ def test_beat_and_manual_runs_store_their_interval(db):
     manual = runner.start_run(Pipeline.objects.create(name="adhoc"), dispatch=False)
     assert manual.data_interval_start == manual.data_interval_end == manual.logical_date
     assert abs((manual.logical_date - now).total_seconds()) < 60
+
+
+def test_the_columns_of_a_parameterised_select_are_known_before_the_run(wh):
+    """What a prepare hook asks (compliance: the output columns to protect) before values exist."""
+    with wh.cursor() as cur:
+        cur.execute("CREATE TABLE explore.ev AS SELECT 1 AS id, CAST('2024-03-01 00:00:00+00' AS timestamptz) AS ts")
+    sql = wh.transpile(
+        "SELECT id, :logical_date AS ld FROM explore.ev WHERE ts >= :data_interval_start AND 'a%' <> 'b'"
+    )
+    assert wh.operator_columns(sql, layer="chart") == ["id", "ld"]
