@@ -353,6 +353,8 @@ SPECTACULAR_SETTINGS = {
         "RunTriggerEnum": "pipelines.models.Trigger",
         "RetentionActionEnum": "retention.models.RetentionPolicy.Action",
         "SubjectRequestKindEnum": "privacy.models.DataSubjectRequest.Kind",
+        "BackfillStatusEnum": "pipelines.models.Backfill.Status",
+        "BackfillIntervalStatusEnum": "pipelines.models.BackfillInterval.Status",
     },
 }
 
