@@ -190,6 +190,9 @@ ATLAS_JANITOR_TEMP_AGE_SECONDS = env.float("ATLAS_JANITOR_TEMP_AGE_SECONDS", def
 ATLAS_STEP_RETRIES = env.int("ATLAS_STEP_RETRIES", default=2)
 ATLAS_STEP_RETRY_BASE_SECONDS = env.float("ATLAS_STEP_RETRY_BASE_SECONDS", default=2.0)
 ATLAS_STEP_RETRY_MAX_SECONDS = env.float("ATLAS_STEP_RETRY_MAX_SECONDS", default=60.0)
+# Backfills (pipelines.backfills): at most this many backfill runs queued or running at once over
+# all pipelines (each pipeline runs one at a time anyway), so workers keep room for scheduled runs.
+ATLAS_BACKFILL_MAX_ACTIVE_RUNS = env.int("ATLAS_BACKFILL_MAX_ACTIVE_RUNS", default=2)
 # Longest line an ingest accepts; longer ones are quarantined with their reason.
 ATLAS_INGEST_MAX_LINE_BYTES = env.int("ATLAS_INGEST_MAX_LINE_BYTES", default=2_000_000)
 # How much of a rejected raw record is kept in quarantine.
@@ -333,6 +336,8 @@ CELERY_BEAT_SCHEDULE = {
     "atlas: reap stale runs": {"task": "pipelines.reap_stale_runs", "schedule": ATLAS_RUN_HEARTBEAT_SECONDS},
     # What dead attempts left (staging and part tables, load directories) is removed.
     "atlas: clean up after dead attempts": {"task": "pipelines.clean_up_attempts", "schedule": ATLAS_JANITOR_SECONDS},
+    # Backfills whose next interval could not start when a run ended (busy pipeline, lost callback).
+    "atlas: advance backfills": {"task": "pipelines.advance_backfills", "schedule": 60.0},
     # Freshness checks also run on their own, between pipeline runs.
     "quality: check freshness": {
         "task": "quality.check_freshness",
@@ -469,6 +474,8 @@ SPECTACULAR_SETTINGS = {
         "SubjectRequestKindEnum": "privacy.models.DataSubjectRequest.Kind",
         "AlertSeverityEnum": "alerts.models.AlertSeverity",
         "CheckSeverityEnum": "quality.models.Severity",
+        "BackfillStatusEnum": "pipelines.models.Backfill.Status",
+        "BackfillIntervalStatusEnum": "pipelines.models.BackfillInterval.Status",
     },
 }
 
@@ -574,6 +581,7 @@ ATLAS_TASK_PERMISSIONS: dict[str, str] = {
     "pipelines.execute_run": "pipelines.change_pipeline",
     "pipelines.reap_stale_runs": "pipelines.change_pipeline",
     "pipelines.clean_up_attempts": "pipelines.change_pipeline",
+    "pipelines.advance_backfills": "pipelines.change_pipeline",
     "quality.check_freshness": "quality.change_check",
     "quality.reprocess_quarantine": "quality.change_check",
     "lineage.deliver_events": "pipelines.change_pipeline",

@@ -856,3 +856,5 @@ class LoadedBatchAdmin(ReadOnlyAdmin):
 # Last, once every admin class above exists: the apps' mixins may use them.
 DatasetAdmin = build_dataset_admin()
 admin.site.register(Dataset, DatasetAdmin)
+
+from . import backfill_admin  # noqa: E402, F401  (Backfill and SourceWatermark admins)

@@ -81,6 +81,11 @@ class StepContext:
     error: BaseException | None = None
     _slots: dict[type, Any] = field(default_factory=dict, repr=False)
 
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The run's parameters step SQL may bind (``:data_interval_start`` ...; ``atlas.sql.params``)."""
+        return self.run.parameters() if hasattr(self.run, "parameters") else {}
+
     def slot(self, kind: type[T]) -> T:
         """The per-step state an app declares as its own class (created empty on first use)."""
         if kind not in self._slots:

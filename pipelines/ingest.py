@@ -16,7 +16,7 @@ from django.conf import settings
 from atlas.warehouse.base import Reject, StagedBatch, WriteMode
 from atlas.warehouse.filereader import IngestError
 
-from . import hooks
+from . import hooks, watermarks
 from .attempts import attempt_tag, ingest_staging_name
 from .hooks import StepContext
 from .models import LoadedBatch, RunStatus
@@ -140,17 +140,20 @@ def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
     outcome = StepOutcome(status=RunStatus.SUCCEEDED)
     staged: list[StagedBatch] = []
     ctx.staged_tables = []
-    with source_files(ctx.step.source) as files:
+    incremental = watermarks.begin(ctx.step.source, ctx.step.output, ctx.warehouse)  # None: reads everything
+    with source_files(ctx.step.source, incremental) as files:
         for f in files:
             batch = _stage_file(ctx, f, outcome)
             if batch is not None:
                 staged.append(batch)
             progress(outcome)
     if not staged:
+        watermarks.published(incremental, ctx.step.output, ctx.warehouse)  # rows already loaded: it advances
         outcome.status = RunStatus.SKIPPED
         return outcome
     replace = ctx.step.write_mode == WriteMode.REPLACE
     theirs = ctx.warehouse.publish_batches(schema=ctx.schema, target=ctx.target, batches=staged, replace=replace)
+    watermarks.published(incremental, ctx.step.output, ctx.warehouse)
     ctx.staged_tables = []
     ctx.staging = None
     if theirs:

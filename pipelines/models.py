@@ -102,8 +102,14 @@ class Source(models.Model):
         if not isinstance(opts, dict):
             return {"options": "Options must be a JSON object."}
         unknown = set(opts) - self.OPTION_KEYS - (self.FETCH_OPTION_KEYS if self.kind == self.Kind.URL else set())
+        unknown -= {"watermark"} if self.kind == self.Kind.SQL else set()
         if unknown:
-            return {"options": f"Unknown option(s): {', '.join(sorted(unknown))}."}
+            hint = " (watermark is for SQL sources only)" if "watermark" in unknown else ""
+            return {"options": f"Unknown option(s): {', '.join(sorted(unknown))}{hint}."}
+        from .watermarks import check_option
+
+        if problem := check_option(self):
+            return {"options": problem}
         if self.kind == self.Kind.URL:
             from .credentials import check_fetch_options
 
@@ -121,7 +127,7 @@ class Source(models.Model):
         return {}
 
     def reader_options(self) -> dict:
-        reader = {k: v for k, v in self.options.items() if k not in self.FETCH_OPTION_KEYS}
+        reader = {k: v for k, v in self.options.items() if k not in self.FETCH_OPTION_KEYS and k != "watermark"}
         return {**reader, "columns": list(self.schema or [])}
 
     # --- Sources confined (issue 12): where a source may read from, and no clear-text secrets.
@@ -336,6 +342,11 @@ class Step(models.Model):
                 errors["source"] = "An ingest step needs a source."
             if self.write_mode == WriteMode.MERGE:
                 errors["write_mode"] = "Ingest appends batches or replaces the table; merge is for refine and aggregate."
+            elif self.write_mode == WriteMode.REPLACE and self.source_id and (self.source.options or {}).get("watermark"):
+                errors["write_mode"] = (
+                    "This source is read incrementally (a watermark column): each load holds only the new rows,"
+                    " so the step must append them; replace would keep only the last load."
+                )
         else:
             if self.source_id:
                 errors["source"] = "Only ingest steps read a source; refine and aggregate read datasets in their SQL."
@@ -385,6 +396,7 @@ class Trigger(models.TextChoices):
     MANUAL = "manual", "Manual (admin)"
     API = "api", "API"
     CLI = "cli", "Command line"
+    BACKFILL = "backfill", "Backfill"
 
 
 class RunRecord(RunRecordBase):
@@ -429,6 +441,14 @@ class PipelineRun(RunRecord):
     # False for runs that do other work than the steps' own (re-processing quarantined rows,
     # inline in the requesting process): a lost one is failed, never resumed by a worker.
     resumable = models.BooleanField(default=True)
+    # The data the run is about (issue 14): set by the schedule (the interval that just ended), a
+    # manual trigger (now) or a backfill; step SQL reads them as bound parameters (atlas.sql.params).
+    logical_date = models.DateTimeField(null=True, blank=True)
+    data_interval_start = models.DateTimeField(null=True, blank=True)
+    data_interval_end = models.DateTimeField(null=True, blank=True)
+    backfill = models.ForeignKey(
+        "Backfill", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs", editable=False
+    )
 
     objects = PipelineRunQuerySet.as_manager()
 
@@ -445,6 +465,98 @@ class PipelineRun(RunRecord):
 
     def __str__(self) -> str:
         return f"{self.pipeline.name} #{self.pk}"
+
+    def parameters(self) -> dict:
+        """The values step SQL may bind (``atlas.sql.params.RUN_PARAMETERS``); unset ones are left out."""
+        values = {
+            "data_interval_start": self.data_interval_start,
+            "data_interval_end": self.data_interval_end,
+            "logical_date": self.logical_date,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+
+class Backfill(models.Model):
+    """Runs of a pipeline over a past date range: one run per interval, dispatched one at a time.
+
+    The intervals are rows (:class:`BackfillInterval`) created with the backfill, so none can
+    be lost; ``pipelines.backfills`` starts the next pending one whenever a run of the pipeline
+    ends and on beat's sweep, and a failed interval stays visible and can be re-run.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Finished with failed intervals"
+        CANCELLED = "cancelled", "Cancelled"
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.PROTECT, related_name="backfills")
+    start = models.DateTimeField(help_text="Start of the range (the first interval starts here or at the schedule's first time after).")
+    end = models.DateTimeField(help_text="End of the range (excluded).")
+    interval = models.CharField(
+        max_length=100, help_text="The pipeline's crontab, or a stated interval such as '1 day' or '6 hours'."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Backfill #{self.pk} of {self.pipeline.name}"
+
+
+class BackfillInterval(models.Model):
+    """One interval of a backfill and where it stands; ``run`` is its latest attempt."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACTIVE = "active", "Queued or running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    backfill = models.ForeignKey(Backfill, on_delete=models.CASCADE, related_name="intervals")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    run = models.ForeignKey(PipelineRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["backfill", "start"]
+        constraints = [models.UniqueConstraint(fields=["backfill", "start"], name="backfill_unique_interval")]
+
+    def __str__(self) -> str:
+        return f"{self.backfill} [{self.start:%Y-%m-%d %H:%M}, {self.end:%Y-%m-%d %H:%M})"
+
+
+class SourceWatermark(models.Model):
+    """How far incremental extraction of a database source into a dataset has read.
+
+    ``value`` is the greatest watermark published; ``pending_*`` is the maximum of a load
+    not yet known to be published (promoted once the warehouse's batch ledger holds its
+    checksum, dropped otherwise), so a load that fails never advances the watermark.
+    """
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="watermarks")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="watermarks")
+    column = models.CharField(max_length=200)
+    value = models.JSONField(null=True, blank=True)  # {"type": ..., "value": ...} (pipelines.watermarks)
+    pending_value = models.JSONField(null=True, blank=True)
+    pending_checksum = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "dataset"], name="watermark_unique_source_dataset")]
+
+    def __str__(self) -> str:
+        return f"{self.source.name} -> {self.dataset.name} by {self.column}"
 
 
 class RunAttempt(models.Model):

@@ -55,6 +55,7 @@ from . import hooks
 from .dag import PipelineDefinitionError, StepSpec, plan
 from .hooks import GateFailed, Origin, RunContext, StepContext
 from .ingest import IngestWork, StepOutcome
+from .intervals import Interval, default_interval
 from .models import (
     ACTIVE_STATUSES,
     PARTIALLY_FAILED,
@@ -200,6 +201,9 @@ def start_run(
     dispatch: bool = True,
     only_steps: list[int] | None = None,
     rerun_of: PipelineRun | None = None,
+    interval: Interval | None = None,
+    logical_date=None,
+    backfill=None,
 ) -> PipelineRun:
     """Queue a run of ``pipeline``; refused while another is queued or running.
 
@@ -207,9 +211,12 @@ def start_run(
     instant, from any number of processes, create one run. When the broker cannot
     be reached the run is recorded as failed and :class:`BrokerUnavailable` raised.
     ``only_steps``: the ids of the steps to run (default: all); ``rerun_of``: the run it re-runs.
+    ``interval`` and ``logical_date``: the data the run is about (default: ``intervals.default_interval``).
     """
     if not pipeline.enabled:
         raise RunRefused(f"Pipeline {pipeline.name!r} is disabled; enable it to run it.")
+    if interval is None:
+        logical_date, interval = default_interval(pipeline.schedule, trigger, timezone.now())
     try:
         with transaction.atomic():
             run = PipelineRun.objects.create(
@@ -218,6 +225,10 @@ def start_run(
                 triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
                 only_steps=only_steps,
                 rerun_of=rerun_of,
+                logical_date=logical_date or interval.start,
+                data_interval_start=interval.start,
+                data_interval_end=interval.end,
+                backfill=backfill,
             )
             audit.record("pipeline.run", actor=actor, target=pipeline, run_id=run.pk, trigger=trigger)
     except IntegrityError:
@@ -447,9 +458,20 @@ def _finish(
             if updated:
                 _end_attempt(run.pk, run.attempt, RunAttempt.Outcome.ENDED, "")
                 hooks.call("run_finished", RunContext(run=run, status=status))
+                transaction.on_commit(lambda: run_ended(run.pk))  # a backfill starts its next interval
         return updated
 
     return durably(store, f"the end of run {run.pk}")
+
+
+def run_ended(run_id: int) -> None:
+    """After a run's end is stored: the pipeline's backfill, if any, moves on (never raises)."""
+    from .backfills import after_run
+
+    try:
+        after_run(run_id)
+    except Exception:  # beat's sweep (advance_backfills) catches up; the run's end stands
+        logger.exception("Run %s ended, but its pipeline's backfill could not move on.", run_id)
 
 
 def _end_attempt(run_id: int, number: int, outcome: str, reason: str) -> None:

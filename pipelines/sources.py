@@ -24,10 +24,11 @@ from atlas.warehouse import registry
 from atlas.warehouse.base import FileFormat, FileLayout
 from atlas.warehouse.filereader import IngestError
 
-from . import credentials, netguard
+from . import credentials, netguard, watermarks
 from .confinement import ConfinementError, confined_file, resolve_files
 from .credentials import safe_url
 from .models import Source
+from .watermarks import Incremental
 
 CHUNK = 1 << 20
 
@@ -158,8 +159,12 @@ def _tmpdir() -> str:
 
 
 @contextmanager
-def source_files(source: Source) -> Iterator[list[SourceFile]]:
-    """The files behind ``source``, each with its checksum; temporary copies are removed after."""
+def source_files(source: Source, incremental: Incremental | None = None) -> Iterator[list[SourceFile]]:
+    """The files behind ``source``, each with its checksum; temporary copies are removed after.
+
+    ``incremental``: a SQL source read by its watermark (``pipelines.watermarks``): only the new rows,
+    no file at all when there is none.
+    """
     fmt = FileFormat(source.format)
     if source.kind == Source.Kind.PATH:
         try:
@@ -182,7 +187,8 @@ def source_files(source: Source) -> Iterator[list[SourceFile]]:
         if source.kind == Source.Kind.URL:
             yield [_download(source, tmp, fmt, _quote(source))]
         else:
-            yield [_export_query(source, tmp)]
+            exported = _export_query(source, tmp, incremental)
+            yield [exported] if exported is not None else []
     finally:
         for name in os.listdir(tmp):
             os.unlink(os.path.join(tmp, name))
@@ -232,15 +238,18 @@ def _download(source: Source, tmp: str, fmt: FileFormat, quote: bytes | None) ->
     return scan.source_file(path, shown, fmt)
 
 
-def _export_query(source: Source, tmp: str) -> SourceFile:
-    """Run the source's query on its database and stream the result to a CSV file."""
+def _export_query(source: Source, tmp: str, incremental: Incremental | None = None) -> SourceFile | None:
+    """Run the source's query on its database and stream the result to a CSV file (None: no new rows)."""
     url = settings.ATLAS_SOURCE_DATABASES.get(source.database)
     if not url:
         raise IngestError(f"Source {source.name!r} names the unknown database {source.database!r}.")
     path = os.path.join(tmp, "query.csv")
     query = source.query.strip().rstrip(";")
     try:
-        registry.export_query(url, query, path)
+        if incremental is None:
+            registry.export_query(url, query, path)
+        elif not watermarks.export(source, url, query, path, incremental):
+            return None
     except registry.UnknownBackend as exc:
         raise IngestError(
             f"Unsupported database URL for source {source.name!r}: use one of"
@@ -251,4 +260,7 @@ def _export_query(source: Source, tmp: str) -> SourceFile:
     except Exception as exc:  # driver errors differ per engine; the message is what matters
         message = credentials.redact(str(exc), credentials.database_url_secrets(url))
         raise IngestError(f"The query of source {source.name!r} failed on {source.database!r}: {message}") from exc
-    return _local(path, f"{source.database}: {query[:200]}", FileFormat.CSV, b'"')
+    exported = _local(path, f"{source.database}: {query[:200]}", FileFormat.CSV, b'"')
+    if incremental is not None:  # before the publish: the maximum read, pending until its batch is published
+        watermarks.pending(incremental, exported.checksum)
+    return exported

@@ -19,6 +19,7 @@ from sqlglot import exp
 from atlas.sql import Catalog, SQLRefused, parse_statement, validate_select
 from atlas.sql.functions import check_function
 from atlas.sql.nodes import check_syntax
+from atlas.sql.params import typed_sql
 from atlas.sql.transpile import check_same_meaning
 from atlas.warehouse.base import LAYER_SCHEMAS
 
@@ -34,6 +35,7 @@ class SQLValidationError(ValidationError):
 class CheckedSelect:
     sql: str
     tables: tuple[tuple[str, str], ...]  # (schema, table), in order of appearance
+    parameters: tuple[str, ...] = ()  # run parameters it uses (``atlas.sql.params``)
 
 
 def _columns_lookup(known: Iterable[tuple[str, str]] | Mapping[tuple[str, str], Any]):
@@ -145,5 +147,5 @@ def check_select(
         checked = validate_select(sql, catalog)
     except SQLRefused as exc:
         raise SQLValidationError(str(exc)) from exc
-    check_same_meaning_on_engines(checked.sql, checked.tables, known)
-    return CheckedSelect(sql=checked.sql, tables=checked.tables)
+    check_same_meaning_on_engines(typed_sql(checked.sql), checked.tables, known)
+    return CheckedSelect(sql=checked.sql, tables=checked.tables, parameters=checked.parameters)

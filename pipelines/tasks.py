@@ -53,3 +53,9 @@ def reap_stale_runs_task() -> int:
 def clean_up_attempts_task() -> int:
     done = attempts.clean_up_attempts()
     return len(done.relations) + len(done.directories)
+@shared_task(name="pipelines.advance_backfills")
+def advance_backfills_task() -> int:
+    """Beat's sweep: start the next interval of every backfill that may run now."""
+    from .backfills import advance_backfills
+
+    return advance_backfills()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from atlas.sql.params import typed_sql, uses_parameters
 from atlas.warehouse import WarehouseError
 
 from . import hooks
@@ -56,7 +57,10 @@ class TransformWork:
     def run(self, ctx: StepContext, *, progress=None) -> StepOutcome:
         step, wh = ctx.step, ctx.warehouse
         types = {(ds.layer, ds.table): {c.name: c.type for c in wh.columns(ds.layer, ds.table)} for ds in self.inputs}
-        sql = wh.transpile(ctx.select_sql, types)
+        # Run parameters (:data_interval_start ...) are typed, kept as placeholders in the SQL
+        # recorded, and bound by the driver when staging; a SELECT without any is unchanged.
+        parameterised = uses_parameters(ctx.select_sql)
+        sql = wh.transpile(typed_sql(ctx.select_sql) if parameterised else ctx.select_sql, types)
         ctx.step_run.sql = sql
         ctx.step_run.save(update_fields=["sql"])
         rows_in = sum(wh.row_count(ds.layer, ds.table) for ds in self.inputs)
@@ -65,7 +69,8 @@ class TransformWork:
         # The operator's SQL runs restricted (one statement, a timeout; on PostgreSQL as the
         # operator-SQL role, which cannot read Atlas's metadata or the PII key): never with
         # the owner's rights that ``create_table_as`` has.
-        rows = wh.stage_operator_select(ctx.schema, ctx.staging, sql, readable=not ctx.staging_private)
+        bind = {"params": ctx.parameters} if parameterised else {}
+        rows = wh.stage_operator_select(ctx.schema, ctx.staging, sql, readable=not ctx.staging_private, **bind)
         dropped = hooks.after_staging(ctx)  # rows the ``staged`` hooks moved to quarantine
         wh.publish(
             schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=step.write_mode, keys=step.keys,

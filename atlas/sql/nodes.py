@@ -86,6 +86,11 @@ def check_syntax(node: exp.Expression) -> None:
     if isinstance(node, exp.DataType):
         check_type(node)
         return
+    if isinstance(node, exp.Placeholder):
+        raise SQLRefused(
+            "Parameters (:name) are allowed only in a step's SELECT, where the run binds them;"
+            " write the value here."
+        )
     if type(node) not in SYNTAX:
         raise SQLRefused(
             f"The SQL construct {kind(node)} is not allowed in operator SQL; write a plain read-only"

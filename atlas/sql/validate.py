@@ -18,6 +18,7 @@ from .errors import SQLRefused
 from .functions import check_function
 from .names import display, normalized
 from .nodes import check_syntax
+from .params import check_parameters
 from .relations import cte_names, resolve_relations
 from .rows import SESSION_KEYWORDS, ColumnsOf, check_columns
 
@@ -60,6 +61,7 @@ class ValidatedSelect:
     sql: str  # as written, without a trailing semicolon
     tree: exp.Query
     tables: tuple[tuple[str, str], ...]  # (layer, table), in order of appearance
+    parameters: tuple[str, ...] = ()  # run parameters it uses (``params.RUN_PARAMETERS``)
 
 
 def parse_statement(sql: str, *, what: str = "SQL") -> exp.Expression:
@@ -111,9 +113,14 @@ def check_bounds(sql: str, *, what: str = "SQL") -> list:
     return tokens
 
 
-def check_nodes(root: exp.Expression, engine: str = DIALECT) -> None:
-    """Every node on the syntax allowlist, every function on ``engine``'s allowlist."""
+def check_nodes(root: exp.Expression, engine: str = DIALECT, *, parameters: bool = False) -> None:
+    """Every node on the syntax allowlist, every function on ``engine``'s allowlist.
+
+    ``parameters``: run parameters (``:name``, checked by ``params.check_parameters``) are allowed.
+    """
     for node in root.walk():
+        if parameters and isinstance(node, exp.Placeholder):
+            continue
         if isinstance(node, exp.Func):
             check_function(node, engine)
         else:
@@ -159,11 +166,14 @@ def validate_select(sql: str, catalog: Catalog) -> ValidatedSelect:
             check_syntax(node)
     tables = resolve_relations(root, catalog.is_known, catalog.layers)
     check_columns(root, catalog.columns)  # before functions: a whole row is the better reason
-    check_nodes(root)
+    parameters = check_parameters(root)  # allowlisted names only; bound by the driver, never formatted
+    check_nodes(root, parameters=True)
     if not tables:
         raise SQLRefused("The query reads no dataset.")
     check_transpiled(root, datasets=tables)
-    return ValidatedSelect(sql=sql.strip().rstrip(";").strip(), tree=root, tables=tuple(tables))
+    return ValidatedSelect(
+        sql=sql.strip().rstrip(";").strip(), tree=root, tables=tuple(tables), parameters=tuple(parameters)
+    )
 
 
 def check_expression(

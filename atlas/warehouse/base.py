@@ -8,6 +8,7 @@ bulk loading, partitions) is overridden in the engine modules.
 from __future__ import annotations
 
 import abc
+import datetime
 import enum
 import functools
 import re
@@ -143,6 +144,8 @@ class StagedBatch:
 
 class NothingClaimed(Exception):  # noqa: N818 - a signal, not a failure
     """A concurrent load claimed every batch of a publish: its transaction is rolled back."""
+# A run parameter's value while only a query's shape is asked for (planning, LIMIT 0).
+PLANNING_INSTANT = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 class Cursor:
@@ -418,9 +421,33 @@ class Warehouse(QualityOps, abc.ABC):
     # (a step's SELECT: its staging table's schema) or checks or previews. On PostgreSQL
     # it runs as that layer's role, which reads only the layers that layer may read
     # (``privileges.LAYER_READS``); an engine without roles relies on the validator.
+    def bind_parameters(
+        self, select_sql: str, values: Mapping[str, Any] | None, *, planning: bool = False
+    ) -> tuple[str, dict[str, Any] | None]:
+        """An operator's SELECT (this engine's dialect) with its run parameters as this driver's placeholders.
+
+        Returns the text and the values to pass beside it (None: the SELECT has no parameter and
+        its text is unchanged). ``planning``: only its shape is wanted (a step's columns, found
+        before the run has values); every parameter is bound as a placeholder instant.
+        This default writes psycopg's ``%(name)s`` (``atlas.sql.params.render``).
+        """
+        from atlas.sql import params
+
+        if planning:
+            values = {**dict.fromkeys(params.RUN_PARAMETERS, PLANNING_INSTANT), **(values or {})}
+        try:
+            return params.render(select_sql, values)
+        except params.SQLRefused as exc:
+            raise WarehouseError(str(exc)) from exc
+
     @abc.abstractmethod
-    def stage_operator_select(self, schema: str, name: str, select_sql: str, *, readable: bool = True) -> int:
+    def stage_operator_select(
+        self, schema: str, name: str, select_sql: str, *, readable: bool = True,
+        params: Mapping[str, Any] | None = None,
+    ) -> int:
         """Materialise an operator's SELECT (this engine's dialect) as ``schema.name``; return its rows.
+
+        ``params``: the run's parameters (``atlas.sql.params``), bound by the driver, never formatted.
 
         Unlike ``create_table_as`` (Atlas's own SQL), the SELECT runs restricted: one
         statement, a statement timeout, and on PostgreSQL as the operator-SQL role of the
@@ -437,7 +464,8 @@ class Warehouse(QualityOps, abc.ABC):
 
     def operator_columns(self, select_sql: str, *, layer: str) -> list[str]:
         """The column names an operator's SELECT for ``layer`` gives, without running it for rows."""
-        return self.operator_query(select_sql, layer=layer, limit=0)[0]
+        select_sql, bound = self.bind_parameters(select_sql, None, planning=True)
+        return self.operator_query(select_sql, bound, layer=layer, limit=0)[0]
 
     def rewrite_table(self, schema: str, name: str, select_list: str) -> None:
         """Replace ``schema.name`` by ``SELECT select_list FROM`` it, in one transaction (Atlas's SQL).

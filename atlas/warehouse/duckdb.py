@@ -6,7 +6,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from atlas.sql.transpile import ColumnTypes, to_duckdb
 from . import interrupts, privileges
 from .base import (
     LOAD_COLUMNS,
+    PLANNING_INSTANT,
     Cursor,
     FileFormat,
     FileLayout,
@@ -331,7 +332,7 @@ class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
             timer.start()
             with interrupts.enlisted(("duckdb", id(raw)), raw):
                 try:
-                    raw.execute(sql, list(params) if params else None)
+                    raw.execute(sql, (params if isinstance(params, Mapping) else list(params)) if params else None)
                 except duckdb.InterruptException as exc:
                     if watch is not None:
                         watch.check()  # stopped by the watchdog, not by the statement timeout
@@ -355,13 +356,39 @@ class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
         """
         return to_duckdb(sql, types)
 
-    def stage_operator_select(self, schema: str, name: str, select_sql: str, *, readable: bool = True) -> int:  # noqa: ARG002
+    def bind_parameters(
+        self, select_sql: str, values: Mapping[str, Any] | None, *, planning: bool = False
+    ) -> tuple[str, dict[str, Any] | None]:
+        """See ``Warehouse.bind_parameters``: DuckDB binds ``$name`` itself, and says which names a statement uses."""
+        from atlas.sql import params
+
+        if "$" not in select_sql:
+            return select_sql, None
+        try:
+            statements = self._connection().extract_statements(select_sql)
+        except duckdb.Error as exc:
+            raise WarehouseError(str(exc)) from exc
+        names = sorted({n for st in statements for n in st.named_parameters})
+        if not names:
+            return select_sql, None
+        if planning:
+            values = {n: (values or {}).get(n) or PLANNING_INSTANT for n in names}
+        try:
+            return select_sql, params.check_names(names, values)
+        except params.SQLRefused as exc:
+            raise WarehouseError(str(exc)) from exc
+
+    def stage_operator_select(
+        self, schema: str, name: str, select_sql: str, *, readable: bool = True,  # noqa: ARG002
+        params: Mapping[str, Any] | None = None,
+    ) -> int:
         """See ``Warehouse.stage_operator_select``; the layer (``schema``) is the validator's to enforce here."""
         privileges.check_layer(schema)
+        select_sql, bound = self.bind_parameters(select_sql, params)
         tbl = self.table(schema, name)
         with self.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {tbl}")
-        with self._operator_statement(f"CREATE TABLE {tbl} AS SELECT * FROM ({select_sql}) AS _atlas_q"):
+        with self._operator_statement(f"CREATE TABLE {tbl} AS SELECT * FROM ({select_sql}) AS _atlas_q", bound):
             pass
         return self.row_count(schema, name)
 
@@ -371,7 +398,9 @@ class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
         """See ``Warehouse.operator_query``; ``layer`` is checked, the validator enforces what it may read."""
         privileges.check_layer(layer)
         sql = f"SELECT * FROM ({select_sql}) AS _atlas_q" + (f" LIMIT {int(limit)}" if limit is not None else "")
-        with self._operator_statement(sql.replace("%s", "?"), params) as raw:
+        if not isinstance(params, Mapping):  # positional: Atlas's own %s; named: run parameters ($name)
+            sql = sql.replace("%s", "?")
+        with self._operator_statement(sql, params) as raw:
             return [d[0] for d in raw.description or []], [tuple(r) for r in raw.fetchall()]
 
     def _row_sample_sql(self, schema: str, table: str, rows: int, total: int) -> str:

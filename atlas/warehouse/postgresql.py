@@ -452,12 +452,13 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
             return [d.name for d in cur.description or []], [tuple(r) for r in cur.fetchall()]
 
     def operator_columns(self, select_sql: str, *, layer: str) -> list[str]:
-        return [name for name, _type in self._operator_shape(select_sql, layer)]
+        select_sql, bound = self.bind_parameters(select_sql, None, planning=True)
+        return [name for name, _type in self._operator_shape(select_sql, layer, bound)]
 
-    def _operator_shape(self, select_sql: str, layer: str) -> list[tuple[str, str]]:
+    def _operator_shape(self, select_sql: str, layer: str, params: Any = None) -> list[tuple[str, str]]:
         """(name, type) of the columns an operator's SELECT gives, planned but not run (LIMIT 0)."""
         with self._operator_session(layer, read_only=True) as cur:
-            self._run_one(cur, f"SELECT * FROM ({select_sql}) AS _atlas_q LIMIT 0")
+            self._run_one(cur, f"SELECT * FROM ({select_sql}) AS _atlas_q LIMIT 0", params)
             res = cur.pgresult
             assert res is not None
             fields = [(res.fname(i).decode(), res.ftype(i), res.fmod(i)) for i in range(res.nfields)]
@@ -471,7 +472,9 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         # A bare literal is of type unknown; CREATE TABLE AS makes it text, so do we.
         return [(name, "text" if t[0] == "unknown" else t[0]) for (name, _o, _m), t in zip(fields, types, strict=True)]
 
-    def stage_operator_select(self, schema: str, name: str, select_sql: str, *, readable: bool = True) -> int:
+    def stage_operator_select(
+        self, schema: str, name: str, select_sql: str, *, readable: bool = True, params: Any = None
+    ) -> int:
         """Materialise an operator's SELECT as a new table ``schema.name``; return its rows.
 
         The SELECT runs as the operator-SQL role of the layer ``schema`` (the layer of the
@@ -494,7 +497,8 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         writer = privileges.qi(roles.for_layer(schema))
         every = ", ".join(privileges.qi(r) for r in roles.operator_roles())
         readers = ", ".join(privileges.qi(r) for r in roles.readers(schema))
-        shape = self._operator_shape(select_sql, schema)
+        select_sql, bound = self.bind_parameters(select_sql, params)  # run parameters: bound, never formatted
+        shape = self._operator_shape(select_sql, schema, bound)
         tbl = self.table(schema, name)
         defs = ", ".join(f"{self.quote(n)} {t}" for n, t in shape)
         with self.transaction() as cur:
@@ -504,7 +508,7 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
             cur.execute(f"GRANT INSERT ON {tbl} TO {writer}")
         try:
             with self._operator_session(schema, read_only=False) as cur:
-                self._run_one(cur, f"INSERT INTO {tbl} SELECT * FROM ({select_sql}) AS _atlas_q")
+                self._run_one(cur, f"INSERT INTO {tbl} SELECT * FROM ({select_sql}) AS _atlas_q", bound)
                 rows = cur.rowcount
         finally:
             with self.cursor() as cur:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import sqlite3
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -63,11 +65,75 @@ def connect(url: str) -> Warehouse:
 
 
 # --- sources: a query on a named database, exported as CSV -----------------------------------
-def _export_sqlite(url: str, query: str, path: str) -> None:
-    """SQLite is a source only (never the warehouse): its rows are written by Python's csv."""
-    con = sqlite3.connect(f"file:{url.split('://', 1)[1]}?mode=ro", uri=True)
+@dataclass(frozen=True)
+class SourceSQL:
+    """How a source database's SQL quotes a name and marks a bound value (incremental extraction).
+
+    ``paramstyle``: ``qmark`` (``?``) or ``format`` (``%s``; every other ``%`` of the text doubled,
+    as psycopg and MySQL drivers read it). A MySQL/MariaDB reader is ``SourceSQL("`", "format")``.
+    """
+
+    quote_char: str = '"'
+    paramstyle: str = "qmark"
+
+    def quote(self, name: str) -> str:
+        q = self.quote_char
+        return q + name.replace(q, q + q) + q
+
+    @property
+    def param(self) -> str:
+        return "?" if self.paramstyle == "qmark" else "%s"
+
+    def text(self, sql: str) -> str:
+        """Operator text made safe to send beside parameters."""
+        return sql.replace("%", "%%") if self.paramstyle == "format" else sql
+
+
+SOURCE_SQL: dict[str, SourceSQL] = {
+    "sqlite": SourceSQL(),
+    "duckdb": SourceSQL(),
+    "postgres": SourceSQL(paramstyle="format"),
+    "postgresql": SourceSQL(paramstyle="format"),
+}
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
+def source_sql(url: str) -> SourceSQL:
+    """How SQL is written for the source database at ``url``; refuses a scheme without a reader."""
+    scheme = _scheme(url)
+    if scheme not in SOURCE_SQL:
+        raise UnknownBackend(f"No source reader serves {scheme or 'a URL without scheme'!r} URLs (known: {', '.join(source_schemes())}).")
+    return SOURCE_SQL[scheme]
+
+
+def _sqlite_connect(url: str) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{url.split('://', 1)[1]}?mode=ro", uri=True)
+
+
+def _rows_sqlite(url: str, query: str, params: Sequence[Any]) -> tuple[list[str], list[tuple]]:
+    con = _sqlite_connect(url)
     try:
-        cur = con.execute(query)
+        cur = con.execute(query, list(params))
+        return [d[0] for d in cur.description or []], cur.fetchall()
+    finally:
+        con.close()
+
+
+def query_rows(url: str, query: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
+    """Columns and rows of ``query`` (small: a watermark's bounds, a LIMIT 0) on the source database, read-only."""
+    if _scheme(url) == "sqlite":
+        return _rows_sqlite(url, query, params)
+    return backend_class(url).operations_class.source_rows(url, query, params)
+
+
+def _export_sqlite(url: str, query: str, path: str, params: Sequence[Any] = ()) -> None:
+    """SQLite is a source only (never the warehouse): its rows are written by Python's csv."""
+    con = _sqlite_connect(url)
+    try:
+        cur = con.execute(query, list(params))
         with open(path, "w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow([d[0] for d in cur.description])
@@ -84,10 +150,17 @@ def source_schemes() -> list[str]:
     return sorted({*schemes(), *SOURCE_ONLY})
 
 
-def export_query(url: str, query: str, path: str) -> None:
-    """Run ``query`` read-only on the database at ``url``; its rows to ``path`` as CSV with a header."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+def export_query(url: str, query: str, path: str, params: Sequence[Any] | None = None) -> None:
+    """Run ``query`` read-only on the database at ``url``; its rows to ``path`` as CSV with a header.
+
+    ``params``: values bound by the driver (``source_sql(url).param`` marks them in ``query``).
+    """
+    scheme = _scheme(url)
     if scheme in SOURCE_ONLY:
-        SOURCE_ONLY[scheme](url, query, path)
+        SOURCE_ONLY[scheme](url, query, path, *([params] if params is not None else []))
         return
-    backend_class(url).operations_class.export_query_csv(url, query, path)
+    ops = backend_class(url).operations_class
+    if params is None:
+        ops.export_query_csv(url, query, path)
+    else:
+        ops.export_query_csv(url, query, path, params)

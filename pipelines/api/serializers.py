@@ -13,6 +13,8 @@ from atlas.api.serializers import ModelCleanMixin
 from .. import runner
 from ..dag import PipelineDefinitionError
 from ..models import (
+    Backfill,
+    BackfillInterval,
     Dataset,
     DatasetColumn,
     Pipeline,
@@ -150,6 +152,7 @@ class PipelineRunSerializer(serializers.ModelSerializer):
             "id", "pipeline", "pipeline_name", "status", "trigger", "triggered_by", "created_at",
             "started_at", "finished_at", "duration_seconds", "heartbeat_at", "current_step",
             "cancel_requested", "rows_in", "rows_out", "rows_rejected", "error", "attempt", "rerun_of",
+            "logical_date", "data_interval_start", "data_interval_end", "backfill",
         ]
         read_only_fields = fields
 
@@ -180,3 +183,40 @@ class CancelResultSerializer(serializers.Serializer):
         help_text="cancelled: it had not started; stopping: it stops after the current file or step.",
     )
     run = PipelineRunSerializer()
+
+
+class BackfillIntervalSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BackfillInterval
+        fields = ["id", "start", "end", "status", "run", "attempts", "error"]
+        read_only_fields = fields
+
+
+class BackfillSerializer(serializers.ModelSerializer):
+    """A backfill; ``interval`` defaults to the pipeline's crontab (or give '1 day', '6 hours' ...)."""
+
+    pipeline_name = serializers.CharField(source="pipeline.name", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    interval = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Backfill
+        fields = [
+            "id", "pipeline", "pipeline_name", "start", "end", "interval", "status", "counts",
+            "created_by", "created_at", "finished_at",
+        ]
+        read_only_fields = ["status", "created_by", "created_at", "finished_at"]
+
+    @extend_schema_field(serializers.DictField(child=serializers.IntegerField()))
+    def get_counts(self, obj: Backfill) -> dict[str, int]:
+        from ..backfills import summary
+
+        return summary(obj)
+
+
+class BackfillDetailSerializer(BackfillSerializer):
+    intervals = BackfillIntervalSerializer(many=True, read_only=True)
+
+    class Meta(BackfillSerializer.Meta):
+        fields = [*BackfillSerializer.Meta.fields, "intervals"]

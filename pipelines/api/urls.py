@@ -9,4 +9,5 @@ routes = [
     ("steps", views.StepViewSet, "step"),
     ("runs", views.PipelineRunViewSet, "pipelinerun"),
     ("step-runs", views.StepRunViewSet, "steprun"),
+    ("backfills", views.BackfillViewSet, "backfill"),
 ]

@@ -6,7 +6,7 @@ import django_filters.rest_framework
 from django.db import transaction
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
@@ -19,9 +19,9 @@ from atlas.api.permissions import HasPermission
 from atlas.api.schema import ErrorSerializer
 from atlas.api.throttling import RunRateThrottle, UserRateThrottle
 
-from .. import runner
+from .. import backfills, runner
 from ..dag import PipelineDefinitionError
-from ..models import Dataset, Pipeline, PipelineRun, Source, Step, StepRun, Trigger
+from ..models import Backfill, Dataset, Pipeline, PipelineRun, Source, Step, StepRun, Trigger
 from . import filters, serializers
 
 # Running and cancelling need what the admin's "Run now" and "Cancel" buttons need.
@@ -204,3 +204,68 @@ class StepRunViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = filters.StepRunFilter
     pagination_class = StepRunPagination
     filter_backends = [django_filters.rest_framework.DjangoFilterBackend]
+
+
+@extend_schema_view(
+    create=extend_schema(
+        responses={
+            201: serializers.BackfillDetailSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The range, interval or pipeline is refused."),
+        },
+    ),
+    rerun_failed=extend_schema(request=None, responses={200: serializers.BackfillDetailSerializer}),
+    cancel=extend_schema(
+        request=None,
+        responses={
+            200: serializers.BackfillDetailSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The backfill has already ended."),
+        },
+    ),
+)
+class BackfillViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Backfills (``pipelines.backfills``): ``POST`` one (pipeline, start, end, interval); each interval's
+    status and run; ``POST .../rerun_failed/`` queues failed intervals again; ``POST .../cancel/`` stops it."""
+
+    queryset = Backfill.objects.select_related("pipeline", "created_by").order_by("-created_at", "-id")
+    pagination_class = RunPagination
+
+    def get_serializer_class(self):
+        if self.action in ("retrieve", "create", "rerun_failed", "cancel"):
+            return serializers.BackfillDetailSerializer
+        return serializers.BackfillSerializer
+
+    def get_permissions(self):
+        if self.action in ("create", "rerun_failed", "cancel"):
+            return [HasPermission.of(RUN_PERMISSION)()]
+        return super().get_permissions()
+
+    def _detail(self, backfill: Backfill, code: int = status.HTTP_200_OK) -> Response:
+        backfill.refresh_from_db()
+        return Response(self.get_serializer(backfill).data, status=code)
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            backfill = backfills.create_backfill(
+                data["pipeline"], data["start"], data["end"], interval=data.get("interval", ""), actor=request.user
+            )
+        except backfills.BackfillRefused as exc:
+            raise Conflict(str(exc), code="backfill_refused") from exc
+        return self._detail(backfill, status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def rerun_failed(self, request: Request, pk: str | None = None) -> Response:
+        backfill = self.get_object()
+        backfills.rerun_failed(backfill, actor=request.user)
+        return self._detail(backfill)
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        backfill = self.get_object()
+        try:
+            backfills.cancel_backfill(backfill, actor=request.user)
+        except backfills.BackfillRefused as exc:
+            raise Conflict(str(exc), code="backfill_finished") from exc
+        return self._detail(backfill)

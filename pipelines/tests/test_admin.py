@@ -18,6 +18,7 @@ from pipelines.models import (
     Pipeline,
     PipelineRun,
     Source,
+    SourceWatermark,
     Step,
     StepRun,
 )
@@ -80,7 +81,9 @@ def pipeline_post(name: str, *steps: dict[str, str]) -> dict[str, str]:
 # --- every page renders ----------------------------------------------------------------
 def test_every_pipelines_model_is_registered():
     names = {m.__name__ for m in pipeline_models()}
-    assert names == {"Source", "Dataset", "Pipeline", "PipelineRun", "StepRun", "LoadedBatch"}
+    assert names == {
+        "Source", "Dataset", "Pipeline", "PipelineRun", "StepRun", "LoadedBatch", "Backfill", "SourceWatermark"
+    }
 
 
 @pytest.mark.parametrize("model", pipeline_models(), ids=lambda m: m.__name__)
@@ -91,7 +94,7 @@ def test_changelist_change_and_add_pages_render(admin_client, loaded, model):
     assert admin_client.get(reverse(f"{base}_changelist"), {"q": "people"}).status_code == 200
     for obj in model.objects.all():
         assert admin_client.get(reverse(f"{base}_change", args=[obj.pk])).status_code == 200
-    history = model in (PipelineRun, StepRun, LoadedBatch)  # read-only: nobody adds it
+    history = model in (PipelineRun, StepRun, LoadedBatch, SourceWatermark)  # read-only: nobody adds it
     assert admin_client.get(reverse(f"{base}_add")).status_code == (403 if history else 200)
 
 
