@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -25,8 +26,10 @@ from atlas.warehouse.base import FileFormat, FileLayout
 from atlas.warehouse.filereader import IngestError
 
 from . import credentials, netguard
+from . import hygiene
 from .confinement import ConfinementError, confined_file, resolve_files
 from .credentials import safe_url
+from .hygiene import Prepared
 from .models import Source
 
 CHUNK = 1 << 20
@@ -48,6 +51,16 @@ class SourceFile:
     format: FileFormat
     long_lines: tuple[LongLine, ...] = ()
     layout: FileLayout | None = None
+    prepared: Prepared | None = None  # input hygiene (pipelines/hygiene.py): what the parser reads, and how
+    refused: IngestError | None = None  # the file cannot be read at all (its batch is refused with the class)
+
+    @property
+    def parse_path(self) -> str:
+        return self.prepared.path if self.prepared else self.path
+
+    def reader_options(self, options: dict) -> dict:
+        """The source's reader options with what hygiene settled (encoding transcoded, delimiter sniffed)."""
+        return {**options, **self.prepared.options} if self.prepared else options
 
 
 class ContentScan:
@@ -133,21 +146,26 @@ def _max_line() -> int:
     return settings.ATLAS_INGEST_MAX_LINE_BYTES
 
 
-def _quote(source: Source) -> bytes | None:
-    """The byte that opens a quoted field of a CSV ``source`` (None: not CSV, or not one byte)."""
-    if source.format != FileFormat.CSV:
-        return None
-    options = source.options or {}
-    quote = str(options.get("quote") if options.get("quote") is not None else '"').encode("utf-8")
-    return quote if len(quote) == 1 else None
+def _local(path: str, label: str, fmt: FileFormat, options: dict, tmp: str) -> SourceFile:
+    """One file as received, made ready to parse (``hygiene.prepare``): one streamed pass, two if rewritten.
 
-
-def _local(path: str, label: str, fmt: FileFormat, quote: bytes | None) -> SourceFile:
-    scan = ContentScan(_max_line(), quote)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            scan.feed(chunk)
-    return scan.source_file(path, label, fmt)
+    A file hygiene refuses (empty, damaged archive, bad encoding) comes back with ``refused``
+    set, so that its own batch records why, while the other files of the source still load.
+    """
+    try:
+        prepared, scan, checksum = hygiene.prepare(
+            path, label, fmt, options, tmp, lambda quote: ContentScan(_max_line(), quote)
+        )
+    except IngestError as exc:
+        raw = ContentScan(_max_line())
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                raw.feed(chunk)
+        raw.finish()
+        return SourceFile(path, label, raw.checksum, raw.size, fmt, refused=exc)
+    return SourceFile(
+        path, label, checksum, scan.size, fmt, tuple(scan.long_lines), scan.layout, prepared
+    )
 
 
 def _tmpdir() -> str:
@@ -160,32 +178,29 @@ def _tmpdir() -> str:
 def source_files(source: Source) -> Iterator[list[SourceFile]]:
     """The files behind ``source``, each with its checksum; temporary copies are removed after."""
     fmt = FileFormat(source.format)
-    if source.kind == Source.Kind.PATH:
-        try:
-            found = resolve_files(source.location)  # confined to ATLAS_DATA_ROOTS, links resolved
-        except ConfinementError as exc:
-            raise IngestError(str(exc)) from exc
-        yield [_local(real, shown, fmt, _quote(source)) for shown, real in found]
-        return
-    if source.kind == Source.Kind.UPLOAD:
-        try:
-            if not source.upload or not os.path.isfile(source.upload.path):
-                raise IngestError(f"The uploaded file of source {source.name!r} is missing.")
-            path = confined_file(source.upload.path, settings.MEDIA_ROOT, "MEDIA_ROOT")
-        except (ConfinementError, SuspiciousFileOperation) as exc:
-            raise IngestError(f"The uploaded file of source {source.name!r} is refused: {exc}") from exc
-        yield [_local(path, source.upload.name, fmt, _quote(source))]
-        return
+    options = source.reader_options()
     tmp = _tmpdir()
     try:
-        if source.kind == Source.Kind.URL:
-            yield [_download(source, tmp, fmt, _quote(source))]
+        if source.kind == Source.Kind.PATH:
+            try:
+                found = resolve_files(source.location)  # confined to ATLAS_DATA_ROOTS, links resolved
+            except ConfinementError as exc:
+                raise IngestError(str(exc)) from exc
+            yield [_local(real, shown, fmt, options, tmp) for shown, real in found]
+        elif source.kind == Source.Kind.UPLOAD:
+            try:
+                if not source.upload or not os.path.isfile(source.upload.path):
+                    raise IngestError(f"The uploaded file of source {source.name!r} is missing.")
+                path = confined_file(source.upload.path, settings.MEDIA_ROOT, "MEDIA_ROOT")
+            except (ConfinementError, SuspiciousFileOperation) as exc:
+                raise IngestError(f"The uploaded file of source {source.name!r} is refused: {exc}") from exc
+            yield [_local(path, source.upload.name, fmt, options, tmp)]
+        elif source.kind == Source.Kind.URL:
+            yield [_download(source, tmp, fmt, options)]
         else:
             yield [_export_query(source, tmp)]
     finally:
-        for name in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, name))
-        os.rmdir(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # What a failed fetch means, by exception class (its text may quote secret parameters).
@@ -199,18 +214,17 @@ FETCH_FAILURES = {
 }
 
 
-def _download(source: Source, tmp: str, fmt: FileFormat, quote: bytes | None) -> SourceFile:
+def _download(source: Source, tmp: str, fmt: FileFormat, options: dict) -> SourceFile:
     """Fetch a URL source through the network guard; secrets are resolved here and nowhere else.
 
     Messages name the URL as stored (``safe_url``), never with resolved secrets.
     """
     shown = safe_url(source.location)
     path = os.path.join(tmp, "download")
-    scan = ContentScan(_max_line(), quote)
-    options = source.options or {}
+    fetch = source.options or {}
     try:
-        headers = credentials.resolve(options.get("headers") or {})
-        params = credentials.resolve(options.get("params") or {})
+        headers = credentials.resolve(fetch.get("headers") or {})
+        params = credentials.resolve(fetch.get("params") or {})
     except credentials.CredentialError as exc:
         raise IngestError(f"Cannot fetch {shown}: {exc}") from exc
     secrets = [*headers.values(), *params.values()]
@@ -220,7 +234,6 @@ def _download(source: Source, tmp: str, fmt: FileFormat, quote: bytes | None) ->
                 raise IngestError(f"{shown} answered HTTP {resp.status} {resp.reason}.")
             with open(path, "wb") as out:
                 for chunk in resp.chunks(CHUNK):
-                    scan.feed(chunk)
                     out.write(chunk)
     except netguard.URLRefused as exc:
         raise IngestError(f"Refused to fetch {shown}: {credentials.redact(str(exc), secrets)}") from exc
@@ -228,7 +241,7 @@ def _download(source: Source, tmp: str, fmt: FileFormat, quote: bytes | None) ->
         # The exception text can quote the request line (with secret parameters): show its kind only.
         hint = FETCH_FAILURES.get(exc.__class__.__name__, "the connection failed")
         raise IngestError(f"Cannot fetch {shown}: {exc.__class__.__name__} ({hint}).") from exc
-    return scan.source_file(path, shown, fmt)
+    return _local(path, shown, fmt, options, tmp)
 
 
 def _export_query(source: Source, tmp: str) -> SourceFile:
@@ -250,4 +263,4 @@ def _export_query(source: Source, tmp: str) -> SourceFile:
     except Exception as exc:  # driver errors differ per engine; the message is what matters
         message = credentials.redact(str(exc), credentials.database_url_secrets(url))
         raise IngestError(f"The query of source {source.name!r} failed on {source.database!r}: {message}") from exc
-    return _local(path, f"{source.database}: {query[:200]}", FileFormat.CSV, b'"')
+    return _local(path, f"{source.database}: {query[:200]}", FileFormat.CSV, {"delimiter": ","}, tmp)
