@@ -312,7 +312,7 @@ def _blank_nul_lines(block: bytes, first_line: int, found: list[int]) -> bytes:
     for i, text in enumerate(lines):
         if b"\x00" in text:
             found.append(first_line + i)
-            lines[i] = b""
+            lines[i] = b"\r" if text.endswith(b"\r") else b""  # a CRLF file stays CRLF
     return b"\n".join(lines)
 
 
@@ -523,25 +523,35 @@ def _without_line_end(raw: bytes) -> bytes:
     return raw[:-1] if raw.endswith((b"\n", b"\r")) else raw
 
 
+def _span(reject: Reject) -> int | None:
+    """Physical lines the parser took for a rejected record, from the text it reported (None: unknown)."""
+    if reject.raw is None or reject.reason_class == "encoding" and "NUL" in reject.reason:
+        return None
+    return reject.raw.rstrip("\r\n").count("\n") + 1
+
+
 def evidence(prepared: Prepared, rejects: list[Reject], *, quote: str | None, header: bool, max_bytes: int) -> dict[int, Evidence]:
     """The exact bytes and byte offset of each rejected line (the parser's line numbers), in one pass.
 
-    The parser numbers records (a quoted field can hold line breaks), so physical lines
-    are grouped into records by quote parity, as the parser does with RFC 4180 quoting.
+    The parser numbers records (a quoted field can hold line breaks): the physical lines of
+    a good record are grouped by quote parity, as RFC 4180 quoting reads them; a rejected
+    record takes as many lines as the parser's own text of it holds (a quote never closed
+    runs until the parser can resynchronise, which parity alone cannot tell).
     Offsets and bytes are those of the content as received (decompressed, in its encoding);
     a record's bytes are kept without its final line end, up to ``max_bytes``.
     """
-    wanted = sorted({r.line for r in rejects if r.line is not None})
-    if not wanted:
+    spans = {r.line: _span(r) for r in rejects if r.line is not None}
+    if not spans:
         return {}
     found: dict[int, Evidence] = {}
     q = quote.encode("utf-8") if quote else b""
     transcoded = prepared.encoding != "utf-8"
     source = prepared.path if transcoded else prepared.evidence
     any_end = prepared.any_line_end and not transcoded
-    targets, last = set(wanted), wanted[-1]
+    last = max(spans)
     record, in_quote = 0, False
     current: Evidence | None = None
+    left = 0  # lines the current rejected record still takes (0: ends by parity)
     offset_out = prepared.bom  # offsets in the source's own encoding
 
     def close(ev: Evidence) -> None:
@@ -552,22 +562,31 @@ def evidence(prepared: Prepared, rejects: list[Reject], *, quote: str | None, he
         found[ev.line] = ev  # type: ignore[index]
 
     for offset, text in _physical_lines(source, any_end):
-        if not in_quote:
+        if left > 0:
+            starts = False
+        else:
+            starts = not in_quote
+        if starts:
             record += 1
+            in_quote = False
             if current is not None:
                 close(current)
                 current = None
             if record > last:
                 break
-            if record in targets:
+            if record in spans:
                 current = Evidence(record, offset_out if transcoded else offset, b"", 0)
+                left = spans[record] or 0
         if current is not None:
             if len(current.raw) < max_bytes * 4 + 8:  # type: ignore[arg-type]
                 current.raw += text  # type: ignore[operator]
             current.lines += 1
         if transcoded:
             offset_out += len(text.decode("utf-8", "surrogatepass").encode(prepared.encoding, "surrogatepass"))
-        if q and q in text:
+        if left > 0:
+            left -= 1
+            in_quote = False  # the parser starts afresh after a record it refused
+        elif q and q in text:
             in_quote = in_quote ^ (text.count(q) % 2 == 1)
     if current is not None:
         close(current)
