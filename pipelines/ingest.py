@@ -192,9 +192,9 @@ def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome, progress=
                 f"They are kept in {ctx.schema}.{ctx.target}__quarantine (batch {batch_id});"
                 f" the first, line {first.line}: {first.reason}"
             )
-            spans = "" if rejected_lines == rejected else f", spanning {rejected_lines} lines,"
+            spans = "" if rejected_lines == rejected else f"spanning {rejected_lines} lines, "
             summary = (
-                f"{f.label}: {rejected} of {total} records{spans} ({share:.1%}) could not be parsed,"
+                f"{f.label}: {rejected} of {total} records ({spans}{share:.1%}) could not be parsed,"
                 f" above this step's limit of {step.max_rejected_share:.1%}."
             )
             if step.load_policy != Step.LoadPolicy.PARTIAL:
