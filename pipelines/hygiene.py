@@ -99,12 +99,12 @@ def compression_of(head: bytes) -> str | None:
     return next((name for magic, name in MAGIC if head.startswith(magic)), None)
 
 
-def _decompressed(path: str, kind: str | None, label: str) -> Iterator[bytes]:
+def _decompressed(path: str, kind: str | None, label: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
     """The file's content in chunks, decompressed; a damaged archive is ``corrupt_archive``."""
     try:
         if kind is None:
             with open(path, "rb") as fh:
-                while chunk := fh.read(CHUNK):
+                while chunk := fh.read(chunk_size):
                     yield chunk
             return
         if kind == "gzip":
@@ -356,7 +356,13 @@ def sniff_delimiter(head: str, quote: str | None) -> str | None:
 
 
 def prepare(
-    path: str, label: str, fmt: FileFormat, options: dict, tmpdir: str, scan_factory: Callable[[bytes | None], Any]
+    path: str,
+    label: str,
+    fmt: FileFormat,
+    options: dict,
+    tmpdir: str,
+    scan_factory: Callable[[bytes | None], Any],
+    chunk_size: int = CHUNK,
 ) -> tuple[Prepared, Any, str]:
     """The file ``path`` made ready to parse (see the module's docstring), its content scan and checksum.
 
@@ -375,12 +381,12 @@ def prepare(
     if fmt is FileFormat.PARQUET:
         scan = scan_factory(None)
         with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK):
+            while chunk := fh.read(chunk_size):
                 scan.feed(chunk)
         scan.finish()
         return Prepared(path, path, "utf-8", 0, False, options, (), (), None), scan, scan.checksum
 
-    chunks = _decompressed(path, kind, label)
+    chunks = _decompressed(path, kind, label, chunk_size)
     first = next(chunks, b"")
     if kind and not first:
         raise IngestError(f"{label}: the {kind} archive holds an empty file.", "empty_file")
@@ -446,7 +452,7 @@ def prepare(
         parse_path = fixed
         scan = scan_factory(quote_byte)
         with open(parse_path, "rb") as fh:
-            while chunk := fh.read(CHUNK):
+            while chunk := fh.read(chunk_size):
                 scan.feed(chunk)
         scan.finish()
 
@@ -456,6 +462,8 @@ def prepare(
         quote = options.get("quote") if options.get("quote") is not None else '"'
         found = sniff_delimiter(head, quote)
         options["delimiter"] = found or ","
+        if getattr(scan, "delimiter", b",") != options["delimiter"].encode("utf-8"):
+            scan.quotes_simple = False  # checked against another delimiter: the direct path is not proven
         if found and found != ",":
             warnings.append(
                 f"{label}: no delimiter declared; the first lines are split by {DELIMITER_NAMES[found]}"

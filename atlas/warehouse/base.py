@@ -128,6 +128,7 @@ class FileLayout:
     # (byte offset of a line start, newlines before it), ascending: about one per MiB.
     line_starts: tuple[tuple[int, int], ...] = ()
     quoted: bool | None = None  # whether the file holds the CSV quote byte (None: not looked for)
+    quotes_simple: bool = False  # every quote opens or closes a whole field on one line (``simple_quotes``)
     long_lines: int = 0  # lines longer than the parser's maximum
 
     def lines_before(self, offset: int) -> int:
