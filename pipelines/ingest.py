@@ -126,7 +126,10 @@ def _refuse(record: LoadedBatch, exc: IngestError, outcome: StepOutcome, progres
     progress(outcome)  # the run's counts show the quarantined rows of a refused file too
 
 
-def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome, progress=lambda o: None) -> StagedBatch | None:
+def _stage_file(
+    ctx: StepContext, f: SourceFile, outcome: StepOutcome, progress=lambda o: None, staged: dict[str, str] | None = None
+) -> StagedBatch | None:
+    """Stage one file as a batch (None: skipped); ``staged``: checksum -> batch id of the files of this run."""
     step, wh, dataset = ctx.step, ctx.warehouse, ctx.step.output
     warnings = list(f.prepared.warnings) if f.prepared else []
     record = LoadedBatch(
@@ -143,7 +146,7 @@ def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome, progress=
         record.batch_id = new_batch_id()
         _refuse(record, f.refused, outcome, progress)
         raise f.refused
-    earlier = wh.loaded_batch(dataset.qualified_table, f.checksum)
+    earlier = (staged or {}).get(f.checksum) or wh.loaded_batch(dataset.qualified_table, f.checksum)
     if earlier:
         record.batch_id, record.status = earlier, LoadedBatch.Status.SKIPPED
         record.reason_class = "duplicate_file"
@@ -236,7 +239,7 @@ def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
     ctx.staged_tables = []
     with source_files(ctx.step.source) as files:
         for f in files:
-            batch = _stage_file(ctx, f, outcome, progress)
+            batch = _stage_file(ctx, f, outcome, progress, {b.checksum: b.batch_id for b in staged})
             if batch is not None:
                 staged.append(batch)
             progress(outcome)
