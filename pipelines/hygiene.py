@@ -34,9 +34,9 @@ import codecs
 import csv
 import io
 import os
+import re
 import zipfile
 import zlib
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -570,11 +570,7 @@ def evidence(prepared: Prepared, rejects: list[Reject], *, quote: str | None, he
         found[ev.line] = ev  # type: ignore[index]
 
     for offset, text in _physical_lines(source, any_end):
-        if left > 0:
-            starts = False
-        else:
-            starts = not in_quote
-        if starts:
+        if left <= 0 and not in_quote:
             record += 1
             in_quote = False
             if current is not None:

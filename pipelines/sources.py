@@ -25,8 +25,7 @@ from atlas.warehouse import registry
 from atlas.warehouse.base import FileFormat, FileLayout
 from atlas.warehouse.filereader import IngestError
 
-from . import credentials, netguard
-from . import hygiene
+from . import credentials, hygiene, netguard
 from .confinement import ConfinementError, confined_file, resolve_files
 from .credentials import safe_url
 from .hygiene import Prepared
