@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import IO, Any
 
 from . import memory
@@ -46,6 +47,8 @@ def configure_django(engine: str, pg_url: str, var_dir: str) -> None:
     # The ingest itself: no step hooks (PII scan, quality gates, lineage) unless
     # BENCH_ATLAS_HOOKS names some (comma-separated dotted paths, as ATLAS_STEP_HOOKS).
     os.environ["ATLAS_STEP_HOOKS"] = os.environ.get("BENCH_ATLAS_HOOKS", "")
+    # Path sources are confined to ATLAS_DATA_ROOTS (issue 12): the benchmark's data directory is one.
+    os.environ["ATLAS_DATA_ROOTS"] = str(Path(__file__).resolve().parent.parent / "data")
     if engine == "postgres":
         os.environ["DATABASE_URL"] = pg_url
     import django
