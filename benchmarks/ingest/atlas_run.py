@@ -62,19 +62,16 @@ def create_pipeline(path: str) -> Any:
     """A fresh Source, Dataset and Pipeline with one ingest step over ``path``."""
     from pipelines.models import Dataset, Layer, Pipeline, Source, Step
 
-    Pipeline.objects.filter(name=PIPELINE).delete()
-    Source.objects.filter(name=NAME).delete()
-    Dataset.objects.filter(name=NAME).delete()
-    source = Source.objects.create(name=NAME, kind=Source.Kind.PATH, format="csv", location=path)
-    dataset = Dataset.objects.create(name=NAME, layer=Layer.EXPLORE, table=NAME)
-    pipeline = Pipeline.objects.create(name=PIPELINE)
-    Step.objects.create(
+    # Reused, not deleted: run history is protected evidence (issue 12), even in the bench database.
+    source, _ = Source.objects.update_or_create(
+        name=NAME, defaults={"kind": Source.Kind.PATH, "format": "csv", "location": path, "options": {}}
+    )
+    dataset, _ = Dataset.objects.get_or_create(layer=Layer.EXPLORE, table=NAME, defaults={"name": NAME})
+    pipeline, _ = Pipeline.objects.get_or_create(name=PIPELINE)
+    Step.objects.update_or_create(
         pipeline=pipeline,
         name="ingest",
-        kind=Step.Kind.INGEST,
-        source=source,
-        output=dataset,
-        write_mode="replace",
+        defaults={"kind": Step.Kind.INGEST, "source": source, "output": dataset, "write_mode": "replace"},
     )
     return pipeline
 
