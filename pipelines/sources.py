@@ -317,4 +317,5 @@ def _export_query(source: Source, tmp: str) -> SourceFile:
     except Exception as exc:  # driver errors differ per engine; the message is what matters
         message = credentials.redact(str(exc), credentials.database_url_secrets(url))
         raise IngestError(f"The query of source {source.name!r} failed on {source.database!r}: {message}") from exc
-    return _local(path, f"{source.database}: {query[:200]}", FileFormat.CSV, {"delimiter": ","}, tmp)
+    # A query may name two columns alike (a.id, b.id): suffixed, as before, not refused.
+    return _local(path, f"{source.database}: {query[:200]}", FileFormat.CSV, {"delimiter": ",", "header_names": "suffix"}, tmp)
