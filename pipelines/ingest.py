@@ -8,18 +8,20 @@ already in the table's batch ledger is reported as skipped, never loaded twice.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 
 from django.conf import settings
 
-from atlas.warehouse.base import Reject, StagedBatch, WriteMode
+from atlas.warehouse.base import FileFormat, Reject, StagedBatch, WriteMode
 from atlas.warehouse.filereader import IngestError
 
-from . import hooks, watermarks
+from . import hooks, hygiene, watermarks
 from .attempts import attempt_tag, ingest_staging_name
 from .hooks import StepContext
-from .models import LoadedBatch, RunStatus
+from .models import LoadedBatch, RunStatus, Step
 from .sources import SourceFile, source_files
 
 
@@ -34,6 +36,9 @@ class StepOutcome:
     table_rows: int | None = None
 
 
+logger = logging.getLogger(__name__)
+
+
 def new_batch_id() -> str:
     return "b" + uuid.uuid4().hex[:16]
 
@@ -45,28 +50,103 @@ def with_long_lines(rejects: list[Reject], f: SourceFile) -> list[Reject]:
     for long in f.long_lines:
         if long.line in reported:
             continue
-        with open(f.path, "rb") as fh:
+        with open(f.parse_path, "rb") as fh:
             fh.seek(long.offset)
-            head = fh.read(settings.ATLAS_QUARANTINE_RAW_CHARS).decode("utf-8", "replace")
+            head = fh.read(settings.ATLAS_QUARANTINE_RAW_CHARS)
         extra.append(
             Reject(
                 long.line,
                 f"LINE SIZE OVER MAXIMUM: the line is {long.length} bytes, above the maximum of"
                 f" {settings.ATLAS_INGEST_MAX_LINE_BYTES} (ATLAS_INGEST_MAX_LINE_BYTES); its start is kept.",
-                head,
+                head.decode("utf-8", "replace"),
+                reason_class="line_too_long",
+                raw_bytes=head,
             )
         )
     return sorted([*rejects, *extra], key=lambda r: (r.line is None, r.line or 0)) if extra else rejects
 
 
-def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> StagedBatch | None:
+def with_evidence(rejects: list[Reject], f: SourceFile, options: dict) -> tuple[list[Reject], int]:
+    """Every reject with its class, exact bytes and byte offset; and the lines they span in all.
+
+    The NUL records hygiene blanked are added here. Lines, not records, weigh against the
+    step's limit: a quote never closed swallows the rest of the file into one record.
+    """
+    prepared = f.prepared
+    if prepared is not None:
+        rejects = [*rejects, *(Reject(n, hygiene.NUL_REASON, None, "encoding") for n in prepared.nul_lines)]
+        rejects.sort(key=lambda r: (r.line is None, r.line or 0))
+    if not rejects:
+        return rejects, 0
+    raw_max = settings.ATLAS_QUARANTINE_RAW_CHARS
+    found: dict[int, hygiene.Evidence] = {}
+    if prepared is not None and f.format is not FileFormat.PARQUET:
+        quote = options.get("quote") if options.get("quote") is not None else '"'
+        found = hygiene.evidence(
+            prepared,
+            rejects,
+            quote=quote if f.format is FileFormat.CSV else None,
+            header=f.format is FileFormat.CSV and bool(options.get("header", True)),
+            max_bytes=raw_max,
+        )
+    lines = 0
+    out = []
+    for r in rejects:
+        ev = found.get(r.line) if r.line is not None else None
+        raw_bytes = ev.raw if ev is not None and ev.raw is not None else r.raw_bytes
+        raw = r.raw
+        if raw_bytes is not None:
+            enc = prepared.encoding if prepared is not None else "utf-8"
+            raw = raw_bytes.decode(enc, "replace")
+        out.append(
+            Reject(
+                r.line,
+                r.reason,
+                raw,
+                reason_class=r.reason_class or hygiene.row_class(r.reason),
+                offset=ev.offset if ev is not None else r.offset,
+                raw_bytes=raw_bytes,
+            )
+        )
+        lines += max(1, ev.lines if ev is not None else 1)
+    return out, lines
+
+
+def _dominant_class(rejects: list[Reject]) -> str:
+    return Counter(r.reason_class or "schema" for r in rejects).most_common(1)[0][0]
+
+
+def _refuse(record: LoadedBatch, exc: IngestError, outcome: StepOutcome, progress) -> None:
+    record.status, record.reason = LoadedBatch.Status.REJECTED, str(exc)
+    record.reason_class = getattr(exc, "reason_class", "source")
+    record.save()
+    progress(outcome)  # the run's counts show the quarantined rows of a refused file too
+
+
+def _stage_file(
+    ctx: StepContext, f: SourceFile, outcome: StepOutcome, progress=lambda o: None, staged: dict[str, str] | None = None
+) -> StagedBatch | None:
+    """Stage one file as a batch (None: skipped); ``staged``: checksum -> batch id of the files of this run."""
     step, wh, dataset = ctx.step, ctx.warehouse, ctx.step.output
+    warnings = list(f.prepared.warnings) if f.prepared else []
     record = LoadedBatch(
-        dataset=dataset, step_run=ctx.step_run, file=f.label[:1000], checksum=f.checksum, size_bytes=f.size
+        dataset=dataset,
+        step_run=ctx.step_run,
+        file=f.label[:1000],
+        checksum=f.checksum,
+        size_bytes=f.size,
+        warnings="\n".join(warnings),
     )
-    earlier = wh.loaded_batch(dataset.qualified_table, f.checksum)
+    for warning in warnings:
+        logger.warning("Run %s step %r: %s", ctx.run.pk, step.name, warning)
+    if f.refused is not None:
+        record.batch_id = new_batch_id()
+        _refuse(record, f.refused, outcome, progress)
+        raise f.refused
+    earlier = (staged or {}).get(f.checksum) or wh.loaded_batch(dataset.qualified_table, f.checksum)
     if earlier:
         record.batch_id, record.status = earlier, LoadedBatch.Status.SKIPPED
+        record.reason_class = "duplicate_file"
         record.reason = f"Same content (sha256 {f.checksum[:12]}…) already loaded as batch {earlier}."
         record.save()
         return None
@@ -75,11 +155,12 @@ def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> Staged
     ctx.batch_id, ctx.staging = batch_id, ingest_staging_name(ctx.target, attempt_tag(ctx.run.pk, ctx.run.attempt), batch_id)
     ctx.staged_tables.append(ctx.staging)
     record.batch_id = batch_id
+    options = f.reader_options(step.source.reader_options())
     try:
         result = wh.load_file(
-            f.path,
+            f.parse_path,
             fmt=f.format,
-            options=step.source.reader_options(),
+            options=options,
             schema=ctx.schema,
             target=ctx.target,
             staging=ctx.staging,
@@ -87,7 +168,7 @@ def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> Staged
             source_label=f.label[:1000],
             layout=f.layout,
         )
-        rejects = with_long_lines(result.rejects, f)
+        rejects, rejected_lines = with_evidence(with_long_lines(result.rejects, f), f, options)
         rejected = wh.quarantine_rejects(
             ctx.schema,
             ctx.target,
@@ -96,28 +177,41 @@ def _stage_file(ctx: StepContext, f: SourceFile, outcome: StepOutcome) -> Staged
             run_id=ctx.run.pk,
             source=f.label[:1000],
             raw_chars=settings.ATLAS_QUARANTINE_RAW_CHARS,
+            checksum=f.checksum,
         )
         total = result.rows + rejected
         outcome.rows_in += total
         outcome.rows_rejected += rejected
         record.rows_loaded, record.rows_rejected = result.rows, rejected
         if total == 0:
-            raise IngestError(f"{f.label}: the file has a header but no data rows.")
-        share = rejected / total
+            raise IngestError(f"{f.label}: the file has a header but no data rows.", "empty_file")
+        share = rejected_lines / (result.rows + rejected_lines)
         if share > step.max_rejected_share:
             first = rejects[0]
-            raise IngestError(
-                f"{f.label}: {rejected} of {total} records ({share:.1%}) could not be parsed, above this"
-                f" step's limit of {step.max_rejected_share:.1%}. They are kept in"
-                f" {ctx.schema}.{ctx.target}__quarantine (batch {batch_id});"
+            where = (
+                f"They are kept in {ctx.schema}.{ctx.target}__quarantine (batch {batch_id});"
                 f" the first, line {first.line}: {first.reason}"
             )
+            spans = "" if rejected_lines == rejected else f"spanning {rejected_lines} lines, "
+            summary = (
+                f"{f.label}: {rejected} of {total} records ({spans}{share:.1%}) could not be parsed,"
+                f" above this step's limit of {step.max_rejected_share:.1%}."
+            )
+            if step.load_policy != Step.LoadPolicy.PARTIAL:
+                record.rows_loaded, record.rows_refused = 0, result.rows
+                raise IngestError(f"{summary} {where}", _dominant_class(rejects))
+            record.status = LoadedBatch.Status.PARTIAL
+            record.reason = f"{summary} Partial load policy: the {result.rows} good rows are loaded. {where}"
+            record.reason_class = _dominant_class(rejects)
+            logger.warning("Run %s step %r: %s", ctx.run.pk, step.name, record.reason)
     except IngestError as exc:
-        record.status, record.reason = LoadedBatch.Status.REJECTED, str(exc)
-        record.save()
+        _refuse(record, exc, outcome, progress)
         raise
     dropped = hooks.after_staging(ctx)  # rows the ``staged`` hooks moved to quarantine
-    record.status = LoadedBatch.Status.LOADED
+    if record.status != LoadedBatch.Status.PARTIAL:
+        record.status = LoadedBatch.Status.LOADED
+        if rejects:
+            record.reason_class = _dominant_class(rejects)
     record.rows_loaded, record.rows_rejected = result.rows - dropped, rejected + dropped
     record.save()
     outcome.rows_out += result.rows - dropped
@@ -143,7 +237,7 @@ def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
     incremental = watermarks.begin(ctx.step.source, ctx.step.output, ctx.warehouse)  # None: reads everything
     with source_files(ctx.step.source, incremental) as files:
         for f in files:
-            batch = _stage_file(ctx, f, outcome)
+            batch = _stage_file(ctx, f, outcome, progress, {b.checksum: b.batch_id for b in staged})
             if batch is not None:
                 staged.append(batch)
             progress(outcome)

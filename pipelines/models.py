@@ -69,7 +69,7 @@ class Source(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    OPTION_KEYS = {"delimiter", "encoding", "header", "quote", "escape"}
+    OPTION_KEYS = {"delimiter", "encoding", "header", "quote", "escape", "header_names"}
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
@@ -124,6 +124,8 @@ class Source(models.Model):
             return {"options": f"encoding must be one of {', '.join(sorted(set(ENCODINGS.values())))}."}
         if "header" in opts and not isinstance(opts["header"], bool):
             return {"options": "header must be true or false."}
+        if "header_names" in opts and opts["header_names"] not in ("refuse", "suffix"):
+            return {"options": 'header_names must be "refuse" (the default) or "suffix".'}
         return {}
 
     def reader_options(self) -> dict:
@@ -299,6 +301,18 @@ class Step(models.Model):
         blank=True,
         help_text="Hard time limit: past it the step's warehouse connections are ended"
         " (blank: ATLAS_STEP_HARD_TIMEOUT_SECONDS; 0: none). Not below the soft limit.",
+    )
+
+    class LoadPolicy(models.TextChoices):
+        ALL_OR_NOTHING = "all_or_nothing", "All or nothing: a file over the reject limit loads none of its rows"
+        PARTIAL = "partial", "Partial: a file over the reject limit loads its good rows, flagged as partial"
+
+    load_policy = models.CharField(
+        max_length=20,
+        choices=LoadPolicy.choices,
+        default=LoadPolicy.ALL_OR_NOTHING,
+        help_text="Ingest: what a file whose unparseable share is above the limit does. Its rejects are"
+        " quarantined either way.",
     )
 
     class Meta:
@@ -617,6 +631,7 @@ class LoadedBatch(models.Model):
         LOADED = "loaded", "Loaded"
         SKIPPED = "skipped", "Skipped (already loaded)"
         REJECTED = "rejected", "Rejected"
+        PARTIAL = "partial", "Partially loaded (over the reject limit)"
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="batches")
     step_run = models.ForeignKey(StepRun, null=True, on_delete=models.SET_NULL, related_name="batches")
@@ -627,7 +642,12 @@ class LoadedBatch(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices)
     rows_loaded = models.BigIntegerField(default=0)
     rows_rejected = models.BigIntegerField(default=0)
+    # Good rows not loaded because the file as a whole was refused (all-or-nothing policy).
+    rows_refused = models.BigIntegerField(default=0)
     reason = models.TextField(blank=True)
+    # empty_file, encoding, schema, corrupt_archive, duplicate_file, source; row classes for the rejects.
+    reason_class = models.CharField(max_length=20, blank=True)
+    warnings = models.TextField(blank=True, help_text="What input hygiene guessed (delimiter, encoding).")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

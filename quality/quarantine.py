@@ -134,6 +134,8 @@ def count_rows(wh: Warehouse, schema: str, table: str, check_run_ids: list[int] 
     name = quarantine_name(table)
     if not wh.table_exists(schema, name):
         return 0
+    if "_check_run_id" not in {c.name for c in wh.columns(schema, name)}:
+        return 0  # only ingest rejects so far: no check has quarantined a row here
     where, params = _run_filter(wh, check_run_ids)
     with wh.cursor() as cur:
         return int(cur.execute(f"SELECT count(*) FROM {wh.table(schema, name)} WHERE {where}", params).fetchone()[0])

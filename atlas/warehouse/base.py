@@ -38,6 +38,17 @@ QUARANTINE_COLUMNS = (
     "_reason",
     "_raw_record",
     "_quarantined_at",
+    "_reason_class",
+    "_byte_offset",
+    "_raw_bytes",
+    "_file_checksum",
+)
+# Added to the quarantine by issue 16; a quarantine table made before gets them on its next use.
+QUARANTINE_EVIDENCE_COLUMNS = (
+    ("_reason_class", "text"),
+    ("_byte_offset", "bigint"),
+    ("_raw_bytes", "bytea"),
+    ("_file_checksum", "text"),
 )
 
 
@@ -95,6 +106,9 @@ class Reject:
     line: int | None
     reason: str
     raw: str | None
+    reason_class: str | None = None  # schema, quoting, encoding, json, line_too_long (pipelines/hygiene.py)
+    offset: int | None = None  # byte offset of its first byte in the file as received (decompressed)
+    raw_bytes: bytes | None = None  # its exact bytes, binary-safe
 
 
 @dataclass
@@ -118,6 +132,7 @@ class FileLayout:
     # (byte offset of a line start, newlines before it), ascending: about one per MiB.
     line_starts: tuple[tuple[int, int], ...] = ()
     quoted: bool | None = None  # whether the file holds the CSV quote byte (None: not looked for)
+    quotes_simple: bool = False  # every quote opens or closes a whole field on one line (``simple_quotes``)
     long_lines: int = 0  # lines longer than the parser's maximum
 
     def lines_before(self, offset: int) -> int:
@@ -701,25 +716,58 @@ class Warehouse(QualityOps, abc.ABC):
                 f"CREATE TABLE IF NOT EXISTS {self.table(schema, name)} ("
                 '"_batch_id" text, "_run_id" bigint, "_source" text, "_line_number" bigint,'
                 ' "_reason" text NOT NULL, "_raw_record" text,'
-                ' "_quarantined_at" timestamp with time zone NOT NULL)'
+                ' "_quarantined_at" timestamp with time zone NOT NULL,'
+                ' "_reason_class" text, "_byte_offset" bigint, "_raw_bytes" bytea, "_file_checksum" text)'
             )
+            have = {c.name for c in self.columns(schema, name)}
+            for col, kind in QUARANTINE_EVIDENCE_COLUMNS:
+                if col not in have:
+                    cur.execute(f"ALTER TABLE {self.table(schema, name)} ADD COLUMN {self.quote(col)} {kind}")
         return name
 
     def quarantine_rejects(
-        self, schema: str, table: str, rejects: Sequence[Reject], *, batch_id: str, run_id: int | None, source: str, raw_chars: int
+        self,
+        schema: str,
+        table: str,
+        rejects: Sequence[Reject],
+        *,
+        batch_id: str,
+        run_id: int | None,
+        source: str,
+        raw_chars: int,
+        checksum: str | None = None,
     ) -> int:
-        if not rejects:
+        """Keep ``rejects`` in the quarantine; with ``checksum``, first drop what an earlier try of the same file left.
+
+        A retry of a refused file parses it again: its rejects replace the earlier ones, never add to them.
+        """
+        if not rejects and (checksum is None or not self.table_exists(schema, f"{table}__quarantine")):
             return 0
         name = self.ensure_quarantine_table(schema, table)
         cols = ", ".join(self.quote(c) for c in QUARANTINE_COLUMNS)
         with self.transaction() as cur:
-            cur.executemany(
-                f"INSERT INTO {self.table(schema, name)} ({cols}) VALUES (%s, %s, %s, %s, %s, %s, current_timestamp)",
-                [
-                    (batch_id, run_id, source, r.line, r.reason, (r.raw or "")[:raw_chars] if r.raw is not None else None)
-                    for r in rejects
-                ],
-            )
+            if checksum is not None:
+                cur.execute(f"DELETE FROM {self.table(schema, name)} WHERE {self.quote('_file_checksum')} = %s", [checksum])
+            if rejects:
+                cur.executemany(
+                    f"INSERT INTO {self.table(schema, name)} ({cols})"
+                    " VALUES (%s, %s, %s, %s, %s, %s, current_timestamp, %s, %s, %s, %s)",
+                    [
+                        (
+                            batch_id,
+                            run_id,
+                            source,
+                            r.line,
+                            r.reason,
+                            r.raw[:raw_chars].replace("\x00", "\ufffd") if r.raw is not None else None,
+                            r.reason_class,
+                            r.offset,
+                            r.raw_bytes,
+                            checksum,
+                        )
+                        for r in rejects
+                    ],
+                )
         return len(rejects)
 
     # --- batch ledger (skip a file already loaded) ----------------------------

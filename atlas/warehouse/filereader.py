@@ -28,11 +28,43 @@ from .base import LOAD_COLUMNS, FileFormat, Reject, WarehouseError
 # us JSON Lines one whole line at a time.
 _JSONL_SEPARATOR = "\\x1f"
 _SAMPLE_LINES = 1000
-ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-16": "utf-16", "latin-1": "latin-1", "iso-8859-1": "latin-1"}
+# A JSON text with its strings emptied: what is left holds no quote, so a trailing comma is seen.
+_STRINGS_OUT = "regexp_replace({}, '\"(\\\\.|[^\"\\\\])*\"', '\"\"', 'g')"
+ENCODINGS = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "utf-8-sig": "utf-8",
+    "utf-16": "utf-16",
+    "utf16": "utf-16",
+    "utf-16-le": "utf-16-le",
+    "utf-16le": "utf-16-le",
+    "utf-16-be": "utf-16-be",
+    "utf-16be": "utf-16-be",
+    "utf-32": "utf-32",
+    "utf-32-le": "utf-32-le",
+    "utf-32-be": "utf-32-be",
+    "latin-1": "latin-1",
+    "latin1": "latin-1",
+    "iso-8859-1": "latin-1",
+    "cp1252": "cp1252",
+    "windows-1252": "cp1252",
+    "iso-8859-15": "iso-8859-15",
+}
+# What the parser itself reads; any other encoding is transcoded to UTF-8 first (pipelines/hygiene.py).
+PARSER_ENCODINGS = {"utf-8": "utf-8", "latin-1": "latin-1"}
 
 
 class IngestError(WarehouseError):
-    """The file cannot be loaded at all (the run records why)."""
+    """The file cannot be loaded at all (the run records why, and the reason's class).
+
+    Classes: ``empty_file``, ``encoding``, ``schema``, ``corrupt_archive``,
+    ``duplicate_file`` (see ``pipelines/hygiene.py``), ``source`` (the source
+    itself cannot be read: missing, unreachable, refused).
+    """
+
+    def __init__(self, message: str, reason_class: str = "source") -> None:
+        super().__init__(message)
+        self.reason_class = reason_class
 
 
 @dataclass
@@ -61,6 +93,32 @@ def qi(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def check_header_names(names: Sequence[str], where: str) -> None:
+    """Refuse blank or duplicate header names (case-insensitive: DuckDB does not tell ``ID`` from ``id``).
+
+    The option ``header_names: "suffix"`` keeps such a header instead: a blank name
+    becomes ``column_<position>``, a repeated one gets ``_2``, ``_3``...
+    """
+    problems = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(names, start=1):
+        name = (raw or "").strip().replace("\x00", "")
+        if not name:
+            problems.append(f"column {i} has no name")
+            continue
+        if name.lower() in seen:
+            problems.append(f"column {i} repeats the name of column {seen[name.lower()]}")
+        else:
+            seen[name.lower()] = i
+    if problems:
+        raise IngestError(
+            f"{where}: the header is not usable: {'; '.join(problems[:5])}"
+            f"{' …' if len(problems) > 5 else ''}. Fix the header, declare `columns`, or set the option"
+            ' `header_names: "suffix"` to name them column_N / name_2.',
+            "schema",
+        )
+
+
 def clean_column_names(names: Sequence[str]) -> list[str]:
     """Usable, unique column names: blanks get a position name, load columns are reserved."""
     out: list[str] = []
@@ -80,8 +138,12 @@ def clean_column_names(names: Sequence[str]) -> list[str]:
 
 def _encoding(options: dict[str, Any]) -> str:
     enc = str(options.get("encoding") or "utf-8").lower()
-    if enc not in ENCODINGS:
-        raise IngestError(f"Unsupported encoding {enc!r}; use one of: {', '.join(sorted(set(ENCODINGS.values())))}.")
+    if ENCODINGS.get(enc) not in PARSER_ENCODINGS:
+        raise IngestError(
+            f"Unsupported encoding {enc!r} for the parser; use one of: {', '.join(sorted(set(ENCODINGS.values())))}"
+            " (other encodings are transcoded to UTF-8 before parsing).",
+            "encoding",
+        )
     return ENCODINGS[enc]
 
 
@@ -89,11 +151,15 @@ def _first_line(path: str, encoding: str, max_line_bytes: int) -> str:
     with open(path, "rb") as fh:
         head = fh.readline(max_line_bytes + 1)
     if len(head) > max_line_bytes:
-        raise IngestError(f"{path}: the first line is longer than {max_line_bytes} bytes; is this really a header?")
+        raise IngestError(
+            f"{path}: the first line is longer than {max_line_bytes} bytes; is this really a header?", "schema"
+        )
     try:
         text = codecs.decode(head, encoding)
     except UnicodeDecodeError as exc:
-        raise IngestError(f"{path}: the first line is not valid {encoding} ({exc.reason} at byte {exc.start}).") from exc
+        raise IngestError(
+            f"{path}: the first line is not valid {encoding} ({exc.reason} at byte {exc.start}).", "encoding"
+        ) from exc
     return text.lstrip("\ufeff").rstrip("\r\n")
 
 
@@ -108,11 +174,14 @@ def _csv_columns(path: str, options: dict[str, Any], encoding: str, max_line_byt
         if header and len(fields) != len(declared):
             raise IngestError(
                 f"{path}: the header has {len(fields)} columns but the source declares {len(declared)}"
-                f" ({', '.join(declared)})."
+                f" ({', '.join(declared)}).",
+                "schema",
             )
         return clean_column_names(declared)
     if not header:
         return clean_column_names([""] * len(fields))
+    if options.get("header_names") != "suffix":
+        check_header_names(fields, path)
     return clean_column_names(fields)
 
 
@@ -155,7 +224,7 @@ def _jsonl_keys(path: str, encoding: str, max_line_bytes: int) -> list[str]:
                 break
             try:
                 obj = json.loads(codecs.decode(raw, encoding))
-            except (UnicodeDecodeError, ValueError):
+            except (UnicodeDecodeError, ValueError, RecursionError):
                 continue
             if isinstance(obj, dict):
                 keys.update(dict.fromkeys(obj))
@@ -168,7 +237,7 @@ def plan_scan(path: str, fmt: FileFormat | str, options: dict[str, Any], *, tag:
     if not os.path.isfile(path):
         raise IngestError(f"{path}: no such file.")
     if os.path.getsize(path) == 0:
-        raise IngestError(f"{path}: the file is empty (0 bytes).")
+        raise IngestError(f"{path}: the file is empty (0 bytes).", "empty_file")
     encoding = _encoding(options)
     tag = re.sub(r"[^A-Za-z0-9_]", "_", tag)
     cleanup = [f"DROP TABLE IF EXISTS {qi('rej_' + tag)}", f"DROP TABLE IF EXISTS {qi('scan_' + tag)}"]
@@ -183,7 +252,11 @@ def plan_scan(path: str, fmt: FileFormat | str, options: dict[str, Any], *, tag:
         declared = options.get("columns") or []
         keys = list(declared) or _jsonl_keys(path, encoding, max_line_bytes)
         if not keys:
-            raise IngestError(f"{path}: no JSON object found in the first {_SAMPLE_LINES} lines; is this JSON Lines?")
+            raise IngestError(
+                f"{path}: no JSON object found in the first {_SAMPLE_LINES} lines; is this JSON Lines?", "schema"
+            )
+        if not declared and options.get("header_names") != "suffix":
+            check_header_names(keys, path)
         columns = clean_column_names(keys)
         reader = (
             f"read_csv({lit(path)}, columns={{'line': 'VARCHAR'}}, header=false, delim=E'{_JSONL_SEPARATOR}',"
@@ -191,14 +264,19 @@ def plan_scan(path: str, fmt: FileFormat | str, options: dict[str, Any], *, tag:
             f" buffer_size={_buffer_size(max_line_bytes)}, store_rejects=true, rejects_table={lit('rej_' + tag)}, rejects_scan={lit('scan_' + tag)})"
         )
         lines = f"(SELECT row_number() OVER () AS n, line FROM {reader} WHERE line IS NOT NULL AND trim(line) <> '')"
-        is_object = "(CASE WHEN json_valid(line) THEN json_type(line::JSON) = 'OBJECT' ELSE false END)"
+        is_object = (
+            "(CASE WHEN json_valid(line) AND NOT regexp_matches("
+            + _STRINGS_OUT.format("line")
+            + ", ',\\s*[\\]}]') THEN json_type(line::JSON) = 'OBJECT' ELSE false END)"
+        )
         paths = "[" + ", ".join(lit("$." + json.dumps(k)) for k in keys) + "]"
         select = (
             "SELECT " + ", ".join(f"v[{i}] AS {qi(c)}" for i, c in enumerate(columns, start=1))
             + f" FROM (SELECT json_extract_string(line, {paths}) AS v FROM {lines} WHERE {is_object})"
         )
         rejects = [
-            f"SELECT n, 'INVALID JSON: the line is not one JSON object', line FROM {lines} WHERE NOT {is_object}",
+            f"SELECT n, 'INVALID JSON: the line is not one strict JSON object (RFC 8259: no trailing comma)', line"
+            f" FROM {lines} WHERE NOT {is_object}",
             *_csv_rejects_sql(tag),
         ]
         return FileScan(columns, select, rejects, cleanup)
@@ -206,7 +284,7 @@ def plan_scan(path: str, fmt: FileFormat | str, options: dict[str, Any], *, tag:
     try:
         described = duck.execute(f"DESCRIBE SELECT * FROM read_parquet({lit(path)})").fetchall()
     except Exception as exc:  # duckdb raises its own error classes
-        raise IngestError(f"{path}: not a readable Parquet file ({exc}).") from exc
+        raise IngestError(f"{path}: not a readable Parquet file ({exc}).", "corrupt_archive") from exc
     names = [r[0] for r in described]
     columns = clean_column_names(names)
     select = "SELECT " + ", ".join(

@@ -1,4 +1,4 @@
-"""Direct COPY: a CSV file without quotes, parsed by PostgreSQL itself, in parts side by side.
+"""Direct COPY: a CSV file without quotes (or with simple quotes only), parsed by PostgreSQL itself, in parts.
 
 When a CSV file holds no quote character, PostgreSQL's ``COPY`` and DuckDB's
 reader read it the same way: fields end at the delimiter, records at a
@@ -10,7 +10,13 @@ at line starts into parts that separate connections load at the same time,
 each numbering its rows from a sequence that starts where its part starts —
 ``_row_number`` stays the exact position of the record in the file.
 
-Quotes stay with DuckDB. The two parsers differ on quoting that strict CSV
+A file whose every quote is *simple* (``pipelines.sources.simple_quotes``: each
+quote opens or closes a whole field, in pairs on one line, no doubled quote
+inside) is read alike too — records are lines, and an empty quoted field is
+NULL to COPY with ``FORCE_NULL`` as to DuckDB — so it takes the direct path as
+well: the every-field-quoted files many exporters write.
+
+Other quotes stay with DuckDB. The two parsers differ on quoting that strict CSV
 does not allow, and not only locally: PostgreSQL toggles quoting at every
 quote byte, DuckDB only at a field's edge, so ``"a,"b",c",d`` is two fields to
 PostgreSQL and a rejected line to DuckDB, and ``x""y`` is ``xy`` to one and
@@ -112,12 +118,17 @@ def plan(
     max_line_bytes: int,
 ) -> Plan | None:
     """How to load ``path`` by direct COPY in up to ``streams`` parts; None when it cannot be."""
-    if layout is None or layout.quoted is not False or layout.long_lines:
+    if layout is None or layout.quoted is None or layout.long_lines:
+        return None
+    if layout.quoted and not layout.quotes_simple:
         return None
     opts = copy_options(options)
     # One column: a blank line is a NULL record to COPY, nothing to DuckDB.
     if opts is None or len(columns) < 2:
         return None
+    if layout.quoted:
+        # DuckDB reads an empty quoted field ("") as NULL: so must COPY.
+        opts += ", FORCE_NULL (" + ", ".join('"' + c.replace('"', '""') + '"' for c in columns) + ")"
     header = bool(options.get("header", True))
     start = _data_start(path, header, max_line_bytes)
     skipped = 1 if header and layout.newlines > 0 else 0  # the header line and its newline

@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import IO, Any
 
 from . import memory
@@ -46,6 +47,8 @@ def configure_django(engine: str, pg_url: str, var_dir: str) -> None:
     # The ingest itself: no step hooks (PII scan, quality gates, lineage) unless
     # BENCH_ATLAS_HOOKS names some (comma-separated dotted paths, as ATLAS_STEP_HOOKS).
     os.environ["ATLAS_STEP_HOOKS"] = os.environ.get("BENCH_ATLAS_HOOKS", "")
+    # Path sources are confined to ATLAS_DATA_ROOTS (issue 12): the benchmark's data directory is one.
+    os.environ["ATLAS_DATA_ROOTS"] = str(Path(__file__).resolve().parent.parent / "data")
     if engine == "postgres":
         os.environ["DATABASE_URL"] = pg_url
     import django
@@ -59,19 +62,16 @@ def create_pipeline(path: str) -> Any:
     """A fresh Source, Dataset and Pipeline with one ingest step over ``path``."""
     from pipelines.models import Dataset, Layer, Pipeline, Source, Step
 
-    Pipeline.objects.filter(name=PIPELINE).delete()
-    Source.objects.filter(name=NAME).delete()
-    Dataset.objects.filter(name=NAME).delete()
-    source = Source.objects.create(name=NAME, kind=Source.Kind.PATH, format="csv", location=path)
-    dataset = Dataset.objects.create(name=NAME, layer=Layer.EXPLORE, table=NAME)
-    pipeline = Pipeline.objects.create(name=PIPELINE)
-    Step.objects.create(
+    # Reused, not deleted: run history is protected evidence (issue 12), even in the bench database.
+    source, _ = Source.objects.update_or_create(
+        name=NAME, defaults={"kind": Source.Kind.PATH, "format": "csv", "location": path, "options": {}}
+    )
+    dataset, _ = Dataset.objects.get_or_create(layer=Layer.EXPLORE, table=NAME, defaults={"name": NAME})
+    pipeline, _ = Pipeline.objects.get_or_create(name=PIPELINE)
+    Step.objects.update_or_create(
         pipeline=pipeline,
         name="ingest",
-        kind=Step.Kind.INGEST,
-        source=source,
-        output=dataset,
-        write_mode="replace",
+        defaults={"kind": Step.Kind.INGEST, "source": source, "output": dataset, "write_mode": "replace"},
     )
     return pipeline
 

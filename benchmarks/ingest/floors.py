@@ -35,6 +35,21 @@ def copy_file(conn: psycopg.Connection, path: str, table: str = PG_TABLE) -> int
         return int(cur.rowcount)
 
 
+def copy_gzip(conn: psycopg.Connection, path: str, table: str = PG_TABLE) -> int:
+    """``gzip -dc path | COPY``: the decompressor in its own process, its output streamed into COPY."""
+    import subprocess
+
+    stmt = sql.SQL("COPY {} FROM STDIN (FORMAT csv, HEADER true)").format(sql.Identifier(table))
+    with subprocess.Popen(["gzip", "-dc", path], stdout=subprocess.PIPE) as proc, conn.cursor() as cur:
+        assert proc.stdout is not None
+        with cur.copy(stmt) as copy:
+            while chunk := proc.stdout.read(CHUNK):
+                copy.write(chunk)
+        if proc.wait() != 0:
+            raise RuntimeError(f"gzip -dc {path} failed")
+        return int(cur.rowcount)
+
+
 class PostgresFloor:
     """psycopg COPY into a plain table with the file's columns, all text."""
 
@@ -58,7 +73,7 @@ class PostgresFloor:
         pg.checkpoint(self.conn)
         waited = wait_until_quiet() if self.quiet else 0.0
         with CpuMeter(pg.database_name(self.url)) as meter:
-            rows = copy_file(self.conn, self.path)
+            rows = (copy_gzip if self.path.endswith(".gz") else copy_file)(self.conn, self.path)
         return {"seconds": meter.use.wall_s, "rows": rows, "cpu": meter.use.to_dict(), "waited_for_quiet_s": round(waited, 1)}
 
     def close(self) -> None:
