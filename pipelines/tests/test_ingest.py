@@ -54,7 +54,8 @@ def test_on_postgresql_the_per_file_values_are_stored_once_not_in_every_row(wh, 
         pytest.skip("PostgreSQL only: each file is a partition whose constant columns are catalogue defaults")
     path = make_csv("id\n1\n2\n")
     run_now(ingest_pipeline(location=str(path)))
-    partition = f'explore."landing__{LoadedBatch.objects.get().batch_id}"'
+    batch = LoadedBatch.objects.select_related("step_run").get()
+    partition = f'explore."landing__r{batch.step_run.run_id}a1_{batch.batch_id}"'
     with wh.cursor() as cur:
         missing = cur.execute(
             "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND atthasmissing ORDER BY attname",
@@ -115,7 +116,7 @@ def test_replace_with_several_files_keeps_them_all_even_when_a_later_one_adds_a_
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert sorted(explore_rows(wh, "landing", "id, extra, _row_number")) == [("1", None, 1), ("2", None, 2), ("3", "x", 1)]
     assert pipeline.steps.get().output.row_count == 3
-    loaded = {f"landing__{b.batch_id}" for b in LoadedBatch.objects.filter(status=LoadedBatch.Status.LOADED)}
+    loaded = {f"landing__r{run.pk}a1_{b.batch_id}" for b in LoadedBatch.objects.filter(status=LoadedBatch.Status.LOADED)}
     assert len(loaded) == 2 and set(_tables(wh)) - {"landing"} <= loaded  # PostgreSQL: the batch partitions
 
 

@@ -164,7 +164,8 @@ def test_a_clean_file_is_loaded_in_parts_exactly_as_written(pg, split, ingest_pi
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert explore_rows(pg, "landing", "id, name, city, amount, _row_number") == _expected(text)
     batch = LoadedBatch.objects.get().batch_id
-    assert _partitions(pg) == [(f"landing__{batch}", "p", 3)]  # the batch: three parts side by side
+    staged = f"landing__r{run.pk}a1_{batch}"  # named for the run attempt that staged it
+    assert _partitions(pg) == [(staged, "p", 3)]  # the batch: three parts side by side
     with pg.cursor() as cur:
         per_file = cur.execute(
             'SELECT count(DISTINCT _batch_id), min(_batch_id), count(DISTINCT _ingested_at), min(_source)'
@@ -172,7 +173,7 @@ def test_a_clean_file_is_loaded_in_parts_exactly_as_written(pg, split, ingest_pi
         ).fetchone()
         stored_once = cur.execute(
             "SELECT count(*) FROM pg_attribute a JOIN pg_inherits i ON i.inhrelid = a.attrelid"
-            f" WHERE i.inhparent = 'explore.\"landing__{batch}\"'::regclass AND a.attname = '_batch_id'"
+            f" WHERE i.inhparent = 'explore.\"{staged}\"'::regclass AND a.attname = '_batch_id'"
             " AND a.atthasmissing"
         ).fetchone()[0]
     assert per_file == (1, batch, 1, str(path))
