@@ -137,16 +137,37 @@ def test_an_interval_whose_callback_was_lost_is_caught_up_by_the_sweep(wh, event
     assert states(backfill) == [Status.SUCCEEDED, Status.ACTIVE]
 
 
-def test_a_run_killed_under_a_backfill_leaves_its_interval_failed_and_rerunnable(wh, settings, events_pipeline):
+def _killed(run, attempt=1):
+    """The run's worker died mid-run: running, its heartbeat long silent."""
+    PipelineRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, attempt=attempt, heartbeat_at=day(1))
+
+
+def test_a_run_killed_under_a_backfill_is_resumed_and_its_interval_succeeds(wh, settings, events_pipeline):
     pipeline = events_pipeline()
     backfill = backfills.create_backfill(pipeline, day(1), day(3), interval="1 day", dispatch=False)
     run = backfills.advance(backfill, dispatch=False)
-    PipelineRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, heartbeat_at=day(1))  # a dead worker
-    settings.ATLAS_RUN_STALE_SECONDS = 1
+    _killed(run)
+    assert runner.reap_stale_runs() == 1  # queued again as its next attempt
+    runner.execute_run(run.pk)
+    drive(backfill)
+    assert states(backfill) == [Status.SUCCEEDED, Status.SUCCEEDED]
+    run.refresh_from_db()
+    assert run.attempt == 2
+
+
+def test_a_run_lost_past_its_attempts_leaves_its_interval_failed_and_rerunnable(wh, settings, events_pipeline):
+    settings.ATLAS_RUN_MAX_ATTEMPTS = 1
+    pipeline = events_pipeline()
+    backfill = backfills.create_backfill(pipeline, day(1), day(3), interval="1 day", dispatch=False)
+    run = backfills.advance(backfill, dispatch=False)
+    _killed(run)
     assert runner.reap_stale_runs() == 1
     drive(backfill)
     assert states(backfill) == [Status.FAILED, Status.SUCCEEDED]
     assert "stopped reporting" in backfill.intervals.get(start=day(1)).error
+    assert backfills.rerun_failed(backfill, dispatch=False) == 1
+    drive(backfill)
+    assert states(backfill) == [Status.SUCCEEDED, Status.SUCCEEDED]
 
 
 def test_cancelling_a_backfill_cancels_what_is_left(wh, events_pipeline):
