@@ -411,18 +411,22 @@ def scan_dataset(
         if not wh.table_exists(dataset.layer, dataset.table):
             raise WarehouseError(f"{dataset.qualified_table} has not been loaded yet; nothing to scan.")
         columns = scannable_columns(dataset, [c.name for c in wh.columns(dataset.layer, dataset.table)])
-        samples = wh.sample_distinct(
-            dataset.layer, dataset.table, columns, limit=size, scan_rows=settings.PII_SCAN_ROWS
-        )
-        verdicts = classify_columns(samples)
+        samples, sample_errors = sample_columns(wh, dataset, columns, size)
+        result = classify(samples)
+        errors = {**sample_errors, **result.column_errors}
+        details: dict = {"columns": {v.column: v.entity for v in result.verdicts}}
+        if errors:
+            details["column_errors"] = errors
+        if result.truncated:
+            details["truncated_values"] = {"max_chars": MAX_VALUE_CHARS, "columns": result.truncated}
         with transaction.atomic():
-            saved = save_findings(dataset, verdicts, scan)
+            saved = save_findings(dataset, result.verdicts, scan, failed=set(errors))
             scan.finish(
                 RunStatus.SUCCEEDED,
-                columns_scanned=len(columns),
+                columns_scanned=len(columns) - len(errors),
                 findings_count=len(saved),
                 rows_in=sum(len(v) for v in samples.values()),
-                details={"columns": {v.column: v.entity for v in verdicts}},
+                details=details,
             )
     except Exception as exc:
         logger.warning("PII scan of %s failed: %s", dataset.name, exc)
@@ -433,8 +437,34 @@ def scan_dataset(
     return scan
 
 
-def save_findings(dataset: Dataset, verdicts: Sequence[ColumnVerdict], scan: PiiScan) -> list[PiiFinding]:
-    """Upsert one finding per (column, entity); decisions survive, stale proposals go."""
+def sample_columns(wh, dataset: Dataset, columns: Sequence[str], size: int) -> tuple[dict[str, list[str]], dict]:
+    """Sample all columns in one query; if that fails, column by column, recording which failed (and why,
+    by error type only: a warehouse message may quote a value)."""
+    kwargs = {"limit": size, "scan_rows": settings.PII_SCAN_ROWS, "max_chars": MAX_VALUE_CHARS}
+    try:
+        return wh.sample_distinct(dataset.layer, dataset.table, columns, **kwargs), {}
+    except Exception:
+        if len(columns) < 2:
+            raise
+    samples: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
+    for column in columns:
+        try:
+            samples.update(wh.sample_distinct(dataset.layer, dataset.table, [column], **kwargs))
+        except Exception as exc:
+            errors[column] = f"sampling failed ({type(exc).__name__})"
+    if not samples:
+        raise WarehouseError(f"Sampling {dataset.qualified_table} failed for every column.")
+    return samples, errors
+
+
+def save_findings(
+    dataset: Dataset, verdicts: Sequence[ColumnVerdict], scan: PiiScan, *, failed: set[str] = frozenset()
+) -> list[PiiFinding]:
+    """Upsert one finding per (column, entity); decisions survive, stale proposals go.
+
+    A column the scan could not analyse (``failed``) keeps its findings: no evidence is not
+    evidence of absence."""
     saved = []
     for v in verdicts:
         finding, _ = PiiFinding.objects.update_or_create(
@@ -445,6 +475,7 @@ def save_findings(dataset: Dataset, verdicts: Sequence[ColumnVerdict], scan: Pii
                 "free_text": v.free_text,
                 "share": v.share,
                 "mean_score": v.mean_score,
+                "confidence": v.confidence,
                 "name_evidence": v.name_evidence,
                 "sample_size": v.sample_size,
                 "samples": v.samples,
@@ -455,6 +486,7 @@ def save_findings(dataset: Dataset, verdicts: Sequence[ColumnVerdict], scan: Pii
     (
         PiiFinding.objects.filter(dataset=dataset, status=PiiFinding.Status.PROPOSED)
         .exclude(pk__in=[f.pk for f in saved])
+        .exclude(column__in=failed)
         .delete()
     )
     return saved
