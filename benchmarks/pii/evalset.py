@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import string
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from faker import Faker
 
@@ -230,7 +230,7 @@ def build(seed: int = 20261203, rows: int = ROWS) -> dict[str, Table]:
                          None),
         "company": (_col(n, lambda i: us.company()), None),
         "user_agent": (_col(n, lambda i: us.user_agent()), None),
-        "signup_ts": (_col(n, lambda i: us.date_time_between("-3y").isoformat(sep=" ")), None),
+        "signup_ts": (_col(n, lambda i: us.date_time_between(datetime(2022, 1, 1), datetime(2025, 6, 30)).isoformat(sep=" ")), None),
     }
 
     es = faker("es_ES")
