@@ -276,7 +276,7 @@ class _OfflineSpacyNlpEngine(SpacyNlpEngine):
 # passports and driver licences, that fire on order ids and SKUs).
 PRESIDIO_RECOGNIZERS = {
     "EmailRecognizer", "IbanRecognizer", "IpRecognizer", "CreditCardRecognizer", "DateRecognizer", "UrlRecognizer",
-    "UsSsnRecognizer", "NhsRecognizer", "UuidRecognizer", "SpacyRecognizer",
+    "UsSsnRecognizer", "NhsRecognizer", "UuidRecognizer", "MacAddressRecognizer", "SpacyRecognizer",
 }
 
 

@@ -41,6 +41,7 @@ NAME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("IP_ADDRESS", r"(^|_)(ip|ipv4|ipv6|ip_address|client_ip|remote_addr(ess)?|ip_adres|adresse_ip|direccion_ip"
                        r"|indirizzo_ip|x_forwarded_for|forwarded_for|forwarded|xff|true_client_ip|real_ip)(_|$)"),
         ("IBAN_CODE", r"(^|_)iban(_|$)"),
+        ("MAC_ADDRESS", r"(^|_)(mac|mac_address|macaddr|mac_adres|adresse_mac)(_|$)"),
         ("DE_TAX_ID", r"steuer_?id|steueridentifikationsnummer|(^|_)(idnr|st_?idnr|tax_?id_de)(_|$)"),
         ("FR_NIR", r"(^|_)(nir|insee|num_?secu|numero_(de_)?securite_sociale|securite_sociale|secu)(_|$)"),
         ("NL_BSN", r"(^|_)(bsn|burgerservicenummer|sofi_?nummer)(_|$)"),
@@ -51,15 +52,16 @@ NAME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("CREDIT_CARD", r"(credit_?card|card_?(number|no|num)|kreditkarte|carte_bancaire|tarjeta|carta_di_credito"
                         r"|(^|_)(cc|pan)_?(number|no|num)?$)"),
         ("PHONE_NUMBER", r"(^|_)(phone|telephone|tel|mobile|cell|fax|msisdn|telefon|telefonnummer|handy|mobil"
-                         r"|mobilnummer|handynummer|portable|telefono|cellulare|movil|telefoon|mobiel|gsm"
+                         r"|mobilnummer|handynummer|festnetz|portable|telefono|cellulare|movil|telefoon|mobiel|gsm"
                          r"|telefoonnummer)(_|$|_?(number|nummer|numero|no))"),
         # A place of birth is a place; tried before the birth date.
         ("LOCATION", r"geburtsort|birth_?place|place_of_birth|lieu_(de_)?naissance|geboorteplaats|lugar_(de_)?nacimiento"
                      r"|luogo_(di_)?nascita"),
-        ("DATE_OF_BIRTH", r"(^|_)(dob|born|bday|ddn|fdn)(_|$)|birth|geburt|naissance|geboorte|nacimiento|nascita"),
+        ("DATE_OF_BIRTH", r"(^|_)(dob|born|bday|ddn|fdn|geb|geboren|gebdat)(_|$)|birth|geburt|naissance|geboorte"
+                          r"|nacimiento|nascita"),
         ("POSTCODE", r"(^|_)(postcode|post_code|postal_code|postalcode|zip|zipcode|zip_code|plz|postleitzahl"
                      r"|code_postal|codepostal|cp|codigo_postal|cap|postnummer|postcode_nl)(_|$)"),
-        ("STREET_ADDRESS", r"address|adress|(^|_)(street|addr|strasse|str|anschrift|rue|voie|straat|direccion|calle"
+        ("STREET_ADDRESS", r"address|adress|adres|(^|_)(street|addr|strasse|str|anschrift|rue|voie|straat|direccion|calle"
                            r"|domicilio|indirizzo|via|hausnummer|huisnummer)(_|$)"),
         ("LOCATION", r"(^|_)(city|town|municipality|ort|wohnort|stadt|gemeinde|ville|commune|localite|plaats"
                      r"|woonplaats|gemeente|stad|ciudad|localidad|municipio|poblacion|citta|comune|localita)(_|$)"),
@@ -69,7 +71,8 @@ NAME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                    r"|surname|forename|firstname|lastname|vorname|nachname|familienname|rufname|nom|prenom"
                    r"|nom_de_famille|naam|voornaam|achternaam|roepnaam|nombre|apellidos?|primer_apellido"
                    r"|segundo_apellido|nome|cognome|holder|account_?holder|card_?holder|kontoinhaber|titulaire"
-                   r"|titular|intestatario|rekeninghouder|tenaamstelling|beneficiary|begunstigde)$"
+                   r"|titular|intestatario|rekeninghouder|tenaamstelling|beneficiary|begunstigde|nom_famille"
+                   r"|ansprechpartner|inhaber|contactpersoon|contact_person|personne_contact|persona_contacto)$"
                    r"|^((customer|contact|person|user|employee|patient|holder|account_holder|owner|recipient|sender"
                    r"|client|kunde|kunden|mitarbeiter|empfaenger|destinataire|cliente|klant|ontvanger)_?"
                    r"(name|nom|naam|nombre|nome)|(name|nom|naam|nombre|nome)_(client|cliente|klant|kunde|titulaire"
