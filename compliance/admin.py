@@ -108,12 +108,12 @@ class PiiScanAdmin(RunRecordDisplay, ReadOnlyAdmin):
 
 @admin.register(PiiFinding)
 class PiiFindingAdmin(admin.ModelAdmin):
-    list_display = ("dataset", "column", "entity", "status_badge", "free_text", "share", "mean_score",
+    list_display = ("dataset", "column", "entity", "status_badge", "confidence", "free_text", "share", "mean_score",
                     "name_evidence", "sample_size", "decided_by", "updated_at")
     list_filter = ("status", "entity", "free_text", "dataset")
     list_select_related = ("dataset", "decided_by")
     search_fields = ("column", "entity", "dataset__name")
-    readonly_fields = ("dataset", "column", "entity", "free_text", "status_badge", "share", "mean_score",
+    readonly_fields = ("dataset", "column", "entity", "free_text", "status_badge", "confidence", "share", "mean_score",
                        "name_evidence", "sample_size", "sample_values", "last_scan_link", "decided_by",
                        "decided_at", "first_seen_at", "updated_at")
     fields = (*readonly_fields, "note")

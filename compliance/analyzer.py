@@ -23,6 +23,7 @@ from django.conf import settings
 # (WARNING): thousands of lines per scan.
 logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
 
+import phonenumbers  # noqa: E402
 from presidio_analyzer import (  # noqa: E402
     AnalyzerEngine,
     BatchAnalyzerEngine,
@@ -35,9 +36,12 @@ from presidio_analyzer import (  # noqa: E402
 from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine  # noqa: E402
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer  # noqa: E402
 
+from .vocab import ORG_WORDS  # noqa: E402
+
 # Locales whose first names and surnames feed the name list (Faker's own data).
 NAME_LOCALES = (
-    "en_US", "en_GB", "en_IE", "de_DE", "de_AT", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_PT", "pl_PL", "sv_SE",
+    "en_US", "en_GB", "en_IE", "de_DE", "de_AT", "de_CH", "fr_FR", "fr_CH", "es_ES", "it_IT", "nl_NL", "nl_BE",
+    "pt_PT", "pl_PL", "sv_SE", "da_DK",
 )
 # Common English words that are also given names or surnames; never a name on their own.
 NAME_STOPWORDS = {
@@ -51,12 +55,43 @@ NAME_STOPWORDS = {
 }
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IE", "ES", "IT", "NL", "BE", "AT", "CH", "CA", "AU", "IN", "BR")
 _WORD = re.compile(r"[^\W\d_][^\W\d_'’-]*", re.UNICODE)
-_STREET_WORDS = (
-    r"street|st|avenue|ave|road|rd|lane|ln|drive|dr|way|court|ct|boulevard|blvd|place|pl|square|sq|terrace"
-    r"|crescent|close|parkway|pkwy|highway|hwy|row|walk|gardens|grove|mews|hill|park|view|trail|circle|cir"
-    r"|suite|apt|unit|straße|strasse|str|weg|allee|platz|gasse|ring|damm|ufer|chaussee|rue|avenue|boulevard"
-    r"|chemin|impasse|allée|quai|place|cours|calle|via|viale|piazza|plein|laan|straat|gracht"
+# Street words in English, German, French, Spanish, Italian and Dutch; Faker's address data adds more.
+_STREET_SUFFIXES = (
+    "street st avenue ave road rd lane ln drive dr way court ct boulevard blvd place pl square sq terrace crescent"
+    " close parkway pkwy highway hwy row walk gardens grove mews hill park view trail circle cir"
+    " straße strasse str weg allee platz gasse ring damm ufer chaussee steig pfad markt"
+    " straat laan plein gracht singel kade dijk hof pad steeg dreef baan"
 )
+_STREET_PREFIXES = (
+    "rue avenue av boulevard bd chemin impasse allée allee quai place cours route passage"
+    " calle c avenida avda plaza paseo camino carrera ronda travesía glorieta pasaje rambla cuesta urbanización"
+    " callejón cañada alameda acceso carretera"
+    " via viale piazza piazzale corso largo vicolo strada borgo contrada rotonda incrocio stretto canale"
+)
+# Titles that open a person's name (kept inside the name's span).
+HONORIFICS = {
+    "Mr", "Mrs", "Ms", "Miss", "Dr", "Prof", "Sir", "Dame", "Herr", "Frau", "M", "Mme", "Mlle", "Monsieur",
+    "Madame", "Sr", "Sra", "Srta", "Don", "Doña", "Sig", "Sig.ra", "Signor", "Signora", "Dott", "Dhr", "Mevr",
+}
+NAME_PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "du", "des", "le", "la", "zu", "ten",
+                  "ter", "y", "e", "dos", "das", "d'"}
+_NAME_GAP = re.compile(r"\.?\s+|\s*,\s*")
+
+
+@lru_cache(maxsize=1)
+def street_words() -> tuple[str, str]:
+    """(suffix alternation, prefix alternation) for the street recognizer: built-in words plus Faker's."""
+    suffixes = set(_STREET_SUFFIXES.split())
+    prefixes = set(_STREET_PREFIXES.split())
+    suffixes.update(w.lower() for w in importlib.import_module("faker.providers.address.en_US").Provider.street_suffixes)
+    suffixes.update(w.lower() for w in importlib.import_module("faker.providers.address.nl_NL").Provider.street_suffixes)
+    prefixes.update(w.lower().rstrip(".") for w in importlib.import_module("faker.providers.address.es_ES").Provider.street_prefixes)
+    prefixes.update(w.lower() for w in importlib.import_module("faker.providers.address.it_IT").Provider.street_suffixes)
+    prefixes.update(w.lower() for w in importlib.import_module("faker.providers.address.fr_FR").Provider.street_prefixes)
+    alt = lambda words: "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))  # noqa: E731
+    return alt(suffixes), alt(prefixes)
+
+
 _tld_lock = threading.Lock()
 
 
@@ -95,10 +130,13 @@ def _names(source) -> set[str]:
 
 
 class NameListRecognizer(EntityRecognizer):
-    """PERSON without NER: capitalised words found in the first-name and surname lists.
+    """PERSON without NER: runs of capitalised words found in the first-name and surname lists.
 
-    A first name followed by a surname scores high; a lone listed word scores
-    low, so a city such as "Lake Michael" or a product does not become a person.
+    A run holding a listed first name and a listed surname (``Anna Maria Müller``,
+    ``Dr. Jan van der Berg``, ``MÜLLER, Anna``) scores high and covers the whole
+    run with its title; a lone listed word scores low, so a city such as "Lake
+    Michael" or a product does not become a person. A value with a company's legal
+    form (``Schmidt GmbH``, ``Carter LLC``) holds no person.
     """
 
     def __init__(self) -> None:
@@ -107,23 +145,49 @@ class NameListRecognizer(EntityRecognizer):
     def load(self) -> None:
         name_lists()
 
+    @staticmethod
+    def _canon(word: str) -> str:
+        return word.title() if word.isupper() and len(word) > 1 else word
+
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None):
+        if ORG_WORDS.search(text):
+            return []
         firsts, lasts = name_lists()
-        words = [m for m in _WORD.finditer(text) if m.group()[:1].isupper()]
+        words = list(_WORD.finditer(text))
         results: list[RecognizerResult] = []
         i = 0
         while i < len(words):
-            w = words[i].group()
-            nxt = words[i + 1] if i + 1 < len(words) else None
-            adjacent = nxt is not None and text[words[i].end() : nxt.start()].strip() == ""
-            if w in firsts and adjacent and nxt.group() in lasts:
-                results.append(self._result(words[i].start(), nxt.end(), 0.85))
-                i += 2
+            run = [words[i]]
+            j = i + 1
+            if not words[i].group()[:1].isupper():
+                i = j
                 continue
-            if w in firsts or w in lasts:
-                results.append(self._result(words[i].start(), words[i].end(), 0.5 if w in firsts and w in lasts else 0.45))
-            i += 1
+            while j < len(words) and _NAME_GAP.fullmatch(text[words[j - 1].end() : words[j].start()]):
+                w = words[j].group()
+                if not (w[:1].isupper() or w.lower() in NAME_PARTICLES):
+                    break
+                run.append(words[j])
+                j += 1
+            results.extend(self._run(text, run, firsts, lasts))
+            i = j
         return results
+
+    def _run(self, text: str, run: list, firsts: frozenset, lasts: frozenset) -> list[RecognizerResult]:
+        canon = [self._canon(m.group()) for m in run]
+        start = 0
+        while start < len(run) and canon[start].rstrip(".") in HONORIFICS:
+            start += 1
+        core = [(m, c) for m, c in zip(run[start:], canon[start:], strict=True) if c.lower() not in NAME_PARTICLES]
+        if not core or not core[0][1][:1].isupper():
+            return []
+        listed = [c in firsts or c in lasts for _, c in core]
+        if len(core) >= 2 and all(listed) and any(c in firsts for _, c in core) and any(c in lasts for _, c in core):
+            return [self._result(run[0].start(), run[-1].end(), 0.85)]
+        out = []
+        for (m, c), is_listed in zip(core, listed, strict=True):
+            if is_listed and c[:1].isupper():
+                out.append(self._result(m.start(), m.end(), 0.5 if c in firsts and c in lasts else 0.45))
+        return out
 
     def _result(self, start: int, end: int, score: float) -> RecognizerResult:
         return RecognizerResult("PERSON", start, end, score, recognition_metadata={
@@ -133,27 +197,64 @@ class NameListRecognizer(EntityRecognizer):
 
 
 class FastPhoneRecognizer(PhoneRecognizer):
-    """Presidio's phone recognizer, skipping text with too few digits to hold a phone number.
+    """Presidio's phone recognizer, run only where a phone number can be.
 
-    It runs python-phonenumbers' matcher once per region (15 here), which made it half of
-    a scan's time; names, cities and most emails have no digits at all. No number of the
-    supported regions is shorter than ``MIN_DIGITS`` digits (phonenumbers' metadata: DE, AT).
+    It runs python-phonenumbers' matcher once per region (15 here) over the whole
+    text, which made it most of a scan's time. Here the matcher runs on each run of
+    digits and phone punctuation long enough to be a number (with eight characters of
+    context either side, which the matcher checks), and stops at the first region
+    that accepts the run whole. Text with fewer than ``MIN_DIGITS`` digits is skipped
+    (no number of the supported regions is shorter: phonenumbers' metadata, DE and AT).
     """
 
     MIN_DIGITS = 4
+    _CANDIDATE = re.compile(r"(?:\+|\(|\b)\d[\d \t().\-/]{2,}\d(?:\s*(?:x|ext\.?|#)\s*\d{1,6})?", re.IGNORECASE)
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None):
         if sum(ch.isdigit() for ch in text) < self.MIN_DIGITS:
             return []
-        return super().analyze(text, entities, nlp_artifacts)
+        results: list[RecognizerResult] = []
+        for candidate in self._CANDIDATE.finditer(text):
+            if sum(ch.isdigit() for ch in candidate.group()) < self.MIN_DIGITS:
+                continue
+            lo, hi = max(0, candidate.start() - 8), min(len(text), candidate.end() + 8)
+            window = text[lo:hi]
+            for region in self.supported_regions:
+                found = [
+                    (lo + m.start, lo + m.end)
+                    for m in phonenumbers.PhoneNumberMatcher(window, region, leniency=self.leniency)
+                ]
+                for start, end in found:
+                    results.append(self._result(start, end))
+                if any(start <= candidate.start() and end >= candidate.end() for start, end in found):
+                    break  # the whole run is a number of this region: no other region can say more
+        return EntityRecognizer.remove_duplicates(results)
+
+    def _result(self, start: int, end: int) -> RecognizerResult:
+        return RecognizerResult(
+            entity_type="PHONE_NUMBER", start=start, end=end, score=self.SCORE,
+            recognition_metadata={
+                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+            },
+        )
 
 
 def street_address_recognizer() -> PatternRecognizer:
-    """STREET_ADDRESS by shape: a house number and a street word, in English, German or French order."""
+    """STREET_ADDRESS by shape: a house number with a street word, in the orders of en, de, nl, fr, es and it."""
+    suffix, prefix = street_words()
+    name = r"[^\W\d_][\w'’.-]*"
+    number = r"\d{1,5}(?:\s?[a-zA-Z]\b|\s?(?:bis|ter)\b|-\d{1,4})?"
     patterns = [
-        Pattern("number first", rf"(?i)\b\d{{1,5}}[a-z]?,?\s+(?:[^\W\d_][\w'.-]*\s+){{0,5}}(?:{_STREET_WORDS})\b\.?", 0.6),
-        Pattern("street first", rf"(?i)\b[^\W\d_][\w'.-]*(?:{_STREET_WORDS})\.?\s+\d{{1,5}}[a-z]?\b", 0.6),
-        Pattern("french", rf"(?i)\b\d{{1,4}},?\s+(?:{_STREET_WORDS})\s+[^\W\d_]", 0.6),
+        # 141 Hodges Mountains, Flat 3, 12 High Street
+        Pattern("number, words, street word", rf"(?i)\b\d{{1,5}}[a-z]?,?\s+(?:{name}\s+){{0,5}}(?:{suffix})\b\.?", 0.6),
+        # Hauptstraße 5a, Löwerstr. 7, Lucasboulevard 7
+        Pattern("street word, number", rf"(?i)\b{name}?(?:{suffix})\.?,?\s+{number}", 0.6),
+        # 214, avenue Charlotte Gilles; 12 bis rue de la Paix; 7 via Roma
+        Pattern("number, street prefix", rf"(?i)\b{number},?\s+(?:{prefix})\.?\s+{name}", 0.6),
+        # Calle Mayor, 23; Via Roma 12; Plaza de Teodora Porta 19; Contrada Danilo, 77
+        Pattern("street prefix, words, number", rf"(?i)\b(?:{prefix})\.?\s+(?:{name}\s+){{0,5}}{name},?\s+(?:n[º°o.]\s*)?{number}",
+                0.6),
     ]
     return PatternRecognizer(supported_entity="STREET_ADDRESS", patterns=patterns, name="AtlasStreetAddressRecognizer")
 
@@ -171,17 +272,37 @@ class _OfflineSpacyNlpEngine(SpacyNlpEngine):
         self.nlp = {"en": spacy.load(self._model) if self._model else spacy.blank("en")}
 
 
+# Presidio's recognizers Atlas uses (an allowlist: the others are weak number patterns, such as US
+# passports and driver licences, that fire on order ids and SKUs).
+PRESIDIO_RECOGNIZERS = {
+    "EmailRecognizer", "IbanRecognizer", "IpRecognizer", "CreditCardRecognizer", "DateRecognizer", "UrlRecognizer",
+    "UsSsnRecognizer", "NhsRecognizer", "UuidRecognizer", "MacAddressRecognizer", "SpacyRecognizer",
+}
+
+
 def _build() -> AnalyzerEngine:
+    from .recognizers import (
+        CityRecognizer,
+        UrlEmailRecognizer,
+        national_id_recognizers,
+        postcode_recognizer,
+    )
+
     offline_tldextract()
     nlp_engine = _OfflineSpacyNlpEngine(settings.PII_SPACY_MODEL)
     nlp_engine.load()
     registry = RecognizerRegistry(supported_languages=["en"])
     registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
+    registry.recognizers = [r for r in registry.recognizers if r.name in PRESIDIO_RECOGNIZERS]
     # The default phone regions miss most of Europe; a customer table rarely does.
-    registry.remove_recognizer("PhoneRecognizer")
     registry.add_recognizer(FastPhoneRecognizer(supported_regions=PHONE_REGIONS))
     registry.add_recognizer(NameListRecognizer())
     registry.add_recognizer(street_address_recognizer())
+    registry.add_recognizer(postcode_recognizer())
+    registry.add_recognizer(CityRecognizer())
+    registry.add_recognizer(UrlEmailRecognizer())
+    for recognizer in national_id_recognizers():
+        registry.add_recognizer(recognizer)
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
 
 

@@ -62,6 +62,11 @@ class PiiFinding(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PROPOSED)
     share = models.FloatField(default=0.0, help_text="Share of sampled values the entity matched.")
     mean_score = models.FloatField(default=0.0, help_text="Mean recognizer score over the matched values.")
+    confidence = models.FloatField(
+        default=0.0,
+        help_text="How sure the scan is (0-1): share matched x mean score, raised by agreeing column-name"
+        " evidence; the column name alone gives 0.4.",
+    )
     name_evidence = models.CharField(max_length=200, blank=True, help_text="What the column name says.")
     sample_size = models.PositiveIntegerField(default=0, help_text="Distinct non-null values analysed.")
     samples = models.JSONField(default=list, blank=True, help_text="A few matched values (PII: masked for most).")

@@ -790,16 +790,26 @@ class Warehouse(QualityOps, abc.ABC):
 
     @abc.abstractmethod
     def _row_sample_sql(self, schema: str, table: str, rows: int, total: int) -> str:  # pragma: no cover
-        """A SELECT of about ``rows`` random rows of the table (engine-specific sampling)."""
+        """A SELECT of about ``rows`` rows of the table, the same rows every time (seeded, engine-specific)."""
         ...
 
     def sample_distinct(
-        self, schema: str, table: str, columns: Sequence[str], *, limit: int, scan_rows: int
+        self,
+        schema: str,
+        table: str,
+        columns: Sequence[str],
+        *,
+        limit: int,
+        scan_rows: int,
+        max_chars: int | None = None,
     ) -> dict[str, list[str]]:
-        """Up to ``limit`` random distinct non-null values (as text) per column, in one query.
+        """Up to ``limit`` distinct non-null values (as text) per column, in one query.
 
-        Above ``scan_rows`` rows the table is sampled first (in the warehouse), so a
-        scan never reads or sorts the whole table; every column sees the same sample.
+        Above ``scan_rows`` rows the table is sampled first (in the warehouse, seeded), so
+        a scan never reads or sorts the whole table; every column sees the same sample.
+        The distinct values kept are those with the smallest MD5, so the same data gives
+        the same sample every time. ``max_chars``: values are cut to that many characters
+        plus one in the warehouse (the caller sees which were longer).
         """
         if not columns:
             return {}
@@ -812,9 +822,10 @@ class Warehouse(QualityOps, abc.ABC):
         parts = []
         for i, col in enumerate(columns):
             q = self.quote(col)
+            text = f"CAST({q} AS text)" if max_chars is None else f"substr(CAST({q} AS text), 1, {int(max_chars) + 1})"
             parts.append(
-                f"SELECT {i} AS i, v FROM (SELECT v FROM (SELECT DISTINCT CAST({q} AS text) AS v"
-                f" FROM _atlas_sample WHERE {q} IS NOT NULL) AS d{i} ORDER BY random() LIMIT {int(limit)}) AS s{i}"
+                f"SELECT {i} AS i, v FROM (SELECT v FROM (SELECT DISTINCT {text} AS v"
+                f" FROM _atlas_sample WHERE {q} IS NOT NULL) AS d{i} ORDER BY md5(v), v LIMIT {int(limit)}) AS s{i}"
             )
         sql = f"WITH _atlas_sample AS ({source}) " + " UNION ALL ".join(parts)
         found: dict[str, list[str]] = {c: [] for c in columns}

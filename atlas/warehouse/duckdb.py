@@ -404,7 +404,8 @@ class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
             return [d[0] for d in raw.description or []], [tuple(r) for r in raw.fetchall()]
 
     def _row_sample_sql(self, schema: str, table: str, rows: int, total: int) -> str:
-        return f"SELECT * FROM {self.table(schema, table)} USING SAMPLE {int(rows)} ROWS"
+        # A hash of the row id, not DuckDB's sampler: its seeds repeat only on one thread.
+        return f"SELECT * FROM {self.table(schema, table)} WHERE hash(rowid) % {max(int(total), 1)} < {int(rows)}"
 
     def _create_pii_hmac_function(self) -> None:
         # DuckDB has sha256 (hex) but no hmac: HMAC-SHA256 from its definition, as a macro.

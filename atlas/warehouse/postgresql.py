@@ -747,7 +747,7 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
 
     def _row_sample_sql(self, schema: str, table: str, rows: int, total: int) -> str:
         percent = min(100.0, 100.0 * rows * 1.2 / max(total, 1))
-        return f"SELECT * FROM {self.table(schema, table)} TABLESAMPLE BERNOULLI ({percent:.6f})"
+        return f"SELECT * FROM {self.table(schema, table)} TABLESAMPLE BERNOULLI ({percent:.6f}) REPEATABLE (42)"
 
     def _create_pii_hmac_function(self) -> None:
         # pgcrypto's hmac() (one OpenSSL HMAC per row) is the fastest HMAC-SHA256 PostgreSQL has

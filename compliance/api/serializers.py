@@ -23,7 +23,7 @@ class PiiFindingSerializer(serializers.ModelSerializer):
     class Meta:
         model = PiiFinding
         fields = [
-            "id", "dataset", "dataset_name", "column", "entity", "free_text", "status", "share", "mean_score",
+            "id", "dataset", "dataset_name", "column", "entity", "free_text", "status", "confidence", "share", "mean_score",
             "name_evidence", "sample_size", "samples", "last_scan", "decided_by", "decided_at", "note",
             "first_seen_at", "updated_at",
         ]

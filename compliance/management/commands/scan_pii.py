@@ -32,6 +32,6 @@ class Command(BaseCommand):
         for f in scan.findings.order_by("column", "entity"):
             kind = " (in free text)" if f.free_text else ""
             self.stdout.write(
-                f"  {f.column}: {f.entity}{kind} [{f.status}] share {f.share:.0%}, score {f.mean_score:.2f},"
+                f"  {f.column}: {f.entity}{kind} [{f.status}] confidence {f.confidence:.2f}, share {f.share:.0%}, score {f.mean_score:.2f},"
                 f" {f.sample_size} values{'; ' + f.name_evidence if f.name_evidence else ''}"
             )
