@@ -305,7 +305,8 @@ def reap_stale_runs() -> int:
     (it resumes at the first step that did not finish), or failed with the reason when it
     cannot be resumed (attempt limit, a run doing other work than its steps'). A queued
     run whose task was never sent (the broker was down) is sent; one sent but not taken
-    for ``ATLAS_RUN_REDISPATCH_SECONDS`` is sent again, at doubling intervals.
+    for ``ATLAS_RUN_REDISPATCH_SECONDS`` is sent again, at doubling intervals, and failed
+    with the reason once it was sent ``ATLAS_RUN_MAX_DISPATCHES`` times (no worker consumes its queue).
     """
     count = 0
     for run in PipelineRun.objects.stale(settings.ATLAS_RUN_LOST_SECONDS).select_related("pipeline"):
@@ -362,6 +363,9 @@ def _redispatch_queued() -> int:
             due = (now - run.dispatched_at).total_seconds() >= wait
         if not due:
             continue
+        if run.dispatched_at is not None and run.dispatches >= settings.ATLAS_RUN_MAX_DISPATCHES:
+            count += _fail_untaken(run)
+            continue
         logger.warning("Run %s is queued and no worker took it; sending it again.", run.pk)
         try:
             dispatch_run(run.pk)
@@ -369,6 +373,21 @@ def _redispatch_queued() -> int:
             continue
         count += 1
     return count
+
+
+def _fail_untaken(run: PipelineRun) -> int:
+    """A queued run sent ``ATLAS_RUN_MAX_DISPATCHES`` times that no worker ever took: failed, saying where to look."""
+    queue = settings.CELERY_TASK_ROUTES.get("pipelines.tasks.*", {}).get("queue", "celery")
+    error = (
+        f"No worker took this run: it was sent {run.dispatches} times and stayed queued. Is a Celery worker"
+        f" running and consuming the queue {queue!r} (ATLAS_PIPELINE_QUEUE)? Trigger the pipeline again once it is."
+    )
+    with transaction.atomic():
+        if not _finish(run, RunStatus.FAILED, error=error, only_if=(RunStatus.QUEUED,)):
+            return 0
+        StepRun.objects.filter(run=run, status=RunStatus.QUEUED).update(status=RunStatus.CANCELLED)
+    logger.warning("Run %s: %s", run.pk, error)
+    return 1
 
 
 def awaiting_takeover(run_id: int, task_id: str) -> bool:

@@ -286,6 +286,25 @@ def test_a_queued_run_sent_but_never_taken_is_sent_again_at_doubling_intervals(
     assert run.dispatches == 2 and run.celery_task_id == "task-2"
 
 
+def test_a_queued_run_no_worker_takes_is_failed_after_its_last_dispatch_saying_where_to_look(
+    wh, simple_pipeline, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.ATLAS_RUN_MAX_DISPATCHES = False, 2
+    sent = []
+    monkeypatch.setattr(tasks.execute_run_task, "delay", lambda run_id: sent.append(run_id) or _Result(len(sent)))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = runner.start_run(simple_pipeline())
+    long_ago = timezone.now() - timedelta(hours=1)
+    PipelineRun.objects.filter(pk=run.pk).update(dispatched_at=long_ago)
+    assert runner.reap_stale_runs() == 1 and len(sent) == 2  # sent again: the second dispatch
+    PipelineRun.objects.filter(pk=run.pk).update(dispatched_at=long_ago)
+    assert runner.reap_stale_runs() == 1 and len(sent) == 2  # not a third time: failed
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and run.finished_at is not None
+    assert "No worker took this run: it was sent 2 times" in run.error and "'celery'" in run.error
+    assert runner.start_run(run.pipeline, dispatch=False).status == RunStatus.QUEUED  # the pipeline is free again
+
+
 class _Result:
     def __init__(self, n: int) -> None:
         self.id = f"task-{n}"
