@@ -464,6 +464,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "pipelines.models.RunStatus",
+        "PipelineRunStatusEnum": "pipelines.models.PIPELINE_RUN_STATUSES",
         "SourceKindEnum": "pipelines.models.Source.Kind",
         "StepKindEnum": "pipelines.models.Step.Kind",
         "CheckKindEnum": "quality.models.CheckKind",
@@ -582,6 +583,7 @@ ATLAS_TASK_PERMISSIONS: dict[str, str] = {
     "pipelines.reap_stale_runs": "pipelines.change_pipeline",
     "pipelines.clean_up_attempts": "pipelines.change_pipeline",
     "pipelines.advance_backfills": "pipelines.change_pipeline",
+    "atlas.prune_metadata": "pipelines.delete_pipelinerun",
     "quality.check_freshness": "quality.change_check",
     "quality.reprocess_quarantine": "quality.change_check",
     "lineage.deliver_events": "pipelines.change_pipeline",

@@ -21,7 +21,7 @@ from .models import ColumnPolicy, PiiFinding
 
 PERMISSION = "compliance.view_pii_clear"
 # Quarantined raw records hold whole source lines: PII whenever the dataset has any.
-RAW_RECORD_COLUMNS = ("_raw_record",)
+RAW_RECORD_COLUMNS = ("_raw_record", "_raw_bytes")  # the text and the exact bytes of a line
 
 
 def can_view_clear(user) -> bool:

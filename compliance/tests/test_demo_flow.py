@@ -17,7 +17,7 @@ from atlas.models import AuditEvent
 from compliance.masking import mask_rows, pii_columns
 from compliance.models import ColumnPolicy, PiiFinding, PiiScan
 from compliance.policies import pseudonym, set_policy
-from pipelines.models import Dataset, RunStatus
+from pipelines.models import PARTIALLY_FAILED, Dataset, RunStatus
 from quality.models import CheckResult
 
 from .conftest import run_now
@@ -116,7 +116,7 @@ def test_the_demo_steward_flow(wh):
     before = chart(wh, "SELECT email FROM chart.customers ORDER BY customer_id")
     ColumnPolicy.objects.filter(dataset=customers, column="email").delete()
     blocked = run_now(pipeline)
-    assert blocked.status == RunStatus.FAILED
+    assert blocked.status == PARTIALLY_FAILED  # the orders branch does not read customers: it goes on
     error = blocked.step_runs.get(step_name="refine_customers").error
     assert "chart.customers would hold confirmed PII without a policy: email (EMAIL_ADDRESS)" in error
     assert "keep it in clear with a reason" in error

@@ -229,6 +229,11 @@ class BackfillViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Backfill.objects.select_related("pipeline", "created_by").order_by("-created_at", "-id")
     pagination_class = RunPagination
 
+    def get_queryset(self):
+        from ..backfills import with_counts
+
+        return with_counts(super().get_queryset())  # the counts of a page in its one query
+
     def get_serializer_class(self):
         if self.action in ("retrieve", "create", "rerun_failed", "cancel"):
             return serializers.BackfillDetailSerializer
