@@ -138,7 +138,7 @@ def main() -> None:
                                env=e, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         seeded = time.monotonic() - t0
         workers = os.cpu_count() or 2
-        config = ROOT / "deploy" / "gunicorn.conf.py"
+        config = ROOT / "gunicorn.conf.py"  # the image's own configuration (gthread workers)
         cmd = [sys.executable, "-m", "gunicorn", "atlas.wsgi", "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers)]
         if config.exists():
             cmd[3:3] = ["--config", str(config)]
@@ -182,7 +182,7 @@ def main() -> None:
     lines = [
         f"# API under load: {CLIENTS} concurrent clients, {DATASETS:,} datasets, {RUNS:,} runs (PostgreSQL, gunicorn)",
         "",
-        f"`python -m benchmarks.api` — {workers} gunicorn workers on {os.cpu_count()} CPUs, each endpoint read for"
+        f"`python -m benchmarks.api` — {workers} gunicorn workers (the image's `gunicorn.conf.py`: gthread) on {os.cpu_count()} CPUs, each endpoint read for"
         f" {SECONDS:.0f} s by a closed loop of {CLIENTS} threads on the same machine; default page size (50).",
         "The floor is the same page as one hand-written SQL query (`json_agg`) over psycopg.",
         "",
