@@ -26,8 +26,9 @@ from pathlib import Path
 import psycopg
 import requests
 
+from benchmarks import write_results
+
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
 PG_DB = "atlas_bench_api"
 PORT = 8765
 CLIENTS = 20
@@ -177,8 +178,6 @@ def main() -> None:
         "gunicorn_workers": workers, "cpus": os.cpu_count(), "seed_seconds": seeded,
         "load_average_after": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d %H:%M"), "endpoints": results,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "api.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"# API under load: {CLIENTS} concurrent clients, {DATASETS:,} datasets, {RUNS:,} runs (PostgreSQL, gunicorn)",
         "",
@@ -198,8 +197,7 @@ def main() -> None:
         )
     lines += ["", f"Load average after the run: {report['load_average_after']:.1f} (figures are only as good as the"
               " machine was quiet)."]
-    (RESULTS / "api.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("api", report, lines)
 
 
 if __name__ == "__main__":

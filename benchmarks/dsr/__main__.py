@@ -16,8 +16,9 @@ from pathlib import Path
 
 import psycopg
 
+from benchmarks import write_results
+
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
 PG_DB = "atlas_bench_dsr"
 PG_ADMIN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -79,10 +80,7 @@ def main() -> None:
         "  on the partitioned parent for Explore) plus the floor's own natural indexes; both pay for maintaining all.",
         "- DuckDB has no secondary indexes here (its ART indexes do not help these predicates); it scans column data.",
     ]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "dsr.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "dsr.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("dsr", results, lines)
 
 
 if __name__ == "__main__":

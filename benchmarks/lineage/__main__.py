@@ -22,8 +22,9 @@ from pathlib import Path
 
 import psycopg
 
+from benchmarks import write_results
+
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
 PG_DB = "atlas_bench_lineage"
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 
@@ -88,10 +89,7 @@ def main() -> None:
         f" | {e['atlas_extract'] / e['floor_parse_qualify']:.2f}× | {e['sqlglot_lineage_per_column'] / e['atlas_extract']:.1f}× |"
     )
     meta = {"date": datetime.now(UTC).isoformat(), "python": platform.python_version(), "cpus": os.cpu_count()}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "lineage.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-    (RESULTS / "lineage.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("lineage", {"meta": meta, "results": results}, lines)
 
 
 if __name__ == "__main__":

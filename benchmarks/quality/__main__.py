@@ -16,8 +16,9 @@ from pathlib import Path
 
 import psycopg
 
+from benchmarks import write_results
+
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
 PG_DB = "atlas_bench_quality"
 
 
@@ -88,10 +89,7 @@ def main() -> None:
         f"- Machine: {os.cpu_count()} CPUs; load average (1 min) {load_before:.1f} at the start,"
         f" {os.getloadavg()[0]:.1f} at the end (a busy machine makes every figure noisy; see `runs` in the JSON).",
     ]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "quality.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("quality", results, lines)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ from pathlib import Path
 import psycopg
 import redis
 
+from benchmarks import write_results
+
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
 PG_DB = "atlas_bench_recovery"
 PG_ADMIN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/2")
@@ -80,10 +81,7 @@ def main() -> None:
         "- *run finished*: the two steps done by attempt 2 (2,000 rows), including the worker's task pickup.",
         "- The killed worker is restarted at once in every sample, but the resume does not wait for it.",
     ]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "recovery.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "recovery.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("recovery", results, lines)
 
 
 if __name__ == "__main__":

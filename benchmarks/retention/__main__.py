@@ -18,8 +18,9 @@ from pathlib import Path
 
 import psycopg
 
+from benchmarks import write_results
+
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
 PG_DB = "atlas_bench_retention"
 PG_ADMIN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -105,10 +106,7 @@ def main() -> None:
         "  may have thinned a batch since its load) and proves no row of the partition is still within retention.",
         "  The floor skips it. It is still a read, not a `DELETE`: no dead tuples, no WAL for the rows, no VACUUM.",
     ]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "retention.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "retention.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("retention", results, lines)
 
 
 if __name__ == "__main__":
