@@ -9,6 +9,8 @@ pipelines' datasets and to Django's ValidationError.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -142,10 +144,67 @@ def check_select(
     ``alias.name`` that is no column are refused precisely).
     """
     keys = known.keys() if isinstance(known, Mapping) else known
+    memo = _memo_key(sql, known)
+    found = _recall(memo)
+    if found is not None:
+        if isinstance(found, str):
+            raise SQLValidationError(found)
+        return found
     catalog = Catalog.of(keys, _columns_lookup(known), LAYER_SCHEMAS)
     try:
-        checked = validate_select(sql, catalog)
-    except SQLRefused as exc:
-        raise SQLValidationError(str(exc)) from exc
-    check_same_meaning_on_engines(typed_sql(checked.sql), checked.tables, known)
-    return CheckedSelect(sql=checked.sql, tables=checked.tables, parameters=checked.parameters)
+        try:
+            checked = validate_select(sql, catalog)
+        except SQLRefused as exc:
+            raise SQLValidationError(str(exc)) from exc
+        check_same_meaning_on_engines(typed_sql(checked.sql), checked.tables, known)
+    except SQLValidationError as exc:
+        _remember(memo, "; ".join(exc.messages))
+        raise
+    result = CheckedSelect(sql=checked.sql, tables=checked.tables, parameters=checked.parameters)
+    _remember(memo, result)
+    return result
+
+
+# Saving one step validates its SQL, then every step's again to plan the pipeline and to store
+# inputs (2N+1 validations for N steps), and each run plans them all: parsing and transpiling cost
+# about 40 µs a character. Above MEMO_MIN_CHARS a result is remembered, keyed on the SQL and on
+# everything validation reads: the datasets known and the columns and types of each one whose
+# table name occurs in the text (a table read is always named in it; a name also occurring
+# elsewhere only widens the key). Below it, reading that key would cost more than validating.
+MEMO_MIN_CHARS = 2_000
+MEMO_SIZE = 64
+_CHECKED: OrderedDict[tuple, CheckedSelect | str] = OrderedDict()
+_CHECKED_LOCK = threading.Lock()  # gunicorn's gthread workers share it
+
+
+def _memo_key(sql: str, known: Iterable[tuple[str, str]] | Mapping[tuple[str, str], Any]) -> tuple | None:
+    text = sql.lower()
+    if len(sql) < MEMO_MIN_CHARS or "u&" in text:  # U&"..." spells a name with escapes: not found in the text
+        return None
+    if not isinstance(known, Mapping):
+        return (sql, frozenset(known))
+    named = sorted(key for key in known if key[1].lower() in text)
+    shapes = tuple(
+        (key, _dataset_columns(*key, known[key]), tuple(sorted((_dataset_types(*key, known[key]) or {}).items())))
+        for key in named
+    )
+    return (sql, frozenset(known.keys()), shapes)
+
+
+def _recall(memo: tuple | None) -> CheckedSelect | str | None:
+    if memo is None:
+        return None
+    with _CHECKED_LOCK:
+        found = _CHECKED.get(memo)
+        if found is not None:
+            _CHECKED.move_to_end(memo)
+        return found
+
+
+def _remember(memo: tuple | None, result: CheckedSelect | str) -> None:
+    if memo is None:
+        return
+    with _CHECKED_LOCK:
+        _CHECKED[memo] = result
+        while len(_CHECKED) > MEMO_SIZE:
+            _CHECKED.popitem(last=False)

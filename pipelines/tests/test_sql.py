@@ -72,3 +72,66 @@ def test_sql_sources_stay_one_read_only_statement_without_side_effects():
         check_single_select("SELECT pg_notify('channel', email) FROM public.customers")
     with pytest.raises(SQLValidationError, match="read-only"):
         check_single_select("WITH d AS (DELETE FROM public.customers RETURNING id) SELECT id FROM d")
+
+
+# --- the memo of long statements (saving one step validates every step's SQL again) -------------
+def wide_select(table: str = "chart.orders", n: int = 120) -> str:
+    cols = ",\n  ".join(f"CASE WHEN o.amount > {i} THEN upper(o.status) ELSE lower(o.status) END AS c{i}" for i in range(n))
+    return f"SELECT o.order_id,\n  {cols}\nFROM {table} AS o"
+
+
+@pytest.fixture
+def validations(monkeypatch):
+    """How many times the toolkit really validated (the memo answered the rest)."""
+    import pipelines.sql as module
+
+    calls, real = [], module.validate_select
+    monkeypatch.setattr(module, "validate_select", lambda sql, catalog: calls.append(sql) or real(sql, catalog))
+    monkeypatch.setattr(module, "_CHECKED", type(module._CHECKED)())
+    return calls
+
+
+def test_a_long_statement_is_validated_once_for_the_same_catalogue(validations):
+    known = {("chart", "orders"): {"order_id": "bigint", "amount": "numeric", "status": "text"}}
+    sql = wide_select()
+    assert len(sql) > 2_000
+    first, second = check_select(sql, known), check_select(sql, dict(known))
+    assert first == second and first.tables == (("chart", "orders"),)
+    assert len(validations) == 1
+
+
+def test_the_memo_is_keyed_on_the_columns_it_read(validations):
+    sql = wide_select()
+    check_select(sql, {("chart", "orders"): {"order_id": "bigint", "amount": "numeric", "status": "text"}})
+    with pytest.raises(SQLValidationError, match="status"):  # the column went away: validated again, refused
+        check_select(sql, {("chart", "orders"): {"order_id": "bigint", "amount": "numeric"}})
+    with pytest.raises(SQLValidationError, match="status"):  # the refusal is remembered as a refusal
+        check_select(sql, {("chart", "orders"): {"order_id": "bigint", "amount": "numeric"}})
+    assert len(validations) == 2
+    # another dataset known is part of the key; the columns of one the SQL does not name are not
+    other = {("chart", "orders"): {"order_id": "bigint", "amount": "numeric", "status": "text"}}
+    check_select(sql, {**other, ("chart", "customers"): {"id": "bigint"}})
+    check_select(sql, {**other, ("chart", "customers"): {"id": "bigint", "name": "text"}})
+    assert len(validations) == 3
+
+
+def test_short_statements_and_escaped_names_are_not_remembered(validations):
+    known = {("chart", "orders"): {"order_id": "bigint", "amount": "numeric", "status": "text"}}
+    for _ in range(2):
+        check_select("SELECT order_id FROM chart.orders", known)
+    escaped = wide_select() + " /* U&'x' */"
+    for _ in range(2):
+        check_select(escaped, known)
+    assert len(validations) == 4
+
+
+@pytest.mark.django_db
+def test_saving_a_step_validates_its_long_sql_once(validations, simple_pipeline):
+    from atlas.api.testing import token_client, user_with_role
+
+    pipeline = simple_pipeline()
+    step = pipeline.steps.get(name="refine")
+    sql = wide_select("explore.people").replace("order_id", "id").replace("status", "name")
+    response = token_client(user_with_role("Operator", "ops")).patch(f"/api/v1/steps/{step.pk}/", {"sql": sql}, format="json")
+    assert response.status_code == 200, response.content
+    assert validations.count(sql) == 1  # the model's clean; planning and storing inputs were answered
