@@ -21,6 +21,11 @@ from atlas.warehouse.filereader import ENCODINGS
 from .querysets import PipelineQuerySet, PipelineRunQuerySet
 
 TABLE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+# The names Atlas gives its own tables beside a dataset's: an attempt's staging and direct-COPY parts
+# (``orders__r12a2_…``, see ``attempts``), the quarantine (``orders__quarantine``) and the staging
+# names of releases before per-attempt naming (``orders__stg7``). A dataset may otherwise use double
+# underscores, as dbt's ``stg_<source>__<entity>`` convention does.
+RESERVED_TABLE_RE = re.compile(r"__(?:r\d+a\d+_|quarantine$|stg\d*$)")
 
 
 class Layer(models.TextChoices):
@@ -190,8 +195,11 @@ class Dataset(models.Model):
             raise ValidationError(
                 {"table": "Use 1-48 characters: lower-case letters, digits and underscores, not starting with a digit."}
             )
-        if "__" in self.table:
-            raise ValidationError({"table": "Double underscores are reserved for Atlas's own tables (staging, quarantine)."})
+        if RESERVED_TABLE_RE.search(self.table):
+            raise ValidationError({"table": (
+                "Names ending in __quarantine or __stg<n>, or holding __r<n>a<n>_, are Atlas's own tables"
+                " (quarantine, staging); choose another name."
+            )})
 
 
 class DatasetColumn(models.Model):
