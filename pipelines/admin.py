@@ -324,7 +324,7 @@ class StepInline(admin.StackedInline):
     autocomplete_fields = ("source", "output")
     readonly_fields = ("derived_inputs",)
     fieldsets = (
-        (None, {"fields": (("name", "kind", "position"), ("source", "output"), "sql")}),
+        (None, {"fields": (("name", "kind", "position", "tags"), ("source", "output"), "sql")}),
         (None, {"fields": (("write_mode", "merge_keys", "max_rejected_share"), "derived_inputs")}),
         ("Time limits", {"fields": (("timeout_seconds", "hard_timeout_seconds"),)}),
     )

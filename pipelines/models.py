@@ -25,6 +25,7 @@ TABLE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
 # (``orders__r12a2_…``, see ``attempts``), the quarantine (``orders__quarantine``) and the staging
 # names of releases before per-attempt naming (``orders__stg7``). A dataset may otherwise use double
 # underscores, as dbt's ``stg_<source>__<entity>`` convention does.
+TAG_RE = re.compile(r"^[A-Za-z0-9_.-]{1,50}$")
 RESERVED_TABLE_RE = re.compile(r"__(?:r\d+a\d+_|quarantine$|stg\d*$)")
 
 
@@ -311,6 +312,11 @@ class Step(models.Model):
         " (blank: ATLAS_STEP_HARD_TIMEOUT_SECONDS; 0: none). Not below the soft limit.",
     )
 
+    tags = models.JSONField(
+        default=list, blank=True,
+        help_text='Labels to select steps by (run_pipeline --select tag:daily), e.g. ["daily", "finance"].',
+    )
+
     class LoadPolicy(models.TextChoices):
         ALL_OR_NOTHING = "all_or_nothing", "All or nothing: a file over the reject limit loads none of its rows"
         PARTIAL = "partial", "Partial: a file over the reject limit loads its good rows, flagged as partial"
@@ -384,6 +390,8 @@ class Step(models.Model):
                     errors["sql"] = str(exc)
         if self.write_mode == WriteMode.MERGE and not self.keys:
             errors["merge_keys"] = "Merge needs at least one key column."
+        if not isinstance(self.tags, list) or not all(isinstance(t, str) and TAG_RE.match(t) for t in self.tags):
+            errors["tags"] = 'Give a list of tags, each 1-50 letters, digits, "_", "-" or ".", e.g. ["daily"].'
         if not 0 <= self.max_rejected_share <= 1:
             errors["max_rejected_share"] = "Give a share between 0 and 1."
         if self.timeout_seconds and self.hard_timeout_seconds and self.hard_timeout_seconds < self.timeout_seconds:

@@ -93,7 +93,7 @@ class StepSerializer(ModelCleanMixin, serializers.ModelSerializer):
         model = Step
         fields = [
             "id", "pipeline", "name", "kind", "position", "source", "output", "inputs",
-            "sql", "write_mode", "merge_keys", "max_rejected_share", "timeout_seconds", "hard_timeout_seconds",
+            "sql", "write_mode", "merge_keys", "max_rejected_share", "timeout_seconds", "hard_timeout_seconds", "tags",
         ]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -175,6 +175,19 @@ class PipelineRunDetailSerializer(PipelineRunSerializer):
     class Meta(PipelineRunSerializer.Meta):
         fields = [*PipelineRunSerializer.Meta.fields, "traceback", "step_runs", "attempts"]
         read_only_fields = fields
+
+
+class RunRequestSerializer(serializers.Serializer):
+    """What to run: every step (an empty body), or a selection as dbt selects models (``pipelines.selection``)."""
+
+    select = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=50,
+        help_text='Selectors, e.g. ["+customers", "orders+", "tag:daily"]: the union of what each selects.',
+    )
+    exclude = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=50,
+        help_text="Selectors of steps to leave out of the selection.",
+    )
 
 
 class CancelResultSerializer(serializers.Serializer):

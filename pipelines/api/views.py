@@ -8,7 +8,7 @@ from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -19,7 +19,7 @@ from atlas.api.permissions import HasPermission
 from atlas.api.schema import ErrorSerializer
 from atlas.api.throttling import RunRateThrottle, UserRateThrottle
 
-from .. import backfills, runner
+from .. import backfills, runner, selection
 from ..dag import PipelineDefinitionError
 from ..models import Backfill, Dataset, Pipeline, PipelineRun, Source, Step, StepRun, Trigger
 from . import filters, serializers
@@ -82,9 +82,10 @@ class StepViewSet(viewsets.ModelViewSet):
 
 @extend_schema_view(
     run=extend_schema(
-        request=None,
+        request=serializers.RunRequestSerializer,
         responses={
             201: serializers.PipelineRunSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="A selector does not parse, names no step, or selects nothing."),
             409: OpenApiResponse(ErrorSerializer, description="A run is already queued or running (error.detail.active_run), or the pipeline is disabled."),
         },
     )
@@ -108,8 +109,15 @@ class PipelineViewSet(viewsets.ModelViewSet):
     def run(self, request: Request, pk: str | None = None) -> Response:
         """Queue a run (``runner.start_run``, trigger ``api``) and return it; 409 when one is active."""
         pipeline = self.get_object()
+        body = serializers.RunRequestSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
         try:
-            run = runner.start_run(pipeline, actor=request.user, trigger=Trigger.API)
+            only = selection.select_steps(pipeline, body.validated_data.get("select", ()),
+                                          body.validated_data.get("exclude", ()))
+        except selection.SelectionError as exc:
+            raise ValidationError({"select": [str(exc)]}) from exc
+        try:
+            run = runner.start_run(pipeline, actor=request.user, trigger=Trigger.API, only_steps=only)
         except runner.RunAlreadyActive as exc:
             raise Conflict(str(exc), code="run_active", context={"active_run": exc.active.pk if exc.active else None}) from exc
         except runner.BrokerUnavailable as exc:

@@ -7,7 +7,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines import runner
+from pipelines import runner, selection
 from pipelines.models import Pipeline, PipelineRun, RunStatus, Trigger
 
 
@@ -23,9 +23,16 @@ class Command(BaseCommand):
             "--rerun-failed", type=int, metavar="RUN_ID",
             help="Re-run only the steps that failed or were skipped in this failed or partially failed run.",
         )
+        parser.add_argument(
+            "--select", "-s", nargs="+", default=[], metavar="SELECTOR",
+            help="Run only these steps, as dbt selects: a step or dataset name, tag:NAME, *; +name adds"
+                 " its upstream, name+ its downstream (2+name, name+1: at most that far).",
+        )
+        parser.add_argument("--exclude", nargs="+", default=[], metavar="SELECTOR", help="Leave these steps out.")
 
     def handle(
-        self, *args, name: str, sync: bool, no_wait: bool, timeout: float, rerun_failed: int | None = None, **options
+        self, *args, name: str, sync: bool, no_wait: bool, timeout: float, rerun_failed: int | None = None,
+        select: list[str] = (), exclude: list[str] = (), **options
     ) -> None:
         pipeline = Pipeline.objects.filter(name=name).first()
         if pipeline is None:
@@ -39,8 +46,9 @@ class Command(BaseCommand):
                     raise CommandError(f"Pipeline {pipeline.name!r} has no run #{rerun_failed}.")
                 run = runner.rerun_failed(earlier, trigger=Trigger.CLI, dispatch=not inline)
             else:
-                run = runner.start_run(pipeline, trigger=Trigger.CLI, dispatch=not inline)
-        except runner.RunRefused as exc:  # the broker down included: one line, no traceback
+                only = selection.select_steps(pipeline, select, exclude)
+                run = runner.start_run(pipeline, trigger=Trigger.CLI, dispatch=not inline, only_steps=only)
+        except (runner.RunRefused, selection.SelectionError) as exc:  # the broker down included: one line
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Run #{run.pk} of {pipeline.name} queued.")
         if inline:
