@@ -35,6 +35,7 @@ from django.utils.module_loading import import_string
 
 from atlas import extensions
 from atlas.warehouse import Warehouse
+from atlas.warehouse.base import WriteMode
 
 logger = logging.getLogger(__name__)
 STEP_STAGES = ("started", "prepare", "staged", "published", "skipped", "failed")
@@ -80,6 +81,15 @@ class StepContext:
     batch_id: str | None = None  # ingest
     error: BaseException | None = None
     _slots: dict[type, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def write_mode(self) -> WriteMode:
+        """How the output is published: the step's, but a full refresh rebuilds what it would add to."""
+        return WriteMode.REPLACE if self.full_refresh else WriteMode(self.step.write_mode)
+
+    @property
+    def full_refresh(self) -> bool:
+        return bool(getattr(self.run, "full_refresh", False))
 
     @property
     def parameters(self) -> dict[str, Any]:

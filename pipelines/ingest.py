@@ -143,7 +143,9 @@ def _stage_file(
         record.batch_id = new_batch_id()
         _refuse(record, f.refused, outcome, progress)
         raise f.refused
-    earlier = (staged or {}).get(f.checksum) or wh.loaded_batch(dataset.qualified_table, f.checksum)
+    earlier = (staged or {}).get(f.checksum) or (
+        None if ctx.full_refresh else wh.loaded_batch(dataset.qualified_table, f.checksum)
+    )
     if earlier:
         record.batch_id, record.status = earlier, LoadedBatch.Status.SKIPPED
         record.reason_class = "duplicate_file"
@@ -235,6 +237,8 @@ def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
     staged: list[StagedBatch] = []
     ctx.staged_tables = []
     incremental = watermarks.begin(ctx.step.source, ctx.step.output, ctx.warehouse)  # None: reads everything
+    if incremental is not None and ctx.full_refresh:
+        incremental.last = None  # from the start; the maximum read becomes the watermark once published
     with source_files(ctx.step.source, incremental) as files:
         for f in files:
             batch = _stage_file(ctx, f, outcome, progress, {b.checksum: b.batch_id for b in staged})
@@ -245,7 +249,7 @@ def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
         watermarks.published(incremental, ctx.step.output, ctx.warehouse)  # rows already loaded: it advances
         outcome.status = RunStatus.SKIPPED
         return outcome
-    replace = ctx.step.write_mode == WriteMode.REPLACE
+    replace = ctx.write_mode == WriteMode.REPLACE  # a full refresh replaces what every file gives now
     theirs = ctx.warehouse.publish_batches(schema=ctx.schema, target=ctx.target, batches=staged, replace=replace)
     watermarks.published(incremental, ctx.step.output, ctx.warehouse)
     ctx.staged_tables = []

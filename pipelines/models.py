@@ -467,6 +467,9 @@ class PipelineRun(RunRecord):
     dispatches = models.PositiveIntegerField(default=0, help_text="How many times the task was sent.")
     # The steps this run executes (ids), when not all: a re-run of failed and skipped steps, re-processing.
     only_steps = models.JSONField(null=True, blank=True)
+    full_refresh = models.BooleanField(
+        default=False, help_text="Files already loaded are loaded again and appended or merged tables rebuilt."
+    )
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
     # False for runs that do other work than the steps' own (re-processing quarantined rows,
     # inline in the requesting process): a lost one is failed, never resumed by a worker.

@@ -204,6 +204,7 @@ def start_run(
     interval: Interval | None = None,
     logical_date=None,
     backfill=None,
+    full_refresh: bool = False,
 ) -> PipelineRun:
     """Queue a run of ``pipeline``; refused while another is queued or running.
 
@@ -212,6 +213,8 @@ def start_run(
     be reached the run is recorded as failed and :class:`BrokerUnavailable` raised.
     ``only_steps``: the ids of the steps to run (default: all); ``rerun_of``: the run it re-runs.
     ``interval`` and ``logical_date``: the data the run is about (default: ``intervals.default_interval``).
+    ``full_refresh``: load files again that were loaded already, rebuild appended and merged tables
+    (``StepContext.write_mode``), as ``dbt build --full-refresh`` does.
     """
     if not pipeline.enabled:
         raise RunRefused(f"Pipeline {pipeline.name!r} is disabled; enable it to run it.")
@@ -224,13 +227,15 @@ def start_run(
                 trigger=trigger,
                 triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
                 only_steps=only_steps,
+                full_refresh=full_refresh,
                 rerun_of=rerun_of,
                 logical_date=logical_date or interval.start,
                 data_interval_start=interval.start,
                 data_interval_end=interval.end,
                 backfill=backfill,
             )
-            audit.record("pipeline.run", actor=actor, target=pipeline, run_id=run.pk, trigger=trigger)
+            audit.record("pipeline.run", actor=actor, target=pipeline, run_id=run.pk, trigger=trigger,
+                         **({"full_refresh": True} if full_refresh else {}))
     except IntegrityError:
         raise RunAlreadyActive(pipeline, pipeline.runs.active().first()) from None
     if dispatch:
@@ -741,7 +746,7 @@ def run_work(
 
 
 def rerun_failed(run: PipelineRun, *, actor=None, trigger: str = Trigger.MANUAL, dispatch: bool = True) -> PipelineRun:
-    """A new run of the steps that failed or were skipped for a failure in ``run`` (like ``dbt retry``).
+    """A new run of the steps that failed or were skipped for a failure in ``run`` (like ``dbt retry``); a full refresh's too.
 
     Refused (:class:`RunRefused`) when the run did not fail, or a run is active.
     """
@@ -753,7 +758,8 @@ def rerun_failed(run: PipelineRun, *, actor=None, trigger: str = Trigger.MANUAL,
     if not ids:
         raise RunRefused(f"Run #{run.pk} has no failed or skipped step left to re-run (deleted since?).")
     return start_run(
-        run.pipeline, actor=actor, trigger=trigger, only_steps=sorted(set(ids)), rerun_of=run, dispatch=dispatch
+        run.pipeline, actor=actor, trigger=trigger, only_steps=sorted(set(ids)), rerun_of=run, dispatch=dispatch,
+        full_refresh=run.full_refresh,  # what a full refresh left undone is still to be rebuilt, not appended
     )
 
 

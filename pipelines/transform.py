@@ -73,7 +73,7 @@ class TransformWork:
         rows = wh.stage_operator_select(ctx.schema, ctx.staging, sql, readable=not ctx.staging_private, **bind)
         dropped = hooks.after_staging(ctx)  # rows the ``staged`` hooks moved to quarantine
         wh.publish(
-            schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=step.write_mode, keys=step.keys,
+            schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=ctx.write_mode, keys=step.keys,
             receipt=publish_receipt(ctx),
         )
         ctx.staged_tables = []

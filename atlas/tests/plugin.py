@@ -266,11 +266,11 @@ def ingest_pipeline(db):
     return build
 
 
-def run_now(pipeline):
-    """Start and execute a run in this process; return it refreshed."""
+def run_now(pipeline, **start):
+    """Start and execute a run in this process (``start``: ``runner.start_run``'s options); return it refreshed."""
     from pipelines import runner
 
-    run = runner.start_run(pipeline, dispatch=False)
+    run = runner.start_run(pipeline, dispatch=False, **start)
     runner.execute_run(run.pk)
     run.refresh_from_db()
     return run

@@ -152,7 +152,7 @@ class PipelineRunSerializer(serializers.ModelSerializer):
             "id", "pipeline", "pipeline_name", "status", "trigger", "triggered_by", "created_at",
             "started_at", "finished_at", "duration_seconds", "heartbeat_at", "current_step",
             "cancel_requested", "rows_in", "rows_out", "rows_rejected", "error", "attempt", "rerun_of",
-            "logical_date", "data_interval_start", "data_interval_end", "backfill",
+            "logical_date", "data_interval_start", "data_interval_end", "backfill", "only_steps", "full_refresh",
         ]
         read_only_fields = fields
 
@@ -178,7 +178,10 @@ class PipelineRunDetailSerializer(PipelineRunSerializer):
 
 
 class RunRequestSerializer(serializers.Serializer):
-    """What to run: every step (an empty body), or a selection as dbt selects models (``pipelines.selection``)."""
+    """What to run: every step (an empty body), or a selection as dbt selects models (``pipelines.selection``).
+
+    ``full_refresh`` as dbt's ``--full-refresh``: what the steps would add to is rebuilt.
+    """
 
     select = serializers.ListField(
         child=serializers.CharField(max_length=200), required=False, max_length=50,
@@ -187,6 +190,9 @@ class RunRequestSerializer(serializers.Serializer):
     exclude = serializers.ListField(
         child=serializers.CharField(max_length=200), required=False, max_length=50,
         help_text="Selectors of steps to leave out of the selection.",
+    )
+    full_refresh = serializers.BooleanField(
+        default=False, help_text="Load files again that were loaded already; rebuild appended and merged tables.",
     )
 
 

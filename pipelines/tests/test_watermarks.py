@@ -213,3 +213,19 @@ def test_an_incremental_source_must_be_appended(db, settings, tmp_path):
                 write_mode="replace")
     with pytest.raises(ValidationError, match="must append them"):
         step.full_clean()
+
+
+def test_a_full_refresh_reads_the_source_from_the_start_and_replaces_the_table(wh, shop):
+    """What the rule above loses, a full refresh recovers: every row read again, none twice."""
+    shop.insert((1, ts(5), "a"))
+    pipeline = incremental_pipeline(shop)
+    run_now(pipeline)
+    shop.insert((2, ts(4), "late"), (3, ts(6), "new"))
+    run_now(pipeline)
+    refreshed = run_now(pipeline, full_refresh=True)
+    assert refreshed.status == RunStatus.SUCCEEDED and refreshed.full_refresh
+    assert ids(wh) == [1, 2, 3]
+    assert str(stored(pipeline)).startswith("2024-03-06")
+    shop.insert((4, ts(7), "after"))
+    run_now(pipeline)  # incremental again, from the refreshed watermark
+    assert ids(wh) == [1, 2, 3, 4]

@@ -65,6 +65,17 @@ def test_reingesting_a_modified_old_file_cannot_bring_the_subject_back(shop, wh)
     assert service.check_erasure(req).residue == []
 
 
+def test_a_full_refresh_loads_the_old_files_again_without_the_erased_subject(shop, wh):
+    pipeline, _, _ = shop
+    service.run(service.verify(service.submit("erasure", {"email": ["ann@example.com"]})))
+    run = run_now(pipeline, full_refresh=True)  # every file again, the erased subject's included
+    assert run.status == "succeeded", run.error
+    assert run.step_runs.get(step_name="ingest_customers").details["erased_subject_rows"] == 1
+    assert count(wh, "explore.customers") == 2 and count(wh, "chart.customers", "customer_id = 1") == 0
+    assert count(wh, "explore.orders", "trim(customer_id) = '1'") == 0
+    assert count(wh, "navigate.customer_value", "customer_id = 1") == 0
+
+
 def test_quarantined_raw_records_are_searched_and_erased(shop, wh):
     _, ds, _ = shop
     wh.ensure_quarantine_table("explore", "customers")

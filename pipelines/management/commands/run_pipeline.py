@@ -29,10 +29,14 @@ class Command(BaseCommand):
                  " its upstream, name+ its downstream (2+name, name+1: at most that far).",
         )
         parser.add_argument("--exclude", nargs="+", default=[], metavar="SELECTOR", help="Leave these steps out.")
+        parser.add_argument(
+            "--full-refresh", action="store_true",
+            help="Load files again that were loaded already; rebuild appended and merged tables (as dbt's).",
+        )
 
     def handle(
         self, *args, name: str, sync: bool, no_wait: bool, timeout: float, rerun_failed: int | None = None,
-        select: list[str] = (), exclude: list[str] = (), **options
+        select: list[str] = (), exclude: list[str] = (), full_refresh: bool = False, **options
     ) -> None:
         pipeline = Pipeline.objects.filter(name=name).first()
         if pipeline is None:
@@ -47,7 +51,8 @@ class Command(BaseCommand):
                 run = runner.rerun_failed(earlier, trigger=Trigger.CLI, dispatch=not inline)
             else:
                 only = selection.select_steps(pipeline, select, exclude)
-                run = runner.start_run(pipeline, trigger=Trigger.CLI, dispatch=not inline, only_steps=only)
+                run = runner.start_run(pipeline, trigger=Trigger.CLI, dispatch=not inline, only_steps=only,
+                                       full_refresh=full_refresh)
         except (runner.RunRefused, selection.SelectionError) as exc:  # the broker down included: one line
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Run #{run.pk} of {pipeline.name} queued.")
