@@ -78,13 +78,14 @@ def split_statements(
     qname = ensure_quarantine(wh, plan.schema, target, columns)
     copied = data_columns(columns)
     flagged = wh.table(plan.schema, f"{plan.table[:40]}__flag{check_run_id}")
-    names_sql = ", ".join(f"CASE WHEN {rc.bad} THEN CAST(%s AS text) END" for rc in drops)
+    moved = [rc.moved for rc in drops]  # uniqueness moves all copies of a key but one
+    names_sql = ", ".join(f"CASE WHEN {bad} THEN CAST(%s AS text) END" for bad, _ in moved)
     names_params: list[Any] = []
     for rc in drops:
         names_params += [*rc.params, rc.check.name]
-    where = " OR ".join(rc.bad for rc in drops)
+    where = " OR ".join(bad for bad, _ in moved)
     where_params = [p for rc in drops for p in rc.params]
-    joins = " ".join(j for rc in drops for j in rc.joins)
+    joins = " ".join(j for _, rc_joins in moved for j in rc_joins)
     create = (
         f"CREATE TABLE {flagged} AS SELECT {wh.locator_columns(ALIAS)},"
         f" concat_ws(', ', {names_sql}) AS {wh.quote('_failed_checks')}, {ALIAS}.*"
@@ -119,6 +120,16 @@ def split_statements(
 def execute(cur: Cursor, statements: list[tuple[str, list[Any]]]) -> None:
     for sql, params in statements:
         cur.execute(sql, params)
+
+
+def count_moved(wh: Warehouse, plan: Plan, rc: RowCheck) -> int:
+    """How many rows a split would move for ``rc`` alone."""
+    bad, joins = rc.moved
+    with wh.cursor() as cur:
+        return int(cur.execute(
+            f"SELECT count(*) FROM {wh.table(plan.schema, plan.table)} AS {ALIAS} {' '.join(joins)} WHERE {bad}",
+            list(rc.params),
+        ).fetchone()[0])
 
 
 def split(wh: Warehouse, plan: Plan, drops: list[RowCheck], **kwargs: Any) -> int:

@@ -68,11 +68,14 @@ class Evaluation:
     plan: Plan | None
 
 
-def _row_outcome(check: Check, failing: int, total: int) -> tuple[str, str]:
+def _row_outcome(check: Check, failing: int, total: int, keys: int | None = None) -> tuple[str, str]:
+    """The outcome by the failing rows' share; ``keys``: the failing keys too (uniqueness), named first."""
     share = failing / total if total else 0.0
     if failing == 0:
         return Outcome.PASS, "No failing rows." if total else "The table is empty; nothing to check."
     described = f"{failing} of {total} rows ({share:.2%}) fail"
+    if keys is not None:
+        described = f"{keys} duplicated key{'s' if keys != 1 else ''}: {described}"
     if check.severity == Severity.DROP:
         if check.tolerance is not None and share > check.tolerance:
             return Outcome.FAIL, f"{described}, above the drop limit of {check.tolerance:.2%}: the step is blocked."
@@ -164,19 +167,26 @@ def evaluate(
                 continue
             if i < len(plan.row):
                 rc = plan.row[i]
-                failing = int(values[i] or 0)
-                if rc.needs_exact(values[i]):  # an upper bound (surplus rows): the exact count, for failing checks only
+                failing, keys = int(values[i] or 0), None
+                # An upper bound (surplus rows): the exact count, for failing checks only; with the
+                # failing keys (uniqueness, counted as dbt and Soda count it) in the same statement.
+                exact = rc.needs_exact(values[i])
+                wanted = ([rc.exact] if exact else []) + ([rc.keys] if rc.keys and (failing or exact) else [])
+                if wanted:
                     try:
-                        failing = int(_operator_row(wh, f"SELECT {rc.exact}", layer=layer)[0] or 0)
+                        row = _operator_row(wh, f"SELECT {', '.join(wanted)}", layer=layer)
                     except WarehouseError as exc:
                         results.append(_result(check, outcome=Outcome.ERROR, message=str(exc), query_group="scan"))
                         continue
                     finally:
                         queries += 1
-                outcome, message = _row_outcome(check, failing, total)
+                    failing = int(row[0] or 0) if exact else failing
+                    keys = int(row[-1] or 0) if rc.keys else None
+                outcome, message = _row_outcome(check, failing, total, keys if failing else None)
                 results.append(
                     _result(
-                        check, outcome=outcome, message=message, observed=failing, failing_rows=failing,
+                        check, outcome=outcome, message=message, observed=failing if keys is None else keys,
+                        failing_rows=failing,
                         failing_share=(failing / total) if total else 0.0, query_group="scan", query_seconds=seconds,
                     )
                 )
@@ -267,14 +277,16 @@ def run_checks(
         }
         if drop_ids and apply_drops and not blocked and evaluation.plan is not None:
             drops: list[RowCheck] = [rc for rc in evaluation.plan.row if rc.check.pk in drop_ids]
+            # A check that moves fewer rows than fail it (uniqueness keeps one per key): counted first.
+            fewer = {rc.check.pk: quarantine.count_moved(wh, evaluation.plan, rc) for rc in drops if rc.drop_bad}
             moved = quarantine.split(
                 wh, evaluation.plan, drops, target=dataset.table, check_run_id=check_run.pk,
                 run_id=run_id, batch_id=batch_id, source=source,
             )
-            evaluation.queries += 1
+            evaluation.queries += 1 + len(fewer)
             for r in evaluation.results:
                 if r.check_ref and r.check_ref.pk in drop_ids:
-                    r.rows_quarantined = r.failing_rows or 0
+                    r.rows_quarantined = fewer.get(r.check_ref.pk, r.failing_rows or 0)
     except WarehouseError as exc:
         check_run.status, check_run.error = CheckRun.Status.ERROR, str(exc)
         check_run.finished_at = timezone.now()

@@ -52,6 +52,11 @@ class RowCheck:
     (surplus rows; zero: passes) and ``exact`` counts the failing rows. A
     ``count`` that is NULL could not decide (a shortcut whose premise no longer
     held): ``exact`` counts then too.
+
+    ``keys``: for a check over keys (uniqueness), the scalar subquery counting the
+    keys that fail, as dbt and Soda count them (a failing check only). ``drop_bad``
+    and ``drop_joins``: when a drop check moves fewer rows than fail it (uniqueness
+    keeps one row per key), the rows it moves; default ``bad`` and ``joins``.
     """
 
     check: Check
@@ -62,6 +67,16 @@ class RowCheck:
     count_params: list[Any] = field(default_factory=list)
     count_is_exact: bool = True
     exact: str | None = None
+    keys: str | None = None
+    drop_bad: str | None = None
+    drop_joins: list[str] | None = None
+
+    @property
+    def moved(self) -> tuple[str, list[str]]:
+        """The predicate of the rows a drop split moves for this check, and the joins it needs."""
+        if self.drop_bad is None:
+            return self.bad, self.joins
+        return self.drop_bad, self.drop_joins or []
 
     def needs_exact(self, value: Any) -> bool:
         """Whether the scan's ``value`` for this check must be replaced by the ``exact`` count."""

@@ -9,16 +9,18 @@ and joined in for samples and the drop split.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
 from atlas.warehouse import Warehouse, WarehouseError
 
 from ..definitions import (
+    dataset_columns,
     number,
     regex_error,
     validate_reference,
 )
-from ..models import CheckKind
+from ..models import CheckKind, Severity
 from .base import (
     ALIAS,
     COLUMNS,
@@ -89,9 +91,38 @@ class NotNull(Kind):
         return f"{names(check.columns)} {'is' if len(check.columns) == 1 else 'are'} never NULL."
 
 
+ORDER_TERM_RE = re.compile(r"^\s*([a-z_][a-z0-9_]*)(?:\s+(asc|desc))?(?:\s+nulls\s+(first|last))?\s*$", re.I)
+
+
+def order_terms(value: Any) -> list[tuple[str, str, str]]:
+    """``order_by`` (``"updated_at desc, id"`` or a list of such terms) as (column, direction, nulls).
+
+    Columns only (no expressions): an allowlist an operator cannot escape. NULLs sort as on
+    PostgreSQL (last ascending, first descending), said explicitly so DuckDB sorts them alike.
+    """
+    terms = value if isinstance(value, list) else str(value or "").split(",")
+    out = []
+    for term in terms:
+        m = ORDER_TERM_RE.match(str(term)) if isinstance(term, str) else None
+        if not m:
+            raise ValueError(
+                f"Cannot read the order term {term!r}: give a column with an optional asc/desc and"
+                ' nulls first/last, e.g. "updated_at desc, id".'
+            )
+        direction = (m[2] or "asc").lower()
+        out.append((m[1], direction, (m[3] or ("last" if direction == "asc" else "first")).lower()))
+    return out
+
+
 @register
 class Unique(Kind):
     """Rows whose key occurs more than once fail; rows with a NULL key column are not compared.
+
+    Counted as dbt and Soda count it, in duplicated keys (``RowCheck.keys``), with the
+    failing rows — every copy — alongside. As a drop check it keeps one row per key and
+    quarantines the others: the first by ``order_by`` (columns, e.g. ``"updated_at desc"``),
+    else the first loaded (file order in Explore, the order the SELECT staged its rows
+    elsewhere); when re-processing, a key the published table already holds keeps that row.
 
     First the surplus rows (``count(k) - count(DISTINCT k)``, a datum sort, several
     times faster than a hash GROUP BY of a million keys on PostgreSQL): zero proves
@@ -103,9 +134,24 @@ class Unique(Kind):
     name = CheckKind.UNIQUE
     row_level = True
     columns = COLUMNS
+    params = frozenset({"order_by"})
+
+    def validate(self, check: Check) -> dict[str, str]:
+        if check.params.get("order_by") in (None, "", []):
+            return {}
+        try:
+            terms = order_terms(check.params["order_by"])
+        except ValueError as exc:
+            return {"params": str(exc)}
+        known = dataset_columns(check)
+        missing = [c for c, _, _ in terms if known is not None and c not in known]
+        if missing:
+            return {"params": f"order_by names no column of the dataset: {', '.join(missing)}."}
+        return {}
 
     def needs_types(self, check: Check, wh: Warehouse) -> bool:
-        return len(check.columns) > 1 or wh.features_key_bitmaps
+        # a drop check also asks whether the table has a load order (``_row_number``)
+        return len(check.columns) > 1 or wh.features_key_bitmaps or check.severity == Severity.DROP
 
     def compile(self, check: Check, target: Target) -> RowCheck:
         wh, cols, against = target.wh, check.columns, target.unique_against
@@ -121,14 +167,18 @@ class Unique(Kind):
             f" WHERE {not_null} GROUP BY {keys} HAVING count(*) > 1) AS {alias} ON {on}"
         )
         bad = f"({alias}.{wh.quote('_hit')} IS NOT NULL)"
+        duplicated = f"(SELECT {keys} FROM {src} WHERE {not_null} GROUP BY {keys} HAVING count(*) > 1) AS {alias}k"
         if against is not None:
             count = f"(SELECT count(*) FROM {target.source} AS {ALIAS} {join} WHERE {bad})"
-            return RowCheck(check, bad, joins=[join], count=count)
+            rc = RowCheck(check, bad, joins=[join], count=count, keys=f"(SELECT count(*) FROM {duplicated})")
+            self._keep_one(rc, target, keys, not_null)
+            return rc
         exact = (
             f"(SELECT coalesce(sum({wh.quote('_n')}), 0) FROM (SELECT count(*) AS {wh.quote('_n')} FROM {src}"
             f" WHERE {not_null} GROUP BY {keys} HAVING count(*) > 1) AS {alias})"
         )
-        rc = RowCheck(check, bad, joins=[join], exact=exact)
+        rc = RowCheck(check, bad, joins=[join], exact=exact, keys=f"(SELECT count(*) FROM {duplicated})")
+        self._keep_one(rc, target, keys, not_null)
         if len(cols) == 1:
             key = wh.quote(cols[0])
             span = bitmap_span(wh, target.schema, target.table, cols[0], target.types) if wh.features_key_bitmaps else None
@@ -145,10 +195,44 @@ class Unique(Kind):
         rc.count_is_exact = False
         return rc
 
+    @staticmethod
+    def _keep_one(rc: RowCheck, target: Target, keys: str, not_null: str) -> None:
+        """A drop check moves every copy of a key but the first (``order_by``, else load order)."""
+        if rc.check.severity != Severity.DROP:
+            return
+        wh, alias = target.wh, f"u{target.index}r"
+        order = [f"{wh.quote(c)} {d} NULLS {n}" for c, d, n in order_terms(rc.check.params.get("order_by") or [])]
+        if "_row_number" in target.types:
+            order.append(wh.quote("_row_number"))
+        order += list(wh.row_locator)  # the first staged; and a total order whatever the terms
+        rank, locs = wh.quote("_rank"), [wh.quote(f"_atlas_loc{i}") for i in range(len(wh.row_locator))]
+        on = " AND ".join(f"{alias}.{loc} = {ALIAS}.{c}" for loc, c in zip(locs, wh.row_locator, strict=True))
+        ranked = (
+            f"LEFT JOIN (SELECT {wh.locator_columns()}, row_number() OVER (PARTITION BY {keys}"
+            f" ORDER BY {', '.join(order)}) AS {rank} FROM {target.source} WHERE {not_null}) AS {alias} ON {on}"
+        )
+        moved = f"({alias}.{rank} > 1)"
+        if target.unique_against is not None:  # a key already published keeps the published row
+            cols = rc.check.columns
+            published = f"{alias}p"
+            hit = " AND ".join(f"{published}.{wh.quote(c)} = {target.col(c)}" for c in cols)
+            ranked += (
+                f" LEFT JOIN (SELECT DISTINCT {keys}, 1 AS {wh.quote('_hit')} FROM {wh.table(*target.unique_against)}"
+                f" WHERE {not_null}) AS {published} ON {hit}"
+            )
+            moved = f"({moved} OR {published}.{wh.quote('_hit')} IS NOT NULL)"
+        rc.drop_bad, rc.drop_joins = moved, [ranked]
+
     def describe(self, check: Check) -> str:
+        keep = ""
+        if check.severity == Severity.DROP:
+            order = check.params.get("order_by")
+            keep = f" Dropping keeps the first row of each key by {order}." if order else (
+                " Dropping keeps the first row loaded of each key."
+            )
         if len(check.columns) == 1:
-            return f"{check.columns[0]} is unique."
-        return f"({names(check.columns)}) is unique together."
+            return f"{check.columns[0]} is unique.{keep}"
+        return f"({names(check.columns)}) is unique together.{keep}"
 
 
 @register

@@ -27,7 +27,7 @@ def test_drop_split_is_exact_when_rows_fail_several_checks(wh, table, check):
         (3, "neg", -1, "zz", T),  # fails range and regex
         (4, None, 7, "bad", T),  # fails not_null and regex
         (5, "fine", 3, "B5", T),  # passes
-        (5, "dupe", 3, "B6", T),  # duplicate id with the row above: both fail unique
+        (5, "dupe", 3, "B6", T),  # duplicate id with the row above: both fail unique, the first is kept
     ]
     ds = table(rows, name="items__stg1")
     ds.table = "items"
@@ -38,8 +38,8 @@ def test_drop_split_is_exact_when_rows_fail_several_checks(wh, table, check):
     check(ds, "unique", ["id"], severity="drop", name="one_id")
     run = run_checks(ds, trigger=CheckRun.Trigger.STEP, schema="chart", table="items__stg1", run_id=42)
     assert run.status == CheckRun.Status.WARNED
-    assert run.rows_quarantined == 5 and run.rows_checked == 6
-    assert [r[0] for r in rows_of(wh, "chart", "items__stg1")] == [1]
+    assert run.rows_quarantined == 4 and run.rows_checked == 6
+    assert [r[:2] for r in rows_of(wh, "chart", "items__stg1")] == [(1, "ok"), (5, "fine")]
     with wh.cursor() as cur:
         q = cur.execute(
             'SELECT "id", "_failed_checks", "_run_id", "_check_run_id", "_reason", "_quarantined_at"'
@@ -50,12 +50,13 @@ def test_drop_split_is_exact_when_rows_fail_several_checks(wh, table, check):
         ("3", "code_shape, positive"),  # check names in order
         ("4", "code_shape, has_name"),
         ("5", "one_id"),
-        ("5", "one_id"),
     ]
     assert {(r[2], r[3]) for r in q} == {(42, run.pk)}
     assert all(r[4].startswith("Failed quality check(s): ") and r[5] is not None for r in q)
     counts = {r.check_name: r.rows_quarantined for r in run.results.all()}
-    assert counts == {"has_name": 2, "positive": 2, "code_shape": 2, "one_id": 2}
+    assert counts == {"has_name": 2, "positive": 2, "code_shape": 2, "one_id": 1}
+    one_id = run.results.get(check_name="one_id")  # counted as dbt and Soda count it: one duplicated key
+    assert (one_id.observed, one_id.failing_rows) == (1, 2) and one_id.message.startswith("1 duplicated key: 2 of 6")
 
 
 def test_split_is_all_or_nothing(wh, table, check):
