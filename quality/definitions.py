@@ -3,8 +3,10 @@
 Parameters per kind (``Check.params``):
 
 * ``not_null``: none; fails rows where any of ``columns`` is NULL.
-* ``unique``: none; fails rows whose (``columns``) value occurs more than once
-  (rows with a NULL key column are not compared, as in SQL's UNIQUE).
+* ``unique``: ``{"order_by": "updated_at desc"}`` optional; fails rows whose (``columns``)
+  value occurs more than once (rows with a NULL key column are not compared, as in SQL's
+  UNIQUE), counted in duplicated keys; as a drop check it keeps the first row of each key by
+  ``order_by``, else the first loaded.
 * ``accepted_values``: ``{"values": [...]}`` (strings compare as text).
 * ``range``: ``{"min": x, "max": y, "inclusive": true}``; either bound may be absent.
 * ``regex``: ``{"pattern": "..."}``; rows whose text does not match fail.
