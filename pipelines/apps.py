@@ -15,6 +15,7 @@ class PipelinesConfig(AppConfig):
         "api_routes": ["pipelines.api.urls.routes"],
         "metadata_pruners": ["pipelines.housekeeping.prune_runs"],
         "run_panels": ["pipelines.backfill_admin.run_interval_panel"],
+        "definition_kinds": ["pipelines.as_code.KINDS"],
     }
 
     def ready(self) -> None:

@@ -19,4 +19,5 @@ class QualityConfig(AppConfig):
         "metadata_pruners": ["quality.housekeeping.prune_check_runs"],
         "run_alert_events": ["quality.alerts.run_events"],
         "alert_sources": ["quality.alerts.freshness_conditions"],
+        "definition_kinds": ["quality.as_code.KINDS"],
     }
