@@ -18,7 +18,7 @@ from pipelines.models import RunStatus, Source, StepRun
 from pipelines.sources import CHUNK, source_files
 
 from .conftest import explore_rows, run_now
-from .connector_fixtures import S3_KEY_ID, S3_SECRET, s3, s3_endpoint, s3_options  # noqa: F401  (fixtures)
+from .connector_fixtures import S3_KEY_ID, S3_SECRET, s3_options
 
 pytestmark = pytest.mark.xdist_group("s3")
 
