@@ -11,7 +11,7 @@
   "per_page", "size": 100, "start": 1}`` counts pages until one comes back short. Without
   it, one request.
 * **Retries**: 429 and 5xx answers and failed connections are retried up to
-  ``ATLAS_API_MAX_RETRIES`` times with exponential backoff and full jitter
+  ``ATLAS_API_MAX_RETRIES`` times with exponential backoff and jitter
   (``ATLAS_API_BACKOFF_SECONDS`` doubling, at most ``ATLAS_API_MAX_BACKOFF_SECONDS``); a
   ``Retry-After`` (seconds or HTTP date) is honoured up to ``ATLAS_API_MAX_RETRY_AFTER_SECONDS``.
 * **Limits**: ``max_pages`` / ``max_records`` stop the read there (an operator's choice);
@@ -154,7 +154,7 @@ def retry_after(value: str | None) -> float | None:
 
 
 def backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter: uniform in [base·2^attempt / 2, base·2^attempt], capped."""
+    """Exponential backoff with jitter: uniform in [base·2^attempt / 2, base·2^attempt], capped."""
     ceiling = min(float(settings.ATLAS_API_MAX_BACKOFF_SECONDS), float(settings.ATLAS_API_BACKOFF_SECONDS) * 2**attempt)
     return random.uniform(ceiling / 2, ceiling)
 

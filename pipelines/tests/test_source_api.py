@@ -6,7 +6,9 @@ token, paginated, now loads every page's records, flattened to rows.
 
 from __future__ import annotations
 
+import email.utils
 import json
+import time
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -247,6 +249,16 @@ def test_flatten_dots_nested_objects_and_writes_arrays_as_json_text():
     assert httpapi.next_link('<https://x/a?p=2>; rel="next", <https://x/a?p=9>; rel="last"') == "https://x/a?p=2"
     assert httpapi.next_link('<https://x/a?p=9>; rel="last"') is None
     assert httpapi.retry_after("7") == 7.0 and httpapi.retry_after("soon") is None
+    assert 100 < httpapi.retry_after(email.utils.formatdate(time.time() + 120, usegmt=True)) <= 120
+
+
+def test_backoff_doubles_with_jitter_and_is_capped(settings):
+    settings.ATLAS_API_BACKOFF_SECONDS, settings.ATLAS_API_MAX_BACKOFF_SECONDS = 1.0, 10.0
+    waits = {attempt: [httpapi.backoff(attempt) for _ in range(200)] for attempt in range(6)}
+    for attempt, values in waits.items():
+        ceiling = min(10.0, 2.0**attempt)
+        assert all(ceiling / 2 <= v <= ceiling for v in values)
+        assert len(set(values)) > 100  # jittered: retries of many clients spread out
 
 
 @pytest.mark.parametrize(

@@ -193,3 +193,18 @@ def test_objects_stream_to_disk_in_bounded_pieces_one_object_at_a_time(db, s3, s
             assert f.size == len(big)
     assert sum(pieces) == 2 * len(big) and max(pieces) <= CHUNK and len(pieces) > 2
     assert present == [["object-0"], ["object-1"]]  # one object on disk at a time
+
+
+def test_credentials_the_server_refuses_are_a_clear_error_without_the_secret(db, s3, s3_endpoint):
+    """The server enforcing signatures (moto's auth on): an unknown key is named as such, its value never shown."""
+    import urllib3
+
+    bucket(s3, "locked", {"a.csv": b"id\n1\n"})
+    source = Source(name="locked", kind="s3", location="s3://locked/*.csv", options=s3_options(s3_endpoint))
+    assert urllib3.request("POST", f"{s3_endpoint}/moto-api/reset-auth", body=b"0").status == 200
+    try:
+        with pytest.raises(IngestError) as info, source_files(source):
+            pass
+    finally:
+        assert urllib3.request("POST", f"{s3_endpoint}/moto-api/reset-auth", body=b"inf").status == 200
+    assert str(info.value) == "s3://locked/*.csv: the access key is not known to the service (InvalidAccessKeyId)."
