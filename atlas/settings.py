@@ -614,6 +614,18 @@ ATLAS_URL_CA_BUNDLE = env.str("ATLAS_URL_CA_BUNDLE", default="")
 # Secrets of URL sources are references env:NAME in their headers/params options, resolved
 # at fetch time; only variables whose name starts with this prefix may be referenced.
 ATLAS_SOURCE_SECRET_PREFIX = env.str("ATLAS_SOURCE_SECRET_PREFIX", default="ATLAS_SOURCE_SECRET_")
+# Object storage sources (pipelines/objectstore.py): AWS's endpoints, or one listed here
+# (MinIO, Ceph, ...: e.g. https://minio.internal:9000); at most this many objects per source.
+ATLAS_S3_ENDPOINTS: list = env.list("ATLAS_S3_ENDPOINTS", default=[])
+ATLAS_S3_MAX_OBJECTS = env.int("ATLAS_S3_MAX_OBJECTS", default=10_000)
+# JSON API sources (pipelines/httpapi.py): retries on 429/5xx with jittered exponential
+# backoff, Retry-After honoured up to a ceiling; pages bounded in number and size.
+ATLAS_API_MAX_RETRIES = env.int("ATLAS_API_MAX_RETRIES", default=5)
+ATLAS_API_BACKOFF_SECONDS = env.float("ATLAS_API_BACKOFF_SECONDS", default=1.0)
+ATLAS_API_MAX_BACKOFF_SECONDS = env.float("ATLAS_API_MAX_BACKOFF_SECONDS", default=60.0)
+ATLAS_API_MAX_RETRY_AFTER_SECONDS = env.float("ATLAS_API_MAX_RETRY_AFTER_SECONDS", default=300.0)
+ATLAS_API_MAX_PAGES = env.int("ATLAS_API_MAX_PAGES", default=10_000)
+ATLAS_API_MAX_PAGE_BYTES = env.int("ATLAS_API_MAX_PAGE_BYTES", default=64 * 1024 * 1024)
 # Uploads: refused while they stream once a file passes ATLAS_UPLOAD_MAX_BYTES; a request
 # whose declared size is beyond what any allowed form could be is refused (413) unread.
 ATLAS_UPLOAD_MAX_BYTES = env.int("ATLAS_UPLOAD_MAX_BYTES", default=100 * 1024 * 1024)

@@ -139,6 +139,11 @@ def _check_ref(where: str, value: object) -> str | None:
     return None
 
 
+def check_reference(where: str, value: object) -> str | None:
+    """Why ``value`` is not a usable secret reference (``env:`` + the allowed prefix), or None."""
+    return _check_ref(where, value)
+
+
 def check_fetch_options(options: Mapping) -> str | None:
     """What is wrong with a URL source's ``headers`` / ``params`` options, or None."""
     headers = options.get("headers", {})

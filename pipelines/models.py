@@ -43,6 +43,8 @@ class Source(models.Model):
         UPLOAD = "upload", "Uploaded file"
         URL = "url", "URL over HTTP"
         SQL = "sql", "SQL query on a configured database"
+        S3 = "s3", "S3-compatible object storage"
+        API = "api", "JSON API over HTTP (paginated)"
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PATH)
@@ -50,7 +52,9 @@ class Source(models.Model):
         max_length=10, choices=[(f.value, f.name) for f in FileFormat], default=FileFormat.CSV.value
     )
     location = models.CharField(
-        max_length=1000, blank=True, help_text="File path or glob (path), or http(s) URL (url)."
+        max_length=1000,
+        blank=True,
+        help_text="File path or glob (path), http(s) URL (url, api), or s3://bucket/prefix/*.csv.gz (s3).",
     )
     upload = models.FileField(upload_to="sources/", blank=True)
     database = models.CharField(
@@ -83,6 +87,8 @@ class Source(models.Model):
             errors["location"] = "A path source needs a file path or glob."
         if self.kind == self.Kind.URL and not re.match(r"^https?://", self.location or ""):
             errors["location"] = "A URL source needs an http:// or https:// URL."
+        if self.kind in (self.Kind.S3, self.Kind.API):
+            errors.update(self._clean_connector())
         if self.kind == self.Kind.UPLOAD and not self.upload:
             errors["upload"] = "An upload source needs a file."
         if self.kind == self.Kind.SQL:
@@ -107,7 +113,7 @@ class Source(models.Model):
         opts = self.options
         if not isinstance(opts, dict):
             return {"options": "Options must be a JSON object."}
-        unknown = set(opts) - self.OPTION_KEYS - (self.FETCH_OPTION_KEYS if self.kind == self.Kind.URL else set())
+        unknown = set(opts) - self.OPTION_KEYS - self.kind_option_keys()
         unknown -= {"watermark"} if self.kind == self.Kind.SQL else set()
         if unknown:
             hint = " (watermark is for SQL sources only)" if "watermark" in unknown else ""
@@ -116,7 +122,7 @@ class Source(models.Model):
 
         if problem := check_option(self):
             return {"options": problem}
-        if self.kind == self.Kind.URL:
+        if self.kind in (self.Kind.URL, self.Kind.API):
             from .credentials import check_fetch_options
 
             if problem := check_fetch_options(opts):
@@ -135,8 +141,25 @@ class Source(models.Model):
         return {}
 
     def reader_options(self) -> dict:
-        reader = {k: v for k, v in self.options.items() if k not in self.FETCH_OPTION_KEYS and k != "watermark"}
+        other = self.FETCH_OPTION_KEYS | {"watermark"} | (self.kind_option_keys() - self.OPTION_KEYS)
+        reader = {k: v for k, v in self.options.items() if k not in other}
         return {**reader, "columns": list(self.schema or [])}
+
+    def kind_option_keys(self) -> set[str]:
+        """The options of this kind of source besides the reader's (OPTION_KEYS)."""
+        if self.kind == self.Kind.URL:
+            return set(self.FETCH_OPTION_KEYS)
+        if self.kind in (self.Kind.S3, self.Kind.API):
+            from . import connectors
+
+            return set(connectors.option_keys(self.kind))
+        return set()
+
+    def _clean_connector(self) -> dict[str, str]:
+        """Object storage and JSON API sources: their location and options (pipelines.connectors)."""
+        from . import connectors
+
+        return connectors.clean(self)
 
     # --- Sources confined (issue 12): where a source may read from, and no clear-text secrets.
     # URL sources' request options; their values reference secrets (pipelines.credentials).

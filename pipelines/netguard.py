@@ -135,6 +135,12 @@ def _parse(url: str) -> tuple[str, str, int, str]:
     return scheme, host, port or SCHEMES[scheme], path
 
 
+def origin(url: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of an http(s) URL, as a hop to it would be judged; raises URLRefused."""
+    scheme, host, port, _path = _parse(url)
+    return scheme, host.lower(), port
+
+
 def resolve(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to (one lookup; IP literals in any notation too)."""
     try:

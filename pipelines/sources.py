@@ -11,9 +11,9 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from atlas.warehouse import registry
 from atlas.warehouse.base import FileFormat, FileLayout
 from atlas.warehouse.filereader import IngestError
 
-from . import credentials, hygiene, netguard, watermarks
+from . import credentials, httpapi, hygiene, netguard, objectstore, watermarks
 from .confinement import ConfinementError, confined_file, resolve_files
 from .credentials import safe_url
 from .hygiene import Prepared
@@ -231,8 +231,11 @@ def _tmpdir() -> str:
 
 
 @contextmanager
-def source_files(source: Source, incremental: Incremental | None = None) -> Iterator[list[SourceFile]]:
+def source_files(source: Source, incremental: Incremental | None = None) -> Iterator[Iterable[SourceFile]]:
     """The files behind ``source``, each with its checksum; temporary copies are removed after.
+
+    Object storage sources yield their objects lazily, one fetched at a time (the one before
+    removed), so local disk holds one object whatever the bucket's size.
 
     ``incremental``: a SQL source read by its watermark (``pipelines.watermarks``): only the new rows,
     no file at all when there is none.
@@ -257,6 +260,11 @@ def source_files(source: Source, incremental: Incremental | None = None) -> Iter
             yield [_local(path, source.upload.name, fmt, options, tmp)]
         elif source.kind == Source.Kind.URL:
             yield [_download(source, tmp, fmt, options)]
+        elif source.kind == Source.Kind.S3:
+            yield _objects(source, tmp, fmt, options)
+        elif source.kind == Source.Kind.API:
+            fetched = _api_records(source, tmp, options)
+            yield [fetched] if fetched is not None else []
         else:
             exported = _export_query(source, tmp, incremental)
             yield [exported] if exported is not None else []
@@ -303,6 +311,40 @@ def _download(source: Source, tmp: str, fmt: FileFormat, options: dict) -> Sourc
         hint = FETCH_FAILURES.get(exc.__class__.__name__, "the connection failed")
         raise IngestError(f"Cannot fetch {shown}: {exc.__class__.__name__} ({hint}).") from exc
     return _local(path, shown, fmt, options, tmp)
+
+
+def _objects(source: Source, tmp: str, fmt: FileFormat, options: dict) -> Iterator[SourceFile]:
+    """Each object of an object storage source, streamed to disk then made ready; removed once read.
+
+    Connecting and listing happen now (a source that cannot be read fails here); each object is
+    fetched only when the loader asks for it.
+    """
+    listed = objectstore.objects(source.options or {}, source.location)
+
+    def each() -> Iterator[SourceFile]:
+        for label, path in objectstore.iter_downloads(listed, tmp, CHUNK):
+            found = _local(path, label, fmt, options, tmp)
+            try:
+                yield found
+            finally:
+                for leftover in {path, found.parse_path, *([found.prepared.evidence] if found.prepared else [])}:
+                    if leftover.startswith(tmp + os.sep) and os.path.exists(leftover):
+                        os.remove(leftover)
+
+    return each()
+
+
+def _api_records(source: Source, tmp: str, options: dict) -> SourceFile | None:
+    """Every page of a JSON API source as one JSON Lines file (None: the API has no records)."""
+    path = os.path.join(tmp, "records.jsonl")
+    written = httpapi.fetch_records(source.location, source.options or {}, path)
+    if not written.rows:
+        return None
+    found = _local(path, credentials.safe_url(source.location), FileFormat.JSONL, options, tmp)
+    if found.prepared and not options.get("columns"):
+        # Every key of every record, not only those of the first lines the reader samples.
+        found = replace(found, prepared=replace(found.prepared, options={**found.prepared.options, "columns": list(written.columns)}))
+    return found
 
 
 def _export_query(source: Source, tmp: str, incremental: Incremental | None = None) -> SourceFile | None:
