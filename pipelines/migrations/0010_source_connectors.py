@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pipelines', '0006_load_policy'),
+        ('pipelines', '0009_definition_history'),
     ]
 
     operations = [
