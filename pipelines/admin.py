@@ -30,6 +30,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from atlas import extensions
 from atlas.admin_kit import (
     ADMIN_CSS,
+    ManagedFromFilesWarning,
     Palette,
     ReadOnlyAdmin,
     ReadOnlyInline,
@@ -156,7 +157,7 @@ def _cell(value: object) -> object:
 
 # --- sources -----------------------------------------------------------------------
 @admin.register(Source)
-class SourceAdmin(SimpleHistoryAdmin):
+class SourceAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
     list_display = ("name", "kind", "format", "location", "steps_count")
     list_filter = ("kind", "format")
     search_fields = ("name", "location", "description", "database")
@@ -207,7 +208,7 @@ class DatasetColumnInline(admin.TabularInline):
         return False
 
 
-class DatasetAdminBase(SimpleHistoryAdmin):
+class DatasetAdminBase(ManagedFromFilesWarning, SimpleHistoryAdmin):
     """The Dataset admin of this app; :func:`build_dataset_admin` adds what the other apps contribute."""
 
     list_display = (
@@ -351,7 +352,7 @@ def _last_run(field: str) -> Subquery:
 
 
 @admin.register(Pipeline)
-class PipelineAdmin(SimpleHistoryAdmin):
+class PipelineAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
     list_display = (
         "name",
         "enabled",
