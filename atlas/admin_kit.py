@@ -162,3 +162,24 @@ class RunRecordDisplay:
     @admin.display(description="traceback")
     def traceback_pre(self, obj: Any) -> str:
         return pre(obj.traceback)
+
+
+class ManagedFromFilesWarning:
+    """On the change page of a definition an ``atlas apply`` wrote: edits here are overwritten by the next apply."""
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        from django.contrib import messages
+
+        from .definitions.plan import managed_from_files
+
+        obj = self.get_object(request, object_id) if object_id else None
+        applied = managed_from_files(obj) if obj is not None else None
+        if applied is not None and request.method == "GET":
+            messages.warning(
+                request,
+                f"This {obj._meta.verbose_name} is managed from files ({applied.history_change_reason},"
+                f" {applied.history_date:%Y-%m-%d %H:%M}): the next apply of that project overwrites what is"
+                " changed here. Change the files instead, or export what you change here.",
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_prometheus",
     "django_celery_beat",
+    "simple_history",  # versions of every definition (atlas.history)
     *ATLAS_APPS,
 ]
 

@@ -25,10 +25,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
+from simple_history.admin import SimpleHistoryAdmin
 
 from atlas import extensions
 from atlas.admin_kit import (
     ADMIN_CSS,
+    ManagedFromFilesWarning,
     Palette,
     ReadOnlyAdmin,
     ReadOnlyInline,
@@ -155,7 +157,7 @@ def _cell(value: object) -> object:
 
 # --- sources -----------------------------------------------------------------------
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
     list_display = ("name", "kind", "format", "location", "steps_count")
     list_filter = ("kind", "format")
     search_fields = ("name", "location", "description", "database")
@@ -206,7 +208,7 @@ class DatasetColumnInline(admin.TabularInline):
         return False
 
 
-class DatasetAdminBase(admin.ModelAdmin):
+class DatasetAdminBase(ManagedFromFilesWarning, SimpleHistoryAdmin):
     """The Dataset admin of this app; :func:`build_dataset_admin` adds what the other apps contribute."""
 
     list_display = (
@@ -350,7 +352,7 @@ def _last_run(field: str) -> Subquery:
 
 
 @admin.register(Pipeline)
-class PipelineAdmin(admin.ModelAdmin):
+class PipelineAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
     list_display = (
         "name",
         "enabled",

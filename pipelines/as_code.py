@@ -32,3 +32,21 @@ KINDS = [
     Kind("steps", Step, parent=("pipeline", "pipelines"), refs={"source": "sources", "output": "datasets"},
          files={"sql": ".sql"}, order=31, after_apply=check_pipelines),
 ]
+
+
+def run_versions(pipeline: Pipeline, steps: list[Step]) -> dict[str, int]:
+    """The current version of every definition a run of ``steps`` executes (``PipelineRun.definitions``).
+
+    The pipeline, its steps, their sources and outputs, and what other apps define inside those
+    datasets (quality's checks), found through the contributed kinds.
+    """
+    from atlas.definitions.specs import kinds
+    from atlas.history import latest_versions
+
+    outputs = [s.output_id for s in steps]
+    objects: list = [pipeline, *steps, *Source.objects.filter(pk__in=[s.source_id for s in steps if s.source_id]),
+                     *Dataset.objects.filter(pk__in=outputs)]
+    for kind in kinds():
+        if kind.parent and kind.parent[1] == "datasets":
+            objects += list(kind.model._default_manager.filter(**{f"{kind.parent[0]}__in": outputs}))
+    return latest_versions(objects)

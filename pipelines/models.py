@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from atlas.history import DefinitionHistory
 from atlas.runs import RunRecordBase, RunStatus
 from atlas.warehouse.base import FileFormat, WriteMode
 from atlas.warehouse.filereader import ENCODINGS
@@ -72,6 +73,7 @@ class Source(models.Model):
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = DefinitionHistory()
 
     class Meta:
         ordering = ["name"]
@@ -198,6 +200,7 @@ class Dataset(models.Model):
     last_loaded_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = DefinitionHistory(bookkeeping=("row_count", "last_loaded_at"))
 
     class Meta:
         ordering = ["layer", "name"]
@@ -260,6 +263,7 @@ class Pipeline(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = DefinitionHistory(bookkeeping=("periodic_task",))
 
     objects = PipelineQuerySet.as_manager()
 
@@ -351,6 +355,7 @@ class Step(models.Model):
         help_text="Ingest: what a file whose unparseable share is above the limit does. Its rejects are"
         " quarantined either way.",
     )
+    history = DefinitionHistory()
 
     class Meta:
         ordering = ["pipeline", "position", "id"]
@@ -490,6 +495,10 @@ class PipelineRun(RunRecord):
     dispatches = models.PositiveIntegerField(default=0, help_text="How many times the task was sent.")
     # The steps this run executes (ids), when not all: a re-run of failed and skipped steps, re-processing.
     only_steps = models.JSONField(null=True, blank=True)
+    definitions = models.JSONField(
+        default=dict, blank=True, editable=False,
+        help_text='The version of every definition the run executed: {"step:12": <history id>, ...}.',
+    )
     full_refresh = models.BooleanField(
         default=False, help_text="Files already loaded are loaded again and appended or merged tables rebuilt."
     )

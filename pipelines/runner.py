@@ -51,7 +51,7 @@ from django.utils import timezone
 from atlas import audit, extensions
 from atlas.warehouse import WarehouseError, get_warehouse
 
-from . import hooks
+from . import as_code, hooks
 from .dag import PipelineDefinitionError, StepSpec, plan
 from .hooks import GateFailed, Origin, RunContext, StepContext
 from .ingest import IngestWork, StepOutcome
@@ -595,6 +595,9 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
                                                                       resumable=run.resumable), "the run's steps")
     if only is not None:
         steps = [s for s in steps if s.pk in only]
+    if run.attempt == 1 and not run.definitions:  # the versions it executes (a resumed attempt runs the same)
+        run.definitions = as_code.run_versions(run.pipeline, steps)
+        durably(lambda: PipelineRun.objects.filter(pk=run.pk).update(definitions=run.definitions), "the run's definitions")
     upstream = upstream_steps(steps)
     step_runs = durably(lambda: _step_runs(run, steps), f"the steps of run {run.pk}")
     by_step = {step.pk: sr for step, sr in zip(steps, step_runs, strict=True)}

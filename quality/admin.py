@@ -16,9 +16,18 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+from simple_history.admin import SimpleHistoryAdmin
 
 from atlas import extensions
-from atlas.admin_kit import ADMIN_CSS, Palette, ReadOnlyAdmin, ReadOnlyInline, admin_link, json_pre
+from atlas.admin_kit import (
+    ADMIN_CSS,
+    ManagedFromFilesWarning,
+    Palette,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    admin_link,
+    json_pre,
+)
 from atlas.warehouse import WarehouseError, get_warehouse
 from pipelines.models import Dataset
 
@@ -93,7 +102,7 @@ class LatestOutcomeFilter(admin.SimpleListFilter):
 
 
 @admin.register(Check)
-class CheckAdmin(admin.ModelAdmin):
+class CheckAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
     list_display = ("name", "dataset", "kind", "rule", "severity", "tolerance", "enabled", "latest_badge", "latest_at", "history_chart")
     list_filter = (LatestOutcomeFilter, "severity", "kind", "enabled", "dataset")
     list_select_related = ("dataset",)

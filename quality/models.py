@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from atlas.history import DefinitionHistory
 from atlas.runs import RunRecordBase
 from pipelines.models import Dataset, StepRun
 
@@ -96,6 +97,7 @@ class Check(models.Model):
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = DefinitionHistory()
 
     objects = CheckQuerySet.as_manager()
 

@@ -104,10 +104,11 @@ def apply(desired: State, *, allow_delete: bool = False, actor=None, origin: str
             for change in plan.changes:
                 if change.action != "delete":
                     kind = kinds_by_name[change.kind]
-                    touched.setdefault(kind.name, []).append(_save(kind, change.key, desired[kind.name][change.key]))
+                    touched.setdefault(kind.name, []).append(_save(kind, change.key, desired[kind.name][change.key], origin))
             for change in reversed(deletes):
                 kind = kinds_by_name[change.kind]
                 obj = _find(kind, change.key)
+                obj._change_reason = f"{APPLY_REASON} {origin}".strip()[:100]
                 touched.setdefault(kind.name, []).append(obj)
                 obj.delete()
             for kind in kinds():
@@ -126,7 +127,10 @@ def apply(desired: State, *, allow_delete: bool = False, actor=None, origin: str
     return plan
 
 
-def _save(kind: Kind, key: Key, values: dict[str, Any]) -> Any:
+APPLY_REASON = "atlas apply"
+
+
+def _save(kind: Kind, key: Key, values: dict[str, Any], origin: str = "") -> Any:
     obj = _find(kind, key, missing_ok=True) or kind.model()
     if kind.parent is not None:
         fk, parent_kind = kind.parent
@@ -143,6 +147,7 @@ def _save(kind: Kind, key: Key, values: dict[str, Any]) -> Any:
         obj.full_clean()
     except ValidationError as exc:
         raise ApplyError(f"{kind.name} {'/'.join(key)}: {_messages(exc)}") from None
+    obj._change_reason = f"{APPLY_REASON} {origin}".strip()[:100]  # the version says it came from files
     obj.save()
     return obj
 
@@ -165,3 +170,12 @@ def _messages(exc: ValidationError) -> str:
     if hasattr(exc, "message_dict"):
         return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
     return " ".join(exc.messages)
+
+
+def managed_from_files(obj: Any) -> Any:
+    """The latest version of ``obj`` that an apply wrote, if it is managed from files (else None)."""
+    history = getattr(obj, "history", None)
+    if history is None or obj.pk is None:
+        return None
+    return history.filter(history_change_reason__startswith=APPLY_REASON).order_by("-history_id").first()
+

@@ -189,3 +189,16 @@ def test_a_pipeline_applied_from_files_runs(wh, demo, tmp_path):
     run = run_now(Pipeline.objects.get(name="ecommerce"))
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert wh.row_count("navigate", "daily_revenue") > 0
+
+
+def test_the_admin_warns_that_an_applied_definition_is_managed_from_files(demo, tmp_path, admin_client):
+    out = tmp_path / "project"
+    project.write(state.from_database(), out)
+    pipeline = Pipeline.objects.get(name="ecommerce")
+    page = admin_client.get(f"/admin/pipelines/pipeline/{pipeline.pk}/change/")
+    assert b"managed from files" not in page.content  # made in the admin (the demo's code), not applied
+    edit(out, "pipelines/ecommerce.yml", lambda d: d.update(description="From git."))
+    plans.apply(project.read(out), origin=str(out))
+    page = admin_client.get(f"/admin/pipelines/pipeline/{pipeline.pk}/change/")
+    assert b"managed from files" in page.content and b"next apply of that project overwrites" in page.content
+    assert pipeline.history.latest().history_change_reason == f"atlas apply {out}"[:100]

@@ -173,7 +173,7 @@ class PipelineRunDetailSerializer(PipelineRunSerializer):
     attempts = RunAttemptSerializer(many=True, read_only=True)
 
     class Meta(PipelineRunSerializer.Meta):
-        fields = [*PipelineRunSerializer.Meta.fields, "traceback", "step_runs", "attempts"]
+        fields = [*PipelineRunSerializer.Meta.fields, "traceback", "step_runs", "attempts", "definitions"]
         read_only_fields = fields
 
 
