@@ -249,6 +249,8 @@ def test_the_mariadb_session_is_read_only(mariadb):
         ("SELECT SLEEP(100)", "sleep() is not allowed"),
         ("SELECT LOAD_FILE('/etc/passwd')", "load_file() is not allowed"),
         ("DELETE FROM orders", "Only a SELECT"),
+        ("SELECT id FROM orders FOR UPDATE", "Locking clauses"),
+        ("SELECT id FROM orders LOCK IN SHARE MODE", "Locking clauses"),
         ("SELECT 1; DROP TABLE orders", "exactly one statement"),
     ],
 )
@@ -326,3 +328,11 @@ def test_the_export_streams_in_bounded_memory(mariadb, tmp_path):
     with open(out) as fh:
         assert sum(1 for _ in fh) == 200_001
     assert peak < 8 << 20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_mariadb_urls_read_like_mysql_urls():
+    kwargs = mysqlsource.connect_kwargs("mariadb://reader@db.internal:3307/shop?charset=utf8mb4&connect_timeout=5")
+    assert {k: kwargs[k] for k in ("host", "port", "user", "password", "database", "charset", "connect_timeout")} == {
+        "host": "db.internal", "port": 3307, "user": "reader", "password": "", "database": "shop",
+        "charset": "utf8mb4", "connect_timeout": 5,
+    }
