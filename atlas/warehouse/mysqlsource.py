@@ -88,10 +88,14 @@ def _connect(url: str, *, typed: bool):
 
     conv = None if typed else {k: v for k, v in converters.conversions.items() if not isinstance(k, int)}
     con = pymysql.connect(**connect_kwargs(url), conv=conv, cursorclass=pymysql.cursors.SSCursor)
-    with con.cursor() as cur:
-        cur.execute("SET SESSION time_zone = '+00:00'")
-        cur.execute("SET SESSION TRANSACTION READ ONLY")
-        cur.execute("START TRANSACTION READ ONLY")
+    try:
+        with con.cursor() as cur:
+            cur.execute("SET SESSION time_zone = '+00:00'")
+            cur.execute("SET SESSION TRANSACTION READ ONLY")
+            cur.execute("START TRANSACTION READ ONLY")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
