@@ -211,7 +211,27 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
 def database_url_secrets(url: str) -> list[str]:
     """The parts of a database URL that must never appear in a message: the URL and its password."""
     try:
-        password = urlsplit(url).password
+        parts = urlsplit(url)
+        password = parts.password
+        in_query = [v for k, v in parse_qsl(parts.query) if k == "password"]
     except ValueError:
-        password = None
-    return [url, password or ""]
+        password, in_query = None, []
+    return [url, password or "", *in_query]
+
+
+def resolve_database_url(url: str) -> str:
+    """A source database URL with its ``password=env:NAME`` parameter resolved (at connect time only).
+
+    ``ATLAS_SOURCE_DATABASES`` may name the password instead of holding it:
+    ``mysql://atlas_reader@db:3306/shop?password=env:ATLAS_SOURCE_SECRET_SHOP`` (PostgreSQL's
+    driver reads a ``password`` parameter too). The result holds the secret: never store or show it.
+    """
+    try:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return url
+    if not any(k == "password" and REF_RE.match(v) for k, v in query):
+        return url
+    resolved = [(k, resolve({k: v})[k] if k == "password" else v) for k, v in query]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(resolved), parts.fragment))

@@ -34,7 +34,9 @@ import codecs
 import csv
 import io
 import os
+import queue
 import re
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -99,8 +101,68 @@ def compression_of(head: bytes) -> str | None:
     return next((name for magic, name in MAGIC if head.startswith(magic)), None)
 
 
+AHEAD = 4  # decompressed chunks a decompressor thread may hold ready (bounded memory)
+
+
+def _ahead(chunks: Iterator[bytes], depth: int = AHEAD) -> Iterator[bytes]:
+    """``chunks`` produced in a thread of their own, up to ``depth`` ahead of the consumer.
+
+    zlib, bz2 and zstd release the GIL while they inflate, so the decompression runs beside
+    the consumer's checksum, scan and write instead of in turn with them, as ``gzip -dc |``
+    does in its own process. Errors reach the consumer in order; a consumer that stops early
+    stops the thread.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        ready.put((chunk, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            item = (done, None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            item = (None, exc)
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    worker = threading.Thread(target=produce, name="atlas-decompress", daemon=True)
+    worker.start()
+    try:
+        while True:
+            chunk, exc = ready.get()
+            if exc is not None:
+                raise exc
+            if chunk is done:
+                return
+            yield chunk
+    finally:
+        stop.set()
+        worker.join()
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
 def _decompressed(path: str, kind: str | None, label: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
-    """The file's content in chunks, decompressed; a damaged archive is ``corrupt_archive``."""
+    """The file's content in chunks, decompressed (in a thread: ``_ahead``); a damaged archive is ``corrupt_archive``."""
+    if kind is None:
+        return _read(path, kind, label, chunk_size)
+    return _ahead(_read(path, kind, label, chunk_size))
+
+
+def _read(path: str, kind: str | None, label: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
     try:
         if kind is None:
             with open(path, "rb") as fh:

@@ -100,7 +100,7 @@ class Source(models.Model):
             from .sql import SQLValidationError, check_single_select
 
             try:
-                check_single_select(self.query or "")
+                check_single_select(self.query or "", self._query_dialect())
             except SQLValidationError as exc:
                 errors["query"] = str(exc)
         for field, message in self._clean_confinement().items():
@@ -110,6 +110,16 @@ class Source(models.Model):
             errors["schema"] = 'Declare columns as a list of names, e.g. ["id", "email"].'
         if errors:
             raise ValidationError(errors)
+
+    def _query_dialect(self) -> str:
+        """The SQL dialect of the source's database (MySQL's backticks, PostgreSQL's quotes)."""
+        from atlas.warehouse import registry
+
+        url = settings.ATLAS_SOURCE_DATABASES.get(self.database) or ""
+        try:
+            return registry.source_sql(url).dialect
+        except registry.UnknownBackend:
+            return "postgres"
 
     def _clean_options(self) -> dict[str, str]:
         opts = self.options

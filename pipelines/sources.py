@@ -21,7 +21,7 @@ import urllib3
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 
-from atlas.warehouse import registry
+from atlas.warehouse import mysqlsource, registry
 from atlas.warehouse.base import FileFormat, FileLayout
 from atlas.warehouse.filereader import IngestError
 
@@ -355,6 +355,10 @@ def _export_query(source: Source, tmp: str, incremental: Incremental | None = No
     path = os.path.join(tmp, "query.csv")
     query = source.query.strip().rstrip(";")
     try:
+        url = credentials.resolve_database_url(url)
+    except credentials.CredentialError as exc:
+        raise IngestError(f"Cannot connect to {source.database!r} for source {source.name!r}: {exc}") from exc
+    try:
         if incremental is None:
             registry.export_query(url, query, path)
         elif not watermarks.export(source, url, query, path, incremental):
@@ -366,6 +370,8 @@ def _export_query(source: Source, tmp: str, incremental: Incremental | None = No
         ) from exc
     except IngestError:
         raise
+    except mysqlsource.SourceURLError as exc:
+        raise IngestError(f"The database {source.database!r} of source {source.name!r} is misconfigured: {exc}") from exc
     except Exception as exc:  # driver errors differ per engine; the message is what matters
         message = credentials.redact(str(exc), credentials.database_url_secrets(url))
         raise IngestError(f"The query of source {source.name!r} failed on {source.database!r}: {message}") from exc

@@ -118,10 +118,10 @@ def check_same_meaning_on_engines(
         raise SQLValidationError(str(exc)) from exc
 
 
-def check_single_select(sql: str) -> exp.Expression:
-    """One read-only query, whatever it reads (for SQL sources on other databases)."""
+def check_single_select(sql: str, dialect: str = "postgres") -> exp.Expression:
+    """One read-only query, whatever it reads (for SQL sources on other databases, in their ``dialect``)."""
     try:
-        root = parse_statement(sql)
+        root = parse_statement(sql, dialect=dialect)
         if not isinstance(root, exp.Query):
             raise SQLRefused(f"Only a SELECT (or WITH ... SELECT) is allowed, not {root.key.upper()}.")
         for node in root.walk():  # any table of that database; no writes, no side-effect functions

@@ -64,13 +64,13 @@ class ValidatedSelect:
     parameters: tuple[str, ...] = ()  # run parameters it uses (``params.RUN_PARAMETERS``)
 
 
-def parse_statement(sql: str, *, what: str = "SQL") -> exp.Expression:
-    """Exactly one statement, parsed in the PostgreSQL dialect."""
+def parse_statement(sql: str, *, what: str = "SQL", dialect: str = DIALECT) -> exp.Expression:
+    """Exactly one statement, parsed in the PostgreSQL dialect (or ``dialect``: a source database's)."""
     if not isinstance(sql, str) or not sql.strip():
         raise SQLRefused(f"The {what} is empty; write one SELECT.")
-    tokens = check_bounds(sql, what=what)
+    tokens = check_bounds(sql, what=what, dialect=dialect)
     try:
-        statements = [s for s in sqlglot.Dialect.get_or_raise(DIALECT).parser().parse(tokens, sql) if s is not None]
+        statements = [s for s in sqlglot.Dialect.get_or_raise(dialect).parser().parse(tokens, sql) if s is not None]
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         where = f" (line {first.get('line')}, column {first.get('col')})" if first.get("line") else ""
@@ -83,7 +83,7 @@ def parse_statement(sql: str, *, what: str = "SQL") -> exp.Expression:
     return statements[0]
 
 
-def check_bounds(sql: str, *, what: str = "SQL") -> list:
+def check_bounds(sql: str, *, what: str = "SQL", dialect: str = DIALECT) -> list:
     """The statement's size and nesting depth within :data:`MAX_SQL_CHARS` and :data:`MAX_NESTING`; its tokens.
 
     One pass of sqlglot's tokenizer (linear, not recursive), so strings and comments that hold
@@ -96,7 +96,7 @@ def check_bounds(sql: str, *, what: str = "SQL") -> list:
             " Split it into steps (each step's output is a dataset the next one reads)."
         )
     try:
-        tokens = sqlglot.Dialect.get_or_raise(DIALECT).tokenize(sql)
+        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(sql)
     except SqlglotError as exc:
         raise SQLRefused(f"The {what} does not parse: {str(exc).splitlines()[0]}.") from exc
     depth = 0

@@ -68,7 +68,7 @@ class BaseOperations(abc.ABC):
 
     # --- sources: a query on another database of this engine ------------------------------------
     @classmethod
-    def export_query_csv(cls, url: str, query: str, path: str, params: Sequence[Any] = ()) -> None:
+    def export_query_csv(cls, url: str, query: str, path: str, params: Sequence[Any] | None = None) -> None:
         """Run ``query`` read-only on the database at ``url`` and write its rows to ``path`` as CSV with a header.
 
         ``params``: values the driver binds (``registry.source_sql(url)`` says how ``query`` marks them).
@@ -76,7 +76,7 @@ class BaseOperations(abc.ABC):
         raise NotSupported(f"{cls.__name__} cannot read a source database; choose a database of a supported engine.")
 
     @classmethod
-    def source_rows(cls, url: str, query: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
+    def source_rows(cls, url: str, query: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
         """Columns and rows of a small ``query`` on the source database at ``url``, read-only."""
         raise NotSupported(f"{cls.__name__} cannot read a source database; choose a database of a supported engine.")
 
@@ -102,28 +102,32 @@ class DuckDBOperations(BaseOperations):
         return int(row[0]) if row else 0
 
     @classmethod
-    def export_query_csv(cls, url: str, query: str, path: str, params: Sequence[Any] = ()) -> None:
+    def export_query_csv(cls, url: str, query: str, path: str, params: Sequence[Any] | None = None) -> None:
         import duckdb
 
         con = duckdb.connect(cls.url_path(url), read_only=True)
         try:
-            con.execute(f"COPY ({query}) TO {Warehouse.literal(path)} (FORMAT csv, HEADER true)", list(params) or None)
+            con.execute(f"COPY ({query}) TO {Warehouse.literal(path)} (FORMAT csv, HEADER true)", list(params or ()) or None)
         finally:
             con.close()
 
     @classmethod
-    def source_rows(cls, url: str, query: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
+    def source_rows(cls, url: str, query: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
         import duckdb
 
         con = duckdb.connect(cls.url_path(url), read_only=True)
         try:
-            cur = con.execute(query, list(params) or None)
+            cur = con.execute(query, list(params or ()) or None)
             return [d[0] for d in cur.description or []], cur.fetchall()
         finally:
             con.close()
 
 
 TRY_CAST_FUNCTION = "retention_try_timestamptz"
+
+
+def _bound(params: Sequence[Any] | None) -> list | None:
+    return None if params is None else list(params)
 
 
 class PostgresOperations(BaseOperations):
@@ -172,21 +176,24 @@ class PostgresOperations(BaseOperations):
         cur.execute(f"DROP TABLE {self.wh.table(part_schema, part)}")
 
     @classmethod
-    def export_query_csv(cls, url: str, query: str, path: str, params: Sequence[Any] = ()) -> None:
+    def export_query_csv(cls, url: str, query: str, path: str, params: Sequence[Any] | None = None) -> None:
         import psycopg
 
         with psycopg.connect(url) as conn, conn.cursor() as cur, open(path, "wb") as out:
             conn.read_only = True
+            cur.execute("SET TIME ZONE 'UTC'")  # timestamptz as text in UTC, whatever the server's zone
             # COPY takes no server-side parameters: psycopg binds them client-side, quoted by the driver.
-            with cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)", list(params) or None) as copy:
+            # Parameters given (even none): the query's % are doubled (registry.SourceSQL.text).
+            with cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)", _bound(params)) as copy:
                 for chunk in copy:
                     out.write(chunk)
 
     @classmethod
-    def source_rows(cls, url: str, query: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
+    def source_rows(cls, url: str, query: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
         import psycopg
 
         with psycopg.connect(url) as conn, conn.cursor() as cur:
             conn.read_only = True
-            cur.execute(query, list(params) or None)
+            cur.execute("SET TIME ZONE 'UTC'")
+            cur.execute(query, _bound(params))
             return [d.name for d in cur.description or []], cur.fetchall()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from . import mysqlsource
 from .base import WarehouseError
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class SourceSQL:
 
     quote_char: str = '"'
     paramstyle: str = "qmark"
+    dialect: str = "postgres"  # sqlglot's, to check the operator's query is one SELECT
 
     def quote(self, name: str) -> str:
         q = self.quote_char
@@ -94,6 +96,8 @@ SOURCE_SQL: dict[str, SourceSQL] = {
     "duckdb": SourceSQL(),
     "postgres": SourceSQL(paramstyle="format"),
     "postgresql": SourceSQL(paramstyle="format"),
+    "mysql": SourceSQL("`", "format", "mysql"),
+    "mariadb": SourceSQL("`", "format", "mysql"),
 }
 
 
@@ -122,10 +126,15 @@ def _rows_sqlite(url: str, query: str, params: Sequence[Any]) -> tuple[list[str]
         con.close()
 
 
-def query_rows(url: str, query: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
-    """Columns and rows of ``query`` (small: a watermark's bounds, a LIMIT 0) on the source database, read-only."""
+def query_rows(url: str, query: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
+    """Columns and rows of ``query`` (small: a watermark's bounds, a LIMIT 0) on the source database, read-only.
+
+    ``params`` given (even empty): a ``format`` dialect's ``%`` in ``query`` is doubled (``SourceSQL.text``).
+    """
     if _scheme(url) == "sqlite":
-        return _rows_sqlite(url, query, params)
+        return _rows_sqlite(url, query, params or ())
+    if _scheme(url) in mysqlsource.SCHEMES:
+        return mysqlsource.source_rows(url, query, params)
     return backend_class(url).operations_class.source_rows(url, query, params)
 
 
@@ -143,7 +152,10 @@ def _export_sqlite(url: str, query: str, path: str, params: Sequence[Any] = ()) 
         con.close()
 
 
-SOURCE_ONLY = {"sqlite": _export_sqlite}
+SOURCE_ONLY = {
+    "sqlite": _export_sqlite,
+    **{scheme: mysqlsource.export_query_csv for scheme in mysqlsource.SCHEMES},
+}
 
 
 def source_schemes() -> list[str]:
