@@ -343,6 +343,21 @@ def default_protected_findings():
     )
 
 
+AWAITING_REVIEW = "protected by default, awaiting review"
+
+
+def review_state(finding: PiiFinding, default_policies: Iterable[ColumnPolicy]) -> str:
+    """What a steward sees of a finding's state: decided, protected by default while awaiting review,
+    or awaiting review unprotected (below the threshold, or nothing in Chart reads it)."""
+    if finding.status != PiiFinding.Status.PROPOSED:
+        return finding.get_status_display().lower()
+    if any(p.by_default for p in default_policies):
+        return AWAITING_REVIEW
+    if finding.confidence < settings.PII_DEFAULT_PROTECT_CONFIDENCE:
+        return f"awaiting review, not protected (confidence below {settings.PII_DEFAULT_PROTECT_CONFIDENCE})"
+    return "awaiting review (no Chart column reads it)"
+
+
 @transaction.atomic
 def protect_by_default(*, datasets: Iterable[Dataset] | None = None, actor=None) -> list[ColumnPolicy]:
     """Privacy by default (GDPR Art. 25): make the default protections match the unreviewed findings.

@@ -70,7 +70,7 @@ def assert_no_clear_pii(wh) -> None:
         assert notes is None or "@" not in notes, "an e-mail inside the notes"
 
 
-def test_after_the_demo_chart_is_protected_with_no_steward_action(wh):
+def test_after_the_demo_chart_is_protected_with_no_steward_action(wh, admin_client):
     pipeline = load_demo()
     assert not PiiFinding.objects.exclude(status=PiiFinding.Status.PROPOSED).exists()  # nobody decided
 
@@ -85,6 +85,20 @@ def test_after_the_demo_chart_is_protected_with_no_steward_action(wh):
     # Below the threshold (a city: LOCATION at about 0.47) nothing is applied: the steward decides.
     assert "city" not in defaults
     assert AuditEvent.objects.filter(action="pii.policy.default_applied").count() >= len(PROTECTED)
+
+    # The admin and the API say so, on the finding and on the column's policy.
+    findings = admin_client.get("/api/v1/pii-findings/", {"page_size": 100}).json()["results"]
+    email = next(f for f in findings if f["dataset_name"] == "explore_customers" and f["column"] == "email")
+    assert email["review_state"] == "protected by default, awaiting review"
+    assert {(p["dataset"], p["column"], p["action"]) for p in email["default_protection"]} == {
+        ("customers", "email", "hash"), ("contacts", "email", "hash"),
+    }
+    city = next(f for f in findings if f["dataset_name"] == "explore_customers" and f["column"] == "city")
+    assert city["review_state"].startswith("awaiting review, not protected") and city["default_protection"] == []
+    policy = admin_client.get(f"/api/v1/column-policies/{defaults['email'].pk}/").json()
+    assert (policy["by_default"], policy["default_for"]) == (True, email["id"])
+    listing = admin_client.get("/admin/compliance/piifinding/").content.decode()
+    assert "protected by default, awaiting review" in listing and "customers.email: hash" in listing
 
     # The hash policy keeps the key joinable: the contacts table's pseudonyms meet the customers'.
     joined = rows(
