@@ -165,7 +165,7 @@ class PiiColumn(NamedTuple):
 
     dataset_id: int
     column: str
-    entities: tuple[str, ...] = ()  # entity types found on this very column (not dismissed)
+    entities: tuple[str, ...] = ()  # entity types found on this very column (not dismissed), or its policy protects
     policy: str = ""  # the action of the policy protecting it ("" none, "keep" kept in clear with a reason)
     awaiting_review: bool = False  # the policy is applied by default until a steward decides
 

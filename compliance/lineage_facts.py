@@ -15,18 +15,20 @@ from .models import ColumnPolicy, PiiFinding
 
 
 def pii_columns() -> list[PiiColumn]:
-    """Every column with a finding not dismissed, and every column with a policy: two queries."""
+    """Every column with a finding not dismissed, and every column with a policy (with the entity it
+    protects): two queries."""
     entities: dict[tuple[int, str], set[str]] = defaultdict(set)
     for ds_id, column, entity in (
         PiiFinding.objects.exclude(status=PiiFinding.Status.DISMISSED).values_list("dataset_id", "column", "entity")
     ):
         entities[(ds_id, column)].add(entity)
-    policies = {
-        (ds_id, column): (action, by_default)
-        for ds_id, column, action, by_default in ColumnPolicy.objects.values_list(
-            "dataset_id", "column", "action", "by_default"
-        )
-    }
+    policies = {}
+    for ds_id, column, action, by_default, entity in ColumnPolicy.objects.values_list(
+        "dataset_id", "column", "action", "by_default", "entity"
+    ):
+        policies[(ds_id, column)] = (action, by_default)
+        if entity:  # what the policy protects (a redacted column no longer traces back to its source)
+            entities[(ds_id, column)].add(entity)
     return [
         PiiColumn(
             dataset_id=key[0],

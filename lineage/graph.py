@@ -244,11 +244,11 @@ def pii_carriers(*, clear_only: bool = True) -> dict[int, set[str]]:
 def pii_protection(clear: set[str], derived: set[str], fact: PiiColumn | None) -> str | None:
     """How a column's PII is protected: its policy's action, ``keep`` (in clear, with a reason),
     ``unprotected`` (clear PII and no policy), ``upstream`` (protected before it); None: no PII."""
-    if not derived:
-        return None
     policy = fact.policy if fact else ""
     if policy:
         return policy
+    if not derived:
+        return None
     return "unprotected" if clear else "upstream"
 
 
