@@ -72,9 +72,9 @@ class PiiHook:
         if missing:
             listed = "; ".join(f"{c} ({', '.join(sorted(e))})" for c, e in sorted(missing.items()))
             raise GateFailed(
-                f"Not published: {ctx.step.output.qualified_table} would hold PII (confirmed, or proposed with a"
-                f" confidence of at least {settings.PII_DEFAULT_PROTECT_CONFIDENCE}) without a policy:"
-                f" {listed}. Give each column a policy (mask, hash, redact, generalise, drop, anonymise"
+                f"Not published: {ctx.step.output.qualified_table} would hold confirmed PII without a policy:"
+                f" {listed} (a finding not reviewed yet counts from a confidence of"
+                f" {settings.PII_DEFAULT_PROTECT_CONFIDENCE}). Give each column a policy (mask, hash, redact, generalise, drop, anonymise"
                 " text), or keep it in clear with a reason, under Compliance > Column policies."
             )
         text_columns = [
