@@ -49,7 +49,7 @@ class PiiHook:
         if ctx.step.kind != Step.Kind.REFINE or ctx.select_sql is None:
             return
         # Privacy by default: the unreviewed findings this step reads are protected before it writes Chart.
-        protect_by_default(datasets=[*ctx.step.inputs.all(), ctx.step.output])
+        protect_by_default(steps=[ctx.step])
         try:
             ctx.select_sql, applied = protect_select(ctx.select_sql, ctx.step.output, ctx.warehouse)
         except PolicyError as exc:

@@ -270,15 +270,22 @@ def default_policy(entity: str, *, free_text: bool = False) -> dict:
     return dict(defaults.get(entity) or defaults.get("*") or {"action": Action.HASH})
 
 
-def policy_targets(finding: PiiFinding, sources_cache: dict | None = None) -> set[tuple[int, str]]:
+def policy_targets(
+    finding: PiiFinding, sources_cache: dict | None = None, steps: Iterable[Step] | None = None
+) -> set[tuple[int, str]]:
     """(Chart dataset id, column) of every column the finding's data reaches: itself if in Chart, and
-    each refine step's output column whose lineage reads it."""
+    each refine step's output column whose lineage reads it (of ``steps``, or of the steps that
+    declare the finding's dataset among their inputs)."""
     targets: set[tuple[int, str]] = set()
     if finding.dataset.layer == Layer.CHART:
         targets.add((finding.dataset_id, finding.column))
     source = (finding.dataset.layer, finding.dataset.table, finding.column)
     cache = {} if sources_cache is None else sources_cache
-    for step in Step.objects.filter(kind=Step.Kind.REFINE, inputs=finding.dataset).select_related("output"):
+    if steps is None:
+        steps = Step.objects.filter(kind=Step.Kind.REFINE, inputs=finding.dataset).select_related("output")
+    for step in steps:
+        if step.kind != Step.Kind.REFINE:
+            continue
         if step.pk not in cache:
             try:
                 cache[step.pk] = column_sources(step)
@@ -292,15 +299,18 @@ def policy_targets(finding: PiiFinding, sources_cache: dict | None = None) -> se
 
 
 def propose_policies(
-    finding: PiiFinding, *, actor=None, by_default: bool = False, sources_cache: dict | None = None
+    finding: PiiFinding, *, actor=None, by_default: bool = False, sources_cache: dict | None = None,
+    steps: Iterable[Step] | None = None,
 ) -> list[ColumnPolicy]:
     """Give every Chart column the finding's data reaches its entity's default policy.
 
     A column that already has a policy keeps it: a steward's choice is never
     overwritten by a proposal. ``by_default``: the finding is not reviewed yet
     (privacy by default); the policies say so and which finding they wait on.
-    Confirming a finding turns its default policies into ordinary proposed ones.
+    Confirming a finding turns its default policies into ordinary proposed ones
+    (returned with the new ones).
     """
+    created: list[ColumnPolicy] = []
     if not by_default:
         for policy in ColumnPolicy.objects.filter(default_for=finding, by_default=True):
             policy.by_default, policy.proposed, policy.default_for = False, True, None
@@ -309,10 +319,10 @@ def propose_policies(
                 "pii.policy.proposed", actor=actor, target=policy, column=policy.column, policy=policy.action,
                 options=policy.options, finding_id=finding.pk, was_default=True,
             )
-    created = []
+            created.append(policy)
     spec = default_policy(finding.entity, free_text=finding.free_text)
     validate_policy(spec["action"], spec.get("options"), spec.get("reason", ""))
-    for dataset_id, column in sorted(policy_targets(finding, sources_cache)):
+    for dataset_id, column in sorted(policy_targets(finding, sources_cache, steps)):
         if ColumnPolicy.objects.filter(dataset_id=dataset_id, column=column).exists():
             continue
         policy = ColumnPolicy.objects.create(
@@ -359,13 +369,17 @@ def review_state(finding: PiiFinding, default_policies: Iterable[ColumnPolicy]) 
 
 
 @transaction.atomic
-def protect_by_default(*, datasets: Iterable[Dataset] | None = None, actor=None) -> list[ColumnPolicy]:
+def protect_by_default(
+    *, datasets: Iterable[Dataset] | None = None, steps: Iterable[Step] | None = None, actor=None
+) -> list[ColumnPolicy]:
     """Privacy by default (GDPR Art. 25): make the default protections match the unreviewed findings.
 
     Every proposed finding at or above ``PII_DEFAULT_PROTECT_CONFIDENCE`` (of ``datasets``,
     or all) gives the Chart columns it reaches its entity's default policy, marked
     ``by_default``; a default policy whose finding was decided, went away or fell below
     the threshold is withdrawn. Columns with a policy are left alone. Idempotent; audited.
+    ``steps``: only what these refine steps write, from the findings of what they read (the
+    refine hook, before the step writes Chart; its inputs need not be saved yet).
     """
     live = default_protected_findings()
     for policy in ColumnPolicy.objects.filter(by_default=True).exclude(default_for__in=live).select_related("dataset"):
@@ -374,12 +388,16 @@ def protect_by_default(*, datasets: Iterable[Dataset] | None = None, actor=None)
             policy=policy.action, finding_id=policy.default_for_id,
         )
         policy.delete()
+    if steps is not None:
+        steps = list(steps)
+        read = {ds.pk for step in steps for ds in [*(list(step.inputs.all()) or _inputs(step)), step.output]}
+        datasets = [*(datasets or []), *Dataset.objects.filter(pk__in=read)]
     if datasets is not None:
         live = live.filter(dataset__in=list(datasets))
     created: list[ColumnPolicy] = []
     cache: dict = {}
     for finding in live.select_related("dataset").order_by("-confidence", "pk"):
-        created += propose_policies(finding, actor=actor, by_default=True, sources_cache=cache)
+        created += propose_policies(finding, actor=actor, by_default=True, sources_cache=cache, steps=steps)
     return created
 
 
