@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
@@ -62,6 +62,8 @@ KINDS: dict[str, str] = {
     "run_alert_events": "callable(run) -> iterable of atlas.alerting.Event: what a finished run gives rise to",
     "definition_kinds": "an atlas.definitions.specs.Kind: a model whose objects are definitions in a project"
     " directory (manage.py atlas export | plan | apply)",
+    "pii_columns": "callable() -> iterable of atlas.extensions.PiiColumn: the PII each Atlas dataset column holds"
+    " and the policy protecting it (lineage marks them on its graph and carries them along column lineage)",
 }
 # Kinds whose items are (key, value) pairs with keys unique across apps.
 PAIR_KINDS = {"api_dataset_fields"}
@@ -158,6 +160,33 @@ def step_reads(step: Any) -> set[int]:
     for reads in contributions("step_reads"):
         found.update(reads(step))
     return found
+
+
+class PiiColumn(NamedTuple):
+    """One column as a ``pii_columns`` provider reports it (compliance's findings and policies)."""
+
+    dataset_id: int
+    column: str
+    entities: tuple[str, ...] = ()  # entity types found on this very column (not dismissed), or its policy protects
+    policy: str = ""  # the action of the policy protecting it ("" none, "keep" kept in clear with a reason)
+    awaiting_review: bool = False  # the policy is applied by default until a steward decides
+
+
+def pii_columns() -> dict[tuple[int, str], PiiColumn]:
+    """What every ``pii_columns`` provider reports, merged by (dataset id, column)."""
+    merged: dict[tuple[int, str], PiiColumn] = {}
+    for provider in contributions("pii_columns"):
+        for item in provider():
+            key = (item.dataset_id, item.column)
+            prior = merged.get(key)
+            if prior is not None:
+                item = item._replace(
+                    entities=tuple(sorted(set(prior.entities) | set(item.entities))),
+                    policy=item.policy or prior.policy,
+                    awaiting_review=item.awaiting_review or prior.awaiting_review,
+                )
+            merged[key] = item
+    return merged
 
 
 def dotted(obj: Any) -> str:

@@ -252,6 +252,10 @@ PII_SCAN_ROWS = env.int("PII_SCAN_ROWS", default=100_000)  # larger tables are r
 PII_MIN_SHARE = env.float("PII_MIN_SHARE", default=0.6)  # share of values that must match
 PII_MIN_SCORE = env.float("PII_MIN_SCORE", default=0.35)  # mean recognizer score of the matches
 PII_SCAN_AFTER_INGEST = env.bool("PII_SCAN_AFTER_INGEST", default=True)
+# Privacy by default (GDPR Art. 25): a finding not yet reviewed whose confidence is at least this gets
+# its entity's default policy on Chart until a steward decides (1.1 turns it off). The column name
+# alone gives 0.4, so the default asks for evidence in the values.
+PII_DEFAULT_PROTECT_CONFIDENCE = env.float("PII_DEFAULT_PROTECT_CONFIDENCE", default=0.5)
 # Who may not see PII gets masked values from every page that shows warehouse rows: by the
 # row masker the compliance app contributes (atlas.extensions, "row_masker").
 # The policy a confirmed finding proposes, per entity type (action, options, reason).

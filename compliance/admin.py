@@ -26,7 +26,7 @@ from .dataset_admin import SCAN_PERMISSION, scan_for_pii  # noqa: F401 (the Data
 from .detection import scan_dataset
 from .masking import mask_samples
 from .models import ColumnPolicy, PiiFinding, PiiScan
-from .policies import decide_finding, record_policy_change
+from .policies import decide_finding, record_policy_change, review_state
 
 _viewer = threading.local()  # the user a change page is rendered for (masked samples)
 FINDING_COLOURS = {"proposed": "#0d6efd", "confirmed": "#198754", "dismissed": "#6c757d"}
@@ -108,12 +108,13 @@ class PiiScanAdmin(RunRecordDisplay, ReadOnlyAdmin):
 
 @admin.register(PiiFinding)
 class PiiFindingAdmin(admin.ModelAdmin):
-    list_display = ("dataset", "column", "entity", "status_badge", "confidence", "free_text", "share", "mean_score",
-                    "name_evidence", "sample_size", "decided_by", "updated_at")
+    list_display = ("dataset", "column", "entity", "status_badge", "review", "confidence", "free_text", "share",
+                    "mean_score", "name_evidence", "sample_size", "decided_by", "updated_at")
     list_filter = ("status", "entity", "free_text", "dataset")
     list_select_related = ("dataset", "decided_by")
     search_fields = ("column", "entity", "dataset__name")
-    readonly_fields = ("dataset", "column", "entity", "free_text", "status_badge", "confidence", "share", "mean_score",
+    readonly_fields = ("dataset", "column", "entity", "free_text", "status_badge", "review", "confidence", "share",
+                       "mean_score",
                        "name_evidence", "sample_size", "sample_values", "last_scan_link", "decided_by",
                        "decided_at", "first_seen_at", "updated_at")
     fields = (*readonly_fields, "note")
@@ -128,6 +129,17 @@ class PiiFindingAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: PiiFinding) -> str:
         return FINDINGS.badge(obj.status, obj.get_status_display())
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).prefetch_related("default_policies__dataset")
+
+    @admin.display(description="review")
+    def review(self, obj: PiiFinding) -> str:
+        """Privacy by default: whether Chart is protected while the finding waits for a steward, and how."""
+        policies = list(obj.default_policies.all())
+        state = review_state(obj, policies)
+        applied = [f"{p.dataset.name}.{p.column}: {p.action}" for p in policies if p.by_default]
+        return f"{state} ({'; '.join(applied)})" if applied else state
 
     @admin.display(description="sample values")
     def sample_values(self, obj: PiiFinding) -> str:
@@ -170,14 +182,14 @@ class PiiFindingAdmin(admin.ModelAdmin):
 
 @admin.register(ColumnPolicy)
 class ColumnPolicyAdmin(admin.ModelAdmin):
-    list_display = ("dataset", "column", "action", "options", "entity", "proposed", "reason", "updated_by",
-                    "updated_at")
-    list_filter = ("action", "proposed", "dataset")
+    list_display = ("dataset", "column", "action", "options", "entity", "proposed", "by_default", "reason",
+                    "updated_by", "updated_at")
+    list_filter = ("action", "proposed", "by_default", "dataset")
     list_select_related = ("dataset", "updated_by")
     search_fields = ("column", "dataset__name", "reason")
-    fields = ("dataset", "column", "action", "options", "reason", "entity", "proposed", "updated_by",
-              "created_at", "updated_at")
-    readonly_fields = ("proposed", "updated_by", "created_at", "updated_at")
+    fields = ("dataset", "column", "action", "options", "reason", "entity", "proposed", "by_default", "default_for",
+              "updated_by", "created_at", "updated_at")
+    readonly_fields = ("proposed", "by_default", "default_for", "updated_by", "created_at", "updated_at")
 
     def save_model(self, request, obj: ColumnPolicy, form, change) -> None:
         before = None
@@ -185,6 +197,7 @@ class ColumnPolicyAdmin(admin.ModelAdmin):
             old = ColumnPolicy.objects.get(pk=obj.pk)
             before = {"action": old.action, "options": old.options, "reason": old.reason}
         obj.updated_by, obj.proposed = request.user, False
+        obj.by_default, obj.default_for = False, None  # a steward set it: no longer a default awaiting review
         super().save_model(request, obj, form, change)
         record_policy_change(obj, actor=request.user, before=before)
 

@@ -6,7 +6,7 @@ class ComplianceConfig(AppConfig):
     verbose_name = "Compliance"
     # What compliance adds to the others (atlas.extensions): column policies in every refine step, the
     # PII gate, a scan after every ingest; the row masker every page and endpoint showing rows uses;
-    # findings in /metrics; its endpoints and the datasets' PII summary in the API.
+    # findings in /metrics; its endpoints and the datasets' PII summary in the API; PII and policies to lineage.
     contributes = {
         "step_hooks": ["compliance.hooks.PiiHook"],
         "row_masker": ["compliance.masking.mask_rows"],
@@ -18,4 +18,5 @@ class ComplianceConfig(AppConfig):
         "dataset_tools": ["compliance.dataset_admin.dataset_tool"],
         "metadata_pruners": ["compliance.housekeeping.prune_scans"],
         "alert_sources": ["compliance.alerts.findings_awaiting_review"],
+        "pii_columns": ["compliance.lineage_facts.pii_columns"],
     }

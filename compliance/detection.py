@@ -27,6 +27,7 @@ from atlas.warehouse.base import LOAD_COLUMNS, QUARANTINE_COLUMNS
 from pipelines.models import Dataset, RunStatus
 
 from .models import PiiFinding, PiiScan
+from .policies import protect_by_default
 from .vocab import ORG_WORDS
 
 logger = logging.getLogger(__name__)
@@ -424,6 +425,8 @@ def scan_dataset(
             details["truncated_values"] = {"max_chars": MAX_VALUE_CHARS, "columns": result.truncated}
         with transaction.atomic():
             saved = save_findings(dataset, result.verdicts, scan, failed=set(errors))
+            # Privacy by default: what the scan is sure enough of is protected on Chart before any review.
+            protect_by_default(datasets=[dataset], actor=actor)
             scan.finish(
                 RunStatus.SUCCEEDED,
                 columns_scanned=len(columns) - len(errors),

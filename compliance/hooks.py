@@ -23,6 +23,7 @@ from .policies import (
     anonymise_text_columns,
     apply_hash_policies,
     hashed_columns,
+    protect_by_default,
     protect_select,
     unprotected_columns,
 )
@@ -47,6 +48,8 @@ class PiiHook:
     def prepare(self, ctx: StepContext) -> None:
         if ctx.step.kind != Step.Kind.REFINE or ctx.select_sql is None:
             return
+        # Privacy by default: the unreviewed findings this step reads are protected before it writes Chart.
+        protect_by_default(steps=[ctx.step])
         try:
             ctx.select_sql, applied = protect_select(ctx.select_sql, ctx.step.output, ctx.warehouse)
         except PolicyError as exc:
@@ -70,7 +73,8 @@ class PiiHook:
             listed = "; ".join(f"{c} ({', '.join(sorted(e))})" for c, e in sorted(missing.items()))
             raise GateFailed(
                 f"Not published: {ctx.step.output.qualified_table} would hold confirmed PII without a policy:"
-                f" {listed}. Give each column a policy (mask, hash, redact, generalise, drop, anonymise"
+                f" {listed} (a finding not reviewed yet counts from a confidence of"
+                f" {settings.PII_DEFAULT_PROTECT_CONFIDENCE}). Give each column a policy (mask, hash, redact, generalise, drop, anonymise"
                 " text), or keep it in clear with a reason, under Compliance > Column policies."
             )
         text_columns = [

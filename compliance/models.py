@@ -4,7 +4,9 @@ A scan (:class:`PiiScan`) is a run record like a pipeline run. It proposes
 findings (:class:`PiiFinding`, one per dataset column and entity type) with
 the evidence a steward needs to decide; the steward's decision survives later
 scans. A confirmed finding proposes a :class:`ColumnPolicy` on every Chart
-column its data flows to; the refine step applies the policies as SQL.
+column its data flows to; the refine step applies the policies as SQL. A
+finding not yet reviewed above a confidence threshold gets the same default
+policies, marked ``by_default``, until a steward decides (privacy by default).
 """
 
 from __future__ import annotations
@@ -115,6 +117,15 @@ class ColumnPolicy(models.Model):
     reason = models.TextField(blank=True, help_text="Why; required to keep a PII column in clear.")
     entity = models.CharField(max_length=60, blank=True, help_text="The entity type it protects.")
     proposed = models.BooleanField(default=False, help_text="Set from a confirmed finding's default.")
+    by_default = models.BooleanField(
+        default=False,
+        help_text="Privacy by default: applied from a finding not yet reviewed (confidence at least"
+        " PII_DEFAULT_PROTECT_CONFIDENCE), until a steward confirms, dismisses or sets the policy.",
+    )
+    default_for = models.ForeignKey(
+        "PiiFinding", null=True, blank=True, on_delete=models.SET_NULL, related_name="default_policies",
+        help_text="The unreviewed finding this default protection comes from.",
+    )
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -1,4 +1,5 @@
-"""Column policies: validated, proposed from confirmed findings, applied as SQL in the refine step.
+"""Column policies: validated, proposed from confirmed findings (and, by default, from unreviewed
+findings above a confidence threshold), applied as SQL in the refine step.
 
 The refine SELECT (PostgreSQL dialect) is wrapped in one outer SELECT whose
 columns are the policies' expressions, so the warehouse applies them set-based
@@ -224,12 +225,24 @@ def _inputs(step: Step) -> list[Dataset]:
     return step_inputs(step)
 
 
+def gated_findings():
+    """The findings Chart must protect: confirmed ones, and unreviewed ones protected by default."""
+    from django.db.models import Q
+
+    return PiiFinding.objects.filter(
+        Q(status=PiiFinding.Status.CONFIRMED)
+        | Q(status=PiiFinding.Status.PROPOSED, confidence__gte=settings.PII_DEFAULT_PROTECT_CONFIDENCE)
+    )
+
+
 def confirmed_entities(step: Step) -> dict[str, set[str]]:
-    """Output columns of a refine step that carry a confirmed PII entity, with the entities."""
-    findings = PiiFinding.objects.filter(status=PiiFinding.Status.CONFIRMED).select_related("dataset")
+    """Output columns of a refine step that carry gated PII (:func:`gated_findings`), with the entities."""
+    findings = gated_findings().select_related("dataset")
     by_source: dict[tuple[str, str, str], set[str]] = {}
     for f in findings:
         by_source.setdefault((f.dataset.layer, f.dataset.table, f.column), set()).add(f.entity)
+    if not by_source:
+        return {}
     out: dict[str, set[str]] = {}
     for column, sources in column_sources(step).items():
         entities = set().union(*(by_source.get(s, set()) for s in sources)) if sources else set()
@@ -240,7 +253,8 @@ def confirmed_entities(step: Step) -> dict[str, set[str]]:
 
 
 def unprotected_columns(step: Step) -> dict[str, set[str]]:
-    """Columns of a Chart step carrying confirmed PII with no policy: publishing them is refused."""
+    """Columns of a Chart step carrying confirmed PII, or unreviewed PII above the default-protection
+    confidence, with no policy: publishing them is refused."""
     if step.kind != Step.Kind.REFINE:
         return {}
     carrying = confirmed_entities(step)
@@ -256,26 +270,61 @@ def default_policy(entity: str, *, free_text: bool = False) -> dict:
     return dict(defaults.get(entity) or defaults.get("*") or {"action": Action.HASH})
 
 
-def propose_policies(finding: PiiFinding, *, actor=None) -> list[ColumnPolicy]:
-    """Give every Chart column the finding's data reaches its entity's default policy.
-
-    A column that already has a policy keeps it: a steward's choice is never
-    overwritten by a proposal.
-    """
+def policy_targets(
+    finding: PiiFinding, sources_cache: dict | None = None, steps: Iterable[Step] | None = None
+) -> set[tuple[int, str]]:
+    """(Chart dataset id, column) of every column the finding's data reaches: itself if in Chart, and
+    each refine step's output column whose lineage reads it (of ``steps``, or of the steps that
+    declare the finding's dataset among their inputs)."""
     targets: set[tuple[int, str]] = set()
     if finding.dataset.layer == Layer.CHART:
         targets.add((finding.dataset_id, finding.column))
     source = (finding.dataset.layer, finding.dataset.table, finding.column)
-    for step in Step.objects.filter(kind=Step.Kind.REFINE, inputs=finding.dataset).select_related("output"):
-        for column, sources in column_sources(step).items():
+    cache = {} if sources_cache is None else sources_cache
+    if steps is None:
+        steps = Step.objects.filter(kind=Step.Kind.REFINE, inputs=finding.dataset).select_related("output")
+    for step in steps:
+        if step.kind != Step.Kind.REFINE:
+            continue
+        if step.pk not in cache:
+            try:
+                cache[step.pk] = column_sources(step)
+            except Exception as exc:  # a step whose SQL cannot be traced: its gate refuses to publish
+                logger.warning("Column lineage of step %s not traced: %s", step.pk, type(exc).__name__)
+                cache[step.pk] = {}
+        for column, sources in cache[step.pk].items():
             if source in sources:
                 targets.add((step.output_id, column))
-    created = []
-    for dataset_id, column in sorted(targets):
+    return targets
+
+
+def propose_policies(
+    finding: PiiFinding, *, actor=None, by_default: bool = False, sources_cache: dict | None = None,
+    steps: Iterable[Step] | None = None,
+) -> list[ColumnPolicy]:
+    """Give every Chart column the finding's data reaches its entity's default policy.
+
+    A column that already has a policy keeps it: a steward's choice is never
+    overwritten by a proposal. ``by_default``: the finding is not reviewed yet
+    (privacy by default); the policies say so and which finding they wait on.
+    Confirming a finding turns its default policies into ordinary proposed ones
+    (returned with the new ones).
+    """
+    created: list[ColumnPolicy] = []
+    if not by_default:
+        for policy in ColumnPolicy.objects.filter(default_for=finding, by_default=True):
+            policy.by_default, policy.proposed, policy.default_for = False, True, None
+            policy.save(update_fields=["by_default", "proposed", "default_for", "updated_at"])
+            audit.record(
+                "pii.policy.proposed", actor=actor, target=policy, column=policy.column, policy=policy.action,
+                options=policy.options, finding_id=finding.pk, was_default=True,
+            )
+            created.append(policy)
+    spec = default_policy(finding.entity, free_text=finding.free_text)
+    validate_policy(spec["action"], spec.get("options"), spec.get("reason", ""))
+    for dataset_id, column in sorted(policy_targets(finding, sources_cache, steps)):
         if ColumnPolicy.objects.filter(dataset_id=dataset_id, column=column).exists():
             continue
-        spec = default_policy(finding.entity, free_text=finding.free_text)
-        validate_policy(spec["action"], spec.get("options"), spec.get("reason", ""))
         policy = ColumnPolicy.objects.create(
             dataset_id=dataset_id,
             column=column,
@@ -283,14 +332,72 @@ def propose_policies(finding: PiiFinding, *, actor=None) -> list[ColumnPolicy]:
             options=spec.get("options", {}),
             reason=spec.get("reason", ""),
             entity=finding.entity,
-            proposed=True,
+            proposed=not by_default,
+            by_default=by_default,
+            default_for=finding if by_default else None,
             updated_by=actor if getattr(actor, "is_authenticated", False) else None,
         )
         audit.record(
-            "pii.policy.proposed", actor=actor, target=policy, column=column, policy=policy.action,
-            options=policy.options, finding_id=finding.pk,
+            "pii.policy.default_applied" if by_default else "pii.policy.proposed", actor=actor, target=policy,
+            column=column, policy=policy.action, options=policy.options, finding_id=finding.pk,
+            confidence=finding.confidence,
         )
         created.append(policy)
+    return created
+
+
+def default_protected_findings():
+    """Findings not reviewed yet whose confidence calls for protection by default."""
+    return PiiFinding.objects.filter(
+        status=PiiFinding.Status.PROPOSED, confidence__gte=settings.PII_DEFAULT_PROTECT_CONFIDENCE
+    )
+
+
+AWAITING_REVIEW = "protected by default, awaiting review"
+
+
+def review_state(finding: PiiFinding, default_policies: Iterable[ColumnPolicy]) -> str:
+    """What a steward sees of a finding's state: decided, protected by default while awaiting review,
+    or awaiting review unprotected (below the threshold, or nothing in Chart reads it)."""
+    if finding.status != PiiFinding.Status.PROPOSED:
+        return finding.get_status_display().lower()
+    if any(p.by_default for p in default_policies):
+        return AWAITING_REVIEW
+    if finding.confidence < settings.PII_DEFAULT_PROTECT_CONFIDENCE:
+        return f"awaiting review, not protected (confidence below {settings.PII_DEFAULT_PROTECT_CONFIDENCE})"
+    return "awaiting review (no Chart column reads it)"
+
+
+@transaction.atomic
+def protect_by_default(
+    *, datasets: Iterable[Dataset] | None = None, steps: Iterable[Step] | None = None, actor=None
+) -> list[ColumnPolicy]:
+    """Privacy by default (GDPR Art. 25): make the default protections match the unreviewed findings.
+
+    Every proposed finding at or above ``PII_DEFAULT_PROTECT_CONFIDENCE`` (of ``datasets``,
+    or all) gives the Chart columns it reaches its entity's default policy, marked
+    ``by_default``; a default policy whose finding was decided, went away or fell below
+    the threshold is withdrawn. Columns with a policy are left alone. Idempotent; audited.
+    ``steps``: only what these refine steps write, from the findings of what they read (the
+    refine hook, before the step writes Chart; its inputs need not be saved yet).
+    """
+    live = default_protected_findings()
+    for policy in ColumnPolicy.objects.filter(by_default=True).exclude(default_for__in=live).select_related("dataset"):
+        audit.record(
+            "pii.policy.default_withdrawn", actor=actor, target=policy, column=policy.column,
+            policy=policy.action, finding_id=policy.default_for_id,
+        )
+        policy.delete()
+    if steps is not None:
+        steps = list(steps)
+        read = {ds.pk for step in steps for ds in [*(list(step.inputs.all()) or _inputs(step)), step.output]}
+        datasets = [*(datasets or []), *Dataset.objects.filter(pk__in=read)]
+    if datasets is not None:
+        live = live.filter(dataset__in=list(datasets))
+    created: list[ColumnPolicy] = []
+    cache: dict = {}
+    for finding in live.select_related("dataset").order_by("-confidence", "pk"):
+        created += propose_policies(finding, actor=actor, by_default=True, sources_cache=cache, steps=steps)
     return created
 
 
@@ -308,7 +415,11 @@ def decide_finding(finding: PiiFinding, *, status: str, actor, note: str = "") -
         f"pii.finding.{status}", actor=actor, target=finding, dataset=finding.dataset.name,
         column=finding.column, entity=finding.entity, previous=previous, note=note,
     )
-    return propose_policies(finding, actor=actor) if status == PiiFinding.Status.CONFIRMED else []
+    proposed = propose_policies(finding, actor=actor) if status == PiiFinding.Status.CONFIRMED else []
+    # A dismissal withdraws the finding's default protection (another unreviewed finding reaching
+    # the same column gives it back its own).
+    protect_by_default(actor=actor)
+    return proposed
 
 
 @transaction.atomic
@@ -323,6 +434,7 @@ def set_policy(
     before = {"action": policy.action, "options": policy.options, "reason": policy.reason} if policy else None
     policy = policy or ColumnPolicy(dataset=dataset, column=column)
     policy.action, policy.options, policy.reason, policy.proposed = action, options or {}, reason, False
+    policy.by_default, policy.default_for = False, None  # the steward decided this column
     policy.updated_by = actor if getattr(actor, "is_authenticated", False) else None
     policy.save()
     audit.record(

@@ -1,5 +1,7 @@
 """The lineage graph: refreshed from steps, walked with one recursive SQL query, PII carried along.
 
+PII marks come from the ``pii_columns`` extension point (compliance reports its
+findings and policies; :func:`sync_pii`), and flow along DIRECT column edges.
 Writes (``refresh_step``, ``mark_pii``, ``merge_*``) keep the node and edge
 tables; reads walk them with ``WITH RECURSIVE`` on Django's own database
 (SQLite or PostgreSQL), so upstream or downstream at any depth is one query
@@ -16,10 +18,11 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.urls import reverse
 
-from atlas import audit
+from atlas import audit, extensions
+from atlas.extensions import PiiColumn
 from atlas.warehouse.base import LOAD_COLUMNS
 from pipelines.models import Dataset, Pipeline, Source, Step, StepRun
 
@@ -140,10 +143,14 @@ def _column_node(dataset: str | Dataset | LineageNode, column: str) -> LineageNo
 
 @transaction.atomic
 def mark_pii(dataset: str | Dataset | LineageNode, column: str, entity: str | None, *, actor=None) -> LineageNode:
-    """Flag a column as holding PII of ``entity`` (None or "" clears it); compliance calls this. Audited."""
+    """Flag a column by hand as holding PII of ``entity`` (None or "" clears it). Audited.
+
+    Atlas's own datasets are marked from compliance's report (:func:`sync_pii`), which
+    takes over a hand mark on a column it reports; this is for the rest (e.g. a dataset
+    another system reported through OpenLineage)."""
     col = _column_node(dataset, column)
-    previous, col.pii_entity = col.pii_entity, (entity or "").strip()[:100]
-    col.save(update_fields=["pii_entity", "updated_at"])
+    previous, col.pii_entity, col.pii_reported = col.pii_entity, (entity or "").strip()[:100], False
+    col.save(update_fields=["pii_entity", "pii_reported", "updated_at"])
     audit.record("lineage.pii_flag", actor=actor, target=col, column=str(col), entity=col.pii_entity, previous=previous)
     return col
 
@@ -163,21 +170,66 @@ def _tables() -> tuple[str, str]:
     return q(LineageNode._meta.db_table), q(LineageEdge._meta.db_table)
 
 
-def pii_carriers() -> dict[int, set[str]]:
-    """Every column carrying clear PII, with its entities: flagged ones, and what derives DIRECTly from them.
+ENTITY_SEP = ","
+# Policy actions that leave a column's values in clear: PII flows through them.
+CLEAR_POLICIES = {"", "keep"}
 
-    One recursive query: PII flows along DIRECT column edges, not through an
-    edge that masks, and not into a column a policy protects.
+
+def sync_pii(*, actor=None) -> dict[tuple[int, str], PiiColumn]:
+    """Mark the columns of Atlas datasets as the ``pii_columns`` providers (compliance) report them.
+
+    Each column's ``pii_entity`` (entities found on it, comma-separated) and
+    ``pii_protected`` (a policy other than keep protects it) follow the report;
+    what changed is written in one bulk update and audited per column. Returns
+    the report, by (dataset id, column), for the policy of each column.
+    """
+    facts = extensions.pii_columns()
+    wanted = {
+        key: (ENTITY_SEP.join(f.entities)[:100], f.policy not in CLEAR_POLICIES) for key, f in facts.items()
+    }
+    dataset_ids = {key[0] for key in wanted}
+    nodes = LineageNode.objects.filter(kind=NodeKind.COLUMN, dataset__isnull=False).filter(
+        Q(dataset_id__in=dataset_ids) | Q(pii_reported=True)
+    )
+    changed = []
+    fields = ("id", "dataset_id", "column", "pii_entity", "pii_protected", "pii_reported", "namespace", "name")
+    for node in nodes.only(*fields):
+        key = (node.dataset_id, node.column)
+        if key not in wanted and not node.pii_reported:
+            continue  # marked by hand and not reported: left as it is
+        entity, protected = wanted.get(key, ("", False))
+        if (node.pii_entity, node.pii_protected, node.pii_reported) != (entity, protected, key in wanted):
+            if (node.pii_entity, node.pii_protected) != (entity, protected):
+                audit.record(
+                    "lineage.pii_flag", actor=actor, target=node, column=str(node), entity=entity,
+                    previous=node.pii_entity, protected=protected, reported=True,
+                )
+            node.pii_entity, node.pii_protected, node.pii_reported = entity, protected, key in wanted
+            changed.append(node)
+    LineageNode.objects.bulk_update(changed, ["pii_entity", "pii_protected", "pii_reported"])
+    return facts
+
+
+def pii_carriers(*, clear_only: bool = True) -> dict[int, set[str]]:
+    """Every column carrying PII, with its entities: flagged ones, and what derives DIRECTly from them.
+
+    One recursive query. ``clear_only`` (the default): clear PII, which does not
+    flow through an edge that masks nor into a column a policy protects, and stops
+    at a flagged column a policy protects. Otherwise every column derived from PII,
+    protected or not (the graph says by what).
     """
     nodes, edges = _tables()
+    guard_seed = "AND NOT pii_protected" if clear_only else ""
+    guard_edge = "AND NOT e.masking" if clear_only else ""
+    guard_target = "AND NOT t.pii_protected" if clear_only else ""
     sql = f"""
         WITH RECURSIVE carry(node_id, entity) AS (
             SELECT id, pii_entity FROM {nodes}
-            WHERE kind = %s AND pii_entity <> '' AND NOT pii_protected
+            WHERE kind = %s AND pii_entity <> '' {guard_seed}
           UNION
             SELECT e.target_id, c.entity FROM carry c
-            JOIN {edges} e ON e.source_id = c.node_id AND e.kind = %s AND e.type = %s AND NOT e.masking
-            JOIN {nodes} t ON t.id = e.target_id AND t.kind = %s AND NOT t.pii_protected
+            JOIN {edges} e ON e.source_id = c.node_id AND e.kind = %s AND e.type = %s {guard_edge}
+            JOIN {nodes} t ON t.id = e.target_id AND t.kind = %s {guard_target}
         )
         SELECT node_id, entity FROM carry
     """
@@ -185,8 +237,19 @@ def pii_carriers() -> dict[int, set[str]]:
     with connection.cursor() as cur:
         cur.execute(sql, [NodeKind.COLUMN, LineageEdge.Kind.COLUMN, DIRECT, NodeKind.COLUMN])
         for node_id, entity in cur.fetchall():
-            found[node_id].add(entity)
+            found[node_id].update(e for e in entity.split(ENTITY_SEP) if e)
     return found
+
+
+def pii_protection(clear: set[str], derived: set[str], fact: PiiColumn | None) -> str | None:
+    """How a column's PII is protected: its policy's action, ``keep`` (in clear, with a reason),
+    ``unprotected`` (clear PII and no policy), ``upstream`` (protected before it); None: no PII."""
+    policy = fact.policy if fact else ""
+    if policy:
+        return policy
+    if not derived:
+        return None
+    return "unprotected" if clear else "upstream"
 
 
 # --- walking -------------------------------------------------------------------------
@@ -405,11 +468,16 @@ def graph(ref: str | Dataset | LineageNode, *, direction: str = BOTH, depth: int
     Datasets reached at dataset level within ``depth`` hops, with all their
     columns; the column edges between them; ``in_lineage`` marks the columns
     that really feed (or are fed by) the root dataset's columns; ``pii`` lists
-    the clear PII each column carries.
+    the clear PII each column carries, ``pii_entities`` the PII it derives from
+    (protected or not), ``pii_protection`` the policy that protects it, or
+    ``unprotected``, or ``upstream``; ``pii_awaiting_review`` a policy applied by
+    default until a steward decides. The PII marks are first synced from the
+    ``pii_columns`` providers (compliance), so the graph is current.
     """
     if direction not in (UPSTREAM, DOWNSTREAM, BOTH):
         raise LineageError(f"Direction must be upstream, downstream or both, not {direction!r}.")
     root = find_dataset_node(ref)
+    facts = sync_pii()
     depth = max(0, min(int(depth), MAX_DEPTH))
     directions = [UPSTREAM, DOWNSTREAM] if direction == BOTH else [direction]
     side: dict[int, tuple[str, int]] = {root.pk: ("root", 0)}
@@ -424,7 +492,7 @@ def graph(ref: str | Dataset | LineageNode, *, direction: str = BOTH, depth: int
     columns = defaultdict(list)
     for col in LineageNode.objects.filter(parent__in=datasets).order_by("position", "column"):
         columns[col.parent_id].append(col)
-    carriers = pii_carriers()
+    carriers, derived = pii_carriers(), pii_carriers(clear_only=False)
     runs = _last_runs(n.dataset_id for n in datasets.values() if n.dataset_id)
     ids = set(datasets) | {c.pk for cols in columns.values() for c in cols}
     nodes = []
@@ -449,8 +517,16 @@ def graph(ref: str | Dataset | LineageNode, *, direction: str = BOTH, depth: int
                         "name": c.column,
                         "type": c.data_type,
                         "pii": sorted(carriers.get(c.pk, ())),
+                        "pii_entities": sorted(derived.get(c.pk, ())),
                         "pii_flagged": c.pii_entity or None,
                         "pii_protected": c.pii_protected,
+                        "pii_protection": pii_protection(
+                            carriers.get(c.pk, set()), derived.get(c.pk, set()),
+                            facts.get((c.dataset_id, c.column)),
+                        ),
+                        "pii_awaiting_review": bool(
+                            (f := facts.get((c.dataset_id, c.column))) and f.policy and f.awaiting_review
+                        ),
                         "in_lineage": c.pk in in_lineage,
                     }
                     for c in columns[node.pk]

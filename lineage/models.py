@@ -30,9 +30,11 @@ class LineageNode(models.Model):
 
     A column node points to its dataset node (``parent``) and repeats its
     namespace and name, so the pair (namespace, name, column) identifies any
-    node. ``pii_entity`` is set by compliance (:func:`lineage.graph.mark_pii`);
-    ``pii_protected`` says a policy masks the column, so what is derived from
-    it does not carry clear PII.
+    node. ``pii_entity`` is set from what compliance reports through the
+    ``pii_columns`` extension point (:func:`lineage.graph.sync_pii`, then
+    ``pii_reported``), or by hand (:func:`lineage.graph.mark_pii`, e.g. on a
+    dataset another system reported); ``pii_protected`` says a policy masks the
+    column, so what is derived from it does not carry clear PII.
     """
 
     kind = models.CharField(max_length=10, choices=NodeKind.choices)
@@ -48,6 +50,9 @@ class LineageNode(models.Model):
     data_type = models.CharField(max_length=100, blank=True)
     pii_entity = models.CharField(max_length=100, blank=True, help_text="PII entity (e.g. EMAIL_ADDRESS), set by compliance.")
     pii_protected = models.BooleanField(default=False, help_text="A policy masks this column: clear PII stops here.")
+    pii_reported = models.BooleanField(
+        default=False, help_text="The PII marks come from compliance's report (they follow it), not from a hand."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

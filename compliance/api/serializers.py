@@ -13,21 +13,41 @@ from pipelines.models import Dataset
 
 from ..masking import PiiIndex, mask_samples, pii_columns
 from ..models import ColumnPolicy, PiiFinding
+from ..policies import review_state
 
 
 class PiiFindingSerializer(serializers.ModelSerializer):
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
     decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     samples = serializers.SerializerMethodField(help_text="Matched values; masked unless you may see PII in clear.")
+    review_state = serializers.SerializerMethodField(
+        help_text='confirmed, dismissed, "protected by default, awaiting review" (privacy by default: its'
+        " Chart columns carry their default policy until a steward decides), or awaiting review, not protected."
+    )
+    default_protection = serializers.SerializerMethodField(
+        help_text="The policies applied by default from this finding, until a steward decides."
+    )
 
     class Meta:
         model = PiiFinding
         fields = [
-            "id", "dataset", "dataset_name", "column", "entity", "free_text", "status", "confidence", "share", "mean_score",
-            "name_evidence", "sample_size", "samples", "last_scan", "decided_by", "decided_at", "note",
-            "first_seen_at", "updated_at",
+            "id", "dataset", "dataset_name", "column", "entity", "free_text", "status", "review_state", "confidence",
+            "share", "mean_score", "name_evidence", "sample_size", "samples", "default_protection", "last_scan",
+            "decided_by", "decided_at", "note", "first_seen_at", "updated_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField())
+    def get_review_state(self, obj: PiiFinding) -> str:
+        return review_state(obj, obj.default_policies.all())
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_default_protection(self, obj: PiiFinding) -> list[dict]:
+        return [
+            {"dataset": p.dataset.name, "column": p.column, "action": p.action, "policy": p.pk}
+            for p in obj.default_policies.all()
+            if p.by_default
+        ]
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_samples(self, obj: PiiFinding) -> list[str]:
@@ -52,9 +72,9 @@ class ColumnPolicySerializer(ModelCleanMixin, serializers.ModelSerializer):
         model = ColumnPolicy
         fields = [
             "id", "dataset", "dataset_name", "column", "action", "options", "reason", "entity", "proposed",
-            "updated_by", "created_at", "updated_at",
+            "by_default", "default_for", "updated_by", "created_at", "updated_at",
         ]
-        read_only_fields = ["proposed", "updated_by", "created_at", "updated_at"]
+        read_only_fields = ["proposed", "by_default", "default_for", "updated_by", "created_at", "updated_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if self.instance is not None:

@@ -36,7 +36,7 @@ class DecisionResultSerializer(serializers.Serializer):
 class PiiFindingViewSet(viewsets.ReadOnlyModelViewSet):
     """Columns detected as carrying PII, with evidence; samples masked unless you may see PII in clear."""
 
-    queryset = PiiFinding.objects.select_related("dataset", "decided_by")
+    queryset = PiiFinding.objects.select_related("dataset", "decided_by").prefetch_related("default_policies__dataset")
     serializer_class = PiiFindingSerializer
     filterset_class = filters.PiiFindingFilter
     ordering_fields = ["dataset", "column", "entity", "updated_at"]

@@ -52,16 +52,21 @@ def test_the_demo_steward_flow(wh):
     assert PiiFinding.objects.filter(dataset=raw, column="notes", free_text=True).exists()
     assert all(f.status == "proposed" for f in PiiFinding.objects.all())
 
-    # Before anyone decides, Chart holds clear values: an analyst's rows are masked all the same.
-    email_clear = chart(wh, "SELECT email FROM chart.customers WHERE email IS NOT NULL LIMIT 1")[0][0]
-    assert "@" in email_clear
-    assert {"email", "phone", "birth_date"} <= set(pii_columns(customers))
-    assert mask_rows(analyst, customers, ["email"], [(email_clear,)]) == [["[EMAIL_ADDRESS hidden]"]]
+    # Before anyone decides, Chart is protected by default (privacy by default): the defaults are applied,
+    # marked as awaiting review; what is left in clear (the city, below the threshold) is masked for analysts.
+    token = chart(wh, "SELECT email FROM chart.customers WHERE email IS NOT NULL LIMIT 1")[0][0]
+    assert re.fullmatch(r"[0-9a-f]{64}", token)
+    assert all(p.by_default for p in ColumnPolicy.objects.all())
+    assert {"email", "phone", "birth_date"}.isdisjoint(pii_columns(customers))
+    city = chart(wh, "SELECT city FROM chart.customers WHERE city IS NOT NULL LIMIT 1")[0][0]
+    assert mask_rows(analyst, customers, ["city"], [(city,)]) == [["[LOCATION hidden]"]]
 
-    # 2. The steward confirms; every Chart column the data reaches gets its entity's default policy.
+    # 2. The steward confirms; every Chart column the data reaches has its entity's default policy, no
+    # longer awaiting review (the defaults applied before become proposals; the city's is new).
     proposed = confirm_customer_findings(steward)
     policies = {(p.dataset.table, p.column): p for p in ColumnPolicy.objects.select_related("dataset")}
     assert {p.pk for p in proposed} == {p.pk for p in policies.values()}
+    assert all(p.proposed and not p.by_default for p in policies.values())
     actions = {k: (p.action, p.options) for k, p in policies.items()}
     assert actions[("customers", "email")] == ("hash", {}) and actions[("contacts", "email")] == ("hash", {})
     assert actions[("customers", "phone")] == ("mask", {"keep_last": 4})

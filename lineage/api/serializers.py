@@ -28,7 +28,19 @@ class ColumnSerializer(serializers.Serializer):
     type = serializers.CharField(allow_blank=True)
     pii = serializers.ListField(child=serializers.CharField(), help_text="Clear PII entities this column carries.")
     pii_flagged = serializers.CharField(allow_null=True, help_text="The entity compliance flagged on this very column.")
-    pii_protected = serializers.BooleanField()
+    pii_protected = serializers.BooleanField(help_text="A policy (not keep) protects this very column.")
+    pii_entities = serializers.ListField(
+        child=serializers.CharField(), help_text="PII entities this column holds or derives from, protected or not."
+    )
+    pii_protection = serializers.CharField(
+        allow_null=True,
+        help_text="How its PII is protected: the policy's action (hash, mask, redact, generalise, drop,"
+        " anonymise_text; keep: in clear with a reason), unprotected (clear, no policy), upstream (protected"
+        " before it); null when it holds no PII.",
+    )
+    pii_awaiting_review = serializers.BooleanField(
+        help_text="Its policy is applied by default (privacy by default) until a steward reviews the finding."
+    )
     in_lineage = serializers.BooleanField(help_text="Feeds, or is fed by, the root dataset's columns.")
 
 

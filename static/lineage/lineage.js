@@ -114,7 +114,13 @@
           const label = "PII " + c.pii.join(",");
           el("rect", { class: "pii", x: W - 104, y: 3, width: 96, height: 13, rx: 2 }, row);
           const badge = text(row, W - 100, ROW / 2 + 3, label.length > 17 ? label.slice(0, 16) + "…" : label, "pii");
-          el("title", {}, badge).textContent = label;
+          el("title", {}, badge).textContent = label + (c.pii_protection ? ` (${c.pii_protection})` : "");
+        } else if (c.pii_protection) {
+          const label = `${c.pii_protection}${c.pii_awaiting_review ? " · review" : ""}`;
+          const badge = text(row, W - 8, ROW / 2 + 3, label, "protected");
+          badge.setAttribute("text-anchor", "end");
+          el("title", {}, badge).textContent = `PII ${(c.pii_entities || []).join(",")}: ${c.pii_protection}` +
+            (c.pii_awaiting_review ? " (protected by default, awaiting review)" : "");
         } else if (c.pii_protected) {
           text(row, W - 70, ROW / 2 + 3, "protected", "protected");
         } else if (c.type) {

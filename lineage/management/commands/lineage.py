@@ -50,6 +50,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _columns(root: LineageNode, direction: str, depth: int) -> list[str]:
+        graph.sync_pii()
         carriers = graph.pii_carriers()
         own = list(root.children.all())
         lines = [f"  {root.name}.{c.column}{_pii(c, carriers)}" for c in own]
