@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from atlas.alerting import EVENT_KINDS, SEVERITIES, Event
+from atlas.scrub import scrub
 
 from .models import AlertEvent, AlertRule, Delivery
 
@@ -42,7 +43,8 @@ def check_event(event: Event) -> None:
 
 
 def _clip(value):
-    return value[:MAX_FACT_CHARS] if isinstance(value, str) else value
+    """A fact as stored and sent: capped, and scrubbed of any row value (:mod:`atlas.scrub`)."""
+    return scrub(value)[:MAX_FACT_CHARS] if isinstance(value, str) else value
 
 
 def record(events: Iterable[Event], *, now: datetime | None = None, rules: list[AlertRule] | None = None) -> list[AlertEvent]:
@@ -54,7 +56,7 @@ def record(events: Iterable[Event], *, now: datetime | None = None, rules: list[
     for event in events:
         check_event(event)
         row = AlertEvent.objects.create(
-            kind=event.kind, severity=event.severity, title=event.title[:300], key=event.key[:200],
+            kind=event.kind, severity=event.severity, title=scrub(event.title)[:300], key=event.key[:200],
             pipeline_id=event.pipeline_id, admin_path=event.admin_path[:300],
             facts={k: _clip(v) for k, v in event.facts.items()}, created_at=now,
         )

@@ -7,6 +7,9 @@ class AtlasConfig(AppConfig):
     verbose_name = "Atlas"
 
     def ready(self) -> None:
+        from .scrub import install_log_scrubbing
+
+        install_log_scrubbing()  # no row value in any log record (atlas.scrub)
         from .audit_tracking import connect as connect_audit_tracking
         from .audit_tracking import untracked
         from .roles import sync_roles_after_migrate

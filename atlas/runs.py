@@ -15,6 +15,36 @@ from typing import Any, ClassVar
 from django.db import models
 from django.utils import timezone
 
+from atlas.scrub import scrub, scrub_traceback
+
+
+class ErrorTextField(models.TextField):
+    """An error's text, scrubbed of row values (:mod:`atlas.scrub`) on every write and every read.
+
+    Writes include ``QuerySet.update`` (a run's end is stored that way); reads scrub what an
+    older release stored. The column is a plain text column: migrations see a ``TextField``.
+    """
+
+    def _scrubbed(self, value: Any) -> Any:
+        return scrub(value) if isinstance(value, str) and value else value
+
+    def get_prep_value(self, value: Any) -> Any:
+        return self._scrubbed(super().get_prep_value(value))
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        return self._scrubbed(value)
+
+    def deconstruct(self) -> Any:
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.TextField", args, kwargs
+
+
+class TracebackField(ErrorTextField):
+    """A traceback: code locations kept, the exception lines scrubbed (:func:`atlas.scrub.scrub_traceback`)."""
+
+    def _scrubbed(self, value: Any) -> Any:
+        return scrub_traceback(value) if isinstance(value, str) and value else value
+
 
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
@@ -31,7 +61,7 @@ class RunRecordBase(models.Model):
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
+    error = ErrorTextField(blank=True)
 
     # The statuses this record uses for "running" and for "the run itself failed"
     # (a check run's FAILED means "blocked by a check": its own failure is ERROR).

@@ -58,14 +58,15 @@ NAME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         # A place of birth is a place; tried before the birth date.
         ("LOCATION", r"geburtsort|birth_?place|place_of_birth|lieu_(de_)?naissance|geboorteplaats|lugar_(de_)?nacimiento"
                      r"|luogo_(di_)?nascita"),
+        # A place word makes any name a place, a birth word with it included (``ciudad_nascita``, ``birth_town``).
+        ("LOCATION", r"(^|_)(city|town|municipality|ort|wohnort|stadt|gemeinde|ville|commune|localite|plaats"
+                     r"|woonplaats|gemeente|stad|ciudad|localidad|municipio|poblacion|citta|comune|localita)(_|$)"),
         ("DATE_OF_BIRTH", r"(^|_)(dob|born|bday|ddn|fdn|geb|geboren|gebdat)(_|$)|birth|geburt|naissance|geboorte"
                           r"|nacimiento|nascita"),
         ("POSTCODE", r"(^|_)(postcode|post_code|postal_code|postalcode|zip|zipcode|zip_code|plz|postleitzahl"
                      r"|code_postal|codepostal|cp|codigo_postal|cap|postnummer|postcode_nl)(_|$)"),
         ("STREET_ADDRESS", r"address|adress|adres|(^|_)(street|addr|strasse|str|anschrift|rue|voie|straat|direccion|calle"
                            r"|domicilio|indirizzo|via|hausnummer|huisnummer)(_|$)"),
-        ("LOCATION", r"(^|_)(city|town|municipality|ort|wohnort|stadt|gemeinde|ville|commune|localite|plaats"
-                     r"|woonplaats|gemeente|stad|ciudad|localidad|municipio|poblacion|citta|comune|localita)(_|$)"),
         ("URL", r"(^|_)(referr?er|http_referr?er|referr?er_url|ref_url|referring_url|landing_page|page_url"
                 r"|request_url|request_uri)(_|$)"),
         ("PERSON", r"^(name|full_?name|first_?name|last_?name|given_?name|family_?name|middle_?name|maiden_?name"
@@ -158,11 +159,16 @@ def normalise_column(column: str) -> str:
 def name_evidence(column: str) -> tuple[str | None, str]:
     """The entity a column's name suggests, and the evidence as text."""
     norm = normalise_column(column)
-    for entity, pattern in NAME_RULES:
-        if pattern.search(norm):
-            if NOT_THE_ENTITY.search(norm):
-                return None, ""
-            return entity, f"column name {column!r} suggests {entity}"
+    # Numbered columns (``zip5``, ``surname_2``, ``tel1_home``): the word without its number, when the name as
+    # written says nothing.
+    bare = re.sub(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])", "_", norm)
+    bare = re.sub(r"(^|_)\d+(?=_|$)", "", bare).strip("_")
+    for name in dict.fromkeys((norm, bare)):
+        for entity, pattern in NAME_RULES:
+            if pattern.search(name):
+                if NOT_THE_ENTITY.search(name):
+                    return None, ""
+                return entity, f"column name {column!r} suggests {entity}"
     return None, ""
 
 

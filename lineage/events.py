@@ -34,6 +34,7 @@ from openlineage.client.facet_v2 import (
 from openlineage.client.serde import Serde
 from referencing import Registry, Resource
 
+from atlas.scrub import scrub, scrub_traceback
 from pipelines.models import PipelineRun, Step, StepRun
 
 from . import graph
@@ -132,7 +133,7 @@ def step_event(
     }
     if error:
         run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-            message=str(error), programmingLanguage="python", stackTrace=traceback or None
+            message=scrub(error), programmingLanguage="python", stackTrace=scrub_traceback(traceback) or None
         )
     job_facets: dict[str, Any] = {
         "jobType": job_type_job.JobTypeJobFacet(processingType="BATCH", integration="ATLAS", jobType=step.kind.upper()),
@@ -182,7 +183,7 @@ def pipeline_event(event_type: str, run: PipelineRun, *, error: str = "", traceb
     }
     if error:
         run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-            message=error, programmingLanguage="python", stackTrace=traceback or None
+            message=scrub(error), programmingLanguage="python", stackTrace=scrub_traceback(traceback) or None
         )
     job_facets: dict[str, Any] = {
         "jobType": job_type_job.JobTypeJobFacet(processingType="BATCH", integration="ATLAS", jobType="PIPELINE"),

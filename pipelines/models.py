@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from atlas.history import DefinitionHistory
-from atlas.runs import RunRecordBase, RunStatus
+from atlas.runs import ErrorTextField, RunRecordBase, RunStatus, TracebackField
 from atlas.warehouse.base import FileFormat, WriteMode
 from atlas.warehouse.filereader import ENCODINGS
 
@@ -473,7 +473,7 @@ class RunRecord(RunRecordBase):
     rows_in = models.BigIntegerField(default=0)
     rows_out = models.BigIntegerField(default=0)
     rows_rejected = models.BigIntegerField(default=0)
-    traceback = models.TextField(blank=True)
+    traceback = TracebackField(blank=True)
 
     class Meta:
         abstract = True
@@ -601,7 +601,7 @@ class BackfillInterval(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     run = models.ForeignKey(PipelineRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     attempts = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
+    error = ErrorTextField(blank=True)
 
     class Meta:
         ordering = ["backfill", "start"]

@@ -49,6 +49,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from atlas import audit, extensions
+from atlas.scrub import scrub, scrub_traceback
 from atlas.warehouse import WarehouseError, get_warehouse
 
 from . import as_code, hooks
@@ -464,6 +465,8 @@ def _finish(
 ) -> int:
     """Store the run's end (``run_finished`` hooks in the same transaction), reconnecting if need be."""
 
+    error, tb = scrub(error), scrub_traceback(tb)
+
     def store() -> int:
         totals = {"rows_in": 0, "rows_out": 0, "rows_rejected": 0}
         for sr in run.step_runs.all():
@@ -724,7 +727,7 @@ def _try_record(step_run: StepRun, *, error: str = "", attempt: int, started=Non
         "run_attempt": attempt,
         "started_at": (started or timezone.now()).isoformat(),
         "ended_at": timezone.now().isoformat(),
-        "error": error,
+        "error": scrub(error),
     }
     if transient:
         entry["transient"] = True
@@ -848,7 +851,8 @@ def run_step(
         except Exception as exc:
             ctx.error = exc
             _drop_staging(ctx)
-            message = str(exc) if isinstance(exc, EXPECTED_ERRORS) else f"{type(exc).__name__}: {exc}"
+            # No row value in what is stored and sent (a database error quotes the value): atlas.scrub
+            message = scrub(str(exc) if isinstance(exc, EXPECTED_ERRORS) else f"{type(exc).__name__}: {exc}")
             stopped = isinstance(exc, StepStopped)  # a cancel or a time limit: never retried
             if not stopped and is_transient(exc) and retries < settings.ATLAS_STEP_RETRIES and not _cancel_requested(run):
                 retries += 1
@@ -865,7 +869,7 @@ def run_step(
             step_run.finished_at = timezone.now()
             step_run.after_publish = ""
             step_run.error = message
-            step_run.traceback = traceback.format_exc()
+            step_run.traceback = scrub_traceback(traceback.format_exc())
             step_run.tries = [*step_run.tries, _try_record(step_run, error=message, attempt=run.attempt,
                                                            started=try_started,
                                                            transient=not stopped and is_transient(exc))]

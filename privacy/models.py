@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from atlas.runs import ErrorTextField
 from pipelines.models import Dataset, PipelineRun
 
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -191,7 +192,7 @@ class DataSubjectRequest(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     proof = models.JSONField(default=dict, blank=True, help_text="The last verification scan (per dataset: keys, rows found, when).")
     residue = models.JSONField(default=list, blank=True, help_text="Datasets where the last scan still found rows.")
-    error = models.TextField(blank=True)
+    error = ErrorTextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

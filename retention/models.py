@@ -21,7 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from atlas.runs import RunRecordBase
+from atlas.runs import ErrorTextField, RunRecordBase
 from pipelines.models import Dataset
 
 
@@ -87,7 +87,7 @@ class RetentionPolicy(Edited):
         help_text="Rows whose timestamp text does not parse (reported, never deleted).",
     )
     checked_at = models.DateTimeField(null=True, blank=True, editable=False)
-    status_error = models.TextField(blank=True, editable=False)
+    status_error = ErrorTextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["dataset__name"]

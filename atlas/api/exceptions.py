@@ -25,6 +25,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from atlas.scrub import scrub, scrub_data
+
 logger = logging.getLogger(__name__)
 
 
@@ -101,7 +103,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         detail = {"retry_after_seconds": exc.wait}
     else:
         detail = {}
-    response.data = error_body(_code(exc), _message(exc), detail)
+    # No row value in a body: an error may quote one (a warehouse error, an echoed input).
+    response.data = error_body(_code(exc), scrub(_message(exc)), scrub_data(detail))
     return response
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import sqlglot
 
+from atlas.scrub import VALUE, scrub
+
 from . import interrupts
 from .errors import NotSupported, StatementTimeout, WarehouseError  # noqa: F401  (re-exported)
 from .interrupts import Interrupted, Watch  # noqa: F401  (re-exported)
@@ -52,12 +54,11 @@ QUARANTINE_EVIDENCE_COLUMNS = (
 )
 
 
-_QUOTED = re.compile(r"""("[^"]*"|'[^']*'|=\([^)]*\))""")
-VALUE_HIDDEN = "[value hidden]"
+VALUE_HIDDEN = VALUE
 
 
 def hide_values(message: str, *, keep: Iterable[str] = (), table: str | None = None) -> str:
-    """An engine's error about a value, with every quoted value replaced.
+    """An engine's error about a value, with every quoted value replaced (:func:`atlas.scrub.scrub`).
 
     Errors about data ("invalid input syntax for type integer: "ann@example.com"",
     "Could not convert string 'ann@example.com' to INT32", "Key (id)=(5) ...") quote the
@@ -68,16 +69,8 @@ def hide_values(message: str, *, keep: Iterable[str] = (), table: str | None = N
     ``keep``: quoted names the engine reported as names (its error's table, column,
     constraint), which stay readable; ``table``: where it happened, added when given.
     """
-    names = {name for name in keep if name}
-
-    def hidden(m: re.Match[str]) -> str:
-        quoted = m.group(0)
-        if quoted.startswith("="):
-            return "=(…)"
-        return quoted if quoted[1:-1] in names else f"{quoted[0]}{VALUE_HIDDEN}{quoted[0]}"
-
     where = f" (table {table})" if table else ""
-    return _QUOTED.sub(hidden, message) + where + " (the value is not shown: errors never carry data)"
+    return scrub(message, keep=keep) + where + " (the value is not shown: errors never carry data)"
 
 
 class FileFormat(enum.StrEnum):

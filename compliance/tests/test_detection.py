@@ -24,6 +24,19 @@ def test_name_evidence_reads_the_column_name_not_lookalikes():
     assert name_evidence("card_last4")[0] is None
 
 
+def test_name_evidence_reads_numbered_columns_and_places_of_birth():
+    """Found by the blind set (benchmarks/pii/blindset.py): numbers glued to the word, a place word with a birth word."""
+    assert name_evidence("zip5")[0] == "POSTCODE"
+    assert name_evidence("achternaam_1")[0] == "PERSON"
+    assert name_evidence("tel2_home")[0] == "PHONE_NUMBER"
+    assert name_evidence("ciudad_nascita")[0] == "LOCATION"
+    assert name_evidence("birthTown")[0] == "LOCATION"
+    assert name_evidence("geburtsdatum")[0] == "DATE_OF_BIRTH"
+    assert name_evidence("ipv4")[0] == "IP_ADDRESS"  # a number that is part of the word stays
+    assert name_evidence("order_no_2")[0] is None
+    assert name_evidence("email_opt_in_2")[0] is None
+
+
 def test_traps_are_not_pii():
     rng = random.Random(3)
     samples = {
