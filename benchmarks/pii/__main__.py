@@ -68,10 +68,15 @@ def build_table(wh, rows: int) -> None:
     files = generate(DATA, rows=min(300_000, rows // 3 * 3 or 3000), seed=7)
     cols = ", ".join(f'"{c}"' for c in CUSTOMERS_COLUMNS)
     wh.ensure_schemas()
-    duck = DuckDBWarehouse(":memory:")
-    with duck.cursor() as cur:
+    # The benchmark's own DuckDB (Atlas's warehouse reads files only inside its allowed directories),
+    # writing the big file where the warehouse may read it: VAR_DIR/tmp.
+    import duckdb
+
+    csv_path = Path(settings.VAR_DIR) / "tmp" / "bench-pii" / "big.csv"
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(":memory:") as cur:
         cur.execute(
-            f"CREATE TABLE base AS SELECT {cols} FROM read_csv({duck.literal(str(files.customers))},"
+            f"CREATE TABLE base AS SELECT {cols} FROM read_csv({wh.literal(str(files.customers))},"
             " all_varchar=true, ignore_errors=true, header=true)"
         )
         base = cur.execute("SELECT count(*) FROM base").fetchone()[0]
@@ -79,8 +84,7 @@ def build_table(wh, rows: int) -> None:
         cur.execute(
             f"CREATE TABLE big AS SELECT {cols} FROM base CROSS JOIN range({reps}) AS r(i) LIMIT {int(rows)}"
         )
-        csv_path = DATA / "big.csv"
-        cur.execute(f"COPY big TO {duck.literal(str(csv_path))} (HEADER false)")
+        cur.execute(f"COPY big TO {wh.literal(str(csv_path))} (HEADER false)")
     wh.drop_table("chart", "customers_bench")
     with wh.cursor() as cur:
         cur.execute(f"CREATE TABLE chart.customers_bench ({', '.join(f'{c} text' for c in cols.split(', '))})")
