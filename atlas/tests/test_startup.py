@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("presidio_analyzer", "presidio_anonymizer", "spacy", "openlineage", "jsonschema", "rfc3987_syntax", "lark",
-         "numpy", "pandas", "phonenumbers", "requests")
+         "numpy", "pandas", "phonenumbers")
 COMMANDS = {
     "help": (["help"], "django.core.management"),
     "check_quality": (["check_quality", "no-such-dataset"], "quality.service"),
