@@ -189,17 +189,20 @@ def classify_columns(samples: Mapping[str, Sequence[str]]) -> list[ColumnVerdict
     return classify(samples).verdicts
 
 
-def classify(samples: Mapping[str, Sequence[str]]) -> Classification:
+def classify(samples: Mapping[str, Sequence[str]], *, prefilter: bool = True) -> Classification:
     """Decide each column's entity from its sampled distinct values and its name.
 
     Every value is analysed once (its first :data:`MAX_VALUE_CHARS` characters), all
-    columns in one batch. A structured column gets at most one entity (the best
-    supported); a free-text column gets one finding per entity found inside its
-    text. A column whose analysis fails is recorded in ``column_errors`` and the
-    others are still classified.
+    columns in one batch, by the recognizers that can matter for it
+    (:mod:`compliance.prefilter`; ``prefilter=False`` runs every recognizer on every value,
+    the reference the tests and the benchmark compare with). A structured column gets at
+    most one entity (the best supported); a free-text column gets one finding per entity
+    found inside its text. A column whose analysis fails is recorded in ``column_errors``
+    and the others are still classified.
     """
     # Presidio and spaCy load here, on the first scan, not when a process starts (about 1.5 s).
     from .analyzer import batch_analyzer
+    from .prefilter import analyze_columns
 
     columns = list(samples)
     truncated: dict[str, int] = {}
@@ -215,18 +218,26 @@ def classify(samples: Mapping[str, Sequence[str]]) -> Classification:
         prepared[column] = values
     errors: dict[str, str] = {}
     engine = batch_analyzer()
-    flat = [v for c in columns for v in prepared[c]]
-    try:
+    ner = bool(settings.PII_SPACY_MODEL)
+
+    def analyze(part: dict[str, list[str]]) -> dict[str, list]:
+        if prefilter:
+            return analyze_columns(engine.analyzer_engine, part, ner=ner)
+        flat = [v for c in part for v in part[c]]
         results = list(engine.analyze_iterator(flat, language="en", batch_size=256)) if flat else []
         by_column, pos = {}, 0
-        for column in columns:
-            by_column[column] = results[pos : pos + len(prepared[column])]
-            pos += len(prepared[column])
+        for column, values in part.items():
+            by_column[column] = results[pos : pos + len(values)]
+            pos += len(values)
+        return by_column
+
+    try:
+        by_column = analyze(prepared)
     except Exception:  # one bad column: analyse column by column, so only that one is lost
         by_column = {}
         for column in columns:
             try:
-                by_column[column] = list(engine.analyze_iterator(prepared[column], language="en", batch_size=256))
+                by_column[column] = analyze({column: prepared[column]})[column]
             except Exception as exc:
                 errors[column] = f"analysis failed ({type(exc).__name__})"
     verdicts: list[ColumnVerdict] = []

@@ -14,31 +14,23 @@ import uuid
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
-from jsonschema import Draft202012Validator
-from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
-from openlineage.client.facet_v2 import (
-    column_lineage_dataset,
-    data_quality_assertions_dataset,
-    error_message_run,
-    job_type_job,
-    nominal_time_run,
-    output_statistics_output_dataset,
-    parent_run,
-    processing_engine_run,
-    schema_dataset,
-    sql_job,
-)
-from openlineage.client.serde import Serde
-from referencing import Registry, Resource
 
 from atlas.scrub import scrub, scrub_traceback
 from pipelines.models import PipelineRun, Step, StepRun
 
 from . import graph
 from .models import LineageNode
+
+if TYPE_CHECKING:
+    from openlineage.client.facet_v2 import column_lineage_dataset, schema_dataset
+    from referencing import Registry
+
+# The OpenLineage client (~0.4 s) and jsonschema with its format checkers (~2.5 s: rfc3987-syntax
+# builds its grammars on import) are imported where an event is built or checked, never at start:
+# every command and web process loads this module through the URLconf and the step hooks.
 
 SPEC_DIR = Path(__file__).resolve().parent / "spec"
 PRODUCER = "https://github.com/atlas-data/atlas/tree/main/lineage"
@@ -73,6 +65,8 @@ def _iso(moment: datetime | None) -> str:
 
 # --- datasets ------------------------------------------------------------------------
 def _schema_facet(node: LineageNode) -> schema_dataset.SchemaDatasetFacet:
+    from openlineage.client.facet_v2 import schema_dataset
+
     return schema_dataset.SchemaDatasetFacet(
         fields=[
             schema_dataset.SchemaDatasetFacetFields(name=c.column, type=c.data_type or None, ordinal_position=i + 1)
@@ -82,6 +76,8 @@ def _schema_facet(node: LineageNode) -> schema_dataset.SchemaDatasetFacet:
 
 
 def _input_field(node: LineageNode, typ: str, sub: str, masking: bool = False) -> column_lineage_dataset.InputField:
+    from openlineage.client.facet_v2 import column_lineage_dataset
+
     return column_lineage_dataset.InputField(
         namespace=node.namespace,
         name=node.name,
@@ -92,6 +88,8 @@ def _input_field(node: LineageNode, typ: str, sub: str, masking: bool = False) -
 
 def column_lineage_facet(result: graph.StepLineage) -> column_lineage_dataset.ColumnLineageDatasetFacet:
     """The columnLineage facet of a step's output, from what :func:`graph.refresh_step` traced."""
+    from openlineage.client.facet_v2 import column_lineage_dataset
+
     fields = {
         name: column_lineage_dataset.Fields(
             inputFields=[_input_field(n, t, s, masking=name in result.masked and t == "DIRECT") for n, t, s in relations]
@@ -115,6 +113,26 @@ def step_event(
     assertions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One RunEvent (START, COMPLETE or FAIL) of a step run, as a JSON-ready dict."""
+    from openlineage.client.event_v2 import (
+        InputDataset,
+        Job,
+        OutputDataset,
+        Run,
+        RunEvent,
+        RunState,
+    )
+    from openlineage.client.facet_v2 import (
+        data_quality_assertions_dataset,
+        error_message_run,
+        job_type_job,
+        nominal_time_run,
+        output_statistics_output_dataset,
+        parent_run,
+        processing_engine_run,
+        sql_job,
+    )
+    from openlineage.client.serde import Serde
+
     run = step_run.run
     pipeline = step.pipeline
     run_facets: dict[str, Any] = {
@@ -175,6 +193,15 @@ def step_event(
 
 def pipeline_event(event_type: str, run: PipelineRun, *, error: str = "", traceback: str = "") -> dict[str, Any]:
     """One RunEvent of a pipeline run: the parent of its step runs' events (their ``parent`` facet names it)."""
+    from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+    from openlineage.client.facet_v2 import (
+        error_message_run,
+        job_type_job,
+        nominal_time_run,
+        processing_engine_run,
+    )
+    from openlineage.client.serde import Serde
+
     run_facets: dict[str, Any] = {
         "nominalTime": nominal_time_run.NominalTimeRunFacet(nominalStartTime=_iso(run.created_at)),
         "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
@@ -219,6 +246,8 @@ def _client_version() -> str:
 @lru_cache(maxsize=4)
 def _registry(spec_dir: str) -> tuple[Registry, dict[str, dict]]:
     """Every schema of the spec directory, by ``$id``; and facet schemas by their file stem."""
+    from referencing import Registry, Resource
+
     root = Path(spec_dir)
     if not (root / "OpenLineage.json").is_file():
         raise FileNotFoundError(f"The OpenLineage schema is missing: {root / 'OpenLineage.json'}")
@@ -256,6 +285,8 @@ def validation_errors(payload: Any, spec_dir: Path | str | None = None) -> list[
     The base schema checks the event; each facet whose ``_schemaURL`` names a
     schema of the spec is checked against that facet definition too.
     """
+    from jsonschema import Draft202012Validator
+
     registry, by_id = _registry(str(spec_dir or SPEC_DIR))
     base_id = next(i for i in by_id if i.endswith("/OpenLineage.json"))
     # The spec's root is oneOf(RunEvent, DatasetEvent, JobEvent): check the one the event claims to be,

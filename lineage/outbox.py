@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 from django.conf import settings
 from django.db.models import Min, Q
 from django.utils import timezone
@@ -24,6 +23,9 @@ from django.utils import timezone
 from atlas import metrics
 
 from .models import OutboxEvent
+
+if TYPE_CHECKING:
+    import requests  # imported by deliver_pending: not at start (the admin loads this module)
 
 logger = logging.getLogger(__name__)
 LEASE_SECONDS = 300
@@ -78,6 +80,8 @@ def _post(session: requests.Session, url: str, payload: dict) -> str | None:
     headers = {"Content-Type": "application/json"}
     if settings.OPENLINEAGE_API_KEY:
         headers["Authorization"] = f"Bearer {settings.OPENLINEAGE_API_KEY}"
+    import requests
+
     try:
         response = session.post(url, json=payload, headers=headers, timeout=settings.ATLAS_HTTP_TIMEOUT_SECONDS)
     except requests.RequestException as exc:
@@ -121,6 +125,8 @@ def deliver_pending(*, now: datetime | None = None, limit: int = 500, url: str |
     if not url:
         report.skipped_reason = "OPENLINEAGE_URL is not set; events wait in the outbox."
         return report
+    import requests
+
     session = requests.Session()
     sent = 0
     try:

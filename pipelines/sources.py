@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import urllib3
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
@@ -118,6 +117,8 @@ class ContentScan:
             end = self.size + first
             if end - self.line_start > self.max:
                 self.long_lines.append(LongLine(self.newlines + 1, self.line_start, end - self.line_start))
+            import numpy as np  # not at import: every command loads this module through the admin (0.1 s)
+
             self.newlines += int(np.count_nonzero(np.frombuffer(chunk, dtype=np.uint8) == 10))
             self.line_start = self.size + chunk.rfind(b"\n") + 1
             self.line_starts.append((self.line_start, self.newlines))
@@ -175,6 +176,8 @@ def simple_quotes(block: bytes, quote: bytes, delimiter: bytes) -> bool:
     field exactly as DuckDB's reader does (an empty quoted field is NULL to both, with
     ``FORCE_NULL``), so it can take the direct path. Vectorised: a few numpy passes per chunk.
     """
+    import numpy as np
+
     a = np.frombuffer(block, dtype=np.uint8)
     q = np.flatnonzero(a == quote[0])
     if len(q) % 2:
