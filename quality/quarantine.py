@@ -141,6 +141,26 @@ def count_rows(wh: Warehouse, schema: str, table: str, check_run_ids: list[int] 
         return int(cur.execute(f"SELECT count(*) FROM {wh.table(schema, name)} WHERE {where}", params).fetchone()[0])
 
 
+def supersede(wh: Warehouse, schema: str, table: str, keep_check_run_ids: list[int]) -> int:
+    """Drop the check-quarantined rows of earlier check runs; return how many went.
+
+    For a dataset its step rebuilds whole (write mode ``replace``): once the new
+    table is published, the rows earlier runs set aside belong to a table that no
+    longer exists, and the new run has quarantined again whatever still fails.
+    Ingest rejects (no check run) are never touched.
+    """
+    name = quarantine_name(table)
+    if not wh.table_exists(schema, name) or "_check_run_id" not in {c.name for c in wh.columns(schema, name)}:
+        return 0
+    col = wh.quote("_check_run_id")
+    keep = f" AND {col} NOT IN ({', '.join(['%s'] * len(keep_check_run_ids))})" if keep_check_run_ids else ""
+    with wh.transaction() as cur:
+        before = int(cur.execute(f"SELECT count(*) FROM {wh.table(schema, name)}").fetchone()[0])
+        cur.execute(f"DELETE FROM {wh.table(schema, name)} WHERE {col} IS NOT NULL{keep}", list(keep_check_run_ids))
+        after = int(cur.execute(f"SELECT count(*) FROM {wh.table(schema, name)}").fetchone()[0])
+    return before - after
+
+
 def _run_filter(wh: Warehouse, check_run_ids: list[int] | None) -> tuple[str, list[Any]]:
     if check_run_ids is None:
         return f"{wh.quote('_check_run_id')} IS NOT NULL", []

@@ -189,3 +189,19 @@ def test_run_step_and_dataset_pages_link_to_their_check_results(admin_client, wh
     assert result_url in step_page
     dataset_page = admin_client.get(reverse("admin:pipelines_dataset_change", args=[people.pk])).content.decode()
     assert reverse("admin:quality_dataset", args=[people.pk]) in dataset_page and 'id="atlas-quality-link"' in dataset_page
+
+
+def test_quarantine_and_quality_pages_of_an_explore_dataset_with_only_ingest_rejects(admin_client, wh, simple_pipeline):
+    # issue 18: both pages showed "Referenced column _check_run_id not found" (quarantine.count_rows)
+    from pipelines.tests.conftest import run_now
+
+    pipeline = simple_pipeline("id,name,amount\n1,Ann,10\n2,Bob\n3,Cy,5\n")
+    run_now(pipeline)
+    raw = pipeline.steps.get(name="ingest").output
+    assert wh.row_count("explore", "people__quarantine") == 1
+    for name in ("admin:quality_quarantine", "admin:quality_dataset"):
+        response = admin_client.get(reverse(name, args=[raw.pk]))
+        page = response.content.decode()
+        assert response.status_code == 200 and "_check_run_id" not in page and "Referenced column" not in page
+    quarantine = admin_client.get(reverse("admin:quality_quarantine", args=[raw.pk])).content.decode()
+    assert "1 quarantined row" in quarantine
