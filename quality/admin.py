@@ -182,6 +182,7 @@ class CheckAdmin(admin.ModelAdmin):
         except ValueError:
             offset = 0
         run_ids = _run_ids(request.GET.get("check_run"))
+        history = request.GET.get("history") == "1"
         context = {
             **self.admin_site.each_context(request),
             "title": f"Quarantine of {dataset.qualified_table}",
@@ -193,7 +194,8 @@ class CheckAdmin(admin.ModelAdmin):
             "check_run": request.GET.get("check_run", ""),
             "can_reprocess": request.user.has_perm(REPROCESS_PERMISSION),
         }
-        page = quarantine_page(request.user, dataset, limit=QUARANTINE_PAGE, offset=offset, check_run_ids=run_ids)
+        page = quarantine_page(request.user, dataset, limit=QUARANTINE_PAGE, offset=offset, check_run_ids=run_ids,
+                               history=history)
         context.update(page, q=page)
         return TemplateResponse(request, "admin/quality/quarantine.html", context)
 
@@ -267,23 +269,38 @@ def _run_ids(value: str | None) -> list[int] | None:
         return None
 
 
-def quarantine_page(user, dataset: Dataset, *, limit: int, offset: int, check_run_ids: list[int] | None) -> dict:
-    """A page of the quarantine for a template, masked for ``user``; never raises."""
+def quarantine_page(
+    user, dataset: Dataset, *, limit: int, offset: int, check_run_ids: list[int] | None, history: bool = False
+) -> dict:
+    """A page of the quarantine for a template, masked for ``user``; never raises.
+
+    By default, a dataset its step rebuilds shows the rows of the table as it is (ingest rejects and
+    the latest build's check rejects): the copies earlier builds quarantined stay as history
+    (``superseded``), shown with ``history`` — a re-run does not show the same rows twice.
+    """
     try:
         wh = get_warehouse()
         name = quarantine.quarantine_name(dataset.table)
         if not wh.table_exists(dataset.layer, name):
-            return {"total": 0, "from_checks": 0, "columns": [], "rows": []}
-        total = (
-            wh.row_count(dataset.layer, name) if check_run_ids is None
-            else quarantine.count_rows(wh, dataset.layer, dataset.table, check_run_ids)
-        )
-        columns, rows = quarantine.browse(wh, dataset.layer, dataset.table, limit=limit, offset=offset, check_run_ids=check_run_ids)
-        selection = current_check_runs(dataset) if check_run_ids is None else check_run_ids
+            return {"total": 0, "from_checks": 0, "superseded": 0, "columns": [], "rows": []}
+        current = current_check_runs(dataset)
+        everything = wh.row_count(dataset.layer, name)
+        superseded = 0
+        if check_run_ids is None and current is not None and not history:
+            total = quarantine.count_rows(wh, dataset.layer, dataset.table, current, with_rejects=True)
+            superseded = everything - total
+            columns, rows = quarantine.browse(wh, dataset.layer, dataset.table, limit=limit, offset=offset,
+                                              check_run_ids=current, with_rejects=True)
+        else:
+            total = everything if check_run_ids is None else quarantine.count_rows(wh, dataset.layer, dataset.table, check_run_ids)
+            columns, rows = quarantine.browse(wh, dataset.layer, dataset.table, limit=limit, offset=offset,
+                                              check_run_ids=check_run_ids)
+        selection = current if check_run_ids is None else check_run_ids
         from_checks = quarantine.count_rows(wh, dataset.layer, dataset.table, selection)
     except WarehouseError as exc:
-        return {"error": str(exc), "total": 0, "from_checks": 0, "columns": [], "rows": []}
-    return {"total": total, "from_checks": from_checks, "columns": columns, "rows": mask(user, dataset, columns, rows)}
+        return {"error": str(exc), "total": 0, "from_checks": 0, "superseded": 0, "columns": [], "rows": []}
+    return {"total": total, "from_checks": from_checks, "superseded": superseded, "history": history,
+            "columns": columns, "rows": mask(user, dataset, columns, rows)}
 
 
 def _reprocess_and_report(model_admin, request: HttpRequest, dataset: Dataset, run_ids: list[int] | None) -> None:

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from atlas.warehouse.base import WriteMode
 from pipelines.hooks import GateFailed, Origin, StepContext
 
-from . import quarantine
 from .models import Check, CheckResult, CheckRun
 from .service import blocks_publishing, gate_message, run_checks
 
@@ -53,17 +51,6 @@ class QualityGate:
         ctx.rows_quarantined += check_run.rows_quarantined
         if blocks_publishing(check_run, checks):
             raise GateFailed(gate_message(check_run))
-
-    def published(self, ctx: StepContext) -> None:
-        """A replaced table's earlier rejects are superseded by this run's (no row quarantined twice)."""
-        if ctx.origin == Origin.REPROCESS or ctx.step.write_mode != WriteMode.REPLACE:
-            return
-        keep = list(CheckRun.objects.filter(step_run=ctx.step_run).values_list("pk", flat=True))
-        dataset = ctx.step.output
-        gone = quarantine.supersede(ctx.warehouse, dataset.layer, dataset.table, keep)
-        if gone:
-            ctx.step_run.details = {**(ctx.step_run.details or {}), "quarantine_superseded": gone}
-            ctx.step_run.save(update_fields=["details"])
 
 
 def lineage_assertions(step_run) -> list[dict[str, Any]]:

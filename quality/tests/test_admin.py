@@ -205,3 +205,23 @@ def test_quarantine_and_quality_pages_of_an_explore_dataset_with_only_ingest_rej
         assert response.status_code == 200 and "_check_run_id" not in page and "Referenced column" not in page
     quarantine = admin_client.get(reverse("admin:quality_quarantine", args=[raw.pk])).content.decode()
     assert "1 quarantined row" in quarantine
+
+
+def test_a_re_run_does_not_show_the_same_quarantined_rows_twice(admin_client, wh, settings, simple_pipeline):
+    # issue 18: "Browse all 48" next to "24 rows quarantined" after a second run of the demo
+    from pipelines.tests.conftest import run_now
+    from quality.models import Check
+
+    settings.ATLAS_STEP_HOOKS = ["quality.hooks.QualityGate"]
+    pipeline = simple_pipeline()
+    people = pipeline.steps.get(name="refine").output  # rebuilt ("replace") by every run
+    Check.objects.create(dataset=people, name="small", kind="range", columns=["amount"], params={"min": 6}, severity="drop")
+    run_now(pipeline)
+    run_now(pipeline)
+    assert wh.row_count("chart", "people__quarantine") == 2  # Cy once per build: the first copy is history
+    page = admin_client.get(reverse("admin:quality_dataset", args=[people.pk])).content.decode()
+    assert "Browse all 1 quarantined row<" in page and "1 more row from earlier builds" in page
+    browse = admin_client.get(reverse("admin:quality_quarantine", args=[people.pk])).content.decode()
+    assert "1 quarantined row in chart.people__quarantine" in browse and browse.count("Failed quality check(s): small") == 1
+    everything = admin_client.get(reverse("admin:quality_quarantine", args=[people.pk]), {"history": "1"}).content.decode()
+    assert "2 quarantined rows" in everything and everything.count("Failed quality check(s): small") == 2

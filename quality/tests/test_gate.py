@@ -157,27 +157,3 @@ def test_ingest_batches_are_gated_too(wh, gated):
     assert row[0] == "2" and row[1].startswith("b") and row[2] == "named"
     assert raw.batches.get().rows_loaded == 2
 
-
-def test_re_running_a_replace_step_does_not_quarantine_the_same_rows_again(wh, gated):
-    # issue 18: "Browse all 48" next to "24 rows quarantined" after a second run of the demo
-    pipeline = gated()
-    people = pipeline.steps.get(name="refine").output
-    Check.objects.create(dataset=people, name="small", kind="range", columns=["amount"], params={"min": 6}, severity="drop")
-    first = run_now(pipeline)
-    second = run_now(pipeline)
-    assert (first.status, second.status) == (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED)
-    assert second.step_runs.get(step_name="refine").rows_rejected == 1
-    with wh.cursor() as cur:
-        kept = cur.execute('SELECT "_check_run_id" FROM chart."people__quarantine"').fetchall()
-    latest = CheckRun.objects.filter(step_run__run=second).get()
-    assert kept == [(latest.pk,)]  # the replaced table's rejects are superseded by the new run's
-
-
-def test_a_failed_gate_keeps_the_previous_runs_quarantine(wh, gated):
-    pipeline = gated()
-    people = pipeline.steps.get(name="refine").output
-    Check.objects.create(dataset=people, name="small", kind="range", columns=["amount"], params={"min": 6}, severity="drop")
-    assert run_now(pipeline).status == RunStatus.SUCCEEDED
-    Check.objects.create(dataset=people, name="never", kind="range", columns=["amount"], params={"max": 0}, severity="fail")
-    assert run_now(pipeline).status == RunStatus.FAILED
-    assert wh.row_count("chart", "people__quarantine") == 1  # nothing published, nothing superseded
