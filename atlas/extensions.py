@@ -60,6 +60,8 @@ KINDS: dict[str, str] = {
     " (atlas.housekeeping)",
     "alert_sources": "callable(now) -> iterable of atlas.alerting.Event: conditions that hold now (polled on a schedule)",
     "run_alert_events": "callable(run) -> iterable of atlas.alerting.Event: what a finished run gives rise to",
+    "overview_sections": "callable(request, now) -> atlas.overview.Section or None: a part of the admin's home"
+    " (its verdict, what needs acting on, where to act)",
 }
 # Kinds whose items are (key, value) pairs with keys unique across apps.
 PAIR_KINDS = {"api_dataset_fields"}

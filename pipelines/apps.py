@@ -7,6 +7,7 @@ class PipelinesConfig(AppConfig):
     # What pipelines adds to the project (atlas.extensions); the runner, its admin and API read what the
     # other apps contribute from the same registry.
     contributes = {
+        "overview_sections": ["pipelines.overview.section"],
         "metric_sources": [
             "pipelines.metrics.pipeline_run_metrics",
             "pipelines.metrics.step_metrics",

@@ -17,15 +17,16 @@ from .models import Check, CheckKind, Outcome
 from .status import latest_results
 
 SHOWN = 8
+OUTCOME_WORDS = {Outcome.FAIL: "failed", Outcome.ERROR: "could not run", Outcome.WARN: "warned"}
 
 
-def failing_checks() -> tuple[list[tuple[Check, object]], int]:
-    """Enabled checks whose latest result failed or errored (worst first), and how many warned."""
+def failing_checks() -> tuple[list[tuple[Check, object]], list[tuple[Check, object]]]:
+    """Enabled checks whose latest result failed or errored (worst first), and those that warned."""
     checks = Check.objects.enabled().exclude(kind=CheckKind.FRESHNESS).select_related("dataset")
     latest = latest_results(checks)
     by_id = {c.pk: c for c in checks}
     failing = [(by_id[i], r) for i, r in latest.items() if r.outcome in (Outcome.FAIL, Outcome.ERROR)]
-    warned = sum(1 for r in latest.values() if r.outcome == Outcome.WARN)
+    warned = [(by_id[i], r) for i, r in latest.items() if r.outcome == Outcome.WARN]
     failing.sort(key=lambda cr: (cr[1].outcome != Outcome.FAIL, -cr[1].created_at.timestamp()))
     return failing, warned
 
@@ -34,24 +35,25 @@ def checks_section(request, now: datetime) -> Section | None:
     if not request.user.has_perm("quality.view_check"):
         return None
     failing, warned = failing_checks()
+    shown = [*failing, *warned][:SHOWN]
     items = [
         Item(
-            text=f"{check.dataset.layer}.{check.dataset.name}: {check.name} {'failed' if r.outcome == Outcome.FAIL else 'could not run'}"
+            text=f"{check.dataset.qualified_table}: {check.name} {OUTCOME_WORDS[r.outcome]}"
             + (f" ({humanize.number(r.failing_rows)} rows, {humanize.percent(r.failing_share)})" if r.failing_rows else ""),
-            url=reverse("admin:quality_checkresult_change", args=[r.pk]), level=BAD,
+            url=reverse("admin:quality_checkresult_change", args=[r.pk]), level=BAD if r.outcome != Outcome.WARN else WARN,
             detail=humanize.local_time(r.created_at, now),
         )
-        for check, r in failing[:SHOWN]
+        for check, r in shown
     ]
     if failing:
-        summary, level = f"{len(failing)} check(s) failing.", BAD
+        summary, level = f"{len(failing)} check(s) failing" + (f", {len(warned)} warned." if warned else "."), BAD
     elif warned:
-        summary, level = f"No check failing; {warned} warned (rows set aside or a warn threshold crossed).", WARN
+        summary, level = f"No check failing; {len(warned)} warned (rows set aside, or a warn threshold crossed).", WARN
     else:
         summary, level = "No check failing.", OK
     return Section(
         key="quality", title="Quality checks", order=20, level=level, summary=summary, items=items,
-        total=len(failing), link=reverse("admin:quality_check_changelist") + ("?latest=fail" if failing else ""),
+        total=len(failing) + len(warned), link=reverse("admin:quality_check_changelist") + ("?latest=fail" if failing else ""),
         link_label="Checks failing" if failing else "All checks",
     )
 
