@@ -178,3 +178,111 @@ def _legend(frame: _Frame, series: Sequence[Series]) -> str:
 def table_rows(labels: Sequence[str], series: Sequence[Series]) -> list[list[object]]:
     """The chart's numbers as rows (label, then one value per series): its text equivalent."""
     return [[label, *[s.values[i] for s in series]] for i, label in enumerate(labels)]
+
+
+@dataclass(frozen=True)
+class Span:
+    """One row of a timeline: a bar from ``start`` lasting ``seconds``; ``inside``/``after``: (key, label, seconds)."""
+
+    label: str
+    start: float
+    seconds: float
+    key: str  # the bar's series (its status)
+    inside: Sequence[tuple[str, str, float]] = ()  # parts of the bar (drawn at its end), e.g. hooks on the staged table
+    after: Sequence[tuple[str, str, float]] = ()  # time spent right after the bar, e.g. hooks after publishing
+
+
+def timeline(spans: Sequence[Span], *, title: str, width: int = 760, row: int = 22) -> SafeString:
+    """A Gantt chart: a row per span on a shared seconds axis; every bar carries its numbers."""
+    label_w = 170
+    frame = _Frame(width, row * len(spans) + 44, left=label_w, top=6, bottom=38)
+    end = max((s.start + s.seconds + sum(a[2] for a in s.after) for s in spans), default=0)
+    ticks = nice_ticks(end)
+    scale = frame.plot_w / (ticks[-1] or 1)
+    body = []
+    for t in ticks:
+        x = frame.left + t * scale
+        body.append(
+            f'<line class="atlas-grid" x1="{x:.1f}" x2="{x:.1f}" y1="{frame.top}" y2="{frame.height - frame.bottom}"/>'
+            f'<text class="atlas-tick" x="{x:.1f}" y="{frame.height - frame.bottom + 12}" text-anchor="middle">'
+            f"{escape(humanize.number(t))} s</text>"
+        )
+    for i, s in enumerate(spans):
+        y = frame.top + i * row + 3
+        h = row - 6
+        x = frame.left + s.start * scale
+        w = max(s.seconds * scale, 1)
+        body.append(
+            f'<text class="atlas-tick atlas-span-label" x="{label_w - 6}" y="{y + h - 4}" text-anchor="end">{escape(s.label)}</text>'
+            f'<rect class="atlas-span atlas-s-{escape(s.key)}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{h}"'
+            f' data-series="{escape(s.key)}" data-x="{escape(s.label)}" data-start="{s.start:.3f}" data-value="{s.seconds:.3f}">'
+            f"<title>{escape(s.label)}: {escape(humanize.number(s.seconds))} s from {escape(humanize.number(s.start))} s</title></rect>"
+        )
+        inner_end = x + w
+        for key, label, seconds in reversed(s.inside):
+            iw = min(seconds * scale, inner_end - x)
+            body.append(
+                f'<rect class="atlas-span-part atlas-s-hooks" x="{inner_end - iw:.1f}" y="{y + h / 4:.1f}" width="{iw:.1f}"'
+                f' height="{h / 2:.1f}" data-series="{escape(key)}" data-x="{escape(s.label)}" data-value="{seconds:.3f}">'
+                f"<title>{escape(s.label)}, of which {escape(label)}: {escape(humanize.number(seconds))} s</title></rect>"
+            )
+            inner_end -= iw
+        ax = x + w
+        for key, label, seconds in s.after:
+            aw = max(seconds * scale, 1)
+            body.append(
+                f'<rect class="atlas-span-after atlas-s-hooks" x="{ax:.1f}" y="{y}" width="{aw:.1f}" height="{h}"'
+                f' data-series="{escape(key)}" data-x="{escape(s.label)}" data-value="{seconds:.3f}">'
+                f"<title>{escape(s.label)}, then {escape(label)}: {escape(humanize.number(seconds))} s</title></rect>"
+            )
+            ax += aw
+    body.append(_legend(frame, [Series("succeeded", "step", []), Series("hooks", "hooks (checks, policies, PII scan, lineage)", [])]))
+    return _svg(width, frame.height, title, body, "atlas-timeline")
+
+
+@dataclass(frozen=True)
+class Node:
+    key: str
+    label: str
+    column: int
+    row: int
+    status: str  # the series class: atlas-s-<status>
+    url: str = ""
+    title: str = ""
+
+
+def dag(nodes: Sequence[Node], edges: Sequence[tuple[str, str]], *, title: str) -> SafeString:
+    """Boxes in columns (by depth), arrows from each producer to the steps that read it."""
+    box_w, box_h, gap_x, gap_y, pad = 150, 30, 46, 14, 8
+    cols = max((n.column for n in nodes), default=0) + 1
+    rows = max((n.row for n in nodes), default=0) + 1
+    width = pad * 2 + cols * box_w + (cols - 1) * gap_x
+    height = pad * 2 + rows * box_h + (rows - 1) * gap_y + 22
+    where = {n.key: (pad + n.column * (box_w + gap_x), pad + n.row * (box_h + gap_y)) for n in nodes}
+    body = [
+        '<defs><marker id="atlas-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7"'
+        ' orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" class="atlas-edge-head"/></marker></defs>'
+    ]
+    for a, b in edges:
+        if a not in where or b not in where:
+            continue
+        (ax, ay), (bx, by) = where[a], where[b]
+        x1, y1, x2, y2 = ax + box_w, ay + box_h / 2, bx, by + box_h / 2
+        mid = (x1 + x2) / 2
+        body.append(
+            f'<path class="atlas-edge" d="M {x1:.0f} {y1:.0f} C {mid:.0f} {y1:.0f}, {mid:.0f} {y2:.0f}, {x2:.0f} {y2:.0f}"'
+            f' fill="none" marker-end="url(#atlas-arrow)" data-from="{escape(a)}" data-to="{escape(b)}"/>'
+        )
+    for n in nodes:
+        x, y = where[n.key]
+        label = n.label if len(n.label) <= 20 else n.label[:19] + "…"
+        box = (
+            f'<g class="atlas-node" data-step="{escape(n.key)}" data-status="{escape(n.status)}">'
+            f"<title>{escape(n.title or n.label)}</title>"
+            f'<rect class="atlas-node-box atlas-s-{escape(n.status)}" x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="5"/>'
+            f'<text class="atlas-node-label" x="{x + box_w / 2}" y="{y + box_h / 2 + 4}" text-anchor="middle">{escape(label)}</text></g>'
+        )
+        body.append(f'<a href="{escape(n.url)}">{box}</a>' if n.url else box)
+    legend = sorted({n.status for n in nodes})
+    body.append(_legend(_Frame(width, height, left=pad), [Series(k, k, []) for k in legend]))
+    return _svg(width, height, title, body, "atlas-dag")

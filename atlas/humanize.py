@@ -64,8 +64,8 @@ def percent(share: float | None) -> str:
     if share is None:
         return "—"
     p = float(share) * 100
-    if p == 0 or p == 100:
-        return f"{p:.0f} %"
-    if p < 0.1:
+    if 0 < abs(p) < 0.1:
         return "<0.1 %"
+    if round(p, 1).is_integer():
+        return f"{p:.0f} %"
     return f"{p:.1f} %"

@@ -15,7 +15,7 @@ class PipelinesConfig(AppConfig):
         ],
         "api_routes": ["pipelines.api.urls.routes"],
         "metadata_pruners": ["pipelines.housekeeping.prune_runs"],
-        "run_panels": ["pipelines.backfill_admin.run_interval_panel"],
+        "run_panels": ["pipelines.timeline.run_panel", "pipelines.backfill_admin.run_interval_panel"],
     }
 
     def ready(self) -> None:

@@ -13,12 +13,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from atlas import extensions
+from atlas import charts, extensions
 from atlas.admin_kit import ADMIN_CSS, Palette, ReadOnlyAdmin, ReadOnlyInline, admin_link, json_pre
+from atlas.humanize import percent
 from atlas.warehouse import WarehouseError, get_warehouse
 from pipelines.models import Dataset
 
@@ -62,18 +64,49 @@ def badge(value: str | None) -> str:
 
 
 def share_chart(shares: list[float | None], width: int = 160, height: int = 32) -> str:
-    """A small inline SVG of the failing share over the last runs (oldest left); no JavaScript."""
+    """A small inline SVG of the failing share over the last runs (oldest left); no JavaScript.
+
+    Red only when the latest run had failing rows; a single run is a dot; all-zero is a flat green line.
+    """
     points = [s for s in shares if s is not None]
     if not points:
         return "-"
     top = max(max(points), 0.01)
     step = width / max(len(points) - 1, 1)
-    coords = " ".join(f"{i * step:.1f},{height - 2 - (s / top) * (height - 4):.1f}" for i, s in enumerate(points))
+    coords = [(i * step if len(points) > 1 else width / 2, height - 2 - (s / top) * (height - 4)) for i, s in enumerate(points)]
+    colour = "#dc3545" if points[-1] > 0 else "#198754"
+    mark = (
+        format_html('<circle cx="{}" cy="{}" r="3" fill="{}"/>', f"{coords[0][0]:.1f}", f"{coords[0][1]:.1f}", colour)
+        if len(points) == 1 else
+        format_html('<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"/>', colour,
+                    " ".join(f"{x:.1f},{y:.1f}" for x, y in coords))
+    )
     return format_html(
         '<svg class="quality-chart" width="{}" height="{}" viewBox="0 0 {} {}" role="img"'
-        ' aria-label="failing share over the last {} runs, latest {}"><title>failing share, max {}</title>'
-        '<polyline fill="none" stroke="#dc3545" stroke-width="1.5" points="{}"/></svg>',
-        width, height, width, height, len(points), f"{points[-1]:.2%}", f"{top:.2%}", coords,
+        ' aria-label="failing share over the last {} runs, latest {}"><title>failing share: latest {}, highest {}</title>'
+        "{}</svg>",
+        width, height, width, height, len(points), percent(points[-1]), percent(points[-1]), percent(max(points)), mark,
+    )
+
+
+def share_history_chart(check: Check, results: list[CheckResult]) -> str:
+    """The failing share of a check's last runs with axes and its tolerance as a dashed line, plus the table."""
+    measured = [r for r in results if r.failing_share is not None]
+    if not measured:
+        return ""
+    labels = [timezone.localtime(r.created_at).strftime("%d %b %H:%M") for r in measured]
+    series = [charts.Series("fail", "failing share", [r.failing_share for r in measured])]
+    thresholds = [charts.Threshold(check.tolerance, "tolerance")] if check.tolerance else []
+    top = max([0.01, *(r.failing_share for r in measured), *(t.value for t in thresholds)])
+    svg = charts.lines(labels, series, title=f"Failing share of {check.name} over its last {len(measured)} runs",
+                       thresholds=thresholds, fmt=percent, top=top)
+    rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                            ((label, percent(r.failing_share), r.outcome) for label, r in zip(labels, measured, strict=True)))
+    return format_html(
+        '<figure class="atlas-figure" id="quality-share-history">{}<details><summary>The numbers</summary>'
+        '<table class="atlas-chart-table"><thead><tr><th scope="col">run</th><th scope="col">failing share</th>'
+        '<th scope="col">outcome</th></tr></thead><tbody>{}</tbody></table></details></figure>',
+        svg, rows,
     )
 
 
@@ -159,10 +192,10 @@ class CheckAdmin(admin.ModelAdmin):
             ((admin_link(r, r.created_at), badge(r.outcome), r.failing_rows if r.failing_rows is not None else "-",
               r.message, admin_link(r.check_run, f"run #{r.check_run_id}")) for r in results),
         )
-        chart = share_chart([r.failing_share for r in reversed(results)])
+        chart = share_history_chart(obj, list(reversed(results))) or share_chart([r.failing_share for r in reversed(results)])
         link = reverse("admin:quality_quarantine", args=[obj.dataset_id])
         return format_html(
-            '<p>{}</p><p><a href="{}">Browse the quarantine of {}</a></p><table><thead><tr><th>when</th><th>outcome</th>'
+            '<div>{}</div><p><a href="{}">Browse the quarantine of {}</a></p><table><thead><tr><th>when</th><th>outcome</th>'
             "<th>failing rows</th><th>message</th><th>check run</th></tr></thead><tbody>{}</tbody></table>",
             chart, link, obj.dataset.name, rows,
         )

@@ -73,6 +73,18 @@ def test_the_overview_answers_at_a_glance_and_links_where_to_act(chromium, demo,
     page.locator("#overview-pipelines").get_by_role("link", name=f"#{runs[-1].pk}").click()
     page.wait_for_url(f"**/admin/pipelines/pipelinerun/{runs[-1].pk}/change/")
     assert "Succeeded" in page.inner_text("body")
+    # the first run's timeline (the second skipped the files already loaded): a bar per step, as long as
+    # the step took, and the PII scan after each ingest
+    page.goto(f"{chromium.url}/admin/pipelines/pipelinerun/{runs[0].pk}/change/")
+    timeline = page.locator("#run-timeline")
+    timeline.scroll_into_view_if_needed()
+    bars = timeline.locator("rect.atlas-span")
+    steps = {s.step_name: s for s in runs[0].step_runs.all()}
+    assert bars.count() == len(steps) == 10
+    first = steps[bars.first.get_attribute("data-x")]
+    assert float(bars.first.get_attribute("data-value")) == pytest.approx(
+        (first.finished_at - first.started_at).total_seconds(), abs=0.001)
+    assert timeline.locator('rect[data-series="published compliance"]').count() >= 1
     page.screenshot(path=str(shots / "run.png"))
     revenue = Dataset.objects.get(layer="navigate", table="daily_revenue")
     page.goto(f"{chromium.url}/admin/pipelines/dataset/{revenue.pk}/change/")

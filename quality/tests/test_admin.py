@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import pytest
@@ -94,6 +95,24 @@ def test_run_now_action_checks_published_tables(admin_client, checked):
 def test_share_chart_handles_no_history_and_zero_shares():
     assert share_chart([]) == "-"
     assert "<polyline" in share_chart([0.0, 0.0, None])
+    # issue 18: red even at 0 % failing, empty after one run
+    assert "#dc3545" not in share_chart([0.0, 0.0]) and "#198754" in share_chart([0.5, 0.0])
+    assert "<circle" in share_chart([0.25]) and "latest 25 %" in share_chart([0.25])
+
+
+def test_check_page_draws_the_failing_share_with_axes_and_the_tolerance(admin_client, checked):
+    check = checked.checks.get(name="range_amount")
+    check.tolerance = 0.2
+    check.save()
+    run_checks(checked, trigger="cli", apply_drops=False)
+    page = admin_client.get(reverse("admin:quality_check_change", args=[check.pk])).content.decode()
+    figure = page.split('id="quality-share-history"')[1].split("</figure>")[0]
+    points = [float(v) for v in re.findall(r'<circle class="atlas-point[^>]*data-value="([\d.]+)"', figure)]
+    shares = [r.failing_share for r in check.results.order_by("created_at", "id")]
+    assert points == pytest.approx(shares) and len(points) == 3
+    assert 'class="atlas-threshold atlas-s-limit"' in figure and 'data-value="0.2"' in figure
+    assert 'class="atlas-tick"' in figure and "20 %" in figure  # a y axis in per cent
+    assert "<td>33.3 %</td>" in figure  # the table equivalent
 
 
 # --- the dataset's quality page, the run and step pages, re-processing, PII masking ----------------
