@@ -69,3 +69,38 @@ def percent(share: float | None) -> str:
     if round(p, 1).is_integer():
         return f"{p:.0f} %"
     return f"{p:.1f} %"
+
+
+# The audit log's actions (``area.thing.verb``) in words; the verb leads, the rest names what it acted on.
+AUDIT_VERBS = {
+    "created": "Created", "updated": "Changed", "changed": "Changed", "deleted": "Deleted", "set": "Set",
+    "run": "Ran", "cancel": "Cancelled", "confirmed": "Confirmed", "dismissed": "Dismissed", "verified": "Verified",
+    "downloaded": "Downloaded", "revoked": "Revoked", "applied": "Applied", "failed": "Failed", "scan": "Scanned",
+"reprocess": "Re-processed", "exported": "Exported", "assigned": "Assigned",
+    "refused": "Refused", "retained": "Retained", "rebuilt": "Rebuilt", "review": "Sent for review",
+    "error": "Error in", "repaired": "Repaired", "change": "Changed",
+}
+AUDIT_AREAS = {"pii": "PII", "dsr": "data-subject", "api_token": "API token", "auth": "", "pipelines": "",
+               "quality": "quality", "retention": "retention", "lineage": "lineage", "audit": "audit"}
+
+
+AUDIT_PHRASES = {"pii.view_clear": "Viewed PII in clear", "dsr.tombstones": "Recorded erasure tombstones"}
+
+
+def audit_action(action: str) -> str:
+    """``pipelines.dataset.created`` -> 'Created dataset'; ``pii.finding.confirmed`` -> 'Confirmed PII finding'."""
+    if action in AUDIT_PHRASES:
+        return AUDIT_PHRASES[action]
+    parts = [p for p in (action or "").split(".") if p]
+    if not parts:
+        return ""
+    verb_key = next((p for p in reversed(parts) if p in AUDIT_VERBS), None)
+    if verb_key is None:
+        verb_key = next((k for k in AUDIT_VERBS if parts[-1].endswith("_" + k)), None)
+        if verb_key is None:
+            return " ".join(p.replace("_", " ") for p in parts).capitalize()
+        parts = [*parts[:-1], parts[-1][: -len(verb_key) - 1], verb_key]
+    rest = [p for p in parts if p != verb_key]
+    words = [AUDIT_AREAS.get(p, p.replace("_", " ")) for p in rest]
+    text = " ".join(w for w in words if w)
+    return f"{AUDIT_VERBS[verb_key]} {text}".strip()

@@ -7,12 +7,13 @@ are taken here, from these real runs; without it they go to a temporary director
 from __future__ import annotations
 
 import os
-from datetime import date
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.utils import timezone
 
 from pipelines.models import Dataset, Pipeline, PipelineRun, RunStatus
 from pipelines.tests.conftest import run_now
@@ -45,17 +46,19 @@ def test_the_overview_answers_at_a_glance_and_links_where_to_act(chromium, demo,
     verdict = page.inner_text("#atlas-verdict")
     assert "PII findings to review" in verdict  # the demo's scan proposes findings nobody reviewed yet
 
-    # the chart: today's bar holds the two runs, as a segment with its number, and the same in the table
-    today = date.today().strftime("%d %b")
-    bars = page.locator(f'#overview-pipelines rect.atlas-bar[data-x="{today}"]')
-    assert {bars.nth(i).get_attribute("data-series"): int(bars.nth(i).get_attribute("data-value"))
-            for i in range(bars.count())} == {"succeeded": 2}
-    box = bars.first.bounding_box()
-    assert box is not None and box["height"] > 0
+    # the chart: each day's bar holds that day's runs, as segments with their numbers, and the same in the table
+    days = Counter(timezone.localdate(r.created_at).strftime("%d %b") for r in runs)
+    for day, count in days.items():
+        bars = page.locator(f'#overview-pipelines rect.atlas-bar[data-x="{day}"]')
+        assert {bars.nth(i).get_attribute("data-series"): int(bars.nth(i).get_attribute("data-value"))
+                for i in range(bars.count())} == {"succeeded": count}
+        box = bars.first.bounding_box()
+        assert box is not None and box["height"] > 0
     page.screenshot(path=str(shots / "overview.png"))
     page.locator("#overview-pipelines details summary").click()
-    row = page.locator("#overview-pipelines .atlas-chart-table tr", has_text=today)
-    assert row.locator("td").all_inner_texts()[:2] == [today, "2"]
+    for day, count in days.items():
+        row = page.locator("#overview-pipelines .atlas-chart-table tr", has_text=day)
+        assert row.locator("td").all_inner_texts()[:2] == [day, str(count)]
     assert "healthy" in page.inner_text("#overview-pipelines")
     assert "No endpoint configured" in page.inner_text("#overview-lineage")
 
@@ -86,6 +89,13 @@ def test_the_overview_answers_at_a_glance_and_links_where_to_act(chromium, demo,
         (first.finished_at - first.started_at).total_seconds(), abs=0.001)
     assert timeline.locator('rect[data-series="published compliance"]').count() >= 1
     page.screenshot(path=str(shots / "run.png"))
+    # the step table fits its card, and so does the list of runs: no right-hand column hidden
+    for url, selector in ((f"/admin/pipelines/pipelinerun/{runs[0].pk}/change/", ".inline-group .tabular"),
+                          ("/admin/pipelines/pipelinerun/", "#changelist .results"),
+                          ("/admin/pipelines/steprun/", "#changelist .results")):
+        page.goto(f"{chromium.url}{url}")
+        box = page.locator(selector).first
+        assert box.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), (url, box.evaluate("e => [e.scrollWidth, e.clientWidth]"))
     revenue = Dataset.objects.get(layer="navigate", table="daily_revenue")
     page.goto(f"{chromium.url}/admin/pipelines/dataset/{revenue.pk}/change/")
     page.screenshot(path=str(shots / "dataset.png"))

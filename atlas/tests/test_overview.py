@@ -125,3 +125,24 @@ def test_a_staff_user_without_permissions_sees_no_sections(db, client):
     client.force_login(user)
     page = client.get(reverse("admin:index")).content.decode()
     assert 'id="atlas-verdict">Everything is OK.' in page and 'id="overview-' not in page
+
+
+@pytest.mark.parametrize(
+    ("action", "words"),
+    [
+        ("pipelines.dataset.created", "Created dataset"), ("pii.finding.confirmed", "Confirmed PII finding"),
+        ("pipeline.run", "Ran pipeline"), ("dsr.export.downloaded", "Downloaded data-subject export"),
+        ("retention.policy_created", "Created retention policy"), ("pii.view_clear", "Viewed PII in clear"),
+        ("something.new", "Something new"),
+    ],
+)
+def test_audit_actions_in_words(action, words):
+    assert humanize.audit_action(action) == words
+
+
+def test_the_audit_log_lists_events_in_words(admin_client):
+    from atlas.audit import record
+
+    record("pipelines.dataset.created")
+    page = admin_client.get(reverse("admin:atlas_auditevent_changelist")).content.decode()
+    assert "Created dataset" in page
