@@ -195,7 +195,7 @@ class Span:
 def timeline(spans: Sequence[Span], *, title: str, width: int = 760, row: int = 22) -> SafeString:
     """A Gantt chart: a row per span on a shared seconds axis; every bar carries its numbers."""
     label_w = 170
-    frame = _Frame(width, row * len(spans) + 44, left=label_w, top=6, bottom=38)
+    frame = _Frame(width, row * len(spans) + 44, left=label_w, right=28, top=6, bottom=38)
     end = max((s.start + s.seconds + sum(a[2] for a in s.after) for s in spans), default=0)
     ticks = nice_ticks(end)
     scale = frame.plot_w / (ticks[-1] or 1)
