@@ -39,8 +39,8 @@ OFFLINE_CSP = (
 
 
 class OfflineRedocView(SpectacularRedocView):
-    def get(self, request, *args, **kwargs):
-        response = super().get(request, *args, **kwargs)
+    def finalize_response(self, request, response, *args, **kwargs):  # ``get`` stays the parent's (out of the schema)
+        response = super().finalize_response(request, response, *args, **kwargs)
         response["Content-Security-Policy"] = OFFLINE_CSP
         return response
 
