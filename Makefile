@@ -12,7 +12,7 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/atlas
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
-.PHONY: demo test test-embedded test-postgres install lint check bench clean
+.PHONY: demo test test-embedded test-postgres install lint check bench clean screenshots
 
 # The versions CI tests are requirements/dev.lock's (made from pyproject.toml by uv, hashes checked;
 # the command is at its top), the same as the image's requirements/prod.lock for what both hold.
@@ -58,3 +58,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+## PNGs of the overview, a pipeline, a run and a dataset, taken by the Chromium test on the demo (docs/screenshots).
+screenshots: install
+	ATLAS_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q -p no:cacheprovider -n 0 \
+		atlas/tests/test_console_browser.py -k overview

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from .admin_kit import ImmutableMixin
+from .humanize import audit_action
 from .models import AuditEvent
 
 
@@ -8,11 +9,16 @@ from .models import AuditEvent
 class AuditEventAdmin(ImmutableMixin, admin.ModelAdmin):
     """Read-only for everyone: the log is append-only, and the admin cannot change that."""
 
-    list_display = ("seq", "at", "actor_name", "action", "target_type", "target_repr")
+    list_display = ("seq", "at", "actor_name", "event", "target_type", "target_repr")
     list_filter = ("action", "target_type")
     search_fields = ("actor_name", "action", "target_repr", "target_id")
     date_hierarchy = "at"
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    @admin.display(description="event", ordering="action")
+    def event(self, obj: AuditEvent) -> str:
+        """The action in words; the machine name stays in the filter and on the event's page."""
+        return audit_action(obj.action)
 
 
 # --- Roles at the beat door (security) ----------------------------------------------------------

@@ -64,6 +64,8 @@ KINDS: dict[str, str] = {
     " directory (manage.py atlas export | plan | apply)",
     "pii_columns": "callable() -> iterable of atlas.extensions.PiiColumn: the PII each Atlas dataset column holds"
     " and the policy protecting it (lineage marks them on its graph and carries them along column lineage)",
+    "overview_sections": "callable(request, now) -> atlas.overview.Section or None: a part of the admin's home"
+    " (its verdict, what needs acting on, where to act)",
 }
 # Kinds whose items are (key, value) pairs with keys unique across apps.
 PAIR_KINDS = {"api_dataset_fields"}

@@ -55,7 +55,7 @@ ATLAS_APPS = [
 ]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "atlas.admin_site.AtlasAdminConfig",  # django.contrib.admin with Atlas's site (its home: the overview)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -442,6 +442,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
+    # The browsable API without the catch-all 404 among its breadcrumbs (atlas.api.renderers).
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "atlas.api.renderers.BrowsableAPIRenderer"],
     "DEFAULT_PAGINATION_CLASS": "atlas.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "atlas.api.schema.AutoSchema",

@@ -8,6 +8,7 @@ class ComplianceConfig(AppConfig):
     # PII gate, a scan after every ingest; the row masker every page and endpoint showing rows uses;
     # findings in /metrics; its endpoints and the datasets' PII summary in the API; PII and policies to lineage.
     contributes = {
+        "overview_sections": ["compliance.overview.section"],
         "step_hooks": ["compliance.hooks.PiiHook"],
         "row_masker": ["compliance.masking.mask_rows"],
         "request_scopes": ["compliance.masking.request_scope"],

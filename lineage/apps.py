@@ -7,6 +7,7 @@ class LineageConfig(AppConfig):
     # What lineage adds to the others (atlas.extensions): events for every run and step, the graph kept
     # current, the receiver and the graph in the API, the outbox backlog in /metrics, the dataset page's link.
     contributes = {
+        "overview_sections": ["lineage.overview.section"],
         "step_hooks": ["lineage.hooks.LineageHook"],
         "step_saved": ["lineage.hooks.step_saved"],
         "metric_sources": ["lineage.metrics.lineage_metrics"],

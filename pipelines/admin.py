@@ -396,6 +396,13 @@ class PipelineAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
         )
         return [run, *super().get_urls()]
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:  # the steps as a graph, coloured by the last run (pipelines.graph)
+            from .graph import graph_context
+
+            context["graph"] = graph_context(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     @admin.display(description="steps", ordering="steps_count")
     def steps_count(self, obj: Pipeline) -> int:
         return obj.steps_count

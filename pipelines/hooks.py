@@ -26,6 +26,7 @@ Run hooks get a :class:`RunContext`, step hooks a :class:`StepContext`.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -131,13 +132,36 @@ def call(stage: str, ctx: StepContext | RunContext) -> None:
         method = getattr(hook, stage, None)
         if method is None:
             continue
+        started = time.perf_counter()
         if stage == "failed":
             try:
                 method(ctx)
             except Exception:
                 logger.exception("Step hook %r failed while handling a failure", hook)
         else:
-            method(ctx)
+            try:
+                method(ctx)
+            finally:
+                _record_time(ctx, stage, hook, time.perf_counter() - started)
+
+
+TIMED_STAGES = ("prepare", "staged", "published")
+
+
+def _record_time(ctx: Any, stage: str, hook: Any, seconds: float) -> None:
+    """Add a hook's time to its step run's ``details["hook_seconds"]`` (``"<stage> <app>"``: seconds).
+
+    The run timeline shows it: a step's own time includes its ``prepare`` and ``staged`` hooks
+    (checks, policies); ``published`` hooks (the PII scan after an ingest, lineage) run after it ends.
+    """
+    step_run = getattr(ctx, "step_run", None)
+    if stage not in TIMED_STAGES or step_run is None or seconds < 0.001:
+        return
+    key = f"{stage} {type(hook).__module__.split('.')[0]}"
+    details = dict(step_run.details or {})
+    spent = dict(details.get("hook_seconds") or {})
+    spent[key] = round(spent.get(key, 0.0) + seconds, 3)
+    step_run.details = {**details, "hook_seconds": spent}
 
 
 def after_staging(ctx: StepContext) -> int:

@@ -936,7 +936,8 @@ def _after_publish(run: PipelineRun, step: Step, step_run: StepRun, *, origin: s
         )
     hooks.call("published", ctx)
     step_run.after_publish = "done"
-    durably(lambda: StepRun.objects.filter(pk=step_run.pk).update(after_publish="done"), "a step's published hooks")
+    durably(lambda: StepRun.objects.filter(pk=step_run.pk).update(after_publish="done", details=step_run.details),
+            "a step's published hooks")
 
 
 def _drop_staging(ctx: StepContext) -> None:

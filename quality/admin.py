@@ -13,12 +13,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from simple_history.admin import SimpleHistoryAdmin
 
-from atlas import extensions
+from atlas import charts, extensions
 from atlas.admin_kit import (
     ADMIN_CSS,
     ManagedFromFilesWarning,
@@ -28,6 +29,7 @@ from atlas.admin_kit import (
     admin_link,
     json_pre,
 )
+from atlas.humanize import percent
 from atlas.warehouse import WarehouseError, get_warehouse
 from pipelines.models import Dataset
 
@@ -71,18 +73,49 @@ def badge(value: str | None) -> str:
 
 
 def share_chart(shares: list[float | None], width: int = 160, height: int = 32) -> str:
-    """A small inline SVG of the failing share over the last runs (oldest left); no JavaScript."""
+    """A small inline SVG of the failing share over the last runs (oldest left); no JavaScript.
+
+    Red only when the latest run had failing rows; a single run is a dot; all-zero is a flat green line.
+    """
     points = [s for s in shares if s is not None]
     if not points:
         return "-"
     top = max(max(points), 0.01)
     step = width / max(len(points) - 1, 1)
-    coords = " ".join(f"{i * step:.1f},{height - 2 - (s / top) * (height - 4):.1f}" for i, s in enumerate(points))
+    coords = [(i * step if len(points) > 1 else width / 2, height - 2 - (s / top) * (height - 4)) for i, s in enumerate(points)]
+    colour = "#dc3545" if points[-1] > 0 else "#198754"
+    mark = (
+        format_html('<circle cx="{}" cy="{}" r="3" fill="{}"/>', f"{coords[0][0]:.1f}", f"{coords[0][1]:.1f}", colour)
+        if len(points) == 1 else
+        format_html('<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"/>', colour,
+                    " ".join(f"{x:.1f},{y:.1f}" for x, y in coords))
+    )
     return format_html(
         '<svg class="quality-chart" width="{}" height="{}" viewBox="0 0 {} {}" role="img"'
-        ' aria-label="failing share over the last {} runs, latest {}"><title>failing share, max {}</title>'
-        '<polyline fill="none" stroke="#dc3545" stroke-width="1.5" points="{}"/></svg>',
-        width, height, width, height, len(points), f"{points[-1]:.2%}", f"{top:.2%}", coords,
+        ' aria-label="failing share over the last {} runs, latest {}"><title>failing share: latest {}, highest {}</title>'
+        "{}</svg>",
+        width, height, width, height, len(points), percent(points[-1]), percent(points[-1]), percent(max(points)), mark,
+    )
+
+
+def share_history_chart(check: Check, results: list[CheckResult]) -> str:
+    """The failing share of a check's last runs with axes and its tolerance as a dashed line, plus the table."""
+    measured = [r for r in results if r.failing_share is not None]
+    if not measured:
+        return ""
+    labels = [timezone.localtime(r.created_at).strftime("%d %b %H:%M") for r in measured]
+    series = [charts.Series("fail", "failing share", [r.failing_share for r in measured])]
+    thresholds = [charts.Threshold(check.tolerance, "tolerance")] if check.tolerance else []
+    top = max([0.01, *(r.failing_share for r in measured), *(t.value for t in thresholds)])
+    svg = charts.lines(labels, series, title=f"Failing share of {check.name} over its last {len(measured)} runs",
+                       thresholds=thresholds, fmt=percent, top=top)
+    rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                            ((label, percent(r.failing_share), r.outcome) for label, r in zip(labels, measured, strict=True)))
+    return format_html(
+        '<figure class="atlas-figure" id="quality-share-history">{}<details><summary>The numbers</summary>'
+        '<table class="atlas-chart-table"><thead><tr><th scope="col">run</th><th scope="col">failing share</th>'
+        '<th scope="col">outcome</th></tr></thead><tbody>{}</tbody></table></details></figure>',
+        svg, rows,
     )
 
 
@@ -168,10 +201,10 @@ class CheckAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
             ((admin_link(r, r.created_at), badge(r.outcome), r.failing_rows if r.failing_rows is not None else "-",
               r.message, admin_link(r.check_run, f"run #{r.check_run_id}")) for r in results),
         )
-        chart = share_chart([r.failing_share for r in reversed(results)])
+        chart = share_history_chart(obj, list(reversed(results))) or share_chart([r.failing_share for r in reversed(results)])
         link = reverse("admin:quality_quarantine", args=[obj.dataset_id])
         return format_html(
-            '<p>{}</p><p><a href="{}">Browse the quarantine of {}</a></p><table><thead><tr><th>when</th><th>outcome</th>'
+            '<div>{}</div><p><a href="{}">Browse the quarantine of {}</a></p><table><thead><tr><th>when</th><th>outcome</th>'
             "<th>failing rows</th><th>message</th><th>check run</th></tr></thead><tbody>{}</tbody></table>",
             chart, link, obj.dataset.name, rows,
         )
@@ -191,6 +224,7 @@ class CheckAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
         except ValueError:
             offset = 0
         run_ids = _run_ids(request.GET.get("check_run"))
+        history = request.GET.get("history") == "1"
         context = {
             **self.admin_site.each_context(request),
             "title": f"Quarantine of {dataset.qualified_table}",
@@ -202,7 +236,8 @@ class CheckAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
             "check_run": request.GET.get("check_run", ""),
             "can_reprocess": request.user.has_perm(REPROCESS_PERMISSION),
         }
-        page = quarantine_page(request.user, dataset, limit=QUARANTINE_PAGE, offset=offset, check_run_ids=run_ids)
+        page = quarantine_page(request.user, dataset, limit=QUARANTINE_PAGE, offset=offset, check_run_ids=run_ids,
+                               history=history)
         context.update(page, q=page)
         return TemplateResponse(request, "admin/quality/quarantine.html", context)
 
@@ -276,23 +311,38 @@ def _run_ids(value: str | None) -> list[int] | None:
         return None
 
 
-def quarantine_page(user, dataset: Dataset, *, limit: int, offset: int, check_run_ids: list[int] | None) -> dict:
-    """A page of the quarantine for a template, masked for ``user``; never raises."""
+def quarantine_page(
+    user, dataset: Dataset, *, limit: int, offset: int, check_run_ids: list[int] | None, history: bool = False
+) -> dict:
+    """A page of the quarantine for a template, masked for ``user``; never raises.
+
+    By default, a dataset its step rebuilds shows the rows of the table as it is (ingest rejects and
+    the latest build's check rejects): the copies earlier builds quarantined stay as history
+    (``superseded``), shown with ``history`` — a re-run does not show the same rows twice.
+    """
     try:
         wh = get_warehouse()
         name = quarantine.quarantine_name(dataset.table)
         if not wh.table_exists(dataset.layer, name):
-            return {"total": 0, "from_checks": 0, "columns": [], "rows": []}
-        total = (
-            wh.row_count(dataset.layer, name) if check_run_ids is None
-            else quarantine.count_rows(wh, dataset.layer, dataset.table, check_run_ids)
-        )
-        columns, rows = quarantine.browse(wh, dataset.layer, dataset.table, limit=limit, offset=offset, check_run_ids=check_run_ids)
-        selection = current_check_runs(dataset) if check_run_ids is None else check_run_ids
+            return {"total": 0, "from_checks": 0, "superseded": 0, "columns": [], "rows": []}
+        current = current_check_runs(dataset)
+        everything = wh.row_count(dataset.layer, name)
+        superseded = 0
+        if check_run_ids is None and current is not None and not history:
+            total = quarantine.count_rows(wh, dataset.layer, dataset.table, current, with_rejects=True)
+            superseded = everything - total
+            columns, rows = quarantine.browse(wh, dataset.layer, dataset.table, limit=limit, offset=offset,
+                                              check_run_ids=current, with_rejects=True)
+        else:
+            total = everything if check_run_ids is None else quarantine.count_rows(wh, dataset.layer, dataset.table, check_run_ids)
+            columns, rows = quarantine.browse(wh, dataset.layer, dataset.table, limit=limit, offset=offset,
+                                              check_run_ids=check_run_ids)
+        selection = current if check_run_ids is None else check_run_ids
         from_checks = quarantine.count_rows(wh, dataset.layer, dataset.table, selection)
     except WarehouseError as exc:
-        return {"error": str(exc), "total": 0, "from_checks": 0, "columns": [], "rows": []}
-    return {"total": total, "from_checks": from_checks, "columns": columns, "rows": mask(user, dataset, columns, rows)}
+        return {"error": str(exc), "total": 0, "from_checks": 0, "superseded": 0, "columns": [], "rows": []}
+    return {"total": total, "from_checks": from_checks, "superseded": superseded, "history": history,
+            "columns": columns, "rows": mask(user, dataset, columns, rows)}
 
 
 def _reprocess_and_report(model_admin, request: HttpRequest, dataset: Dataset, run_ids: list[int] | None) -> None:

@@ -7,6 +7,7 @@ class QualityConfig(AppConfig):
     # What quality adds to the others (atlas.extensions): the gate on every staged table, its results as
     # lineage assertions and metrics, its endpoints and the datasets' check status in the API.
     contributes = {
+        "overview_sections": ["quality.overview.checks_section", "quality.overview.freshness_section"],
         "step_hooks": ["quality.hooks.QualityGate"],
         "step_reads": ["quality.dependencies.step_reads"],
         "lineage_assertions": ["quality.hooks.lineage_assertions"],

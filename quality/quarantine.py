@@ -141,33 +141,43 @@ def split(wh: Warehouse, plan: Plan, drops: list[RowCheck], **kwargs: Any) -> in
     return before - wh.row_count(plan.schema, plan.table)
 
 
-def count_rows(wh: Warehouse, schema: str, table: str, check_run_ids: list[int] | None = None) -> int:
+def count_rows(
+    wh: Warehouse, schema: str, table: str, check_run_ids: list[int] | None = None, *, with_rejects: bool = False
+) -> int:
+    """Rows quarantined by checks (of ``check_run_ids``; all when None); ``with_rejects`` adds ingest rejects."""
     name = quarantine_name(table)
     if not wh.table_exists(schema, name):
         return 0
     if "_check_run_id" not in {c.name for c in wh.columns(schema, name)}:
-        return 0  # only ingest rejects so far: no check has quarantined a row here
-    where, params = _run_filter(wh, check_run_ids)
+        # only ingest rejects so far: no check has quarantined a row here
+        return wh.row_count(schema, name) if with_rejects else 0
+    where, params = _run_filter(wh, check_run_ids, with_rejects=with_rejects)
     with wh.cursor() as cur:
         return int(cur.execute(f"SELECT count(*) FROM {wh.table(schema, name)} WHERE {where}", params).fetchone()[0])
 
 
-def _run_filter(wh: Warehouse, check_run_ids: list[int] | None) -> tuple[str, list[Any]]:
+def _run_filter(wh: Warehouse, check_run_ids: list[int] | None, *, with_rejects: bool = False) -> tuple[str, list[Any]]:
+    col = wh.quote("_check_run_id")
     if check_run_ids is None:
-        return f"{wh.quote('_check_run_id')} IS NOT NULL", []
-    if not check_run_ids:
-        return "1 = 0", []
-    return f"{wh.quote('_check_run_id')} IN ({', '.join(['%s'] * len(check_run_ids))})", list(check_run_ids)
+        where, params = f"{col} IS NOT NULL", []
+    elif not check_run_ids:
+        where, params = "1 = 0", []
+    else:
+        where, params = f"{col} IN ({', '.join(['%s'] * len(check_run_ids))})", list(check_run_ids)
+    return (f"({where} OR {col} IS NULL)", params) if with_rejects else (where, params)
 
 
 def browse(
-    wh: Warehouse, schema: str, table: str, *, limit: int = 50, offset: int = 0, check_run_ids: list[int] | None = None
+    wh: Warehouse, schema: str, table: str, *, limit: int = 50, offset: int = 0, check_run_ids: list[int] | None = None,
+    with_rejects: bool = False,
 ) -> tuple[list[str], list[tuple]]:
-    """A page of quarantined rows, newest first (ingest rejects and check failures alike)."""
+    """A page of quarantined rows, newest first: all of them, or those of ``check_run_ids`` (and ingest rejects)."""
     name = quarantine_name(table)
     if not wh.table_exists(schema, name):
         return [], []
-    where, params = ("1 = 1", []) if check_run_ids is None else _run_filter(wh, check_run_ids)
+    if check_run_ids is not None and "_check_run_id" not in {c.name for c in wh.columns(schema, name)}:
+        check_run_ids = None if with_rejects else []
+    where, params = ("1 = 1", []) if check_run_ids is None else _run_filter(wh, check_run_ids, with_rejects=with_rejects)
     with wh.cursor() as cur:
         cur.execute(
             f"SELECT * FROM {wh.table(schema, name)} WHERE {where}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import pytest
@@ -94,6 +95,24 @@ def test_run_now_action_checks_published_tables(admin_client, checked):
 def test_share_chart_handles_no_history_and_zero_shares():
     assert share_chart([]) == "-"
     assert "<polyline" in share_chart([0.0, 0.0, None])
+    # issue 18: red even at 0 % failing, empty after one run
+    assert "#dc3545" not in share_chart([0.0, 0.0]) and "#198754" in share_chart([0.5, 0.0])
+    assert "<circle" in share_chart([0.25]) and "latest 25 %" in share_chart([0.25])
+
+
+def test_check_page_draws_the_failing_share_with_axes_and_the_tolerance(admin_client, checked):
+    check = checked.checks.get(name="range_amount")
+    check.tolerance = 0.2
+    check.save()
+    run_checks(checked, trigger="cli", apply_drops=False)
+    page = admin_client.get(reverse("admin:quality_check_change", args=[check.pk])).content.decode()
+    figure = page.split('id="quality-share-history"')[1].split("</figure>")[0]
+    points = [float(v) for v in re.findall(r'<circle class="atlas-point[^>]*data-value="([\d.]+)"', figure)]
+    shares = [r.failing_share for r in check.results.order_by("created_at", "id")]
+    assert points == pytest.approx(shares) and len(points) == 3
+    assert 'class="atlas-threshold atlas-s-limit"' in figure and 'data-value="0.2"' in figure
+    assert 'class="atlas-tick"' in figure and "20 %" in figure  # a y axis in per cent
+    assert "<td>33.3 %</td>" in figure  # the table equivalent
 
 
 # --- the dataset's quality page, the run and step pages, re-processing, PII masking ----------------
@@ -189,3 +208,39 @@ def test_run_step_and_dataset_pages_link_to_their_check_results(admin_client, wh
     assert result_url in step_page
     dataset_page = admin_client.get(reverse("admin:pipelines_dataset_change", args=[people.pk])).content.decode()
     assert reverse("admin:quality_dataset", args=[people.pk]) in dataset_page and 'id="atlas-quality-link"' in dataset_page
+
+
+def test_quarantine_and_quality_pages_of_an_explore_dataset_with_only_ingest_rejects(admin_client, wh, simple_pipeline):
+    # issue 18: both pages showed "Referenced column _check_run_id not found" (quarantine.count_rows)
+    from pipelines.tests.conftest import run_now
+
+    pipeline = simple_pipeline("id,name,amount\n1,Ann,10\n2,Bob\n3,Cy,5\n")
+    run_now(pipeline)
+    raw = pipeline.steps.get(name="ingest").output
+    assert wh.row_count("explore", "people__quarantine") == 1
+    for name in ("admin:quality_quarantine", "admin:quality_dataset"):
+        response = admin_client.get(reverse(name, args=[raw.pk]))
+        page = response.content.decode()
+        assert response.status_code == 200 and "_check_run_id" not in page and "Referenced column" not in page
+    quarantine = admin_client.get(reverse("admin:quality_quarantine", args=[raw.pk])).content.decode()
+    assert "1 quarantined row" in quarantine
+
+
+def test_a_re_run_does_not_show_the_same_quarantined_rows_twice(admin_client, wh, settings, simple_pipeline):
+    # issue 18: "Browse all 48" next to "24 rows quarantined" after a second run of the demo
+    from pipelines.tests.conftest import run_now
+    from quality.models import Check
+
+    settings.ATLAS_STEP_HOOKS = ["quality.hooks.QualityGate"]
+    pipeline = simple_pipeline()
+    people = pipeline.steps.get(name="refine").output  # rebuilt ("replace") by every run
+    Check.objects.create(dataset=people, name="small", kind="range", columns=["amount"], params={"min": 6}, severity="drop")
+    run_now(pipeline)
+    run_now(pipeline)
+    assert wh.row_count("chart", "people__quarantine") == 2  # Cy once per build: the first copy is history
+    page = admin_client.get(reverse("admin:quality_dataset", args=[people.pk])).content.decode()
+    assert "Browse all 1 quarantined row<" in page and "1 more row from earlier builds" in page
+    browse = admin_client.get(reverse("admin:quality_quarantine", args=[people.pk])).content.decode()
+    assert "1 quarantined row in chart.people__quarantine" in browse and browse.count("Failed quality check(s): small") == 1
+    everything = admin_client.get(reverse("admin:quality_quarantine", args=[people.pk]), {"history": "1"}).content.decode()
+    assert "2 quarantined rows" in everything and everything.count("Failed quality check(s): small") == 2

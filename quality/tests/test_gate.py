@@ -157,3 +157,4 @@ def test_ingest_batches_are_gated_too(wh, gated):
         row = cur.execute('SELECT "id", "_batch_id", "_failed_checks" FROM explore."people__quarantine"').fetchone()
     assert row[0] == "2" and row[1].startswith("b") and row[2] == "named"
     assert raw.batches.get().rows_loaded == 2
+

@@ -1,0 +1,106 @@
+"""Values as people read them: local times with their age, rounded numbers, shares in per cent.
+
+Plain functions (tested directly) and the template filters of ``atlas_format`` call them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.utils import timezone
+from django.utils.html import format_html
+
+
+def age(when: datetime, now: datetime | None = None) -> str:
+    """'just now', '5 min ago', '3 h ago', '2 days ago'; 'in 40 min' for a time ahead."""
+    now = now or timezone.now()
+    seconds = (now - when).total_seconds()
+    ahead = seconds < 0
+    seconds = abs(seconds)
+    if seconds < 45:
+        return "just now" if not ahead else "in under a minute"
+    if seconds < 3600:
+        text = f"{round(seconds / 60)} min"
+    elif seconds < 86400 * 2:
+        text = f"{round(seconds / 3600)} h"
+    else:
+        text = f"{round(seconds / 86400)} days"
+    return f"in {text}" if ahead else f"{text} ago"
+
+
+def local_time(when: datetime | None, now: datetime | None = None) -> str:
+    """``2026-12-03 23:12 (5 min ago)`` in the site's time zone, in a ``<time>`` with the exact instant."""
+    if when is None:
+        return "—"
+    local = timezone.localtime(when) if timezone.is_aware(when) else when
+    return format_html(
+        '<time datetime="{}" title="{}">{} <span class="atlas-age">({})</span></time>',
+        when.isoformat(), local.strftime("%Y-%m-%d %H:%M:%S %Z"), local.strftime("%Y-%m-%d %H:%M"), age(when, now),
+    )
+
+
+def number(value: object, digits: int = 3) -> str:
+    """A number for reading: thousands separated, at most ``digits`` significant decimals, no float noise."""
+    if value is None or isinstance(value, bool):
+        return "—" if value is None else ("yes" if value else "no")
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float | Decimal):
+        v = float(value)
+        if v.is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}" if abs(v) >= 100_000 else f"{v:,.1f}"
+        if abs(v) < 1:
+            return f"{v:.{digits}g}"
+        text = f"{v:,.{max(digits - len(str(int(abs(v)))), 0)}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return str(value)
+
+
+def percent(share: float | None) -> str:
+    """A share 0..1 as '12.5 %' ('0 %' and '100 %' exact; '<0.1 %' for tiny non-zero shares)."""
+    if share is None:
+        return "—"
+    p = float(share) * 100
+    if 0 < abs(p) < 0.1:
+        return "<0.1 %"
+    if round(p, 1).is_integer():
+        return f"{p:.0f} %"
+    return f"{p:.1f} %"
+
+
+# The audit log's actions (``area.thing.verb``) in words; the verb leads, the rest names what it acted on.
+AUDIT_VERBS = {
+    "created": "Created", "updated": "Changed", "changed": "Changed", "deleted": "Deleted", "set": "Set",
+    "run": "Ran", "cancel": "Cancelled", "confirmed": "Confirmed", "dismissed": "Dismissed", "verified": "Verified",
+    "downloaded": "Downloaded", "revoked": "Revoked", "applied": "Applied", "failed": "Failed", "scan": "Scanned",
+"reprocess": "Re-processed", "exported": "Exported", "assigned": "Assigned",
+    "refused": "Refused", "retained": "Retained", "rebuilt": "Rebuilt", "review": "Sent for review",
+    "error": "Error in", "repaired": "Repaired", "change": "Changed",
+}
+AUDIT_AREAS = {"pii": "PII", "dsr": "data-subject", "api_token": "API token", "auth": "", "pipelines": "",
+               "quality": "quality", "retention": "retention", "lineage": "lineage", "audit": "audit"}
+
+
+AUDIT_PHRASES = {"pii.view_clear": "Viewed PII in clear", "dsr.tombstones": "Recorded erasure tombstones"}
+
+
+def audit_action(action: str) -> str:
+    """``pipelines.dataset.created`` -> 'Created dataset'; ``pii.finding.confirmed`` -> 'Confirmed PII finding'."""
+    if action in AUDIT_PHRASES:
+        return AUDIT_PHRASES[action]
+    parts = [p for p in (action or "").split(".") if p]
+    if not parts:
+        return ""
+    verb_key = next((p for p in reversed(parts) if p in AUDIT_VERBS), None)
+    if verb_key is None:
+        verb_key = next((k for k in AUDIT_VERBS if parts[-1].endswith("_" + k)), None)
+        if verb_key is None:
+            return " ".join(p.replace("_", " ") for p in parts).capitalize()
+        parts = [*parts[:-1], parts[-1][: -len(verb_key) - 1], verb_key]
+    rest = [p for p in parts if p != verb_key]
+    words = [AUDIT_AREAS.get(p, p.replace("_", " ")) for p in rest]
+    text = " ".join(w for w in words if w)
+    return f"{AUDIT_VERBS[verb_key]} {text}".strip()
