@@ -15,6 +15,7 @@ at once: the one that pauses is killed, the other takes the resumed attempt.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -246,3 +247,212 @@ def test_two_triggers_at_once_make_one_run_that_a_worker_executes(broker, simple
     run = _wait_for(lambda: ended(run), tmp_path, timeout=90)
     assert run.status == RunStatus.SUCCEEDED and run.attempt == 1
     assert contents("navigate.people_total") == [(3, 35)]
+
+
+# --- the next scheduled run starts --------------------------------------------------------------
+def next_scheduled_run_succeeds(pipeline, tmp_path: Path) -> PipelineRun:
+    """What beat sends for a due pipeline, through the broker to a worker: accepted, and it succeeds."""
+    from pipelines.tasks import trigger_scheduled_run
+
+    seen = set(PipelineRun.objects.filter(pipeline=pipeline).values_list("pk", flat=True))
+    trigger_scheduled_run.delay(pipeline.pk)
+    run = _wait_for(lambda: PipelineRun.objects.filter(pipeline=pipeline, trigger=Trigger.SCHEDULE)
+                    .exclude(pk__in=seen).first(), tmp_path, timeout=300)
+    run = _wait_for(lambda: ended(run), tmp_path, timeout=300)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    return run
+
+
+# --- the step's own connection terminated ---------------------------------------------------------
+def test_the_steps_own_connection_terminated_is_retried_and_the_next_run_starts(broker, loaded_once, start, tmp_path):
+    """Only the warehouse connection of the step (not the heartbeat's or the metadata's) is cut."""
+    pipeline, _ = loaded_once
+    start(*WORKER, **fault_env(tmp_path, "staged"))
+    run = runner.start_run(pipeline, trigger=Trigger.API)
+    reached(tmp_path, "staged")
+    backend = int((tmp_path / "faults" / "staged.backend").read_text())
+    with psycopg.connect(_conninfo(), autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", [backend]).fetchone()[0] is True
+        others = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND pid <> %s", [APP_NAME, backend]
+        ).fetchone()[0]
+    assert others >= 1  # the worker's other connections stay up
+    (tmp_path / "faults" / "staged.release").write_text("go")
+
+    run = _wait_for(lambda: ended(run), tmp_path, timeout=90)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.attempt == 1
+    ingest = run.step_runs.get(step_name="ingest")
+    assert ingest.tries[0]["transient"] is True and ingest.tries[-1]["error"] == ""
+    after = published()
+    assert after["explore.people"] == ["1", "2", "3", "4", "5"] and {k: after[k] for k in AFTER} == AFTER
+    attempts.clean_up_attempts()
+    assert not leftovers()
+    next_scheduled_run_succeeds(pipeline, tmp_path)
+    assert published() == after  # nothing new to load: the same tables
+
+
+# --- a step blocked on a lock, cancelled ---------------------------------------------------------
+def test_a_step_blocked_on_a_lock_is_cancelled_within_seconds_and_the_next_run_starts(
+    broker, loaded_once, start, tmp_path
+):
+    pipeline, before = loaded_once
+    start(*WORKER, **fault_env(tmp_path, "none", ATLAS_WATCHDOG_POLL_SECONDS="0.2"))
+    with psycopg.connect(_conninfo()) as holder:
+        holder.execute("LOCK TABLE chart.people IN ACCESS EXCLUSIVE MODE")  # held until the block ends
+        run = runner.start_run(pipeline, trigger=Trigger.API)
+
+        def blocked():
+            with psycopg.connect(_conninfo(), autocommit=True) as probe:
+                return probe.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
+                    [APP_NAME],
+                ).fetchone()[0]
+
+        _wait_for(blocked, tmp_path, timeout=60)
+        t0 = time.monotonic()
+        assert runner.cancel_run(run) == "stopping"
+        run = _wait_for(lambda: ended(run), tmp_path, timeout=60)
+        took = time.monotonic() - t0
+        assert run.status == RunStatus.CANCELLED, run.error
+        assert took < RESUME_BOUND  # within seconds (a bound for a loaded CI machine; about 1 s measured)
+        holder.rollback()
+    now = published()
+    assert {k: now[k] for k in AFTER} == {k: before[k] for k in AFTER}  # chart and navigate as before
+    assert now["explore.people"] == ["1", "2", "3", "4", "5"]  # the ingest had published before the block
+    attempts.clean_up_attempts()
+    assert not leftovers()
+    next_scheduled_run_succeeds(pipeline, tmp_path)
+    after = published()
+    assert after["explore.people"] == ["1", "2", "3", "4", "5"] and {k: after[k] for k in AFTER} == AFTER
+
+
+# --- the disk fills during a step ----------------------------------------------------------------
+BIG_ROWS = 20_000  # about 300 kB once decompressed: more than the small filesystem holds
+
+
+def _mount_small_filesystem(where: Path) -> bool:
+    """A 64 kB tmpfs at ``where`` (root only); False where it cannot be mounted."""
+    import subprocess
+
+    where.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)], capture_output=True)
+    return done.returncode == 0
+
+
+def test_a_full_disk_fails_the_run_with_the_reason_tables_as_before_and_the_next_run_starts(
+    broker, loaded_once, start, tmp_path
+):
+    """The worker's temporary directory is a 64 kB filesystem (or, without root, ``open`` fails as on one)."""
+    import gzip
+    import subprocess
+
+    pipeline, before = loaded_once
+    rows = "".join(f"{i},P{i},{i % 97}\n" for i in range(4, 4 + BIG_ROWS))
+    Path(pipeline.steps.get(name="ingest").source.location).write_bytes(gzip.compress(("id,name,amount\n" + rows).encode()))
+    tmp = tmp_path / "worker-var" / "tmp"
+    mounted = _mount_small_filesystem(tmp)
+    env = fault_env(tmp_path, "none" if mounted else "enospc")
+    worker = start(*WORKER, **env)
+    try:
+        run = runner.start_run(pipeline, trigger=Trigger.API)
+        run = _wait_for(lambda: ended(run), tmp_path, timeout=90)
+        assert run.status == RunStatus.FAILED
+        assert "No space left on device" in run.error, run.error
+        assert published() == before  # exactly as before
+        attempts.clean_up_attempts()
+        assert not leftovers()
+    finally:
+        if mounted:
+            worker.terminate()
+            worker.wait(timeout=20)
+            subprocess.run(["umount", "-l", str(tmp)], check=True)
+    if mounted:  # the disk has room again (the normal one); the fault-free worker takes the next run
+        start(*WORKER, **fault_env(tmp_path, "none"))
+    else:
+        worker.terminate()
+        worker.wait(timeout=20)
+        start(*WORKER, **fault_env(tmp_path, "none"))
+    next_scheduled_run_succeeds(pipeline, tmp_path)
+    ids = explore_ids()
+    assert len(ids) == 3 + BIG_ROWS and len(set(ids)) == len(ids)  # every row once
+    assert contents("navigate.people_total")[0][0] == 3 + BIG_ROWS
+
+
+# --- the broker stops mid-run ---------------------------------------------------------------------
+@pytest.fixture
+def private_broker(settings, tmp_path):
+    """A redis-server of this test's own on a free port, that the test may stop and start again."""
+    import shutil
+    import socket
+    import subprocess
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed: the broker-stopped case needs a Redis of its own")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+
+    class Redis:
+        proc: subprocess.Popen | None = None
+
+        def up(self):
+            log = open(tmp_path / "redis.log", "ab")  # noqa: SIM115
+            self.proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                          "--appendonly", "no"], stdout=log, stderr=subprocess.STDOUT)
+            import redis
+
+            _wait_for(lambda: _pings(redis.Redis.from_url(url)), tmp_path, timeout=30)
+
+        def down(self):
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+
+    broker = Redis()
+    broker.up()
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.CELERY_BROKER_URL = False, url
+    try:
+        with celery_conf(task_always_eager=False, broker_url=url, broker_read_url=None, broker_write_url=None):
+            yield url, broker
+    finally:
+        if broker.proc.poll() is None:
+            broker.down()
+
+
+def _pings(client) -> bool:
+    import redis
+
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+def test_the_broker_stopped_mid_run_the_run_finishes_and_the_next_run_starts_once_it_is_back(
+    private_broker, loaded_once, start, tmp_path
+):
+    url, broker = private_broker
+    pipeline, _ = loaded_once
+    start(*WORKER, **fault_env(tmp_path, "staged", CELERY_BROKER_URL=url))
+    run = runner.start_run(pipeline, trigger=Trigger.API)
+    reached(tmp_path, "staged")
+    broker.down()  # mid-run: the task was taken, the broker (and its unacknowledged message) gone
+    (tmp_path / "faults" / "staged.release").write_text("go")
+
+    run = _wait_for(lambda: ended(run), tmp_path, timeout=120)
+    assert run.status == RunStatus.SUCCEEDED, run.error  # a run's state lives in the database, not the broker
+    assert run.attempt == 1
+    after = published()
+    assert after["explore.people"] == ["1", "2", "3", "4", "5"] and {k: after[k] for k in AFTER} == AFTER
+
+    broker.up()  # back, empty: the worker reconnects; beat's next message reaches it
+    from .workers import _reset_celery_connections
+
+    _reset_celery_connections()
+    next_scheduled_run_succeeds(pipeline, tmp_path)
+    assert published() == after  # no duplicate rows
+    assert PipelineRun.objects.filter(pipeline=pipeline).active().count() == 0
