@@ -114,6 +114,7 @@ class PauseOnce:
                     pid = cur.execute("SELECT pg_backend_pid()").fetchone()[0]
                 (Path(os.environ["ATLAS_FAULT_DIR"]) / "staged.backend").write_text(str(pid))
             pause_here("staged")
+        pause_here(f"staged-{ctx.step.name}")  # any step, by name (the demo pipeline's)
 
 
 class _FullDisk(io.FileIO):

@@ -1,11 +1,13 @@
 """Fault injection with a real Celery worker, Redis and PostgreSQL (issue 14).
 
 Each case breaks a run at a named point — SIGKILL of the worker during an ingest's
-COPY, after staging, inside the publishing transaction; every worker connection
-terminated by ``pg_terminate_backend``; the broker down at trigger time; two
-triggers at once — and checks: every published table exactly as before or exactly
-as after (contents compared), the run resumed (or failed with a reason) within the
-bound, no duplicate rows, nothing left behind once the janitor ran.
+COPY, after staging, inside the publishing transaction; every worker connection,
+or only the step's own, terminated by ``pg_terminate_backend``; a step blocked on a
+lock and cancelled; the disk full; the broker down at trigger time and stopped
+mid-run; two triggers at once — and checks: every published table exactly as before
+or exactly as after (contents compared), the run resumed (or failed with a reason)
+within the bound, no duplicate rows, nothing left behind once the janitor ran, and
+the next scheduled run (beat's message, through the broker) taken and succeeding.
 
 Small data and short heartbeats (0.5 s, lost after 1.5 s) keep each case to a few
 seconds. The worker pauses at the fault point (``faults.PauseOnce``, a marker file
@@ -15,6 +17,7 @@ at once: the one that pauses is killed, the other takes the resumed attempt.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -103,7 +106,7 @@ def fault_env(tmp_path: Path, point: str, **extra: str) -> dict[str, str]:
 def reached(tmp_path: Path, point: str) -> int:
     """Wait until a worker pauses at ``point``; its pid."""
     marker = tmp_path / "faults" / f"{point}.reached"
-    _wait_for(lambda: marker.exists() and marker.read_text(), tmp_path, timeout=60)
+    _wait_for(lambda: marker.exists() and marker.read_text(), tmp_path, timeout=300)
     return int(marker.read_text())
 
 
@@ -154,6 +157,8 @@ def test_a_worker_killed_mid_run_is_resumed_and_the_tables_are_exactly_as_after(
 
     attempts.clean_up_attempts()
     assert not leftovers()  # what the dead attempt staged is gone (batches attached as partitions stay)
+    next_scheduled_run_succeeds(pipeline, tmp_path)  # on the surviving worker
+    assert published() == after
 
 
 def test_a_lost_run_that_was_asked_to_cancel_is_cancelled_not_resumed(broker, loaded_once, start, tmp_path):
@@ -168,6 +173,10 @@ def test_a_lost_run_that_was_asked_to_cancel_is_cancelled_not_resumed(broker, lo
     assert run.status == RunStatus.CANCELLED and "Not resumed: it was cancelled" in run.error
     assert published() == before  # exactly as before
     assert attempts.clean_up_attempts().relations and not leftovers()
+    start(*WORKER, **fault_env(tmp_path, "none"))  # a worker back
+    next_scheduled_run_succeeds(pipeline, tmp_path)
+    after = published()
+    assert after["explore.people"] == ["1", "2", "3", "4", "5"] and {k: after[k] for k in AFTER} == AFTER
 
 
 def test_terminated_connections_are_retried_and_the_run_succeeds(broker, loaded_once, start, tmp_path):
@@ -193,6 +202,8 @@ def test_terminated_connections_are_retried_and_the_run_succeeds(broker, loaded_
     assert after["explore.people"] == ["1", "2", "3", "4", "5"] and {k: after[k] for k in AFTER} == AFTER
     attempts.clean_up_attempts()
     assert not leftovers()
+    next_scheduled_run_succeeds(pipeline, tmp_path)
+    assert published() == after
 
 
 def _conninfo() -> str:
@@ -247,6 +258,8 @@ def test_two_triggers_at_once_make_one_run_that_a_worker_executes(broker, simple
     run = _wait_for(lambda: ended(run), tmp_path, timeout=90)
     assert run.status == RunStatus.SUCCEEDED and run.attempt == 1
     assert contents("navigate.people_total") == [(3, 35)]
+    next_scheduled_run_succeeds(pipeline, tmp_path)
+    assert contents("navigate.people_total") == [(3, 35)] and explore_ids() == ["1", "2", "3"]
 
 
 # --- the next scheduled run starts --------------------------------------------------------------
@@ -456,3 +469,62 @@ def test_the_broker_stopped_mid_run_the_run_finishes_and_the_next_run_starts_onc
     next_scheduled_run_succeeds(pipeline, tmp_path)
     assert published() == after  # no duplicate rows
     assert PipelineRun.objects.filter(pipeline=pipeline).active().count() == 0
+
+
+# --- the demo pipeline, its worker killed mid-run -------------------------------------------------
+DEMO_ROWS = 300
+
+
+def test_the_demo_pipeline_with_its_worker_killed_completes_on_its_own_within_a_minute_of_a_worker_back(
+    broker, start, tmp_path, settings
+):
+    """Worker and beat (the reaper) as deployed, the project's default hooks (quality gates, PII scan)."""
+    from atlas import extensions
+    from demo.definition import PIPELINE
+    from pipelines.models import Dataset, Pipeline
+
+    settings.ATLAS_DEMO_DIR = tmp_path / "demo"
+    call_command("load_demo", "--rows", str(DEMO_ROWS))
+    manifest = json.loads((settings.ATLAS_DEMO_DIR / "manifest.json").read_text())
+    files, dirt = manifest["files"], manifest["dirt"]
+    pipeline = Pipeline.objects.get(name=PIPELINE)
+    hooks = [*(extensions.dotted(c) for c in extensions.step_hooks()), "pipelines.tests.faults.PauseOnce"]
+    # Heartbeats of 2 s (lost after 6 s): short for a test, long enough for a loaded machine.
+    env = {**fault_env(tmp_path, "staged-refine_orders"), "ATLAS_STEP_HOOKS": ",".join(hooks),
+           "ATLAS_RUN_HEARTBEAT_SECONDS": "2", "ATLAS_RUN_LOST_SECONDS": "6"}
+    worker = start(*WORKER, **env)
+    run = runner.start_run(pipeline, trigger=Trigger.API)
+    pid = reached(tmp_path, "staged-refine_orders")  # mid-run: three ingests and a refine published
+    assert pid == worker.pid
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING  # as the killed worker left it
+
+    (tmp_path / "worker.log").rename(tmp_path / "killed-worker.txt")
+    start("beat", "-S", "django", "--max-interval", "1", "--schedule", str(tmp_path / "beat-schedule"), **env)
+    start(*WORKER, **env)  # the worker back
+    back = _wait_for(lambda: b"ready." in (tmp_path / "worker.log").read_bytes() and time.time(), tmp_path, timeout=300)
+    run = _wait_for(lambda: ended(run), tmp_path, timeout=600)
+    took = run.finished_at.timestamp() - back
+    print(f"demo run completed {took:.1f} s after a worker was back (attempt {run.attempt})")
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.attempt == 2 and RunAttempt.objects.get(run=run, number=1).outcome == RunAttempt.Outcome.LOST
+    assert took < 60
+
+    steps = {s.step_name: s for s in run.step_runs.all()}
+    assert steps["refine_orders"].tries[0]["error"].startswith("Interrupted")
+    dropped = {"orders": dirt["orders"]["empty_status"]}
+    with get_warehouse().cursor() as cur:
+        for name, info in files.items():
+            explore = cur.execute(f"SELECT count(*), count(DISTINCT _row_number || _batch_id) FROM explore.{name}").fetchone()
+            assert explore == (info["good_rows"] + info["duplicate_rows"],) * 2, name  # every row once
+            chart = cur.execute(f"SELECT count(*) FROM chart.{name}").fetchone()[0]
+            assert chart == info["good_rows"] - dropped.get(name, 0), name
+        orders = cur.execute("SELECT count(*), count(DISTINCT order_id) FROM chart.orders").fetchone()
+        revenue = cur.execute("SELECT sum(revenue) FROM navigate.daily_revenue").fetchone()[0]
+    assert orders[0] == orders[1] and revenue > 0
+    clv = Dataset.objects.get(layer="navigate", table="customer_lifetime_value")
+    assert clv.row_count == files["customers"]["good_rows"]
+    attempts.clean_up_attempts()
+    assert not leftovers()
