@@ -30,9 +30,11 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.utils import timezone
 
 from atlas.warehouse import WarehouseError, get_warehouse
 
@@ -46,6 +48,7 @@ TEMP_DIR_RE = re.compile(r"^atlas-(?:load|src)-(\d+)-")
 LEGACY_STG_RE = re.compile(r"__stg(\d+)$")
 LEGACY_BATCH_RE = re.compile(r"^(?:.+__)?(b[0-9a-f]{16})(?:_p\d+|_rn\d+)?$")
 QUARANTINE_SUFFIX = "__quarantine"
+QUARANTINE_WINDOW = timedelta(days=1)
 
 
 def attempt_tag(run_id: int, attempt: int) -> str:
@@ -179,12 +182,22 @@ def _never_published(rec: LoadedBatch | None) -> bool:
 
 
 def clean_up_quarantine(wh, quarantines: list[tuple[str, str]]) -> int:
-    """Delete the quarantine rows of batches dead attempts never published; how many."""
+    """Delete the quarantine rows of batches dead attempts never published; how many.
+
+    Only rows of runs that ended in the last ``QUARANTINE_WINDOW``: the janitor passes
+    every few minutes, so a run's leftovers are seen many times over, and an idle
+    installation scans no quarantine at all.
+    """
+    since = timezone.now() - QUARANTINE_WINDOW
+    runs = list(PipelineRun.objects.filter(finished_at__gte=since).exclude(status__in=ACTIVE_STATUSES)
+                .values_list("pk", flat=True))
+    if not runs:
+        return 0
     removed = 0
     for schema, name in quarantines:
         dataset = f"{schema}.{name.removesuffix(QUARANTINE_SUFFIX)}"
         try:
-            candidates, published = wh.quarantine_batches(schema, name, dataset)
+            candidates, published = wh.quarantine_batches(schema, name, dataset, runs)
             orphans = orphan_quarantine_batches(candidates, published)
             if orphans:
                 removed += wh.delete_quarantine_batches(schema, name, sorted(orphans))
