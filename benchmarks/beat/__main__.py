@@ -10,24 +10,52 @@ benchmarks/results/beat.json and .md.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+from contextlib import contextmanager
 
 import redis
 
 from benchmarks import ROOT, fresh_postgres, run_child, write_results
 
 PG_DB = "atlas_bench_beat"
-BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/3")
+
+
+@contextmanager
+def broker():
+    """``BENCH_BROKER_URL`` (flushed) when set; otherwise a redis-server of this benchmark's own on a free port."""
+    if url := os.environ.get("BENCH_BROKER_URL"):
+        redis.Redis.from_url(url).flushdb()
+        yield url
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+                               "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        for _ in range(100):
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
 
 
 def main() -> None:
     database = fresh_postgres(PG_DB)
-    redis.Redis.from_url(BROKER).flushdb()
-    with tempfile.TemporaryDirectory(prefix="atlas-bench-beat-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="atlas-bench-beat-") as tmp, broker() as url:
         env = {"ATLAS_VAR_DIR": tmp, "DEBUG": "true", "DATABASE_URL": database, "WAREHOUSE_URL": "",
-               "CELERY_BROKER_URL": BROKER, "PII_SCAN_AFTER_INGEST": "false"}
+               "CELERY_BROKER_URL": url, "PII_SCAN_AFTER_INGEST": "false"}
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env={**os.environ, **env},
                        check=True)
         r = run_child("benchmarks.beat.bench", env)

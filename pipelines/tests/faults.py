@@ -127,3 +127,30 @@ def _full_disk_open(file, mode="r", *args, **kwargs):
     if "w" in mode:
         return _FullDisk(file, "w")
     return open(file, mode, *args, **kwargs)
+
+
+def start_at_once(pipeline, times: int = 2, **start_kwargs) -> list:
+    """``runner.start_run`` from ``times`` threads released together; each outcome: the run's id or "refused"."""
+    import threading
+
+    from django.db import connection
+
+    from pipelines import runner
+
+    barrier, outcomes = threading.Barrier(times), []
+
+    def trigger():
+        barrier.wait()
+        try:
+            outcomes.append(runner.start_run(pipeline, **start_kwargs).pk)
+        except runner.RunAlreadyActive:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=trigger) for _ in range(times)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes

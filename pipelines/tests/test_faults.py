@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from pipelines import attempts, runner
 from pipelines.models import PipelineRun, RunAttempt, RunStatus, Trigger
 
 from .conftest import run_now
+from .faults import start_at_once
 from .workers import WORKER, _wait_for, celery_conf
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -237,22 +237,7 @@ def test_a_trigger_while_the_broker_is_down_fails_at_once_with_one_line(simple_p
 def test_two_triggers_at_once_make_one_run_that_a_worker_executes(broker, simple_pipeline, start, tmp_path):
     pipeline = simple_pipeline()
     start(*WORKER, **fault_env(tmp_path, "none"))
-    barrier, outcomes = threading.Barrier(2), []
-
-    def trigger():
-        barrier.wait()
-        try:
-            outcomes.append(runner.start_run(pipeline, trigger=Trigger.API).pk)
-        except runner.RunAlreadyActive:
-            outcomes.append("refused")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=trigger) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = start_at_once(pipeline, trigger=Trigger.API)
     assert sorted(map(str, outcomes))[1] == "refused"
     run = PipelineRun.objects.get()
     run = _wait_for(lambda: ended(run), tmp_path, timeout=90)
