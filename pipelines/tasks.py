@@ -52,7 +52,7 @@ def reap_stale_runs_task() -> int:
 @shared_task(name="pipelines.clean_up_attempts")
 def clean_up_attempts_task() -> int:
     done = attempts.clean_up_attempts()
-    return len(done.relations) + len(done.directories)
+    return len(done.relations) + len(done.directories) + done.quarantine_rows
 @shared_task(name="pipelines.advance_backfills")
 def advance_backfills_task() -> int:
     """Beat's sweep: start the next interval of every backfill that may run now."""

@@ -763,6 +763,31 @@ class Warehouse(QualityOps, abc.ABC):
                 )
         return len(rejects)
 
+    def quarantine_batches(
+        self, schema: str, name: str, dataset: str, run_ids: Sequence[int]
+    ) -> tuple[set[tuple[int, str]], set[str]]:
+        """The janitor's view of a quarantine: its (run, batch) pairs of ``run_ids``, and which the ledger has."""
+        q, ledger = self.table(schema, name), self.table(META_SCHEMA, "loaded_batches")
+        runs = ", ".join(str(int(r)) for r in run_ids)
+        with self.cursor() as cur:
+            pairs = cur.execute(
+                f'SELECT DISTINCT "_run_id", "_batch_id" FROM {q} WHERE "_run_id" IN ({runs}) AND "_batch_id" IS NOT NULL'
+            ).fetchall()
+            published = cur.execute(
+                f'SELECT DISTINCT l.batch_id FROM {ledger} l JOIN {q} r ON r."_batch_id" = l.batch_id'
+                f' WHERE l.dataset = %s AND r."_run_id" IN ({runs})',
+                [dataset],
+            ).fetchall()
+        return {(int(r), str(b)) for r, b in pairs}, {b for (b,) in published}
+
+    def delete_quarantine_batches(self, schema: str, name: str, batch_ids: Sequence[str]) -> int:
+        """Delete the quarantine rows of ``batch_ids``; how many."""
+        q, marks = self.table(schema, name), ", ".join(["%s"] * len(batch_ids))
+        with self.transaction() as cur:
+            (n,) = cur.execute(f'SELECT count(*) FROM {q} WHERE "_batch_id" IN ({marks})', list(batch_ids)).fetchone()
+            cur.execute(f'DELETE FROM {q} WHERE "_batch_id" IN ({marks})', list(batch_ids))
+        return int(n)
+
     # --- batch ledger (skip a file already loaded) ----------------------------
     def loaded_batch(self, dataset: str, checksum: str) -> str | None:
         with self.cursor() as cur:

@@ -7,43 +7,24 @@ ratios of medians. Writes benchmarks/results/dsr.json and .md.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
-from pathlib import Path
 
-import psycopg
+from benchmarks import fresh_postgres, run_child, write_results
 
-from benchmarks import write_results
-
-ROOT = Path(__file__).resolve().parents[2]
 PG_DB = "atlas_bench_dsr"
-PG_ADMIN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def child(env: dict) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.dsr.bench"], cwd=ROOT, env={**os.environ, **env},
-        capture_output=True, text=True,
-    )
-    if out.returncode:
-        sys.stderr.write(out.stderr)
-        raise SystemExit(f"benchmarks.dsr.bench failed ({env.get('WAREHOUSE_URL') or 'postgresql'})")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child("benchmarks.dsr.bench", env)
 
 
 def main() -> None:
     results = []
     base = {"DEBUG": "true", "PII_SCAN_AFTER_INGEST": "false",
             "PII_HASH_KEY": "benchmark-key-not-secret"}
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB}")
-        conn.execute(f"CREATE DATABASE {PG_DB}")
-    pg_url = PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_DB}"
+    pg_url = fresh_postgres(PG_DB)
     with tempfile.TemporaryDirectory(prefix="atlas-bench-dsr-") as tmp:
-        results.append(child({**base, "ATLAS_VAR_DIR": tmp, "DATABASE_URL": pg_url.replace("postgresql://", "postgres://"),
+        results.append(child({**base, "ATLAS_VAR_DIR": tmp, "DATABASE_URL": pg_url,
                               "WAREHOUSE_URL": ""}))
     with tempfile.TemporaryDirectory(prefix="atlas-bench-dsr-") as tmp:
         results.append(child({**base, "ATLAS_VAR_DIR": tmp, "DATABASE_URL": f"sqlite:///{tmp}/meta.sqlite3",

@@ -10,51 +10,38 @@ benchmarks/results/recovery.json and .md.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
-import psycopg
 import redis
 
-from benchmarks import write_results
+from benchmarks import ROOT, fresh_postgres, run_child, write_results
 
-ROOT = Path(__file__).resolve().parents[2]
 PG_DB = "atlas_bench_recovery"
-PG_ADMIN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/2")
 CONFIGS = [("1", "3"), ("10", "3")]  # heartbeat seconds, samples
 
 
 def main() -> None:
-    base = PG_ADMIN.rsplit("/", 1)[0]
     results = []
     for heartbeat, samples in CONFIGS:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {PG_DB}")
+        database = fresh_postgres(PG_DB)
         redis.Redis.from_url(BROKER).flushdb()
         with tempfile.TemporaryDirectory(prefix="atlas-bench-recovery-") as tmp:
             env = {
-                **os.environ,
                 "ATLAS_VAR_DIR": tmp,
                 "DEBUG": "true",
-                "DATABASE_URL": f"{base}/{PG_DB}".replace("postgresql://", "postgres://"),
+                "DATABASE_URL": database,
                 "WAREHOUSE_URL": "",
                 "CELERY_BROKER_URL": BROKER,
                 "ATLAS_RUN_HEARTBEAT_SECONDS": heartbeat,
                 "BENCH_SAMPLES": samples,
             }
-            subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-            out = subprocess.run([sys.executable, "-m", "benchmarks.recovery.bench"], cwd=ROOT, env=env,
-                                 capture_output=True, text=True)
-            if out.returncode:
-                sys.stderr.write(out.stderr[-5000:])
-                raise SystemExit(out.returncode)
-            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env={**os.environ, **env},
+                           check=True)
+            results.append(run_child("benchmarks.recovery.bench", env))
     lines = [
         "# Recovery: from a killed worker to its run resumed",
         "",

@@ -9,34 +9,15 @@ Writes benchmarks/results/retention.json and .md.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
-from pathlib import Path
 
-import psycopg
+from benchmarks import fresh_postgres, run_child, write_results
 
-from benchmarks import write_results
-
-ROOT = Path(__file__).resolve().parents[2]
 PG_DB = "atlas_bench_retention"
-PG_ADMIN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def child(env: dict) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.retention.bench"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode:
-        sys.stderr.write(out.stderr)
-        raise SystemExit(out.returncode)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child("benchmarks.retention.bench", env)
 
 
 def main() -> None:
@@ -52,17 +33,14 @@ def main() -> None:
                 }
             )
         )
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB}")
-        conn.execute(f"CREATE DATABASE {PG_DB}")
-    base = PG_ADMIN.rsplit("/", 1)[0]
+    pg_url = fresh_postgres(PG_DB)
     with tempfile.TemporaryDirectory(prefix="atlas-bench-retention-") as tmp:
         results.append(
             child(
                 {
                     "ATLAS_VAR_DIR": tmp,
                     "DEBUG": "true",
-                    "DATABASE_URL": f"{base}/{PG_DB}".replace("postgresql://", "postgres://"),
+                    "DATABASE_URL": pg_url,
                     "WAREHOUSE_URL": "",
                 }
             )

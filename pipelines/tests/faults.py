@@ -9,6 +9,8 @@ or cut its connections there; the pause happens once per marker directory.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import time
 from pathlib import Path
@@ -99,7 +101,56 @@ class PauseOnce:
                 return result
 
             Cursor.execute = execute
+        elif point == "enospc":  # a full disk where no small filesystem can be mounted (not root)
+            from pipelines import hygiene
+
+            hygiene.open = _full_disk_open  # the decompressed copy of a compressed source fails to write
 
     def staged(self, ctx):
         if ctx.step.kind == "ingest":
+            if os.environ.get("ATLAS_FAULT_AT") == "staged":
+                # The step's own warehouse connection, for a test that terminates just that one.
+                with ctx.warehouse.cursor() as cur:
+                    pid = cur.execute("SELECT pg_backend_pid()").fetchone()[0]
+                (Path(os.environ["ATLAS_FAULT_DIR"]) / "staged.backend").write_text(str(pid))
             pause_here("staged")
+        pause_here(f"staged-{ctx.step.name}")  # any step, by name (the demo pipeline's)
+
+
+class _FullDisk(io.FileIO):
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _full_disk_open(file, mode="r", *args, **kwargs):
+    """``open`` as on a full disk: a file opened for writing fails on its first write with ENOSPC."""
+    if "w" in mode:
+        return _FullDisk(file, "w")
+    return open(file, mode, *args, **kwargs)
+
+
+def start_at_once(pipeline, times: int = 2, **start_kwargs) -> list:
+    """``runner.start_run`` from ``times`` threads released together; each outcome: the run's id or "refused"."""
+    import threading
+
+    from django.db import connection
+
+    from pipelines import runner
+
+    barrier, outcomes = threading.Barrier(times), []
+
+    def trigger():
+        barrier.wait()
+        try:
+            outcomes.append(runner.start_run(pipeline, **start_kwargs).pk)
+        except runner.RunAlreadyActive:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=trigger) for _ in range(times)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes

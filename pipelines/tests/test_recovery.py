@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -594,6 +595,113 @@ def test_the_janitor_drops_only_what_dead_attempts_left(wh, simple_pipeline, tmp
     assert sorted(cleaned.relations) == sorted([f"chart.{names['dead_run']}", f"chart.{names['lost_attempt']}"])
     left = {n for _, n, _ in wh.relations(["chart", "navigate", "explore"])}
     assert names["live_attempt"] in left and {"people", "people_total"} <= left
+
+
+def _quarantined_batches(wh, table: str) -> dict[str, int]:
+    if not wh.table_exists("explore", f"{table}__quarantine"):
+        return {}
+    with wh.cursor() as cur:
+        got = cur.execute(f'SELECT "_batch_id", count(*) FROM explore."{table}__quarantine" GROUP BY 1').fetchall()
+    return {b: int(n) for b, n in got}
+
+
+def test_the_janitor_deletes_the_quarantine_rows_of_a_dead_attempts_unpublished_batch_and_keeps_the_rest(
+    wh, simple_pipeline, fault_hooks, settings
+):
+    """Published batches' rejects and a refused file's rejects are evidence; a dead attempt's are not."""
+    settings.ATLAS_RUN_MAX_ATTEMPTS = 1  # the lost attempt is not resumed: its batch is never published
+    pipeline = simple_pipeline("id,name,amount\n1,Ann,10\n2,Bob,20,extra\n3,Cy,5\n", max_rejected_share=0.5)
+    assert run_now(pipeline).status == RunStatus.SUCCEEDED
+    published = _quarantined_batches(wh, "people")
+    assert list(published.values()) == [1]
+
+    path = Path(pipeline.steps.get(name="ingest").source.location)
+    path.write_text("id,name,amount\n4,Dee,7\n5,Eve,8,extra\n")
+    KillOnce.arm("staged", "ingest")
+    dead = killed_run(pipeline)
+    lose(dead)
+    runner.reap_stale_runs()
+    dead.refresh_from_db()
+    assert dead.status == RunStatus.FAILED
+    orphan = set(_quarantined_batches(wh, "people")) - set(published)
+    assert len(orphan) == 1  # the dead attempt's reject, of a batch never published
+
+    path.write_text("id,name,amount\n6,x,1,extra\n7,y,2,extra\n8,z,3\n")  # over the limit: refused
+    assert run_now(pipeline).status == RunStatus.FAILED
+    refused = set(_quarantined_batches(wh, "people")) - set(published) - orphan
+    assert LoadedBatch.objects.get(batch_id__in=refused).status == LoadedBatch.Status.REJECTED
+
+    cleaned = attempts.clean_up_attempts()
+    assert cleaned.quarantine_rows == 1
+    left = _quarantined_batches(wh, "people")
+    assert set(left) == set(published) | refused and not orphan & set(left)
+    assert attempts.clean_up_attempts().quarantine_rows == 0  # nothing more on the next pass
+
+
+def test_the_janitor_keeps_a_quarantine_batch_a_live_run_may_still_publish(wh, simple_pipeline, fault_hooks):
+    pipeline = simple_pipeline("id,name,amount\n1,Ann,10\n2,Bob,20,extra\n", max_rejected_share=0.5)
+    KillOnce.arm("staged", "ingest")
+    run = killed_run(pipeline)  # running, its heartbeat not yet silent
+    assert len(_quarantined_batches(wh, "people")) == 1
+    assert attempts.clean_up_attempts().quarantine_rows == 0
+    lose(run)
+    runner.reap_stale_runs()  # resumed: the file staged again, its earlier rejects replaced
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert list(_quarantined_batches(wh, "people").values()) == [1]
+    assert attempts.clean_up_attempts().quarantine_rows == 0
+
+
+def test_the_janitor_drops_what_releases_before_per_attempt_naming_left(wh, simple_pipeline, monkeypatch):
+    """``people__stg<run>`` (transform), ``people__b<batch>`` (ingest), ``b<batch>_p<n>``/``_rn<n>`` (direct COPY)."""
+    pipeline = simple_pipeline()
+    over = run_now(pipeline)
+    ingest = over.step_runs.get(step_name="ingest")
+    running = runner.start_run(pipeline, dispatch=False)
+    PipelineRun.objects.filter(pk=running.pk).update(status=RunStatus.RUNNING, heartbeat_at=timezone.now())
+    ended_batch, running_batch, unknown_batch = "b" + "1" * 16, "b" + "2" * 16, "b" + "3" * 16
+    raw = Dataset.objects.get(layer="explore", table="people")
+    LoadedBatch.objects.create(dataset=raw, step_run=ingest, batch_id=ended_batch, file="f", checksum="c1", status="loaded")
+    step_running = running.step_runs.create(step_name="ingest", kind="ingest", position=0)
+    LoadedBatch.objects.create(dataset=raw, step_run=step_running, batch_id=running_batch, file="f", checksum="c2",
+                               status="loaded")
+    named_like_one = Dataset.objects.create(name="odd", layer="explore", table=f"{unknown_batch}_p2")
+    tables = {
+        ("chart", f"people__stg{over.pk}"): True,  # the run is over
+        ("chart", f"people__stg{running.pk}"): False,  # the run may still use it
+        ("explore", f"people__{ended_batch}"): True,
+        ("explore", f"{ended_batch}_p1"): True,
+        ("explore", f"people__{running_batch}"): False,
+        ("explore", f"{unknown_batch}_p1"): "when idle",  # no record: only when no run is running
+        ("explore", named_like_one.table): False,  # a dataset's own table, whatever its name
+    }
+    wh.ensure_quarantine_table("explore", "people")
+    sequences = set()
+    with wh.cursor() as cur:
+        for schema, name in tables:
+            cur.execute(f'CREATE TABLE {schema}."{name}" (id integer)')
+        if wh.dialect == "postgres":  # the direct COPY (PostgreSQL only) numbered a part's rows from one
+            cur.execute(f'CREATE SEQUENCE explore."{ended_batch}_rn1"')
+            sequences.add(f"explore.{ended_batch}_rn1")
+    dropped = set(attempts.clean_up_attempts().relations)
+    assert dropped == {f"{s}.{n}" for (s, n), gone in tables.items() if gone is True} | sequences
+
+    PipelineRun.objects.filter(pk=running.pk).update(status=RunStatus.FAILED)
+    dropped = set(attempts.clean_up_attempts().relations)
+    assert dropped == {f"chart.people__stg{running.pk}", f"explore.people__{running_batch}", f"explore.{unknown_batch}_p1"}
+    left = {n for _, n, _ in wh.relations(["explore", "chart"])}
+    assert {"people", "people__quarantine", named_like_one.table} <= left
+
+
+@pytest.mark.parametrize(
+    "name, owner",
+    [("orders__stg12", ("run", "12")), ("orders__b0123456789abcdef", ("batch", "b0123456789abcdef")),
+     ("b0123456789abcdef_p3", ("batch", "b0123456789abcdef")), ("b0123456789abcdef_rn0", ("batch", "b0123456789abcdef")),
+     ("orders", None), ("orders__quarantine", None), ("orders__r3a1_stg", None), ("b0123_p1", None),
+     ("stg12", None), ("orders__stg", None)],
+)
+def test_legacy_names_are_recognised_exactly(name, owner):
+    assert attempts.legacy_owner(name) == owner
 
 
 def test_the_janitor_removes_load_directories_of_processes_that_are_gone(tmp_path, settings, monkeypatch, db, wh):

@@ -1,11 +1,10 @@
 """The runner: order, lock, failure, hooks, write modes, cancel — on the engine of this pass."""
 
-import threading
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.utils import timezone
 
 from pipelines import runner
@@ -13,6 +12,7 @@ from pipelines.models import PipelineRun, RunStatus, Step, StepRun
 
 from . import hooks_for_tests
 from .conftest import run_now
+from .faults import start_at_once
 
 
 def rows(wh, table):
@@ -51,24 +51,7 @@ def test_a_second_trigger_while_a_run_is_active_is_refused(wh, simple_pipeline):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_triggers_at_the_same_instant_make_one_run(simple_pipeline):
-    pipeline = simple_pipeline()
-    barrier = threading.Barrier(2)
-    outcomes = []
-
-    def trigger():
-        barrier.wait()
-        try:
-            outcomes.append(runner.start_run(pipeline, dispatch=False).pk)
-        except runner.RunAlreadyActive:
-            outcomes.append("refused")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=trigger) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = start_at_once(simple_pipeline(), dispatch=False)
     assert sorted(outcomes, key=str).count("refused") == 1
     assert PipelineRun.objects.count() == 1
 

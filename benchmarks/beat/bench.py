@@ -1,0 +1,154 @@
+"""The beat benchmark's measurement, in a process of its own (Django settings are per process).
+
+200 pipelines of one small step, all due at the same minute (crontab, beat's
+DatabaseScheduler), two solo workers and beat on Redis and PostgreSQL. Prints one JSON
+line: per run, the seconds from the due minute to (1) the run created by the scheduled
+trigger (accepted, queued) and (2) the run started by a worker; beat's CPU seconds
+while idle (per tick) and while it dispatched the 200 entries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import django
+
+ROOT = Path(__file__).resolve().parents[2]
+TICKS = re.compile(rb"beat: Waking up")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ticks(log: Path) -> int:
+    return len(TICKS.findall(log.read_bytes())) if log.exists() else 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas.settings")
+    django.setup()
+    from django.conf import settings
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
+
+    from pipelines import runner
+    from pipelines.models import Dataset, Pipeline, PipelineRun, Source, Step
+
+    count = int(os.environ.get("BENCH_PIPELINES", "200"))
+    workers = int(os.environ.get("BENCH_WORKERS", "2"))
+    tz = ZoneInfo(settings.TIME_ZONE)
+    work = Path(tempfile.mkdtemp(prefix="atlas-bench-beat-"))
+    # What every pipeline reads: chart.beat_source, from a producer pipeline run once here.
+    (work / "source.csv").write_text("n\n1\n2\n3\n")
+    source = Source.objects.create(name="beat_source", location=str(work / "source.csv"))
+    raw = Dataset.objects.create(name="beat_raw", layer="explore", table="beat_raw")
+    chart = Dataset.objects.create(name="beat_source", layer="chart", table="beat_source")
+    producer = Pipeline.objects.create(name="beat_producer")
+    Step.objects.create(pipeline=producer, name="ingest", kind="ingest", source=source, output=raw)
+    Step.objects.create(pipeline=producer, name="refine", kind="refine", output=chart, position=1,
+                        sql="SELECT CAST(n AS integer) AS n FROM explore.beat_raw")
+    first = runner.start_run(producer, dispatch=False)
+    runner.execute_run(first.pk)
+    first.refresh_from_db()
+    if first.status != "succeeded":
+        raise SystemExit(f"the producer pipeline failed: {first.error}")
+    pipelines = []
+    for i in range(count):
+        out = Dataset.objects.create(name=f"beat_{i}", layer="navigate", table=f"beat_{i}")
+        pipeline = Pipeline(name=f"beat_{i}", schedule="0 0 1 1 *")  # its beat entry, as the admin makes it
+        pipeline.save()
+        Step.objects.create(pipeline=pipeline, name="one", kind="aggregate", output=out,
+                            sql=f"SELECT {i} AS pipeline, count(*) AS n FROM chart.beat_source")
+        pipelines.append(pipeline)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    log = open(work / "celery.log", "ab")  # noqa: SIM115
+    beat_log = work / "beat.log"
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "atlas", "beat", "-S", "django", "--loglevel=DEBUG",
+         "--schedule", str(work / "beat-schedule"), "--logfile", str(beat_log)],
+        cwd=ROOT, env=env, stdout=log, stderr=log,
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "celery", "-A", "atlas", "worker", "--pool=solo", "--without-mingle",
+                          "--without-gossip", "--without-heartbeat", "--loglevel=INFO", "-n", f"w{n}@%h"],
+                         cwd=ROOT, env=env, stdout=log, stderr=log)
+        for n in range(workers)
+    ]
+    try:
+        # Beat ticking and every worker ready before the schedules are set (a loaded machine starts them slowly).
+        start_by = time.monotonic() + 600
+        while ticks(beat_log) < 1 or (work / "celery.log").read_bytes().count(b" ready.") < workers:
+            if time.monotonic() > start_by:
+                raise SystemExit("beat or the workers did not start")
+            time.sleep(0.5)
+        # Due at the first minute boundary at least 40 s away; beat sees the changed entries on its next tick.
+        due = (datetime.now(tz) + timedelta(seconds=100)).replace(second=0, microsecond=0)
+        # All 200 entries moved to that minute at once (one by one would take longer than the margin here).
+        cron = CrontabSchedule.objects.create(minute=str(due.minute), hour=str(due.hour), timezone=settings.TIME_ZONE)
+        Pipeline.objects.filter(pk__in=[p.pk for p in pipelines]).update(schedule=f"{due.minute} {due.hour} * * *")
+        PeriodicTask.objects.filter(pk__in=Pipeline.objects.filter(pk__in=[p.pk for p in pipelines])
+                                    .values("periodic_task")).update(crontab=cron)
+        PeriodicTasks.update_changed()
+        time.sleep(max(0.0, due.timestamp() - time.time() - 35))
+        idle_from, idle_ticks = cpu_seconds(beat.pid), ticks(beat_log)
+        idle_t0 = time.monotonic()
+        time.sleep(max(0.0, due.timestamp() - time.time() - 2))
+        idle = {"seconds": time.monotonic() - idle_t0, "cpu": cpu_seconds(beat.pid) - idle_from,
+                "ticks": ticks(beat_log) - idle_ticks}
+        busy_from = cpu_seconds(beat.pid)
+        deadline = due.timestamp() + 900
+        while PipelineRun.objects.filter(started_at__isnull=False).count() < count + 1:
+            if time.time() > deadline:
+                raise SystemExit(f"only {PipelineRun.objects.filter(started_at__isnull=False).count()} runs started")
+            time.sleep(0.2)
+        dispatch_cpu = cpu_seconds(beat.pid) - busy_from
+    finally:
+        for p in [beat, *procs]:
+            p.terminate()
+        for p in [beat, *procs]:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    runs = list(PipelineRun.objects.exclude(pk=first.pk).values("created_at", "started_at", "status"))
+    d = due.timestamp()
+    queued = [r["created_at"].timestamp() - d for r in runs]
+    started = [r["started_at"].timestamp() - d for r in runs]
+
+    def stats(xs: list[float]) -> dict[str, float]:
+        return {"median": statistics.median(xs), "p95": percentile(xs, 0.95), "max": max(xs),
+                "within_10s": sum(x <= 10 for x in xs)}
+
+    print(json.dumps({
+        "pipelines": count,
+        "workers": workers,
+        "runs": len(runs),
+        "a_failure": PipelineRun.objects.exclude(error="").values_list("error", flat=True).first(),
+        "succeeded": sum(r["status"] == "succeeded" for r in runs),
+        "queued_after_due": stats(queued),
+        "started_after_due": stats(started),
+        "beat_idle": {**idle, "cpu_per_tick": idle["cpu"] / max(idle["ticks"], 1)},
+        "beat_dispatch_cpu": dispatch_cpu,
+        "load_average": os.getloadavg(),
+    }))
+
+
+if __name__ == "__main__":
+    main()
