@@ -60,6 +60,7 @@ KINDS: dict[str, str] = {
     " (atlas.housekeeping)",
     "alert_sources": "callable(now) -> iterable of atlas.alerting.Event: conditions that hold now (polled on a schedule)",
     "run_alert_events": "callable(run) -> iterable of atlas.alerting.Event: what a finished run gives rise to",
+    "background_tasks": "atlas.background.Kind: a heavy action the API and admin enqueue (202 + a status resource)",
 }
 # Kinds whose items are (key, value) pairs with keys unique across apps.
 PAIR_KINDS = {"api_dataset_fields"}

@@ -31,7 +31,17 @@ from benchmarks import write_results
 ROOT = Path(__file__).resolve().parents[2]
 PG_DB = os.environ.get("BENCH_API_DB", "atlas_bench_api")
 REUSE = os.environ.get("BENCH_API_REUSE") == "1"  # keep a database seeded by an earlier run (profiling)
-PORT = 8765
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # the machine is shared: never a fixed port
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PORT = int(os.environ.get("BENCH_API_PORT") or _free_port())
 CLIENTS = 20
 SECONDS = float(os.environ.get("BENCH_API_SECONDS", "15"))
 DATASETS, RUNS = 1000, 100_000
