@@ -8,6 +8,7 @@ class ComplianceConfig(AppConfig):
     # PII gate, a scan after every ingest; the row masker every page and endpoint showing rows uses;
     # findings in /metrics; its endpoints and the datasets' PII summary in the API.
     contributes = {
+        "background_tasks": ["compliance.background.KINDS"],
         "step_hooks": ["compliance.hooks.PiiHook"],
         "row_masker": ["compliance.masking.mask_rows"],
         "request_scopes": ["compliance.masking.request_scope"],

@@ -6,6 +6,7 @@ class PrivacyConfig(AppConfig):
     verbose_name = "Privacy (data-subject requests)"
     # What privacy adds to the others (atlas.extensions): erased subjects kept out of every ingest; its endpoints.
     contributes = {
+        "background_tasks": ["privacy.background.KINDS"],
         "step_hooks": ["privacy.hooks.TombstoneGuard"],
         "api_routes": ["privacy.api.urls.routes"],
         "metric_sources": ["privacy.metrics.subject_request_metrics"],
