@@ -591,6 +591,8 @@ ATLAS_TASK_PERMISSIONS: dict[str, str] = {
     "pipelines.clean_up_attempts": "pipelines.change_pipeline",
     "pipelines.advance_backfills": "pipelines.change_pipeline",
     "atlas.prune_metadata": "pipelines.delete_pipelinerun",
+    # Runs a recorded background task by id (atlas.background): never a schedule's, no role grants it.
+    "atlas.run_background_task": "atlas.change_backgroundtask",
     "quality.check_freshness": "quality.change_check",
     "quality.reprocess_quarantine": "quality.change_check",
     "lineage.deliver_events": "pipelines.change_pipeline",
