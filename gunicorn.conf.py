@@ -50,3 +50,14 @@ def child_exit(server, worker) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker) -> None:
+    """Warm a new worker before it takes requests: every URLconf (the API's viewsets, the admin) is
+    imported now, not by the first request. Workers are replaced every ``max_requests``; a cold one
+    made its first request wait seconds on a loaded machine (the API benchmark's p99)."""
+    from django.urls import get_resolver
+
+    resolver = get_resolver()
+    resolver.url_patterns  # noqa: B018 — imports the URLconfs
+    resolver._populate()

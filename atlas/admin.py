@@ -1,8 +1,9 @@
 from django.contrib import admin
+from django.utils.html import format_html
 
-from .admin_kit import ImmutableMixin
+from .admin_kit import RUN_COLOURS, ImmutableMixin, badge, first_line
 from .humanize import audit_action
-from .models import AuditEvent
+from .models import AuditEvent, BackgroundTask
 
 
 @admin.register(AuditEvent)
@@ -19,6 +20,28 @@ class AuditEventAdmin(ImmutableMixin, admin.ModelAdmin):
     def event(self, obj: AuditEvent) -> str:
         """The action in words; the machine name stays in the filter and on the event's page."""
         return audit_action(obj.action)
+
+
+@admin.register(BackgroundTask)
+class BackgroundTaskAdmin(ImmutableMixin, admin.ModelAdmin):
+    """Heavy actions run in the background (atlas.background): their state, progress, result and error."""
+
+    list_display = ("created_at", "kind", "state_badge", "progress", "target", "requested_by", "finished_at", "error_line")
+    list_filter = ("state", "kind")
+    readonly_fields = [f.name for f in BackgroundTask._meta.fields] + ["result_link"]
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, task: BackgroundTask) -> str:
+        return badge(task.state, RUN_COLOURS.get(task.state, "#6c757d"))
+
+    @admin.display(description="error")
+    def error_line(self, task: BackgroundTask) -> str:
+        return first_line(task.error)
+
+    @admin.display(description="result")
+    def result_link(self, task: BackgroundTask) -> str | None:
+        """The API resource holding the outcome (the request, the retention run ...)."""
+        return format_html('<a href="{}">{}</a>', task.result_path, task.result_path) if task.result_path else None
 
 
 # --- Roles at the beat door (security) ----------------------------------------------------------

@@ -183,3 +183,23 @@ class ManagedFromFilesWarning:
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
+# --- background tasks (atlas.background) -----------------------------------------------
+def enqueue_from_admin(modeladmin: admin.ModelAdmin, request: HttpRequest, kind: str, *, target: Any = None,
+                       result_path: str = "", **params: Any) -> Any:
+    """An admin button's heavy action, enqueued: one message linking to its task, which shows its state."""
+    from django.contrib import messages
+
+    from . import background
+
+    try:
+        task = background.enqueue(kind, actor=request.user, target=target, result_path=result_path, **params)
+    except background.TaskNotSent as exc:
+        modeladmin.message_user(request, f"{target}: {exc}", messages.ERROR)
+        return None
+    task.refresh_from_db()
+    level = {"failed": messages.ERROR, "succeeded": messages.SUCCESS}.get(task.state, messages.INFO)
+    tail = f": {first_line(task.error)}" if task.error else ""
+    modeladmin.message_user(
+        request, format_html("{}: {} ({}{})", target, admin_link(task, "background task"), task.state, tail), level
+    )
+    return task

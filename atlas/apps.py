@@ -21,6 +21,10 @@ class AtlasConfig(AppConfig):
         post_migrate.connect(sync, dispatch_uid="atlas.roles.sync", weak=False)
         connect_audit_tracking()
 
+        from .api import pagecache
+
+        pagecache.connect()  # every write bumps the API page cache's data generation
+
         from django.core.checks import Tags, register
 
         from .audit_key import check_audit_key

@@ -66,6 +66,7 @@ KINDS: dict[str, str] = {
     " and the policy protecting it (lineage marks them on its graph and carries them along column lineage)",
     "overview_sections": "callable(request, now) -> atlas.overview.Section or None: a part of the admin's home"
     " (its verdict, what needs acting on, where to act)",
+    "background_tasks": "atlas.background.Kind: a heavy action the API and admin enqueue (202 + a status resource)",
 }
 # Kinds whose items are (key, value) pairs with keys unique across apps.
 PAIR_KINDS = {"api_dataset_fields"}

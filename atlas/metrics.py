@@ -28,10 +28,12 @@ so on. This module imports no app.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -168,9 +170,43 @@ def process_registry() -> CollectorRegistry:
     return REGISTRY
 
 
+ATLAS_PART_KEY = "atlas:metrics:atlas-part:{sources}:{generation}"
+
+
+def atlas_exposition() -> bytes:
+    """Atlas's families, read from the database at most once every ``ATLAS_METRICS_CACHE_SECONDS``.
+
+    The text is cached under the data generation (:mod:`atlas.api.pagecache`), so a write
+    shows on the next scrape (in every process when the cache is shared); only values that
+    move with the clock alone (ages, schedule lags, oldest active run) can be up to the TTL
+    old. 0 reads the database on every scrape.
+    """
+    ttl = float(getattr(settings, "ATLAS_METRICS_CACHE_SECONDS", 0) or 0)
+    if ttl <= 0:
+        return generate_latest(atlas_registry)
+    from django.core.cache import cache
+
+    from .api import pagecache
+
+    try:
+        names = ",".join(f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', f)}" for f in sources())
+        key = ATLAS_PART_KEY.format(generation=pagecache.generation(), sources=hashlib.sha256(names.encode()).hexdigest()[:16])
+        text = cache.get(key)
+    except Exception:  # noqa: BLE001 — no cache: read the database
+        logger.warning("Metrics cache unavailable", exc_info=True)
+        return generate_latest(atlas_registry)
+    if text is None:
+        text = generate_latest(atlas_registry)
+        try:
+            cache.set(key, text, ttl)
+        except Exception:  # noqa: BLE001
+            logger.warning("Could not cache the metrics", exc_info=True)
+    return text
+
+
 def exposition() -> bytes:
     """The whole exposition text: process metrics, then Atlas's."""
-    return generate_latest(process_registry()) + generate_latest(atlas_registry)
+    return generate_latest(process_registry()) + atlas_exposition()
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

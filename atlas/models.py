@@ -120,3 +120,39 @@ class AuditHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit head at #{self.seq}"
+
+
+class BackgroundTask(models.Model):
+    """A heavy action (an erasure proof, an index build, a data-subject run, a retention apply, a PII scan)
+    carried out outside the request: on a Celery worker, or in-process when Atlas runs embedded
+    (:mod:`atlas.background`). The API answers 202 with this record's URL; its ``error`` never holds PII.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    kind = models.CharField(max_length=60, db_index=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED, db_index=True)
+    params = models.JSONField(default=dict, blank=True, help_text="Object ids only, never personal data.")
+    target = models.CharField(max_length=200, blank=True, help_text="What it acts on, as the audit log names it.")
+    progress = models.FloatField(null=True, blank=True, help_text="0 to 1 while it runs, when the action reports it.")
+    result = models.JSONField(default=dict, blank=True)
+    result_path = models.CharField(max_length=300, blank=True, help_text="Where the outcome is read (a path).")
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "background task"
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.state})"

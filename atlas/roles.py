@@ -58,13 +58,15 @@ ROLES: tuple[Role, ...] = (
             "lineage.view_*",
             "alerts.view_*",
             *(f"alerts.{action}_alertrule" for action in ("add", "change", "delete")),
+            "atlas.view_backgroundtask",  # the heavy actions' status (ids and states, never personal data)
         ),
         never=(PII_CLEAR, IDENTIFIERS_CLEAR, *INTERNAL),
     ),
     Role(
         "Steward",
         "Decides PII findings, manages column policies and compliance work; sees PII in clear.",
-        grants=("compliance.*", "privacy.*", "retention.*", PII_CLEAR, "pipelines.view_*", "quality.view_*", "lineage.view_*"),
+        grants=("compliance.*", "privacy.*", "retention.*", PII_CLEAR, "pipelines.view_*", "quality.view_*", "lineage.view_*",
+                "atlas.view_backgroundtask"),
         never=INTERNAL,
     ),
     Role(

@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "atlas.api.pagecache.PageCacheMiddleware",  # stores API pages once the audit scopes below have closed
     "atlas.middleware.AuditActorMiddleware",  # audit: who acts in this request
     "atlas.middleware.ContributedScopesMiddleware",  # the apps' request scopes (compliance: PII read once)
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -577,6 +578,12 @@ REST_KNOX = {
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 if CACHES["default"]["BACKEND"].endswith("RedisCache"):
     CACHES["default"]["BACKEND"] = "django.core.cache.backends.redis.RedisCache"
+# Rendered API pages cached until the next write (atlas.api.pagecache): "auto" turns it on with a
+# cache every process shares (Redis), "on"/"off" force it.
+ATLAS_API_PAGE_CACHE = env.str("ATLAS_API_PAGE_CACHE", default="auto")
+# /metrics reads Atlas's families from the database at most once per this many seconds (and after
+# every write); only clock-driven values (ages, lags) can be this old. 0: every scrape.
+ATLAS_METRICS_CACHE_SECONDS = env.float("ATLAS_METRICS_CACHE_SECONDS", default=10.0)
 
 # /metrics: a Prometheus scrape sends "Authorization: Bearer <ATLAS_METRICS_TOKEN>" (compared
 # in constant time); otherwise a logged-in staff user. Unset: staff users only.
@@ -591,6 +598,8 @@ ATLAS_TASK_PERMISSIONS: dict[str, str] = {
     "pipelines.clean_up_attempts": "pipelines.change_pipeline",
     "pipelines.advance_backfills": "pipelines.change_pipeline",
     "atlas.prune_metadata": "pipelines.delete_pipelinerun",
+    # Runs a recorded background task by id (atlas.background): never a schedule's, no role grants it.
+    "atlas.run_background_task": "atlas.change_backgroundtask",
     "quality.check_freshness": "quality.change_check",
     "quality.reprocess_quarantine": "quality.change_check",
     "lineage.deliver_events": "pipelines.change_pipeline",

@@ -10,3 +10,11 @@ from . import housekeeping
 @shared_task(name="atlas.prune_metadata")
 def prune_metadata_task() -> dict[str, int]:
     return housekeeping.prune_metadata()
+
+
+@shared_task(name="atlas.run_background_task")
+def run_background_task(task_id: str) -> str | None:
+    from . import background
+
+    task = background.execute(task_id)
+    return task.state if task else None

@@ -19,7 +19,14 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from atlas import audit
-from atlas.admin_kit import ADMIN_CSS, Palette, ReadOnlyAdmin, RunRecordDisplay, admin_link
+from atlas.admin_kit import (
+    ADMIN_CSS,
+    Palette,
+    ReadOnlyAdmin,
+    RunRecordDisplay,
+    admin_link,
+    enqueue_from_admin,
+)
 from pipelines.models import Dataset
 
 from .dataset_admin import SCAN_PERMISSION, scan_for_pii  # noqa: F401 (the Dataset admin's action, compliance's)
@@ -45,6 +52,12 @@ def _rescan(modeladmin: admin.ModelAdmin, request: HttpRequest, datasets, sample
         modeladmin.message_user(request, format_html("{}: {}", admin_link(scan, str(scan)), text), level)
         scans.append(scan)
     return scans
+
+
+def _enqueue_scans(modeladmin: admin.ModelAdmin, request: HttpRequest, datasets) -> None:
+    """The list actions: each dataset's scan as a background task (atlas.background), one message each."""
+    for dataset in {d.pk: d for d in datasets}.values():
+        enqueue_from_admin(modeladmin, request, "compliance.pii_scan", target=dataset, dataset_id=dataset.pk)
 
 
 class ScanForm(forms.Form):
@@ -76,7 +89,7 @@ class PiiScanAdmin(RunRecordDisplay, ReadOnlyAdmin):
 
     @admin.action(description="Scan these datasets again", permissions=["scan_pii"])
     def scan_again(self, request: HttpRequest, queryset) -> None:
-        _rescan(self, request, [s.dataset for s in queryset.select_related("dataset")])
+        _enqueue_scans(self, request, [s.dataset for s in queryset.select_related("dataset")])
 
     def get_urls(self):
         view = self.admin_site.admin_view(self.scan_view)
@@ -177,7 +190,7 @@ class PiiFindingAdmin(admin.ModelAdmin):
 
     @admin.action(description="Scan their datasets again", permissions=["scan_pii"])
     def rescan(self, request: HttpRequest, queryset) -> None:
-        _rescan(self, request, [f.dataset for f in queryset.select_related("dataset")])
+        _enqueue_scans(self, request, [f.dataset for f in queryset.select_related("dataset")])
 
 
 @admin.register(ColumnPolicy)

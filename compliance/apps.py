@@ -9,6 +9,7 @@ class ComplianceConfig(AppConfig):
     # findings in /metrics; its endpoints and the datasets' PII summary in the API; PII and policies to lineage.
     contributes = {
         "overview_sections": ["compliance.overview.section"],
+        "background_tasks": ["compliance.background.KINDS"],
         "step_hooks": ["compliance.hooks.PiiHook"],
         "row_masker": ["compliance.masking.mask_rows"],
         "request_scopes": ["compliance.masking.request_scope"],

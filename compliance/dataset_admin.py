@@ -16,10 +16,10 @@ SCAN_PERMISSION = "compliance.add_piiscan"
 
 @admin.action(description="Scan for PII", permissions=["scan_pii"])
 def scan_for_pii(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset) -> None:
-    """On the datasets' list: scan the selected datasets with the default sample size."""
-    from .admin import _rescan
+    """On the datasets' list: scan the selected datasets with the default sample size (background tasks)."""
+    from .admin import _enqueue_scans
 
-    _rescan(modeladmin, request, list(queryset))
+    _enqueue_scans(modeladmin, request, list(queryset))
 
 
 class DatasetPiiScan:

@@ -22,7 +22,14 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from atlas.admin_kit import ADMIN_CSS, ReadOnlyAdmin, ReadOnlyInline, admin_link, badge
+from atlas.admin_kit import (
+    ADMIN_CSS,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    admin_link,
+    badge,
+    enqueue_from_admin,
+)
 
 from . import keys, service
 from .api.masking import error_for, identifiers_for, may_see_identifiers
@@ -244,9 +251,20 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
     def verify_requests(self, request, queryset) -> None:
         self._each(request, queryset, lambda r: service.verify(r, actor=request.user), "verified")
 
-    @admin.action(description="Run: export (access) or erase and verify (erasure)", permissions=["process"])
+    def _enqueue(self, request, queryset, kind: str, refusal) -> None:
+        """A heavy action per request, as a background task (atlas.background); a refusal is said at once."""
+        for req in queryset:
+            refused = refusal(req)
+            if refused:
+                self.message_user(request, refused, messages.ERROR)
+                continue
+            enqueue_from_admin(self, request, kind, target=req, request_id=req.pk, trigger="manual",
+                               result_path=reverse("admin:privacy_datasubjectrequest_change", args=[req.pk]))
+
+    @admin.action(description="Run: export (access) or erase and verify (erasure), in the background",
+                  permissions=["process"])
     def run_requests(self, request, queryset) -> None:
-        self._each(request, queryset, lambda r: service.run(r, actor=request.user), "done")
+        self._enqueue(request, queryset, "privacy.run_request", service.run_refusal)
 
     @admin.action(description="Approve the expansion under review (give the note in the field above)",
                   permissions=["process"])
@@ -255,9 +273,15 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
         self._each(request, queryset, lambda r: service.approve_expansion(r, actor=request.user, note=note),
                    "expansion approved; run it again")
 
-    @admin.action(description="Verify erasure again (independent scan)", permissions=["process"])
+    @admin.action(description="Verify erasure again (independent scan, in the background)", permissions=["process"])
     def verify_erasure(self, request, queryset) -> None:
-        self._each(request, queryset, lambda r: service.check_erasure(r, actor=request.user), "scan found zero rows")
+        for req in queryset:
+            refused = service.verify_erasure_refusal(req)
+            if refused:
+                self.message_user(request, refused, messages.ERROR)
+                continue
+            enqueue_from_admin(self, request, "privacy.verify_erasure", target=req, request_id=req.pk,
+                               result_path=reverse("admin:privacy_datasubjectrequest_change", args=[req.pk]))
 
     @admin.action(description="New access export", permissions=["process"])
     def export(self, request, queryset) -> None:

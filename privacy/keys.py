@@ -190,8 +190,9 @@ def declare_key(
 
 
 @transaction.atomic
-def confirm_key(key: SubjectKey, *, actor=None) -> SubjectKey:
-    """A steward confirms a proposed key (audited); on PostgreSQL the key gets its index."""
+def confirm_key(key: SubjectKey, *, actor=None, build_index: bool = True) -> SubjectKey:
+    """A steward confirms a proposed key (audited); on PostgreSQL the key gets its index
+    (once committed; ``build_index=False``: the caller builds it, e.g. as a background task)."""
     if key.status == Status.CONFIRMED:
         return key
     key.status, key.confirmed_at = Status.CONFIRMED, timezone.now()
@@ -199,7 +200,8 @@ def confirm_key(key: SubjectKey, *, actor=None) -> SubjectKey:
     key.save(update_fields=["status", "confirmed_at", "confirmed_by", "updated_at"])
     audit.record("dsr.key.confirmed", actor=actor, target=key, dataset=key.dataset.name, column=key.column,
                  kind=key.kind, storage=key.storage, origin=key.origin)
-    transaction.on_commit(lambda: ensure_index(key))
+    if build_index:
+        transaction.on_commit(lambda: ensure_index(key))
     return key
 
 

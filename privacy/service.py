@@ -202,6 +202,24 @@ def approve_expansion(req: DataSubjectRequest, *, actor=None, note: str = "") ->
                       reached=(req.review or {}).get("reached", {}), note=note.strip())
 
 
+def run_refusal(req: DataSubjectRequest) -> str | None:
+    """Why ``req`` cannot be run now (checked again when it runs), or None."""
+    if req.status in (S.VERIFIED, S.IN_PROGRESS):
+        return None
+    if req.status == S.RECEIVED:
+        return f"{req} is {req.status}: only a verified request (or one in progress) can be run; verify it first."
+    return f"{req} is {req.status}: it cannot be run again."
+
+
+def verify_erasure_refusal(req: DataSubjectRequest) -> str | None:
+    """Why the erasure of ``req`` cannot be verified now (checked again when it runs), or None."""
+    if req.kind != DataSubjectRequest.Kind.ERASURE:
+        return f"{req} is an access request: there is no erasure to verify."
+    if req.status not in (S.IN_PROGRESS, S.COMPLETED):
+        return f"{req} is {req.status}: run the erasure before verifying it."
+    return None
+
+
 def run(req: DataSubjectRequest, *, actor=None, trigger: str = Trigger.MANUAL) -> DataSubjectRequest:
     """Carry out a verified request: an access export, or an erasure with its verification.
 
@@ -209,11 +227,9 @@ def run(req: DataSubjectRequest, *, actor=None, trigger: str = Trigger.MANUAL) -
     review (status ``review``) before anything is deleted or exported, and is returned so.
     """
     req.refresh_from_db()
-    if req.status not in (S.VERIFIED, S.IN_PROGRESS):
-        raise DsrError(
-            f"{req} is {req.status}: only a verified request (or one in progress) can be run; verify it first."
-            if req.status == S.RECEIVED else f"{req} is {req.status}: it cannot be run again."
-        )
+    refused = run_refusal(req)
+    if refused:
+        raise DsrError(refused)
     req = transition(req, S.IN_PROGRESS, actor=actor)
     try:
         if req.kind == DataSubjectRequest.Kind.ACCESS:
@@ -308,10 +324,9 @@ def check_erasure(
 ) -> DataSubjectRequest:
     """The independent verification scan; completes the request only when it finds zero rows."""
     req.refresh_from_db()
-    if req.kind != DataSubjectRequest.Kind.ERASURE:
-        raise DsrError(f"{req} is an access request: there is no erasure to verify.")
-    if req.status not in (S.IN_PROGRESS, S.COMPLETED):
-        raise DsrError(f"{req} is {req.status}: run the erasure before verifying it.")
+    refused = verify_erasure_refusal(req)
+    if refused:
+        raise DsrError(refused)
     if resolved is None:
         resolved = req.resolved if not req.identifiers_hashed else _tombstone_forms(req)
     wh = get_warehouse()

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 
-from atlas.admin_kit import ADMIN_CSS, Palette, ReadOnlyAdmin, RunRecordDisplay
+from atlas.admin_kit import ADMIN_CSS, Palette, ReadOnlyAdmin, RunRecordDisplay, enqueue_from_admin
 
 from . import records, services
 from .models import ProcessingRecord, RetentionPolicy, RetentionRun
@@ -137,13 +137,11 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
     def has_apply_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(APPLY_PERMISSION)
 
-    @admin.action(description="Apply retention now (delete expired rows)", permissions=["apply"])
+    @admin.action(description="Apply retention now (delete expired rows, in the background)", permissions=["apply"])
     def apply_now(self, request: HttpRequest, queryset) -> None:
-        runs = [
-            services.apply_policy(p, trigger=RetentionRun.Trigger.MANUAL, actor=request.user)
-            for p in queryset
-        ]
-        report_runs(request, runs)
+        for policy in queryset:
+            enqueue_from_admin(self, request, "retention.apply_policy", target=policy, policy_id=policy.pk,
+                               trigger=RetentionRun.Trigger.MANUAL)
 
     @admin.action(description="Check now: is the data past retention?", permissions=["view"])
     def check_now(self, request: HttpRequest, queryset) -> None:

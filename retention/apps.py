@@ -6,6 +6,7 @@ class RetentionConfig(AppConfig):
     verbose_name = "Retention and records of processing"
     # What retention adds to the others (atlas.extensions): its metrics and endpoints.
     contributes = {
+        "background_tasks": ["retention.background.KINDS"],
         "metric_sources": ["retention.metrics.retention_metrics"],
         "api_routes": ["retention.api.urls.routes"],
         "dataset_admin": ["retention.dataset_admin.DatasetRetention"],

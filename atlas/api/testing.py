@@ -38,3 +38,23 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     if code is not None:
         assert body["error"]["code"] == code, body
     return body["error"]
+
+
+def finished_task(client, response, *, state: str = "succeeded") -> dict:
+    """A 202 + ``Location`` answer followed to its task (tests run tasks inline): the task's body."""
+    assert response.status_code == 202, (response.status_code, response.content[:500])
+    location = response["Location"]
+    task = client.get(location)
+    assert task.status_code == 200, task.content[:300]
+    body = task.json()
+    assert body["state"] == state, body
+    return body
+
+
+def task_result(client, response) -> dict:
+    """What a succeeded task's ``result_url`` answers (e.g. the request a data-subject run completed)."""
+    task = finished_task(client, response)
+    assert task["result_url"], task
+    result = client.get(task["result_url"])
+    assert result.status_code == 200, result.content[:300]
+    return result.json()

@@ -12,6 +12,7 @@ from rest_framework import permissions, routers
 
 from .exceptions import not_found
 from .extensions import app_routes
+from .tasks import TaskViewSet
 from .views import AuditEventViewSet
 
 
@@ -28,6 +29,7 @@ class Router(routers.DefaultRouter):
 
 router = Router()
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
+router.register("tasks", TaskViewSet, basename="backgroundtask")
 for prefix, viewset, basename in app_routes():
     router.register(prefix, viewset, basename=basename)
 

@@ -187,6 +187,15 @@ def wh(_warehouse, db):
 
 
 @pytest.fixture(autouse=True)
+def _data_generation_moves():
+    """A test's rolled-back transaction is a change the API page cache and /metrics cannot see
+    (atlas.api.pagecache counts statements, not rollbacks): each test starts a new generation."""
+    from atlas.api import pagecache
+
+    pagecache.bump()
+
+
+@pytest.fixture(autouse=True)
 def _lineage_events_kept(settings):
     """Tests read the events Atlas emits without an endpoint; lineage/tests/test_housekeeping.py checks the default."""
     settings.OPENLINEAGE_KEEP_WITHOUT_ENDPOINT = True

@@ -29,8 +29,19 @@ import requests
 from benchmarks import write_results
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_DB = "atlas_bench_api"
-PORT = 8765
+PG_DB = os.environ.get("BENCH_API_DB", "atlas_bench_api")
+REUSE = os.environ.get("BENCH_API_REUSE") == "1"  # keep a database seeded by an earlier run (profiling)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # the machine is shared: never a fixed port
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PORT = int(os.environ.get("BENCH_API_PORT") or _free_port())
 CLIENTS = 20
 SECONDS = float(os.environ.get("BENCH_API_SECONDS", "15"))
 DATASETS, RUNS = 1000, 100_000
@@ -51,6 +62,8 @@ def env(tmp: str) -> dict[str, str]:
         "ATLAS_API_THROTTLE_USER": "100000000/day",
         "ATLAS_METRICS_TOKEN": METRICS_TOKEN,
         "LOG_LEVEL": "WARNING",
+        # As the image runs: a cache shared by every worker (throttles, the API page cache, /metrics).
+        "CACHE_URL": os.environ.get("BENCH_API_CACHE_URL", f"redis://127.0.0.1:6379/1?key_prefix={PG_DB}-{os.getpid()}"),
     }
 
 
@@ -129,14 +142,17 @@ def floor(sql: str, n: int = 30) -> float:
 
 def main() -> None:
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {PG_DB}")
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_DB]).fetchone()
+        reuse = REUSE and exists
+        if not reuse:
+            conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {PG_DB}")
     with tempfile.TemporaryDirectory(prefix="atlas-bench-api-") as tmp:
         e = env(tmp)
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=e, check=True)
         t0 = time.monotonic()
-        token = subprocess.run([sys.executable, "-m", "benchmarks.api.seed", str(DATASETS), str(RUNS)], cwd=ROOT,
-                               env=e, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        seed = [sys.executable, "-m", "benchmarks.api.seed"] + (["--token-only"] if reuse else [str(DATASETS), str(RUNS)])
+        token = subprocess.run(seed, cwd=ROOT, env=e, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         seeded = time.monotonic() - t0
         workers = os.cpu_count() or 2
         config = ROOT / "gunicorn.conf.py"  # the image's own configuration (gthread workers)

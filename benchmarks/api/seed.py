@@ -72,5 +72,19 @@ def main(datasets: int, runs: int) -> None:
     print(key)
 
 
+def token_only() -> None:
+    """A fresh token for the seeded user (``BENCH_API_REUSE=1`` keeps the database of an earlier run)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas.settings")
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from knox.models import AuthToken
+
+    _, key = AuthToken.objects.create(user=get_user_model().objects.get(username="bench"))
+    print(key)
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))
+    if sys.argv[1:] == ["--token-only"]:
+        token_only()
+    else:
+        main(int(sys.argv[1]), int(sys.argv[2]))

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from atlas.api.exceptions import Conflict
+from atlas.api.pagecache import CachedReadMixin
 from atlas.api.pagination import CursorPagination
 from atlas.api.permissions import HasPermission
 from atlas.api.schema import ErrorSerializer
@@ -36,7 +37,7 @@ class BrokerDown(APIException):
     default_code = "broker_unavailable"
 
 
-class SourceViewSet(viewsets.ModelViewSet):
+class SourceViewSet(CachedReadMixin, viewsets.ModelViewSet):
     """Where raw data comes from and how to read it."""
 
     queryset = Source.objects.all()
@@ -45,7 +46,7 @@ class SourceViewSet(viewsets.ModelViewSet):
     ordering_fields = ["name", "created_at"]
 
 
-class DatasetViewSet(viewsets.ModelViewSet):
+class DatasetViewSet(CachedReadMixin, viewsets.ModelViewSet):
     """Warehouse tables, one layer each, with their columns as last published."""
 
     queryset = Dataset.objects.prefetch_related("columns")
@@ -54,7 +55,7 @@ class DatasetViewSet(viewsets.ModelViewSet):
     ordering_fields = ["name", "layer", "last_loaded_at"]
 
 
-class StepViewSet(viewsets.ModelViewSet):
+class StepViewSet(CachedReadMixin, viewsets.ModelViewSet):
     """Steps of pipelines; each save is checked against the whole pipeline (order, inputs)."""
 
     queryset = Step.objects.select_related("pipeline", "output", "source").prefetch_related("inputs")
@@ -90,7 +91,7 @@ class StepViewSet(viewsets.ModelViewSet):
         },
     )
 )
-class PipelineViewSet(viewsets.ModelViewSet):
+class PipelineViewSet(CachedReadMixin, viewsets.ModelViewSet):
     """Pipelines with their steps; ``POST .../{id}/run/`` starts a run."""
 
     queryset = Pipeline.objects.prefetch_related(
@@ -154,7 +155,7 @@ class RunPagination(CursorPagination):
         },
     ),
 )
-class PipelineRunViewSet(viewsets.ReadOnlyModelViewSet):
+class PipelineRunViewSet(CachedReadMixin, viewsets.ReadOnlyModelViewSet):
     """Runs, newest first (cursor pages); filter by pipeline, status, trigger and time."""
 
     queryset = PipelineRun.objects.select_related("pipeline", "triggered_by")
@@ -205,7 +206,7 @@ class StepRunPagination(CursorPagination):
     ordering = "-id"
 
 
-class StepRunViewSet(viewsets.ReadOnlyModelViewSet):
+class StepRunViewSet(CachedReadMixin, viewsets.ReadOnlyModelViewSet):
     """Step runs, newest first (cursor pages); filter by run, pipeline, status, layer and time."""
 
     queryset = StepRun.objects.select_related("output")
@@ -231,7 +232,7 @@ class StepRunViewSet(viewsets.ReadOnlyModelViewSet):
         },
     ),
 )
-class BackfillViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class BackfillViewSet(CachedReadMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Backfills (``pipelines.backfills``): ``POST`` one (pipeline, start, end, interval); each interval's
     status and run; ``POST .../rerun_failed/`` queues failed intervals again; ``POST .../cancel/`` stops it."""
 

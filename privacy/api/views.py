@@ -8,6 +8,7 @@ transition is 409, bad identifiers 400, an expired export 410.
 from __future__ import annotations
 
 from django.http import FileResponse
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
@@ -17,6 +18,7 @@ from rest_framework.response import Response
 from atlas.api.exceptions import Conflict
 from atlas.api.permissions import HasPermission
 from atlas.api.schema import ErrorSerializer
+from atlas.api.tasks import ACCEPTED, accepted
 
 from .. import keys, service
 from ..models import DataSubjectRequest, DsrExport, SubjectKey, Tombstone
@@ -80,17 +82,27 @@ class RequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         """The requester's identity is checked: received -> verified."""
         return self._operate(lambda r: service.verify(r, actor=request.user))
 
-    @extend_schema(request=None, responses={200: serializers.RequestSerializer, 409: CONFLICT})
+    def _enqueue(self, request: Request, kind: str, refusal) -> Response:
+        req = self.get_object()
+        refused = refusal(req)
+        if refused:
+            raise _conflict(DsrError(refused))
+        path = reverse("datasubjectrequest-detail", args=[req.pk])
+        return accepted(request, kind, target=req, result_path=path, request_id=req.pk)
+
+    @extend_schema(request=None, responses={**ACCEPTED, 409: CONFLICT})
     @action(detail=True, methods=["post"], permission_classes=[HasPermission.of(PROCESS)])
     def run(self, request: Request, pk=None) -> Response:
-        """Carry it out: an access export, or the erasure, rebuild, tombstones and verification scan."""
-        return self._operate(lambda r: service.run(r, actor=request.user, trigger="api"))
+        """Carry it out in the background (202; the task's ``result_url`` is the request): an access
+        export, or the erasure, rebuild, tombstones and verification scan."""
+        return self._enqueue(request, "privacy.run_request", service.run_refusal)
 
-    @extend_schema(request=None, responses={200: serializers.RequestSerializer, 409: CONFLICT})
+    @extend_schema(request=None, responses={**ACCEPTED, 409: CONFLICT})
     @action(detail=True, methods=["post"], url_path="verify-erasure", permission_classes=[HasPermission.of(PROCESS)])
     def verify_erasure(self, request: Request, pk=None) -> Response:
-        """The independent verification scan again; completes the request when it finds zero rows."""
-        return self._operate(lambda r: service.check_erasure(r, actor=request.user))
+        """The independent verification scan again, in the background (202); completes the request when
+        nothing unexplained refers to the subject."""
+        return self._enqueue(request, "privacy.verify_erasure", service.verify_erasure_refusal)
 
     @extend_schema(request=None, responses={200: serializers.RequestSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"], permission_classes=[HasPermission.of(PROCESS)])
@@ -151,11 +163,13 @@ class SubjectKeyViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         except keys.SubjectKeyError as exc:
             raise exceptions.ValidationError({"column": [str(exc)]}) from exc
 
-    @extend_schema(request=None, responses={200: serializers.SubjectKeySerializer})
+    @extend_schema(request=None, responses=ACCEPTED)
     @action(detail=True, methods=["post"], permission_classes=[HasPermission.of("privacy.change_subjectkey")])
     def confirm(self, request: Request, pk=None) -> Response:
-        key = keys.confirm_key(self.get_object(), actor=request.user)
-        return Response(serializers.SubjectKeySerializer(key).data)
+        """Confirm the key now; its index (PostgreSQL) is built in the background (202, the task)."""
+        key = keys.confirm_key(self.get_object(), actor=request.user, build_index=False)
+        path = reverse("subjectkey-detail", args=[key.pk])
+        return accepted(request, "privacy.build_key_index", target=key, result_path=path, key_id=key.pk)
 
     @extend_schema(request=None, responses={200: serializers.SubjectKeySerializer(many=True)})
     @action(detail=False, methods=["post"], permission_classes=[HasPermission.of("privacy.add_subjectkey")],

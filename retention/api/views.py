@@ -6,12 +6,13 @@ import django_filters
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, status, viewsets
+from rest_framework import exceptions, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from atlas.api.permissions import HasPermission
+from atlas.api.tasks import ACCEPTED, accepted
 
 from .. import records, services
 from ..models import ProcessingRecord, RetentionPolicy, RetentionRun
@@ -49,16 +50,14 @@ class RetentionPolicyViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, instance: RetentionPolicy) -> None:
         services.delete_policy(instance, actor=self.request.user)
 
-    @extend_schema(request=None, responses={201: serializers.RetentionRunSerializer})
+    @extend_schema(request=None, responses=ACCEPTED)
     @action(detail=True, methods=["post"], permission_classes=[HasPermission.of(APPLY_PERMISSION)])
     def apply(self, request: Request, pk: str | None = None) -> Response:
-        """Apply the policy now (trigger ``api``); the run is returned, failed or not."""
-        run = services.apply_policy(
-            self.get_object(), trigger=RetentionRun.Trigger.API, actor=request.user
-        )
-        return Response(
-            serializers.RetentionRunSerializer(run).data, status=status.HTTP_201_CREATED
-        )
+        """Apply the policy now, in the background (202, trigger ``api``): the task's ``result_url`` is
+        the retention run, failed or not."""
+        policy = self.get_object()
+        return accepted(request, "retention.apply_policy", target=policy, policy_id=policy.pk,
+                        trigger=RetentionRun.Trigger.API)
 
     @extend_schema(request=None, responses={200: serializers.RetentionPolicySerializer})
     @action(

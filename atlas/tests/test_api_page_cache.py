@@ -1,0 +1,179 @@
+"""Rendered API pages cached until the next write (issue 17: p99 < 100 ms under 20 clients).
+
+The cache must never serve a page older than the last write: every kind of write
+(a save, ``QuerySet.update``, raw SQL, a committed transaction) is visible on the next
+request; users whose permissions differ never share a rendering; a page during
+which something was written (a clear PII view's audit event) is not stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.core.cache import cache
+from django.db import connection, transaction
+
+from atlas.api import pagecache
+from atlas.api.testing import token_client, user_with_role
+from atlas.tests.plugin import service_or_skip
+from pipelines.models import Dataset
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/datasets/"
+
+
+@pytest.fixture
+def page_cache(settings):
+    settings.ATLAS_API_PAGE_CACHE = "on"
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def client(page_cache):
+    Dataset.objects.create(name="orders", layer="explore", table="orders")
+    return token_client(user_with_role("Analyst"))
+
+
+def _names(response) -> list[str]:
+    assert response.status_code == 200, response.content[:300]
+    return [d["name"] for d in response.json()["results"]]
+
+
+def test_a_repeated_read_is_answered_from_the_cache(client):
+    first = client.get(URL)
+    assert first["X-Atlas-Page-Cache"] == "miss"
+    second = client.get(URL)
+    assert second["X-Atlas-Page-Cache"] == "hit"
+    assert second.content == first.content
+    assert second["Content-Type"] == first["Content-Type"]
+
+
+def test_each_query_string_is_its_own_page(client):
+    Dataset.objects.create(name="customers", layer="chart", table="customers")
+    assert _names(client.get(URL, {"layer": "chart"})) == ["customers"]
+    assert _names(client.get(URL, {"layer": "explore"})) == ["orders"]
+
+
+def test_a_save_is_visible_on_the_next_request(client):
+    assert _names(client.get(URL)) == ["orders"]
+    Dataset.objects.create(name="payments", layer="explore", table="payments")
+    response = client.get(URL)
+    assert response["X-Atlas-Page-Cache"] == "miss"
+    assert _names(response) == ["orders", "payments"]
+
+
+def test_a_queryset_update_is_visible(client):
+    client.get(URL)
+    Dataset.objects.filter(name="orders").update(name="orders_v2")
+    assert _names(client.get(URL)) == ["orders_v2"]
+
+
+def test_raw_sql_is_visible(client):
+    client.get(URL)
+    with connection.cursor() as cur:
+        cur.execute(f"DELETE FROM {Dataset._meta.db_table}")
+    assert _names(client.get(URL)) == []
+
+
+def test_a_committed_transaction_is_visible(client):
+    client.get(URL)
+    with transaction.atomic():
+        Dataset.objects.create(name="refunds", layer="explore", table="refunds")
+    assert _names(client.get(URL)) == ["orders", "refunds"]
+
+
+def test_a_write_through_the_api_is_visible(client, page_cache):
+    steward = token_client(user_with_role("Steward", username="steward-x"))
+    admin_like = token_client(user_with_role("Operator", username="operator-x"))
+    before = admin_like.get(URL)
+    response = admin_like.post(URL, {"name": "made_by_api", "layer": "explore", "table": "made_by_api"}, format="json")
+    assert response.status_code == 201, response.content
+    assert "made_by_api" in _names(admin_like.get(URL)) and "made_by_api" not in _names(before)
+    assert "made_by_api" in _names(steward.get(URL))
+
+
+def test_users_with_other_permissions_never_share_a_page(client):
+    other = token_client(user_with_role("Auditor"))
+    client.get(URL)
+    assert client.get(URL)["X-Atlas-Page-Cache"] == "hit"
+    assert other.get(URL)["X-Atlas-Page-Cache"] == "miss"  # a rendering of its own
+
+
+def test_users_of_one_role_share_pages(client):
+    colleague = token_client(user_with_role("Analyst", username="analyst-2"))
+    client.get(URL)
+    assert colleague.get(URL)["X-Atlas-Page-Cache"] == "hit"
+
+
+def test_a_page_during_which_something_was_written_is_not_stored(client, rf):
+    request = rf.get(URL)
+    request.user = user_with_role("Analyst", username="analyst-3")
+    assert pagecache.cached_response(request) is None  # a miss: marked to be stored
+    key, _generation = getattr(request, pagecache._MARK)
+    Dataset.objects.create(name="written_meanwhile", layer="explore", table="w")  # e.g. a clear view's audit row
+    response = client.get(URL, {"layer": "chart"})
+    pagecache.store(request, response)
+    assert cache.get(key) is None
+
+
+def test_bookkeeping_writes_do_not_make_pages_stale(client):
+    client.get(URL)
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM django_session WHERE 1 = 0")
+    assert client.get(URL)["X-Atlas-Page-Cache"] == "hit"
+
+
+@pytest.mark.parametrize(
+    "sql, write",
+    [
+        ("SELECT 1", False),
+        ('INSERT INTO "pipelines_dataset" VALUES (1)', True),
+        ('UPDATE "pipelines_pipelinerun" SET status = 1', True),
+        ("WITH x AS (SELECT 1) DELETE FROM t WHERE id IN (SELECT * FROM x)", True),
+        ("WITH x AS (SELECT 1) SELECT * FROM x", False),
+        ('DELETE FROM "django_session" WHERE 1', False),
+        ('UPDATE "knox_authtoken" SET expiry = 1', False),
+        ("  (SELECT 1) UNION (SELECT 2)", False),
+        ("", False),
+    ],
+)
+def test_what_counts_as_a_write(sql, write):
+    assert pagecache.is_write(sql) is write
+
+
+def test_off_means_never_cached(client, settings):
+    settings.ATLAS_API_PAGE_CACHE = "off"
+    client.get(URL)
+    assert "X-Atlas-Page-Cache" not in client.get(URL)
+
+
+def test_auto_is_off_with_a_per_process_cache(settings):
+    settings.ATLAS_API_PAGE_CACHE = "auto"
+    assert not pagecache.enabled()  # tests use the memory cache: another process's writes would go unseen
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x"}}
+    assert pagecache.enabled()
+
+
+@pytest.mark.redis
+def test_with_redis_a_write_is_visible_on_the_next_request(settings):
+    service_or_skip("Redis", "127.0.0.1", 6379)
+    from django.core.cache import caches
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:6379/0", "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+    settings.ATLAS_API_PAGE_CACHE = "auto"  # Django's setting_changed handler reopens the caches
+    try:
+        Dataset.objects.create(name="orders", layer="explore", table="orders")
+        client = token_client(user_with_role("Analyst"))
+        client.get(URL)
+        assert client.get(URL)["X-Atlas-Page-Cache"] == "hit"
+        Dataset.objects.filter(name="orders").update(row_count=42)
+        response = client.get(URL)
+        assert response["X-Atlas-Page-Cache"] == "miss"
+        assert response.json()["results"][0]["row_count"] == 42
+    finally:
+        caches["default"].clear()
