@@ -191,10 +191,13 @@ def bench_policies(wh, reps: int) -> dict:
     for column, (action, options) in specs.items():
         ColumnPolicy.objects.create(dataset=ds, column=column, action=action, options=options)
     key = hash_key()
-    from compliance.policies import protect_select
+    from compliance.policies import apply_hash_policies, hashed_columns, protect_select
 
     select = "SELECT * FROM chart.customers_bench"
-    atlas_sql, _ = protect_select(select, ds, wh)  # installs the key (and pgcrypto where allowed)
+    # Atlas's refine: the rewrite (mask, generalise) runs as the operator role, which may not read the
+    # hash key; the hash columns are then rewritten by Atlas itself (apply_hash_policies): both timed.
+    atlas_sql, applied = protect_select(select, ds, wh)  # installs the key (and pgcrypto where allowed)
+    atlas_hashed = hashed_columns(applied)
     policies = {p.column: p for p in ColumnPolicy.objects.filter(dataset=ds)}
 
     def hand_written(implementation: str) -> str:
@@ -214,10 +217,6 @@ def bench_policies(wh, reps: int) -> dict:
         contenders["hand-written, pgcrypto hmac()"] = hand_written("pgcrypto")
         contenders["hand-written, built-in sha256"] = hand_written("sha256")
         contenders[ATLAS] = atlas_sql
-        sha_sql = atlas_sql.replace(wh.pii_hmac_sql(f'{"_atlas_src"}."email"', key.key_id),
-                                    wh.pii_hmac_sql(f'{"_atlas_src"}."email"', key.key_id, implementation="sha256"))
-        assert sha_sql != atlas_sql
-        contenders["Atlas, built-in sha256 fallback (no pgcrypto)"] = sha_sql
     else:
         contenders["hand-written, sha256 construction"] = hand_written("sha256")
         contenders[ATLAS] = wh.transpile(atlas_sql)
@@ -225,7 +224,12 @@ def bench_policies(wh, reps: int) -> dict:
     tokens = {}
     for _ in range(reps):
         for name, sql in contenders.items():  # interleaved, so drift hits everyone alike
-            t = timed(lambda sql=sql: wh.create_table_as("chart", "customers_protected", sql))
+            def run(sql=sql, name=name):
+                wh.create_table_as("chart", "customers_protected", sql)
+                if name.startswith("Atlas"):
+                    apply_hash_policies(wh, "chart", "customers_protected", atlas_hashed)
+
+            t = timed(run)
             out[name]["seconds"].append(t)
             with wh.cursor() as cur:
                 tokens[name] = cur.execute(
