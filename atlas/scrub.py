@@ -57,7 +57,7 @@ _TEMPLATES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 _QUOTED = re.compile(r"""(?<![\w])(["'])(.*?)\1(?![\w])""")
 # The words after which an engine (or Atlas) quotes a name, not a value.
 NAME_WORDS = frozenset(
-    ["column", "columns", "relation", "constraint", "table", "tables", "index", "schema", "type", "function", "sequence", "view", "database", "role", "extension", "file", "directory", "near", "step", "steps", "pipeline", "dataset", "check", "source", "upstream", "queue", "setting", "option", "parameter", "layer", "rule", "policy", "field", "converting", "name"]
+    ["column", "columns", "relation", "constraint", "table", "tables", "index", "schema", "type", "function", "sequence", "view", "database", "role", "extension", "file", "directory", "near", "step", "steps", "pipeline", "dataset", "check", "source", "upstream", "queue", "setting", "option", "parameter", "layer", "rule", "policy", "field", "converting", "name", "path", "kind"]
 )
 # Already scrubbed by a template: ``"<value>"``, ``"email: <value>"`` (DuckDB's key).
 _SCRUBBED = re.compile(rf"^(?:[\w.]+: )?(?:{VALUE}|{ROW})$")
@@ -142,15 +142,26 @@ def scrub_traceback(text: Any) -> str:
     return "\n".join(out)
 
 
-def scrub_data(value: Any) -> Any:
-    """Every string inside a JSON-like value scrubbed (an API error body, an alert's facts, a try list)."""
+def scrub_data(value: Any, *, echo: str = "") -> Any:
+    """Every string inside a JSON-like value scrubbed (an API error body, an alert's facts, a try list).
+
+    ``echo``: what the reader sent (a request's body and query): a quoted literal found in it is
+    the reader's own input said back, not a value from anyone's data, and is kept.
+    """
     if isinstance(value, str):
-        return scrub(value)
+        return scrub(value, keep=echoed(value, echo))
     if isinstance(value, dict):
-        return {k: scrub_data(v) for k, v in value.items()}
+        return {k: scrub_data(v, echo=echo) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [scrub_data(v) for v in value]
+        return [scrub_data(v, echo=echo) for v in value]
     return value
+
+
+def echoed(text: str, echo: str) -> list[str]:
+    """The quoted literals of ``text`` that ``echo`` holds verbatim (the reader's own input)."""
+    if not echo or not text:
+        return []
+    return [m.group(2) for m in _QUOTED.finditer(text) if m.group(2) and m.group(2) in echo]
 
 
 # --- logs ----------------------------------------------------------------------------------

@@ -62,8 +62,8 @@ SECRET_WORDS = frozenset(
 )
 HOW_TO = (
     "Put the secret in an environment variable named {prefix}… and reference it in the"
-    ' source\'s options, e.g. {{"headers": {{"Authorization": "env:{prefix}API_TOKEN"}}}}'
-    ' or {{"params": {{"api_key": "env:{prefix}API_KEY"}}}}.'
+    " source's options as env:{prefix}<NAME>, e.g. the header Authorization set to env:{prefix}API_TOKEN"
+    " in the options' headers, or the query parameter api_key set to env:{prefix}API_KEY in its params."
 )
 
 

@@ -257,7 +257,7 @@ class Reader:
         records = dig(doc, path) if path else doc
         if not isinstance(records, list):
             found = f"keys {', '.join(sorted(map(str, doc))[:20])}" if isinstance(doc, dict) else type(doc).__name__
-            what = f"no list at {path!r}" if path else "not a list of records (set the records option to its path)"
+            what = f"no list at the records path {path!r}" if path else "not a list of records (set the records option to its path)"
             raise self._fail(f"{where}: {what}; the page holds {found}.", "schema")
         for i, record in enumerate(records):
             if not isinstance(record, dict):

@@ -376,8 +376,12 @@ def _export_query(source: Source, tmp: str, incremental: Incremental | None = No
     except mysqlsource.SourceURLError as exc:
         raise IngestError(f"The database {source.database!r} of source {source.name!r} is misconfigured: {exc}") from exc
     except Exception as exc:  # driver errors differ per engine; the message is what matters
-        message = credentials.redact(str(exc), credentials.database_url_secrets(url))
-        raise IngestError(f"The query of source {source.name!r} failed on {source.database!r}: {message}") from exc
+        args = getattr(exc, "args", ())
+        # A driver's (code, message) pair (PyMySQL) as "message (error code)": the server's words stay
+        # words, not one quoted literal the scrubber would hide whole.
+        text = f"{args[1]} (error {args[0]})" if len(args) == 2 and isinstance(args[0], int) else str(exc)
+        message = credentials.redact(text, credentials.database_url_secrets(url))
+        raise IngestError(f"The query of source {source.name!r} failed on database {source.database!r}: {message}") from exc
     # A query may name two columns alike (a.id, b.id): suffixed, as before, not refused.
     exported = _local(
         path, f"{source.database}: {query[:200]}", FileFormat.CSV, {"delimiter": ",", "header_names": "suffix"}, tmp

@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from atlas.scrub import scrub, scrub_data
+from atlas.scrub import echoed, scrub, scrub_data
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +103,11 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         detail = {"retry_after_seconds": exc.wait}
     else:
         detail = {}
-    # No row value in a body: an error may quote one (a warehouse error, an echoed input).
-    response.data = error_body(_code(exc), scrub(_message(exc)), scrub_data(detail))
+    # No row value in a body: an error may quote one (a warehouse error). What the client sent
+    # itself and is said back (an unknown kind, a bad id) is no one else's data and is kept.
+    echo = _request_text(context.get("request"))
+    message = _message(exc)
+    response.data = error_body(_code(exc), scrub(message, keep=echoed(message, echo)), scrub_data(detail, echo=echo))
     return response
 
 
@@ -114,3 +117,19 @@ def exception_handler(exc: Exception, context: dict) -> Response:
 def not_found(request: Request, *args: Any, **kwargs: Any) -> Response:
     """Unknown URLs under /api/ answer in the API's shape, not with Django's HTML page."""
     raise exceptions.NotFound(f"There is no API endpoint at {request.path}.")
+
+
+def _request_text(request: Any) -> str:
+    """The request's query string and body as text (at most 1 MiB), for :func:`atlas.scrub.echoed`."""
+    if request is None:
+        return ""
+    parts = [request.META.get("QUERY_STRING", "")]
+    try:
+        body = request.body[: 1 << 20]
+    except Exception:  # a body already read as a stream, or too large: nothing to compare with
+        body = b""
+    parts.append(body.decode("utf-8", "replace"))
+    from urllib.parse import unquote_plus
+
+    return "\n".join([*parts, unquote_plus(parts[0])])
+

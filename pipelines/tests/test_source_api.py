@@ -180,7 +180,7 @@ def test_a_retry_after_beyond_the_ceiling_fails_at_once(db, api, token, settings
     ("page2", "message"),
     [
         (b'{"data": [{"id": 4},', "is not valid JSON: Expecting"),
-        (b'{"rows": []}', "no list at 'data'; the page holds keys rows"),
+        (b'{"rows": []}', "no list at the records path 'data'; the page holds keys rows"),
         (b'{"data": [{"id": 4}, 5]}', "record 2 is a JSON int, not an object"),
         (b'{"data": [{"id": 4}]}\xff', "is not UTF-8 JSON"),
     ],
