@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from atlas.celery import app as celery_app
@@ -78,6 +79,8 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "ATLAS_DATA_ROOTS": str(tmp_path),  # the test's files live there (sources are confined)
         "SECRET_KEY": "worker-test",
         "ATLAS_AUDIT_KEY": "worker-test-audit-key-of-at-least-32-characters",  # required without DEBUG
+        # the test process's key: privacy by default hashes Chart columns in the worker too
+        "PII_HASH_KEY": getattr(settings, "PII_HASH_KEY", "") or "worker-test-pii-hash-key-of-at-least-32-chars",
         "DJANGO_SETTINGS_MODULE": "atlas.settings",
         "PYTHONPATH": str(ROOT),
         **extra,
