@@ -126,6 +126,18 @@ def reap_until_done(run: PipelineRun, tmp_path: Path) -> PipelineRun:
     return _wait_for(done, tmp_path, timeout=300)
 
 
+def retried_once_and_complete(run, pipeline, tmp_path: Path) -> None:
+    """The ingest's transient error retried within the attempt; every row once, nothing left; the next run works."""
+    ingest = run.step_runs.get(step_name="ingest")
+    assert ingest.tries[0]["transient"] is True and ingest.tries[-1]["error"] == ""
+    after = published()
+    assert after["explore.people"] == ["1", "2", "3", "4", "5"] and {k: after[k] for k in AFTER} == AFTER
+    attempts.clean_up_attempts()
+    assert not leftovers()
+    next_scheduled_run_succeeds(pipeline, tmp_path)
+    assert published() == after  # nothing new to load: the same tables
+
+
 @pytest.mark.parametrize("point", ["copy", "staged", "publish"])
 def test_a_worker_killed_mid_run_is_resumed_and_the_tables_are_exactly_as_after(
     broker, loaded_once, start, tmp_path, point
@@ -196,14 +208,7 @@ def test_terminated_connections_are_retried_and_the_run_succeeds(broker, loaded_
     run = _wait_for(lambda: ended(run), tmp_path, timeout=300)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.attempt == 1  # retried within the attempt, not resumed
-    ingest = run.step_runs.get(step_name="ingest")
-    assert ingest.tries[0]["transient"] is True and ingest.tries[-1]["error"] == ""
-    after = published()
-    assert after["explore.people"] == ["1", "2", "3", "4", "5"] and {k: after[k] for k in AFTER} == AFTER
-    attempts.clean_up_attempts()
-    assert not leftovers()
-    next_scheduled_run_succeeds(pipeline, tmp_path)
-    assert published() == after
+    retried_once_and_complete(run, pipeline, tmp_path)
 
 
 def _conninfo() -> str:
@@ -280,14 +285,7 @@ def test_the_steps_own_connection_terminated_is_retried_and_the_next_run_starts(
     run = _wait_for(lambda: ended(run), tmp_path, timeout=300)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.attempt == 1
-    ingest = run.step_runs.get(step_name="ingest")
-    assert ingest.tries[0]["transient"] is True and ingest.tries[-1]["error"] == ""
-    after = published()
-    assert after["explore.people"] == ["1", "2", "3", "4", "5"] and {k: after[k] for k in AFTER} == AFTER
-    attempts.clean_up_attempts()
-    assert not leftovers()
-    next_scheduled_run_succeeds(pipeline, tmp_path)
-    assert published() == after  # nothing new to load: the same tables
+    retried_once_and_complete(run, pipeline, tmp_path)
 
 
 # --- a step blocked on a lock, cancelled ---------------------------------------------------------
