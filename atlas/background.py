@@ -81,10 +81,13 @@ def _send_or_fail(task_id) -> None:
 def dispatch(task_id) -> None:
     """Hand the task to a worker; embedded, run it here (a thread, or inline). Raises :class:`TaskNotSent`."""
     if not settings.CELERY_TASK_ALWAYS_EAGER:
-        from .tasks import run_background_task
+        # By name through the app, not through the task's shared_task proxy: the web process need
+        # not have imported (registered) the task module, the worker has (CI once saw the proxy's
+        # registry lookup miss in a long test process).
+        from .celery import app
 
         try:
-            sent = run_background_task.delay(str(task_id))
+            sent = app.send_task("atlas.run_background_task", args=[str(task_id)])
         except _broker_errors() as exc:
             message = "The task queue (broker) cannot be reached; nothing was done. Try again once it is up."
             BackgroundTask.objects.filter(pk=task_id).update(state=State.FAILED, error=message, finished_at=timezone.now())

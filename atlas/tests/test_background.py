@@ -74,18 +74,17 @@ def test_an_unknown_kind_is_refused_before_anything_is_recorded():
 
 
 @pytest.mark.django_db(transaction=True)  # outside a transaction the task is sent at once: the API's 503
-def test_a_broker_that_cannot_be_reached_fails_the_task_and_says_so(settings, monkeypatch):
-    from kombu.exceptions import OperationalError
+def test_a_broker_that_cannot_be_reached_fails_the_task_and_says_so(settings):
+    import socket
 
-    from atlas import tasks
+    from pipelines.tests.workers import celery_conf
 
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-
-    def refuse(task_id):  # as test_recovery's broker_down: what kombu raises when Redis refuses
-        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-
-    monkeypatch.setattr(tasks.run_background_task, "delay", refuse)
-    with pytest.raises(background.TaskNotSent, match="cannot be reached"):
-        background.enqueue("test.ok", n=3)
+    with socket.socket() as s:  # a port nothing listens on: a broker that is down, for real
+        s.bind(("127.0.0.1", 0))
+        down = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.CELERY_BROKER_URL = False, down
+    with celery_conf(task_always_eager=False, broker_url=down, broker_read_url=None, broker_write_url=None):
+        with pytest.raises(background.TaskNotSent, match="cannot be reached"):
+            background.enqueue("test.ok", n=3)
     task = BackgroundTask.objects.get()
     assert task.state == "failed" and "cannot be reached" in task.error and CALLS == []

@@ -69,3 +69,22 @@ def test_a_worker_serves_its_metrics_for_prometheus(broker, start, tmp_path):
 
     body = _wait_for(scraped, tmp_path, timeout=60)
     assert "# TYPE atlas_lineage_deliveries_total counter" in body
+
+
+def test_a_background_task_is_sent_by_name_and_taken_by_a_worker(broker, start, tmp_path):
+    """The web process sends by name (it need not import the task module); the worker runs it. The
+    kind is declared only in this process, so the worker's answer proves it was the worker's."""
+    from atlas import background, extensions
+    from atlas.models import BackgroundTask
+
+    with extensions.added("test_worker", {"background_tasks": [background.Kind("test.here_only", lambda task: {})]}):
+        task = background.enqueue("test.here_only")
+    start(*WORKER)
+
+    def finished():
+        task.refresh_from_db()
+        return task.state not in ("queued", "running")
+
+    _wait_for(finished, tmp_path)
+    assert task.celery_task_id
+    assert task.state == "failed" and "No app declares the background task kind 'test.here_only'" in task.error
