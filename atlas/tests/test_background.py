@@ -83,8 +83,8 @@ def test_a_broker_that_cannot_be_reached_fails_the_task_and_says_so(settings):
         s.bind(("127.0.0.1", 0))
         down = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
     settings.CELERY_TASK_ALWAYS_EAGER, settings.CELERY_BROKER_URL = False, down
-    with celery_conf(task_always_eager=False, broker_url=down, broker_read_url=None, broker_write_url=None):
-        with pytest.raises(background.TaskNotSent, match="cannot be reached"):
-            background.enqueue("test.ok", n=3)
+    with (celery_conf(task_always_eager=False, broker_url=down, broker_read_url=None, broker_write_url=None),
+          pytest.raises(background.TaskNotSent, match="cannot be reached")):
+        background.enqueue("test.ok", n=3)
     task = BackgroundTask.objects.get()
     assert task.state == "failed" and "cannot be reached" in task.error and CALLS == []

@@ -75,7 +75,6 @@ def test_a_background_task_is_sent_by_name_and_taken_by_a_worker(broker, start, 
     """The web process sends by name (it need not import the task module); the worker runs it. The
     kind is declared only in this process, so the worker's answer proves it was the worker's."""
     from atlas import background, extensions
-    from atlas.models import BackgroundTask
 
     with extensions.added("test_worker", {"background_tasks": [background.Kind("test.here_only", lambda task: {})]}):
         task = background.enqueue("test.here_only")
