@@ -9,6 +9,7 @@ class AlertsConfig(AppConfig):
     # beyond runs, the other apps contribute (alert_sources, run_alert_events): alerts imports none of them.
     contributes = {
         "step_hooks": ["alerts.hooks.AlertHook"],
+        "definition_kinds": ["alerts.as_code.KINDS"],
         "api_routes": ["alerts.api.urls.routes"],
         "metric_sources": ["alerts.metrics.alert_metrics"],
     }

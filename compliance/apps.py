@@ -10,6 +10,7 @@ class ComplianceConfig(AppConfig):
     contributes = {
         "overview_sections": ["compliance.overview.section"],
         "background_tasks": ["compliance.background.KINDS"],
+        "definition_kinds": ["compliance.as_code.KINDS"],
         "step_hooks": ["compliance.hooks.PiiHook"],
         "row_masker": ["compliance.masking.mask_rows"],
         "request_scopes": ["compliance.masking.request_scope"],

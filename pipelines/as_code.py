@@ -25,8 +25,26 @@ def check_pipelines(objects: list) -> None:
         runner.save_step_inputs(pipeline)
 
 
+def source_to_project(values: dict) -> dict:
+    """A path source's location relative to its data root: the project runs on any machine."""
+    from .confinement import portable_location
+
+    if values.get("kind") == Source.Kind.PATH and values.get("location"):
+        return {**values, "location": portable_location(values["location"])}
+    return values
+
+
+def source_from_project(values: dict) -> dict:
+    """A path source's relative location resolved under this machine's data roots."""
+    from .confinement import local_location
+
+    if values.get("kind") == Source.Kind.PATH and values.get("location"):
+        return {**values, "location": local_location(values["location"])}
+    return values
+
+
 KINDS = [
-    Kind("sources", Source, order=10),
+    Kind("sources", Source, order=10, to_project=source_to_project, from_project=source_from_project),
     Kind("datasets", Dataset, leave_out=frozenset({"owner"}), order=20),
     Kind("pipelines", Pipeline, one_file_each=True, order=30, after_apply=check_pipelines),
     Kind("steps", Step, parent=("pipeline", "pipelines"), refs={"source": "sources", "output": "datasets"},

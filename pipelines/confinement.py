@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from django.conf import settings
@@ -140,3 +143,67 @@ def confined_file(path: str, root: str, setting: str) -> str:
     if not inside(real, [top]):
         raise ConfinementError(f"The stored file is outside {setting} ({top}); it is not read.")
     return real
+
+
+# --- Locations in a project directory (definitions as code, issue 19) --------------------------------
+# An absolute path names one machine's directories; a project is applied on others. So an export
+# writes a path source's location relative to the data root it lies under, and an apply resolves
+# it back to an absolute path under the roots that machine configures.
+_PREFERRED: ContextVar[str | None] = ContextVar("atlas_preferred_root", default=None)
+
+
+@contextmanager
+def relative_to(directory: str | os.PathLike) -> Iterator[None]:
+    """Within it, a project's relative locations are taken under ``directory`` first.
+
+    For a project whose files sit in one known directory (the demo's, ATLAS_DEMO_DIR), so that
+    a file of the same name under an earlier root is never picked instead. The directory must
+    lie inside a data root (the sources' own check refuses it otherwise).
+    """
+    token = _PREFERRED.set(os.path.realpath(os.fspath(directory)))
+    try:
+        yield
+    finally:
+        _PREFERRED.reset(token)
+
+
+def local_location(location: str) -> str:
+    """A project's location as the absolute path a source stores; an absolute one is kept.
+
+    A relative location is taken under the first data root (in ATLAS_DATA_ROOTS' order) where
+    it names a file, or for a glob, where the glob matches one; where none does (the files
+    come later), under the first root — as the source itself would take it. Inside
+    :func:`relative_to`, under that directory.
+    """
+    text = (location or "").strip()
+    if not text or os.path.isabs(text) or text.startswith("~"):
+        return location
+    if preferred := _PREFERRED.get():
+        return os.path.normpath(os.path.join(preferred, text))
+    roots = data_roots()
+    if not roots:
+        return location  # the source's own check says path sources are disabled
+    for root in roots:
+        candidate = os.path.normpath(os.path.join(root, text))
+        if glob.glob(candidate) if glob.has_magic(candidate) else os.path.isfile(candidate):
+            return candidate
+    return os.path.normpath(os.path.join(roots[0], text))
+
+
+def portable_location(location: str) -> str:
+    """``location`` relative to the data root it lies under, when the project resolves it back there.
+
+    Kept as it is when it lies under no root, or when the relative path would name another
+    root's file (the same name under an earlier root) — a project never points elsewhere.
+    """
+    text = (location or "").strip()
+    if not text or not os.path.isabs(text):
+        return location
+    path = os.path.normpath(text)
+    spellings = [os.path.normpath(os.fspath(r)) for r in settings.ATLAS_DATA_ROOTS if str(r).strip()]
+    for root in dict.fromkeys([*data_roots(), *spellings]):
+        if path != root and inside(path, [root]):
+            relative = path[len(root.rstrip(os.sep)) + 1:]
+            if os.path.realpath(local_location(relative)) == os.path.realpath(path):
+                return relative
+    return location

@@ -120,7 +120,8 @@ class RetentionPolicy(Edited):
         if not self.dataset_id:
             return
         try:
-            validate_policy(self.dataset, self.column, self.period_days, self.action)
+            validate_policy(self.dataset, self.column, self.period_days, self.action,
+                            columns_may_be_unknown=getattr(self, "columns_may_be_unknown", False))
         except PolicyError as exc:
             raise ValidationError(exc.errors) from exc
 

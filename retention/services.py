@@ -78,8 +78,14 @@ def column_kind(dataset: Dataset, column: str, columns: dict[str, str] | None = 
     return kind
 
 
-def validate_policy(dataset: Dataset, column: str, period_days: Any, action: str) -> str:
-    """Check a policy against its dataset; return the column's kind (``timestamp``/``text``)."""
+def validate_policy(
+    dataset: Dataset, column: str, period_days: Any, action: str, *, columns_may_be_unknown: bool = False
+) -> str:
+    """Check a policy against its dataset; return the column's kind (``timestamp``/``text``).
+
+    ``columns_may_be_unknown``: a dataset never loaded takes the policy as it is (a project
+    applied before the first run); its column is checked once the columns are known.
+    """
     errors: dict[str, str] = {}
     if not isinstance(period_days, int) or isinstance(period_days, bool) or period_days < 1:
         errors["period_days"] = "Give a period of at least 1 day."
@@ -93,10 +99,12 @@ def validate_policy(dataset: Dataset, column: str, period_days: Any, action: str
     if not (column or "").strip():
         errors["column"] = "Name the timestamp column the period runs from (e.g. _ingested_at)."
     else:
-        try:
-            kind = column_kind(dataset, column)
-        except PolicyError as exc:
-            errors.update(exc.errors)
+        columns = dataset_columns(dataset)
+        if columns or not columns_may_be_unknown:
+            try:
+                kind = column_kind(dataset, column, columns)
+            except PolicyError as exc:
+                errors.update(exc.errors)
     if errors:
         raise PolicyError(errors)
     return kind or "timestamp"

@@ -68,11 +68,16 @@ class Plan:
         return "\n".join([*lines, f"Plan: {counts}."])
 
 
-def make_plan(desired: State, current: State | None = None) -> Plan:
+def make_plan(desired: State, current: State | None = None, *, prune: bool = True) -> Plan:
+    """What applying ``desired`` changes; ``prune=False``: nothing deleted (a project that adds to others)."""
     current = from_database() if current is None else current
     changes: list[Change] = []
     for kind in kinds():
         want, have = desired.get(kind.name, {}), current.get(kind.name, {})
+        if kind.to_project is not None and kind.from_project is not None:
+            # The files' form on both sides: a path written absolute and the same path written
+            # relative to its data root are one definition.
+            want = {key: kind.to_project(kind.from_project(values)) for key, values in want.items()}
         for key in sorted(want):
             if key not in have:
                 changes.append(Change(kind.name, key, "create", {n: (None, v) for n, v in want[key].items()}))
@@ -80,17 +85,20 @@ def make_plan(desired: State, current: State | None = None) -> Plan:
             diff = {n: (have[key].get(n), v) for n, v in want[key].items() if have[key].get(n) != v}
             if diff:
                 changes.append(Change(kind.name, key, "update", diff))
-        for key in sorted(set(have) - set(want)):
+        for key in sorted(set(have) - set(want)) if prune else ():
             changes.append(Change(kind.name, key, "delete", {}))
     return Plan(changes)
 
 
-def apply(desired: State, *, allow_delete: bool = False, actor=None, origin: str = "") -> Plan:
+def apply(desired: State, *, allow_delete: bool = False, prune: bool = True, actor=None, origin: str = "") -> Plan:
     """Make the database hold ``desired``; the plan carried out. :class:`ApplyError` changes nothing.
+
+    ``prune=False``: create and update only, leaving what the project does not define (a project
+    applied beside others', like the demo's).
 
     Recorded in the audit log (who, from where, how many of each change), in the same transaction.
     """
-    plan = make_plan(desired)
+    plan = make_plan(desired, prune=prune)
     deletes = plan.of("delete")
     if deletes and not allow_delete:
         raise ApplyError(
@@ -134,15 +142,19 @@ def _save(kind: Kind, key: Key, values: dict[str, Any], origin: str = "") -> Any
     obj = _find(kind, key, missing_ok=True) or kind.model()
     if kind.parent is not None:
         fk, parent_kind = kind.parent
-        setattr(obj, fk, _find(by_name()[parent_kind], key[: -len(kind.key)]))
-    for name, value in zip(kind.key, key[-len(kind.key):], strict=True):
+        setattr(obj, fk, _find(by_name()[parent_kind], kind.parent_part(key)))
+    for name, value in zip(kind.key, kind.own(key), strict=True):
         setattr(obj, name, value)
+    if kind.from_project is not None:
+        values = kind.from_project(values)
     for name, value in values.items():
         if name in kind.refs:
             target = by_name()[kind.refs[name]]
             setattr(obj, name, None if value is None else _find(target, tuple(str(value).split("/")), label=name))
         else:
             setattr(obj, kind.field(name).attname, value)
+    if kind.before_save is not None:
+        kind.before_save(obj)
     try:
         obj.full_clean()
     except ValidationError as exc:
@@ -154,11 +166,10 @@ def _save(kind: Kind, key: Key, values: dict[str, Any], origin: str = "") -> Any
 
 def _find(kind: Kind, key: Key, *, missing_ok: bool = False, label: str | None = None) -> Any:
     filters: dict[str, Any] = {}
-    own = key[-len(kind.key):]
-    filters.update(zip(kind.key, own, strict=True))
+    filters.update(zip(kind.key, kind.own(key), strict=True))
     if kind.parent is not None:
         fk, parent_kind = kind.parent
-        filters[fk] = _find(by_name()[parent_kind], key[: -len(kind.key)])
+        filters[fk] = _find(by_name()[parent_kind], kind.parent_part(key))
     obj = kind.model._default_manager.filter(**filters).first()
     if obj is None and not missing_ok:
         what = f"{label} names " if label else ""

@@ -4,7 +4,9 @@ Layout (``manage.py atlas export DIR`` writes it; ``plan`` and ``apply`` read it
 
     atlas.yml                  # {"version": 1}
     sources.yml                # a list of sources
-    datasets.yml               # a list of datasets, each with its ``checks``
+    datasets.yml               # a list of datasets, each with its ``checks``, ``column_policies``,
+                               # ``retention`` and ``processing_record``
+    alert_rules.yml            # notification rules (secrets by reference: env:NAME)
     pipelines/<name>.yml       # one pipeline, with its ``steps``
     pipelines/<name>/<step>.sql  # a step's SQL (``sql_file`` in the step)
 
@@ -67,7 +69,7 @@ def write(state: State, root: Path) -> list[Path]:
 def _entry(kind: Kind, key: Key, state: State, root: Path, texts: list[tuple[Path, str]]) -> dict[str, Any]:
     """An object's entry: its key, the fields that differ from their default, its children's entries."""
     base = defaults(kind)
-    entry: dict[str, Any] = dict(zip(kind.key, key[-len(kind.key):], strict=True))
+    entry: dict[str, Any] = dict(zip(kind.key, kind.own(key), strict=True))
     for name, value in state[kind.name][key].items():
         if value == base.get(name):
             continue
@@ -79,9 +81,10 @@ def _entry(kind: Kind, key: Key, state: State, root: Path, texts: list[tuple[Pat
         entry[name] = value
     for child in kinds():
         if child.parent and child.parent[1] == kind.name:
-            rows = [_entry(child, k, state, root, texts) for k in sorted(state.get(child.name, {})) if k[: len(key)] == key]
+            rows = [_entry(child, k, state, root, texts) for k in sorted(state.get(child.name, {}))
+                    if child.parent_part(k) == key]
             if rows:
-                entry[child.name] = rows
+                entry[child.name] = rows[0] if child.single else rows
     return entry
 
 
@@ -156,7 +159,8 @@ def _take(kind: Kind, entry: dict[str, Any], parent: Key, state: State, root: Pa
             values[name] = value
     state[kind.name][key] = values
     for name, child in children.items():
-        for sub in entry.get(name) or []:
+        subs = entry.get(name)
+        for sub in ([subs] if subs else []) if child.single else subs or []:
             _take(child, sub, key, state, root, path)
 
 

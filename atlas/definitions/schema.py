@@ -62,7 +62,8 @@ def entry_schema(kind: Kind) -> dict[str, Any]:
                                        f" the {kind.name}' folder."}
     for child in kinds():
         if child.parent and child.parent[1] == kind.name:
-            props[child.name] = {"type": "array", "items": {"$ref": f"#/$defs/{child.name}"}}
+            ref = {"$ref": f"#/$defs/{child.name}"}
+            props[child.name] = ref if child.single else {"type": "array", "items": ref}
     return {"type": "object", "properties": props, "required": list(kind.key), "additionalProperties": False}
 
 

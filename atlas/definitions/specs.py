@@ -36,6 +36,13 @@ class Kind:
     ``order``: apply order (what others reference first); ``after_apply``: called with the
     objects of this kind an apply saved or deleted, inside its transaction, to check what only
     the whole shows (a pipeline's steps must still order); raising refuses the apply.
+    ``single``: at most one per parent (a dataset's retention policy): no key of its own
+    (``key=()``), written as one object inside the parent's entry, not a list.
+    ``include``: narrows the model's queryset to the objects that are definitions (column
+    policies applied by default from an unreviewed finding are not). ``before_save``: called
+    with the object an apply is about to save (after its fields are set, before validation).
+    ``to_project`` / ``from_project``: an object's field values as the files hold them, from
+    the database's (a source's absolute path made relative to its data root), and back.
     """
 
     name: str
@@ -48,6 +55,11 @@ class Kind:
     one_file_each: bool = False
     order: int = 100
     after_apply: Callable[[list[Any]], None] | None = None
+    single: bool = False
+    include: Callable[[models.QuerySet], models.QuerySet] | None = None
+    before_save: Callable[[Any], None] | None = None
+    to_project: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    from_project: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def fields(self) -> list[models.Field]:
         """The model's fields that a definition holds, in model order."""
@@ -64,6 +76,18 @@ class Kind:
 
     def field(self, name: str) -> models.Field:
         return self.model._meta.get_field(name)
+
+    def objects(self) -> models.QuerySet:
+        """The model's objects that are definitions of this kind."""
+        qs = self.model._default_manager.all()
+        return qs if self.include is None else self.include(qs)
+
+    def own(self, key: tuple[str, ...]) -> tuple[str, ...]:
+        """The part of a full key that names the object among its parent's (empty for a single kind)."""
+        return key[len(key) - len(self.key):]
+
+    def parent_part(self, key: tuple[str, ...]) -> tuple[str, ...]:
+        return key[: len(key) - len(self.key)]
 
 
 def kinds() -> list[Kind]:

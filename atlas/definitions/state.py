@@ -54,10 +54,14 @@ def from_database() -> State:
     keys: dict[str, dict[int, Key]] = {}
     for kind in kinds():
         state[kind.name], keys[kind.name] = {}, {}
-        for obj in kind.model._default_manager.order_by("pk"):
-            key = key_of(kind, obj, parent_key(kind, obj, keys))
+        for obj in kind.objects().order_by("pk"):
+            try:
+                key = key_of(kind, obj, parent_key(kind, obj, keys))
+            except KeyError:
+                continue  # its parent is not a definition
             keys[kind.name][obj.pk] = key
-            state[kind.name][key] = fields_of(kind, obj, keys)
+            values = fields_of(kind, obj, keys)
+            state[kind.name][key] = values if kind.to_project is None else kind.to_project(values)
     return state
 
 

@@ -18,7 +18,7 @@ from quality.models import Check
 
 @pytest.fixture
 def demo(db, tmp_path):
-    from demo.definition import install
+    from demo.install import install
 
     return install(tmp_path / "data")
 
@@ -45,6 +45,7 @@ def test_export_then_apply_on_an_empty_database_round_trips(demo, tmp_path):
     assert "sql" not in step and step["sql_file"].endswith(".sql")  # SQL in its own file, reviewable
     before = state.from_database()
     assert not plans.make_plan(project.read(out))  # the database already holds it
+    applied = AuditEvent.objects.filter(action="definitions.apply").count()
 
     wipe()
     call_command("atlas", "apply", str(out))
@@ -52,7 +53,7 @@ def test_export_then_apply_on_an_empty_database_round_trips(demo, tmp_path):
     again = tmp_path / "again"
     call_command("atlas", "export", str(again))
     assert files_of(again) == exported
-    assert AuditEvent.objects.filter(action="definitions.apply").count() == 1
+    assert AuditEvent.objects.filter(action="definitions.apply").count() == applied + 1
 
 
 def test_a_plan_shows_each_change_and_apply_makes_it(demo, tmp_path, capsys):
@@ -194,11 +195,14 @@ def test_a_pipeline_applied_from_files_runs(wh, demo, tmp_path):
 def test_the_admin_warns_that_an_applied_definition_is_managed_from_files(demo, tmp_path, admin_client):
     out = tmp_path / "project"
     project.write(state.from_database(), out)
+    by_hand = Pipeline.objects.create(name="by_hand")
+    page = admin_client.get(f"/admin/pipelines/pipeline/{by_hand.pk}/change/")
+    assert b"managed from files" not in page.content  # made in the admin, not applied
     pipeline = Pipeline.objects.get(name="ecommerce")
     page = admin_client.get(f"/admin/pipelines/pipeline/{pipeline.pk}/change/")
-    assert b"managed from files" not in page.content  # made in the admin (the demo's code), not applied
+    assert b"managed from files" in page.content and b"demo/project" in page.content  # the demo is a project
     edit(out, "pipelines/ecommerce.yml", lambda d: d.update(description="From git."))
-    plans.apply(project.read(out), origin=str(out))
+    plans.apply(project.read(out), origin=str(out), allow_delete=True)
     page = admin_client.get(f"/admin/pipelines/pipeline/{pipeline.pk}/change/")
     assert b"managed from files" in page.content and b"next apply of that project overwrites" in page.content
     assert pipeline.history.latest().history_change_reason == f"atlas apply {out}"[:100]

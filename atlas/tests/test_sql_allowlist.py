@@ -1,6 +1,6 @@
 """The allowlist accepts what real users and Atlas' own code write.
 
-Every SQL statement of the demo definition, the SQL the other apps' tests
+Every SQL statement of the demo project (demo/project/), the SQL the other apps' tests
 write, and the patterns dbt users write (window functions, date_trunc,
 FILTER, DISTINCT ON, WITHIN GROUP, interval arithmetic, ::casts, regexes ...)
 validate; and the allowed expressions run on the engine of this pass.
@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from atlas.sql import Catalog, SQLRefused, validate_expression, validate_select
-from demo.definition import CHECKS, STEPS
+from demo.install import definitions, step_sql
 from pipelines.sql import check_select
 from quality.definitions import parse_condition
 
@@ -30,20 +30,23 @@ KNOWN = {
 
 
 def demo_known() -> set[tuple[str, str]]:
-    from demo.definition import DATASETS
-
-    return set(DATASETS)
+    return {(d["layer"], d["table"]) for d in definitions()["datasets"].values()}
 
 
-@pytest.mark.parametrize(("name", "sql"), [(s[0], s[6]) for s in STEPS if s[6]], ids=[s[0] for s in STEPS if s[6]])
-def test_every_step_of_the_demo_validates(name, sql):
-    checked = check_select(sql, demo_known())
+DEMO_STEPS = step_sql()
+DEMO_CUSTOM_CHECKS = {key[-1]: c for key, c in definitions()["checks"].items() if c["kind"].startswith("custom")}
+
+
+@pytest.mark.parametrize("name", sorted(DEMO_STEPS))
+def test_every_step_of_the_demo_validates(name):
+    checked = check_select(DEMO_STEPS[name], demo_known())
     assert checked.tables
 
 
-@pytest.mark.parametrize("check", [c for c in CHECKS if c[3].startswith("custom")], ids=lambda c: c[2])
-def test_every_custom_check_of_the_demo_validates(check):
-    parse_condition(check[5]["sql"], aggregate=check[3] == "custom_aggregate")
+@pytest.mark.parametrize("name", sorted(DEMO_CUSTOM_CHECKS))
+def test_every_custom_check_of_the_demo_validates(name):
+    check = DEMO_CUSTOM_CHECKS[name]
+    parse_condition(check["params"]["sql"], aggregate=check["kind"] == "custom_aggregate")
 
 
 DBT_STYLE = [

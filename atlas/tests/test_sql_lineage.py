@@ -286,10 +286,10 @@ def test_the_pii_gate_reads_every_input_of_a_column_the_row_deciders_of_none():
 # --- nothing the validator accepts is refused --------------------------------------------------
 def accepted_statements() -> list[tuple[str, dict]]:
     from atlas.tests.test_sql_allowlist import DBT_STYLE, KNOWN
-    from demo.definition import DATASETS, STEPS
+    from demo.install import definitions, step_sql
 
-    demo = {key: None for key in DATASETS}
-    return [(sql, KNOWN) for sql in DBT_STYLE] + [(s[6], demo) for s in STEPS if s[6]]
+    demo = {(d["layer"], d["table"]): None for d in definitions()["datasets"].values()}
+    return [(sql, KNOWN) for sql in DBT_STYLE] + [(sql, demo) for sql in step_sql().values()]
 
 
 @pytest.mark.parametrize("columns_known", [True, False], ids=["columns known", "columns not known yet"])

@@ -136,10 +136,10 @@ def extraction() -> dict[str, list[float]]:
     from sqlglot.lineage import lineage as sqlglot_lineage
     from sqlglot.optimizer.qualify import qualify
 
-    from demo.definition import STEPS
+    from demo.install import step_sql
     from lineage.extract import extract
 
-    sql = next(s[6] for s in STEPS if s[0] == "customer_lifetime_value")
+    sql = step_sql()["customer_lifetime_value"]
     schemas = {
         ("chart", "customers"): ["customer_id", "first_name", "last_name", "email", "phone", "city"],
         ("chart", "orders"): ["order_id", "customer_id", "ordered_at", "status", "currency", "shipping_city"],

@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from compliance.models import PiiFinding
 from compliance.policies import decide_finding
-from demo.definition import PIPELINE
+from demo.install import PIPELINE
 from pipelines.models import Dataset, Pipeline, RunStatus, Step
 from pipelines.runner import save_step_inputs
 

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from demo.definition import PIPELINE
+from demo.install import PIPELINE
 from pipelines.models import Dataset, LoadedBatch, Pipeline, RunStatus
 from pipelines.tests.conftest import run_now
 

@@ -5,7 +5,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from demo.definition import PIPELINE
+from demo.install import PIPELINE
 from lineage import graph
 from lineage.models import LineageEdge, LineageNode
 from pipelines.models import Dataset, Pipeline, RunStatus

@@ -463,7 +463,7 @@ def test_the_demo_pipeline_with_its_worker_killed_completes_on_its_own_within_a_
 ):
     """Worker and beat (the reaper) as deployed, the project's default hooks (quality gates, PII scan)."""
     from atlas import extensions
-    from demo.definition import PIPELINE
+    from demo.install import PIPELINE
     from pipelines.models import Dataset, Pipeline
 
     settings.ATLAS_DEMO_DIR = tmp_path / "demo"

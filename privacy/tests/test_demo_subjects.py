@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from compliance.models import PiiFinding
 from compliance.policies import set_policy
-from demo.definition import PIPELINE
+from demo.install import PIPELINE
 from pipelines.models import Dataset, Pipeline, RunStatus
 from privacy import keys, service
 from privacy.models import SubjectKey

@@ -11,7 +11,7 @@ from django.urls import reverse
 from atlas.api.testing import assert_error, task_result, token_client, user_with_role
 from atlas.models import AuditEvent
 from compliance.policies import set_policy
-from demo.definition import PIPELINE
+from demo.install import PIPELINE
 from pipelines.models import Dataset, Pipeline, PipelineRun, RunStatus
 from privacy import keys
 from privacy.models import DataSubjectRequest, SubjectKey

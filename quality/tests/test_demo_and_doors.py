@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import CommandError, call_command
 
-from demo.definition import PIPELINE
+from demo.install import PIPELINE
 from pipelines.models import PARTIALLY_FAILED, Dataset, Pipeline, RunStatus
 from pipelines.tests.conftest import run_now
 from quality.models import Check, CheckResult, CheckRun
