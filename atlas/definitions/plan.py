@@ -5,7 +5,8 @@ objects to create, objects whose fields differ (each field's old and new value),
 to delete. ``apply`` saves through the models — ``full_clean`` first, so a definition is
 refused in a file exactly as it would be in the admin — in the kinds' order (what is
 referenced first), deletes in the reverse order, then lets each kind check what it changed
-as a whole (a pipeline's steps must still order). Any error rolls everything back.
+as a whole (a pipeline's steps must still order) or record it as the admin would (each
+object carries its :class:`Change` as ``definition_change``). Any error rolls everything back.
 """
 
 from __future__ import annotations
@@ -112,11 +113,14 @@ def apply(desired: State, *, allow_delete: bool = False, prune: bool = True, act
             for change in plan.changes:
                 if change.action != "delete":
                     kind = kinds_by_name[change.kind]
-                    touched.setdefault(kind.name, []).append(_save(kind, change.key, desired[kind.name][change.key], origin))
+                    saved = _save(kind, change.key, desired[kind.name][change.key], origin)
+                    saved.definition_change = change
+                    touched.setdefault(kind.name, []).append(saved)
             for change in reversed(deletes):
                 kind = kinds_by_name[change.kind]
                 obj = _find(kind, change.key)
                 obj._change_reason = f"{APPLY_REASON} {origin}".strip()[:100]
+                obj.definition_change = change
                 touched.setdefault(kind.name, []).append(obj)
                 obj.delete()
             for kind in kinds():

@@ -261,3 +261,30 @@ def test_locations_outside_the_roots_stay_as_written_and_a_known_directory_comes
     with relative_to(second):
         assert local_location("dup.csv") == str((second / "dup.csv").resolve())
     assert local_location(str(second / "dup.csv")) == str(second / "dup.csv")
+
+
+def test_each_applied_policy_is_in_its_apps_audit_trail(defined, tmp_path):
+    from atlas.models import AuditEvent
+
+    out = tmp_path / "project"
+    project.write(state.from_database(), out)
+
+    def change(datasets):
+        d = by_name(datasets)
+        d["explore_orders"]["retention"]["period_days"] = 30
+        d["customers"]["column_policies"] = [p for p in d["customers"]["column_policies"] if p["column"] != "phone"]
+        d["customers"]["column_policies"][0]["action"] = "redact"
+        d["orders"]["processing_record"] = {"purpose": "Delivering orders.", "legal_basis": "contract",
+                                            "data_subject_categories": "customers"}
+
+    edit(out / "datasets.yml", change)
+    seen = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+    plans.apply(project.read(out), allow_delete=True)
+    events = {(e.action, e.detail.get("column") or e.detail.get("dataset")): e
+              for e in AuditEvent.objects.filter(seq__gt=seen)}
+    assert events[("pii.policy.set", "email")].detail["before"] == {"action": "hash"}
+    assert events[("pii.policy.set", "email")].target_repr.startswith("customers.email")
+    assert events[("pii.policy.deleted", "phone")].detail["dataset"] == "customers"
+    assert events[("retention.policy_changed", "_ingested_at")].detail["period_days"] == 30
+    assert events[("retention.record_created", "orders")].detail["legal_basis"] == "contract"
+    assert ("definitions.apply", None) in events
