@@ -160,7 +160,7 @@ def _take(kind: Kind, entry: dict[str, Any], parent: Key, state: State, root: Pa
     state[kind.name][key] = values
     for name, child in children.items():
         subs = entry.get(name)
-        for sub in ([subs] if subs else []) if child.single else subs or []:
+        for sub in ([] if subs is None else [subs]) if child.single else subs or []:
             _take(child, sub, key, state, root, path)
 
 
