@@ -1,0 +1,214 @@
+"""import_dbt: dbt projects written for these tests, translated, applied and run (issue 19, item 4).
+
+``shop`` has seeds, staging models named ``stg_<source>__<entity>``, an incremental model, macros
+(one returning a list, one in another file looping over it), a var, marts, generic tests of the
+four kinds (some warn and fail on purpose) and singular tests. On PostgreSQL the same project is
+built by dbt itself (``dbt build``, dbt-postgres pinned in the dev extra, no network) and its
+tables and test outcomes are compared with Atlas's run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.management import CommandError, call_command
+
+from atlas.dbt_import import import_project
+from atlas.dbt_import.dbtproject import DbtProjectError
+from atlas.definitions import plan as plans
+from atlas.definitions import project
+from atlas.tests.plugin import ENGINE, run_now
+
+PROJECTS = Path(__file__).with_name("dbt_projects")
+SHOP_MODELS = ("stg_shop__customers", "stg_shop__orders", "stg_shop__payments", "orders", "customers")
+SEEDS = ("raw_customers", "raw_orders", "raw_payments")
+
+
+@pytest.fixture
+def shop(tmp_path):
+    """The shop project copied under tmp_path (a data root): its seeds are files Atlas may read."""
+    dest = tmp_path / "shop"
+    shutil.copytree(PROJECTS / "shop", dest)
+    return dest
+
+
+def test_the_shop_project_translates_whole(shop):
+    result = import_project(shop)
+    assert result.complete, result.report()
+    steps = result.state["steps"]
+    assert steps[("shop", "raw_orders__raw")]["kind"] == "ingest"
+    assert "CAST(trim(\"amount\") AS float8)" in steps[("shop", "raw_orders")]["sql"]  # typed as dbt types seeds
+    orders = steps[("shop", "orders")]
+    assert orders["kind"] == "aggregate" and "from chart.stg_shop__orders as o" in orders["sql"]
+    # the macro's list, looped over in another file's macro and in the model
+    assert orders["sql"].count("gift_card_amount") == 3 and "{{" not in orders["sql"]
+    incremental = steps[("shop", "stg_shop__orders")]
+    assert (incremental["write_mode"], incremental["merge_keys"]) == ("merge", "order_id")
+    assert "max(order_date)" not in incremental["sql"]  # is_incremental() is false: the full SELECT
+    assert result.state["datasets"][("stg_shop__orders",)]["layer"] == "chart"
+    assert result.state["datasets"][("customers",)]["layer"] == "navigate"
+    checks = result.state["checks"]
+    assert checks[("stg_shop__customers", "unique_stg_shop__customers_email")]["severity"] == "warn"
+    assert checks[("orders", "unique_orders_order_id")]["severity"] == "fail"
+    rel = checks[("stg_shop__orders", "relationships_stg_shop__orders_customer_id__customer_id__stg_shop__customers")]
+    assert rel["kind"] == "referential" and rel["params"] == {"dataset": "stg_shop__customers", "column": "customer_id"}
+    singular = checks[("dbt_test__assert_refunds_are_small", "assert_refunds_are_small")]
+    assert singular["kind"] == "row_count" and singular["params"] == {"max": 0} and singular["severity"] == "warn"
+    assert steps[("shop", "stg_shop__customers")]["tags"] == ["staging"]
+    assert "incremental: built from its full SELECT" in result.report()
+
+
+def test_the_command_writes_a_project_that_plan_and_apply_take(db, shop, tmp_path, capsys):
+    out = tmp_path / "atlas_project"
+    call_command("import_dbt", str(shop), "--output", str(out))
+    text = capsys.readouterr().out
+    assert "model stg_shop__orders -> chart.stg_shop__orders (refine, merge on order_id)" in text
+    assert (out / "pipelines" / "shop.yml").is_file()
+    sql = (out / "pipelines" / "shop" / "orders.sql").read_text()
+    assert "chart.stg_shop__payments" in sql
+    plan = plans.make_plan(project.read(out))
+    assert len(plan.of("create")) > 20 and not plan.of("delete")
+    plans.apply(project.read(out))
+    assert not plans.make_plan(project.read(out))
+
+
+def test_it_refuses_what_is_not_a_dbt_project_and_asks_where_to_put_it(tmp_path, shop):
+    with pytest.raises(DbtProjectError, match="no dbt_project.yml"):
+        import_project(tmp_path)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "dbt_project.yml").write_text("name: [unclosed")
+    with pytest.raises(DbtProjectError, match="cannot be read as YAML"):
+        import_project(tmp_path / "bad")
+    with pytest.raises(CommandError, match="--output DIR"):
+        call_command("import_dbt", str(shop))
+    with pytest.raises(CommandError, match="YAML mapping"):
+        call_command("import_dbt", str(shop), "--output", str(tmp_path / "o"), "--vars", "[1]")
+
+
+def test_what_cannot_be_translated_is_reported_per_model_never_dropped(tmp_path):
+    root = tmp_path / "edge"
+    shutil.copytree(PROJECTS / "edge", root)
+    result = import_project(root)
+    report = result.report()
+    assert not result.complete
+    # a package's macro, run_query, a var without value: each named on its model
+    assert "model uses_package: NOT TRANSLATED" in report and "'dbt_utils'" in report or "dbt_utils" in report
+    assert "run_query() needs a live warehouse" in result.node("queries_warehouse").problems[0]
+    assert "var('region') has no value" in result.node("needs_var").problems[0]
+    # what reads an untranslated model is not translated either, and says why
+    assert "reads uses_package: model uses_package is not translated" in result.node("downstream").problems[0]
+    # a source with a file is read like a seed; one without is named on the models that read it
+    assert result.node("stg_crm__accounts").translated
+    assert result.state["sources"][("crm__accounts",)]["kind"] == "path"
+    assert "external: {location: ...}" in result.node("stg_erp__invoices").problems[0]
+    # a test Atlas cannot mean is reported on its model, the others are translated
+    problems = result.node("stg_crm__accounts").problems
+    assert any("where" in p for p in problems) and any("dbt_utils.expression_is_true" in p or "only not_null" in p for p in problems)
+    assert result.node("disabled_model").translated is False and result.node("disabled_model").how == "disabled"
+    assert ("snapshots/accounts_snapshot.sql", "snapshots are not translated") in result.skipped
+    with_var = import_project(root, vars={"region": "eu"})
+    assert with_var.node("needs_var").translated
+    assert "'eu'" in with_var.state["steps"][("edge", "needs_var")]["sql"]
+
+
+def test_strict_import_fails_when_something_is_not_translated(tmp_path):
+    root = tmp_path / "edge"
+    shutil.copytree(PROJECTS / "edge", root)
+    with pytest.raises(CommandError, match="not translated"):
+        call_command("import_dbt", str(root), "--output", str(tmp_path / "out"), "--strict")
+
+
+def _atlas_build(shop) -> dict:
+    from pipelines.models import Pipeline
+    from quality.models import CheckResult
+
+    call_command("import_dbt", str(shop), "--apply")
+    run = run_now(Pipeline.objects.get(name="shop"))
+    results = {}
+    for r in CheckResult.objects.filter(check_run__step_run__run=run).select_related("check_run"):
+        results[r.check_name] = (r.outcome, r.observed)
+    return {"run": run, "checks": results}
+
+
+@pytest.mark.step_hooks("quality.hooks.QualityGate")
+def test_an_imported_project_runs_in_atlas(wh, shop):
+    built = _atlas_build(shop)
+    run, checks = built["run"], built["checks"]
+    assert run.status == "succeeded", run.error
+    assert checks["unique_stg_shop__customers_email"] == ("warn", 1)  # one duplicated key, as dbt counts
+    assert checks["relationships_stg_shop__orders_customer_id__customer_id__stg_shop__customers"] == ("warn", 1)
+    assert checks["assert_refunds_are_small"] == ("warn", 1)
+    assert checks["unique_orders_order_id"][0] == "pass"
+    with wh.cursor() as cur:
+        rows = cur.execute("SELECT customer_id, order_count FROM navigate.customers ORDER BY customer_id").fetchall()
+    assert [tuple(r) for r in rows][:2] == [(1, 2), (2, 1)]
+
+
+# --- the same project built by dbt itself, compared ------------------------------------------------
+DBT_OUTCOME = {"pass": "pass", "warn": "warn", "fail": "fail", "error": "error"}
+
+
+def _dbt(shop: Path, tmp: Path, schema: str) -> dict:
+    from django.db import connection
+
+    db = connection.settings_dict
+    profiles = tmp / "profiles"
+    profiles.mkdir()
+    (profiles / "profiles.yml").write_text(yaml.safe_dump({"atlas_test": {"target": "test", "outputs": {"test": {
+        "type": "postgres", "host": db["HOST"] or "127.0.0.1", "port": int(db["PORT"] or 5432), "user": db["USER"],
+        "password": db["PASSWORD"] or "", "dbname": db["NAME"], "schema": schema, "threads": 1}}}}))
+    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_PROFILES_DIR": str(profiles),
+           "DBT_LOG_PATH": str(tmp / "logs"), "DBT_TARGET_PATH": str(tmp / "target"), "DO_NOT_TRACK": "1"}
+    dbt = Path(sys.executable).with_name("dbt")
+    done = subprocess.run([str(dbt), "build", "--project-dir", str(shop)], env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
+    results = tmp / "target" / "run_results.json"
+    assert results.is_file(), done.stdout[-3000:] + done.stderr[-3000:]
+    manifest = json.loads((tmp / "target" / "manifest.json").read_text())
+    out = {}
+    for r in json.loads(results.read_text())["results"]:
+        node = manifest["nodes"][r["unique_id"]]
+        if node["resource_type"] == "test":
+            out[node["name"]] = (r["status"], r["failures"])
+    return out
+
+
+def _rows(wh, sql: str) -> list[tuple]:
+    def norm(v):
+        return float(v) if isinstance(v, Decimal | float) else v
+
+    with wh.cursor() as cur:
+        return sorted((tuple(norm(v) for v in row) for row in cur.execute(sql).fetchall()), key=repr)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.step_hooks("quality.hooks.QualityGate")
+@pytest.mark.skipif(ENGINE != "postgres", reason="dbt-postgres builds on PostgreSQL: ATLAS_TEST_ENGINE=postgres")
+def test_atlas_builds_the_same_tables_and_test_outcomes_as_dbt(wh, shop, tmp_path):
+    dbt_tests = _dbt(shop, tmp_path, "dbt_shop")
+    built = _atlas_build(shop)
+    assert built["run"].status == "succeeded", built["run"].error
+    for name in (*SHOP_MODELS, *SEEDS):
+        layer = "navigate" if name in ("orders", "customers") else "chart"
+        dbt_cols = [c.name for c in wh.columns("dbt_shop", name)]
+        atlas_cols = [c.name for c in wh.columns(layer, name)]
+        assert atlas_cols == dbt_cols, name
+        cols = ", ".join(f'"{c}"' for c in dbt_cols)
+        assert _rows(wh, f'SELECT {cols} FROM {layer}."{name}"') == _rows(wh, f'SELECT {cols} FROM dbt_shop."{name}"'), name
+    atlas = built["checks"]
+    assert set(atlas) == set(dbt_tests)  # every dbt test is an Atlas check of the same name
+    for name, (status, failures) in dbt_tests.items():
+        outcome, observed = atlas[name]
+        assert outcome == DBT_OUTCOME[status], (name, status, outcome)
+        if not name.startswith("accepted_values"):  # dbt counts distinct failing values there, Atlas rows
+            assert (observed or 0) == failures, (name, failures, observed)
+    assert dbt_tests["unique_stg_shop__customers_email"] == ("warn", 1)
