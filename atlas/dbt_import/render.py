@@ -28,6 +28,9 @@ MACRO_RE = re.compile(r"\{%-?\s*macro\s+([A-Za-z_]\w*)\s*\(.*?\{%-?\s*endmacro\s
 TEST_BLOCK_RE = re.compile(r"\{%-?\s*(test|materialization|snapshot)\s+([A-Za-z_]\w*)", re.S)
 
 
+PACKAGE = "is a package's macro: packages are not installed, their macros are unknown to Atlas"
+
+
 class Untranslatable(Exception):
     """The node uses something a static translation cannot mean; the message says what."""
 
@@ -74,14 +77,16 @@ class _Config:
 class _Unsupported:
     """A dbt global Atlas cannot mean statically (``adapter``, ``graph``): any use names it."""
 
-    def __init__(self, name: str) -> None:
-        self._name = name
+    def __init__(self, name: str, why: str = "needs a live warehouse or dbt's graph; Atlas translates statically") -> None:
+        self._name, self._why = name, why
 
     def __getattr__(self, attr: str) -> Any:
-        raise Untranslatable(f"{self._name}.{attr} needs a live warehouse or dbt's graph; Atlas translates statically.")
+        if attr.startswith(("_", "jinja_")) or attr in ("unsafe_callable", "alters_data"):  # the sandbox's own questions
+            raise AttributeError(attr)
+        raise Untranslatable(f"{self._name}.{attr} {self._why}.")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise Untranslatable(f"{self._name}() needs a live warehouse; Atlas translates statically.")
+        raise Untranslatable(f"{self._name}() {self._why}.")
 
 
 def _raise_compiler_error(message: str = "") -> None:
@@ -124,7 +129,7 @@ class Renderer:
                        "profile_name": "atlas", "threads": 1},
             "run_query": _Unsupported("run_query"), "statement": _Unsupported("statement"),
             "adapter": _Unsupported("adapter"), "graph": _Unsupported("graph"), "load_result": _Unsupported("load_result"),
-            "dbt_utils": _Unsupported("dbt_utils"), "dbt": _Unsupported("dbt"),
+            "dbt_utils": _Unsupported("dbt_utils", PACKAGE), "dbt": _Unsupported("dbt", "is dbt's own macro namespace: not implemented"),
         }
         self.macro_errors: list[str] = []
         for path in macro_files:

@@ -251,7 +251,7 @@ class _Translation:
                 self.unreadable[key] = f"source {src}.{tbl} is not translated"
                 continue
             rel = self._file_relation(report, source=name, raw=f"{name}__raw", typed=name,
-                                      table=short(str(source.identifier).lower(), 48), path=path, location=str(path),
+                                      table=short(f"{src}__{source.identifier}".lower(), 48), path=path, location=str(path),
                                       config=meta, tags=[])
             if rel:
                 self.relations[key] = rel
