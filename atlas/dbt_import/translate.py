@@ -485,7 +485,7 @@ class _Translation:
                     report.problems.append(f"{label}: quote: false with SQL expressions as values is not translated")
                     continue
                 params["values"] = values if all(isinstance(v, int | float) for v in values) else [str(v) for v in values]
-                report.notes.append(f"{label}: counted in failing rows (dbt counts the distinct failing values)")
+                params["count"] = "values"  # as dbt counts: distinct failing values
             elif test == "relationships":
                 to, to_field = args.get("to"), args.get("field")
                 target = self._relation_of(str(to or ""), renderer)
@@ -494,7 +494,7 @@ class _Translation:
                     continue
                 params = {"dataset": target, "column": str(to_field)}
             kind = "referential" if test == "relationships" else test
-            check = self._check_name(test, node.name, str(column), params, used)
+            check = self._check_name(test, node.name, {**args, "column_name": column}, used)
             self.b.put("checks", (dataset, check), kind=kind, columns=[str(column)], params=params, severity=severity,
                        description=f"dbt test {test} of {node.name}.{column}.")
             report.checks.append(f"{check} ({kind}, {severity})")
@@ -509,13 +509,16 @@ class _Translation:
         return self.relations[reads[0]][2] or None
 
     @staticmethod
-    def _check_name(test: str, model: str, column: str, params: dict[str, Any], used: set[str]) -> str:
-        extra = ""
-        if test == "accepted_values":
-            extra = "__" + "__".join(str(v) for v in params["values"])
-        elif test == "relationships":
-            extra = f"__{params['column']}__{params['dataset']}"
-        name = short(re.sub(r"[^A-Za-z0-9_]+", "_", f"{test}_{model}_{column}{extra}"), 100)
+    def _check_name(test: str, model: str, args: dict[str, Any], used: set[str]) -> str:
+        """dbt's name for the test (``synthesize_generic_test_names``): its full name, else its short one."""
+        flat: list[str] = []
+        for key in sorted(args):
+            value = args[key]
+            parts = list(value.values()) if isinstance(value, dict) else list(value) if isinstance(value, list | tuple) else [value]
+            flat += [re.sub(r"[^0-9a-zA-Z_]+", "_", str(p)) for p in parts]
+        name = f"{test}_{model}_{'__'.join(flat)}"
+        if len(name) > 100:
+            name = f"{test}_{model}"[:30] + "_" + hashlib.md5(name.encode(), usedforsecurity=False).hexdigest()
         base, n = name, 2
         while name in used:
             name, n = short(f"{base}_{n}", 100), n + 1

@@ -58,7 +58,7 @@ def test_the_shop_project_translates_whole(shop):
     checks = result.state["checks"]
     assert checks[("stg_shop__customers", "unique_stg_shop__customers_email")]["severity"] == "warn"
     assert checks[("orders", "unique_orders_order_id")]["severity"] == "fail"
-    rel = checks[("stg_shop__orders", "relationships_stg_shop__orders_customer_id__customer_id__stg_shop__customers")]
+    rel = checks[("stg_shop__orders", "relationships_stg_shop__orders_customer_id__customer_id__ref_stg_shop__customers_")]
     assert rel["kind"] == "referential" and rel["params"] == {"dataset": "stg_shop__customers", "column": "customer_id"}
     singular = checks[("dbt_test__assert_refunds_are_small", "assert_refunds_are_small")]
     assert singular["kind"] == "row_count" and singular["params"] == {"max": 0} and singular["severity"] == "warn"
@@ -127,11 +127,12 @@ def test_strict_import_fails_when_something_is_not_translated(tmp_path):
         call_command("import_dbt", str(root), "--output", str(tmp_path / "out"), "--strict")
 
 
-def _atlas_build(shop) -> dict:
+def _atlas_build(shop, *, again: bool = False) -> dict:
     from pipelines.models import Pipeline
     from quality.models import CheckResult
 
-    call_command("import_dbt", str(shop), "--apply")
+    if not again:
+        call_command("import_dbt", str(shop), "--apply")
     run = run_now(Pipeline.objects.get(name="shop"))
     results = {}
     for r in CheckResult.objects.filter(check_run__step_run__run=run).select_related("check_run"):
@@ -141,16 +142,22 @@ def _atlas_build(shop) -> dict:
 
 @pytest.mark.step_hooks("quality.hooks.QualityGate")
 def test_an_imported_project_runs_in_atlas(wh, shop):
+    from quality.models import CheckResult
+
     built = _atlas_build(shop)
     run, checks = built["run"], built["checks"]
     assert run.status == "succeeded", run.error
     assert checks["unique_stg_shop__customers_email"] == ("warn", 1)  # one duplicated key, as dbt counts
-    assert checks["relationships_stg_shop__orders_customer_id__customer_id__stg_shop__customers"] == ("warn", 1)
+    assert checks["relationships_stg_shop__orders_customer_id__customer_id__ref_stg_shop__customers_"] == ("warn", 1)
     assert checks["assert_refunds_are_small"] == ("warn", 1)
+    # two 'pending' orders: one failing value, as dbt counts accepted_values; the rows alongside
+    status = CheckResult.objects.get(check_name="accepted_values_stg_shop__orders_status__placed__shipped__completed__returned")
+    assert (status.outcome, status.observed, status.failing_rows) == ("warn", 1, 2)
+    assert status.message.startswith("1 failing value: 2 of 9 rows")
     assert checks["unique_orders_order_id"][0] == "pass"
     with wh.cursor() as cur:
         rows = cur.execute("SELECT customer_id, order_count FROM navigate.customers ORDER BY customer_id").fetchall()
-    assert [tuple(r) for r in rows][:2] == [(1, 2), (2, 1)]
+    assert [tuple(r) for r in rows][:2] == [(1, 2), (2, 2)]
 
 
 # --- the same project built by dbt itself, compared ------------------------------------------------
@@ -162,7 +169,7 @@ def _dbt(shop: Path, tmp: Path, schema: str) -> dict:
 
     db = connection.settings_dict
     profiles = tmp / "profiles"
-    profiles.mkdir()
+    profiles.mkdir(exist_ok=True)
     (profiles / "profiles.yml").write_text(yaml.safe_dump({"atlas_test": {"target": "test", "outputs": {"test": {
         "type": "postgres", "host": db["HOST"] or "127.0.0.1", "port": int(db["PORT"] or 5432), "user": db["USER"],
         "password": db["PASSWORD"] or "", "dbname": db["NAME"], "schema": schema, "threads": 1}}}}))
@@ -198,6 +205,28 @@ def test_atlas_builds_the_same_tables_and_test_outcomes_as_dbt(wh, shop, tmp_pat
     dbt_tests = _dbt(shop, tmp_path, "dbt_shop")
     built = _atlas_build(shop)
     assert built["run"].status == "succeeded", built["run"].error
+    _same_tables(wh)
+    atlas = built["checks"]
+    assert set(atlas) == set(dbt_tests)  # every dbt test is an Atlas check of the same name
+    for name, (status, failures) in dbt_tests.items():
+        outcome, observed = atlas[name]
+        assert outcome == DBT_OUTCOME[status], (name, status, outcome)
+        assert (observed or 0) == failures, (name, failures, observed)
+    assert dbt_tests["unique_stg_shop__customers_email"] == ("warn", 1)
+    assert dbt_tests["accepted_values_stg_shop__orders_status__placed__shipped__completed__returned"] == ("warn", 1)
+
+    # A second build: dbt's incremental model runs its is_incremental() branch and merges the new
+    # rows; Atlas merges its full SELECT on the same key. The same tables again.
+    with (shop / "seeds" / "raw_orders.csv").open("a") as fh:
+        fh.write("110,3,2024-04-11,placed,7.25\n")
+    _dbt(shop, tmp_path, "dbt_shop")
+    again = _atlas_build(shop, again=True)
+    assert again["run"].status == "succeeded", again["run"].error
+    assert wh.row_count("chart", "stg_shop__orders") == 10
+    _same_tables(wh)
+
+
+def _same_tables(wh) -> None:
     for name in (*SHOP_MODELS, *SEEDS):
         layer = "navigate" if name in ("orders", "customers") else "chart"
         dbt_cols = [c.name for c in wh.columns("dbt_shop", name)]
@@ -205,11 +234,3 @@ def test_atlas_builds_the_same_tables_and_test_outcomes_as_dbt(wh, shop, tmp_pat
         assert atlas_cols == dbt_cols, name
         cols = ", ".join(f'"{c}"' for c in dbt_cols)
         assert _rows(wh, f'SELECT {cols} FROM {layer}."{name}"') == _rows(wh, f'SELECT {cols} FROM dbt_shop."{name}"'), name
-    atlas = built["checks"]
-    assert set(atlas) == set(dbt_tests)  # every dbt test is an Atlas check of the same name
-    for name, (status, failures) in dbt_tests.items():
-        outcome, observed = atlas[name]
-        assert outcome == DBT_OUTCOME[status], (name, status, outcome)
-        if not name.startswith("accepted_values"):  # dbt counts distinct failing values there, Atlas rows
-            assert (observed or 0) == failures, (name, failures, observed)
-    assert dbt_tests["unique_stg_shop__customers_email"] == ("warn", 1)
