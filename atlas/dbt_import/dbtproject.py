@@ -92,7 +92,7 @@ def merge_config(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tree_config(tree: Any, folder: tuple[str, ...]) -> dict[str, Any]:
-    """The config a ``dbt_project.yml`` tree gives a node in ``folder`` (its project level first)."""
+    """The config a ``dbt_project.yml`` tree gives a node: ``folder`` is its folders then its name."""
     config: dict[str, Any] = {}
     level = tree if isinstance(tree, dict) else {}
     for depth in range(len(folder) + 1):
@@ -142,7 +142,7 @@ def read(root: Path) -> DbtProject:
         for path in sorted(base.rglob("*")) if base.is_dir() else []:
             rel = path.relative_to(base)
             if path.suffix == ".sql":
-                add(DbtNode("model", path.stem, path, rel.parts[:-1], _tree_config(tree("models"), rel.parts[:-1])))
+                add(DbtNode("model", path.stem, path, rel.parts[:-1], _tree_config(tree("models"), (*rel.parts[:-1], path.stem))))
             elif path.suffix == ".py":
                 skipped.append((str(path.relative_to(root)), "Python models are not translated (Atlas steps are SQL)"))
             elif path.suffix in (".yml", ".yaml"):
@@ -152,7 +152,7 @@ def read(root: Path) -> DbtProject:
         for path in sorted(base.rglob("*")) if base.is_dir() else []:
             rel = path.relative_to(base)
             if path.suffix == ".csv":
-                add(DbtNode("seed", path.stem, path, rel.parts[:-1], _tree_config(tree("seeds"), rel.parts[:-1])))
+                add(DbtNode("seed", path.stem, path, rel.parts[:-1], _tree_config(tree("seeds"), (*rel.parts[:-1], path.stem))))
             elif path.suffix in (".yml", ".yaml"):
                 property_files.append(path)
     for folder in _paths(head, "test-paths", "tests"):
@@ -162,7 +162,7 @@ def read(root: Path) -> DbtProject:
             if rel.parts[0] == "generic":
                 skipped.append((str(path.relative_to(root)), "custom generic tests are not translated"))
                 continue
-            add(DbtNode("test", path.stem, path, rel.parts[:-1], _tree_config(tree("data_tests"), rel.parts[:-1])))
+            add(DbtNode("test", path.stem, path, rel.parts[:-1], _tree_config(tree("data_tests"), (*rel.parts[:-1], path.stem))))
     macro_files = []
     for folder in _paths(head, "macro-paths", "macros"):
         base = root / folder

@@ -95,6 +95,8 @@ def _raise_compiler_error(message: str = "") -> None:
 
 class _Undefined(jinja2.StrictUndefined):
     def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> Any:
+        if self._undefined_hint:  # the sandbox's refusal ("access to attribute ... is unsafe")
+            raise Untranslatable(f"refused: {self._undefined_hint}")
         raise Untranslatable(
             f"{self._undefined_name!r} is undefined here (a package's macro, or a dbt function Atlas does not"
             " implement)"
