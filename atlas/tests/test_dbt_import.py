@@ -78,6 +78,17 @@ def test_the_command_writes_a_project_that_plan_and_apply_take(db, shop, tmp_pat
     assert len(plan.of("create")) > 20 and not plan.of("delete")
     plans.apply(project.read(out))
     assert not plans.make_plan(project.read(out))
+    # dbt's selection works on the imported names: +customers is customers and all it reads
+    from pipelines.models import Pipeline, Step
+    from pipelines.selection import select_steps
+
+    pipeline = Pipeline.objects.get(name="shop")
+    chosen = set(Step.objects.filter(pk__in=select_steps(pipeline, ["+customers"])).values_list("name", flat=True))
+    assert chosen == {"customers", "orders", "stg_shop__customers", "stg_shop__orders", "stg_shop__payments",
+                      "raw_customers", "raw_orders", "raw_payments", "raw_customers__raw", "raw_orders__raw",
+                      "raw_payments__raw"}
+    staging = set(Step.objects.filter(pk__in=select_steps(pipeline, ["tag:staging"])).values_list("name", flat=True))
+    assert staging == {"stg_shop__customers", "stg_shop__orders", "stg_shop__payments"}
 
 
 def test_it_refuses_what_is_not_a_dbt_project_and_asks_where_to_put_it(tmp_path, shop):
