@@ -33,6 +33,7 @@ from typing import Any
 
 from atlas.definitions.specs import by_name
 from atlas.definitions.state import State, defaults
+from atlas.sql import Catalog, validate_select
 
 from . import dbtproject, seeds
 from .render import MARKER_RE, Renderer, Untranslatable
@@ -320,6 +321,17 @@ class _Translation:
             else:
                 layers[name] = layer
                 self.relations[("ref", name)] = (layer, table, name)
+        # SQL Atlas refuses (what a step may not do, or not the same on both engines): named per model.
+        catalog = Catalog.of({(layer, table) for layer, table, _ in self.relations.values()})
+        for name, (sql, _config, reads) in rendered.items():
+            if name in layers and all(key in self.relations for key in reads):  # else: reported below
+                try:
+                    validate_select(self._sql(sql, name), catalog)
+                except ValueError as exc:  # SQLRefused, or what the parser could not read
+                    self.report[name].translated = False
+                    self.report[name].problems.append(f"Atlas refuses its SQL: {exc}")
+                    self.unreadable[("ref", name)] = f"model {name} is not translated"
+                    self.relations.pop(("ref", name), None)
         # A model reading what is not translated, or a layer it may not read, is not translated either.
         changed = True
         while changed:
@@ -405,6 +417,12 @@ class _Translation:
             return
         layer = "navigate" if "navigate" in layers else "chart"
         dataset = table = short(f"dbt_test__{node.name}".lower(), 48)
+        try:
+            validate_select(self._sql(sql, node.name), Catalog.of({(lay, tab) for lay, tab, _ in self.relations.values()}))
+        except ValueError as exc:
+            report.translated = False
+            report.problems.append(f"Atlas refuses its SQL: {exc}")
+            return
         severity = self._severity(config, report)
         if severity is None:
             report.translated = False

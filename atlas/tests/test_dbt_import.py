@@ -270,6 +270,8 @@ def _project(root: Path, models: dict[str, str], extra: str = "") -> Path:
     (root / "models").mkdir()
     for name, sql in models.items():
         (root / "models" / f"{name}.sql").write_text(sql)
+    (root / "seeds").mkdir()
+    (root / "seeds" / "seed_rows.csv").write_text("id\n1\n")
     return root
 
 
@@ -286,20 +288,41 @@ def test_the_jinja_is_sandboxed_and_a_broken_template_is_named(tmp_path):
     assert "unsupported region" in result.node("raises").problems[0]
     problem = result.node("secret").problems[0]
     assert "env_var('DATABASE_URL') without a default" in problem and "postgres://" not in problem
-    assert not result.state["steps"]
+    assert set(result.state["steps"]) == {("tiny", "seed_rows__raw"), ("tiny", "seed_rows")}  # only the seed
 
 
 def test_layers_follow_config_folder_prefix_and_what_a_model_reads(tmp_path):
     root = _project(tmp_path / "p", {
-        "stg_a__b": "select 1 as id",
+        "stg_a__b": "select id from {{ ref('seed_rows') }}",
         "fct_sales": "select id from {{ ref('stg_a__b') }}",
         "reads_a_mart": "{{ config(atlas_layer='chart') }} select id from {{ ref('fct_sales') }}",
-        "BadName": "select 1 as id",
+        "BadName": "select id from {{ ref('seed_rows') }}",
+        "constant": "select 1 as id",
         "summary": "select id from {{ ref('stg_a__b') }}",
     })
     result = import_project(root)
-    layers = {k[0]: v["layer"] for k, v in result.state["datasets"].items()}
-    assert layers == {"stg_a__b": "chart", "fct_sales": "navigate", "summary": "navigate"}
+    layers = {k[0]: v["layer"] for k, v in result.state["datasets"].items() if v["layer"] != "explore"}
+    assert layers == {"seed_rows": "chart", "stg_a__b": "chart", "fct_sales": "navigate", "summary": "navigate"}
+    assert "reads no dataset" in result.node("constant").problems[0]
     assert "a chart model cannot read the navigate model fct_sales" in result.node("reads_a_mart").problems[0]
     assert "table name 'BadName'" in result.node("BadName").problems[0]
     assert result.state["steps"][("tiny", "fct_sales")]["kind"] == "aggregate"
+
+
+def test_sql_atlas_refuses_is_reported_on_its_model_and_the_rest_applies(db, tmp_path):
+    root = _project(tmp_path / "p", {
+        "stg_a__b": "select 1 as id, 'x' as name from {{ ref('seed_rows') }}",
+        "writes": "delete from {{ ref('stg_a__b') }}",
+        "sleeps": "select pg_sleep(1) as s from {{ ref('stg_a__b') }}",
+        "after_sleep": "select s from {{ ref('sleeps') }}",
+        "fine": "select id, name from {{ ref('stg_a__b') }}",
+    })
+    result = import_project(root)
+    assert "Atlas refuses its SQL: Only a SELECT" in result.node("writes").problems[0]
+    assert "Atlas refuses its SQL" in result.node("sleeps").problems[0] and "pg_sleep" in result.node("sleeps").problems[0]
+    assert "reads sleeps: model sleeps is not translated" in result.node("after_sleep").problems[0]
+    assert result.node("fine").translated
+    plans.apply(result.state)  # what is translated applies
+    from pipelines.models import Step
+
+    assert set(Step.objects.values_list("name", flat=True)) == {"seed_rows__raw", "seed_rows", "stg_a__b", "fine"}
