@@ -476,6 +476,7 @@ class _Translation:
             args = {**{k: v for k, v in args.items() if k not in config and k != "arguments"},
                     **(args.get("arguments") or {})}
             column = args.pop("column_name", column)
+            given_name = args.pop("name", None)  # a test named in the properties file keeps its name
             label = f"test {test}" + (f" on {column}" if column else "")
             config = dbtproject.merge_config(self.proj.test_config, config)
             if config.get("enabled", True) is False:
@@ -512,7 +513,8 @@ class _Translation:
                     continue
                 params = {"dataset": target, "column": str(to_field)}
             kind = "referential" if test == "relationships" else test
-            check = self._check_name(test, node.name, {**args, "column_name": column}, used)
+            check = (short(re.sub(r"[^A-Za-z0-9_]+", "_", str(given_name)), 100) if given_name
+                     else self._check_name(test, node.name, {**args, "column_name": column}, used))
             self.b.put("checks", (dataset, check), kind=kind, columns=[str(column)], params=params, severity=severity,
                        description=f"dbt test {test} of {node.name}.{column}.")
             report.checks.append(f"{check} ({kind}, {severity})")
