@@ -7,7 +7,8 @@ Parameters per kind (``Check.params``):
   value occurs more than once (rows with a NULL key column are not compared, as in SQL's
   UNIQUE), counted in duplicated keys; as a drop check it keeps the first row of each key by
   ``order_by``, else the first loaded.
-* ``accepted_values``: ``{"values": [...]}`` (strings compare as text).
+* ``accepted_values``: ``{"values": [...]}`` (strings compare as text); ``"count": "values"``
+  observes the distinct failing values (as dbt counts) instead of the failing rows.
 * ``range``: ``{"min": x, "max": y, "inclusive": true}``; either bound may be absent.
 * ``regex``: ``{"pattern": "..."}``; rows whose text does not match fail.
 * ``length``: ``{"min": n, "max": m}`` in characters.

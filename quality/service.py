@@ -68,14 +68,15 @@ class Evaluation:
     plan: Plan | None
 
 
-def _row_outcome(check: Check, failing: int, total: int, keys: int | None = None) -> tuple[str, str]:
+def _row_outcome(check: Check, failing: int, total: int, keys: int | None = None,
+                 label: str = "duplicated key") -> tuple[str, str]:
     """The outcome by the failing rows' share; ``keys``: the failing keys too (uniqueness), named first."""
     share = failing / total if total else 0.0
     if failing == 0:
         return Outcome.PASS, "No failing rows." if total else "The table is empty; nothing to check."
     described = f"{failing} of {total} rows ({share:.2%}) fail"
     if keys is not None:
-        described = f"{keys} duplicated key{'s' if keys != 1 else ''}: {described}"
+        described = f"{keys} {label}{'s' if keys != 1 else ''}: {described}"
     if check.severity == Severity.DROP:
         if check.tolerance is not None and share > check.tolerance:
             return Outcome.FAIL, f"{described}, above the drop limit of {check.tolerance:.2%}: the step is blocked."
@@ -171,10 +172,12 @@ def evaluate(
                 # An upper bound (surplus rows): the exact count, for failing checks only; with the
                 # failing keys (uniqueness, counted as dbt and Soda count it) in the same statement.
                 exact = rc.needs_exact(values[i])
-                wanted = ([rc.exact] if exact else []) + ([rc.keys] if rc.keys and (failing or exact) else [])
+                with_keys = bool(rc.keys) and bool(failing or exact)
+                wanted = ([rc.exact] if exact else []) + ([rc.keys] if with_keys else [])
                 if wanted:
                     try:
-                        row = _operator_row(wh, f"SELECT {', '.join(wanted)}", layer=layer)
+                        row = _operator_row(wh, f"SELECT {', '.join(wanted)}", (rc.keys_params if with_keys else None)
+                                            or None, layer=layer)
                     except WarehouseError as exc:
                         results.append(_result(check, outcome=Outcome.ERROR, message=str(exc), query_group="scan"))
                         continue
@@ -182,7 +185,7 @@ def evaluate(
                         queries += 1
                     failing = int(row[0] or 0) if exact else failing
                     keys = int(row[-1] or 0) if rc.keys else None
-                outcome, message = _row_outcome(check, failing, total, keys if failing else None)
+                outcome, message = _row_outcome(check, failing, total, keys if failing else None, rc.keys_label)
                 results.append(
                     _result(
                         check, outcome=outcome, message=message, observed=failing if keys is None else keys,

@@ -54,7 +54,8 @@ class RowCheck:
     held): ``exact`` counts then too.
 
     ``keys``: for a check over keys (uniqueness), the scalar subquery counting the
-    keys that fail, as dbt and Soda count them (a failing check only). ``drop_bad``
+    keys that fail, as dbt and Soda count them (a failing check only), with its bind
+    parameters ``keys_params``; ``keys_label`` names what it counts ("duplicated key"). ``drop_bad``
     and ``drop_joins``: when a drop check moves fewer rows than fail it (uniqueness
     keeps one row per key), the rows it moves; default ``bad`` and ``joins``.
     """
@@ -68,6 +69,8 @@ class RowCheck:
     count_is_exact: bool = True
     exact: str | None = None
     keys: str | None = None
+    keys_params: list[Any] = field(default_factory=list)
+    keys_label: str = "duplicated key"
     drop_bad: str | None = None
     drop_joins: list[str] | None = None
 

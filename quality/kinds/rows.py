@@ -237,12 +237,20 @@ class Unique(Kind):
 
 @register
 class AcceptedValues(Kind):
+    """Rows whose value is not one of ``values`` fail (NULL passes, as in dbt).
+
+    The observed value is the failing rows, or with ``{"count": "values"}`` the distinct failing
+    values, as dbt's ``accepted_values`` test counts them (the failing rows stay alongside).
+    """
+
     name = CheckKind.ACCEPTED_VALUES
     row_level = True
     columns = ONE_COLUMN
-    params = frozenset({"values"})
+    params = frozenset({"values", "count"})
 
     def validate(self, check: Check) -> dict[str, str]:
+        if check.params.get("count", "rows") not in ("rows", "values"):
+            return {"params": 'count is "rows" (the default) or "values" (distinct failing values, as dbt counts).'}
         values = check.params.get("values")
         if not isinstance(values, list) or not values:
             return {"params": 'Give the accepted values as a non-empty list: {"values": ["a", "b"]}.'}
@@ -254,11 +262,16 @@ class AcceptedValues(Kind):
         values, col = check.params["values"], check.columns[0]
         value = target.text(col) if isinstance(values[0], str) else target.col(col)
         marks = ", ".join(["%s"] * len(values))
-        return RowCheck(check, f"(NOT ({value} IN ({marks})))", list(values))
+        rc = RowCheck(check, f"(NOT ({value} IN ({marks})))", list(values))
+        if check.params.get("count") == "values":
+            rc.keys = f"(SELECT count(DISTINCT {value}) FROM {target.source} AS {ALIAS} WHERE NOT ({value} IN ({marks})))"
+            rc.keys_params, rc.keys_label = list(values), "failing value"
+        return rc
 
     def describe(self, check: Check) -> str:
         values = ", ".join(repr(v) for v in check.params.get("values", []))
-        return f"{check.columns[0]} is one of {values}."
+        counted = " Counted in distinct failing values." if check.params.get("count") == "values" else ""
+        return f"{check.columns[0]} is one of {values}.{counted}"
 
 
 @register

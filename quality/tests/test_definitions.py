@@ -21,6 +21,7 @@ from quality.models import Check
         ("row_count", [], {"min": 10, "max": 2}, "params", "above"),
         ("accepted_values", ["code"], {"values": []}, "params", "non-empty"),
         ("accepted_values", ["code"], {"values": ["a", 1]}, "params", "all strings"),
+        ("accepted_values", ["code"], {"values": ["a"], "count": "keys"}, "params", "distinct failing values"),
         ("custom_row", [], {"sql": "amount"}, "params", "boolean"),
         ("custom_row", [], {"sql": "amount > 0; DROP TABLE x"}, "params", "one expression"),
         ("custom_row", [], {"sql": "id IN (SELECT id FROM chart.items)"}, "params", "Subqueries"),

@@ -1,0 +1,1 @@
+select * from {{ ref('uses_package') }}

@@ -1,0 +1,2 @@
+{% set tiers = run_query("select distinct tier from accounts") %}
+select 1 as one

@@ -1,0 +1,1 @@
+select id as account_id, name, tier from {{ source('crm', 'accounts') }}

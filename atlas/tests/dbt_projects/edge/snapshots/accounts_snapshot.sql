@@ -1,0 +1,3 @@
+{% snapshot accounts_snapshot %}
+select * from {{ source('crm', 'accounts') }}
+{% endsnapshot %}
