@@ -15,7 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from atlas.api.exceptions import Conflict
+from atlas.api.exceptions import RULE, Conflict
 from atlas.api.permissions import HasPermission
 from atlas.api.schema import ErrorSerializer
 from atlas.api.tasks import ACCEPTED, accepted
@@ -60,7 +60,7 @@ class RequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
                 received_at=data.validated_data.get("received_at"), reference=data.validated_data.get("reference", ""),
             )
         except DsrError as exc:
-            raise exceptions.ValidationError({"identifiers": [str(exc)]}) from exc
+            raise exceptions.ValidationError({"identifiers": [str(exc)]}, code=RULE) from exc
         context = self.get_serializer_context()
         return Response(serializers.RequestSerializer(req, context=context).data, status=status.HTTP_201_CREATED)
 
