@@ -83,13 +83,40 @@ class BooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 
 
+def _values(data, name: str) -> list:
+    return data.getlist(name) if hasattr(data, "getlist") else [data.get(name)]
+
+
 def _integer_pk(field: models.Field) -> bool:
     target = field.related_model._meta.pk
     return isinstance(target, models.IntegerField | models.AutoField)
 
 
 class FilterSet(django_filters.FilterSet):
-    """django-filter's FilterSet with Atlas's id and boolean filters for the fields it generates."""
+    """django-filter's FilterSet with Atlas's id and boolean filters for the fields it generates.
+
+    A choice filter sent empty (``?layer=``) is refused: the empty string is not one of the choices
+    the schema lists (django-filter would read it as "no filter").
+    """
+
+    @property
+    def form(self):
+        form = super().form
+        if not getattr(form, "_atlas_strict", False):
+            form._atlas_strict = True
+            blank = [name for name, f in self.filters.items()
+                     if isinstance(f, django_filters.ChoiceFilter | django_filters.MultipleChoiceFilter)
+                     and name in (self.data or {}) and all(v == "" for v in _values(self.data, name))]
+            clean = form.clean
+
+            def strict_clean():
+                cleaned = clean()
+                for name in blank:
+                    form.add_error(name, "Choose one of the listed values; an empty value is not one.")
+                return cleaned
+
+            form.clean = strict_clean
+        return form
 
     FILTER_DEFAULTS = {
         **django_filters.FilterSet.FILTER_DEFAULTS,

@@ -169,6 +169,7 @@ def test_an_id_filter_naming_nothing_answers_an_empty_page(api, simple_pipeline)
         ("/api/v1/datasets/", {"ordering": "no_such_field"}, "ordering"),  # not ignored
         ("/api/v1/datasets/", {"ordering": "name,-"}, "ordering"),
         ("/api/v1/datasets/", {"page_size": "-3"}, "page_size"),  # not the default
+        ("/api/v1/datasets/", {"layer": ""}, "layer"),  # an empty choice is not "no filter"
     ],
 )
 def test_a_query_value_the_schema_refuses_is_400_not_ignored(api, url, params, field):

@@ -145,6 +145,8 @@ class ProcessingRecordViewSet(viewsets.ModelViewSet):
         ] or None
         try:
             text = records.export_records(fmt, datasets=names, actor=request.user, door="api")
+        except records.UnknownDatasets as exc:
+            raise exceptions.NotFound(str(exc)) from exc
         except records.ExportError as exc:
             raise exceptions.ValidationError(
                 {"as" if fmt not in records.FORMATS else "datasets": [str(exc)]}

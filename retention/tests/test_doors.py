@@ -251,7 +251,7 @@ def test_processing_records_through_the_api_and_the_export(wh, overdue):
         as_csv["Content-Type"].startswith("text/csv") and "Fraud checks" in as_csv.content.decode()
     )
     assert_error(api.get("/api/v1/processing-records/export/", {"as": "xml"}), 400)
-    assert_error(api.get("/api/v1/processing-records/export/", {"datasets": "nope"}), 400)
+    assert_error(api.get("/api/v1/processing-records/export/", {"datasets": "nope"}), 404, "not_found")
     # found by the schema fuzz test on PostgreSQL: a NUL byte reached the database (500)
     assert "NUL" in str(assert_error(api.get("/api/v1/processing-records/export/", {"datasets": "a\x00b"}), 400))
 
