@@ -32,9 +32,11 @@ timeout = _int("GUNICORN_TIMEOUT", 120)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = 5
 # Recycle a worker after this many requests (plus up to the jitter, so they do not all restart
-# at once): memory a long-running process gathers (caches, fragmentation) is returned.
-max_requests = _int("GUNICORN_MAX_REQUESTS", 1000)
-max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 100)
+# at once): memory a long-running process gathers (caches, fragmentation) is returned. Not fewer:
+# a cached API page costs about a millisecond, so 1,000 requests were a few seconds of load and
+# every restart (seconds of CPU to import Django and the apps again) showed in the p99.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 20000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 2000)
 # The heartbeat file on memory, not on the container's overlay filesystem (slow fsyncs there
 # get healthy workers killed).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None

@@ -14,6 +14,13 @@ as :class:`Kind`: a name, the function (``fn(task, **params) -> result dict``) a
 exceptions whose message is meant for the operator (written with no personal data, as
 every Atlas error); any other failure is recorded by its class name only, the detail
 going to the log, so a value from the data never reaches the status resource.
+
+While a task runs, a side thread of the process running it writes ``heartbeat_at`` every
+``ATLAS_TASK_HEARTBEAT_SECONDS``. A process killed mid-task (SIGKILL, OOM, a machine gone)
+writes nothing more: :func:`reap_lost_tasks` (beat, every heartbeat interval) fails a running
+task silent for ``ATLAS_TASK_LOST_SECONDS`` with the reason. It is not run again (a heavy
+action half done is the operator's to request again), and a late finish of a process that was
+only cut off does not overwrite the verdict (every state change is conditional on ``running``).
 """
 
 from __future__ import annotations
@@ -24,10 +31,12 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import extensions
@@ -115,8 +124,9 @@ def _execute_in_thread(task_id) -> None:
 
 def execute(task_id) -> BackgroundTask | None:
     """Run a queued task once (a second delivery finds it claimed and does nothing)."""
+    now = timezone.now()
     if not BackgroundTask.objects.filter(pk=task_id, state=State.QUEUED).update(
-        state=State.RUNNING, started_at=timezone.now()
+        state=State.RUNNING, started_at=now, heartbeat_at=now
     ):
         return None
     task = BackgroundTask.objects.get(pk=task_id)
@@ -124,7 +134,8 @@ def execute(task_id) -> BackgroundTask | None:
     try:
         if kind is None:
             raise LookupError(f"No app declares the background task kind {task.kind!r} in this process.")
-        result = kind.run(task, **task.params) or {}
+        with _Heartbeat(task.pk):
+            result = kind.run(task, **task.params) or {}
     except Exception as exc:  # noqa: BLE001 — recorded; the detail goes to the log, not the record
         known = kind is not None and isinstance(exc, kind.errors)
         logger.log(logging.INFO if known else logging.ERROR, "Background task %s (%s) failed", task.pk, task.kind,
@@ -138,12 +149,77 @@ def execute(task_id) -> BackgroundTask | None:
     return task
 
 
-def finish(task: BackgroundTask, state: str, *, error: str = "", result: dict | None = None) -> None:
+def finish(task: BackgroundTask, state: str, *, error: str = "", result: dict | None = None) -> bool:
+    """Record the outcome of a running task; False when it was no longer running (the reaper failed it)."""
     task.state, task.error, task.finished_at = state, error, timezone.now()
     task.progress = 1.0 if state == State.SUCCEEDED else task.progress
+    fields = {"state": state, "error": error, "finished_at": task.finished_at, "progress": task.progress}
     if result is not None:
-        task.result = result
-    task.save(update_fields=["state", "error", "finished_at", "progress", "result"])
+        task.result = fields["result"] = result
+    if BackgroundTask.objects.filter(pk=task.pk, state=State.RUNNING).update(**fields):
+        return True
+    logger.warning("Background task %s ended (%s) after it was declared lost; its record stays as it was.",
+                   task.pk, state)
+    task.refresh_from_db()
+    return False
+
+
+class _Heartbeat:
+    """Writes ``heartbeat_at`` from a side thread every ``ATLAS_TASK_HEARTBEAT_SECONDS`` while a task runs."""
+
+    def __init__(self, task_id) -> None:
+        self.task_id = task_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"atlas-task-heartbeat-{task_id}", daemon=True)
+
+    def _beat(self) -> None:
+        interval = settings.ATLAS_TASK_HEARTBEAT_SECONDS
+        try:
+            while not self._stop.wait(interval):
+                try:
+                    BackgroundTask.objects.filter(pk=self.task_id, state=State.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError as exc:  # one missed beat must not end the thread (the task would look lost)
+                    logger.warning("Background task %s: heartbeat not written (%s).", self.task_id, exc)
+                    connections["default"].close()
+        finally:
+            connections.close_all()
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def reap_lost_tasks() -> int:
+    """Fail running tasks whose process stopped reporting; the number failed (beat calls it).
+
+    Lost: no heartbeat for ``ATLAS_TASK_LOST_SECONDS`` (a task claimed before heartbeats were
+    recorded counts from its ``started_at``). The task is failed with the reason, not run again.
+    """
+    bound = settings.ATLAS_TASK_LOST_SECONDS
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=bound)
+    silent = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    count = 0
+    for task in BackgroundTask.objects.filter(silent, state=State.RUNNING).only("pk", "heartbeat_at", "started_at"):
+        last = task.heartbeat_at or task.started_at
+        reason = (
+            f"The process running it stopped reporting (no heartbeat for {(now - last).total_seconds():.0f} s,"
+            f" ATLAS_TASK_LOST_SECONDS={bound:g}); it was probably killed or cut off. It is not run again:"
+            " request it again."
+        )
+        # Conditional on the heartbeat read: one written since (a slow beat) keeps the task running.
+        if BackgroundTask.objects.filter(pk=task.pk, state=State.RUNNING, heartbeat_at=task.heartbeat_at).update(
+            state=State.FAILED, error=reason, finished_at=now
+        ):
+            logger.warning("Background task %s: %s", task.pk, reason)
+            count += 1
+    return count
 
 
 def report_progress(task: BackgroundTask, fraction: float) -> None:

@@ -148,6 +148,9 @@ class BackgroundTask(models.Model):
     celery_task_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the process running it (the reaper fails a silent one)."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

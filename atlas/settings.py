@@ -76,6 +76,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # A stored API page for a token read, before sessions, CSRF, auth and DRF (atlas.api.pagecache).
+    "atlas.api.pagecache.EarlyPageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -181,6 +183,11 @@ ATLAS_RUN_MAX_ATTEMPTS = env.int("ATLAS_RUN_MAX_ATTEMPTS", default=3)
 ATLAS_RUN_REDISPATCH_SECONDS = env.float("ATLAS_RUN_REDISPATCH_SECONDS", default=45.0)
 # A queued run sent this many times and never taken is failed with the reason.
 ATLAS_RUN_MAX_DISPATCHES = env.int("ATLAS_RUN_MAX_DISPATCHES", default=5)
+# Background tasks (atlas.background): the process running one marks it alive this often; a
+# running task not marked for ATLAS_TASK_LOST_SECONDS is failed with the reason by the reaper
+# (beat, every heartbeat interval): its worker was killed or cut off. It is not run again.
+ATLAS_TASK_HEARTBEAT_SECONDS = env.float("ATLAS_TASK_HEARTBEAT_SECONDS", default=ATLAS_RUN_HEARTBEAT_SECONDS)
+ATLAS_TASK_LOST_SECONDS = env.float("ATLAS_TASK_LOST_SECONDS", default=3 * ATLAS_TASK_HEARTBEAT_SECONDS)
 # The janitor (beat, every this many seconds) drops the staging and part tables and the load
 # directories of attempts that are over; directories older than ATLAS_JANITOR_TEMP_AGE_SECONDS
 # whose process is gone go too.
@@ -340,6 +347,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     # Runs whose worker died are resumed (or failed with the reason); queued runs no worker took are sent again.
     "atlas: reap stale runs": {"task": "pipelines.reap_stale_runs", "schedule": ATLAS_RUN_HEARTBEAT_SECONDS},
+    # Background tasks whose process died are failed with the reason (not left "running" for ever).
+    "atlas: reap lost background tasks": {"task": "atlas.reap_lost_tasks", "schedule": ATLAS_TASK_HEARTBEAT_SECONDS},
     # What dead attempts left (staging and part tables, load directories) is removed.
     "atlas: clean up after dead attempts": {"task": "pipelines.clean_up_attempts", "schedule": ATLAS_JANITOR_SECONDS},
     # Backfills whose next interval could not start when a run ended (busy pipeline, lost callback).
@@ -434,8 +443,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        # django-filter and DRF's ordering, strict: a value the schema refuses is a 400 (atlas.api.filters).
+        "atlas.api.filters.FilterBackend",
+        "atlas.api.filters.OrderingFilter",
     ],
     # JSON bodies bounded in depth (atlas.api.parsers); forms for the browsable API.
     "DEFAULT_PARSER_CLASSES": [
@@ -600,6 +610,7 @@ ATLAS_TASK_PERMISSIONS: dict[str, str] = {
     "atlas.prune_metadata": "pipelines.delete_pipelinerun",
     # Runs a recorded background task by id (atlas.background): never a schedule's, no role grants it.
     "atlas.run_background_task": "atlas.change_backgroundtask",
+    "atlas.reap_lost_tasks": "atlas.change_backgroundtask",
     "quality.check_freshness": "quality.change_check",
     "quality.reprocess_quarantine": "quality.change_check",
     "lineage.deliver_events": "pipelines.change_pipeline",

@@ -18,3 +18,10 @@ def run_background_task(task_id: str) -> str | None:
 
     task = background.execute(task_id)
     return task.state if task else None
+
+
+@shared_task(name="atlas.reap_lost_tasks")
+def reap_lost_tasks_task() -> int:
+    from . import background
+
+    return background.reap_lost_tasks()

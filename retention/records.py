@@ -52,6 +52,10 @@ class ExportError(Exception):
     """An export that cannot be made (unknown format or dataset)."""
 
 
+class UnknownDatasets(ExportError):
+    """The export names datasets that do not exist (the API answers 404: well-formed, naming nothing)."""
+
+
 def _findings(dataset_ids: Iterable[int] | None) -> dict[int, list]:
     from compliance.models import PiiFinding
 
@@ -94,7 +98,7 @@ def build_records(datasets: Iterable[str] | None = None) -> list[dict]:
         found = dict(Dataset.objects.filter(name__in=names).values_list("name", "pk"))
         missing = [n for n in names if n not in found]
         if missing:
-            raise ExportError(f"Unknown dataset(s): {', '.join(missing)}.")
+            raise UnknownDatasets(f"Unknown dataset(s): {', '.join(missing)}.")
         wanted = list(found.values())
     findings = _findings(wanted)
     qs = Dataset.objects.filter(Q(processing_record__isnull=False) | Q(pk__in=list(findings)))

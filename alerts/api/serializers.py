@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from atlas.api.serializers import ModelCleanMixin
 
-from ..models import AlertEvent, AlertRule, Delivery
+from ..models import RULE_EVENTS, AlertEvent, AlertRule, Delivery
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string", "enum": list(RULE_EVENTS)}})
+class EventKindsField(serializers.JSONField):
+    """A list of event kinds (checked by the model's ``clean``, as in the admin)."""
 
 
 class AlertRuleSerializer(ModelCleanMixin, serializers.ModelSerializer):
-    events = serializers.JSONField(help_text='Event kinds, e.g. ["run_failed", "freshness_breached"].')
+    events = EventKindsField(help_text='Event kinds, e.g. ["run_failed", "freshness_breached"].')
 
     class Meta:
         model = AlertRule

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from atlas.api.parsers import BoundedJSONParser
 from atlas.api.permissions import HasPermission
 
 from .. import outbox, service
@@ -20,6 +21,8 @@ class AlertRuleViewSet(viewsets.ModelViewSet):
 
     queryset = AlertRule.objects.select_related("pipeline")
     serializer_class = serializers.AlertRuleSerializer
+    # JSON bodies only: its events list does not survive form encoding (the schema then offers none).
+    parser_classes = [BoundedJSONParser]
     filterset_fields = ["enabled", "channel", "pipeline"]
     ordering_fields = ["name", "created_at"]
 

@@ -56,7 +56,7 @@ def operator(db):
 def test_the_api_refuses_what_the_model_refuses_and_creates_a_good_rule(operator):
     url = reverse("alertrule-list")
     bad = operator.post(url, {"name": "r", "events": ["coffee_cold"], **WEBHOOK}, format="json")
-    assert "Unknown event kind(s) coffee_cold" in str(assert_error(bad, 400)["detail"])
+    assert "Unknown event kind(s) coffee_cold" in str(assert_error(bad, 409)["detail"])
     good = operator.post(url, {"name": "r", "events": ["run_failed", "freshness_breached"], **WEBHOOK}, format="json")
     assert good.status_code == 201, good.json()
     assert AlertRule.objects.get().events == ["run_failed", "freshness_breached"]

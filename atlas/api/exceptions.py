@@ -29,6 +29,12 @@ from atlas.scrub import echoed, scrub, scrub_data
 
 logger = logging.getLogger(__name__)
 
+# The code of a validation error the schema cannot state: a rule across fields or against what exists
+# (the model's clean(), a reference to nothing, a name taken). Answered 409, not 400: a request the
+# schema allows is never refused as malformed (400 means: it breaks the schema).
+RULE = "rule"
+RULE_CODES = frozenset({RULE, "does_not_exist", "unique", "unique_together"})
+
 
 class Conflict(exceptions.APIException):
     """The request is valid but the current state forbids it (409)."""
@@ -52,9 +58,9 @@ def _convert(exc: Exception) -> Exception:
         return exceptions.NotFound(str(exc) or None)
     if isinstance(exc, DjangoPermissionDenied):
         return exceptions.PermissionDenied(str(exc) or None)
-    if isinstance(exc, DjangoValidationError):
+    if isinstance(exc, DjangoValidationError):  # a model's clean() or a service's rule
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        return exceptions.ValidationError(detail)
+        return exceptions.ValidationError(detail, code=RULE)
     if isinstance(exc, ProtectedError | RestrictedError):
         related = sorted({str(obj) for obj in list(exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects)[:20]})
         return Conflict(
@@ -67,6 +73,8 @@ def _convert(exc: Exception) -> Exception:
 
 def _message(exc: exceptions.APIException) -> str:
     if isinstance(exc, exceptions.ValidationError):
+        if breaks_only_rules(exc):
+            return "The request is well-formed but refused by a rule (what exists, or fields together); see detail."
         return "The request is not valid; see detail for each field."
     detail = exc.detail
     if isinstance(detail, list | tuple) and detail:
@@ -76,9 +84,23 @@ def _message(exc: exceptions.APIException) -> str:
     return str(detail)
 
 
+def _leaf_codes(codes: Any) -> set[str]:
+    if isinstance(codes, dict):
+        return set().union(*(_leaf_codes(v) for v in codes.values())) if codes else set()
+    if isinstance(codes, list | tuple):
+        return set().union(*(_leaf_codes(v) for v in codes)) if codes else set()
+    return {str(codes)}
+
+
+def breaks_only_rules(exc: exceptions.ValidationError) -> bool:
+    """Every field error is one the schema cannot state (:data:`RULE_CODES`): the request is well-formed."""
+    codes = _leaf_codes(exc.get_codes())
+    return bool(codes) and codes <= RULE_CODES
+
+
 def _code(exc: exceptions.APIException) -> str:
     if isinstance(exc, exceptions.ValidationError):
-        return "invalid"
+        return "conflict" if breaks_only_rules(exc) else "invalid"
     codes = exc.get_codes()
     return codes if isinstance(codes, str) else exc.default_code
 
@@ -107,6 +129,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     # itself and is said back (an unknown kind, a bad id) is no one else's data and is kept.
     echo = _request_text(context.get("request"))
     message = _message(exc)
+    if isinstance(exc, exceptions.ValidationError) and breaks_only_rules(exc):
+        response.status_code = status.HTTP_409_CONFLICT
     response.data = error_body(_code(exc), scrub(message, keep=echoed(message, echo)), scrub_data(detail, echo=echo))
     return response
 

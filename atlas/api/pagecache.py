@@ -21,6 +21,19 @@ view records an audit event: that page is never stored, so every clear read
 is audited). Writes to bookkeeping tables no cached page shows (sessions,
 login throttling, tokens) do not count.
 
+Served early: :class:`EarlyPageMiddleware` (right after Django's security
+middleware) answers a stored page to a token-authenticated GET before
+sessions, CSRF, DRF's authentication, content negotiation and the view
+run: the token is resolved once per process and generation (knox, the same
+checks as DRF's: known, unexpired, active user) into the permission digest,
+then one cache read of both generations, one of the page, and the view's own
+throttles counted as DRF would count them (a refused request goes the usual
+way, which answers the 429). The stored page carries the headers the view
+and the inner middleware set. Token writes (a revocation, a logout) bump an
+*auth generation* that the resolved tokens are keyed by, so a revoked token
+is refused on its next request. Anything else (a session, a miss, an
+expired token) takes the usual path.
+
 On by default only with a cache shared by every process (``ATLAS_API_PAGE_CACHE``:
 ``auto``, ``on``, ``off``): with the per-process memory cache, a write made
 by another process would go unseen.
@@ -31,22 +44,34 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import DisallowedHost
 from django.db import transaction
 from django.db.backends.signals import connection_created
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
 GENERATION_KEY = "atlas:api:data-generation"
-PAGE_PREFIX = "atlas:api:page:"
+AUTH_GENERATION_KEY = "atlas:api:auth-generation"
+PAGE_PREFIX = "atlas:api:page:v2:"
 PAGE_SECONDS = 600  # an unread page leaves the cache after this; a write makes it unreachable at once
 WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "REPLACE", "ALTER", "DROP", "CREATE")
 # Bookkeeping tables no cached page reads: their writes do not make pages stale.
 IGNORED_TABLES = ("django_session", "axes_", "knox_authtoken")
+# Tables whose writes change who a token is (revocation, logout): they bump the auth generation.
+AUTH_TABLES = ("knox_authtoken",)
+# Headers a stored page does not carry: per response (Date, length), per client (cookies), or set again
+# on the way out by the outer middleware (security headers) and by the cache itself.
+UNSTORED_HEADERS = {"content-length", "set-cookie", "date", "x-atlas-page-cache"}
 _MARK = "_atlas_page_cache"
 _LOCAL_BACKENDS = ("LocMemCache", "DummyCache")
 
@@ -61,53 +86,79 @@ def enabled() -> bool:
 
 
 # --- the data generation ------------------------------------------------------------------------
-def generation() -> int:
-    value = cache.get(GENERATION_KEY)
+def generation(key: str = GENERATION_KEY) -> int:
+    value = cache.get(key)
     if value is None:
         # First use, or the key was evicted: start from a value never used before.
         import time
 
-        cache.add(GENERATION_KEY, time.time_ns(), timeout=None)
-        value = cache.get(GENERATION_KEY)
+        cache.add(key, time.time_ns(), timeout=None)
+        value = cache.get(key)
     return int(value)
 
 
-def bump() -> None:
-    """Make every cached page unreachable (called on every write; never fails the write)."""
+def generations() -> tuple[int, int]:
+    """The data and auth generations, in one cache round trip when both exist."""
+    found = cache.get_many([GENERATION_KEY, AUTH_GENERATION_KEY])
+    data, auth = found.get(GENERATION_KEY), found.get(AUTH_GENERATION_KEY)
+    return (int(data) if data is not None else generation(),
+            int(auth) if auth is not None else generation(AUTH_GENERATION_KEY))
+
+
+def bump(key: str = GENERATION_KEY) -> None:
+    """Make every cached page (or, with the auth key, every resolved token) unreachable; never fails the write."""
     try:
-        cache.incr(GENERATION_KEY)
+        cache.incr(key)
     except ValueError:  # missing: the next read starts a fresh generation
-        generation()
+        generation(key)
     except Exception:  # noqa: BLE001 — a cache outage must not fail a write; reads miss it too
         logger.warning("Could not bump the API page-cache generation", exc_info=True)
 
 
-def is_write(sql: Any) -> bool:
+def bump_auth() -> None:
+    bump(AUTH_GENERATION_KEY)
+
+
+def write_target(sql: Any) -> str | None:
+    """The table a write statement names (lowercase, unquoted; "" when not read), or None for a read."""
     text = sql if isinstance(sql, str) else str(sql)
     head = text.lstrip(" (\n\t").split(None, 1)
     if not head:
-        return False
+        return None
     verb = head[0].upper()
     if verb == "WITH":
         upper = text.upper()
-        return any(f" {w} " in upper or f"\n{w} " in upper for w in ("INSERT", "UPDATE", "DELETE"))
+        return "" if any(f" {w} " in upper or f"\n{w} " in upper for w in ("INSERT", "UPDATE", "DELETE")) else None
     if verb not in WRITE_VERBS:
-        return False
+        return None
     words = text.split(None, 3)
     target = words[1] if verb == "UPDATE" else words[2] if len(words) > 2 and verb in ("INSERT", "DELETE") else ""
-    target = target.strip('"`').lower()
-    return not (target and target.startswith(IGNORED_TABLES))
+    return target.strip('"`').lower()
+
+
+def is_write(sql: Any) -> bool:
+    """A write that can change what a cached page shows (bookkeeping tables do not)."""
+    target = write_target(sql)
+    return target is not None and not (target and target.startswith(IGNORED_TABLES))
 
 
 def track_writes(execute: Callable, sql: Any, params: Any, many: bool, context: dict) -> Any:
     """Database execute wrapper: a write bumps the generation now and when its transaction commits."""
     result = execute(sql, params, many, context)
-    if is_write(sql):
-        bump()
-        conn = context["connection"]
-        if conn.in_atomic_block and not any(item[1] is bump for item in conn.run_on_commit):
-            transaction.on_commit(bump, using=conn.alias)
+    target = write_target(sql)
+    if target is None:
+        return result
+    if target.startswith(AUTH_TABLES):
+        _bump_now_and_on_commit(bump_auth, context["connection"])
+    elif not (target and target.startswith(IGNORED_TABLES)):
+        _bump_now_and_on_commit(bump, context["connection"])
     return result
+
+
+def _bump_now_and_on_commit(fn: Callable[[], None], conn: Any) -> None:
+    fn()
+    if conn.in_atomic_block and not any(item[1] is fn for item in conn.run_on_commit):
+        transaction.on_commit(fn, using=conn.alias)
 
 
 def _install(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -134,16 +185,28 @@ def permission_digest(user: Any) -> str:
     return hashlib.sha256(perms.encode()).hexdigest()[:24]
 
 
-def page_key(request: Any, gen: int) -> str:
+def page_key(request: Any, gen: int, digest: str | None = None) -> str:
     raw = "\n".join([
         request.method, request.get_host(), request.get_full_path(), request.META.get("HTTP_ACCEPT", ""),
-        permission_digest(request.user), str(gen),
+        digest if digest is not None else permission_digest(request.user), str(gen),
     ])
     return PAGE_PREFIX + hashlib.sha256(raw.encode()).hexdigest()
 
 
-def cached_response(request: Any) -> HttpResponse | None:
-    """The stored page for this request, or None (and the request marked to store what it renders)."""
+def _page_response(hit: tuple) -> HttpResponse:
+    content, headers = hit[0], hit[1]
+    response = HttpResponse(content)
+    for name, value in headers.items():
+        response[name] = value
+    response["X-Atlas-Page-Cache"] = "hit"
+    return response
+
+
+def cached_response(request: Any, view: Any = None) -> HttpResponse | None:
+    """The stored page for this request, or None (and the request marked to store what it renders).
+
+    ``view``: the DRF view answering; its throttles are stored with the page, for the early path.
+    """
     if request.method not in ("GET", "HEAD") or not enabled():
         return None
     try:
@@ -154,11 +217,9 @@ def cached_response(request: Any) -> HttpResponse | None:
         logger.warning("API page cache unavailable", exc_info=True)
         return None
     if hit is not None:
-        content, content_type = hit
-        response = HttpResponse(content, content_type=content_type)
-        response["X-Atlas-Page-Cache"] = "hit"
-        return response
-    setattr(request._request if hasattr(request, "_request") else request, _MARK, (key, gen))
+        return _page_response(hit)
+    throttles = tuple(f"{t.__module__}.{t.__qualname__}" for t in getattr(view, "throttle_classes", ()))
+    setattr(request._request if hasattr(request, "_request") else request, _MARK, (key, gen, throttles))
     return None
 
 
@@ -167,11 +228,12 @@ def store(request: HttpRequest, response: HttpResponse) -> None:
     mark = getattr(request, _MARK, None)
     if mark is None or response.status_code != 200 or response.streaming:
         return
-    key, gen = mark
+    key, gen, throttles = mark
+    headers = {name: value for name, value in response.items() if name.lower() not in UNSTORED_HEADERS}
     try:
         if generation() != gen:
             return
-        cache.set(key, (response.content, response["Content-Type"]), PAGE_SECONDS)
+        cache.set(key, (response.content, headers, throttles), PAGE_SECONDS)
     except Exception:  # noqa: BLE001
         logger.warning("Could not store an API page", exc_info=True)
         return
@@ -182,10 +244,10 @@ class CachedReadMixin:
     """For viewsets: ``list`` and ``retrieve`` answered from the page cache when they can be."""
 
     def list(self, request, *args, **kwargs):
-        return cached_response(request) or super().list(request, *args, **kwargs)
+        return cached_response(request, self) or super().list(request, *args, **kwargs)
 
     def retrieve(self, request, *args, **kwargs):
-        return cached_response(request) or super().retrieve(request, *args, **kwargs)
+        return cached_response(request, self) or super().retrieve(request, *args, **kwargs)
 
 
 class PageCacheMiddleware:
@@ -198,3 +260,92 @@ class PageCacheMiddleware:
         response = self.get_response(request)
         store(request, response)
         return response
+
+
+# --- the early path -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Identity:
+    """A token resolved by knox: whose it is, their permission digest, until when it holds."""
+
+    user_pk: Any
+    digest: str
+    expiry: datetime | None
+
+    @property
+    def is_authenticated(self) -> bool:  # read by DRF's throttles (UserRateThrottle keys on ``pk``)
+        return True
+
+    @property
+    def pk(self) -> Any:
+        return self.user_pk
+
+
+_IDENTITIES: dict[tuple[str, int, int], _Identity] = {}
+_IDENTITIES_MAX = 4096
+_THROTTLES: dict[str, Any] = {}
+
+
+def _identity(token: str, data_gen: int, auth_gen: int) -> _Identity | None:
+    """The token's identity under these generations: from this process's memory, else resolved by knox."""
+    key = (hashlib.sha256(token.encode()).hexdigest(), data_gen, auth_gen)
+    found = _IDENTITIES.get(key)
+    if found is None:
+        from knox.auth import TokenAuthentication
+        from rest_framework.exceptions import AuthenticationFailed
+
+        try:
+            user, auth_token = TokenAuthentication().authenticate_credentials(token.encode())
+        except AuthenticationFailed:
+            return None  # the usual path answers the 401
+        found = _Identity(user.pk, permission_digest(user), auth_token.expiry)
+        if len(_IDENTITIES) >= _IDENTITIES_MAX:
+            _IDENTITIES.clear()
+        _IDENTITIES[key] = found
+    if found.expiry is not None and found.expiry <= timezone.now():
+        return None
+    return found
+
+
+def _throttles_allow(paths: tuple[str, ...], identity: _Identity, request: HttpRequest) -> bool:
+    """The view's throttles, counted as DRF counts them for this user (a refusal records nothing)."""
+    shim = SimpleNamespace(user=identity, META=request.META)
+    for path in paths:
+        throttle_class = _THROTTLES.get(path) or _THROTTLES.setdefault(path, import_string(path))
+        if not throttle_class().allow_request(shim, None):
+            return False
+    return True
+
+
+def early_response(request: HttpRequest) -> HttpResponse | None:
+    """A stored page for a token-authenticated read, before the rest of Django and DRF; else None."""
+    if request.method not in ("GET", "HEAD") or not request.path.startswith("/api/"):
+        return None
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not header.startswith("Token ") or request.META.get("CONTENT_LENGTH") not in (None, "", "0"):
+        return None
+    if not enabled():
+        return None
+    try:
+        data_gen, auth_gen = generations()
+        identity = _identity(header[6:].strip(), data_gen, auth_gen)
+        if identity is None:
+            return None
+        hit = cache.get(page_key(request, data_gen, identity.digest))
+        if hit is None or not _throttles_allow(hit[2], identity, request):
+            return None
+    except DisallowedHost:
+        return None  # the usual path answers it
+    except Exception:  # noqa: BLE001 — no cache, no database: the usual path decides
+        logger.warning("API page cache: the early path failed", exc_info=True)
+        return None
+    return _page_response(hit)
+
+
+class EarlyPageMiddleware:
+    """Answers stored pages to token reads before sessions, CSRF, auth and DRF (see the module docstring)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return early_response(request) or self.get_response(request)

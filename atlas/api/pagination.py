@@ -1,22 +1,36 @@
-"""Paging: numbered pages for catalogues, cursors for histories that grow while you read."""
+"""Paging: numbered pages for catalogues, cursors for histories that grow while you read.
+
+``page_size`` is checked (:func:`atlas.api.filters.strict_page_size`): a value outside 1..max is a
+400, not silently replaced by the default, and the schema states the bounds.
+"""
 
 from __future__ import annotations
 
 from rest_framework import pagination
 
+from .filters import page_size_parameter, strict_page_size
 
-class PageNumberPagination(pagination.PageNumberPagination):
-    """Sources, datasets, pipelines: small, stable lists; ``?page=2&page_size=100``."""
 
+class _StrictPageSize:
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def get_page_size(self, request):
+        return strict_page_size(request, self.page_size_query_param, self.max_page_size, self.page_size)
 
-class CursorPagination(pagination.CursorPagination):
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        return [page_size_parameter(p["name"], self.max_page_size) if p["name"] == self.page_size_query_param else p
+                for p in parameters]
+
+
+class PageNumberPagination(_StrictPageSize, pagination.PageNumberPagination):
+    """Sources, datasets, pipelines: small, stable lists; ``?page=2&page_size=100``."""
+
+
+class CursorPagination(_StrictPageSize, pagination.CursorPagination):
     """Runs, step runs, audit events: new rows arrive at the top while a client pages,
     so offsets would skip or repeat rows; a cursor does not."""
 
     page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
     ordering = "-id"

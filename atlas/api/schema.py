@@ -1,9 +1,12 @@
 """OpenAPI: every operation documents the error responses it can give, in the one error shape.
 
 Views declare only what is particular to them (409 on run); 400, 401, 403,
-404 and 429 are added here to every operation, and 409 (in use) to every DELETE,
-so the schema never lies by omission (schemathesis checks that every status code
-we answer is documented).
+404 and 429 are added here to every operation, 409 (in use) to every DELETE and
+409 (refused by a rule: a reference to nothing, a name taken, fields that do not
+go together, :data:`atlas.api.exceptions.RULE`) to every POST, PUT and PATCH, so
+the schema never lies by omission (schemathesis checks that every status code we
+answer is documented). 400 means the request breaks the schema; a request the
+schema allows is never a 400.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ class AutoSchema(openapi.AutoSchema):
         if direction == "response" and self.method == "DELETE":
             # A protected object (run history is evidence, issue 12) answers 409 in_use.
             errors["409"] = "Still in use (what uses it in error.detail.used_by); delete or change that first."
+        elif direction == "response" and self.method in ("POST", "PUT", "PATCH"):
+            # Well-formed (400 is for what breaks the schema) but refused by a rule (atlas.api.exceptions.RULE).
+            errors["409"] = ("Well-formed, but refused by a rule the schema cannot state: a reference to an object"
+                             " that does not exist, a name already taken, fields that do not go together.")
         for code, description in errors.items():
             if code not in responses:
                 response = self._get_response_for_code(ErrorSerializer, code, direction=direction)

@@ -7,6 +7,8 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from .exceptions import RULE
+
 
 class ModelCleanMixin:
     """Run the model's own ``clean()`` so the API refuses exactly what the admin refuses.
@@ -23,7 +25,7 @@ class ModelCleanMixin:
             instance.clean()
         except DjangoValidationError as exc:
             raise serializers.ValidationError(
-                exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+                exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}, code=RULE
             ) from exc
         return attrs
 

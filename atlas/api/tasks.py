@@ -32,7 +32,7 @@ class TaskSerializer(serializers.ModelSerializer):
     class Meta:
         model = BackgroundTask
         fields = ["id", "url", "kind", "state", "target", "progress", "result", "result_url", "error",
-                  "created_at", "started_at", "finished_at"]
+                  "created_at", "started_at", "heartbeat_at", "finished_at"]
         read_only_fields = fields
 
     def get_result_url(self, task: BackgroundTask) -> str | None:

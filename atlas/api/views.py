@@ -20,7 +20,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AuditEventFilter(django_filters.FilterSet):
+class AuditEventFilter(api_filters.FilterSet):
     actor = django_filters.CharFilter(field_name="actor_name")
     action = django_filters.CharFilter()
     action_prefix = django_filters.CharFilter(field_name="action", lookup_expr="startswith")
@@ -46,4 +46,4 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = AuditEventFilter
     pagination_class = AuditEventPagination
     lookup_field = "seq"
-    filter_backends = [django_filters.rest_framework.DjangoFilterBackend]
+    filter_backends = [api_filters.FilterBackend]

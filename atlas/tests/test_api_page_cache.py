@@ -113,7 +113,7 @@ def test_a_page_during_which_something_was_written_is_not_stored(client, rf):
     request = rf.get(URL)
     request.user = user_with_role("Analyst", username="analyst-3")
     assert pagecache.cached_response(request) is None  # a miss: marked to be stored
-    key, _generation = getattr(request, pagecache._MARK)
+    key, _generation, _throttles = getattr(request, pagecache._MARK)
     Dataset.objects.create(name="written_meanwhile", layer="explore", table="w")  # e.g. a clear view's audit row
     response = client.get(URL, {"layer": "chart"})
     pagecache.store(request, response)
@@ -177,3 +177,61 @@ def test_with_redis_a_write_is_visible_on_the_next_request(settings):
         assert response.json()["results"][0]["row_count"] == 42
     finally:
         caches["default"].clear()
+
+
+# --- the early path: a stored page answered before sessions, auth and DRF ------------------------------
+def test_a_token_read_of_a_stored_page_runs_no_query_and_keeps_the_views_headers(client, django_assert_num_queries):
+    first = client.get(URL)
+    client.get(URL)  # the token resolved once in this process for this generation
+    with django_assert_num_queries(0):
+        hit = client.get(URL)
+    assert hit["X-Atlas-Page-Cache"] == "hit" and hit.content == first.content
+    for header in ("Content-Type", "Allow", "Vary", "X-Frame-Options", "X-Content-Type-Options"):
+        assert hit[header] == first[header], header
+
+
+def test_a_revoked_token_is_refused_even_when_its_page_is_stored(client):
+    from knox.models import AuthToken
+
+    assert client.get(URL)["X-Atlas-Page-Cache"] == "miss"
+    assert client.get(URL)["X-Atlas-Page-Cache"] == "hit"
+    AuthToken.objects.all().delete()  # a logout, a revocation (manage.py revoke_api_tokens)
+    assert client.get(URL).status_code == 401
+
+
+def test_a_token_that_expires_is_refused_even_when_its_page_is_stored(page_cache):
+    import time
+    from datetime import timedelta
+
+    from knox.models import AuthToken
+    from rest_framework.test import APIClient
+
+    Dataset.objects.create(name="orders", layer="explore", table="orders")
+    _row, key = AuthToken.objects.create(user=user_with_role("Analyst", username="short-lived"),
+                                         expiry=timedelta(seconds=1))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    client.get(URL)
+    assert client.get(URL)["X-Atlas-Page-Cache"] == "hit"
+    time.sleep(1.1)  # it expires with nothing written (the resolved identity holds its expiry)
+    assert client.get(URL).status_code == 401
+
+
+def test_a_stored_page_still_counts_against_the_users_throttle(client, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
+        **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "user": "3/min"}}
+    assert [client.get(URL).status_code for _ in range(3)] == [200, 200, 200]  # a miss, then two hits
+    response = client.get(URL)
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+
+
+def test_a_session_read_takes_the_usual_path(page_cache, django_user_model):
+    from django.test import Client
+
+    Dataset.objects.create(name="orders", layer="explore", table="orders")
+    user = user_with_role("Analyst", username="session-reader")
+    browser = Client()
+    browser.force_login(user)
+    assert browser.get(URL)["X-Atlas-Page-Cache"] == "miss"
+    assert browser.get(URL)["X-Atlas-Page-Cache"] == "hit"  # from the view's own look-up, after DRF's auth
+    assert pagecache.early_response(browser.get(URL).wsgi_request) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from atlas import background, extensions
@@ -88,3 +90,62 @@ def test_a_broker_that_cannot_be_reached_fails_the_task_and_says_so(settings):
         background.enqueue("test.ok", n=3)
     task = BackgroundTask.objects.get()
     assert task.state == "failed" and "cannot be reached" in task.error and CALLS == []
+
+
+def _running(**fields) -> BackgroundTask:
+    return BackgroundTask.objects.create(id=uuid.uuid4(), kind="test.ok", state="running", **fields)
+
+
+def test_the_reaper_fails_a_silent_running_task_with_the_reason_and_keeps_the_others(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.ATLAS_TASK_LOST_SECONDS = 30
+    now = timezone.now()
+    lost = _running(started_at=now - timedelta(minutes=5), heartbeat_at=now - timedelta(seconds=45))
+    never_beat = _running(started_at=now - timedelta(minutes=5))  # claimed before heartbeats were recorded
+    alive = _running(started_at=now - timedelta(hours=2), heartbeat_at=now - timedelta(seconds=5))
+    queued = BackgroundTask.objects.create(id=uuid.uuid4(), kind="test.ok")
+    assert background.reap_lost_tasks() == 2
+    for task in (lost, never_beat):
+        task.refresh_from_db()
+        assert task.state == "failed" and task.finished_at
+        assert "stopped reporting" in task.error and "ATLAS_TASK_LOST_SECONDS=30" in task.error
+    lost.refresh_from_db()
+    assert "no heartbeat for 45 s" in lost.error
+    alive.refresh_from_db()
+    queued.refresh_from_db()
+    assert alive.state == "running" and queued.state == "queued"
+    assert background.reap_lost_tasks() == 0
+
+
+def test_a_late_finish_of_a_task_declared_lost_does_not_overwrite_the_verdict(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.ATLAS_TASK_LOST_SECONDS = 30
+    task = _running(started_at=timezone.now() - timedelta(minutes=5), heartbeat_at=timezone.now() - timedelta(minutes=4))
+    assert background.reap_lost_tasks() == 1
+    assert background.finish(task, "succeeded", result={"late": True}) is False  # its process was only cut off
+    task.refresh_from_db()
+    assert task.state == "failed" and task.result == {} and "stopped reporting" in task.error
+
+
+@pytest.mark.django_db(transaction=True)  # the heartbeat thread writes through its own connection
+def test_a_running_task_writes_its_heartbeat(settings):
+    import time
+
+    settings.ATLAS_TASK_HEARTBEAT_SECONDS = 0.05
+    seen: list = []
+
+    def _slow(task) -> dict:
+        time.sleep(0.5)
+        seen.append(BackgroundTask.objects.get(pk=task.pk).heartbeat_at)
+        return {}
+
+    with extensions.added("test_background_slow", {"background_tasks": [background.Kind("test.slow", _slow)]}):
+        task = background.enqueue("test.slow")
+    assert task.state == "succeeded"
+    assert seen and seen[0] > task.started_at  # beaten while it ran, not only when it was claimed

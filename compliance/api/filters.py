@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import django_filters
 
+from atlas.api import filters as api_filters
+
 from ..models import ColumnPolicy, PiiFinding
 
 
-class PiiFindingFilter(django_filters.FilterSet):
+class PiiFindingFilter(api_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=PiiFinding.Status.choices)
     entity = django_filters.CharFilter()
     column = django_filters.CharFilter()
@@ -17,7 +19,7 @@ class PiiFindingFilter(django_filters.FilterSet):
         fields = ["dataset", "free_text"]
 
 
-class ColumnPolicyFilter(django_filters.FilterSet):
+class ColumnPolicyFilter(api_filters.FilterSet):
     action = django_filters.ChoiceFilter(choices=ColumnPolicy.Action.choices)
     column = django_filters.CharFilter()
 

@@ -19,7 +19,7 @@ from ..models import (
 )
 
 
-class SourceFilter(django_filters.FilterSet):
+class SourceFilter(api_filters.FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
 
     class Meta:
@@ -27,7 +27,7 @@ class SourceFilter(django_filters.FilterSet):
         fields = ["kind", "format"]
 
 
-class DatasetFilter(django_filters.FilterSet):
+class DatasetFilter(api_filters.FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     layer = django_filters.ChoiceFilter(choices=Layer.choices)
     loaded_before = api_filters.DateTimeFilter(field_name="last_loaded_at", lookup_expr="lt")
@@ -37,7 +37,7 @@ class DatasetFilter(django_filters.FilterSet):
         fields = ["table"]
 
 
-class PipelineFilter(django_filters.FilterSet):
+class PipelineFilter(api_filters.FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
 
     class Meta:
@@ -45,7 +45,7 @@ class PipelineFilter(django_filters.FilterSet):
         fields = ["enabled"]
 
 
-class StepFilter(django_filters.FilterSet):
+class StepFilter(api_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=Step.Kind.choices)
 
     class Meta:
@@ -53,8 +53,8 @@ class StepFilter(django_filters.FilterSet):
         fields = ["pipeline", "output", "source"]
 
 
-class PipelineRunFilter(django_filters.FilterSet):
-    pipeline = django_filters.ModelChoiceFilter(queryset=Pipeline.objects.all())
+class PipelineRunFilter(api_filters.FilterSet):
+    pipeline = api_filters.IdFilter()
     pipeline_name = django_filters.CharFilter(field_name="pipeline__name")
     status = django_filters.MultipleChoiceFilter(choices=RunStatus.choices)
     trigger = django_filters.ChoiceFilter(choices=Trigger.choices)
@@ -68,9 +68,9 @@ class PipelineRunFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-class StepRunFilter(django_filters.FilterSet):
-    run = django_filters.ModelChoiceFilter(queryset=PipelineRun.objects.all())
-    pipeline = django_filters.ModelChoiceFilter(field_name="run__pipeline", queryset=Pipeline.objects.all())
+class StepRunFilter(api_filters.FilterSet):
+    run = api_filters.IdFilter()
+    pipeline = api_filters.IdFilter(field_name="run__pipeline")
     status = django_filters.MultipleChoiceFilter(choices=RunStatus.choices)
     kind = django_filters.ChoiceFilter(choices=Step.Kind.choices)
     layer = django_filters.ChoiceFilter(field_name="output__layer", choices=Layer.choices)

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from atlas.api import extensions
+from atlas.api.exceptions import RULE
 from atlas.api.serializers import ModelCleanMixin
 
 from .. import runner
@@ -111,7 +112,7 @@ class StepSerializer(ModelCleanMixin, serializers.ModelSerializer):
         try:
             runner.plan_steps(step.pipeline, [*others, step])
         except PipelineDefinitionError as exc:
-            raise serializers.ValidationError({"non_field_errors": [str(exc)]}) from exc
+            raise serializers.ValidationError({"non_field_errors": [str(exc)]}, code=RULE) from exc
 
 
 class PipelineSerializer(ModelCleanMixin, serializers.ModelSerializer):

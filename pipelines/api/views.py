@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import django_filters.rest_framework
 from django.db import transaction
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -13,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from atlas.api import filters as api_filters
 from atlas.api.exceptions import Conflict
 from atlas.api.pagecache import CachedReadMixin
 from atlas.api.pagination import CursorPagination
@@ -161,7 +161,7 @@ class PipelineRunViewSet(CachedReadMixin, viewsets.ReadOnlyModelViewSet):
     queryset = PipelineRun.objects.select_related("pipeline", "triggered_by")
     filterset_class = filters.PipelineRunFilter
     pagination_class = RunPagination
-    filter_backends = [django_filters.rest_framework.DjangoFilterBackend]
+    filter_backends = [api_filters.FilterBackend]
 
     def get_queryset(self):
         qs = super().get_queryset()
@@ -213,7 +213,7 @@ class StepRunViewSet(CachedReadMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = serializers.StepRunSerializer
     filterset_class = filters.StepRunFilter
     pagination_class = StepRunPagination
-    filter_backends = [django_filters.rest_framework.DjangoFilterBackend]
+    filter_backends = [api_filters.FilterBackend]
 
 
 @extend_schema_view(

@@ -141,12 +141,47 @@ def test_runs_filter_by_pipeline_status_and_time(wh, api, simple_pipeline, inges
     [
         ({"status": "exploded"}, "status"),
         ({"created_after": "yesterday"}, "created_after"),
-        ({"pipeline": "999999"}, "pipeline"),
+        ({"pipeline": "not-an-id"}, "pipeline"),
+        ({"pipeline": "0"}, "pipeline"),
+        ({"pipeline": str(2**63)}, "pipeline"),  # beyond PostgreSQL's bigint: refused, never a database error
+        ({"page_size": "0"}, "page_size"),
+        ({"page_size": "501"}, "page_size"),
+        ({"page_size": "ten"}, "page_size"),
     ],
 )
 def test_bad_run_filters_are_400_naming_the_filter(api, params, field):
     error = assert_error(api.get("/api/v1/runs/", params), 400, "invalid")
     assert field in error["detail"]
+
+
+def test_an_id_filter_naming_nothing_answers_an_empty_page(api, simple_pipeline):
+    """Valid by the schema (an integer id): no such pipeline is an empty page, not a 400."""
+    runner.start_run(simple_pipeline(), dispatch=False)
+    response = api.get("/api/v1/runs/", {"pipeline": "999999"})
+    assert response.status_code == 200 and response.json()["results"] == []
+    assert api.get("/api/v1/step-runs/", {"run": "999999"}).json()["results"] == []
+
+
+@pytest.mark.parametrize(
+    "url, params, field",
+    [
+        ("/api/v1/pipelines/", {"enabled": "maybe"}, "enabled"),  # not ignored
+        ("/api/v1/datasets/", {"ordering": "no_such_field"}, "ordering"),  # not ignored
+        ("/api/v1/datasets/", {"ordering": "name,-"}, "ordering"),
+        ("/api/v1/datasets/", {"page_size": "-3"}, "page_size"),  # not the default
+        ("/api/v1/datasets/", {"layer": ""}, "layer"),  # an empty choice is not "no filter"
+    ],
+)
+def test_a_query_value_the_schema_refuses_is_400_not_ignored(api, url, params, field):
+    error = assert_error(api.get(url, params), 400, "invalid")
+    assert field in error["detail"]
+
+
+def test_the_values_the_schema_allows_are_accepted(api):
+    for params in ({"enabled": "true"}, {"enabled": "false"}, {"ordering": "-name"}, {"ordering": "name,-created_at"},
+                   {"page_size": "500"}):
+        url = "/api/v1/datasets/" if "page_size" in params else "/api/v1/pipelines/"
+        assert api.get(url, params).status_code == 200, params
 
 
 def test_runs_page_with_a_cursor_without_skipping_or_repeating(api, simple_pipeline):
@@ -165,19 +200,19 @@ def test_runs_page_with_a_cursor_without_skipping_or_repeating(api, simple_pipel
     assert_error(api.get("/api/v1/runs/?cursor=garbage"), 404, "not_found")
 
 
-def test_a_source_that_breaks_its_model_rules_is_400_with_the_field(api):
-    error = assert_error(api.post("/api/v1/sources/", {"name": "web", "kind": "url", "location": "ftp://x"}), 400, "invalid")
+def test_a_source_that_breaks_its_model_rules_is_409_with_the_field(api):
+    error = assert_error(api.post("/api/v1/sources/", {"name": "web", "kind": "url", "location": "ftp://x"}), 409, "conflict")
     assert "http" in str(error["detail"]["location"])
     error = assert_error(
-        api.post("/api/v1/sources/", {"name": "f", "location": "/x.csv", "options": {"delimiter": ";;"}}), 400
+        api.post("/api/v1/sources/", {"name": "f", "location": "/x.csv", "options": {"delimiter": ";;"}}), 409
     )
     assert "single character" in str(error["detail"]["options"])
     assert not Source.objects.exists()
 
 
-def test_a_dataset_with_a_bad_table_name_is_400(api):
-    error = assert_error(api.post("/api/v1/datasets/", {"name": "x", "layer": "chart", "table": "Bad Name"}), 400)
-    assert "table" in error["detail"]
+def test_a_dataset_with_a_bad_table_name_is_refused(api):
+    error = assert_error(api.post("/api/v1/datasets/", {"name": "x", "layer": "chart", "table": "Bad Name"}), 409)
+    assert "table" in error["detail"]  # the model's rule (409); a layer outside the schema's enum breaks the schema (400)
     assert_error(api.post("/api/v1/datasets/", {"name": "x", "layer": "nowhere", "table": "x"}), 400)
 
 
@@ -187,14 +222,14 @@ def test_a_step_reading_an_unknown_table_or_forming_a_cycle_is_refused(api, simp
     error = assert_error(
         api.post("/api/v1/steps/", {"pipeline": pipeline.pk, "name": "bad", "kind": "refine", "output": loop.pk,
                                     "sql": "SELECT * FROM chart.nowhere"}),
-        400,
+        409,
     )
     assert "sql" in error["detail"]
     made = api.post("/api/v1/steps/", {"pipeline": pipeline.pk, "name": "loop", "kind": "refine", "output": loop.pk,
                                        "sql": "SELECT * FROM chart.people"})
     assert made.status_code == 201, made.json()
     refine = pipeline.steps.get(name="refine")
-    error = assert_error(api.patch(f"/api/v1/steps/{refine.pk}/", {"sql": "SELECT * FROM chart.loop"}), 400)
+    error = assert_error(api.patch(f"/api/v1/steps/{refine.pk}/", {"sql": "SELECT * FROM chart.loop"}), 409)
     assert "cycle" in error["detail"]["non_field_errors"][0]
     assert Step.objects.get(pk=refine.pk).sql.endswith("FROM explore.people")
 

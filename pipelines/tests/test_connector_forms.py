@@ -37,10 +37,10 @@ def test_the_admin_form_refuses_bad_connector_sources_and_saves_a_good_one(admin
 def test_the_api_refuses_bad_connector_sources_with_the_field_and_creates_a_good_one(db):
     api = token_client(user_with_role("Operator", "ops"))
     resp = api.post("/api/v1/sources/", {"name": "b", "kind": "s3", "location": "s3://data/a.csv", "options": {"access_key_id": SECRET, "secret_access_key": SECRET}})
-    error = assert_error(resp, 400, "invalid")
+    error = assert_error(resp, 409, "conflict")
     assert "env:ATLAS_SOURCE_SECRET_" in str(error["detail"]["options"]) and SECRET not in resp.content.decode()
     resp = api.post("/api/v1/sources/", {"name": "a", "kind": "api", "format": "jsonl", "location": "https://api.example.com/p", "options": {"bearer": "Bearer " + SECRET}})
-    error = assert_error(resp, 400, "invalid")
+    error = assert_error(resp, 409, "conflict")
     assert "bearer must be a reference" in str(error["detail"]["options"]) and SECRET not in resp.content.decode()
     options = {"bearer": "env:ATLAS_SOURCE_SECRET_TOKEN", "records": "data", "pagination": {"style": "cursor", "cursor": "meta.next", "param": "cursor"}, "max_pages": 50}
     resp = api.post("/api/v1/sources/", {"name": "ok", "kind": "api", "format": "jsonl", "location": "https://api.example.com/p", "options": options})

@@ -43,7 +43,7 @@ def test_the_api_refuses_a_second_writer_too(wh, simple_pipeline):
          "sql": "SELECT 1 AS one FROM explore.people"},
         format="json",
     )
-    body = assert_error(response, 400)
+    body = assert_error(response, 409)
     assert "already written by step 'refine' of pipeline 'people'" in str(body)
     assert not other.steps.exists()
 

@@ -368,13 +368,13 @@ def test_the_api_refuses_a_url_with_credentials_and_a_path_outside_the_roots(
         "/api/v1/sources/",
         {"name": "web", "kind": "url", "location": "https://u:hunter2@h.example/x.csv"},
     )
-    error = assert_error(resp, 400, "invalid")
+    error = assert_error(resp, 409, "conflict")
     assert (
         "env:ATLAS_SOURCE_SECRET_" in str(error["detail"]["location"])
         and "hunter2" not in resp.content.decode()
     )
     resp = api.post("/api/v1/sources/", {"name": "f", "location": "/etc/passwd"})
-    assert "ATLAS_DATA_ROOTS" in str(assert_error(resp, 400, "invalid")["detail"]["location"])
+    assert "ATLAS_DATA_ROOTS" in str(assert_error(resp, 409, "conflict")["detail"]["location"])
     options = {"headers": {"Authorization": "env:ATLAS_SOURCE_SECRET_TOKEN"}}
     resp = api.post(
         "/api/v1/sources/",

@@ -87,3 +87,37 @@ def test_a_background_task_is_sent_by_name_and_taken_by_a_worker(broker, start, 
     _wait_for(finished, tmp_path)
     assert task.celery_task_id
     assert task.state == "failed" and "No app declares the background task kind 'test.here_only'" in task.error
+
+
+def test_a_background_task_whose_worker_is_killed_is_failed_by_the_reaper(broker, start, tmp_path, settings):
+    """A real worker runs a task, is SIGKILLed mid-task; the reaper fails the task with the reason.
+    While the worker lives, its heartbeat keeps the task running past the bound."""
+    import signal
+
+    from atlas import background, extensions
+    from atlas.models import BackgroundTask
+
+    from .killable_task import KIND, wait_to_be_killed
+
+    mark = tmp_path / "task.pid"
+    settings.ATLAS_TASK_LOST_SECONDS = 2.0
+    with extensions.added("test_worker", {"background_tasks": [background.Kind(KIND, wait_to_be_killed)]}):
+        task = background.enqueue(KIND)
+    worker = start(*WORKER, "--include=pipelines.tests.killable_task",
+                   ATLAS_TEST_TASK_MARK=str(mark), ATLAS_TASK_HEARTBEAT_SECONDS="0.3")
+    pid = int(_wait_for(lambda: mark.exists() and mark.read_text(), tmp_path))
+    assert pid == worker.pid  # (--pool=solo: the task runs in the worker process itself)
+
+    started = BackgroundTask.objects.get(pk=task.pk).started_at
+    _wait_for(lambda: (timezone.now() - started).total_seconds() > 2 * settings.ATLAS_TASK_LOST_SECONDS, tmp_path)
+    assert background.reap_lost_tasks() == 0  # alive: past the bound since it started, yet heartbeating
+    task.refresh_from_db()
+    assert task.state == "running" and task.heartbeat_at > task.started_at
+
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    _wait_for(background.reap_lost_tasks, tmp_path, timeout=30)
+    task.refresh_from_db()
+    assert task.state == "failed" and task.finished_at
+    assert "stopped reporting" in task.error and "ATLAS_TASK_LOST_SECONDS=2" in task.error
+    assert background.reap_lost_tasks() == 0  # failed once

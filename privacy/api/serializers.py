@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from pipelines.models import Dataset
 
-from ..models import DataSubjectRequest, DsrExport, ErasureRecord, SubjectKey, Tombstone
+from ..models import KIND_RE, DataSubjectRequest, DsrExport, ErasureRecord, SubjectKey, Tombstone
 from .masking import MASKED, error_for, identifiers_for
 
+KIND_MESSAGE = "Use 1-40 lower-case letters, digits and underscores, starting with a letter (e.g. email, customer_id)."
 __all__ = ["MASKED"]  # re-exported: what a masked identifier reads as
 
 
@@ -53,9 +56,14 @@ class RequestSerializer(serializers.ModelSerializer):
         return data
 
 
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}})
+class IdentifiersField(serializers.JSONField):
+    """Identifiers by kind (checked by ``privacy.search``: known kinds, at least one value)."""
+
+
 class RequestCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=DataSubjectRequest.Kind.choices)
-    identifiers = serializers.JSONField(help_text='By kind: {"email": ["ann@example.com"]}.')
+    identifiers = IdentifiersField(help_text='By kind: {"email": ["ann@example.com"]}.')
     reference = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
     received_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
@@ -70,6 +78,9 @@ class ApproveSerializer(serializers.Serializer):
 
 class SubjectKeySerializer(serializers.ModelSerializer):
     dataset = serializers.SlugRelatedField(slug_field="name", queryset=Dataset.objects.all())
+    # The model's rule as a pattern the schema states (drf-spectacular reads RegexValidator).
+    kind = serializers.CharField(max_length=40, validators=[RegexValidator(KIND_RE, message=KIND_MESSAGE)],
+                                 help_text="What the values are: email, phone, customer_id, order_id...")
 
     class Meta:
         model = SubjectKey

@@ -15,7 +15,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from atlas.api.exceptions import Conflict
+from atlas.api.exceptions import RULE, Conflict
+from atlas.api.parsers import BoundedJSONParser
 from atlas.api.permissions import HasPermission
 from atlas.api.schema import ErrorSerializer
 from atlas.api.tasks import ACCEPTED, accepted
@@ -46,6 +47,8 @@ class RequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = serializers.RequestSerializer
     filterset_fields = ["status", "kind"]
     ordering_fields = ["due_at", "received_at", "id"]
+    # JSON bodies only: identifiers are an object, which form encoding cannot carry (the schema then offers none).
+    parser_classes = [BoundedJSONParser]
 
     def get_serializer_class(self):
         return serializers.RequestCreateSerializer if self.action == "create" else serializers.RequestSerializer
@@ -60,7 +63,7 @@ class RequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
                 received_at=data.validated_data.get("received_at"), reference=data.validated_data.get("reference", ""),
             )
         except DsrError as exc:
-            raise exceptions.ValidationError({"identifiers": [str(exc)]}) from exc
+            raise exceptions.ValidationError({"identifiers": [str(exc)]}, code=RULE) from exc
         context = self.get_serializer_context()
         return Response(serializers.RequestSerializer(req, context=context).data, status=status.HTTP_201_CREATED)
 

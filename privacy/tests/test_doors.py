@@ -152,7 +152,7 @@ def test_admin_reject_needs_a_reason_and_overdue_requests_are_flagged(shop, clie
 def test_api_stewards_manage_auditors_read(shop):
     steward, auditor = token_client(user_with_role("Steward")), token_client(user_with_role("Auditor"))
     bad = steward.post("/api/v1/dsr-requests/", {"kind": "erasure", "identifiers": {"iban": ["x"]}}, format="json")
-    assert "Unknown identifier kind 'iban'" in str(assert_error(bad, 400)["detail"])
+    assert "Unknown identifier kind 'iban'" in str(assert_error(bad, 409)["detail"])
     assert_error(auditor.post("/api/v1/dsr-requests/", {"kind": "erasure", "identifiers": {"email": ["a@b.c"]}}), 403)
     created = steward.post("/api/v1/dsr-requests/", {"kind": "erasure", "identifiers": {"email": ["bob@example.com"]}})
     assert created.status_code == 201, created.content

@@ -5,12 +5,11 @@ from __future__ import annotations
 import django_filters
 
 from atlas.api import filters as api_filters
-from pipelines.models import Dataset
 
-from ..models import Check, CheckKind, CheckResult, CheckRun, Outcome, Severity
+from ..models import Check, CheckKind, CheckResult, Outcome, Severity
 
 
-class CheckFilter(django_filters.FilterSet):
+class CheckFilter(api_filters.FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     kind = django_filters.ChoiceFilter(choices=CheckKind.choices)
     severity = django_filters.ChoiceFilter(choices=Severity.choices)
@@ -20,10 +19,10 @@ class CheckFilter(django_filters.FilterSet):
         fields = ["dataset", "enabled"]
 
 
-class CheckResultFilter(django_filters.FilterSet):
-    dataset = django_filters.ModelChoiceFilter(field_name="check_run__dataset", queryset=Dataset.objects.all())
-    check = django_filters.ModelChoiceFilter(field_name="check_ref", queryset=Check.objects.all())
-    check_run = django_filters.ModelChoiceFilter(queryset=CheckRun.objects.all())
+class CheckResultFilter(api_filters.FilterSet):
+    dataset = api_filters.IdFilter(field_name="check_run__dataset")
+    check = api_filters.IdFilter(field_name="check_ref")
+    check_run = api_filters.IdFilter()
     check_name = django_filters.CharFilter()
     kind = django_filters.ChoiceFilter(choices=CheckKind.choices)
     outcome = django_filters.MultipleChoiceFilter(choices=Outcome.choices)

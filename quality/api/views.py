@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import django_filters.rest_framework
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -10,6 +9,7 @@ from rest_framework import exceptions, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from atlas.api import filters as api_filters
 from atlas.api.pagination import CursorPagination
 from atlas.api.permissions import HasPermission
 from atlas.warehouse import WarehouseError, get_warehouse
@@ -46,7 +46,7 @@ class CheckResultViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = serializers.CheckResultSerializer
     filterset_class = filters.CheckResultFilter
     pagination_class = CheckResultPagination
-    filter_backends = [django_filters.rest_framework.DjangoFilterBackend]
+    filter_backends = [api_filters.FilterBackend]
 
 
 def _int(request: Request, name: str, default: int, high: int) -> int:

@@ -122,7 +122,7 @@ def test_a_step_change_that_would_close_a_cycle_through_a_check_is_refused_by_th
         {"sql": "SELECT customer_id, count(*) AS orders FROM navigate.orders GROUP BY customer_id"},
         format="json",
     )
-    body = assert_error(response, 400)
+    body = assert_error(response, 409)
     assert "Checks make part of it" in str(body) and "cycle" in str(body)
     customers.refresh_from_db()
     assert "chart.customers" in customers.sql

@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from atlas.api import filters as api_filters
 from atlas.api.permissions import HasPermission
 from atlas.api.tasks import ACCEPTED, accepted
 
@@ -21,7 +22,7 @@ from . import serializers
 APPLY_PERMISSION = "retention.apply_retention"
 
 
-class RetentionPolicyFilter(django_filters.FilterSet):
+class RetentionPolicyFilter(api_filters.FilterSet):
     dataset = django_filters.CharFilter(field_name="dataset__name")
 
     class Meta:
@@ -71,7 +72,7 @@ class RetentionPolicyViewSet(viewsets.ModelViewSet):
         return Response(self.get_serializer(policy).data)
 
 
-class RetentionRunFilter(django_filters.FilterSet):
+class RetentionRunFilter(api_filters.FilterSet):
     dataset = django_filters.CharFilter(field_name="dataset__name")
 
     class Meta:
@@ -88,7 +89,7 @@ class RetentionRunViewSet(viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["started_at", "rows_removed"]
 
 
-class ProcessingRecordFilter(django_filters.FilterSet):
+class ProcessingRecordFilter(api_filters.FilterSet):
     dataset = django_filters.CharFilter(field_name="dataset__name")
 
     class Meta:
@@ -144,6 +145,8 @@ class ProcessingRecordViewSet(viewsets.ModelViewSet):
         ] or None
         try:
             text = records.export_records(fmt, datasets=names, actor=request.user, door="api")
+        except records.UnknownDatasets as exc:
+            raise exceptions.NotFound(str(exc)) from exc
         except records.ExportError as exc:
             raise exceptions.ValidationError(
                 {"as" if fmt not in records.FORMATS else "datasets": [str(exc)]}

@@ -180,7 +180,7 @@ def test_a_steward_manages_policies_through_the_api(wh, typed_table):
     bad = api.post(
         "/api/v1/retention-policies/", {"dataset": ds.pk, "column": "nope", "period_days": 30}
     )
-    assert "has no column 'nope'" in json.dumps(assert_error(bad, 400)["detail"])
+    assert "has no column 'nope'" in json.dumps(assert_error(bad, 409)["detail"])
     created = api.post(
         "/api/v1/retention-policies/",
         {"dataset": ds.pk, "column": "happened_at", "period_days": 30},
@@ -193,7 +193,7 @@ def test_a_steward_manages_policies_through_the_api(wh, typed_table):
     assert applied["rows_removed"] == 1 and applied["trigger"] == "api"
     runs = api.get("/api/v1/retention-runs/", {"dataset": ds.name}).json()
     assert runs["count"] == 1
-    assert api.patch(f"/api/v1/retention-policies/{pk}/", {"period_days": 0}).status_code == 400
+    assert api.patch(f"/api/v1/retention-policies/{pk}/", {"period_days": 0}).status_code == 409
     assert (
         api.patch(f"/api/v1/retention-policies/{pk}/", {"period_days": 90}).json()["period_days"]
         == 90
@@ -230,7 +230,7 @@ def test_processing_records_through_the_api_and_the_export(wh, overdue):
             "data_subject_categories": "customers",
         },
     )
-    assert "legal_basis_detail" in assert_error(bad, 400)["detail"]
+    assert "legal_basis_detail" in assert_error(bad, 409)["detail"]
     ok = api.post(
         "/api/v1/processing-records/",
         {
@@ -251,7 +251,7 @@ def test_processing_records_through_the_api_and_the_export(wh, overdue):
         as_csv["Content-Type"].startswith("text/csv") and "Fraud checks" in as_csv.content.decode()
     )
     assert_error(api.get("/api/v1/processing-records/export/", {"as": "xml"}), 400)
-    assert_error(api.get("/api/v1/processing-records/export/", {"datasets": "nope"}), 400)
+    assert_error(api.get("/api/v1/processing-records/export/", {"datasets": "nope"}), 404, "not_found")
     # found by the schema fuzz test on PostgreSQL: a NUL byte reached the database (500)
     assert "NUL" in str(assert_error(api.get("/api/v1/processing-records/export/", {"datasets": "a\x00b"}), 400))
 

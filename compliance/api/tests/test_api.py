@@ -72,11 +72,11 @@ def test_a_steward_manages_column_policies_validated_and_audited(clients, findin
     assert AuditEvent.objects.filter(action="pii.policy.set", target_id=str(policy.pk)).count() == 1
 
     assert_error(steward.post("/api/v1/column-policies/", {"dataset": finding.dataset_id, "column": "email",
-                                                          "action": "hash"}), 400, "invalid")  # not Chart
+                                                          "action": "hash"}), 409, "conflict")  # not Chart
     assert_error(steward.post("/api/v1/column-policies/", {"dataset": chart.pk, "column": "phone",
-                                                          "action": "keep"}), 400, "invalid")  # keep needs a reason
+                                                          "action": "keep"}), 409, "conflict")  # keep needs a reason
     assert_error(steward.post("/api/v1/column-policies/", {"dataset": chart.pk, "column": "email",
-                                                          "action": "hash"}), 400, "invalid")  # one per column
+                                                          "action": "hash"}), 409, "conflict")  # one per column
     assert_error(steward.post("/api/v1/column-policies/", {"dataset": chart.pk, "column": "x", "action": "mask",
                                                           "options": ["keep_last"]}), 400, "invalid")
 

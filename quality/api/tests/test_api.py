@@ -18,18 +18,18 @@ def test_an_operator_manages_checks_and_a_bad_definition_is_refused_as_in_the_ad
 
     bad = op.post("/api/v1/checks/", {"dataset": dataset.pk, "name": "inverted", "kind": "range",
                                       "columns": ["amount"], "params": {"min": 5, "max": 1}})
-    error = assert_error(bad, 400, "invalid")
+    error = assert_error(bad, 409, "conflict")
     assert error["detail"] and not Check.objects.filter(name="inverted").exists()
     regex = op.post("/api/v1/checks/", {"dataset": dataset.pk, "name": "re", "kind": "regex",
                                         "columns": ["code"], "params": {"pattern": "("}})
-    assert_error(regex, 400, "invalid")
+    assert_error(regex, 409, "conflict")
     duplicate = op.post("/api/v1/checks/", {"dataset": dataset.pk, "name": "positive", "kind": "not_null",
                                             "columns": ["amount"]})
-    assert_error(duplicate, 400, "invalid")
+    assert_error(duplicate, 409, "conflict")
 
     changed = op.patch(f"/api/v1/checks/{check_id}/", {"severity": "warn"})
     assert changed.status_code == 200 and changed.json()["severity"] == "warn"
-    assert_error(op.patch(f"/api/v1/checks/{check_id}/", {"params": {"min": 3, "max": 2}}), 400, "invalid")
+    assert_error(op.patch(f"/api/v1/checks/{check_id}/", {"params": {"min": 3, "max": 2}}), 409, "conflict")
     for role in ("Analyst", "Steward", "Auditor"):
         assert_error(clients[role].patch(f"/api/v1/checks/{check_id}/", {"severity": "fail"}), 403, "permission_denied")
         assert clients[role].get(f"/api/v1/checks/{check_id}/").status_code == 200
