@@ -199,7 +199,9 @@ def test_terminated_connections_are_retried_and_the_run_succeeds(broker, loaded_
     reached(tmp_path, "staged")
     with psycopg.connect(_conninfo(), autocommit=True) as admin:
         killed = admin.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+            # this test's database only: the other xdist worker's fault worker has the same name
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = %s AND datname = current_database()",
             [APP_NAME],
         ).fetchone()[0]
     assert killed >= 1  # the step's connections, the heartbeat's, the metadata's
@@ -277,7 +279,8 @@ def test_the_steps_own_connection_terminated_is_retried_and_the_next_run_starts(
     with psycopg.connect(_conninfo(), autocommit=True) as admin:
         assert admin.execute("SELECT pg_terminate_backend(%s)", [backend]).fetchone()[0] is True
         others = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND pid <> %s", [APP_NAME, backend]
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND pid <> %s"
+            " AND datname = current_database()", [APP_NAME, backend]
         ).fetchone()[0]
     assert others >= 1  # the worker's other connections stay up
     (tmp_path / "faults" / "staged.release").write_text("go")
