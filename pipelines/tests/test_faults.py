@@ -304,7 +304,8 @@ def test_a_step_blocked_on_a_lock_is_cancelled_within_seconds_and_the_next_run_s
         def blocked():
             with psycopg.connect(_conninfo(), autocommit=True) as probe:
                 return probe.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'"
+                    " AND datname = current_database()",
                     [APP_NAME],
                 ).fetchone()[0]
 
