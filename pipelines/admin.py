@@ -14,11 +14,10 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.db.models import Count, OuterRef, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, OuterRef, Subquery
 from django.forms import ModelForm, Textarea
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
@@ -43,7 +42,7 @@ from atlas.admin_kit import (
 from atlas.request_limits import upload_refusal
 from atlas.warehouse import WarehouseError, get_warehouse
 
-from . import runner
+from . import live, runner
 from .dag import PipelineDefinitionError
 from .models import (
     PARTIALLY_FAILED,
@@ -609,7 +608,19 @@ class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
             self.admin_site.admin_view(self.rerun_failed_view),
             name=f"{self.opts.app_label}_{self.opts.model_name}_rerun_failed",
         )
-        return [cancel, rerun, *super().get_urls()]
+        state = path(
+            "<path:object_id>/live/",
+            self.admin_site.admin_view(self.live_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_live",
+        )
+        return [cancel, rerun, state, *super().get_urls()]
+
+    def live_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """The run now, as JSON (pipelines.live.run_state): the run page polls it while the run is active."""
+        run = self.get_object(request, unquote(object_id))
+        if run is None or not self.has_view_permission(request, run):
+            return JsonResponse({"error": "No such run."}, status=404)
+        return JsonResponse(live.run_state(run))  # never cached: admin_view marks every answer so
 
     def _rerun(self, request: HttpRequest, runs) -> None:
         for run in runs:
@@ -647,13 +658,7 @@ class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
         if obj is not None:
             context["run_panels"] = contributed_panels("run_panels", request, obj)
         if obj is not None and obj.is_active:
-            totals = obj.step_runs.aggregate(
-                rows_in=Coalesce(Sum("rows_in"), 0),
-                rows_out=Coalesce(Sum("rows_out"), 0),
-                rows_rejected=Coalesce(Sum("rows_rejected"), 0),
-                steps=Count("id"),
-            )
-            context["progress"] = totals
+            context["live"] = live.run_state(obj)
             context["can_cancel"] = self.has_cancel_permission(request, obj)
         if obj is not None and obj.status in (RunStatus.FAILED, PARTIALLY_FAILED):
             context["can_rerun"] = self.has_cancel_permission(request, obj)

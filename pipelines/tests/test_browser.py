@@ -27,16 +27,49 @@ def test_run_now_from_the_pipeline_page_shows_the_finished_run(browser_page, wh,
     page.screenshot(path="var/screenshots/run.png", full_page=True)
 
 
-def test_a_running_run_page_refreshes_itself_until_it_ends(browser_page, wh, simple_pipeline):
+def test_a_running_run_page_updates_in_place_until_it_ends(browser_page, wh, simple_pipeline):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pipelines.models import StepRun
+
     page, url = browser_page
     pipeline = simple_pipeline()
-    run = PipelineRun.objects.create(pipeline=pipeline, trigger="api", status=RunStatus.RUNNING, current_step="refine")
+    now = timezone.now()
+    run = PipelineRun.objects.create(pipeline=pipeline, trigger="api", status=RunStatus.RUNNING, current_step="refine",
+                                     started_at=now - timedelta(seconds=20))
+    StepRun.objects.create(run=run, step_name="ingest", kind="ingest", position=0, status=RunStatus.SUCCEEDED,
+                           rows_in=3, rows_out=3, started_at=now - timedelta(seconds=20),
+                           finished_at=now - timedelta(seconds=15))
+    refine = StepRun.objects.create(run=run, step_name="refine", kind="refine", position=1, status=RunStatus.RUNNING,
+                                    rows_in=100, started_at=now - timedelta(seconds=14))
     page.goto(f"{url}/admin/pipelines/pipelinerun/{run.pk}/change/")
-    assert page.locator('meta[http-equiv="refresh"]').count() == 1
-    assert "refine" in page.inner_text("body")
-    PipelineRun.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, current_step="")
-    page.wait_for_function("() => !document.querySelector('meta[http-equiv=\"refresh\"]')", timeout=15_000)
-    assert "succeeded" in page.inner_text("body").lower()
+    assert page.locator('meta[http-equiv="refresh"]').count() == 0
+    page.evaluate("window.atlasSamePage = true")  # gone if the page were loaded again
+    summary = page.locator("#run-live [data-live=summary]")
+    assert "Running step refine (of 2 steps)" in summary.inner_text() and "Rows so far: 103 in" in summary.inner_text()
+
+    # the worker moves on: the row's numbers and its duration change where they are drawn
+    StepRun.objects.filter(pk=refine.pk).update(rows_in=250, rows_out=240)
+    row = page.locator("#step_runs-1")
+    page.wait_for_function("() => document.querySelector('#step_runs-1 td.field-rows_in p').textContent === '250'",
+                           timeout=15_000)
+    assert row.locator("td.field-rows_out p").inner_text() == "240"
+    assert row.get_attribute("data-status") == "running"
+    assert "Rows so far: 253 in, 243 out" in summary.inner_text()
+    first = row.locator("td.field-duration_display p").inner_text()
+    page.wait_for_function(
+        f"() => document.querySelector('#step_runs-1 td.field-duration_display p').textContent !== '{first}'",
+        timeout=15_000)  # the running step's time goes on
+
+    # the run ends: the page takes the ended run's content (status, timeline) without loading again
+    StepRun.objects.filter(pk=refine.pk).update(status=RunStatus.SUCCEEDED, finished_at=timezone.now())
+    PipelineRun.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, current_step="", finished_at=timezone.now())
+    page.wait_for_selector("#run-live", state="detached", timeout=15_000)
+    assert page.evaluate("window.atlasSamePage") is True
+    assert "Succeeded" in page.locator("div.field-status_badge .readonly").inner_text()
+    assert page.locator("#run-timeline rect.atlas-span").count() == 2
 
 
 def test_the_dataset_page_previews_warehouse_rows(browser_page, wh, simple_pipeline):
