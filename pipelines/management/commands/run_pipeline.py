@@ -7,6 +7,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from atlas import humanize
 from pipelines import live, runner, selection
 from pipelines.models import Pipeline, PipelineRun, RunStatus, Trigger
 from pipelines.run_console import RunConsole, ended_line
@@ -90,7 +91,8 @@ class Command(BaseCommand):
             if sr.pk not in console.ended:
                 self.stdout.write(ended_line(live.step_state(sr)))
         took = live.duration_words(live.seconds(run.started_at, run.finished_at))
-        line = (f"Run #{run.pk} {run.status} in {took}: {run.rows_out} rows out, {run.rows_rejected} rejected.")
+        line = (f"Run #{run.pk} {run.status} in {took}: {humanize.number(run.rows_out)} rows out,"
+                f" {humanize.number(run.rows_rejected)} rejected.")
         if run.status != RunStatus.SUCCEEDED:
             raise CommandError(f"{line} {run.error}")
         self.stdout.write(self.style.SUCCESS(line))
