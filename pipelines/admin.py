@@ -42,7 +42,7 @@ from atlas.admin_kit import (
 from atlas.request_limits import upload_refusal
 from atlas.warehouse import WarehouseError, get_warehouse
 
-from . import live, runner
+from . import editor, live, runner
 from .dag import PipelineDefinitionError
 from .models import (
     PARTIALLY_FAILED,
@@ -393,13 +393,45 @@ class PipelineAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
             self.admin_site.admin_view(self.run_now_view),
             name=f"{self.opts.app_label}_{self.opts.model_name}_run",
         )
-        return [run, *super().get_urls()]
+        step_sql = path(
+            "step-sql/",
+            self.admin_site.admin_view(self.step_sql_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_step_sql",
+        )
+        return [step_sql, run, *super().get_urls()]
+
+    @method_decorator(require_POST)
+    def step_sql_view(self, request: HttpRequest) -> JsonResponse:
+        """The editor's Validate and Preview buttons (pipelines.editor): JSON for the step form to draw."""
+        if not (self.has_change_permission(request) or self.has_add_permission(request)):
+            return JsonResponse({"error": "You may not edit pipelines."}, status=403)
+        kind, sql = request.POST.get("kind", ""), request.POST.get("sql", "")
+        wanted = request.POST.get("action", "validate")
+        if wanted not in ("validate", "preview"):
+            return JsonResponse({"error": "The action is validate or preview."}, status=400)
+        try:
+            if wanted == "preview":
+                check, rows = editor.preview_step_sql(request.user, kind, sql)
+            else:
+                check, rows = editor.check_step_sql(kind, sql), None
+        except editor.EditorError as exc:
+            return JsonResponse({"error": str(exc)}, status=400)
+        answer = {
+            "kind": check.kind, "layer": check.layer, "columns": check.columns,
+            "reads": [{"name": ds.qualified_table, "url": reverse("admin:pipelines_dataset_change", args=[ds.pk])}
+                      for ds in check.reads],
+            "missing": [ds.qualified_table for ds in check.missing],
+        }
+        if rows is not None:
+            answer["rows"] = [[editor.cell(v) for v in row] for row in rows]
+        return JsonResponse(answer)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:  # the steps as a graph, coloured by the last run (pipelines.graph)
             from .graph import graph_context
 
             context["graph"] = graph_context(obj)
+        context["step_kind_fields"] = editor.KIND_FIELDS
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="steps", ordering="steps_count")

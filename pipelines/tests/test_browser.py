@@ -83,3 +83,46 @@ def test_the_dataset_page_previews_warehouse_rows(browser_page, wh, simple_pipel
     text = page.inner_text("body")
     assert "Ann" in text and "Bob" in text
     page.screenshot(path="var/screenshots/dataset.png", full_page=True)
+
+
+def test_the_pipeline_editor_shows_each_kind_its_fields_validates_and_previews(browser_page, wh, simple_pipeline):
+    from .conftest import run_now
+
+    page, url = browser_page
+    pipeline = simple_pipeline()
+    run_now(pipeline)
+    page.goto(f"{url}/admin/pipelines/pipeline/{pipeline.pk}/change/")
+    steps = page.locator("#steps-group .inline-related:not(.empty-form)")
+    ingest, refine = steps.nth(0), steps.nth(1)
+    # each step its kind's fields: the ingest its source and reject limit, no SQL; the refine its SQL, no source
+    assert ingest.locator(".fieldBox.field-source").is_visible() and ingest.locator(".fieldBox.field-max_rejected_share").is_visible()
+    assert not ingest.locator(".form-row.field-sql").is_visible() and not ingest.locator(".atlas-sql-tools").is_visible()
+    assert refine.locator(".form-row.field-sql").is_visible() and not refine.locator(".fieldBox.field-source").is_visible()
+    assert not refine.locator(".fieldBox.field-merge_keys").is_visible()
+    refine.locator("select[name$='-write_mode']").select_option("merge")
+    assert refine.locator(".fieldBox.field-merge_keys").is_visible()
+    ingest.locator("select[name$='-kind']").select_option("refine")  # changing the kind changes the fields
+    assert ingest.locator(".form-row.field-sql").is_visible() and not ingest.locator(".fieldBox.field-source").is_visible()
+    ingest.locator("select[name$='-kind']").select_option("ingest")
+
+    # Validate: Atlas's own validation, the datasets read (linked) and the columns produced
+    refine.get_by_role("button", name="Validate").click()
+    result = refine.locator(".atlas-sql-result")
+    result.locator(".atlas-sql-columns").wait_for()
+    assert result.get_attribute("data-state") == "valid"
+    raw = pipeline.steps.get(name="ingest").output
+    assert result.locator("a[data-dataset]").all_inner_texts() == ["explore.people"]
+    assert result.locator("a[data-dataset]").get_attribute("href") == f"/admin/pipelines/dataset/{raw.pk}/change/"
+    assert result.locator("code[data-column]").all_inner_texts() == ["id", "name", "amount"]
+
+    # Preview rows: the first rows of the SELECT, in a table that scrolls inside the step
+    refine.get_by_role("button", name="Preview rows").click()
+    result.locator(".atlas-sql-preview table").wait_for()
+    cells = [row.locator("td").all_inner_texts() for row in result.locator(".atlas-sql-preview tbody tr").all()]
+    assert [c[:2] for c in cells] == [["1", "Ann"], ["2", "Bob"], ["3", "Cy"]]
+
+    # a mistake is told in Atlas's words, where the SQL is
+    refine.locator("textarea[name$='-sql']").fill("SELECT id FROM explore.nobody")
+    refine.get_by_role("button", name="Validate").click()
+    result.locator(".atlas-sql-error").wait_for()
+    assert result.get_attribute("data-state") == "invalid" and "nobody" in result.inner_text()
