@@ -9,6 +9,7 @@ batches) is read-only.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -17,7 +18,15 @@ from django.db import models
 from django.db.models import Count, OuterRef, Subquery
 from django.forms import ModelForm, Textarea
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
@@ -40,9 +49,10 @@ from atlas.admin_kit import (
     pre,
 )
 from atlas.request_limits import upload_refusal
+from atlas.scrub import scrub
 from atlas.warehouse import WarehouseError, get_warehouse
 
-from . import editor, live, runner
+from . import browse, editor, live, runner
 from .dag import PipelineDefinitionError
 from .models import (
     PARTIALLY_FAILED,
@@ -257,8 +267,58 @@ class DatasetAdminBase(ManagedFromFilesWarning, SimpleHistoryAdmin):
                                         if (tool := make(request, obj))]
         return super().render_change_form(request, context, add, change, form_url, obj)
 
+    def get_urls(self):
+        data = path("<path:object_id>/data/", self.admin_site.admin_view(self.data_view),
+                    name=f"{self.opts.app_label}_{self.opts.model_name}_data")
+        data_csv = path("<path:object_id>/data.csv", self.admin_site.admin_view(self.data_csv_view),
+                        name=f"{self.opts.app_label}_{self.opts.model_name}_data_csv")
+        return [data, data_csv, *super().get_urls()]
+
+    def _browsed(self, request: HttpRequest, object_id: str) -> tuple[Dataset, browse.Query]:
+        dataset = self.get_object(request, unquote(object_id))
+        if dataset is None or not self.has_view_permission(request, dataset):
+            raise Http404("No such dataset.")
+        wh = get_warehouse()
+        if not wh.table_exists(dataset.layer, dataset.table):
+            raise Http404(f"{dataset.qualified_table} is not loaded yet.")
+        return dataset, browse.parse(request.GET, browse.table_columns(dataset))
+
+    def data_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The dataset's rows: pages, a sort, the columns chosen; the CSV of the same (pipelines.browse)."""
+        dataset, query = self._browsed(request, object_id)
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "original": dataset,
+                   "title": f"Data of {dataset.qualified_table}", "query": query, "page_sizes": browse.PAGE_SIZES}
+        try:
+            context["data"] = browse.page(request.user, dataset, query)
+        except WarehouseError as exc:
+            context["error"] = scrub(str(exc))
+        base = reverse("admin:pipelines_dataset_data", args=[dataset.pk])
+        context["csv_url"] = reverse("admin:pipelines_dataset_data_csv", args=[dataset.pk]) + "?" + urlencode(
+            query.params(page=None, size=None), doseq=True)
+        context["headers"] = [
+            {"name": c, "sorted": query.sort == c and ("desc" if query.descending else "asc"),
+             "url": base + "?" + urlencode(query.params(sort=c, page=1, dir="desc" if query.sort == c and not query.descending else "asc"), doseq=True)}
+            for c in query.columns
+        ]
+        data = context.get("data")
+        if data:
+            context["prev_url"] = base + "?" + urlencode(query.params(page=query.page - 1), doseq=True) if query.page > 1 else None
+            context["next_url"] = (base + "?" + urlencode(query.params(page=query.page + 1), doseq=True)
+                                   if query.page < data["pages"] else None)
+        return TemplateResponse(request, "admin/pipelines/dataset/data.html", context)
+
+    def data_csv_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        dataset, query = self._browsed(request, object_id)
+        if query.problems:
+            return HttpResponse(" ".join(query.problems), status=400, content_type="text/plain; charset=utf-8")
+        response = StreamingHttpResponse(browse.csv_lines(request.user, dataset, query), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{dataset.layer}.{dataset.table}.csv"'
+        return response
+
     def warehouse_context(self, dataset: Dataset) -> dict:
         context = {"preview": table_preview(dataset.layer, dataset.table)}
+        if context["preview"].get("loaded"):
+            context["preview"]["browse_url"] = reverse("admin:pipelines_dataset_data", args=[dataset.pk])
         if dataset.layer == Layer.EXPLORE:
             batches = dataset.batches.select_related("step_run")[:LATEST_BATCHES]
             context["batches"] = [

@@ -103,3 +103,19 @@ def test_the_pipeline_editors_preview_hides_each_column_made_of_pii(loaded, anal
     assert clear[0][1] == "anna.schmidt@example.com"
     seen = AuditEvent.objects.get(action="pii.view_clear", actor=admin_user)
     assert set(seen.detail["columns"]) >= {"contact", "hello"} and seen.detail["rows"] == 2
+
+
+def test_the_data_browser_and_its_csv_hide_pii_from_an_analyst(client, loaded, analyst, admin_user):
+    """Issue 18, item 4: the page and the download are masked alike; a clear download is audited."""
+    client.force_login(analyst)
+    page = client.get(reverse("admin:pipelines_dataset_data", args=[loaded.pk]) + "?sort=email").content.decode()
+    download = client.get(reverse("admin:pipelines_dataset_data_csv", args=[loaded.pk]))
+    body = b"".join(download.streaming_content).decode()
+    for text in (page, body):
+        assert "[EMAIL_ADDRESS hidden]" in text and not any(value in text for value in CLEAR)
+    assert not AuditEvent.objects.filter(action="pii.view_clear").exists()
+    client.force_login(admin_user)
+    clear = b"".join(client.get(reverse("admin:pipelines_dataset_data_csv", args=[loaded.pk])).streaming_content)
+    assert b"anna.schmidt@example.com" in clear
+    assert AuditEvent.objects.filter(action="dataset.downloaded", actor=admin_user).exists()
+    assert AuditEvent.objects.filter(action="pii.view_clear", actor=admin_user).exists()
