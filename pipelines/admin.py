@@ -52,7 +52,7 @@ from atlas.request_limits import upload_refusal
 from atlas.scrub import scrub
 from atlas.warehouse import WarehouseError, get_warehouse
 
-from . import browse, editor, live, runner
+from . import browse, editor, live, pictures, runner
 from .dag import PipelineDefinitionError
 from .models import (
     PARTIALLY_FAILED,
@@ -262,6 +262,7 @@ class DatasetAdminBase(ManagedFromFilesWarning, SimpleHistoryAdmin):
         if obj is not None and obj.pk:
             context.update(self.warehouse_context(obj))
             mask_previews(request.user, obj, context)
+            context["series"] = pictures.time_series(request.user, obj)
             context["dataset_panels"] = contributed_panels("dataset_panels", request, obj)
             context["dataset_tools"] = [tool for make in extensions.contributions("dataset_tools")
                                         if (tool := make(request, obj))]
@@ -491,6 +492,7 @@ class PipelineAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
             from .graph import graph_context
 
             context["graph"] = graph_context(obj)
+            context["history"] = pictures.run_history(obj)
         context["step_kind_fields"] = editor.KIND_FIELDS
         return super().render_change_form(request, context, add, change, form_url, obj)
 

@@ -169,3 +169,42 @@ def test_the_data_browser_pages_sorts_chooses_columns_and_downloads(browser_page
         page.get_by_role("link", name="Download CSV").click()
     lines = Path(caught.value.path()).read_text(encoding="utf-8").splitlines()
     assert lines[0] == "id,_row_number" and len(lines) == 61 and lines[1] == "60,60"
+
+
+def test_the_pipeline_page_draws_its_last_runs_and_a_navigate_table_its_time_series(browser_page, wh, simple_pipeline):
+    from pipelines.models import Dataset
+
+    from .conftest import run_now
+    from .test_pictures import SALES
+
+    page, url = browser_page
+    pipeline = simple_pipeline(SALES)
+    pipeline.steps.filter(name="refine").update(
+        sql="SELECT CAST(amount AS numeric(12,2)) AS amount, CAST(day AS date) AS day, cur FROM explore.people")
+    pipeline.steps.filter(name="total").update(
+        sql="SELECT day, cur, sum(amount) AS revenue FROM chart.people GROUP BY day, cur")
+    runs = [run_now(pipeline), run_now(pipeline, full_refresh=True)]
+    page.goto(f"{url}/admin/pipelines/pipeline/{pipeline.pk}/change/")
+    history = page.locator("#pipeline-history")
+    points = history.locator("circle.atlas-point[data-series=duration]")
+    assert points.count() == 2
+    for point, run in zip(points.all(), runs, strict=True):
+        assert point.get_attribute("data-x") == f"#{run.pk}"
+        assert float(point.get_attribute("data-value")) == pytest.approx(
+            (run.finished_at - run.started_at).total_seconds(), abs=0.001)
+        box = point.bounding_box()
+        assert box is not None and box["width"] > 0
+    assert [b.get_attribute("data-value") for b in history.locator("rect[data-series=rows]").all()] == [
+        str(r.rows_out) for r in runs]
+    history.locator("details summary").click()
+    history.get_by_role("link", name=f"#{runs[-1].pk}").click()  # the table links each run
+    page.wait_for_url(f"**/admin/pipelines/pipelinerun/{runs[-1].pk}/change/")
+
+    total = Dataset.objects.get(layer="navigate", table="people_total")
+    page.goto(f"{url}/admin/pipelines/dataset/{total.pk}/change/")
+    chart = page.locator("#dataset-series .atlas-series-chart[data-column=revenue]")
+    chart.scroll_into_view_if_needed()
+    eur = chart.locator("circle[data-series=s0]")
+    assert [(c.get_attribute("data-x"), float(c.get_attribute("data-value"))) for c in eur.all()] == [
+        ("2026-01-01", 30.0), ("2026-01-03", 1.0)]
+    assert "a line per cur" in page.inner_text("#dataset-series figcaption")
