@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db.models import Case, Exists, IntegerField, OuterRef, Q, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -198,7 +199,16 @@ class PiiFindingAdmin(admin.ModelAdmin):
         return FINDINGS.badge(obj.status, obj.get_status_display())
 
     def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).prefetch_related("default_policies__dataset")
+        # the steward's queue by risk: what waits for review first, unprotected before protected by
+        # default, then by confidence; decided findings after
+        waiting = Q(status=PiiFinding.Status.PROPOSED)
+        protected = Exists(ColumnPolicy.objects.filter(default_for=OuterRef("pk"), by_default=True))
+        rank = Case(When(waiting & ~protected, then=0), When(waiting, then=1), default=2, output_field=IntegerField())
+        queryset = self.model._default_manager.get_queryset().annotate(review_rank=rank)
+        return queryset.prefetch_related("default_policies__dataset").order_by(*self.get_ordering(request))
+
+    def get_ordering(self, request: HttpRequest):
+        return ("review_rank", "-confidence", "dataset__name", "column")
 
     @admin.display(description="review")
     def review(self, obj: PiiFinding) -> str:

@@ -63,3 +63,15 @@ def test_the_buttons_decide_for_who_may_change_findings(finding, client):
     assert "Dismissed: not PII" in done.content.decode()
     finding.refresh_from_db()
     assert finding.status == "dismissed" and finding.decided_by == steward
+
+
+def test_the_stewards_queue_puts_the_riskiest_first_and_an_empty_one_says_what_to_do(finding, client, admin_user):
+    client.force_login(admin_user)
+    url = reverse("admin:compliance_piifinding_changelist")
+    PiiFinding.objects.exclude(pk=finding.pk).update(status="dismissed")  # decided: last
+    listed = client.get(url).context["cl"].result_list
+    assert listed[0] == finding and all(f.status == "dismissed" for f in listed[1:])
+    assert [f.review_rank for f in listed] == sorted(f.review_rank for f in listed)
+    assert "Ordered by risk" in client.get(url).content.decode()
+    PiiFinding.objects.all().delete()
+    assert "No PII findings yet. Every ingest scans what it" in client.get(url).content.decode()

@@ -62,3 +62,9 @@ def test_the_request_page_verifies_then_runs(shop, client):
     auditor = user_with_role("Auditor", is_staff=True)
     client.force_login(auditor)
     assert client.post(act, {"action": "verify"}).status_code == 403
+
+
+def test_an_empty_request_list_says_what_to_do_first(db, client):
+    client.force_login(user_with_role("Steward", is_staff=True))
+    html = client.get(reverse("admin:privacy_datasubjectrequest_changelist")).content.decode()
+    assert "No data-subject requests yet." in html and reverse("admin:privacy_subjectkey_changelist") in html
