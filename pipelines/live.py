@@ -118,7 +118,8 @@ def run_state(run: PipelineRun, now: datetime | None = None) -> dict[str, Any]:
     elif active:
         where = f" step {run.current_step}" if run.current_step else ""
         of = f" (of {len(steps)} step{'s' if len(steps) != 1 else ''})" if steps else ""
-        summary = (f"Running{where}{of} for {duration_words(took)}. Rows so far: {humanize.number(totals['rows_in'])} in,"
+        since = f" for {duration_words(took)}" if took is not None else ""
+        summary = (f"Running{where}{of}{since}. Rows so far: {humanize.number(totals['rows_in'])} in,"
                    f" {humanize.number(totals['rows_out'])} out, {humanize.number(totals['rows_rejected'])} rejected.")
     else:
         summary = f"{run.get_status_display()} after {duration_words(took)}."
