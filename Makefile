@@ -59,7 +59,7 @@ bench: install
 clean:
 	rm -rf $(VENV) var .pytest_cache
 
-## PNGs of the overview, a pipeline, a run and a dataset, taken by the Chromium test on the demo (docs/screenshots).
+## PNGs of the overview, a pipeline, a run, a dataset and its data, taken by the Chromium test on the demo (docs/screenshots).
 screenshots: install
 	ATLAS_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q -p no:cacheprovider -n 0 \
 		atlas/tests/test_console_browser.py -k overview

@@ -10,6 +10,9 @@ class AtlasConfig(AppConfig):
         from .scrub import install_log_scrubbing
 
         install_log_scrubbing()  # no row value in any log record (atlas.scrub)
+        from .humanize import install_admin_times
+
+        install_admin_times()  # local times with their age in every admin list and page (atlas.humanize)
         from .audit_tracking import connect as connect_audit_tracking
         from .audit_tracking import untracked
         from .roles import sync_roles_after_migrate

@@ -45,6 +45,8 @@ KINDS: dict[str, str] = {
     "step_reads": "callable(step) -> dataset ids the step reads besides its SQL (e.g. what its checks read):"
     " the step runs after their producers",
     "row_masker": "callable(user, dataset, columns, rows) -> rows: hides what ``user`` may not see (one app only)",
+    "select_masker": "callable(user, sql, inputs, columns, rows) -> rows: an operator's SELECT's rows not yet in"
+    " any dataset (the editor's preview) as ``user`` may see them, column by column by lineage (one app only)",
     "metric_sources": "callable() -> iterable of prometheus metric families, added to every scrape",
     "lineage_assertions": "callable(step_run) -> list of OpenLineage data-quality assertion dicts",
     "urls": "(route, urlconf module path) included at the site's root, before the API (e.g. a receiver)",
@@ -71,7 +73,7 @@ KINDS: dict[str, str] = {
 # Kinds whose items are (key, value) pairs with keys unique across apps.
 PAIR_KINDS = {"api_dataset_fields"}
 # Kinds at most one app may contribute.
-SINGLE_KINDS = {"row_masker"}
+SINGLE_KINDS = {"row_masker", "select_masker"}
 
 
 @dataclass
@@ -203,6 +205,14 @@ def mask_rows(user, dataset, columns: list[str], rows: list) -> list[list]:
     if masker is None or not rows:
         return [list(r) for r in rows]
     return masker(user, dataset, columns, rows)
+
+
+def mask_select_rows(user, sql: str, inputs: list, columns: list[str], rows: list) -> list[list]:
+    """Rows of an operator's SELECT over ``inputs`` as ``user`` may see them (compliance's ``select_masker``)."""
+    masker = one("select_masker")
+    if masker is None or not rows:
+        return [list(r) for r in rows]
+    return masker(user, sql, inputs, columns, rows)
 
 
 @contextmanager

@@ -104,3 +104,36 @@ def audit_action(action: str) -> str:
     words = [AUDIT_AREAS.get(p, p.replace("_", " ")) for p in rest]
     text = " ".join(w for w in words if w)
     return f"{AUDIT_VERBS[verb_key]} {text}".strip()
+
+
+def install_admin_times() -> None:
+    """Every date-time the admin shows — list cells and read-only fields, of any app — as :func:`local_time`.
+
+    Django's admin words a date-time through ``display_for_field`` / ``display_for_value``
+    (``django.contrib.admin.utils``), imported by name by its list and form helpers and offering no
+    hook: the three names are wrapped once, here (``AtlasConfig.ready``). Anything else passes through.
+    """
+    from django.contrib.admin import helpers, utils
+    from django.contrib.admin.templatetags import admin_list
+    from django.db import models
+
+    if getattr(utils.display_for_field, "atlas_local_time", False):
+        return
+    field_display, value_display = utils.display_for_field, utils.display_for_value
+
+    def display_for_field(value, field, empty_value_display, *args, **kwargs):
+        if isinstance(field, models.DateTimeField) and isinstance(value, datetime) and not getattr(field, "flatchoices", None):
+            return local_time(value)
+        return field_display(value, field, empty_value_display, *args, **kwargs)
+
+    def display_for_value(value, empty_value_display, *args, **kwargs):
+        if isinstance(value, datetime) and timezone.is_aware(value):
+            return local_time(value)
+        return value_display(value, empty_value_display, *args, **kwargs)
+
+    display_for_field.atlas_local_time = display_for_value.atlas_local_time = True
+    for module in (utils, helpers, admin_list):
+        if hasattr(module, "display_for_field"):
+            module.display_for_field = display_for_field
+        if hasattr(module, "display_for_value"):
+            module.display_for_value = display_for_value

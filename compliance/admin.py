@@ -12,11 +12,15 @@ import threading
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db.models import Case, Exists, IntegerField, OuterRef, Q, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
 
 from atlas import audit
 from atlas.admin_kit import (
@@ -33,7 +37,17 @@ from .dataset_admin import SCAN_PERMISSION, scan_for_pii  # noqa: F401 (the Data
 from .detection import scan_dataset
 from .masking import mask_samples
 from .models import ColumnPolicy, PiiFinding, PiiScan
-from .policies import decide_finding, record_policy_change, review_state
+from .policies import PolicyError, decide_finding, keep_finding, record_policy_change, review_state
+
+
+def _target_names(finding: PiiFinding) -> list[tuple[str, str]]:
+    """(dataset name, column) of each Chart column the finding's data reaches (what Keep in clear keeps)."""
+    from .policies import policy_targets
+
+    targets = policy_targets(finding)
+    names = dict(Dataset.objects.filter(pk__in={pk for pk, _c in targets}).values_list("pk", "name"))
+    return [(names[pk], column) for pk, column in targets]
+
 
 _viewer = threading.local()  # the user a change page is rendered for (masked samples)
 FINDING_COLOURS = {"proposed": "#0d6efd", "confirmed": "#198754", "dismissed": "#6c757d"}
@@ -132,6 +146,47 @@ class PiiFindingAdmin(admin.ModelAdmin):
                        "decided_at", "first_seen_at", "updated_at")
     fields = (*readonly_fields, "note")
     actions = ("confirm", "dismiss", "rescan")
+    change_form_template = "admin/compliance/piifinding/change_form.html"
+    DECISIONS = {"confirm": PiiFinding.Status.CONFIRMED, "dismiss": PiiFinding.Status.DISMISSED, "keep": "keep"}
+
+    def get_urls(self):
+        decide = path("<path:object_id>/decide/", self.admin_site.admin_view(self.decide_view),
+                      name=f"{self.opts.app_label}_{self.opts.model_name}_decide")
+        return [decide, *super().get_urls()]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["can_decide"] = self.has_change_permission(request, obj)
+            context["targets"] = sorted(f"{d}.{c}" for d, c in _target_names(obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @method_decorator(require_POST)
+    def decide_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The finding page's buttons: Confirm, Dismiss, Keep in clear (with a reason)."""
+        finding = self.get_object(request, unquote(object_id))
+        if finding is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, finding):
+            raise PermissionDenied
+        back = HttpResponseRedirect(reverse("admin:compliance_piifinding_change", args=[finding.pk]))
+        decision = self.DECISIONS.get(request.POST.get("decision", ""))
+        reason = request.POST.get("reason", "").strip()
+        if decision is None:
+            self.message_user(request, "Choose Confirm, Dismiss or Keep in clear.", messages.ERROR)
+            return back
+        try:
+            if decision == "keep":
+                kept = keep_finding(finding, reason=reason, actor=request.user)
+                where = ", ".join(f"{p.dataset.name}.{p.column}" for p in kept) or "no Chart column yet"
+                self.message_user(request, f"Confirmed as PII and kept in clear ({where}): {reason}", messages.SUCCESS)
+            else:
+                proposed = decide_finding(finding, status=decision, actor=request.user, note=reason)
+                text = (f"Confirmed as PII; {len(proposed)} policy(ies) proposed for review." if decision ==
+                        PiiFinding.Status.CONFIRMED else "Dismissed: not PII; its default protection is withdrawn.")
+                self.message_user(request, text, messages.SUCCESS)
+        except PolicyError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        return back
 
     class Media:
         css = ADMIN_CSS
@@ -144,7 +199,16 @@ class PiiFindingAdmin(admin.ModelAdmin):
         return FINDINGS.badge(obj.status, obj.get_status_display())
 
     def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).prefetch_related("default_policies__dataset")
+        # the steward's queue by risk: what waits for review first, unprotected before protected by
+        # default, then by confidence; decided findings after
+        waiting = Q(status=PiiFinding.Status.PROPOSED)
+        protected = Exists(ColumnPolicy.objects.filter(default_for=OuterRef("pk"), by_default=True))
+        rank = Case(When(waiting & ~protected, then=0), When(waiting, then=1), default=2, output_field=IntegerField())
+        queryset = self.model._default_manager.get_queryset().annotate(review_rank=rank)
+        return queryset.prefetch_related("default_policies__dataset").order_by(*self.get_ordering(request))
+
+    def get_ordering(self, request: HttpRequest):
+        return ("review_rank", "-confidence", "dataset__name", "column")
 
     @admin.display(description="review")
     def review(self, obj: PiiFinding) -> str:

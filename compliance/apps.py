@@ -13,6 +13,7 @@ class ComplianceConfig(AppConfig):
         "definition_kinds": ["compliance.as_code.KINDS"],
         "step_hooks": ["compliance.hooks.PiiHook"],
         "row_masker": ["compliance.masking.mask_rows"],
+        "select_masker": ["compliance.masking.mask_select_rows"],
         "request_scopes": ["compliance.masking.request_scope"],
         "metric_sources": ["compliance.metrics.compliance_metrics"],
         "api_routes": ["compliance.api.urls.routes"],

@@ -316,6 +316,47 @@ def mask_rows(user, dataset: Dataset, columns: Sequence[str], rows: Sequence[Seq
     return [[masked(hide[i]) if i in hide and v is not None else v for i, v in enumerate(r)] for r in rows]
 
 
+def mask_select_rows(
+    user, sql: str, inputs: Sequence[Dataset], columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> list[list[Any]]:
+    """Rows of an operator's SELECT over ``inputs`` (not yet any dataset: the pipeline editor's preview).
+
+    A column is hidden when its lineage (``atlas.sql.lineage``, as :func:`inherited_pii` traces a
+    saved step) reaches a PII column of an input; when the lineage cannot be traced, every column
+    is hidden from a user without the permission rather than guessed.
+    """
+    from atlas.sql.lineage import column_lineage
+
+    catalog = {(ds.layer, ds.table): [c.name for c in ds.columns.all()] or None for ds in inputs}
+    pii = {(ds.layer, ds.table): pii_columns(ds) for ds in inputs}
+    if not any(pii.values()):
+        return [list(r) for r in rows]
+    try:
+        traced = column_lineage(sql, catalog)
+        sources = {name: traced.inputs(name) for name in traced.outputs}
+    except Exception:  # untraceable: assume the worst for every column
+        sources = None
+    hide: dict[int, str] = {}
+    for i, column in enumerate(columns):
+        if sources is None or column not in sources:
+            hide[i] = "PII"
+            continue
+        for layer, table, source_column in sorted(sources[column]):
+            entity = pii.get((layer, table), {}).get(source_column)
+            if entity:
+                hide[i] = entity
+                break
+    if not hide:
+        return [list(r) for r in rows]
+    if can_view_clear(user):
+        if rows:
+            for ds in inputs:
+                if pii[(ds.layer, ds.table)]:
+                    _audit_view(user, ds, [columns[i] for i in hide], len(rows))
+        return [list(r) for r in rows]
+    return [[masked(hide[i]) if i in hide and v is not None else v for i, v in enumerate(r)] for r in rows]
+
+
 def mask_samples(user, finding: PiiFinding) -> list[str]:
     """A finding's sample values as ``user`` may see them."""
     samples = list(finding.samples or [])

@@ -423,6 +423,21 @@ def decide_finding(finding: PiiFinding, *, status: str, actor, note: str = "") -
 
 
 @transaction.atomic
+def keep_finding(finding: PiiFinding, *, reason: str, actor) -> list[ColumnPolicy]:
+    """Confirm a finding and keep its data in clear, with the steward's reason, wherever it reaches Chart.
+
+    The finding is confirmed (audited, with the reason as its note) and each Chart column its data
+    reaches gets the ``keep`` policy with that reason (audited with what it replaces).
+    """
+    reason = (reason or "").strip()
+    validate_policy(Action.KEEP, None, reason)  # no reason: refused before anything changes
+    decide_finding(finding, status=PiiFinding.Status.CONFIRMED, actor=actor, note=reason)
+    datasets = {d.pk: d for d in Dataset.objects.filter(pk__in={pk for pk, _c in policy_targets(finding)})}
+    return [set_policy(datasets[pk], column, action=Action.KEEP, reason=reason, actor=actor)
+            for pk, column in sorted(policy_targets(finding))]
+
+
+@transaction.atomic
 def set_policy(
     dataset: Dataset, column: str, *, action: str, options: dict | None = None, reason: str = "", actor
 ) -> ColumnPolicy:

@@ -9,16 +9,24 @@ batches) is read-only.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.db.models import Count, OuterRef, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, OuterRef, Subquery
 from django.forms import ModelForm, Textarea
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
@@ -41,9 +49,10 @@ from atlas.admin_kit import (
     pre,
 )
 from atlas.request_limits import upload_refusal
+from atlas.scrub import scrub
 from atlas.warehouse import WarehouseError, get_warehouse
 
-from . import runner
+from . import browse, editor, live, pictures, runner
 from .dag import PipelineDefinitionError
 from .models import (
     PARTIALLY_FAILED,
@@ -253,13 +262,64 @@ class DatasetAdminBase(ManagedFromFilesWarning, SimpleHistoryAdmin):
         if obj is not None and obj.pk:
             context.update(self.warehouse_context(obj))
             mask_previews(request.user, obj, context)
+            context["series"] = pictures.time_series(request.user, obj)
             context["dataset_panels"] = contributed_panels("dataset_panels", request, obj)
             context["dataset_tools"] = [tool for make in extensions.contributions("dataset_tools")
                                         if (tool := make(request, obj))]
         return super().render_change_form(request, context, add, change, form_url, obj)
 
+    def get_urls(self):
+        data = path("<path:object_id>/data/", self.admin_site.admin_view(self.data_view),
+                    name=f"{self.opts.app_label}_{self.opts.model_name}_data")
+        data_csv = path("<path:object_id>/data.csv", self.admin_site.admin_view(self.data_csv_view),
+                        name=f"{self.opts.app_label}_{self.opts.model_name}_data_csv")
+        return [data, data_csv, *super().get_urls()]
+
+    def _browsed(self, request: HttpRequest, object_id: str) -> tuple[Dataset, browse.Query]:
+        dataset = self.get_object(request, unquote(object_id))
+        if dataset is None or not self.has_view_permission(request, dataset):
+            raise Http404("No such dataset.")
+        wh = get_warehouse()
+        if not wh.table_exists(dataset.layer, dataset.table):
+            raise Http404(f"{dataset.qualified_table} is not loaded yet.")
+        return dataset, browse.parse(request.GET, browse.table_columns(dataset))
+
+    def data_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The dataset's rows: pages, a sort, the columns chosen; the CSV of the same (pipelines.browse)."""
+        dataset, query = self._browsed(request, object_id)
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "original": dataset,
+                   "title": f"Data of {dataset.qualified_table}", "query": query, "page_sizes": browse.PAGE_SIZES}
+        try:
+            context["data"] = browse.page(request.user, dataset, query)
+        except WarehouseError as exc:
+            context["error"] = scrub(str(exc))
+        base = reverse("admin:pipelines_dataset_data", args=[dataset.pk])
+        context["csv_url"] = reverse("admin:pipelines_dataset_data_csv", args=[dataset.pk]) + "?" + urlencode(
+            query.params(page=None, size=None), doseq=True)
+        context["headers"] = [
+            {"name": c, "sorted": query.sort == c and ("desc" if query.descending else "asc"),
+             "url": base + "?" + urlencode(query.params(sort=c, page=1, dir="desc" if query.sort == c and not query.descending else "asc"), doseq=True)}
+            for c in query.columns
+        ]
+        data = context.get("data")
+        if data:
+            context["prev_url"] = base + "?" + urlencode(query.params(page=query.page - 1), doseq=True) if query.page > 1 else None
+            context["next_url"] = (base + "?" + urlencode(query.params(page=query.page + 1), doseq=True)
+                                   if query.page < data["pages"] else None)
+        return TemplateResponse(request, "admin/pipelines/dataset/data.html", context)
+
+    def data_csv_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        dataset, query = self._browsed(request, object_id)
+        if query.problems:
+            return HttpResponse(" ".join(query.problems), status=400, content_type="text/plain; charset=utf-8")
+        response = StreamingHttpResponse(browse.csv_lines(request.user, dataset, query), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{dataset.layer}.{dataset.table}.csv"'
+        return response
+
     def warehouse_context(self, dataset: Dataset) -> dict:
         context = {"preview": table_preview(dataset.layer, dataset.table)}
+        if context["preview"].get("loaded"):
+            context["preview"]["browse_url"] = reverse("admin:pipelines_dataset_data", args=[dataset.pk])
         if dataset.layer == Layer.EXPLORE:
             batches = dataset.batches.select_related("step_run")[:LATEST_BATCHES]
             context["batches"] = [
@@ -394,13 +454,46 @@ class PipelineAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
             self.admin_site.admin_view(self.run_now_view),
             name=f"{self.opts.app_label}_{self.opts.model_name}_run",
         )
-        return [run, *super().get_urls()]
+        step_sql = path(
+            "step-sql/",
+            self.admin_site.admin_view(self.step_sql_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_step_sql",
+        )
+        return [step_sql, run, *super().get_urls()]
+
+    @method_decorator(require_POST)
+    def step_sql_view(self, request: HttpRequest) -> JsonResponse:
+        """The editor's Validate and Preview buttons (pipelines.editor): JSON for the step form to draw."""
+        if not (self.has_change_permission(request) or self.has_add_permission(request)):
+            return JsonResponse({"error": "You may not edit pipelines."}, status=403)
+        kind, sql = request.POST.get("kind", ""), request.POST.get("sql", "")
+        wanted = request.POST.get("action", "validate")
+        if wanted not in ("validate", "preview"):
+            return JsonResponse({"error": "The action is validate or preview."}, status=400)
+        try:
+            if wanted == "preview":
+                check, rows = editor.preview_step_sql(request.user, kind, sql)
+            else:
+                check, rows = editor.check_step_sql(kind, sql), None
+        except editor.EditorError as exc:
+            return JsonResponse({"error": str(exc)}, status=400)
+        answer = {
+            "kind": check.kind, "layer": check.layer, "columns": check.columns,
+            "reads": [{"name": ds.qualified_table, "url": reverse("admin:pipelines_dataset_change", args=[ds.pk])}
+                      for ds in check.reads],
+            "missing": [ds.qualified_table for ds in check.missing],
+        }
+        if rows is not None:
+            answer["rows"] = [[editor.cell(v) for v in row] for row in rows]
+        return JsonResponse(answer)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:  # the steps as a graph, coloured by the last run (pipelines.graph)
             from .graph import graph_context
 
             context["graph"] = graph_context(obj)
+            context["history"] = pictures.run_history(obj)
+        context["step_kind_fields"] = editor.KIND_FIELDS
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="steps", ordering="steps_count")
@@ -609,7 +702,19 @@ class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
             self.admin_site.admin_view(self.rerun_failed_view),
             name=f"{self.opts.app_label}_{self.opts.model_name}_rerun_failed",
         )
-        return [cancel, rerun, *super().get_urls()]
+        state = path(
+            "<path:object_id>/live/",
+            self.admin_site.admin_view(self.live_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_live",
+        )
+        return [cancel, rerun, state, *super().get_urls()]
+
+    def live_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """The run now, as JSON (pipelines.live.run_state): the run page polls it while the run is active."""
+        run = self.get_object(request, unquote(object_id))
+        if run is None or not self.has_view_permission(request, run):
+            return JsonResponse({"error": "No such run."}, status=404)
+        return JsonResponse(live.run_state(run))  # never cached: admin_view marks every answer so
 
     def _rerun(self, request: HttpRequest, runs) -> None:
         for run in runs:
@@ -647,13 +752,7 @@ class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
         if obj is not None:
             context["run_panels"] = contributed_panels("run_panels", request, obj)
         if obj is not None and obj.is_active:
-            totals = obj.step_runs.aggregate(
-                rows_in=Coalesce(Sum("rows_in"), 0),
-                rows_out=Coalesce(Sum("rows_out"), 0),
-                rows_rejected=Coalesce(Sum("rows_rejected"), 0),
-                steps=Count("id"),
-            )
-            context["progress"] = totals
+            context["live"] = live.run_state(obj)
             context["can_cancel"] = self.has_cancel_permission(request, obj)
         if obj is not None and obj.status in (RunStatus.FAILED, PARTIALLY_FAILED):
             context["can_rerun"] = self.has_cancel_permission(request, obj)

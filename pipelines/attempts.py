@@ -64,6 +64,17 @@ def transform_staging_name(table: str, tag: str) -> str:
     return f"{table[:40]}__{tag}_stg"
 
 
+def is_staging(qualified: str) -> bool:
+    """Whether ``schema.name`` is a run's staging table (this release's or an earlier one's): Atlas's own."""
+    name = qualified.rpartition(".")[2]
+    return bool(TAG_RE.search(name) or LEGACY_STG_RE.search(name) or LEGACY_BATCH_RE.match(name))
+
+
+def shown_table(qualified: str, dataset_table: str) -> str:
+    """What a person reads for a table a record names: a staging table as its dataset's rows before publishing."""
+    return f"{dataset_table} (staged rows, before publishing)" if is_staging(qualified) else qualified
+
+
 @dataclass
 class Cleanup:
     """What one pass of the janitor removed."""

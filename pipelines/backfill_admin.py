@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from atlas import humanize
 from atlas.admin_kit import ReadOnlyInline, admin_link
 
 from . import backfills
@@ -148,6 +149,6 @@ def run_interval_panel(request: HttpRequest, obj) -> str | None:
     return format_html(
         '<fieldset class="module aligned"><h2>Data interval</h2><div class="form-row">'
         "logical date <strong>{}</strong>; interval [{}, {}){}</div></fieldset>",
-        obj.logical_date.isoformat() if obj.logical_date else "-",
-        obj.data_interval_start.isoformat(), obj.data_interval_end.isoformat(), backfill,
+        humanize.local_time(obj.logical_date) if obj.logical_date else "-",  # the exact instant in its title
+        humanize.local_time(obj.data_interval_start), humanize.local_time(obj.data_interval_end), backfill,
     )

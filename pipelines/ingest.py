@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Sized
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -34,6 +35,11 @@ class StepOutcome:
     # Rows the published table holds, when the step knows it exactly (an ingest that
     # replaced the table holds just what it staged): no count(*) after the load.
     table_rows: int | None = None
+    # An ingest's files so far (pipelines.live shows them; None: the source does not say how many)
+    files_done: int = 0
+    files_total: int | None = None
+    bytes_done: int = 0
+    bytes_total: int | None = None
 
 
 logger = logging.getLogger(__name__)
@@ -240,10 +246,14 @@ def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
     if incremental is not None and ctx.full_refresh:
         incremental.last = None  # from the start; the maximum read becomes the watermark once published
     with source_files(ctx.step.source, incremental) as files:
+        if isinstance(files, Sized):  # a bucket's objects come one at a time: their number is not known
+            outcome.files_total, outcome.bytes_total = len(files), sum(f.size or 0 for f in files)
         for f in files:
             batch = _stage_file(ctx, f, outcome, progress, {b.checksum: b.batch_id for b in staged})
             if batch is not None:
                 staged.append(batch)
+            outcome.files_done += 1
+            outcome.bytes_done += f.size or 0
             progress(outcome)
     if not staged:
         watermarks.published(incremental, ctx.step.output, ctx.warehouse)  # rows already loaded: it advances

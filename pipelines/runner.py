@@ -52,7 +52,7 @@ from atlas import audit, extensions
 from atlas.scrub import scrub, scrub_traceback
 from atlas.warehouse import WarehouseError, get_warehouse
 
-from . import as_code, hooks
+from . import as_code, hooks, live
 from .dag import PipelineDefinitionError, StepSpec, plan
 from .hooks import GateFailed, Origin, RunContext, StepContext
 from .ingest import IngestWork, StepOutcome
@@ -777,10 +777,17 @@ def _cancel_rest(step_runs: list[StepRun]) -> None:
 
 def _progress(step_run: StepRun) -> Callable[[StepOutcome], None]:
     def report(outcome: StepOutcome) -> None:
-        StepRun.objects.filter(pk=step_run.pk).update(
-            rows_in=outcome.rows_in, rows_out=outcome.rows_out, rows_rejected=outcome.rows_rejected
-        )
+        step_run.rows_in, step_run.rows_out, step_run.rows_rejected = (
+            outcome.rows_in, outcome.rows_out, outcome.rows_rejected)
+        fields = {"rows_in": outcome.rows_in, "rows_out": outcome.rows_out, "rows_rejected": outcome.rows_rejected}
+        if outcome.files_done or outcome.files_total is not None:  # an ingest: its files so far (pipelines.live)
+            step_run.details = {**(step_run.details or {}), "files": {
+                "done": outcome.files_done, "total": outcome.files_total,
+                "bytes_done": outcome.bytes_done, "bytes_total": outcome.bytes_total}}
+            fields["details"] = step_run.details
+        StepRun.objects.filter(pk=step_run.pk).update(**fields)
         PipelineRun.objects.filter(pk=step_run.run_id).update(heartbeat_at=timezone.now())
+        live.emit(live.PROGRESS, step_run)
 
     return report
 
@@ -816,6 +823,8 @@ def run_step(
         stage = None if retries else "started"
         durably(lambda ctx=ctx, stage=stage: save_step_state(ctx, ["status", "started_at"], stage=stage),
                 "a step's start")
+        if not retries:
+            live.emit(live.STARTED, step_run)
         try:
             if _published_by_lost_attempt(ctx):
                 outcome = StepOutcome(status=RunStatus.SUCCEEDED, rows_in=step_run.rows_in,
@@ -847,6 +856,7 @@ def run_step(
             else:
                 hooks.call("skipped", ctx)
                 _settle_owed(run, step, ctx)
+            live.emit(live.ENDED, step_run)
             return True
         except Exception as exc:
             ctx.error = exc
@@ -876,6 +886,7 @@ def run_step(
             durably(lambda ctx=ctx: save_step_state(ctx), "a step's failure")
             hooks.call("failed", ctx)
             logger.warning("Run %s step %r failed: %s", run.pk, step.name, step_run.error)
+            live.emit(live.ENDED, step_run)
             return False
 
 

@@ -13,17 +13,8 @@ from django.utils.html import format_html
 
 from atlas import charts, humanize
 
+from .live import hook_label
 from .models import PipelineRun
-
-HOOK_WORDS = {  # "<stage> <app>" -> what it is, in words
-    "staged quality": "quality checks", "staged compliance": "PII policies", "prepare compliance": "PII policies",
-    "published compliance": "PII scan", "published lineage": "lineage events", "staged privacy": "erasure filters",
-}
-
-
-def hook_label(key: str) -> str:
-    stage, _, app = key.partition(" ")
-    return HOOK_WORDS.get(key, f"{app} ({stage})")
 
 
 def spans(run: PipelineRun) -> list[charts.Span]:

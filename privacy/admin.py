@@ -73,19 +73,50 @@ class RequestActionForm(helpers.ActionForm):
 
 
 class RequestAddForm(forms.ModelForm):
-    identifiers = forms.JSONField(
-        help_text='By kind, e.g. {"email": ["ann@example.com"]}; kinds are those of confirmed subject keys.'
-    )
+    """A new request: a field per identifier kind (the kinds of confirmed subject keys), one value a line.
+
+    :func:`request_add_form` adds the fields of the kinds known now; the values become the
+    ``{kind: [value, ...]}`` that :func:`parse_identifiers` checks, as the API's JSON does.
+    """
+
+    kinds: tuple[str, ...] = ()
 
     class Meta:
         model = DataSubjectRequest
-        fields = ("kind", "identifiers", "reference", "received_at", "assignee")
+        fields = ("kind", "reference", "received_at", "assignee")
 
-    def clean_identifiers(self):
+    def clean(self):
+        cleaned = super().clean()
+        raw = {kind: [v.strip() for v in (cleaned.get(identifier_field(kind)) or "").splitlines() if v.strip()]
+               for kind in self.kinds}
+        raw = {kind: values for kind, values in raw.items() if values}
+        if not self.kinds:
+            raise forms.ValidationError("No identifier kind is known yet: declare and confirm subject keys"
+                                        " (Subject keys, or propose them from confirmed PII findings) first.")
+        if not raw:
+            raise forms.ValidationError("Give at least one identifier: an e-mail address, a phone number or"
+                                        " another kind below, one a line.")
         try:
-            return parse_identifiers(self.cleaned_data["identifiers"])
+            cleaned["identifiers"] = parse_identifiers(raw, kinds=self.kinds)
         except DsrError as exc:
             raise forms.ValidationError(str(exc)) from exc
+        return cleaned
+
+
+def identifier_field(kind: str) -> str:
+    return f"identifiers_{kind}"
+
+
+def request_add_form(kinds: list[str]) -> type[RequestAddForm]:
+    fields = {
+        identifier_field(kind): forms.CharField(
+            required=False, label=f"{kind.replace('_', ' ').capitalize()} identifiers",
+            widget=forms.Textarea(attrs={"rows": 2, "cols": 60, "spellcheck": "false"}),
+            help_text=f"The requester's {kind.replace('_', ' ')} values, one a line (searched in every column"
+                      f" confirmed as a {kind} subject key).")
+        for kind in kinds
+    }
+    return type("RequestAddForm", (RequestAddForm,), {**fields, "kinds": tuple(kinds), "__module__": __name__})
 
 
 class ErasureInline(ReadOnlyInline, admin.TabularInline):
@@ -117,7 +148,7 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
-            kwargs["form"] = RequestAddForm
+            kwargs["form"] = request_add_form(keys.known_kinds())
         return super().get_form(request, obj, change, **kwargs)
 
     def get_inlines(self, request, obj=None):
@@ -133,7 +164,7 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ("kind", "identifiers", "reference", "received_at", "assignee")
+            return ("kind", *[identifier_field(k) for k in keys.known_kinds()], "reference", "received_at", "assignee")
         return self._for_viewer(request, (
             "kind", "status_badge", "deadline_badge", "identifiers_display", "reference", "assignee",
             "received_at", "due_at", "verified_at", "completed_at", "reject_reason", "error", "submitted_by",
@@ -297,8 +328,32 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
         return [
             path("<int:pk>/exports/<int:export_id>/download/", self.admin_site.admin_view(self.download_view),
                  name="privacy_dsr_download"),
+            path("<int:pk>/act/", self.admin_site.admin_view(self.act_view), name="privacy_datasubjectrequest_act"),
             *super().get_urls(),
         ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and self.has_process_permission(request):
+            # the buttons this request's state allows: Verify while received, Run once verified (or in progress)
+            context["can_verify"] = obj.status == "received"
+            context["can_run"] = service.run_refusal(obj) is None
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def act_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The request page's buttons: Verify (the requester's identity is checked) and Run (in the background)."""
+        if request.method != "POST":
+            return HttpResponse("POST Verify or Run.", status=405, headers={"Allow": "POST"})
+        if not self.has_process_permission(request):
+            raise PermissionDenied
+        queryset = DataSubjectRequest.objects.filter(pk=pk)
+        action = request.POST.get("action")
+        if action == "verify":
+            self.verify_requests(request, queryset)
+        elif action == "run":
+            self.run_requests(request, queryset)
+        else:
+            self.message_user(request, "Choose Verify or Run.", messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:privacy_datasubjectrequest_change", args=[pk]))
 
     def download_view(self, request: HttpRequest, pk: int, export_id: int):
         if not request.user.has_perm(DOWNLOAD):

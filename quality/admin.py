@@ -378,15 +378,19 @@ class CheckResultInline(ReadOnlyInline, admin.TabularInline):
 
 @admin.register(CheckRun)
 class CheckRunAdmin(ReadOnlyAdmin):
-    list_display = ("id", "dataset", "table", "status_badge", "trigger", "started_at", "rows_checked", "rows_quarantined", "queries", "step_run_link")
+    list_display = ("id", "dataset", "table_display", "status_badge", "trigger", "started_at", "rows_checked", "rows_quarantined", "queries", "step_run_link")
     list_filter = ("status", "trigger", "dataset")
     list_select_related = ("dataset", "step_run__run__pipeline")
     search_fields = ("table", "dataset__name", "error")
     date_hierarchy = "started_at"
-    fields = ("dataset", "table", "status_badge", "trigger", "triggered_by", "step_run_link", "started_at", "finished_at",
-              "rows_checked", "rows_quarantined", "queries", "error", "quarantine_link")
+    fields = ("dataset", "table_display", "status_badge", "trigger", "triggered_by", "step_run_link", "started_at",
+              "finished_at", "rows_checked", "rows_quarantined", "queries", "error", "quarantine_link")
     readonly_fields = fields
     inlines = (CheckResultInline,)
+
+    @admin.display(description="table", ordering="table")
+    def table_display(self, obj: CheckRun) -> str:
+        return obj.table_shown
     actions = ("reprocess_quarantined",)
 
     def get_actions(self, request: HttpRequest):

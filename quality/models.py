@@ -165,7 +165,14 @@ class CheckRun(RunRecordBase):
         ordering = ["-started_at", "-id"]
 
     def __str__(self) -> str:
-        return f"checks on {self.table} #{self.pk}"
+        return f"checks on {self.table_shown} #{self.pk}"
+
+    @property
+    def table_shown(self) -> str:
+        """The table checked as people read it: no internal staging name (``chart.orders__r7a1_stg``)."""
+        from pipelines.attempts import shown_table
+
+        return shown_table(self.table, self.dataset.qualified_table)
 
 
 class CheckResult(models.Model):

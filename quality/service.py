@@ -333,10 +333,10 @@ def blocks_publishing(check_run: CheckRun, checks: list[Check]) -> bool:
 def gate_message(check_run: CheckRun) -> str:
     """Why a check run blocks publishing, naming every blocking check."""
     if check_run.status == CheckRun.Status.ERROR and check_run.error and not check_run.results.exists():
-        return f"Quality checks on {check_run.table} could not run: {check_run.error}"
+        return f"Quality checks on {check_run.table_shown} could not run: {check_run.error}"
     blocking = [r for r in check_run.results.all() if is_blocking(r)]
     listed = "; ".join(f"{r.check_name} ({r.kind}, {r.outcome}): {r.message}" for r in blocking)
-    return f"Quality gate failed on {check_run.table} ({len(blocking)} blocking check(s)): {listed} Published data is unchanged."
+    return f"Quality gate failed on {check_run.table_shown} ({len(blocking)} blocking check(s)): {listed} Published data is unchanged."
 
 
 def check_freshness(*, actor=None, trigger: str = CheckRun.Trigger.SCHEDULE) -> list[CheckRun]:

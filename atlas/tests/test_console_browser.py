@@ -71,6 +71,7 @@ def test_the_overview_answers_at_a_glance_and_links_where_to_act(chromium, demo,
     page.goto(f"{chromium.url}/admin/")
     page.locator("#overview-pipelines").get_by_role("link", name="ecommerce").click()
     page.wait_for_url(f"**/admin/pipelines/pipeline/{pipeline.pk}/change/")
+    assert page.locator("#pipeline-history circle[data-series=duration]").count() == 2  # the demo's two runs
     page.screenshot(path=str(shots / "pipeline.png"))
     page.goto(f"{chromium.url}/admin/")
     page.locator("#overview-pipelines").get_by_role("link", name=f"#{runs[-1].pk}").click()
@@ -98,9 +99,15 @@ def test_the_overview_answers_at_a_glance_and_links_where_to_act(chromium, demo,
         assert box.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), (url, box.evaluate("e => [e.scrollWidth, e.clientWidth]"))
     revenue = Dataset.objects.get(layer="navigate", table="daily_revenue")
     page.goto(f"{chromium.url}/admin/pipelines/dataset/{revenue.pk}/change/")
+    assert page.locator("#dataset-series .atlas-series-chart[data-column=revenue] circle").count() > 0
+    page.locator("#dataset-series").scroll_into_view_if_needed()  # the picture of revenue over time
     page.screenshot(path=str(shots / "dataset.png"))
+    page.get_by_role("link", name="Browse all rows: pages, sort, columns, CSV").click()
+    page.locator("th a[data-column=revenue]").click()
+    page.wait_for_url("**sort=revenue**")
+    page.screenshot(path=str(shots / "data.png"))
     assert PipelineRun.objects.count() == 2
-    for name in ("overview", "pipeline", "run", "dataset"):
+    for name in ("overview", "pipeline", "run", "dataset", "data"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
 
 

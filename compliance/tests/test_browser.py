@@ -85,3 +85,22 @@ def test_the_steward_flow_in_the_admin(chromium, wh, customers_pipeline):
     assert "************67" in text  # "+49 30 1234567" with its last two characters
     os.makedirs("var/screenshots", exist_ok=True)
     analyst.screenshot(path="var/screenshots/pii-analyst.png", full_page=True)
+
+
+def test_a_finding_is_kept_in_clear_from_its_page_with_a_reason(browser_page, wh, pii_hook, customers_pipeline):
+    """Issue 18, item 5: the finding's page holds the decision; Keep in clear asks for the reason first."""
+    page, url = browser_page
+    assert run_now(customers_pipeline()).status == "succeeded"
+    finding = PiiFinding.objects.get(dataset__name="raw_customers", column="email")
+    page.goto(f"{url}/admin/compliance/piifinding/{finding.pk}/change/")
+    box = page.locator("#finding-decide")
+    assert "customers.email" in box.inner_text()  # where its data reaches
+    box.get_by_role("button", name="Keep in clear with this reason").click()
+    page.wait_for_load_state()
+    assert "needs a reason" in page.inner_text(".messagelist")
+    page.locator("#finding-decide input[name=reason]").fill("Support replies by e-mail")
+    page.locator("#finding-decide").get_by_role("button", name="Keep in clear with this reason").click()
+    page.wait_for_load_state()
+    assert "Confirmed as PII and kept in clear (customers.email): Support replies by e-mail" in page.inner_text(".messagelist")
+    assert ColumnPolicy.objects.get(dataset__name="customers", column="email").action == "keep"
+    assert "Confirmed" in page.inner_text("div.field-status_badge")

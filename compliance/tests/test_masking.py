@@ -85,3 +85,37 @@ def test_admin_actions_confirm_and_rescan(client, loaded, admin_user):
     assert PiiScan.objects.filter(trigger="manual", status="succeeded").count() == 1
     for name in ("compliance_piiscan_changelist", "compliance_columnpolicy_changelist"):
         assert client.get(reverse(f"admin:{name}")).status_code == 200
+
+
+def test_the_pipeline_editors_preview_hides_each_column_made_of_pii(loaded, analyst, admin_user):
+    """A SELECT not yet any dataset's: each output column masked by its lineage (issue 18, item 3)."""
+    from pipelines import editor
+
+    analyst.user_permissions.add(Permission.objects.get(codename="change_pipeline"))
+    sql = ("SELECT customer_id AS id, lower(email) AS contact, length(email) AS n, first_name || '!' AS hello"
+           " FROM explore.customers ORDER BY customer_id")
+    check, rows = editor.preview_step_sql(analyst, "refine", sql, limit=2)
+    assert check.columns == ["id", "contact", "n", "hello"]
+    assert [r[1] for r in rows] == ["[EMAIL_ADDRESS hidden]"] * 2 and [r[3] for r in rows] == ["[PERSON hidden]"] * 2
+    assert [r[0] for r in rows] == ["1", "2"]  # the key is no PII: clear (Explore keeps text as received)
+    assert not AuditEvent.objects.filter(action="pii.view_clear").exists()
+    _check, clear = editor.preview_step_sql(admin_user, "refine", sql, limit=2)
+    assert clear[0][1] == "anna.schmidt@example.com"
+    seen = AuditEvent.objects.get(action="pii.view_clear", actor=admin_user)
+    assert set(seen.detail["columns"]) >= {"contact", "hello"} and seen.detail["rows"] == 2
+
+
+def test_the_data_browser_and_its_csv_hide_pii_from_an_analyst(client, loaded, analyst, admin_user):
+    """Issue 18, item 4: the page and the download are masked alike; a clear download is audited."""
+    client.force_login(analyst)
+    page = client.get(reverse("admin:pipelines_dataset_data", args=[loaded.pk]) + "?sort=email").content.decode()
+    download = client.get(reverse("admin:pipelines_dataset_data_csv", args=[loaded.pk]))
+    body = b"".join(download.streaming_content).decode()
+    for text in (page, body):
+        assert "[EMAIL_ADDRESS hidden]" in text and not any(value in text for value in CLEAR)
+    assert not AuditEvent.objects.filter(action="pii.view_clear").exists()
+    client.force_login(admin_user)
+    clear = b"".join(client.get(reverse("admin:pipelines_dataset_data_csv", args=[loaded.pk])).streaming_content)
+    assert b"anna.schmidt@example.com" in clear
+    assert AuditEvent.objects.filter(action="dataset.downloaded", actor=admin_user).exists()
+    assert AuditEvent.objects.filter(action="pii.view_clear", actor=admin_user).exists()

@@ -330,7 +330,7 @@ def test_run_now_action_reports_refusals_and_starts_the_others(admin_client, wh,
 
 
 # --- run pages -----------------------------------------------------------------------------
-def test_active_run_page_refreshes_itself_and_shows_progress(admin_client, loaded):
+def test_active_run_page_updates_itself_and_shows_progress(admin_client, loaded):
     run = PipelineRun.objects.create(
         pipeline=loaded, trigger="manual", status="running", current_step="refine"
     )
@@ -339,9 +339,9 @@ def test_active_run_page_refreshes_itself_and_shows_progress(admin_client, loade
     )
     StepRun.objects.create(run=run, step_name="refine", kind="refine", status="running", position=1)
     body = admin_client.get(url("pipelinerun_change", run.pk)).content.decode()
-    assert REFRESH_META in body
-    assert "Running step <strong>refine</strong> (of 2 steps)" in body
-    assert "Rows so far: 7 in, 6 out, 0 rejected." in body
+    assert REFRESH_META not in body  # updated in place (static/atlas/run_live.js), no reload
+    assert "atlas/run_live.js" in body and f'data-url="{url("pipelinerun_live", run.pk)}"' in body
+    assert "Running step refine (of 2 steps). Rows so far: 7 in, 6 out, 0 rejected." in body
     assert f'action="{url("pipelinerun_cancel", run.pk)}"' in body
 
 

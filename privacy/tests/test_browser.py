@@ -27,3 +27,25 @@ def test_running_an_erasure_from_the_request_list_shows_the_proof(browser_page, 
     assert "zero rows found" in proof and "explore.customers" in proof and "chart.orders" in proof
     assert "Erased: kept only as HMAC hashes" in page.inner_text("body")
     assert "bob@example.com" not in page.content()
+
+
+def test_a_request_is_typed_a_field_per_kind_then_verified_and_run_from_its_page(browser_page, shop):
+    """Issue 18, item 5: no JSON to type; the request's page holds Verify, then Run."""
+    page, url = browser_page
+    page.goto(f"{url}/admin/privacy/datasubjectrequest/add/")
+    page.select_option("select[name=kind]", "erasure")
+    page.fill("textarea[name=identifiers_email]", "Bob@Example.com\n")
+    page.fill("input[name=reference]", "Letter 12")
+    page.get_by_role("button", name="Save and continue editing").click()
+    page.wait_for_url("**/admin/privacy/datasubjectrequest/*/change/")
+    req = DataSubjectRequest.objects.get()
+    assert req.identifiers == {"email": ["bob@example.com"]}
+    assert page.get_by_role("button", name="Run").count() == 0  # not before it is verified
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_selector("ul.messagelist")
+    assert f"{req}: verified." in page.inner_text("ul.messagelist")
+    page.get_by_role("button", name="Run").click()
+    page.wait_for_selector("ul.messagelist")
+    assert "background task (succeeded)" in page.inner_text("ul.messagelist")
+    assert "zero rows found" in page.inner_text("#dsr-proof")
+    assert DataSubjectRequest.objects.get(pk=req.pk).status == "completed"

@@ -66,7 +66,7 @@ def test_done_means_a_steward_erases_a_demo_customer_by_email_from_the_admin(wh,
         revenue_before = cur.execute("SELECT sum(revenue) FROM navigate.daily_revenue").fetchone()[0]
 
     response = client.post(reverse("admin:privacy_datasubjectrequest_add"), {
-        "kind": "erasure", "identifiers": f'{{"email": ["{email}"]}}', "reference": "Letter 2026-11",
+        "kind": "erasure", "identifiers_email": email, "reference": "Letter 2026-11",
         "received_at_0": "2026-11-20", "received_at_1": "09:00:00",
     }, follow=True)
     assert response.status_code == 200

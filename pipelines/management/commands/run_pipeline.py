@@ -1,4 +1,4 @@
-"""``manage.py run_pipeline NAME``: run a pipeline, wait, print the outcome."""
+"""``manage.py run_pipeline NAME``: run a pipeline, print each step as it starts and ends, then the outcome."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from pipelines import runner, selection
+from atlas import humanize
+from pipelines import live, runner, selection
 from pipelines.models import Pipeline, PipelineRun, RunStatus, Trigger
+from pipelines.run_console import RunConsole, ended_line
 
 
 class Command(BaseCommand):
@@ -56,37 +58,41 @@ class Command(BaseCommand):
         except (runner.RunRefused, selection.SelectionError) as exc:  # the broker down included: one line
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Run #{run.pk} of {pipeline.name} queued.")
-        if inline:
-            runner.execute_run(run.pk)
-        elif no_wait:
+        if no_wait and not inline:
             return
-        run = self._wait(run, timeout)
-        self._report(run)
+        console = RunConsole(self.stdout)
+        try:
+            if inline:
+                with live.listening(console):
+                    runner.execute_run(run.pk)
+                run.refresh_from_db()
+            else:
+                run = self._wait(run, timeout, console)
+        finally:
+            console.close()
+        self._report(run, console)
 
-    def _wait(self, run: PipelineRun, timeout: float) -> PipelineRun:
+    def _wait(self, run: PipelineRun, timeout: float, console: RunConsole) -> PipelineRun:
+        """Follow a run a worker executes: the same step lines, read from what it stores."""
         deadline = time.monotonic() + timeout
-        last = None
+        watcher = live.RunWatcher(run)
         while True:
             run.refresh_from_db()
+            for event, state in watcher.poll():
+                console(event, state)
             if not run.is_active:
                 return run
-            if run.current_step != last and run.current_step:
-                self.stdout.write(f"  running {run.current_step} ...")
-                last = run.current_step
             if time.monotonic() > deadline:
                 raise CommandError(f"Run #{run.pk} still {run.status} after {timeout:.0f} s (is a worker running?).")
             time.sleep(0.5)
 
-    def _report(self, run: PipelineRun) -> None:
-        for sr in run.step_runs.all():
-            secs = f"{sr.duration.total_seconds():.2f}s" if sr.duration else "-"
-            self.stdout.write(
-                f"  {sr.step_name:<28} {sr.status:<10} in {sr.rows_in:>9} out {sr.rows_out:>9}"
-                f" rejected {sr.rows_rejected:>6}  {secs}"
-            )
-            if sr.error:
-                self.stdout.write(f"    error: {sr.error}")
-        line = f"Run #{run.pk} {run.status}: {run.rows_out} rows out, {run.rows_rejected} rejected."
+    def _report(self, run: PipelineRun, console: RunConsole) -> None:
+        for sr in run.step_runs.all():  # the steps that never started (skipped after a failure, cancelled)
+            if sr.pk not in console.ended:
+                self.stdout.write(ended_line(live.step_state(sr)))
+        took = live.duration_words(live.seconds(run.started_at, run.finished_at))
+        line = (f"Run #{run.pk} {run.status} in {took}: {humanize.number(run.rows_out)} rows out,"
+                f" {humanize.number(run.rows_rejected)} rejected.")
         if run.status != RunStatus.SUCCEEDED:
             raise CommandError(f"{line} {run.error}")
         self.stdout.write(self.style.SUCCESS(line))

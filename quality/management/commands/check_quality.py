@@ -23,11 +23,11 @@ class Command(BaseCommand):
         if ds is None:
             raise CommandError(f"Unknown dataset {dataset!r}.")
         run = run_checks(ds, trigger=CheckRun.Trigger.CLI, apply_drops=False)
-        self.stdout.write(f"Checks on {run.table}: {run.status} ({run.rows_checked} rows, {run.queries} queries)")
+        self.stdout.write(f"Checks on {run.table_shown}: {run.status} ({run.rows_checked} rows, {run.queries} queries)")
         for r in run.results.all():
             failing = "" if r.failing_rows is None else f" {r.failing_rows} failing"
             self.stdout.write(f"  {r.outcome:5}  {r.check_name:30} {r.severity:4}{failing}  {r.message}")
         if run.error:
             self.stderr.write(run.error)
         if run.status in (CheckRun.Status.FAILED, CheckRun.Status.ERROR):
-            raise CommandError(f"Quality checks on {run.table} {run.status}.")
+            raise CommandError(f"Quality checks on {run.table_shown} {run.status}.")
