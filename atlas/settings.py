@@ -18,6 +18,7 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -372,7 +373,19 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=ATLAS_RETENTION_MINUTE, hour=ATLAS_RETENTION_HOUR),
     },
 }
-CELERY_TASK_ROUTES = {"pipelines.tasks.*": {"queue": env.str("ATLAS_PIPELINE_QUEUE", "celery")}}
+# Queues (README "When things fail", "200 pipelines due at once"): runs on ATLAS_PIPELINE_QUEUE;
+# beat's scheduled triggers on a queue of their own, so a trigger (milliseconds: create the run,
+# send its task) never waits in line behind runs queued before it. A worker started without -Q
+# consumes every queue listed here; ``-Q`` splits them over workers (e.g. one for triggers only).
+ATLAS_PIPELINE_QUEUE = env.str("ATLAS_PIPELINE_QUEUE", default="celery")
+ATLAS_TRIGGER_QUEUE = env.str("ATLAS_TRIGGER_QUEUE", default="atlas.triggers")
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue(name) for name in dict.fromkeys([ATLAS_TRIGGER_QUEUE, CELERY_TASK_DEFAULT_QUEUE,
+                                                             ATLAS_PIPELINE_QUEUE])]
+CELERY_TASK_ROUTES = {
+    "pipelines.trigger_scheduled_run": {"queue": ATLAS_TRIGGER_QUEUE},
+    "pipelines.execute_run": {"queue": ATLAS_PIPELINE_QUEUE},
+}
 
 # --- Lineage (OpenLineage) ---------------------------------------------------
 # Where emitted events are delivered (Marquez: http://host:5000); unset, they wait in the outbox.
