@@ -332,12 +332,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("ATLAS_BROKER_VISIBILITY_TIMEOUT", default=6 * 3600),
     "socket_connect_timeout": 3,
+    # A worker's free slot takes from its queues in the order they are listed (CELERY_TASK_QUEUES, or
+    # -Q), not in turn: beat's triggers (listed first) never wait behind queued runs (README "200
+    # pipelines due at once").
+    "queue_order_strategy": "priority",
 }
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler; pipelines' own entries are triggered in beat itself (pipelines.beat).
+CELERY_BEAT_SCHEDULER = "pipelines.beat:Scheduler"
 CELERY_BEAT_SCHEDULE = {
     # Runs whose worker died are resumed (or failed with the reason); queued runs no worker took are sent again.
     "atlas: reap stale runs": {"task": "pipelines.reap_stale_runs", "schedule": ATLAS_RUN_HEARTBEAT_SECONDS},
@@ -374,9 +379,10 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 # Queues (README "When things fail", "200 pipelines due at once"): runs on ATLAS_PIPELINE_QUEUE;
-# beat's scheduled triggers on a queue of their own, so a trigger (milliseconds: create the run,
-# send its task) never waits in line behind runs queued before it. A worker started without -Q
-# consumes every queue listed here; ``-Q`` splits them over workers (e.g. one for triggers only).
+# beat's scheduled triggers on a queue of their own, listed first: a worker's free slot takes a
+# trigger (milliseconds: create the run, send its task) before any queued run (the transport's
+# "priority" order, above). A worker started without -Q consumes every queue listed here, in
+# this order; ``-Q`` splits them over workers (e.g. one for triggers only).
 ATLAS_PIPELINE_QUEUE = env.str("ATLAS_PIPELINE_QUEUE", default="celery")
 ATLAS_TRIGGER_QUEUE = env.str("ATLAS_TRIGGER_QUEUE", default="atlas.triggers")
 CELERY_TASK_DEFAULT_QUEUE = "celery"

@@ -9,6 +9,9 @@ with the first registration and ends (closing its connection) when none is left.
 
 A run whose attempt was declared lost and taken over by another (this worker was cut off
 long enough) is not marked: its ``superseded`` is set, and the runner stops that attempt.
+The same thread reads, every ``ATLAS_WATCHDOG_POLL_SECONDS``, which of its runs were asked
+to cancel (one SELECT for all): a running step's watchdog reads that flag instead of
+querying on a connection of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import logging
 import operator
 import threading
+import time
 from collections.abc import Iterable
 from functools import reduce
 
@@ -36,6 +40,7 @@ class RunHeartbeat:
     def __init__(self, run_id: int, attempt: int | None = None) -> None:
         self.run_id, self.attempt = run_id, attempt
         self.superseded = False
+        self.cancel_requested = False  # read for every registered run at once (read_cancels)
 
     def write(self) -> None:
         """Mark this run alive now (the heartbeat thread does it for every registered run at once)."""
@@ -72,6 +77,20 @@ def write_all(beats: Iterable[RunHeartbeat]) -> int:
     return marked
 
 
+def read_cancels(beats: Iterable[RunHeartbeat]) -> None:
+    """Which of the runs were asked to cancel, in one SELECT: their step's watchdog reads the flag, not the database."""
+    from .models import PipelineRun
+
+    beats = list(beats)
+    if not beats:
+        return
+    asked = set(PipelineRun.objects.filter(pk__in=[b.run_id for b in beats], cancel_requested=True)
+                .values_list("pk", flat=True))
+    for b in beats:
+        if b.run_id in asked:
+            b.cancel_requested = True
+
+
 class Beats:
     """The registered runs of this process and the one thread that marks them alive."""
 
@@ -104,12 +123,22 @@ class Beats:
         with self._lock:
             return list(self._beats)
 
+    def of(self, run_id: int) -> RunHeartbeat | None:
+        """The registration of ``run_id`` in this process, if it executes the run."""
+        with self._lock:
+            return next((b for b in self._beats if b.run_id == run_id), None)
+
     def _loop(self, stop: threading.Event) -> None:
+        """Every ATLAS_WATCHDOG_POLL_SECONDS the cancel flags; every ATLAS_RUN_HEARTBEAT_SECONDS the heartbeats."""
+        written = time.monotonic()
         try:
-            while not stop.wait(settings.ATLAS_RUN_HEARTBEAT_SECONDS):
+            while not stop.wait(min(settings.ATLAS_WATCHDOG_POLL_SECONDS, settings.ATLAS_RUN_HEARTBEAT_SECONDS)):
                 beats = self.registered()
                 try:
-                    write_all(beats)
+                    if time.monotonic() - written >= settings.ATLAS_RUN_HEARTBEAT_SECONDS * 0.95:
+                        write_all(beats)
+                        written = time.monotonic()
+                    read_cancels(beats)
                 except DatabaseError as exc:
                     # One missed beat (SQLite busy while a hook holds the write lock, a dropped
                     # connection) must not end the thread: the runs would later look lost.

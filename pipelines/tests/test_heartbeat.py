@@ -88,3 +88,27 @@ def test_runs_executed_by_a_pool_of_threads_share_the_heartbeat_and_all_succeed(
         assert r.status == RunStatus.SUCCEEDED, r.error
         assert r.attempts.get().worker.split("/", 1)[1]  # the thread is named: runs share the process
     assert run_now(pipelines[0]).status == RunStatus.SUCCEEDED
+
+
+def test_cancel_flags_are_read_for_every_run_at_once_and_a_watchdog_reads_its_runs_flag(
+    wh, simple_pipeline, django_assert_num_queries
+):
+    from types import SimpleNamespace
+
+    from pipelines.watchdog import watchdog
+
+    runs = running(3)
+    PipelineRun.objects.filter(pk=runs[1].pk).update(cancel_requested=True)
+    beats = [heartbeat.RunHeartbeat(r.pk, 1) for r in runs]
+    with django_assert_num_queries(1):
+        heartbeat.read_cancels(beats)
+    assert [b.cancel_requested for b in beats] == [False, True, False]
+
+    step = simple_pipeline().steps.get(name="refine")
+    dog = watchdog(SimpleNamespace(run=runs[1], warehouse=wh, step=step))
+    with heartbeat.RunHeartbeat(runs[1].pk, 1) as beat:
+        with django_assert_num_queries(0):  # executing here: the flag the heartbeat thread keeps
+            assert dog.cancelled() is False
+        beat.cancel_requested = True
+        assert dog.cancelled() is True
+    assert dog.cancelled() is True  # not executing here (any more): the database says
