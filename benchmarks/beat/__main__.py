@@ -59,28 +59,34 @@ def main() -> None:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env={**os.environ, **env},
                        check=True)
         r = run_child("benchmarks.beat.bench", env)
+    write_results("beat", r, render(r))
+
+
+def render(r: dict) -> list[str]:
+    """The results' tables (``python -m benchmarks.beat`` writes them; they can be drawn again from beat.json)."""
     q, s, idle = r["queued_after_due"], r["started_after_due"], r["beat_idle"]
     lines = [
         "# Beat: 200 pipelines due in the same minute",
         "",
         f"`python -m benchmarks.beat` — {r['pipelines']} pipelines of one small aggregate step, one crontab minute,",
-        f"beat (django-celery-beat's DatabaseScheduler) and {r['workers']} workers started with docker-compose.yml's"
+        f"beat (`pipelines.beat`: django-celery-beat's DatabaseScheduler, the due pipelines triggered in one batch)"
+        f" and {r['workers']} workers started with docker-compose.yml's"
         f" command (`{r['worker_command']}`) on Redis and PostgreSQL; load average during the run"
         f" {r['load_average'][0]:.1f} on 2 CPUs.",
         "",
         "| seconds after the due minute | median | p95 | max | within 10 s |",
         "| --- | --- | --- | --- | --- |",
-        f"| run queued (beat's trigger taken) | {q['median']:.1f} | {q['p95']:.1f} | {q['max']:.1f}"
+        f"| run queued (created by beat's trigger) | {q['median']:.1f} | {q['p95']:.1f} | {q['max']:.1f}"
         f" | {q['within_10s']} of {r['runs']} |",
-        f"| run started by a worker | {s['median']:.1f} | {s['p95']:.1f} | {s['max']:.1f}"
+        f"| run started (running on a worker) | {s['median']:.1f} | {s['p95']:.1f} | {s['max']:.1f}"
         f" | {s['within_10s']} of {r['runs']} |",
         "",
         f"Beat's own CPU: {idle['cpu']:.2f} s over {idle['seconds']:.0f} s idle ({idle['ticks']} ticks,"
-        f" {idle['cpu_per_tick'] * 1000:.0f} ms per tick); {r['beat_dispatch_cpu']:.2f} s while it sent the"
-        f" {r['pipelines']} due entries. {r['succeeded']} of {r['runs']} runs succeeded; at most"
+        f" {idle['cpu_per_tick'] * 1000:.0f} ms per tick); {r['beat_dispatch_cpu']:.2f} s while it triggered the"
+        f" {r['pipelines']} due entries (their runs created, their tasks sent). {r['succeeded']} of {r['runs']} runs succeeded; at most"
         f" {r['database_connections_peak']} connections to the database at once (every process).",
     ]
-    write_results("beat", r, lines)
+    return lines
 
 
 if __name__ == "__main__":
