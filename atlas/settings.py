@@ -305,6 +305,9 @@ ATLAS_KEEP_RECEIVED_LINEAGE_DAYS = env.int("ATLAS_KEEP_RECEIVED_LINEAGE_DAYS", d
 
 # --- Celery ----------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+# Redis: kombu's transport, mended so a worker reconnects after Redis restarts instead of exiting (atlas.broker).
+if CELERY_BROKER_URL.startswith("redis://"):
+    CELERY_BROKER_TRANSPORT = "atlas.broker:Transport"
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
 # Eager mode: "thread" runs a triggered pipeline in a background thread of the
