@@ -381,11 +381,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=ATLAS_RETENTION_MINUTE, hour=ATLAS_RETENTION_HOUR),
     },
 }
-# Queues (README "When things fail", "200 pipelines due at once"): runs on ATLAS_PIPELINE_QUEUE;
-# beat's scheduled triggers on a queue of their own, listed first: a worker's free slot takes a
-# trigger (milliseconds: create the run, send its task) before any queued run (the transport's
-# "priority" order, above). A worker started without -Q consumes every queue listed here, in
-# this order; ``-Q`` splits them over workers (e.g. one for triggers only).
+# Queues (README "When things fail", "200 pipelines due at once"): runs on ATLAS_PIPELINE_QUEUE.
+# Atlas's beat scheduler triggers pipelines itself (pipelines.beat); a trigger sent as a task (another
+# scheduler, a script) goes to a queue of its own, listed first: a worker's free slot takes it
+# (milliseconds: create the run, send its task) before any queued run (the transport's "priority"
+# order, above). A worker started without -Q consumes every queue listed here, in this order.
 ATLAS_PIPELINE_QUEUE = env.str("ATLAS_PIPELINE_QUEUE", default="celery")
 ATLAS_TRIGGER_QUEUE = env.str("ATLAS_TRIGGER_QUEUE", default="atlas.triggers")
 CELERY_TASK_DEFAULT_QUEUE = "celery"
