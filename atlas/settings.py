@@ -18,6 +18,7 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -311,6 +312,9 @@ ATLAS_KEEP_RECEIVED_LINEAGE_DAYS = env.int("ATLAS_KEEP_RECEIVED_LINEAGE_DAYS", d
 
 # --- Celery ----------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+# Redis: kombu's transport, mended so a worker reconnects after Redis restarts instead of exiting (atlas.broker).
+if CELERY_BROKER_URL.startswith("redis://"):
+    CELERY_BROKER_TRANSPORT = "atlas.broker:Transport"
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
 # Eager mode: "thread" runs a triggered pipeline in a background thread of the
@@ -338,12 +342,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("ATLAS_BROKER_VISIBILITY_TIMEOUT", default=6 * 3600),
     "socket_connect_timeout": 3,
+    # A worker's free slot takes from its queues in the order they are listed (CELERY_TASK_QUEUES, or
+    # -Q), not in turn: beat's triggers (listed first) never wait behind queued runs (README "200
+    # pipelines due at once").
+    "queue_order_strategy": "priority",
 }
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler; pipelines' own entries are triggered in beat itself (pipelines.beat).
+CELERY_BEAT_SCHEDULER = "pipelines.beat:Scheduler"
 CELERY_BEAT_SCHEDULE = {
     # Runs whose worker died are resumed (or failed with the reason); queued runs no worker took are sent again.
     "atlas: reap stale runs": {"task": "pipelines.reap_stale_runs", "schedule": ATLAS_RUN_HEARTBEAT_SECONDS},
@@ -381,7 +390,20 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=ATLAS_RETENTION_MINUTE, hour=ATLAS_RETENTION_HOUR),
     },
 }
-CELERY_TASK_ROUTES = {"pipelines.tasks.*": {"queue": env.str("ATLAS_PIPELINE_QUEUE", "celery")}}
+# Queues (README "When things fail", "200 pipelines due at once"): runs on ATLAS_PIPELINE_QUEUE.
+# Atlas's beat scheduler triggers pipelines itself (pipelines.beat); a trigger sent as a task (another
+# scheduler, a script) goes to a queue of its own, listed first: a worker's free slot takes it
+# (milliseconds: create the run, send its task) before any queued run (the transport's "priority"
+# order, above). A worker started without -Q consumes every queue listed here, in this order.
+ATLAS_PIPELINE_QUEUE = env.str("ATLAS_PIPELINE_QUEUE", default="celery")
+ATLAS_TRIGGER_QUEUE = env.str("ATLAS_TRIGGER_QUEUE", default="atlas.triggers")
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue(name) for name in dict.fromkeys([ATLAS_TRIGGER_QUEUE, CELERY_TASK_DEFAULT_QUEUE,
+                                                             ATLAS_PIPELINE_QUEUE])]
+CELERY_TASK_ROUTES = {
+    "pipelines.trigger_scheduled_run": {"queue": ATLAS_TRIGGER_QUEUE},
+    "pipelines.execute_run": {"queue": ATLAS_PIPELINE_QUEUE},
+}
 
 # --- Lineage (OpenLineage) ---------------------------------------------------
 # Where emitted events are delivered (Marquez: http://host:5000); unset, they wait in the outbox.

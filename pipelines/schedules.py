@@ -1,4 +1,5 @@
-"""Pipeline schedules are kept in django-celery-beat, so ``celery beat -S django`` runs them."""
+"""Pipeline schedules are kept in django-celery-beat, so ``celery beat`` runs them
+(its scheduler, ``pipelines.beat.Scheduler``, triggers them in beat itself)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ The step then fails with :class:`StepCancelled` or :class:`StepTimedOut`, whatev
 the interrupted statement raised; nothing was published (publishing is one transaction,
 rolled back), so published tables are as they were. Neither is a transient error: a
 retry policy must never retry them. A step stuck outside the warehouse (Python code)
-cannot be stopped from a thread; Celery's task time limit is the backstop there.
+cannot be stopped from a thread (nor by Celery's time limits, which a pool of threads lacks):
+it stops at its next warehouse statement, which the watch refuses.
 """
 
 from __future__ import annotations
@@ -187,11 +188,15 @@ class Watchdog:
 
 def watchdog(ctx: StepContext) -> Watchdog:
     """The watchdog of a step of a run: the run's cancel flag, the step's time limits."""
+    from .heartbeat import BEATS
     from .models import PipelineRun
 
     run_id = ctx.run.pk
 
     def cancelled() -> bool:
+        beat = BEATS.of(run_id)  # executing here: the heartbeat thread reads the flag for all runs at once
+        if beat is not None:
+            return beat.cancel_requested
         return PipelineRun.objects.filter(pk=run_id, cancel_requested=True).exists()
 
     return Watchdog(ctx.warehouse, cancelled=cancelled, limits=step_limits(ctx.step), label=ctx.step.name)

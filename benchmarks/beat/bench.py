@@ -37,6 +37,23 @@ def ticks(log: Path) -> int:
     return len(TICKS.findall(log.read_bytes())) if log.exists() else 0
 
 
+def worker_command() -> list[str]:
+    """The worker service's command in docker-compose.yml, its ``${VAR:-default}`` from the environment or the default."""
+    import yaml
+
+    command = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["worker"]["command"]
+    return [re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m[1], m[2]), arg) for arg in command]
+
+
+def database_connections() -> int:
+    """Connections to this database now, every process's (pg_stat_activity)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cur.fetchone()[0]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -54,7 +71,7 @@ def main() -> None:
     count = int(os.environ.get("BENCH_PIPELINES", "200"))
     workers = int(os.environ.get("BENCH_WORKERS", "2"))
     tz = ZoneInfo(settings.TIME_ZONE)
-    work = Path(tempfile.mkdtemp(prefix="atlas-bench-beat-"))
+    work = Path(tempfile.mkdtemp(prefix="atlas-bench-beat-", dir=os.environ.get("ATLAS_DATA_ROOTS")))
     # What every pipeline reads: chart.beat_source, from a producer pipeline run once here.
     (work / "source.csv").write_text("n\n1\n2\n3\n")
     source = Source.objects.create(name="beat_source", location=str(work / "source.csv"))
@@ -81,14 +98,13 @@ def main() -> None:
     log = open(work / "celery.log", "ab")  # noqa: SIM115
     beat_log = work / "beat.log"
     beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "atlas", "beat", "-S", "django", "--loglevel=DEBUG",
+        [sys.executable, "-m", "celery", "-A", "atlas", "beat", "--loglevel=DEBUG",
          "--schedule", str(work / "beat-schedule"), "--logfile", str(beat_log)],
         cwd=ROOT, env=env, stdout=log, stderr=log,
     )
+    command = worker_command()
     procs = [
-        subprocess.Popen([sys.executable, "-m", "celery", "-A", "atlas", "worker", "--pool=solo", "--without-mingle",
-                          "--without-gossip", "--without-heartbeat", "--loglevel=INFO", "-n", f"w{n}@%h"],
-                         cwd=ROOT, env=env, stdout=log, stderr=log)
+        subprocess.Popen([sys.executable, "-m", *command, "-n", f"w{n}@%h"], cwd=ROOT, env=env, stdout=log, stderr=log)
         for n in range(workers)
     ]
     try:
@@ -114,7 +130,9 @@ def main() -> None:
                 "ticks": ticks(beat_log) - idle_ticks}
         busy_from = cpu_seconds(beat.pid)
         deadline = due.timestamp() + 900
+        connections_peak = 0
         while PipelineRun.objects.filter(started_at__isnull=False).count() < count + 1:
+            connections_peak = max(connections_peak, database_connections())
             if time.time() > deadline:
                 raise SystemExit(f"only {PipelineRun.objects.filter(started_at__isnull=False).count()} runs started")
             time.sleep(0.2)
@@ -139,6 +157,7 @@ def main() -> None:
     print(json.dumps({
         "pipelines": count,
         "workers": workers,
+        "worker_command": " ".join(command),
         "runs": len(runs),
         "a_failure": PipelineRun.objects.exclude(error="").values_list("error", flat=True).first(),
         "succeeded": sum(r["status"] == "succeeded" for r in runs),
@@ -146,6 +165,7 @@ def main() -> None:
         "started_after_due": stats(started),
         "beat_idle": {**idle, "cpu_per_tick": idle["cpu"] / max(idle["ticks"], 1)},
         "beat_dispatch_cpu": dispatch_cpu,
+        "database_connections_peak": connections_peak,
         "load_average": os.getloadavg(),
     }))
 

@@ -60,7 +60,7 @@ def main() -> None:
         procs[p.pid] = p
 
     beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "atlas", "beat", "-S", "django", "--max-interval", "1",
+        [sys.executable, "-m", "celery", "-A", "atlas", "beat", "--max-interval", "1",
          "--loglevel=WARNING", "--schedule", str(work / "beat-schedule")],
         cwd=ROOT, env=env, stdout=logs, stderr=logs,
     )

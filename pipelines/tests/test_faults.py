@@ -35,7 +35,7 @@ from pipelines.models import PipelineRun, RunAttempt, RunStatus, Trigger
 
 from .conftest import run_now
 from .faults import start_at_once
-from .workers import WORKER, _wait_for, celery_conf
+from .workers import THREADED, WORKER, _wait_for, celery_conf
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 HEARTBEAT, LOST = 0.5, 1.5
@@ -138,13 +138,14 @@ def retried_once_and_complete(run, pipeline, tmp_path: Path) -> None:
     assert published() == after  # nothing new to load: the same tables
 
 
-@pytest.mark.parametrize("point", ["copy", "staged", "publish"])
+@pytest.mark.parametrize(("point", "pool"), [("copy", WORKER), ("staged", WORKER), ("publish", WORKER),
+                                            pytest.param("staged", THREADED, id="staged-threads")])
 def test_a_worker_killed_mid_run_is_resumed_and_the_tables_are_exactly_as_after(
-    broker, loaded_once, start, tmp_path, point
+    broker, loaded_once, start, tmp_path, point, pool
 ):
     pipeline, before = loaded_once
     env = fault_env(tmp_path, point)
-    workers = [start(*WORKER, "-n", f"w{i}@%h", **env) for i in (1, 2)]
+    workers = [start(*pool, "-n", f"w{i}@%h", **env) for i in (1, 2)]
     run = runner.start_run(pipeline, trigger=Trigger.API)
     pid = reached(tmp_path, point)
     if point != "publish":  # (inside publish, the paused transaction holds the table's lock)
@@ -432,12 +433,13 @@ def _pings(client) -> bool:
         return False
 
 
+@pytest.mark.parametrize("pool", [WORKER, pytest.param(THREADED, id="threads")])
 def test_the_broker_stopped_mid_run_the_run_finishes_and_the_next_run_starts_once_it_is_back(
-    private_broker, loaded_once, start, tmp_path
+    private_broker, loaded_once, start, tmp_path, pool
 ):
     url, broker = private_broker
     pipeline, _ = loaded_once
-    start(*WORKER, **fault_env(tmp_path, "staged", CELERY_BROKER_URL=url))
+    start(*pool, **fault_env(tmp_path, "staged", CELERY_BROKER_URL=url))
     run = runner.start_run(pipeline, trigger=Trigger.API)
     reached(tmp_path, "staged")
     broker.down()  # mid-run: the task was taken, the broker (and its unacknowledged message) gone
@@ -489,7 +491,7 @@ def test_the_demo_pipeline_with_its_worker_killed_completes_on_its_own_within_a_
     assert run.status == RunStatus.RUNNING  # as the killed worker left it
 
     (tmp_path / "worker.log").rename(tmp_path / "killed-worker.txt")
-    start("beat", "-S", "django", "--max-interval", "1", "--schedule", str(tmp_path / "beat-schedule"), **env)
+    start("beat", "--max-interval", "1", "--schedule", str(tmp_path / "beat-schedule"), **env)
     start(*WORKER, **env)  # the worker back
     back = _wait_for(lambda: b"ready." in (tmp_path / "worker.log").read_bytes() and time.time(), tmp_path, timeout=300)
     run = _wait_for(lambda: ended(run), tmp_path, timeout=600)

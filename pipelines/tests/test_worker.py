@@ -10,9 +10,9 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from pipelines import runner
-from pipelines.models import PipelineRun, RunStatus, Trigger
+from pipelines.models import Dataset, Pipeline, PipelineRun, RunStatus, Step, Trigger
 
-from .workers import WORKER, _wait_for
+from .workers import THREADED, WORKER, _wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -34,6 +34,37 @@ def test_a_triggered_run_is_executed_by_a_worker_process(broker, simple_pipeline
     assert run.step_runs.count() == 3 and run.rows_out == 7
 
 
+def test_a_worker_with_a_pool_of_threads_executes_runs_of_several_pipelines_and_takes_beats_triggers(
+    broker, simple_pipeline, start, tmp_path
+):
+    """As docker-compose.yml runs it: runs side by side in one process, one heartbeat thread for them."""
+    from pipelines.tasks import trigger_scheduled_run
+
+    from .conftest import run_now
+
+    assert run_now(simple_pipeline()).status == RunStatus.SUCCEEDED  # chart.people, which they all read
+    pipelines = []
+    for i in range(3):
+        pipeline = Pipeline.objects.create(name=f"pooled_{i}")
+        out = Dataset.objects.create(name=f"pooled_{i}", layer="navigate", table=f"pooled_{i}")
+        Step.objects.create(pipeline=pipeline, name="count", kind="aggregate", output=out,
+                            sql=f"SELECT {i} AS pipeline, count(*) AS people FROM chart.people")
+        pipelines.append(pipeline)
+    start(*THREADED)
+    for pipeline in pipelines:  # what beat sends: on the trigger queue, then the run on the pipeline queue
+        trigger_scheduled_run.delay(pipeline.pk)
+
+    def all_done():
+        runs = list(PipelineRun.objects.filter(trigger=Trigger.SCHEDULE))
+        return runs if len(runs) == 3 and not any(r.is_active for r in runs) else None
+
+    runs = _wait_for(all_done, tmp_path, timeout=300)
+    assert {r.status for r in runs} == {RunStatus.SUCCEEDED}, [r.error for r in runs]
+    workers = [r.attempts.get().worker for r in runs]
+    assert len({w.split("/")[0] for w in workers}) == 1  # one process
+    assert all("/" in w for w in workers)  # each run on a thread of its pool
+
+
 def test_beat_fires_a_pipeline_whose_schedule_is_due(broker, simple_pipeline, start, tmp_path):
     pipeline = simple_pipeline()
     pipeline.schedule = "* * * * *"
@@ -42,7 +73,7 @@ def test_beat_fires_a_pipeline_whose_schedule_is_due(broker, simple_pipeline, st
         last_run_at=timezone.now() - timedelta(hours=1)
     )
     start(*WORKER)
-    start("beat", "-S", "django", "--max-interval", "1", "--schedule", str(tmp_path / "beat-schedule"))
+    start("beat", "--max-interval", "1", "--schedule", str(tmp_path / "beat-schedule"))
 
     def scheduled_run_done():
         run = PipelineRun.objects.filter(trigger=Trigger.SCHEDULE).first()
@@ -50,6 +81,9 @@ def test_beat_fires_a_pipeline_whose_schedule_is_due(broker, simple_pipeline, st
 
     run = _wait_for(scheduled_run_done, tmp_path, timeout=120)
     assert run.status == RunStatus.SUCCEEDED, run.error
+    # Beat's scheduler (pipelines.beat) triggered it itself: the worker got the run, never the trigger.
+    log = (tmp_path / "worker.log").read_text()
+    assert "Task pipelines.execute_run[" in log and "Task pipelines.trigger_scheduled_run[" not in log
 
 
 def test_a_worker_serves_its_metrics_for_prometheus(broker, start, tmp_path):

@@ -125,3 +125,6 @@ def _wait_for(predicate, tmp_path: Path, timeout: float = 90.0):
 
 
 WORKER = ("worker", "--pool=solo", "--without-mingle", "--without-gossip", "--without-heartbeat")
+# As docker-compose.yml runs it: a pool of threads, several runs at once in one process.
+THREADED = ("worker", "--pool=threads", "--concurrency=4", "--without-mingle", "--without-gossip",
+            "--without-heartbeat")

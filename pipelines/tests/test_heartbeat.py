@@ -1,0 +1,114 @@
+"""The process's one heartbeat thread for every run it executes (a worker's pool of threads runs many)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from pipelines import heartbeat, runner
+from pipelines.models import Dataset, Pipeline, PipelineRun, RunStatus, Step
+
+from .conftest import run_now
+
+OLD = timezone.now() - timedelta(hours=2)
+
+
+def running(n: int) -> list[PipelineRun]:
+    """``n`` runs of ``n`` pipelines, marked running as attempt 1 with a heartbeat two hours old."""
+    runs = []
+    for i in range(n):
+        run = runner.start_run(Pipeline.objects.create(name=f"beating_{i}"), dispatch=False)
+        PipelineRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, attempt=1, heartbeat_at=OLD)
+        runs.append(run)
+    return runs
+
+
+def beats_of(runs: list[PipelineRun]) -> dict[int, object]:
+    return dict(PipelineRun.objects.filter(pk__in=[r.pk for r in runs]).values_list("pk", "heartbeat_at"))
+
+
+def test_every_run_of_the_process_is_marked_in_one_statement_and_the_taken_over_one_is_flagged(
+    db, django_assert_num_queries
+):
+    runs = running(3)
+    beats = [heartbeat.RunHeartbeat(r.pk, 1) for r in runs]
+    with django_assert_num_queries(1):  # 3 runs, 1 UPDATE
+        assert heartbeat.write_all(beats) == 3
+    assert all(at > OLD for at in beats_of(runs).values())
+    assert not any(b.superseded for b in beats)
+
+    PipelineRun.objects.filter(pk=runs[1].pk).update(attempt=2, heartbeat_at=OLD)  # taken over by attempt 2
+    PipelineRun.objects.filter(pk=runs[2].pk).update(status=RunStatus.SUCCEEDED, heartbeat_at=OLD)  # over
+    assert heartbeat.write_all(beats) == 1
+    assert [b.superseded for b in beats] == [False, True, False]  # over is not taken over
+    assert beats_of(runs)[runs[1].pk] == OLD  # another attempt's run is not marked by this one
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_thread_beats_for_all_registered_runs_and_ends_with_the_last(settings):
+    settings.ATLAS_RUN_HEARTBEAT_SECONDS = 0.05
+    runs = running(3)
+    before = {t.name for t in threading.enumerate()}
+    with heartbeat.RunHeartbeat(runs[0].pk, 1), heartbeat.RunHeartbeat(runs[1].pk, 1), \
+            heartbeat.RunHeartbeat(runs[2].pk, 1):
+        beaters = [t for t in threading.enumerate() if t.name == "atlas-heartbeat"]
+        assert len(beaters) == 1 and "atlas-heartbeat" not in before
+        deadline = time.monotonic() + 10
+        while any(at == OLD for at in beats_of(runs).values()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert all(at > OLD for at in beats_of(runs).values())
+    assert not beaters[0].is_alive()  # the last run out waited for the thread to end (its connection closed)
+    assert heartbeat.BEATS.registered() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_executed_by_a_pool_of_threads_share_the_heartbeat_and_all_succeed(wh, simple_pipeline, settings):
+    """Four runs at once in four threads of one process, as a worker's thread pool executes them."""
+    settings.ATLAS_RUN_HEARTBEAT_SECONDS = 0.05
+    assert run_now(simple_pipeline()).status == RunStatus.SUCCEEDED  # chart.people, which they all read
+    pipelines = []
+    for i in range(4):
+        pipeline = Pipeline.objects.create(name=f"pooled_{i}")
+        out = Dataset.objects.create(name=f"pooled_{i}", layer="navigate", table=f"pooled_{i}")
+        Step.objects.create(pipeline=pipeline, name="count", kind="aggregate", output=out,
+                            sql=f"SELECT {i} AS pipeline, count(*) AS people FROM chart.people")
+        pipelines.append(pipeline)
+    runs = [runner.start_run(p, dispatch=False) for p in pipelines]
+    threads = [threading.Thread(target=runner._execute_in_thread, args=(r.pk,)) for r in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    for r in runs:
+        r.refresh_from_db()
+        assert r.status == RunStatus.SUCCEEDED, r.error
+        assert r.attempts.get().worker.split("/", 1)[1]  # the thread is named: runs share the process
+    assert run_now(pipelines[0]).status == RunStatus.SUCCEEDED
+
+
+def test_cancel_flags_are_read_for_every_run_at_once_and_a_watchdog_reads_its_runs_flag(
+    wh, simple_pipeline, django_assert_num_queries
+):
+    from types import SimpleNamespace
+
+    from pipelines.watchdog import watchdog
+
+    runs = running(3)
+    PipelineRun.objects.filter(pk=runs[1].pk).update(cancel_requested=True)
+    beats = [heartbeat.RunHeartbeat(r.pk, 1) for r in runs]
+    with django_assert_num_queries(1):
+        heartbeat.read_cancels(beats)
+    assert [b.cancel_requested for b in beats] == [False, True, False]
+
+    step = simple_pipeline().steps.get(name="refine")
+    dog = watchdog(SimpleNamespace(run=runs[1], warehouse=wh, step=step))
+    with heartbeat.RunHeartbeat(runs[1].pk, 1) as beat:
+        with django_assert_num_queries(0):  # executing here: the flag the heartbeat thread keeps
+            assert dog.cancelled() is False
+        beat.cancel_requested = True
+        assert dog.cancelled() is True
+    assert dog.cancelled() is True  # not executing here (any more): the database says
