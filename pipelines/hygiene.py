@@ -544,7 +544,12 @@ def _prepare(
 
     stats = _Stats()
     transcode = encoding != "utf-8"
-    if pipe is not None and (transcode or fmt is not FileFormat.CSV or not _pipe_start(pipe, first[:HEAD], options)):
+    if pipe is not None and (
+        transcode
+        or fmt is not FileFormat.CSV
+        or (kind is None and not pipe.plain)
+        or not _pipe_start(pipe, first[:HEAD], options)
+    ):
         pipe = None  # not fed: the loader reads the file as before
     feed = pipe.feed if pipe is not None else None
     lazy = lazy and kind is not None and not transcode and fmt is FileFormat.CSV

@@ -657,11 +657,13 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         return LoadResult(rows=rows, columns=scan.columns, rejects=rejects)
 
     def copy_pipe(self, *, schema: str, target: str, staging: str, batch_id: str, source_label: str) -> Any:
-        if not settings.ATLAS_INGEST_DIRECT_COPY or not settings.ATLAS_INGEST_COPY_PIPE:
+        mode = settings.ATLAS_INGEST_COPY_PIPE
+        if not settings.ATLAS_INGEST_DIRECT_COPY or mode == "off":
             return None
         return pgcopy.Pipe(
             self, schema=schema, target=target, staging=staging, batch_id=batch_id, source_label=source_label,
             max_line_bytes=settings.ATLAS_INGEST_MAX_LINE_BYTES,
+            plain=mode == "all" or settings.ATLAS_INGEST_COPY_STREAMS <= 1,
         )
 
     def _direct_copy(

@@ -151,6 +151,7 @@ def test_the_same_file_gives_the_same_result_on_every_path(wh, make_csv, setting
     try:
         for path_name, engine in (("piped", wh), ("direct", wh), ("parsed", wh), ("embedded", embedded)):
             settings.ATLAS_INGEST_DIRECT_COPY = path_name in ("piped", "direct")
+            settings.ATLAS_INGEST_COPY_PIPE = "all" if path_name == "piped" else "off"
             for i, case in enumerate(CASES):
                 path = make_csv(case.content, f"{i}/{case.filename}")
                 out = loader_output(engine, case, str(path), f"c{i}_{path_name}", settings, piped=path_name == "piped")

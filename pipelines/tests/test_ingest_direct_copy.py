@@ -132,7 +132,7 @@ def split(settings, monkeypatch):
     settings.ATLAS_STEP_HOOKS = []
     settings.ATLAS_INGEST_COPY_PART_BYTES = 1000
     settings.ATLAS_INGEST_COPY_STREAMS = 3
-    settings.ATLAS_INGEST_COPY_PIPE = False
+    settings.ATLAS_INGEST_COPY_PIPE = "off"
     return settings
 
 
@@ -208,7 +208,7 @@ AWKWARD = {
 @pytest.mark.parametrize("piped", [False, True], ids=["parts", "piped"])
 @pytest.mark.parametrize("case", [*AWKWARD, "crlf"])
 def test_both_loaders_give_the_same_rows(pg, split, ingest_pipeline, make_csv, settings, case, piped):
-    settings.ATLAS_INGEST_COPY_PIPE = piped
+    settings.ATLAS_INGEST_COPY_PIPE = "all" if piped else "off"
     if case == "crlf":  # CRLF, no newline at the end, an empty field
         text, path = _csv(newline="\r\n", tail=False).replace("name 5,", ","), "direct"
     else:
@@ -241,7 +241,7 @@ def test_both_loaders_give_the_same_rows(pg, split, ingest_pipeline, make_csv, s
 def test_a_row_copy_refuses_sends_the_file_through_duckdb_and_its_quarantine(
     pg, split, ingest_pipeline, make_csv, bad, reason, caplog, settings, piped
 ):
-    settings.ATLAS_INGEST_COPY_PIPE = piped
+    settings.ATLAS_INGEST_COPY_PIPE = "all" if piped else "off"
     caplog.set_level(logging.INFO, logger="atlas.warehouse.postgresql")
     text = _csv(bad={250: bad})
     run = run_now(ingest_pipeline(location=str(make_csv(text))))
@@ -313,7 +313,7 @@ def piped(settings, monkeypatch):
     """Small chunks (many of them through the pipe's queue), the pipe on, no step hooks."""
     monkeypatch.setattr(sources, "CHUNK", 256)
     settings.ATLAS_STEP_HOOKS = []
-    settings.ATLAS_INGEST_COPY_PIPE = True
+    settings.ATLAS_INGEST_COPY_PIPE = "all"
     return settings
 
 
@@ -415,3 +415,24 @@ def test_an_archive_that_changes_between_its_two_reads_is_refused(tmp_path):
     with pytest.raises(IngestError) as info:
         list(first.chunks())
     assert info.value.reason_class == "source" and "changed while it was loaded" in str(info.value)
+
+
+@pytest.mark.parametrize("streams", [1, 3])
+def test_by_default_compressed_files_are_piped_and_plain_ones_too_when_there_is_one_stream(
+    pg, piped, ingest_pipeline, make_csv, monkeypatch, streams
+):
+    import gzip
+
+    piped.ATLAS_INGEST_COPY_PIPE = "auto"
+    piped.ATLAS_INGEST_COPY_STREAMS = streams
+    piped.ATLAS_INGEST_COPY_PART_BYTES = 1000
+    text = _csv()
+    make_csv(gzip.compress(text.encode()), "in/a.csv.gz")
+    plain = make_csv(text.replace("\n1,", "\n0,", 1), "in/b.csv")
+    finished = _spy(monkeypatch, pgcopy.Pipe, "finish")
+    run = run_now(ingest_pipeline(location=str(plain.parent / "*")))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert len(finished) == (2 if streams == 1 else 1)  # the gzip file always; the plain one with one stream
+    kinds = sorted(p[1] for p in _partitions(pg))
+    assert kinds == (["r", "r"] if streams == 1 else ["p", "r"])  # the plain file in parts otherwise
+    assert len(explore_rows(pg, "landing")) == 2 * ROWS and _leftovers(pg) == []
