@@ -222,12 +222,18 @@ def _read(path: str, kind: str | None, label: str, chunk_size: int = CHUNK) -> I
                 d = zlib.decompressobj(wbits=31)
                 while chunk := fh.read(CHUNK):
                     while chunk:
-                        out = d.decompress(chunk)
+                        # At most CHUNK out per call (the rest waits in unconsumed_tail): memory stays
+                        # bounded however well the file compresses.
+                        out = d.decompress(chunk, CHUNK)
                         if out:
                             yield out
-                        chunk = d.unused_data
-                        if d.eof:
+                        if d.eof:  # a member ends (its unconsumed_tail is stale then): the next one, if any
+                            chunk = d.unused_data
                             d = zlib.decompressobj(wbits=31) if chunk else d
+                        else:
+                            chunk = d.unconsumed_tail
+                if tail := d.flush():  # output zlib still held when the input ran out
+                    yield tail
                 if not d.eof:
                     raise EOFError("the archive ends before its end marker (truncated)")
             return

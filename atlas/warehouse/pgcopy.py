@@ -337,7 +337,7 @@ class Pipe:
     a compressed one would be decompressed twice, or written out first.
     """
 
-    AHEAD = 8
+    AHEAD = 4  # chunks of at most 1 MiB (hygiene's CHUNK) in flight: bounded memory
 
     def __init__(
         self, wh: PostgresWarehouse, *, schema: str, target: str, staging: str, batch_id: str, source_label: str,
@@ -494,6 +494,8 @@ class Pipe:
         rows = found.parts[0].rows if found is not None and len(found.parts) == 1 else None
         self._decide(rows)
         if self._error is not None:
+            if (watch := interrupts.current()) is not None:
+                watch.check()  # stopped on purpose: no fallback to the other loader
             error = self._error
             if isinstance(error, DirectCopyRefused | psycopg.Error):
                 raise DirectCopyRefused(str(error).strip().splitlines()[0]) from error
