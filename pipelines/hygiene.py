@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import contextlib
 import csv
 import io
 import os
@@ -95,6 +96,52 @@ class Prepared:
     nul_lines: tuple[int, ...]
     warnings: tuple[str, ...]
     compression: str | None
+    # A compressed file that can take the direct path is not written in the first pass:
+    # its loader streams it from the archive again (``Pending``), or writes ``path`` first.
+    pending: Pending | None = None
+
+
+class Pending:
+    """The decompressed content of ``archive``, not written to ``target`` yet.
+
+    The first pass learnt its checksum, size and layout without writing it; a loader that
+    streams (PostgreSQL's direct COPY) reads ``chunks()``, a second decompression in a
+    thread of its own beside the writer, as ``gzip -dc file | COPY`` runs; anything that
+    needs the file on disk (DuckDB's reader, the evidence of a rejected record) calls
+    ``write()``. Either pass checks that the content is still what the first one hashed.
+    """
+
+    def __init__(self, archive: str, kind: str, label: str, target: str, checksum: str, size: int, head: bytes) -> None:
+        self.archive, self.kind, self.label, self.target = archive, kind, label, target
+        self.checksum, self.size, self.head = checksum, size, head
+        self.written = False
+
+    def chunks(self) -> Iterator[bytes]:
+        import hashlib
+
+        digest, size = hashlib.sha256(), 0
+        inner = _decompressed(self.archive, self.kind, self.label)
+        try:
+            for chunk in inner:
+                digest.update(chunk)
+                size += len(chunk)
+                yield chunk
+        finally:
+            inner.close()  # type: ignore[attr-defined]
+        if size != self.size or digest.hexdigest() != self.checksum:
+            raise IngestError(
+                f"{self.label}: the {self.kind} archive changed while it was loaded (its content is no longer"
+                f" the {self.size} bytes with sha256 {self.checksum[:12]}… read first); load it again.",
+                "source",
+            )
+
+    def write(self) -> None:
+        if self.written:
+            return
+        with open(self.target, "wb") as out:
+            for chunk in self.chunks():
+                out.write(chunk)
+        self.written = True
 
 
 def compression_of(head: bytes) -> str | None:
@@ -175,12 +222,18 @@ def _read(path: str, kind: str | None, label: str, chunk_size: int = CHUNK) -> I
                 d = zlib.decompressobj(wbits=31)
                 while chunk := fh.read(CHUNK):
                     while chunk:
-                        out = d.decompress(chunk)
+                        # At most CHUNK out per call (the rest waits in unconsumed_tail): memory stays
+                        # bounded however well the file compresses.
+                        out = d.decompress(chunk, CHUNK)
                         if out:
                             yield out
-                        chunk = d.unused_data
-                        if d.eof:
+                        if d.eof:  # a member ends (its unconsumed_tail is stale then): the next one, if any
+                            chunk = d.unused_data
                             d = zlib.decompressobj(wbits=31) if chunk else d
+                        else:
+                            chunk = d.unconsumed_tail
+                if tail := d.flush():  # output zlib still held when the input ran out
+                    yield tail
                 if not d.eof:
                     raise EOFError("the archive ends before its end marker (truncated)")
             return
@@ -258,6 +311,13 @@ def choose_encoding(head: bytes, declared: str | None, label: str) -> tuple[str,
     return "utf-8", 0, None
 
 
+def _count(chunk: bytes, byte: int) -> int:
+    """Occurrences of ``byte`` in ``chunk``: numpy, several times ``bytes.count``'s speed on a MiB."""
+    import numpy as np  # not at import: every command loads this module through the admin
+
+    return int(np.count_nonzero(np.frombuffer(chunk, dtype=np.uint8) == byte))
+
+
 @dataclass
 class _Stats:
     crlf: int = 0
@@ -277,7 +337,7 @@ class _Stats:
             else:
                 self.lone_cr += 1
         self.pending_cr = False
-        self.lf += chunk.count(b"\n")
+        self.lf += _count(chunk, 10)
         if b"\r" in chunk:
             crlf = chunk.count(b"\r\n")
             cr = chunk.count(b"\r")
@@ -425,12 +485,40 @@ def prepare(
     tmpdir: str,
     scan_factory: Callable[[bytes | None], Any],
     chunk_size: int = CHUNK,
+    *,
+    lazy: bool = False,
+    pipe: Any = None,
 ) -> tuple[Prepared, Any, str]:
     """The file ``path`` made ready to parse (see the module's docstring), its content scan and checksum.
 
     ``scan_factory(quote)`` returns a fresh ``ContentScan``; the scan returned is of the
     file the parser reads, the checksum that of the content as received (decompressed).
+    ``lazy`` (the loader streams files: ``features.streamed_files``): a compressed UTF-8 CSV
+    whose layout lets it take the direct path is not written here (``Prepared.pending``).
+    ``pipe`` (``atlas.warehouse.pgcopy.Pipe``): a UTF-8 CSV's content is also fed to it as it
+    is read, for a load decided once the pass is complete; aborted here when hygiene must
+    rewrite the file (transcoded, line ends, NUL) or refuses it.
     """
+    try:
+        return _prepare(path, label, fmt, options, tmpdir, scan_factory, chunk_size, lazy=lazy, pipe=pipe)
+    except BaseException:
+        if pipe is not None:
+            pipe.abort()
+        raise
+
+
+def _prepare(
+    path: str,
+    label: str,
+    fmt: FileFormat,
+    options: dict,
+    tmpdir: str,
+    scan_factory: Callable[[bytes | None], Any],
+    chunk_size: int,
+    *,
+    lazy: bool,
+    pipe: Any,
+) -> tuple[Prepared, Any, str]:
     options = dict(options)
     warnings: list[str] = []
     with open(path, "rb") as fh:
@@ -462,6 +550,16 @@ def prepare(
 
     stats = _Stats()
     transcode = encoding != "utf-8"
+    if pipe is not None and (
+        transcode
+        or fmt is not FileFormat.CSV
+        or (kind is None and not pipe.plain)
+        or not _pipe_start(pipe, first[:HEAD], options)
+    ):
+        pipe = None  # not fed: the loader reads the file as before
+    feed = pipe.feed if pipe is not None else None
+    lazy = lazy and kind is not None and not transcode and fmt is FileFormat.CSV
+    head = bytearray()  # the first bytes of the content (what the delimiter is sniffed from, when lazy)
     quote_byte = _quote_byte(fmt, options)
     # The checksum is of the content as received; the layout of the file the parser reads.
     checksum_scan = scan_factory(quote_byte)
@@ -469,6 +567,8 @@ def prepare(
     evidence = path
     if kind is None and not transcode:
         for chunk in content():
+            if feed is not None:
+                feed(chunk)
             stats.feed(chunk)
             checksum_scan.feed(chunk)
         parse_path = path
@@ -478,7 +578,7 @@ def prepare(
         scan = scan_factory(quote_byte) if transcode else checksum_scan
         ev = open(evidence, "wb") if kind and transcode else None  # noqa: SIM115 - closed below
         try:
-            with open(parse_path, "wb") as out:
+            with contextlib.nullcontext(None) if lazy else open(parse_path, "wb") as out:
 
                 def received() -> Iterator[bytes]:
                     for chunk in content():
@@ -489,16 +589,33 @@ def prepare(
 
                 stream = _decode(received(), encoding, bom, label) if transcode else received()
                 for chunk in stream:
+                    if feed is not None:
+                        feed(chunk)
                     stats.feed(chunk)
                     if transcode:
                         scan.feed(chunk)
-                    out.write(chunk)
+                    if out is not None:
+                        out.write(chunk)
+                    elif len(head) < HEAD:
+                        head += chunk[: HEAD - len(head)]
         finally:
             if ev is not None:
                 ev.close()
     stats.finish()
     checksum_scan.finish()
     scan.finish()
+    if pipe is not None:
+        if stats.mixed or stats.nul:
+            pipe.abort()  # the parser reads a rewritten file
+        else:
+            pipe.end_of_data()
+    pending = None
+    if lazy:
+        pending = Pending(path, kind, label, parse_path, checksum_scan.checksum, checksum_scan.size, bytes(head))  # type: ignore[arg-type]
+        direct = not (stats.mixed or stats.nul or scan.long_lines) and (not scan.quoted or scan.quotes_simple)
+        if not direct:  # parsed from disk: written now (decompressed a second time)
+            pending.write()
+            pending = None
     if not stats.text:
         raise IngestError(f"{label}: the file holds only whitespace ({checksum_scan.size} bytes).", "empty_file")
     if transcode:
@@ -519,13 +636,19 @@ def prepare(
         scan.finish()
 
     if fmt is FileFormat.CSV and not options.get("delimiter"):
-        with open(parse_path, "rb") as fh:
-            head = fh.read(HEAD).decode("utf-8", "replace").lstrip("\ufeff")
+        if pending is not None:
+            text = pending.head.decode("utf-8", "replace")
+        else:
+            with open(parse_path, "rb") as fh:
+                text = fh.read(HEAD).decode("utf-8", "replace")
         quote = options.get("quote") if options.get("quote") is not None else '"'
-        found = sniff_delimiter(head, quote)
+        found = sniff_delimiter(text.lstrip("\ufeff"), quote)
         options["delimiter"] = found or ","
         if getattr(scan, "delimiter", b",") != options["delimiter"].encode("utf-8"):
             scan.quotes_simple = False  # checked against another delimiter: the direct path is not proven
+            if pending is not None and scan.quoted:
+                pending.write()
+                pending = None
         if found and found != ",":
             warnings.append(
                 f"{label}: no delimiter declared; the first lines are split by {DELIMITER_NAMES[found]}"
@@ -533,11 +656,20 @@ def prepare(
             )
     return (
         Prepared(
-            parse_path, evidence, encoding, bom, stats.mixed, options, nul_lines, tuple(warnings), kind
+            parse_path, evidence, encoding, bom, stats.mixed, options, nul_lines, tuple(warnings), kind, pending
         ),
         scan,
         checksum_scan.checksum,
     )
+
+
+def _pipe_start(pipe: Any, head: bytes, options: dict) -> bool:
+    """Open ``pipe`` with the options the file will be parsed with: the delimiter sniffed from ``head`` as below."""
+    early = dict(options)
+    if not early.get("delimiter"):
+        quote = early.get("quote") if early.get("quote") is not None else '"'
+        early["delimiter"] = sniff_delimiter(head.decode("utf-8", "replace").lstrip("\ufeff"), quote) or ","
+    return bool(pipe.start(head, early))
 
 
 def _quote_byte(fmt: FileFormat, options: dict) -> bytes | None:
@@ -613,6 +745,8 @@ def evidence(prepared: Prepared, rejects: list[Reject], *, quote: str | None, he
     spans = {r.line: _span(r) for r in rejects if r.line is not None}
     if not spans:
         return {}
+    if prepared.pending is not None:
+        prepared.pending.write()  # read back from disk
     found: dict[int, Evidence] = {}
     q = quote.encode("utf-8") if quote else b""
     transcoded = prepared.encoding != "utf-8"

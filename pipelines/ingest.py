@@ -153,15 +153,21 @@ def _stage_file(
         None if ctx.full_refresh else wh.loaded_batch(dataset.qualified_table, f.checksum)
     )
     if earlier:
+        if f.pipe is not None:
+            f.pipe.abort()  # loaded while it was read: rolled back, nothing kept
         record.batch_id, record.status = earlier, LoadedBatch.Status.SKIPPED
         record.reason_class = "duplicate_file"
         record.reason = f"Same content (sha256 {f.checksum[:12]}…) already loaded as batch {earlier}."
         record.save()
         return None
 
-    batch_id = new_batch_id()
-    ctx.batch_id, ctx.staging = batch_id, ingest_staging_name(ctx.target, attempt_tag(ctx.run.pk, ctx.run.attempt), batch_id)
-    ctx.staged_tables.append(ctx.staging)
+    if f.pipe is not None:  # the staging table the pipe fills (``_pipes``)
+        batch_id, ctx.staging = f.pipe.batch_id, f.pipe.staging
+    else:
+        batch_id = new_batch_id()
+        ctx.staging = ingest_staging_name(ctx.target, attempt_tag(ctx.run.pk, ctx.run.attempt), batch_id)
+        ctx.staged_tables.append(ctx.staging)
+    ctx.batch_id = batch_id
     record.batch_id = batch_id
     options = f.reader_options(step.source.reader_options())
     try:
@@ -175,6 +181,8 @@ def _stage_file(
             batch_id=batch_id,
             source_label=f.label[:1000],
             layout=f.layout,
+            stream=f.stream,
+            pipe=f.pipe,
         )
         rejects, rejected_lines = with_evidence(with_long_lines(result.rejects, f), f, options)
         rejected = wh.quarantine_rejects(
@@ -245,11 +253,16 @@ def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
     incremental = watermarks.begin(ctx.step.source, ctx.step.output, ctx.warehouse)  # None: reads everything
     if incremental is not None and ctx.full_refresh:
         incremental.last = None  # from the start; the maximum read becomes the watermark once published
-    with source_files(ctx.step.source, incremental) as files:
+    streamed = ctx.warehouse.features.streamed_files
+    with source_files(ctx.step.source, incremental, streamed=streamed, pipes=_pipes(ctx) if streamed else None) as files:
         if isinstance(files, Sized):  # a bucket's objects come one at a time: their number is not known
             outcome.files_total, outcome.bytes_total = len(files), sum(f.size or 0 for f in files)
         for f in files:
-            batch = _stage_file(ctx, f, outcome, progress, {b.checksum: b.batch_id for b in staged})
+            try:
+                batch = _stage_file(ctx, f, outcome, progress, {b.checksum: b.batch_id for b in staged})
+            finally:
+                if f.pipe is not None:
+                    f.pipe.abort()  # no-op once decided; never left waiting
             if batch is not None:
                 staged.append(batch)
             outcome.files_done += 1
@@ -273,6 +286,33 @@ def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
     if replace:
         outcome.table_rows = sum(b.rows for b in staged)
     return outcome
+
+
+def _pipes(ctx: StepContext):
+    """Pipes for ``source_files``: each CSV file loaded while its content scan reads it (one pass).
+
+    Not for a file whose name the dataset's ledger holds already (a re-run over the same
+    directory): that one is most likely loaded, and its checksum decides first, so it is
+    never loaded for nothing. Any other file is streamed to the loader as it is read and the
+    load kept only once the checksum, layout and record count allow it
+    (``atlas.warehouse.pgcopy.Pipe``); a file whose content turns out loaded already (a
+    copy under a new name) has its load rolled back.
+    """
+    dataset = ctx.step.output.qualified_table
+
+    def pipe_for(label: str):
+        if not ctx.full_refresh and ctx.warehouse.loaded_source(dataset, label[:1000]):
+            return None
+        batch_id = new_batch_id()
+        staging = ingest_staging_name(ctx.target, attempt_tag(ctx.run.pk, ctx.run.attempt), batch_id)
+        pipe = ctx.warehouse.copy_pipe(
+            schema=ctx.schema, target=ctx.target, staging=staging, batch_id=batch_id, source_label=label[:1000]
+        )
+        if pipe is not None:
+            ctx.staged_tables.append(staging)
+        return pipe
+
+    return pipe_for
 
 
 def skip_claimed(ctx: StepContext, batches: list[StagedBatch], outcome: StepOutcome) -> None:

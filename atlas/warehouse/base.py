@@ -12,7 +12,7 @@ import datetime
 import enum
 import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,6 +109,24 @@ class LoadResult:
     rows: int
     columns: list[str]
     rejects: list[Reject] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StreamedFile:
+    """A file's content that can be loaded before, or instead of, being written to disk.
+
+    A compressed source is decompressed once to learn its checksum and layout; a loader that
+    can stream it (``features.streamed_files``: PostgreSQL's direct COPY) takes it straight
+    from a second decompression, as ``gzip -dc file | COPY`` does, and the file the
+    ``path`` of ``load_file`` names is never written. ``chunks()`` yields the content from
+    its start (each call anew; it raises ``IngestError`` if the content is not what the
+    first pass read); ``materialise()`` writes it to that path (once: the loader parses it
+    from disk after all); ``head``: its first bytes (64 KiB, or all of it).
+    """
+
+    head: bytes
+    chunks: Callable[[], Iterator[bytes]]
+    materialise: Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -614,12 +632,22 @@ class Warehouse(QualityOps, abc.ABC):
         batch_id: str,
         source_label: str,
         layout: FileLayout | None = None,
+        stream: StreamedFile | None = None,
+        pipe: Any = None,
     ) -> LoadResult:  # pragma: no cover - abstract
         """Stream one file into a new staging table shaped like ``target``.
 
         ``layout`` (from the content scan, when the caller has it) lets an engine
-        split the file and load its parts side by side.
+        split the file and load its parts side by side. ``stream``: ``path`` is not
+        written yet; its content comes from ``stream`` (an engine without
+        ``features.streamed_files`` calls ``stream.materialise()`` first). ``pipe``:
+        what ``copy_pipe`` gave for this file, fed while it was read; the load it
+        holds is kept if the engine finds it sound, else the file is loaded anew.
         """
+
+    def copy_pipe(self, *, schema: str, target: str, staging: str, batch_id: str, source_label: str) -> Any:
+        """A load fed while a file is read, into ``staging`` (see ``load_file``); None: this engine has none."""
+        return None
         ...
 
     def publish_batches(
@@ -826,6 +854,15 @@ class Warehouse(QualityOps, abc.ABC):
                 [dataset, checksum],
             ).fetchone()
         return row[0] if row else None
+
+    def loaded_source(self, dataset: str, source: str) -> bool:
+        """Whether the ledger holds a batch of ``dataset`` read from a file named ``source``."""
+        with self.cursor() as cur:
+            row = cur.execute(
+                f"SELECT 1 FROM {self.table(META_SCHEMA, 'loaded_batches')} WHERE dataset = %s AND source = %s LIMIT 1",
+                [dataset, source],
+            ).fetchone()
+        return row is not None
 
     def forget_batches(self, dataset: str) -> None:
         with self.cursor() as cur:

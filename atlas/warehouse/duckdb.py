@@ -24,6 +24,7 @@ from .base import (
     FileFormat,
     FileLayout,
     LoadResult,
+    StreamedFile,
     Warehouse,
     WarehouseError,
     hide_values,
@@ -438,12 +439,16 @@ class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
         batch_id: str,
         source_label: str,
         layout: FileLayout | None = None,  # noqa: ARG002 - DuckDB's reader parallelises on its own
+        stream: StreamedFile | None = None,
+        pipe: Any = None,  # noqa: ARG002 - DuckDB gives none (``copy_pipe``)
     ) -> LoadResult:
         """Parse the file into a staging table shaped exactly like ``target``.
 
         Same shape, so that a first or replacing load is published by renaming
         the staging table into place (see ``publish_batches``), not copied.
         """
+        if stream is not None:  # DuckDB's reader reads files
+            stream.materialise()
         stg = self.table(schema, staging)
         with self.cursor() as cur:
             scan = plan_scan(

@@ -22,6 +22,9 @@ class BaseFeatures:
     # An index on an expression serves lookups by it (``ops.create_expression_index``).
     # False where the engine scans columnar data faster than it maintains such an index.
     expression_indexes = False
+    # ``load_file`` takes a compressed source's content as a stream (``StreamedFile``) and
+    # loads it without writing it to disk first; else the file is written before the load.
+    streamed_files = False
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
@@ -34,3 +37,11 @@ class DuckDBFeatures(BaseFeatures):
 class PostgresFeatures(BaseFeatures):
     partitioned_explore_tables = True
     expression_indexes = True
+
+    @property
+    def streamed_files(self) -> bool:  # type: ignore[override]
+        # The direct COPY reads the stream (``pgcopy``); with it switched off every file goes
+        # through DuckDB, which reads files from disk.
+        from django.conf import settings
+
+        return bool(settings.ATLAS_INGEST_DIRECT_COPY)

@@ -147,9 +147,12 @@ def _encoding(options: dict[str, Any]) -> str:
     return ENCODINGS[enc]
 
 
-def _first_line(path: str, encoding: str, max_line_bytes: int) -> str:
-    with open(path, "rb") as fh:
-        head = fh.readline(max_line_bytes + 1)
+def _first_line(path: str, encoding: str, max_line_bytes: int, head: bytes | None = None) -> str:
+    if head is None:
+        with open(path, "rb") as fh:
+            head = fh.readline(max_line_bytes + 1)
+    else:
+        head = head[: head.find(b"\n") + 1 or len(head)]
     if len(head) > max_line_bytes:
         raise IngestError(
             f"{path}: the first line is longer than {max_line_bytes} bytes; is this really a header?", "schema"
@@ -163,12 +166,19 @@ def _first_line(path: str, encoding: str, max_line_bytes: int) -> str:
     return text.lstrip("\ufeff").rstrip("\r\n")
 
 
-def _csv_columns(path: str, options: dict[str, Any], encoding: str, max_line_bytes: int) -> list[str]:
+def csv_columns(path: str, options: dict[str, Any], *, max_line_bytes: int, head: bytes) -> list[str]:
+    """The columns ``plan_scan`` gives a CSV file, from ``head``: its first bytes, holding its first line."""
+    return _csv_columns(path, options, _encoding(options), max_line_bytes, head)
+
+
+def _csv_columns(
+    path: str, options: dict[str, Any], encoding: str, max_line_bytes: int, head: bytes | None = None
+) -> list[str]:
     declared = options.get("columns") or []
     header = bool(options.get("header", True))
     delimiter = options.get("delimiter") or ","
     quote = options.get("quote") if options.get("quote") is not None else '"'
-    first = _first_line(path, encoding, max_line_bytes)
+    first = _first_line(path, encoding, max_line_bytes, head)
     fields = next(csv.reader(io.StringIO(first), delimiter=delimiter, quotechar=quote or None), [])
     if declared:
         if header and len(fields) != len(declared):

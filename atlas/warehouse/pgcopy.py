@@ -29,6 +29,12 @@ not one per row) and CHECK constraints on the batch and on its row-number
 range, so that attaching the parts as range partitions of the batch's table,
 and that table to the Explore table, needs no scan.
 
+By default the content scan and the COPY are one pass (``Pipe``): the bytes go to a
+single COPY while the scan reads them (a compressed file decompressed once, straight
+in), and the load is kept only if the finished scan gives the plan a file on disk
+would get — same options, records are lines, the record count — and the file is
+not already loaded; else it is rolled back and the file loaded as below.
+
 Anything ``COPY`` refuses (a malformed row, a byte not in the encoding, a blank
 line), or a part whose record count differs from its line count (``\\.``
 ends a COPY early), refuses the direct path as a whole: the parts are dropped
@@ -41,15 +47,16 @@ of awkward files both ways and compares).
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from . import interrupts
-from .base import FileLayout, Warehouse
+from .base import FileLayout, StreamedFile, Warehouse, WarehouseError
 from .filereader import ENCODINGS
 
 if TYPE_CHECKING:
@@ -79,6 +86,7 @@ class Plan:
     path: str
     copy_options: str
     parts: tuple[Part, ...]
+    stream: StreamedFile | None = None  # the content comes from here, not from ``path`` (one part)
 
     @property
     def rows(self) -> int:
@@ -116,8 +124,12 @@ def plan(
     streams: int,
     part_bytes: int,
     max_line_bytes: int,
+    stream: StreamedFile | None = None,
 ) -> Plan | None:
-    """How to load ``path`` by direct COPY in up to ``streams`` parts; None when it cannot be."""
+    """How to load ``path`` by direct COPY in up to ``streams`` parts; None when it cannot be.
+
+    ``stream``: the content is read from it once, in order, so in one part.
+    """
     if layout is None or layout.quoted is None or layout.long_lines:
         return None
     if layout.quoted and not layout.quotes_simple:
@@ -130,7 +142,11 @@ def plan(
         # DuckDB reads an empty quoted field ("") as NULL: so must COPY.
         opts += ", FORCE_NULL (" + ", ".join('"' + c.replace('"', '""') + '"' for c in columns) + ")"
     header = bool(options.get("header", True))
-    start = _data_start(path, header, max_line_bytes)
+    if stream is not None:
+        streams = 1
+        start = (stream.head.find(b"\n") + 1 or layout.size) if header else 0
+    else:
+        start = _data_start(path, header, max_line_bytes)
     skipped = 1 if header and layout.newlines > 0 else 0  # the header line and its newline
     records = layout.newlines - skipped + (0 if layout.ends_with_newline or start >= layout.size else 1)
     want = max(1, min(streams, (layout.size - start) // max(part_bytes, 1)))
@@ -147,12 +163,35 @@ def plan(
         first = layout.lines_before(lo) - skipped + 1 if lo > start else 1
         last = layout.lines_before(hi) - skipped if hi < layout.size else records
         parts.append(Part(lo, hi, first, last - first + 1))
-    return Plan(path, opts, tuple(parts))
+    return Plan(path, opts, tuple(parts), stream)
 
 
 def _part_table(staging: str, batch_id: str, i: int, n: int) -> str:
     # Named after the staging table (which names the run attempt): the janitor finds a dead attempt's parts.
     return staging if n == 1 else f"{staging[:58]}_p{i}"
+
+
+def _part_bytes(plan: Plan, part: Part) -> Iterator[bytes]:
+    """The bytes of ``part``: read from the file, or taken from the plan's stream (its header skipped)."""
+    if plan.stream is None:
+        with open(plan.path, "rb") as fh:
+            fh.seek(part.start)
+            left = part.end - part.start
+            while left > 0 and (chunk := fh.read(min(CHUNK, left))):
+                left -= len(chunk)
+                yield chunk
+        return
+    skip = part.start
+    chunks = plan.stream.chunks()
+    try:
+        for chunk in chunks:
+            if skip:
+                cut = min(skip, len(chunk))
+                chunk, skip = chunk[cut:], skip - cut
+            if chunk:
+                yield chunk
+    finally:
+        chunks.close()  # type: ignore[attr-defined]  # stops the decompressor when COPY fails first
 
 
 def _load_part(
@@ -180,11 +219,8 @@ def _load_part(
             cur.execute(
                 f"CREATE TABLE {tbl} ({defs}, _row_number bigint NOT NULL DEFAULT nextval({wh.literal(seq)}))"
             )
-            with open(plan.path, "rb") as fh, cur.copy(f"COPY {tbl} ({cols}) FROM STDIN ({plan.copy_options})") as copy:
-                fh.seek(part.start)
-                left = part.end - part.start
-                while left > 0 and (chunk := fh.read(min(CHUNK, left))):
-                    left -= len(chunk)
+            with cur.copy(f"COPY {tbl} ({cols}) FROM STDIN ({plan.copy_options})") as copy:
+                for chunk in _part_bytes(plan, part):
                     copy.write(chunk)
             if cur.rowcount != part.rows:
                 raise DirectCopyRefused(
@@ -275,3 +311,201 @@ def load(
                 cur.execute(f"DROP TABLE IF EXISTS {wh.table(schema, table)}")
         raise
     return plan.rows
+
+
+# --- the pipe: a direct COPY fed while the file is first read ---------------------------------
+
+_END = object()
+
+
+class Pipe:
+    """A direct COPY of one file fed while its content scan reads it: one pass, not two.
+
+    The scan (checksum, layout, hygiene) and the COPY used to run one after the other;
+    here every chunk the scan reads is also handed, through a bounded queue (``AHEAD``
+    chunks: bounded memory), to a thread that streams it into ``COPY`` — as ``gzip -dc
+    file | COPY`` or a plain COPY does, the COPY never waits for a pass of its own. Whether
+    the load stands is decided only once the scan is complete (``finish``): the layout must
+    allow the direct path exactly as ``plan`` decides it for a file on disk, the delimiter
+    be the one sniffed in the end, COPY's record count equal the records the scan counted,
+    and the file not already loaded. Otherwise (``abort``) the transaction that created the
+    table rolls back: nothing is left, and the file is loaded as before.
+
+    The whole load is one part, numbered from row 1, in its own connection and transaction.
+    ``plain``: fed uncompressed files too. Else only compressed ones: a plain file on disk
+    loads faster in parts side by side (``load``) once scanned, when there are CPUs for them;
+    a compressed one would be decompressed twice, or written out first.
+    """
+
+    AHEAD = 4  # chunks of at most 1 MiB (hygiene's CHUNK) in flight: bounded memory
+
+    def __init__(
+        self, wh: PostgresWarehouse, *, schema: str, target: str, staging: str, batch_id: str, source_label: str,
+        max_line_bytes: int, plain: bool = True,
+    ) -> None:
+        self.plain = plain
+        self.wh, self.schema, self.target, self.staging = wh, schema, target, staging
+        self.batch_id, self.source_label, self.max_line_bytes = batch_id, source_label, max_line_bytes
+        self.started = False
+        self.closed = False
+        self.options: dict[str, Any] = {}
+        self.columns: list[str] = []
+        self.copy_options = ""
+        self.head = b""
+        self._queue: queue.Queue = queue.Queue(maxsize=self.AHEAD)
+        self._verdict: queue.Queue = queue.Queue(maxsize=1)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._live: list[psycopg.Connection] = []
+
+    def start(self, head: bytes, options: dict[str, Any]) -> bool:
+        """Open the COPY for a file that begins with ``head`` read with ``options``; False: not this way."""
+        from .filereader import csv_columns
+
+        if b"\n" not in head:
+            return False
+        try:
+            columns = csv_columns(self.staging, options, max_line_bytes=self.max_line_bytes, head=head)
+        except Exception:  # the loader reports a bad header in its own words, later
+            return False
+        opts = copy_options(options)
+        if opts is None or len(columns) < 2:
+            return False
+        # An empty quoted field is NULL to DuckDB: so to COPY (no effect on unquoted fields).
+        opts += ", FORCE_NULL (" + ", ".join('"' + c.replace('"', '""') + '"' for c in columns) + ")"
+        try:
+            self.wh.ensure_explore_table(self.schema, self.target, columns)
+            defs = self.wh.column_defs(self.schema, self.target, exclude=(*_batch_constant_columns(), "_row_number"))
+            with self.wh.cursor() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {self.wh.table(self.schema, self.staging)}")
+        except WarehouseError:  # e.g. a header unlike the table's: reported by the load, in its place
+            return False
+        self.options, self.columns, self.copy_options, self.head = dict(options), columns, opts, head
+        watch = interrupts.current()
+        self._thread = threading.Thread(target=self._run, args=(defs, watch), name="atlas-copy-pipe", daemon=True)
+        self._thread.start()
+        self.started = True
+        return True
+
+    def feed(self, chunk: bytes) -> None:
+        if not self.started or self.closed:
+            return
+        while self._thread is not None and self._thread.is_alive():
+            try:
+                self._queue.put(chunk, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        self.closed = True  # the COPY ended (refused): the rest of the file is not sent
+
+    def _run(self, defs: str, watch: Any) -> None:
+        wh = self.wh
+        tbl = wh.table(self.schema, self.staging)
+        seq = wh.table(self.schema, f"{self.staging[:58]}_n")
+        cols = ", ".join(wh.quote(c) for c in self.columns)
+        batch = wh.literal(self.batch_id)
+        try:
+            with wh.adopt(watch), wh.connect_own() as conn:
+                self._live.append(conn)
+                with (
+                    interrupts.enlisted(("pg", id(conn)), conn.info.backend_pid),
+                    conn.transaction(),
+                    conn.cursor() as cur,
+                ):
+                    cur.execute(f"CREATE SEQUENCE {seq} START 1 MINVALUE 1 CACHE {SEQUENCE_CACHE}")
+                    cur.execute(
+                        f"CREATE TABLE {tbl} ({defs}, _row_number bigint NOT NULL DEFAULT nextval({wh.literal(seq)}))"
+                    )
+                    header = bool(self.options.get("header", True))
+                    with cur.copy(f"COPY {tbl} ({cols}) FROM STDIN ({self.copy_options})") as copy:
+                        while (chunk := self._queue.get()) is not _END:
+                            if header:
+                                cut = chunk.find(b"\n")
+                                if cut < 0:
+                                    continue
+                                chunk, header = chunk[cut + 1 :], False
+                            copy.write(chunk)
+                    rows = self._verdict.get()
+                    if rows is None:
+                        raise DirectCopyRefused("the file cannot take the direct path")
+                    if cur.rowcount != rows:
+                        raise DirectCopyRefused(f"COPY read {cur.rowcount} records from the file's {rows} lines")
+                    cur.execute(
+                        f"ALTER TABLE {tbl} ALTER COLUMN _row_number DROP DEFAULT,"
+                        f" ADD COLUMN _batch_id text NOT NULL DEFAULT {batch},"
+                        f" ADD CONSTRAINT {wh.quote('batch_' + self.batch_id)} CHECK (_batch_id = {batch}),"
+                        f" ADD CONSTRAINT row_numbers CHECK (_row_number >= 1 AND _row_number < {rows + 1}),"
+                        " ADD COLUMN _ingested_at timestamp with time zone NOT NULL DEFAULT now(),"
+                        f" ADD COLUMN _source text DEFAULT {wh.literal(self.source_label)}"
+                    )
+                    cur.execute(f"DROP SEQUENCE {seq}")
+        except BaseException as exc:  # reported by finish()
+            self._error = exc
+            while True:  # unblock a feeder waiting on a full queue
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    break
+
+    def end_of_data(self) -> None:
+        """Every byte was fed: COPY completes, then waits for ``finish`` or ``abort``."""
+        if self.started and not self.closed:
+            self.closed = True
+            self._put(_END)
+
+    def _put(self, item: Any) -> None:
+        while self._thread is not None and self._thread.is_alive():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def abort(self) -> None:
+        """Roll the COPY back (nothing is left); idempotent."""
+        if not self.started:
+            return
+        if not self.closed:
+            self.closed = True
+            self._put(_END)
+        self._decide(None)
+
+    def _decide(self, rows: int | None) -> None:
+        if self._thread is None:
+            return
+        if self._thread.is_alive():
+            with contextlib.suppress(queue.Full):
+                self._verdict.put_nowait(rows)
+        self._thread.join()
+        self._thread = None
+
+    def finish(self, path: str, options: dict[str, Any], layout: FileLayout) -> int:
+        """Keep the load if the scan's verdict allows it: its rows; else ``DirectCopyRefused`` (rolled back)."""
+        if not self.started:
+            raise DirectCopyRefused("the file was not streamed to COPY")
+        self.end_of_data()
+        read = StreamedFile(head=self.head, chunks=lambda: iter(()), materialise=lambda: None)
+        found = None
+        if options == self.options:  # the delimiter sniffed in the end is the one COPY used
+            found = plan(
+                path, options, layout, columns=self.columns, streams=1, part_bytes=1,
+                max_line_bytes=self.max_line_bytes, stream=read,
+            )
+        rows = found.parts[0].rows if found is not None and len(found.parts) == 1 else None
+        self._decide(rows)
+        if self._error is not None:
+            if (watch := interrupts.current()) is not None:
+                watch.check()  # stopped on purpose: no fallback to the other loader
+            error = self._error
+            if isinstance(error, DirectCopyRefused | psycopg.Error):
+                raise DirectCopyRefused(str(error).strip().splitlines()[0]) from error
+            raise error
+        if rows is None:
+            raise DirectCopyRefused("the file's layout does not allow the direct path")
+        return rows
+
+
+def _batch_constant_columns() -> tuple[str, ...]:
+    from .base import BATCH_CONSTANT_COLUMNS
+
+    return tuple(BATCH_CONSTANT_COLUMNS)

@@ -36,13 +36,14 @@ from .base import (
     LoadResult,
     NothingClaimed,
     StagedBatch,
+    StreamedFile,
     Warehouse,
     WarehouseError,
     hide_values,
 )
 from .duckdb import parser_config
 from .features import PostgresFeatures
-from .filereader import IngestError, plan_scan
+from .filereader import IngestError, csv_columns, plan_scan
 from .operations import PostgresOperations
 from .quality_ops import PostgresQualityOps
 
@@ -582,13 +583,17 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         batch_id: str,
         source_label: str,
         layout: FileLayout | None = None,
+        stream: StreamedFile | None = None,
+        pipe: pgcopy.Pipe | None = None,
     ) -> LoadResult:
         """Stream the file into a staging table that is ready to attach as the batch's partition.
 
         A CSV file without quote characters (which COPY reads exactly as DuckDB
         does) goes straight to COPY, in parts loaded side by side (``pgcopy``);
-        any other file, or one COPY refuses, is parsed by DuckDB and streamed to
-        COPY as below.
+        a compressed one (``stream``) is decompressed straight into one COPY,
+        never written to disk; any other file, or one COPY refuses, is parsed
+        by DuckDB (the stream written to ``path`` first) and streamed to COPY as
+        below.
 
         Only what differs per row crosses the wire: the source columns and
         ``_row_number`` (numbered by DuckDB in file order). ``_batch_id`` is a
@@ -600,9 +605,19 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         FREEZE``: its rows are written frozen and need no hint-bit pass on
         their first read.
         """
-        direct = self._direct_copy(path, fmt, options, layout, schema, target, staging, batch_id, source_label)
-        if direct is not None:
-            return direct
+        if pipe is not None and layout is not None:
+            try:
+                return LoadResult(rows=pipe.finish(path, options, layout), columns=pipe.columns)
+            except pgcopy.DirectCopyRefused as exc:
+                logger.info("%s: the load fed while it was read is refused (%s); parsing it with DuckDB.", path, exc)
+        else:
+            direct = self._direct_copy(
+                path, fmt, options, layout, schema, target, staging, batch_id, source_label, stream
+            )
+            if direct is not None:
+                return direct
+        if stream is not None:
+            stream.materialise()  # DuckDB reads files
         duck = duckdb.connect(config=parser_config())
         try:
             scan = plan_scan(
@@ -641,6 +656,16 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
             duck.close()
         return LoadResult(rows=rows, columns=scan.columns, rejects=rejects)
 
+    def copy_pipe(self, *, schema: str, target: str, staging: str, batch_id: str, source_label: str) -> Any:
+        mode = settings.ATLAS_INGEST_COPY_PIPE
+        if not settings.ATLAS_INGEST_DIRECT_COPY or mode == "off":
+            return None
+        return pgcopy.Pipe(
+            self, schema=schema, target=target, staging=staging, batch_id=batch_id, source_label=source_label,
+            max_line_bytes=settings.ATLAS_INGEST_MAX_LINE_BYTES,
+            plain=mode == "all" or settings.ATLAS_INGEST_COPY_STREAMS <= 1,
+        )
+
     def _direct_copy(
         self,
         path: str,
@@ -652,12 +677,18 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         staging: str,
         batch_id: str,
         source_label: str,
+        stream: StreamedFile | None = None,
     ) -> LoadResult | None:
         """The load by direct COPY (see ``pgcopy``), or None when the file must go through DuckDB."""
         if fmt is not FileFormat.CSV or layout is None or not settings.ATLAS_INGEST_DIRECT_COPY:
             return None
         max_line = settings.ATLAS_INGEST_MAX_LINE_BYTES
-        columns = plan_scan(path, fmt, options, tag="load", max_line_bytes=max_line, duck=None).columns
+        if stream is not None:
+            if b"\n" not in stream.head and len(stream.head) < layout.size:
+                return None  # a header line longer than the head: read from disk
+            columns = csv_columns(path, options, max_line_bytes=max_line, head=stream.head)
+        else:
+            columns = plan_scan(path, fmt, options, tag="load", max_line_bytes=max_line, duck=None).columns
         plan = pgcopy.plan(
             path,
             options,
@@ -666,6 +697,7 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
             streams=settings.ATLAS_INGEST_COPY_STREAMS,
             part_bytes=settings.ATLAS_INGEST_COPY_PART_BYTES,
             max_line_bytes=max_line,
+            stream=stream,
         )
         if plan is None:
             return None

@@ -151,6 +151,7 @@ def machine(pg_url: str) -> dict[str, Any]:
     if cpuinfo.is_file():
         model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")), "")
     return {
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
         "cpu_count": os.cpu_count(),
         "cpu_model": model,
         "platform": platform.platform(),
@@ -191,10 +192,13 @@ def notes(args: argparse.Namespace, results: dict[str, Any]) -> list[str]:
         " backends that ended meanwhile (Atlas's direct COPY opens a connection per part; the postmaster's reaped"
         " children, of any database: on a busy server this over-counts).",
         "Atlas on PostgreSQL: the file has no quote character, so it takes the direct path (PostgreSQL's COPY parses"
-        f" it, in up to {results.get('copy_streams', '?')} parts side by side, ATLAS_INGEST_COPY_STREAMS); the"
-        " every-field-quoted copy of the same rows has only simple quotes (each opens or closes a whole field), which"
-        " COPY reads as DuckDB does, so it takes the direct path too (issue 16); the gzip copy is decompressed by"
-        " Atlas (streamed, checksummed on the way) into a temporary file that then takes the direct path.",
+        " it); the every-field-quoted copy of the same rows has only simple quotes (each opens or closes a whole"
+        " field), which COPY reads as DuckDB does, so it takes the direct path too (issue 16); both are scanned, then"
+        f" loaded in up to {results.get('copy_streams', '?')} parts side by side (ATLAS_INGEST_COPY_STREAMS). The gzip"
+        " copy is fed to one COPY while the content scan reads it (`pgcopy.Pipe`): decompressed once, in a thread"
+        " beside the scan, straight into COPY, never written to disk, the load kept once the scan's checksum, layout"
+        f" and record count allow it (ATLAS_INGEST_COPY_PIPE={results.get('copy_pipe', '?')}; `all` feeds every file"
+        " this way).",
     ]
     pandas = results["contenders"].get("pandas_to_sql")
     if pandas and pandas.get("capped_after_one"):
@@ -297,7 +301,9 @@ def main(argv: list[str] | None = None) -> None:
         "parser_memory_limit": pg_summary.get("parser_memory_limit"),
         "parser_threads": pg_summary.get("parser_threads"),
         "copy_streams": pg_summary.get("copy_streams"),
+        "copy_pipe": pg_summary.get("copy_pipe"),
     }
+    results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     results["ratios"] = report.ratios(contenders)
     results["rows_check"] = rows_check(contenders, big.rows)
     results["breakdown"] = profile(args, big, results["ratios"])

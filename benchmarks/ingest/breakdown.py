@@ -54,7 +54,7 @@ LOAD_REST = {
 }
 TOP_LEVEL = (
     "ensure_schemas",
-    "content scan (sha256 + long lines)",
+    "content scan (sha256 + layout; on PostgreSQL, COPY fed as it reads)",
     "ledger lookup",
     "load_file",
     "quarantine_rejects",
@@ -62,6 +62,7 @@ TOP_LEVEL = (
     "refresh_dataset (columns; count(*) unless replaced)",
 )
 IN_LOAD_FILE = (
+    "pipe finish (COPY's last chunks, verdict, batch constants)",
     "plan_scan",
     "ensure_explore_table",
     "pgcopy.load (direct COPY, parts side by side)",
@@ -117,7 +118,7 @@ class PhaseTimer:
 
 def instrument(engine: str) -> PhaseTimer:
     from atlas.warehouse import base, filereader
-    from pipelines import ingest, runner
+    from pipelines import hygiene, runner
 
     if engine == "postgres":
         from atlas.warehouse import postgresql as module
@@ -129,7 +130,8 @@ def instrument(engine: str) -> PhaseTimer:
         wh_cls = module.DuckDBWarehouse
     timer = PhaseTimer()
     timer.wrap(base.Warehouse, "ensure_schemas", "ensure_schemas")
-    timer.wrap_enter(ingest, "source_files", "content scan (sha256 + long lines)")
+    # Files are made ready as the ingest takes them (the pipe feeds COPY meanwhile): time the preparation itself.
+    timer.wrap(hygiene, "prepare", "content scan (sha256 + layout; on PostgreSQL, COPY fed as it reads)")
     timer.wrap(base.Warehouse, "loaded_batch", "ledger lookup")
     timer.wrap(wh_cls, "load_file", "load_file")
     timer.wrap(module, "plan_scan", "plan_scan")
@@ -138,6 +140,7 @@ def instrument(engine: str) -> PhaseTimer:
         from atlas.warehouse import pgcopy
 
         timer.wrap(pgcopy, "load", "pgcopy.load (direct COPY, parts side by side)")
+        timer.wrap(pgcopy.Pipe, "finish", "pipe finish (COPY's last chunks, verdict, batch constants)")
         timer.wrap(wh_cls, "_copy_through_fifo", "_copy_through_fifo (DuckDB parse ∥ COPY)")
     timer.wrap(filereader.FileScan, "collect_rejects", "collect_rejects")
     timer.wrap(base.Warehouse, "quarantine_rejects", "quarantine_rejects")

@@ -15,20 +15,20 @@ LABELS = {
     "postgres_floor": ("PostgreSQL", "floor: psycopg COPY FROM STDIN, plain table", "postgres_floor"),
     "atlas_postgres": (
         "PostgreSQL",
-        "Atlas ingest run (direct COPY in parallel parts; publish)",
+        "Atlas ingest run (scan, then direct COPY in parallel parts; publish)",
         "postgres_floor",
     ),
     "pandas_to_sql": ("PostgreSQL", "pandas read_csv + to_sql(method='multi', chunksize=10k)", "postgres_floor"),
     "postgres_floor_quoted": ("PostgreSQL", "floor, every field quoted: psycopg COPY FROM STDIN", "postgres_floor_quoted"),
     "atlas_postgres_quoted": (
         "PostgreSQL",
-        "Atlas ingest run, every field quoted (simple quotes: direct COPY in parallel parts; publish)",
+        "Atlas ingest run, every field quoted (simple quotes: scan, then direct COPY in parallel parts; publish)",
         "postgres_floor_quoted",
     ),
     "postgres_floor_gzip": ("PostgreSQL", "floor, gzip: `gzip -dc file.csv.gz | COPY FROM STDIN`", "postgres_floor_gzip"),
     "atlas_postgres_gzip": (
         "PostgreSQL",
-        "Atlas ingest run, gzip (streamed decompression, then direct COPY in parallel parts; publish)",
+        "Atlas ingest run, gzip (decompressed once, straight into COPY while the scan reads it; publish)",
         "postgres_floor_gzip",
     ),
     "duckdb_floor": ("DuckDB", "floor: CREATE TABLE AS SELECT * FROM read_csv(all_varchar)", "duckdb_floor"),
@@ -224,6 +224,16 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['date']} · `{results['command']}` · {m['cpu_count']} CPUs · PostgreSQL {m['postgres']}"
         f" · DuckDB {results['versions'].get('duckdb')} · Python {m['python']}",
         "",
+        *(
+            [
+                f"Machine load average (1 min) at the start {m['load_average_start'][0]:.1f}, at the end"
+                f" {m['load_average_end'][0]:.1f} (5 min: {m['load_average_start'][1]:.1f}, {m['load_average_end'][1]:.1f});"
+                " others' work shares the CPUs, so ratios measured under load carry its noise.",
+                "",
+            ]
+            if m.get("load_average_start") and m.get("load_average_end")
+            else []
+        ),
         f"File: `{f['path_relative']}` — {f['rows']:,} rows, {f['size_bytes'] / 1e6:.1f} MB (the generator's"
         f" orders.csv for rows={f['generator_rows']:,} without its {f['malformed_lines']:,} malformed lines;"
         " every contender loads this clean file).",

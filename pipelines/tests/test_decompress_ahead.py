@@ -37,3 +37,16 @@ def test_a_consumer_that_stops_early_stops_the_thread(tmp_path):
     assert next(chunks)
     chunks.close()
     assert not _threads()
+
+
+def test_gzip_pieces_are_bounded_however_well_the_file_compresses(tmp_path):
+    import gzip
+
+    from pipelines import hygiene
+
+    first, second = b"x,y\n" * 300_000, b"\0" * (8 << 20)  # the second compresses about 1000:1
+    path = tmp_path / "two.gz"
+    path.write_bytes(gzip.compress(first) + gzip.compress(second))
+    pieces = list(hygiene._read(str(path), "gzip", "two.gz"))
+    assert b"".join(pieces) == first + second
+    assert max(len(p) for p in pieces) <= hygiene.CHUNK

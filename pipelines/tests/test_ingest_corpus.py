@@ -3,8 +3,9 @@
 On each engine's pass every case must load exactly its expected rows and
 quarantine exactly its expected records (line, class, byte offset and bytes), or
 be refused whole with its class. On the PostgreSQL pass the whole corpus is also
-loaded three ways — PostgreSQL by direct COPY, PostgreSQL through DuckDB's parser,
-and the embedded DuckDB warehouse — and the three must agree row for row.
+loaded four ways — PostgreSQL by COPY fed while the file is read (the pipe), by
+direct COPY after the scan, through DuckDB's parser, and the embedded DuckDB
+warehouse — and the four must agree row for row.
 """
 
 from __future__ import annotations
@@ -83,18 +84,25 @@ def test_corpus_file(case, wh, make_csv, ingest_pipeline):
     check(case, observed(wh, "corpus", case.columns), run)
 
 
-def loader_output(wh, case: Case, path: str, table: str, settings):
+def loader_output(wh, case: Case, path: str, table: str, settings, *, piped: bool = False):
     """What one engine's loader makes of one file: refused class, or staged rows and quarantined evidence.
 
     The engine-specific part of an ingest (hygiene, the parser or COPY, the evidence, the
     quarantine's bytes) without the run around it, which is the same code on every engine.
+    A compressed file is streamed to an engine that takes streams (never written first);
+    ``piped``: the file is fed to the engine's pipe while hygiene reads it, as a run does.
     """
     from pipelines.ingest import with_evidence, with_long_lines
     from pipelines.models import Source
     from pipelines.sources import source_files
 
     source = Source(name="diff", kind=Source.Kind.PATH, location=path, format=case.fmt, options=case.options)
-    with source_files(source) as files:
+
+    def pipes(label):
+        return wh.copy_pipe(schema="explore", target=table, staging=table + "_stg", batch_id="b" + table, source_label="diff")
+
+    streamed = wh.features.streamed_files
+    with source_files(source, streamed=streamed, pipes=pipes if piped else None) as files:
         [f] = files
         if f.refused is not None:
             return ("refused", f.refused.reason_class)
@@ -103,9 +111,13 @@ def loader_output(wh, case: Case, path: str, table: str, settings):
             result = wh.load_file(
                 f.parse_path, fmt=f.format, options=options, schema="explore", target=table,
                 staging=table + "_stg", batch_id="b" + table, source_label="diff", layout=f.layout,
+                stream=f.stream, pipe=f.pipe,
             )
         except Exception as exc:  # a file refused by the loader: its class is what must agree
             return ("refused", getattr(exc, "reason_class", type(exc).__name__))
+        finally:
+            if f.pipe is not None:
+                f.pipe.abort()
         rejects, lines = with_evidence(with_long_lines(result.rejects, f), f, options)
         wh.quarantine_rejects("explore", table, rejects, batch_id="b", run_id=None, source="diff",
                               raw_chars=settings.ATLAS_QUARANTINE_RAW_CHARS, checksum=f.checksum)
@@ -135,18 +147,21 @@ def test_the_same_file_gives_the_same_result_on_every_path(wh, make_csv, setting
 
     embedded = registry.connect(f"duckdb:///{tmp_path / 'embedded.duckdb'}")
     embedded.ensure_schemas()
-    results: dict[str, list] = {"direct": [], "parsed": [], "embedded": []}
+    results: dict[str, list] = {"piped": [], "direct": [], "parsed": [], "embedded": []}
     try:
-        for path_name, engine in (("direct", wh), ("parsed", wh), ("embedded", embedded)):
-            settings.ATLAS_INGEST_DIRECT_COPY = path_name == "direct"
+        for path_name, engine in (("piped", wh), ("direct", wh), ("parsed", wh), ("embedded", embedded)):
+            settings.ATLAS_INGEST_DIRECT_COPY = path_name in ("piped", "direct")
+            settings.ATLAS_INGEST_COPY_PIPE = "all" if path_name == "piped" else "off"
             for i, case in enumerate(CASES):
                 path = make_csv(case.content, f"{i}/{case.filename}")
-                out = loader_output(engine, case, str(path), f"c{i}_{path_name}", settings)
+                out = loader_output(engine, case, str(path), f"c{i}_{path_name}", settings, piped=path_name == "piped")
                 results[path_name].append((case.name, *out))
     finally:
         embedded.close()
-    for direct, parsed, local in zip(results["direct"], results["parsed"], results["embedded"], strict=True):
-        assert direct == parsed == local, direct[0]
+    for piped, direct, parsed, local in zip(
+        results["piped"], results["direct"], results["parsed"], results["embedded"], strict=True
+    ):
+        assert piped == direct == parsed == local, direct[0]
     # And the loaders' results are the corpus's expectations (the per-file test checks the run around them).
     for case, got in zip(CASES, results["embedded"], strict=True):
         if got[1] == "loaded" and not case.refused:

@@ -125,12 +125,14 @@ def pg(wh):
 def split(settings, monkeypatch):
     """Small files split like big ones: a line start noted every 256 bytes, parts of 1 KB, 3 streams.
 
-    The loader alone: no step hooks (a test that needs one sets it).
+    The loader alone: no step hooks (a test that needs one sets it); the scan first, then COPY
+    in parts (not the pipe, which loads a file in one part as it is read: ``piped``).
     """
     monkeypatch.setattr(sources, "CHUNK", 256)
     settings.ATLAS_STEP_HOOKS = []
     settings.ATLAS_INGEST_COPY_PART_BYTES = 1000
     settings.ATLAS_INGEST_COPY_STREAMS = 3
+    settings.ATLAS_INGEST_COPY_PIPE = "off"
     return settings
 
 
@@ -203,8 +205,10 @@ AWKWARD = {
 }
 
 
+@pytest.mark.parametrize("piped", [False, True], ids=["parts", "piped"])
 @pytest.mark.parametrize("case", [*AWKWARD, "crlf"])
-def test_both_loaders_give_the_same_rows(pg, split, ingest_pipeline, make_csv, settings, case):
+def test_both_loaders_give_the_same_rows(pg, split, ingest_pipeline, make_csv, settings, case, piped):
+    settings.ATLAS_INGEST_COPY_PIPE = "all" if piped else "off"
     if case == "crlf":  # CRLF, no newline at the end, an empty field
         text, path = _csv(newline="\r\n", tail=False).replace("name 5,", ","), "direct"
     else:
@@ -218,7 +222,7 @@ def test_both_loaders_give_the_same_rows(pg, split, ingest_pipeline, make_csv, s
     parsed = run_now(ingest_pipeline(location=str(make_csv(text, "b.csv")), table="parsed", step=step))
     assert direct.status == parsed.status == RunStatus.SUCCEEDED, direct.error or parsed.error
     assert [p[1] for p in _partitions(pg, "parsed")] == ["r"]
-    assert [p[1] for p in _partitions(pg, "direct")] == ["p" if path == "direct" else "r"]
+    assert [p[1] for p in _partitions(pg, "direct")] == ["p" if path == "direct" and not piped else "r"]
     cols = "id, name, city, amount, _row_number"
     assert explore_rows(pg, "direct", cols) == explore_rows(pg, "parsed", cols)
     assert [q[:2] for q in quarantine_rows(pg, "direct")] == [q[:2] for q in quarantine_rows(pg, "parsed")]
@@ -233,14 +237,16 @@ def test_both_loaders_give_the_same_rows(pg, split, ingest_pipeline, make_csv, s
         ("\\.", "MISSING COLUMNS"),  # COPY's end-of-data marker: COPY would stop there
     ],
 )
+@pytest.mark.parametrize("piped", [False, True], ids=["parts", "piped"])
 def test_a_row_copy_refuses_sends_the_file_through_duckdb_and_its_quarantine(
-    pg, split, ingest_pipeline, make_csv, bad, reason, caplog
+    pg, split, ingest_pipeline, make_csv, bad, reason, caplog, settings, piped
 ):
+    settings.ATLAS_INGEST_COPY_PIPE = "all" if piped else "off"
     caplog.set_level(logging.INFO, logger="atlas.warehouse.postgresql")
     text = _csv(bad={250: bad})
     run = run_now(ingest_pipeline(location=str(make_csv(text))))
     assert run.status == RunStatus.SUCCEEDED, run.error
-    assert "parsing it with DuckDB instead" in caplog.text
+    assert ("the load fed while it was read is refused" if piped else "parsing it with DuckDB instead") in caplog.text
     [(line, why, raw)] = quarantine_rows(pg, "landing")
     assert line == 251 and reason in why and raw.startswith(bad[:4])
     good = text.replace(bad + "\n", "")
@@ -297,3 +303,136 @@ def test_a_drop_check_moves_exactly_the_failing_rows_of_a_batch_in_parts(pg, spl
     with pg.cursor() as cur:
         moved = cur.execute('SELECT "id" FROM explore."landing__quarantine" ORDER BY CAST("id" AS int)').fetchall()
     assert [int(r[0]) for r in moved] == sorted(bad)
+
+
+# --- the pipe: COPY fed while the file is read ---------------------------------------
+
+
+@pytest.fixture
+def piped(settings, monkeypatch):
+    """Small chunks (many of them through the pipe's queue), the pipe on, no step hooks."""
+    monkeypatch.setattr(sources, "CHUNK", 256)
+    settings.ATLAS_STEP_HOOKS = []
+    settings.ATLAS_INGEST_COPY_PIPE = "all"
+    return settings
+
+
+def _spy(monkeypatch, owner, name):
+    calls = []
+    original = getattr(owner, name)
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("compress", [None, "gzip"])
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_file_is_loaded_while_it_is_read_never_written_decompressed(
+    pg, piped, ingest_pipeline, make_csv, monkeypatch, compress, quoted
+):
+    import gzip
+
+    from pipelines import hygiene
+
+    text = _csv()
+    if quoted:  # every field quoted: simple quotes, the direct path
+        text = "".join(
+            ",".join(f'"{v}"' for v in row) + "\n" for row in csv.reader(io.StringIO(text))
+        )
+    data = gzip.compress(text.encode()) if compress else text.encode()
+    finished = _spy(monkeypatch, pgcopy.Pipe, "finish")
+    written = _spy(monkeypatch, hygiene.Pending, "write")
+    run = run_now(ingest_pipeline(location=str(make_csv(data, "f.csv.gz" if compress else "f.csv"))))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert explore_rows(pg, "landing", "id, name, city, amount, _row_number") == _expected(text)
+    assert len(finished) == 1 and written == []  # the pipe's load kept; the content never written to disk
+    assert [p[1:] for p in _partitions(pg)] == [("r", 0)]  # one part
+    assert _leftovers(pg) == []
+
+
+def test_a_copy_of_a_loaded_file_under_a_new_name_is_rolled_back_and_skipped(pg, piped, ingest_pipeline, make_csv):
+    text = _csv()
+    make_csv(text, "day-1.csv")
+    pipeline = ingest_pipeline(location=str(make_csv(text, "day-2.csv").parent / "day-*.csv"))
+    run = run_now(pipeline)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert len(explore_rows(pg, "landing")) == ROWS  # day-2 is day-1's content: skipped
+    skipped = LoadedBatch.objects.get(status=LoadedBatch.Status.SKIPPED)
+    assert skipped.file.endswith("day-2.csv") and skipped.reason_class == "duplicate_file"
+    assert _leftovers(pg) == [] and len(_partitions(pg)) == 1
+    with pg.cursor() as cur:
+        tables = cur.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'explore' AND tablename LIKE 'landing\\_\\_r%'"
+        ).fetchone()[0]
+    assert tables == 1  # the batch's table only: the rolled-back load left none
+
+
+def test_a_file_the_ledger_names_is_checked_before_it_is_loaded(pg, piped, ingest_pipeline, make_csv, monkeypatch):
+    pipeline = ingest_pipeline(location=str(make_csv(_csv())))
+    started = _spy(monkeypatch, pgcopy.Pipe, "start")
+    run_now(pipeline)
+    assert len(started) == 1
+    second = run_now(pipeline)  # the same file again: its checksum first, no load for nothing
+    assert second.step_runs.get().status == RunStatus.SKIPPED
+    assert len(started) == 1
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        (lambda t: t.replace("\n150,", '\n150,"a\nb",'), "a quoted line break (records are not lines)"),
+        (lambda t: t.replace("\n", "\r\n", 10), "mixed line ends (hygiene rewrites the file)"),
+        (lambda t: t.replace("\n150,", "\n150,\x00"), "a NUL byte (its record is quarantined)"),
+    ],
+)
+def test_what_the_scan_finds_late_rolls_the_pipe_back_and_loads_as_duckdb_does(
+    pg, piped, ingest_pipeline, make_csv, settings, change, why
+):
+    text = change(_csv())
+    piped_run = run_now(ingest_pipeline(location=str(make_csv(text, "a.csv")), table="piped"))
+    settings.ATLAS_INGEST_DIRECT_COPY = False
+    parsed_run = run_now(ingest_pipeline(location=str(make_csv(text, "b.csv")), table="parsed"))
+    assert piped_run.status == parsed_run.status == RunStatus.SUCCEEDED, why
+    cols = "id, name, city, amount, _row_number"
+    assert explore_rows(pg, "piped", cols) == explore_rows(pg, "parsed", cols), why
+    assert [q[:2] for q in quarantine_rows(pg, "piped")] == [q[:2] for q in quarantine_rows(pg, "parsed")], why
+    assert _leftovers(pg) == []
+
+
+def test_an_archive_that_changes_between_its_two_reads_is_refused(tmp_path):
+    import gzip
+
+    from atlas.warehouse.filereader import IngestError
+    from pipelines import hygiene
+
+    archive = tmp_path / "f.csv.gz"
+    archive.write_bytes(gzip.compress(b"a,b\n1,2\n"))
+    first = hygiene.Pending(str(archive), "gzip", "f.csv.gz", str(tmp_path / "f.utf8"), "0" * 64, 8, b"a,b\n")
+    with pytest.raises(IngestError) as info:
+        list(first.chunks())
+    assert info.value.reason_class == "source" and "changed while it was loaded" in str(info.value)
+
+
+@pytest.mark.parametrize("streams", [1, 3])
+def test_by_default_compressed_files_are_piped_and_plain_ones_too_when_there_is_one_stream(
+    pg, piped, ingest_pipeline, make_csv, monkeypatch, streams
+):
+    import gzip
+
+    piped.ATLAS_INGEST_COPY_PIPE = "auto"
+    piped.ATLAS_INGEST_COPY_STREAMS = streams
+    piped.ATLAS_INGEST_COPY_PART_BYTES = 1000
+    text = _csv()
+    make_csv(gzip.compress(text.encode()), "in/a.csv.gz")
+    plain = make_csv(text.replace("\n1,", "\n0,", 1), "in/b.csv")
+    finished = _spy(monkeypatch, pgcopy.Pipe, "finish")
+    run = run_now(ingest_pipeline(location=str(plain.parent / "*")))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert len(finished) == (2 if streams == 1 else 1)  # the gzip file always; the plain one with one stream
+    kinds = sorted(p[1] for p in _partitions(pg))
+    assert kinds == (["r", "r"] if streams == 1 else ["p", "r"])  # the plain file in parts otherwise
+    assert len(explore_rows(pg, "landing")) == 2 * ROWS and _leftovers(pg) == []
