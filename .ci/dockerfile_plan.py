@@ -28,6 +28,7 @@ import ast
 import fnmatch
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -284,6 +285,27 @@ def compose_services(path: Path = REPO / "docker-compose.yml") -> dict:
     return yaml.safe_load(path.read_text())["services"]
 
 
+_COMPOSE_VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?:(:?-)([^}]*))?\}")
+
+
+def interpolate(value: str, env: dict[str, str] | None = None) -> str:
+    """What compose does to a value before the container sees it: ``${VAR}``, ``${VAR:-default}``
+    (default when unset or empty), ``${VAR-default}`` (default when unset) and ``$$`` (a literal ``$``)."""
+    env = os.environ if env is None else env
+
+    def one(m: re.Match) -> str:
+        if m[0] == "$$":
+            return "$"
+        name, op, default = m[1], m[2], m[3] or ""
+        if op == ":-":
+            return env.get(name) or default
+        if op == "-":
+            return env.get(name, default)
+        return env.get(name, "")
+
+    return _COMPOSE_VARIABLE.sub(one, value)
+
+
 def _array(name: str, values: list[str]) -> str:
     return f"{name}=({' '.join(shlex.quote(v) for v in values)})"
 
@@ -297,13 +319,13 @@ def shell_script(image: Image, root: Path, venv: Path) -> str:
     for name, service in compose_services().items():
         var = name.upper().replace("-", "_")
         if isinstance(service.get("command"), list):
-            lines.append(_array(f"COMPOSE_{var}_COMMAND", service["command"]))
+            lines.append(_array(f"COMPOSE_{var}_COMMAND", [interpolate(a) for a in service["command"]]))
         test = (service.get("healthcheck") or {}).get("test")
         if isinstance(test, list) and test[:1] == ["CMD"]:
-            lines.append(_array(f"COMPOSE_{var}_HEALTHCHECK", test[1:]))
+            lines.append(_array(f"COMPOSE_{var}_HEALTHCHECK", [interpolate(a) for a in test[1:]]))
         elif isinstance(test, list) and test[:1] == ["CMD-SHELL"] and len(test) == 2:
-            # compose writes a literal $ as $$ (its own interpolation comes first)
-            lines.append(_array(f"COMPOSE_{var}_HEALTHCHECK", ["sh", "-c", test[1].replace("$$", "$")]))
+            # compose interpolates first ($$ is a literal $ for the shell)
+            lines.append(_array(f"COMPOSE_{var}_HEALTHCHECK", ["sh", "-c", interpolate(test[1])]))
     return "\n".join(lines) + "\n"
 
 

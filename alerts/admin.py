@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
 
 from atlas.admin_kit import (
     ADMIN_CSS,
@@ -13,6 +14,7 @@ from atlas.admin_kit import (
     GREY,
     ORANGE,
     RED,
+    ManagedFromFilesWarning,
     Palette,
     ReadOnlyAdmin,
     ViewOnlyMixin,
@@ -34,7 +36,7 @@ STATUS = Palette(
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
+class AlertRuleAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
     list_display = ["name", "enabled", "channel", "pipeline", "event_list", "min_severity", "rate"]
     list_filter = ["enabled", "channel", "min_severity"]
     search_fields = ["name"]

@@ -16,6 +16,7 @@ from django.db import models
 from django.utils import timezone
 
 from atlas.alerting import ERROR, EVENT_KINDS, WARNING
+from atlas.history import DefinitionHistory
 from pipelines import credentials
 from pipelines.models import Pipeline
 
@@ -66,6 +67,7 @@ class AlertRule(models.Model):
     window_minutes = models.PositiveIntegerField(default=60, help_text="... per this many minutes; the rest are counted.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = DefinitionHistory()
 
     class Meta:
         ordering = ["name"]

@@ -1,6 +1,7 @@
 """Every edit of a definition, versioned: who, when, what changed, and the whole object as it was.
 
-A definition model (a source, a dataset, a pipeline, a step, a check) declares
+A definition model (a source, a dataset, a pipeline, a step, a check, a column or retention
+policy, a record of processing, an alert rule) declares
 ``history = DefinitionHistory()``; django-simple-history then keeps a row per save and
 delete in a historical table (the admin's "History", with "Revert to this version"). The
 user is the one Atlas's audit log records (the request's, or an ``acting_as`` block's:

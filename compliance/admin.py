@@ -21,10 +21,12 @@ from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
+from simple_history.admin import SimpleHistoryAdmin
 
 from atlas import audit
 from atlas.admin_kit import (
     ADMIN_CSS,
+    ManagedFromFilesWarning,
     Palette,
     ReadOnlyAdmin,
     RunRecordDisplay,
@@ -258,7 +260,7 @@ class PiiFindingAdmin(admin.ModelAdmin):
 
 
 @admin.register(ColumnPolicy)
-class ColumnPolicyAdmin(admin.ModelAdmin):
+class ColumnPolicyAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
     list_display = ("dataset", "column", "action", "options", "entity", "proposed", "by_default", "reason",
                     "updated_by", "updated_at")
     list_filter = ("action", "proposed", "by_default", "dataset")

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from atlas.history import DefinitionHistory
 from pipelines.models import Dataset, RunRecord
 
 
@@ -131,6 +132,7 @@ class ColumnPolicy(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    history = DefinitionHistory()
 
     class Meta:
         ordering = ["dataset", "column"]

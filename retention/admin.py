@@ -15,8 +15,16 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from simple_history.admin import SimpleHistoryAdmin
 
-from atlas.admin_kit import ADMIN_CSS, Palette, ReadOnlyAdmin, RunRecordDisplay, enqueue_from_admin
+from atlas.admin_kit import (
+    ADMIN_CSS,
+    ManagedFromFilesWarning,
+    Palette,
+    ReadOnlyAdmin,
+    RunRecordDisplay,
+    enqueue_from_admin,
+)
 
 from . import records, services
 from .models import ProcessingRecord, RetentionPolicy, RetentionRun
@@ -68,7 +76,7 @@ def report_runs(request: HttpRequest, runs: list[RetentionRun]) -> None:
 
 # --- policies ------------------------------------------------------------------------
 @admin.register(RetentionPolicy)
-class RetentionPolicyAdmin(admin.ModelAdmin):
+class RetentionPolicyAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
     list_display = (
         "dataset",
         "column",
@@ -226,7 +234,7 @@ def export_response(fmt: str, request: HttpRequest, datasets: list[str] | None) 
 
 
 @admin.register(ProcessingRecord)
-class ProcessingRecordAdmin(admin.ModelAdmin):
+class ProcessingRecordAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
     list_display = ("dataset", "legal_basis", "purpose_line", "subjects", "retention", "updated_at")
     list_filter = ("legal_basis", "dataset__layer")
     search_fields = ("dataset__name", "purpose", "data_subject_categories", "recipients")

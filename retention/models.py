@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from atlas.history import DefinitionHistory
 from atlas.runs import ErrorTextField, RunRecordBase
 from pipelines.models import Dataset
 
@@ -88,6 +89,10 @@ class RetentionPolicy(Edited):
     )
     checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     status_error = ErrorTextField(blank=True, editable=False)
+    # the warehouse's state above is Atlas's bookkeeping, not the operator's definition
+    history = DefinitionHistory(
+        bookkeeping=("status", "oldest_value", "expired_rows", "unparseable_rows", "checked_at", "status_error")
+    )
 
     class Meta:
         ordering = ["dataset__name"]
@@ -229,6 +234,7 @@ class ProcessingRecord(Edited):
     security_measures = models.TextField(
         blank=True, help_text="Technical and organisational measures (Art. 30(1)(g))."
     )
+    history = DefinitionHistory()
 
     class Meta:
         ordering = ["dataset__name"]

@@ -288,3 +288,44 @@ def test_each_applied_policy_is_in_its_apps_audit_trail(defined, tmp_path):
     assert events[("retention.policy_changed", "_ingested_at")].detail["period_days"] == 30
     assert events[("retention.record_created", "orders")].detail["legal_basis"] == "contract"
     assert ("definitions.apply", None) in events
+
+
+def test_policies_and_rules_have_versions_the_admin_warns_and_a_run_records(defined, tmp_path, admin_client):
+    """Issue 19, item 3: a policy or a notification rule is versioned like a step (who, when, what
+    changed, restorable); applied from files, its change page says so; a run records its version."""
+    from django.urls import reverse
+
+    from atlas.history import latest_versions
+
+    out = tmp_path / "project"
+    project.write(state.from_database(), out)
+    edit(out / "datasets.yml", lambda d: by_name(d)["explore_orders"]["retention"].update(period_days=30))
+    edit(out / "alert_rules.yml", lambda d: by_name(d)["failures"].update(max_per_window=3))
+    plans.apply(project.read(out), allow_delete=True)
+
+    retention = RetentionPolicy.objects.get(dataset__name="explore_orders")
+    latest, previous = retention.history.all()[:2]
+    assert latest.history_change_reason.startswith(plans.APPLY_REASON)
+    assert latest.diff_against(previous).changed_fields == ["period_days"]
+    rule = AlertRule.objects.get(name="failures")
+    assert rule.history.latest().max_per_window == 3 and rule.history.count() == 2
+    email = ColumnPolicy.objects.get(dataset__name="customers", column="email")
+    assert email.history.exists() and ProcessingRecord.objects.get().history.exists()
+
+    # the warehouse's state Atlas refreshes is no version
+    RetentionPolicy.objects.filter(pk=retention.pk).update(status="ok")
+    retention.refresh_from_db()
+    retention.save(update_fields=["status", "checked_at"])
+    assert retention.history.count() == 2
+
+    page = admin_client.get(reverse("admin:retention_retentionpolicy_change", args=[retention.pk]), follow=True)
+    assert "managed from files" in page.content.decode()
+    page = admin_client.get(reverse("admin:alerts_alertrule_history", args=[rule.pk]))
+    assert page.status_code == 200 and "atlas apply" in page.content.decode()
+
+    versions = latest_versions([retention, email, rule])
+    assert versions == {
+        f"retentionpolicy:{retention.pk}": retention.history.latest().history_id,
+        f"columnpolicy:{email.pk}": email.history.latest().history_id,
+        f"alertrule:{rule.pk}": rule.history.latest().history_id,
+    }

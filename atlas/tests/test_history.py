@@ -79,3 +79,13 @@ def test_the_admin_lists_a_pipelines_versions_and_offers_each_for_restore(admin_
 @pytest.mark.parametrize("model", [Pipeline, Step, Dataset, Check])
 def test_every_definition_model_keeps_history(model):
     assert hasattr(model, "history")
+
+
+def test_a_run_records_the_version_of_the_column_policy_it_applied(wh, simple_pipeline):
+    from compliance.models import ColumnPolicy
+
+    pipeline = simple_pipeline()
+    clean = Dataset.objects.get(table="people", layer="chart")
+    policy = ColumnPolicy.objects.create(dataset=clean, column="name", action="mask", options={"keep_last": 2})
+    run = run_now(pipeline)
+    assert run.definitions[f"columnpolicy:{policy.pk}"] == policy.history.latest().history_id

@@ -195,6 +195,18 @@ def test_the_smoke_script_reads_the_compose_services_it_starts(tmp_path):
         assert name in script
     assert f"export ATLAS_VAR_DIR={tmp_path}/var/lib/atlas" in script
     assert "$$" not in script
+    assert "${" not in script  # compose's variables are interpolated as compose does (CI once ran '${X:-16}')
+
+
+@pytest.mark.parametrize(("value", "env", "expected"), [
+    ("--concurrency=${ATLAS_WORKER_THREADS:-16}", {}, "--concurrency=16"),
+    ("--concurrency=${ATLAS_WORKER_THREADS:-16}", {"ATLAS_WORKER_THREADS": "4"}, "--concurrency=4"),
+    ("${EMPTY:-d} ${EMPTY-d}", {"EMPTY": ""}, "d "),
+    ("${UNSET-d} ${UNSET}", {}, "d "),
+    ("celery inspect ping -d celery@$$HOSTNAME", {"HOSTNAME": "no"}, "celery inspect ping -d celery@$HOSTNAME"),
+])
+def test_compose_values_are_interpolated_as_compose_does(value, env, expected):
+    assert plan.interpolate(value, env) == expected
 
 
 def test_ci_runs_the_smoke_script():
