@@ -509,6 +509,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The API's bodies are JSON: forms stay for the browsable API but are not the documented
+    # contract (a form cannot carry null, so a nullable number or reference in a form is refused).
+    "PARSER_WHITELIST": ["atlas.api.parsers.BoundedJSONParser"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "atlas.api.schema.text_without_nul",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "pipelines.models.RunStatus",
         "PipelineRunStatusEnum": "pipelines.models.PIPELINE_RUN_STATUSES",

@@ -72,3 +72,29 @@ class HashedTokenScheme(OpenApiAuthenticationExtension):
             "description": "Token-based authentication with required prefix \"Token\" "
             "(manage.py create_api_token USER --days N).",
         }
+
+
+NO_NUL = "^[^\\u0000]*$"  # the API refuses NUL in text (Django's ProhibitNullCharactersValidator; PostgreSQL cannot store it)
+
+
+def text_without_nul(result: dict, generator, request, public) -> dict:
+    """Schema post-processing: every free text (a string without format, enum or pattern) states that NUL
+    is refused, in bodies and in parameters, so the schema describes what the API accepts."""
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "string" and not {"format", "enum", "pattern"} & node.keys():
+                node["pattern"] = NO_NUL
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(result.get("components", {}).get("schemas", {}))
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            if isinstance(operation, dict):
+                walk(operation.get("parameters", []))
+                walk(operation.get("requestBody", {}))
+    return result
