@@ -256,7 +256,10 @@ def run_ingest(ctx: StepContext, *, progress) -> StepOutcome:
     streamed = ctx.warehouse.features.streamed_files
     with source_files(ctx.step.source, incremental, streamed=streamed, pipes=_pipes(ctx) if streamed else None) as files:
         if isinstance(files, Sized):  # a bucket's objects come one at a time: their number is not known
-            outcome.files_total, outcome.bytes_total = len(files), sum(f.size or 0 for f in files)
+            outcome.files_total = len(files)
+            outcome.bytes_total = getattr(files, "total_bytes", None)  # lazily prepared files: from their paths
+            if outcome.bytes_total is None:
+                outcome.bytes_total = sum(f.size or 0 for f in files)
         for f in files:
             try:
                 batch = _stage_file(ctx, f, outcome, progress, {b.checksum: b.batch_id for b in staged})

@@ -247,6 +247,24 @@ def _tmpdir() -> str:
 Pipes = Callable[[str], Any]
 
 
+class LazyFiles:
+    """Files prepared one at a time as they are iterated (each one's pipe is fed as it is read),
+    whose number and size are known before: a run shows "file 2 of 5" from the start."""
+
+    def __init__(self, files: Iterator, found: list[tuple[str, str]]) -> None:
+        self._files, self._found = files, found
+
+    def __iter__(self) -> Iterator:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(os.path.getsize(real) for _shown, real in self._found)
+
+
 @contextmanager
 def source_files(
     source: Source, incremental: Incremental | None = None, *, streamed: bool = False, pipes: Pipes | None = None
@@ -275,7 +293,7 @@ def source_files(
             except ConfinementError as exc:
                 raise IngestError(str(exc)) from exc
             ready = (_local(real, shown, fmt, options, tmp, streamed, pipes) for shown, real in found)
-            yield ready if pipes is not None else list(ready)
+            yield LazyFiles(ready, found) if pipes is not None else list(ready)
         elif source.kind == Source.Kind.UPLOAD:
             try:
                 if not source.upload or not os.path.isfile(source.upload.path):
