@@ -10,9 +10,10 @@ import pytest
 from django.utils import timezone
 
 from pipelines import heartbeat, runner
-from pipelines.models import Dataset, Pipeline, PipelineRun, RunStatus, Step
+from pipelines.models import Pipeline, PipelineRun, RunStatus
 
 from .conftest import run_now
+from .workers import pooled_pipelines
 
 OLD = timezone.now() - timedelta(hours=2)
 
@@ -70,13 +71,7 @@ def test_runs_executed_by_a_pool_of_threads_share_the_heartbeat_and_all_succeed(
     """Four runs at once in four threads of one process, as a worker's thread pool executes them."""
     settings.ATLAS_RUN_HEARTBEAT_SECONDS = 0.05
     assert run_now(simple_pipeline()).status == RunStatus.SUCCEEDED  # chart.people, which they all read
-    pipelines = []
-    for i in range(4):
-        pipeline = Pipeline.objects.create(name=f"pooled_{i}")
-        out = Dataset.objects.create(name=f"pooled_{i}", layer="navigate", table=f"pooled_{i}")
-        Step.objects.create(pipeline=pipeline, name="count", kind="aggregate", output=out,
-                            sql=f"SELECT {i} AS pipeline, count(*) AS people FROM chart.people")
-        pipelines.append(pipeline)
+    pipelines = pooled_pipelines(4)
     runs = [runner.start_run(p, dispatch=False) for p in pipelines]
     threads = [threading.Thread(target=runner._execute_in_thread, args=(r.pk,)) for r in runs]
     for t in threads:

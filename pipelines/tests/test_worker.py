@@ -10,9 +10,9 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from pipelines import runner
-from pipelines.models import Dataset, Pipeline, PipelineRun, RunStatus, Step, Trigger
+from pipelines.models import PipelineRun, RunStatus, Trigger
 
-from .workers import THREADED, WORKER, _wait_for
+from .workers import THREADED, WORKER, _wait_for, pooled_pipelines
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -43,13 +43,7 @@ def test_a_worker_with_a_pool_of_threads_executes_runs_of_several_pipelines_and_
     from .conftest import run_now
 
     assert run_now(simple_pipeline()).status == RunStatus.SUCCEEDED  # chart.people, which they all read
-    pipelines = []
-    for i in range(3):
-        pipeline = Pipeline.objects.create(name=f"pooled_{i}")
-        out = Dataset.objects.create(name=f"pooled_{i}", layer="navigate", table=f"pooled_{i}")
-        Step.objects.create(pipeline=pipeline, name="count", kind="aggregate", output=out,
-                            sql=f"SELECT {i} AS pipeline, count(*) AS people FROM chart.people")
-        pipelines.append(pipeline)
+    pipelines = pooled_pipelines(3)
     start(*THREADED)
     for pipeline in pipelines:  # what beat sends: on the trigger queue, then the run on the pipeline queue
         trigger_scheduled_run.delay(pipeline.pk)

@@ -19,6 +19,7 @@ from django.db import connection
 
 from atlas.celery import app as celery_app
 from atlas.tests.plugin import service_or_skip
+from pipelines.models import Dataset, Pipeline, Step
 
 ROOT = Path(__file__).resolve().parents[2]
 # One Redis database per xdist worker, so parallel runs never take each other's tasks
@@ -61,6 +62,18 @@ def broker(settings):
     settings.CELERY_BROKER_URL = BROKER
     with celery_conf(task_always_eager=False, broker_url=BROKER, broker_read_url=None, broker_write_url=None):
         yield BROKER
+
+
+def pooled_pipelines(n: int) -> list[Pipeline]:
+    """``n`` one-step pipelines that all read ``chart.people`` (runs side by side in a thread pool)."""
+    pipelines = []
+    for i in range(n):
+        pipeline = Pipeline.objects.create(name=f"pooled_{i}")
+        out = Dataset.objects.create(name=f"pooled_{i}", layer="navigate", table=f"pooled_{i}")
+        Step.objects.create(pipeline=pipeline, name="count", kind="aggregate", output=out,
+                            sql=f"SELECT {i} AS pipeline, count(*) AS people FROM chart.people")
+        pipelines.append(pipeline)
+    return pipelines
 
 
 def _reset_celery_connections() -> None:
