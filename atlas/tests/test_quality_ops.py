@@ -45,7 +45,24 @@ def test_several_key_columns_become_one_key_where_the_engine_has_one(wh):
     else:  # PostgreSQL: one text key, only where the text form is canonical
         assert key == '(CAST("k" AS text) || chr(31) || CAST("t" AS text)) COLLATE "C"'
         assert wh.unique_key(["x"], ["double precision"]) is None
+        assert wh.unique_key(["a", "b"], ["integer", "smallint"]) == (
+            '((CAST("a" AS bigint) << 32) | (CAST("b" AS bigint) & 4294967295))'
+        )
+        assert wh.unique_key(["a", "b"], ["bigint", "integer"]).endswith('COLLATE "C"')  # 64 bits do not pack
     assert wh.unique_key(["j"], ["json"]) is None
+
+
+def test_packed_integer_keys_count_duplicates_exactly_at_the_edges(wh):
+    """Negative, zero and extreme 32-bit values: (a, b) pairs that share a half never collide."""
+    edges = [-2147483648, -1, 0, 1, 2147483647]
+    rows = [(a, b) for a in edges for b in edges] + [(-1, 0), (0, -1), (2147483647, -2147483648)]
+    key = wh.unique_key(["a", "b"], ["integer", "integer"])  # PostgreSQL: packed; DuckDB: hash()
+    with wh.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS chart.pairs")
+        cur.execute("CREATE TABLE chart.pairs (a integer, b integer)")
+        cur.execute("INSERT INTO chart.pairs VALUES " + ", ".join(f"({a}, {b})" for a, b in rows))
+        surplus = cur.execute(f"SELECT count({key}) - count(DISTINCT {key}) FROM chart.pairs").fetchone()[0]
+    assert surplus == len(rows) - len(set(rows)) == 3
 
 
 def test_key_bitmaps_only_where_the_engine_has_them(wh):

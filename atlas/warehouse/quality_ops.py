@@ -9,9 +9,9 @@ The counting strategies are measured in ``benchmarks/quality``: on DuckDB
 (columnar, hash-based) uniqueness of a dense integer key is counted with a bitmap
 of its range (``bitstring_agg``: one bit per possible value, no hash table; 6x
 faster over a million keys), a foreign key onto one probes that bitmap (2x), and
-several key columns are counted as one 64-bit ``hash()``; on PostgreSQL several
-key columns are compared as one text key in the byte order of the "C" collation
-(a cheap datum sort). Each stays exact in the compiler's hands: a key outside the
+several key columns are counted as one 64-bit ``hash()``; on PostgreSQL two
+32-bit integer columns are packed into one bigint (exact), other key columns are
+compared as one text key in the byte order of the "C" collation (a cheap datum sort). Each stays exact in the compiler's hands: a key outside the
 range read, a hash collision or a text-key collision can only overstate a surplus,
 which sends the check to its exact count.
 """
@@ -48,9 +48,17 @@ HASH_CANONICAL = TEXT_CANONICAL | {"decimal", "float", "timestamptz", "time"}
 BITMAP_TYPES = frozenset({"tinyint", "smallint", "integer", "int", "int2", "int4", "int8", "bigint"})
 
 
+# Integer types of at most 32 bits: two of them pack into one bigint key.
+INT32_TYPES = frozenset({"tinyint", "smallint", "integer", "int", "int2", "int4", "serial", "smallserial"})
+
+
+def _base(type_name: str) -> str:
+    return re.sub(r"\(.*\)$", "", str(type_name).strip().lower()).strip()
+
+
 def type_family(type_name: str) -> str:
     """The family of an engine type name: ``DECIMAL(12,2)`` and ``numeric`` are both ``decimal``."""
-    base = re.sub(r"\(.*\)$", "", str(type_name).strip().lower()).strip()
+    base = _base(type_name)
     for family, names in TYPE_FAMILIES:
         if base in names:
             return family
@@ -148,6 +156,11 @@ class PostgresQualityOps(QualityOps):
         return None
 
     def unique_key(self, columns: Sequence[str], types: Sequence[str]) -> str | None:
+        # Two columns of at most 32 bits each: one bigint, the first in the high half (injective, so
+        # exact; a bigint sort is 1.6x cheaper than the text key's over a million rows).
+        if len(columns) == 2 and all(_base(t) in INT32_TYPES for t in types):
+            high, low = (self.quote(c) for c in columns)
+            return f"((CAST({high} AS bigint) << 32) | (CAST({low} AS bigint) & 4294967295))"
         # One text key in the byte order of the "C" collation: a cheap datum sort. Distinct keys
         # may collide (a separator inside a value), which only overstates the surplus.
         if all(type_family(t) in TEXT_CANONICAL for t in types):
