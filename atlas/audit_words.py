@@ -271,7 +271,7 @@ def _value(value: Any) -> str:
     if isinstance(value, dict):
         if set(value) == {"from", "to"}:
             return f"{_value(value['from'])} → {_value(value['to'])}"
-        return "; ".join(f"{str(k).replace('_', ' ')}: {_value(v)}" for k, v in value.items()) or "none"
+        return "; ".join(f"{k}: {_value(v)}" for k, v in value.items()) or "none"  # keys are names (tables)
     return str(value)
 
 
