@@ -93,3 +93,21 @@ def test_keys_are_proposed_and_confirmed_from_the_dataset_page(phone_found, admi
     assert "Confirmed raw_customers.phone as a phone subject key" in response.content.decode()
     assert AuditEvent.objects.filter(action="dsr.key.confirmed", target_id=str(key.pk)).exists()
     assert 'data-column="phone" data-status="confirmed"' in response.content.decode()
+
+
+def test_the_overview_names_proposed_keys_and_links_to_their_dataset_panel(phone_found, admin_client, client):
+    from privacy import keys
+
+    ds = phone_found
+    keys.propose_keys()
+    proposed = SubjectKey.objects.filter(status="proposed")
+    assert proposed.filter(dataset=ds["raw_customers"], column="phone").exists()
+    page = admin_client.get(reverse("admin:index")).content.decode()
+    assert f"{proposed.count()} proposed subject key(s) to confirm." in page
+    assert "1 proposed subject key on raw_customers to confirm" in page
+    assert dataset_page(ds["raw_customers"]) + "#privacy-keys" in page
+    # who may not confirm keys is not sent to confirm them
+    viewer = get_user_model().objects.create_user("viewer", password="pw-123456-x", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_datasubjectrequest"))
+    client.force_login(viewer)
+    assert "proposed subject key" not in client.get(reverse("admin:index")).content.decode()
