@@ -39,7 +39,7 @@ class AuditEventAdmin(ImmutableMixin, admin.ModelAdmin):
         (None, {"fields": ("what_happened", "at", "details")}),
         ("The record as hashed", {
             "classes": ("collapse",),
-            "fields": [f.name for f in AuditEvent._meta.fields if f.name != "id"],
+            "fields": [f.name for f in AuditEvent._meta.fields if f.name not in ("id", "at")],
         }),
     )
 
