@@ -99,7 +99,8 @@ class RequestAddForm(forms.ModelForm):
         raw = {kind: values for kind, values in raw.items() if values}
         if not self.kinds:
             raise forms.ValidationError("No identifier kind is known yet: declare and confirm subject keys"
-                                        " (Subject keys, or propose them from confirmed PII findings) first.")
+                                        " first — on the Subject keys panel of a dataset page holding personal"
+                                        " data (Propose keys, then Confirm), or in Privacy › Subject keys.")
         if not raw:
             raise forms.ValidationError("Give at least one identifier: an e-mail address, a phone number or"
                                         " another kind below, one a line.")
