@@ -1,25 +1,67 @@
 from django.contrib import admin
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
+from . import audit_words
 from .admin_kit import RUN_COLOURS, ImmutableMixin, badge, first_line
 from .humanize import audit_action
 from .models import AuditEvent, BackgroundTask
 
 
+class AuditActionFilter(admin.SimpleListFilter):
+    """The recorded actions, listed in words (the machine name is the parameter)."""
+
+    title = "event"
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        actions = AuditEvent.objects.order_by().values_list("action", flat=True).distinct()
+        return sorted(((a, audit_action(a)) for a in actions), key=lambda pair: pair[1].lower())
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ImmutableMixin, admin.ModelAdmin):
-    """Read-only for everyone: the log is append-only, and the admin cannot change that."""
+    """Read-only for everyone: the log is append-only, and the admin cannot change that.
 
-    list_display = ("seq", "at", "actor_name", "event", "target_type", "target_repr")
-    list_filter = ("action", "target_type")
+    Each event reads as a sentence (``atlas.audit_words``): who did what to what, with its counts;
+    the record as hashed (action code, JSON detail, hashes) stays on the event's page, folded.
+    """
+
+    list_display = ("seq", "at", "what_happened", "target_type")
+    list_display_links = ("seq", "what_happened")
+    list_filter = (AuditActionFilter, "target_type")
     search_fields = ("actor_name", "action", "target_repr", "target_id")
     date_hierarchy = "at"
-    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+    readonly_fields = ["what_happened", "details", *(f.name for f in AuditEvent._meta.fields)]
+    fieldsets = (
+        (None, {"fields": ("what_happened", "at", "details")}),
+        ("The record as hashed", {
+            "classes": ("collapse",),
+            "fields": [f.name for f in AuditEvent._meta.fields if f.name not in ("id", "at")],
+        }),
+    )
 
-    @admin.display(description="event", ordering="action")
-    def event(self, obj: AuditEvent) -> str:
-        """The action in words; the machine name stays in the filter and on the event's page."""
-        return audit_action(obj.action)
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        event = self.get_object(request, object_id)
+        title = {"title": f"Event #{event.seq}", "subtitle": audit_words.sentence(event)} if event is not None else {}
+        return super().change_view(request, object_id, form_url, {**title, **(extra_context or {})})
+
+    @admin.display(description="what happened", ordering="action")
+    def what_happened(self, obj: AuditEvent) -> str:
+        """The event in words; the machine name stays in the record and the search."""
+        return format_html('<span class="atlas-audit-event" title="{}">{}</span>', obj.action, audit_words.sentence(obj))
+
+    @admin.display(description="details")
+    def details(self, obj: AuditEvent) -> str:
+        lines = audit_words.detail_lines(obj.detail)
+        if not lines:
+            return "—"
+        return format_html(
+            '<dl class="atlas-audit-detail">{}</dl>',
+            format_html_join("", "<dt>{}</dt><dd>{}</dd>", lines),
+        )
 
 
 @admin.register(BackgroundTask)

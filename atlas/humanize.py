@@ -59,6 +59,30 @@ def number(value: object, digits: int = 3) -> str:
     return str(value)
 
 
+def exact_number(value: float | Decimal) -> str:
+    """A float as :func:`number` rounds it, the exact stored value on hover when rounding changed it.
+
+    ``0.30000000000000004`` reads ``0.3`` with ``title="0.30000000000000004"``; ``12.5`` stays ``12.5``.
+    """
+    shown = number(value)
+    exact = repr(float(value)) if isinstance(value, float) else str(value)
+    try:
+        same = float(shown.replace(",", "")) == float(value)
+    except ValueError:
+        same = False
+    if shown == exact or same:
+        return shown
+    return format_html('<span class="atlas-number" title="{}">{}</span>', exact, shown)
+
+
+def boolean_icon(value: bool | None) -> str:
+    """A yes/no as a mark: a green ✓ for yes, a quiet grey ✗ for no (no is no fault: red is kept for
+    failures), a dash when unknown; the word in its title and for screen readers."""
+    word, mark, kind = {True: ("yes", "✓", "yes"), False: ("no", "✗", "no"), None: ("unknown", "–", "unknown")}[value]
+    return format_html('<span class="atlas-bool atlas-bool-{}" role="img" aria-label="{}" title="{}">{}</span>',
+                       kind, word, word, mark)
+
+
 def percent(share: float | None) -> str:
     """A share 0..1 as '12.5 %' ('0 %' and '100 %' exact; '<0.1 %' for tiny non-zero shares)."""
     if share is None:
@@ -107,7 +131,9 @@ def audit_action(action: str) -> str:
 
 
 def install_admin_times() -> None:
-    """Every date-time the admin shows — list cells and read-only fields, of any app — as :func:`local_time`.
+    """Every date-time the admin shows — list cells and read-only fields, of any app — as :func:`local_time`;
+    every float as :func:`exact_number` (rounded, the exact value in its title); every yes/no as
+    :func:`boolean_icon` (Django's icons put a red ✗ on a plain "no").
 
     Django's admin words a date-time through ``display_for_field`` / ``display_for_value``
     (``django.contrib.admin.utils``), imported by name by its list and form helpers and offering no
@@ -124,14 +150,21 @@ def install_admin_times() -> None:
     def display_for_field(value, field, empty_value_display, *args, **kwargs):
         if isinstance(field, models.DateTimeField) and isinstance(value, datetime) and not getattr(field, "flatchoices", None):
             return local_time(value)
+        if isinstance(field, models.FloatField) and isinstance(value, float) and not getattr(field, "flatchoices", None):
+            return exact_number(value)
         return field_display(value, field, empty_value_display, *args, **kwargs)
 
     def display_for_value(value, empty_value_display, *args, **kwargs):
         if isinstance(value, datetime) and timezone.is_aware(value):
             return local_time(value)
+        if isinstance(value, float):
+            return exact_number(value)
         return value_display(value, empty_value_display, *args, **kwargs)
 
     display_for_field.atlas_local_time = display_for_value.atlas_local_time = True
+    # Django's list cells, read-only fields and ``@admin.display(boolean=True)`` all import the icon from
+    # here when they draw one (``from ...admin_list import _boolean_icon`` at call time)
+    admin_list._boolean_icon = boolean_icon
     for module in (utils, helpers, admin_list):
         if hasattr(module, "display_for_field"):
             module.display_for_field = display_for_field

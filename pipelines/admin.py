@@ -681,7 +681,12 @@ class PipelineRunAdmin(RunRecordDisplay, CancelPermission, ReadOnlyAdmin):
                 )
             },
         ),
-        ("Rows", {"fields": ("rows_in", "rows_out", "rows_rejected")}),
+        ("Rows", {
+            "fields": ("rows_in", "rows_out", "rows_rejected"),
+            "description": "Rows in: what the run took in — read by its ingest steps from their sources (a run"
+            " without one, such as a rebuild, by its first steps). Rows out: written by all its steps, every layer."
+            " Rejected: refused by any step. Each step's own counts are in the table below.",
+        }),
         ("Error", {"fields": ("error", "traceback_pre", "celery_task_id")}),
     )
     inlines = (StepRunInline, RunAttemptInline)

@@ -26,6 +26,7 @@ from atlas import humanize
 from atlas.admin_kit import RUNS, human_duration
 
 from .models import PipelineRun, RunStatus, StepRun
+from .run_totals import run_totals
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +110,10 @@ def step_state(sr: StepRun, now: datetime | None = None) -> dict[str, Any]:
 def run_state(run: PipelineRun, now: datetime | None = None) -> dict[str, Any]:
     """The run and its steps now: status, current step, rows so far, each step's timing."""
     now = now or timezone.now()
-    steps = [step_state(sr, now) for sr in run.step_runs.order_by("position", "pk")]
+    step_runs = list(run.step_runs.order_by("position", "pk"))
+    steps = [step_state(sr, now) for sr in step_runs]
     active = run.status in ACTIVE
-    totals = {k: sum(s[k] for s in steps) for k in ("rows_in", "rows_out", "rows_rejected")}
+    totals = run_totals(step_runs)  # rows in: what the run took in (pipelines.run_totals), as its end stores
     took = seconds(run.started_at, run.finished_at, now)
     if run.status == RunStatus.QUEUED:
         summary = "Queued, waiting for a worker."

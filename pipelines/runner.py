@@ -73,6 +73,7 @@ from .models import (
     Trigger,
 )
 from .retries import backoff_seconds, is_transient
+from .run_totals import run_totals
 from .sql import SQLValidationError
 from .transform import TransformWork, known_tables, publish_receipt, step_inputs
 from .watchdog import StepCancelled, StepStopped, watchdog
@@ -480,10 +481,7 @@ def _finish(
     error, tb = scrub(error), scrub_traceback(tb)
 
     def store() -> int:
-        totals = {"rows_in": 0, "rows_out": 0, "rows_rejected": 0}
-        for sr in run.step_runs.all():
-            for key in totals:
-                totals[key] += getattr(sr, key)
+        totals = run_totals(run.step_runs.all())  # rows in: read by its ingest steps (pipelines.run_totals)
         which = qs if qs is not None else PipelineRun.objects.filter(pk=run.pk)
         if only_if_running:
             which = which.filter(status=RunStatus.RUNNING)

@@ -15,11 +15,18 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
 from atlas.admin_kit import (
@@ -92,7 +99,8 @@ class RequestAddForm(forms.ModelForm):
         raw = {kind: values for kind, values in raw.items() if values}
         if not self.kinds:
             raise forms.ValidationError("No identifier kind is known yet: declare and confirm subject keys"
-                                        " (Subject keys, or propose them from confirmed PII findings) first.")
+                                        " first — on the Subject keys panel of a dataset page holding personal"
+                                        " data (Propose keys, then Confirm), or in Privacy › Subject keys.")
         if not raw:
             raise forms.ValidationError("Give at least one identifier: an e-mail address, a phone number or"
                                         " another kind below, one a line.")
@@ -403,15 +411,47 @@ class SubjectKeyAdmin(admin.ModelAdmin):
     def get_urls(self):
         return [
             path("propose/", self.admin_site.admin_view(self.propose_view), name="privacy_subjectkey_propose"),
+            path("<int:pk>/confirm/", self.admin_site.admin_view(self.confirm_view), name="privacy_subjectkey_confirm_one"),
             *super().get_urls(),
         ]
+
+    def _back(self, request: HttpRequest) -> HttpResponseRedirect:
+        """Back where the button was (the dataset page's panel), else the key list; only a path of this site."""
+        target = request.GET.get("next", "")
+        if not (target.startswith("/") and url_has_allowed_host_and_scheme(
+                target, allowed_hosts={request.get_host()}, require_https=request.is_secure())):
+            target = reverse("admin:privacy_subjectkey_changelist")
+        return HttpResponseRedirect(target)
 
     def propose_view(self, request: HttpRequest):
         if request.method != "POST" or not self.has_add_permission(request):
             raise PermissionDenied
         created = keys.propose_keys(actor=request.user)
-        self.message_user(request, f"{len(created)} key(s) proposed from PII findings and lineage; confirm them.")
-        return HttpResponseRedirect(reverse("admin:privacy_subjectkey_changelist"))
+        if created:
+            where = ", ".join(sorted({f"{k.dataset.name}.{k.column}" for k in created})[:6])
+            more = f" and {len(created) - 6} more" if len(created) > 6 else ""
+            self.message_user(request, f"{len(created)} key(s) proposed from PII findings and lineage ({where}{more});"
+                              " confirm them.")
+        else:
+            self.message_user(request, "No new key to propose: every confirmed e-mail or phone finding, and every"
+                              " column derived from a key, is a key already (or may not be one).", messages.WARNING)
+        return self._back(request)
+
+    def confirm_view(self, request: HttpRequest, pk: int):
+        """One proposed key confirmed from where the steward met it (the dataset page)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        key = get_object_or_404(SubjectKey.objects.select_related("dataset"), pk=pk)
+        was = key.status
+        keys.confirm_key(key, actor=request.user)
+        if was == SubjectKey.Status.CONFIRMED:
+            self.message_user(request, f"Already confirmed: {key.dataset.name}.{key.column} is a {key.kind} subject key.", messages.INFO)
+        else:
+            self.message_user(request, f"Confirmed {key.dataset.name}.{key.column} as a {key.kind} subject key:"
+                              " data-subject requests now search it.")
+        return self._back(request)
 
 
 @admin.register(RetainedReference)

@@ -7,6 +7,7 @@ class PrivacyConfig(AppConfig):
     # What privacy adds to the others (atlas.extensions): erased subjects kept out of every ingest; its endpoints.
     contributes = {
         "overview_sections": ["privacy.overview.section"],
+        "dataset_panels": ["privacy.panels.dataset_panel"],
         "background_tasks": ["privacy.background.KINDS"],
         "step_hooks": ["privacy.hooks.TombstoneGuard"],
         "api_routes": ["privacy.api.urls.routes"],

@@ -145,4 +145,4 @@ def test_the_audit_log_lists_events_in_words(admin_client):
 
     record("pipelines.dataset.created")
     page = admin_client.get(reverse("admin:atlas_auditevent_changelist")).content.decode()
-    assert "Created dataset" in page
+    assert "Atlas created dataset" in page and ">Created dataset</a>" in page  # the sentence; the filter

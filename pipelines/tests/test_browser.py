@@ -12,6 +12,13 @@ from pipelines.models import PipelineRun, RunStatus
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
+def type_sql(page, step, sql: str) -> None:
+    """Replace a step's SQL by typing it into its editor (CodeMirror), as an operator does."""
+    step.locator(".CodeMirror").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.type(sql)
+
 
 def test_run_now_from_the_pipeline_page_shows_the_finished_run(browser_page, wh, simple_pipeline):
     page, url = browser_page
@@ -49,7 +56,7 @@ def test_a_running_run_page_updates_in_place_until_it_ends(browser_page, wh, sim
     assert page.locator('meta[http-equiv="refresh"]').count() == 0
     page.evaluate("window.atlasSamePage = true")  # gone if the page were loaded again
     summary = page.locator("#run-live [data-live=summary]")
-    assert "Running step refine (of 2 steps)" in summary.inner_text() and "Rows so far: 103 in" in summary.inner_text()
+    assert "Running step refine (of 2 steps)" in summary.inner_text() and "Rows so far: 3 in" in summary.inner_text()  # in: what the ingest read
 
     # the worker moves on: the row's numbers and its duration change where they are drawn
     StepRun.objects.filter(pk=refine.pk).update(rows_in=250, rows_out=240)
@@ -58,7 +65,7 @@ def test_a_running_run_page_updates_in_place_until_it_ends(browser_page, wh, sim
                            timeout=15_000)
     assert row.locator("td.field-rows_out p").inner_text() == "240"
     assert row.get_attribute("data-status") == "running"
-    assert "Rows so far: 253 in, 243 out" in summary.inner_text()
+    assert "Rows so far: 3 in, 243 out" in summary.inner_text()
     first = row.locator("td.field-duration_display p").inner_text()
     page.wait_for_function(
         f"() => document.querySelector('#step_runs-1 td.field-duration_display p').textContent !== '{first}'",
@@ -123,7 +130,7 @@ def test_the_pipeline_editor_shows_each_kind_its_fields_validates_and_previews(b
     assert [c[:2] for c in cells] == [["1", "Ann"], ["2", "Bob"], ["3", "Cy"]]
 
     # a mistake is told in Atlas's words, where the SQL is
-    refine.locator("textarea[name$='-sql']").fill("SELECT id FROM explore.nobody")
+    type_sql(page, refine, "SELECT id FROM explore.nobody")
     refine.get_by_role("button", name="Validate").click()
     result.locator(".atlas-sql-error").wait_for()
     assert result.get_attribute("data-state") == "invalid" and "nobody" in result.inner_text()
@@ -208,3 +215,46 @@ def test_the_pipeline_page_draws_its_last_runs_and_a_navigate_table_its_time_ser
     assert [(c.get_attribute("data-x"), float(c.get_attribute("data-value"))) for c in eur.all()] == [
         ("2026-01-01", 30.0), ("2026-01-03", 1.0)]
     assert "a line per cur" in page.inner_text("#dataset-series figcaption")
+
+
+def test_the_step_sql_is_highlighted_and_validate_preview_and_save_use_what_was_typed(browser_page, wh, simple_pipeline):
+    from pipelines.models import Step
+
+    from .conftest import run_now
+
+    page, url = browser_page
+    pipeline = simple_pipeline()
+    run_now(pipeline)
+    before = Step.objects.get(pipeline=pipeline, name="refine").sql
+    page.goto(f"{url}/admin/pipelines/pipeline/{pipeline.pk}/change/")
+    refine = page.locator("#steps-group .inline-related:not(.empty-form)").nth(1)
+    # the SQL is in an editor that highlights it (CodeMirror from static/, PostgreSQL mode); no CDN
+    editor = refine.locator(".CodeMirror.atlas-sql-editor")
+    editor.wait_for()
+    assert not refine.locator("textarea[name$='-sql']").is_visible()  # the textarea stays the form's field
+    keywords = [k.lower() for k in refine.locator(".cm-keyword").all_inner_texts()]
+    assert {"select", "from", "as"} <= set(keywords)
+    assert refine.locator(".cm-keyword").first.evaluate("e => getComputedStyle(e).color") != \
+        refine.locator(".cm-variable-2, .cm-variable, .cm-builtin").first.evaluate("e => getComputedStyle(e).color")
+    scripts = page.eval_on_selector_all("script[src], link[rel=stylesheet]", "els => els.map(e => e.src || e.href)")
+    assert all(s.startswith(url) for s in scripts), scripts  # everything from Atlas's own static files
+
+    # Validate and Preview read what was typed in the editor, not what the page loaded with
+    edited = ("SELECT CAST(id AS integer) AS id, upper(trim(name)) AS name,"
+              " CAST(amount AS numeric(12,2)) AS amount, amount AS amount_text FROM explore.people")
+    type_sql(page, refine, edited)
+    refine.get_by_role("button", name="Validate").click()
+    result = refine.locator(".atlas-sql-result")
+    result.locator(".atlas-sql-columns").wait_for()
+    assert result.locator("code[data-column]").all_inner_texts() == ["id", "name", "amount", "amount_text"]
+    refine.get_by_role("button", name="Preview rows").click()
+    result.locator(".atlas-sql-preview table").wait_for()
+    names = result.locator(".atlas-sql-preview tbody tr td:nth-child(2)").all_inner_texts()
+    assert names == ["ANN", "BOB", "CY"]
+
+    # and saving the form stores the edited SQL
+    page.locator("input[name=_continue]").click()
+    page.wait_for_load_state()
+    assert page.locator(".messagelist .success").count() == 1, page.locator(".errornote, .errorlist").all_inner_texts()
+    saved = Step.objects.get(pipeline=pipeline, name="refine").sql
+    assert saved != before and " ".join(saved.split()) == edited

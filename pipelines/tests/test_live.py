@@ -92,7 +92,7 @@ def test_the_state_of_a_running_run_counts_rows_so_far_and_times_the_running_ste
     state = live.run_state(run, now=now)
     assert state["active"] and state["status"] == "running"
     assert state["summary"] == ("Running step refine (of 3 steps) for 1 min 15 s."
-                                " Rows so far: 1,700 in, 1,190 out, 10 rejected.")
+                                " Rows so far: 1,200 in, 1,190 out, 10 rejected.")  # in: what the ingest read
     assert [(s["name"], s["status"], s["duration"]) for s in state["steps"]] == [
         ("ingest", "succeeded", "15.0 s"), ("refine", "running", "12.0 s"), ("total", "queued", "—")]
     assert state["steps"][0]["files_done"] == 3 and 'class="atlas-badge' in state["steps"][1]["status_html"]

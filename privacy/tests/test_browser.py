@@ -49,3 +49,25 @@ def test_a_request_is_typed_a_field_per_kind_then_verified_and_run_from_its_page
     assert "background task (succeeded)" in page.inner_text("ul.messagelist")
     assert "zero rows found" in page.inner_text("#dsr-proof")
     assert DataSubjectRequest.objects.get(pk=req.pk).status == "completed"
+
+
+def test_subject_keys_are_proposed_and_confirmed_from_the_dataset_page(browser_page, shop):
+    """Issue 18: where the operator meets the personal data, not through the key list's dropdown."""
+    from compliance.models import PiiFinding
+    from privacy.models import SubjectKey
+
+    _, ds, _ = shop
+    PiiFinding.objects.create(dataset=ds["raw_customers"], column="phone", entity="PHONE_NUMBER", status="confirmed")
+    page, url = browser_page
+    page.goto(f"{url}/admin/pipelines/dataset/{ds['raw_customers'].pk}/change/")
+    panel = page.locator("#privacy-keys")
+    assert "phone (phone)" in panel.locator("#privacy-keys-candidates").inner_text()
+    panel.get_by_role("button", name="Propose keys from PII findings and lineage").click()
+    page.wait_for_url(f"**/admin/pipelines/dataset/{ds['raw_customers'].pk}/change/#privacy-keys")
+    assert "proposed from PII findings and lineage (raw_customers.phone)" in page.inner_text("ul.messagelist")
+    row = page.locator("#privacy-keys tr[data-column=phone]")
+    assert row.get_attribute("data-status") == "proposed"
+    row.get_by_role("button", name="Confirm").click()
+    page.wait_for_selector("#privacy-keys tr[data-column=phone][data-status=confirmed]")
+    assert "Confirmed raw_customers.phone as a phone subject key" in page.inner_text("ul.messagelist")
+    assert SubjectKey.objects.get(dataset=ds["raw_customers"], column="phone").status == "confirmed"

@@ -23,6 +23,7 @@ def test_without_confirmed_keys_the_form_says_to_declare_them_first(db, client):
     assert 'name="identifiers' not in page
     answer = form_post(client)
     assert "No identifier kind is known yet: declare and confirm subject keys" in answer.content.decode()
+    assert "on the Subject keys panel of a dataset page" in answer.content.decode()  # where the operator meets them
     assert not DataSubjectRequest.objects.exists()
 
 

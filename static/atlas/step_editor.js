@@ -5,6 +5,10 @@
  * "Validate" (Atlas's own SQL validation: the datasets it reads, the columns it produces) and
  * "Preview rows" (the first rows of its SELECT, run as a run stages it, masked as the user may see them)
  * under its SQL. Both post to #step-editor's data-url and draw the answer below the buttons.
+ *
+ * The SQL is edited with highlighting: CodeMirror 5 (vendored in static/vendor/codemirror, the
+ * PostgreSQL mode) replaces each step's SQL textarea. The textarea stays the form's field: the editor
+ * writes its text back (cm.save()) before Validate or Preview read it and when the form is submitted.
  */
 (function () {
   "use strict";
@@ -33,6 +37,31 @@
       el.classList.toggle("atlas-hidden-field", !visible);
     }
 
+    // the step's SQL editor (CodeMirror), when the vendored library loaded; else the plain textarea
+    const editors = new Map();
+
+    function sqlEditor(step) {
+      return editors.get(step) || null;
+    }
+
+    function highlight(step) {
+      const textarea = control(step, "sql");
+      if (!textarea || textarea.tagName !== "TEXTAREA" || !window.CodeMirror || editors.has(step)) return;
+      const cm = window.CodeMirror.fromTextArea(textarea, {
+        mode: "text/x-pgsql", lineNumbers: true, lineWrapping: true, indentUnit: 2,
+        viewportMargin: Infinity, readOnly: textarea.readOnly || textarea.disabled ? "nocursor" : false,
+      });
+      cm.on("change", function () { cm.save(); });  // the field holds what the editor shows, always
+      cm.getWrapperElement().classList.add("atlas-sql-editor");
+      editors.set(step, cm);
+    }
+
+    function sqlText(step) {
+      const cm = sqlEditor(step);
+      if (cm) cm.save();
+      return (control(step, "sql") || {}).value || "";
+    }
+
     function arrange(step) {
       const kind = (control(step, "kind") || {}).value || "";
       step.dataset.kind = kind;
@@ -43,6 +72,8 @@
       show(field(step, "merge_keys"), mode === mergeMode);
       const tools = step.querySelector(".atlas-sql-tools");
       if (tools) show(tools, (kindFields.sql || []).indexOf(kind) !== -1);
+      const cm = sqlEditor(step);
+      if (cm) cm.refresh();  // an editor made while its field was hidden measures itself when shown
     }
 
     function el(tag, attrs, text) {
@@ -102,7 +133,7 @@
       const data = new FormData();
       data.append("action", action);
       data.append("kind", (control(step, "kind") || {}).value || "");
-      data.append("sql", (control(step, "sql") || {}).value || "");
+      data.append("sql", sqlText(step));
       if (csrf) data.append("csrfmiddlewaretoken", csrf.value);
       box.dataset.state = "busy";
       box.replaceChildren(el("p", {"class": "atlas-empty"}, action === "preview" ? "Running the SELECT…" : "Validating…"));
@@ -120,6 +151,7 @@
       if (step.dataset.atlasEditor) return;
       step.dataset.atlasEditor = "1";
       const sql = field(step, "sql");
+      highlight(step);
       if (sql) {
         const tools = el("div", {"class": "atlas-sql-tools"});
         const validate = el("button", {type: "button", "class": "button atlas-sql-validate"}, "Validate");
@@ -142,6 +174,11 @@
     }
 
     steps().forEach(equip);
+    const form = editor.closest("form") || (csrf && csrf.form);
+    if (form) {
+      // CodeMirror saves on submit too; this makes sure, before any other submit handler reads the fields
+      form.addEventListener("submit", function () { editors.forEach(function (cm) { cm.save(); }); }, true);
+    }
     document.addEventListener("formset:added", function (event) {
       const row = event.target.closest ? event.target.closest(".inline-related") : null;
       if (row) equip(row);
