@@ -216,6 +216,9 @@ ATLAS_INGEST_MAX_LINE_BYTES = env.int("ATLAS_INGEST_MAX_LINE_BYTES", default=2_0
 ATLAS_QUARANTINE_RAW_CHARS = env.int("ATLAS_QUARANTINE_RAW_CHARS", default=65_536)
 # Failing rows kept as a sample per failed quality check.
 ATLAS_QUALITY_SAMPLE_ROWS = env.int("ATLAS_QUALITY_SAMPLE_ROWS", default=10)
+# PostgreSQL: a checked table at least this big has its scan's self-contained subqueries (uniqueness,
+# foreign keys) run beside it on other connections, from one snapshot (0: always; -1: never).
+ATLAS_QUALITY_CONCURRENT_SCAN_BYTES = env.int("ATLAS_QUALITY_CONCURRENT_SCAN_BYTES", default=16 * 1024 * 1024)
 ATLAS_HTTP_TIMEOUT_SECONDS = env.float("ATLAS_HTTP_TIMEOUT_SECONDS", default=30.0)
 ATLAS_DEMO_DIR = Path(env.str("ATLAS_DEMO_DIR", default=str(VAR_DIR / "demo")))
 

@@ -41,6 +41,7 @@ counted is exactly what is moved.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,7 @@ from atlas.warehouse import Warehouse, WarehouseError
 from .kinds import ALIAS, RowCheck, TableCheck, Target, get_kind, qualify
 from .models import Check
 
-__all__ = ["ALIAS", "Plan", "RowCheck", "TableCheck", "compile_plan", "item_sql", "qualify", "sample_sql", "scan_sql"]
+__all__ = ["ALIAS", "Plan", "RowCheck", "TableCheck", "compile_plan", "item_sql", "qualify", "sample_sql", "scan_sql", "standalone"]
 
 
 @dataclass
@@ -120,6 +121,33 @@ def item_sql(wh: Warehouse, plan: Plan, items: list[tuple[Check, str, list[Any]]
         exprs.append(expr)
         params += values
     return f"SELECT {', '.join(exprs)} FROM {wh.table(plan.schema, plan.table)} AS {ALIAS}", params
+
+
+_OUTER = re.compile(rf'(?<![\w."])(?:{ALIAS}|"{ALIAS}")\.')
+
+
+def standalone(expr: str) -> bool:
+    """Whether a scan item is a subquery of its own: parenthesised whole, reading nothing of the scanned row.
+
+    Such an item (a uniqueness count, a foreign-key anti-join) may run as ``SELECT <item>``
+    beside the scan. Judged on the text; a wrong "yes" fails as its own statement and the
+    caller falls back to the one statement, so the answer is never wrong, only slower.
+    """
+    if not expr.startswith("(SELECT ") or _OUTER.search(expr):
+        return False
+    depth, quote = 0, ""
+    for i, ch in enumerate(expr):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i == len(expr) - 1
+    return False
 
 
 def sample_sql(wh: Warehouse, plan: Plan, rc: RowCheck, limit: int) -> tuple[str, list[Any]]:

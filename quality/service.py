@@ -26,7 +26,7 @@ from atlas.warehouse import Warehouse, WarehouseError, get_warehouse
 from pipelines.models import Dataset
 
 from . import quarantine
-from .compiler import Plan, RowCheck, compile_plan, item_sql, sample_sql
+from .compiler import Plan, RowCheck, compile_plan, item_sql, sample_sql, standalone
 from .kinds import get_kind
 from .kinds.base import violated
 from .models import Check, CheckKind, CheckResult, CheckRun, Outcome, Severity
@@ -106,6 +106,17 @@ def _operator_row(wh: Warehouse, sql: str, params: Any = None, *, layer: str) ->
     return wh.operator_query(sql, params, layer=layer)[1][0]
 
 
+def _side_by_side(wh: Warehouse, plan: Plan, items: list) -> list[int]:
+    """The items to run beside the scan, from one snapshot: its self-contained subqueries, on a big enough table."""
+    limit = settings.ATLAS_QUALITY_CONCURRENT_SCAN_BYTES
+    if not wh.features_concurrent_scan or limit < 0:
+        return []
+    alone = [i for i, (_check, expr, _params) in enumerate(items) if standalone(expr)]
+    if alone and limit and (wh.table_bytes(plan.schema, plan.table) or 0) < limit:
+        return []
+    return alone
+
+
 def _scan(wh: Warehouse, plan: Plan, *, layer: str) -> tuple[int | None, dict[int, Any], dict[int, str], int, float]:
     """Run the scan; if it fails, run each check's part alone so one broken check cannot hide the others.
 
@@ -115,6 +126,19 @@ def _scan(wh: Warehouse, plan: Plan, *, layer: str) -> tuple[int | None, dict[in
     items = plan.items()
     sql, params = item_sql(wh, plan, items)
     started = time.perf_counter()
+    alone = _side_by_side(wh, plan, items)
+    if alone:
+        together = [i for i in range(len(items)) if i not in alone]
+        statements = [item_sql(wh, plan, [items[i] for i in together])]
+        statements += [(f"SELECT {items[i][1]}", list(items[i][2])) for i in alone]
+        try:
+            rows = wh.operator_rows_in_one_snapshot(statements, layer=layer)
+        except WarehouseError:
+            pass  # the one statement below says what failed, then each check alone
+        else:
+            values = {i: rows[0][1 + k] for k, i in enumerate(together)}
+            values.update({i: rows[1 + k][0] for k, i in enumerate(alone)})
+            return int(rows[0][0]), values, {}, len(statements), time.perf_counter() - started
     try:
         row = _operator_row(wh, sql, params, layer=layer)
         return int(row[0]), dict(enumerate(row[1:])), {}, 1, time.perf_counter() - started

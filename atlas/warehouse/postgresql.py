@@ -383,7 +383,9 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         return psycopg.conninfo.make_conninfo(**params)
 
     @contextmanager
-    def _operator_session(self, layer: str, *, read_only: bool) -> Iterator[psycopg.Cursor]:
+    def _operator_session(
+        self, layer: str, *, read_only: bool, repeatable: bool = False, snapshot: str | None = None
+    ) -> Iterator[psycopg.Cursor]:
         """One transaction on a fresh connection as ``layer``'s operator-SQL role, closed after.
 
         The role reads only the layers ``layer`` may read (``privileges.LAYER_READS``).
@@ -407,6 +409,10 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         try:
             with interrupts.enlisted(("pg", id(conn)), conn.info.backend_pid), conn.cursor() as cur:
                 cur.execute("SET TRANSACTION READ ONLY" if read_only else "SET TRANSACTION READ WRITE")
+                if repeatable or snapshot:
+                    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                if snapshot:  # before the transaction's first query, as PostgreSQL requires
+                    cur.execute(pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot)))
                 cur.execute(
                     "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true),"
                     " set_config('search_path', 'pg_catalog', true),"
@@ -455,6 +461,39 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
     def operator_columns(self, select_sql: str, *, layer: str) -> list[str]:
         select_sql, bound = self.bind_parameters(select_sql, None, planning=True)
         return [name for name, _type in self._operator_shape(select_sql, layer, bound)]
+
+    def operator_rows_in_one_snapshot(self, statements: Sequence[tuple[str, Any]], *, layer: str) -> list[tuple]:
+        """The one row of each operator SELECT, run side by side on as many connections, all from one snapshot.
+
+        The first session (REPEATABLE READ) exports its snapshot (``pg_export_snapshot``);
+        the others import it before their first query, so every statement sees exactly the
+        data the first one sees, as one statement with these as subqueries would, while
+        PostgreSQL runs them on as many CPUs. Each runs as ``layer``'s operator-SQL role,
+        read only, with the pinned timeouts, and joins the current work's watch (a cancel
+        stops them all). The first statement's failure, else the first other failure, is raised.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        watch = interrupts.current()
+        statements = [(f"SELECT * FROM ({sql}) AS _atlas_q", params) for sql, params in statements]
+
+        def imported(statement: tuple[str, Any], snapshot: str) -> tuple:
+            with self.adopt(watch), self._operator_session(layer, read_only=True, snapshot=snapshot) as cur:
+                self._run_one(cur, *statement)
+                return tuple(cur.fetchone())
+
+        (first_sql, first_params), rest = statements[0], statements[1:]
+        with self._operator_session(layer, read_only=True, repeatable=True) as cur:
+            snapshot = cur.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            with ThreadPoolExecutor(max_workers=max(1, len(rest)), thread_name_prefix="atlas-scan") as pool:
+                others = [pool.submit(imported, statement, snapshot) for statement in rest]
+                try:
+                    self._run_one(cur, first_sql, first_params)
+                    first = tuple(cur.fetchone())
+                finally:  # the importers need this transaction open until they have their snapshot
+                    for future in others:
+                        future.exception()
+            return [first, *(future.result() for future in others)]
 
     def _operator_shape(self, select_sql: str, layer: str, params: Any = None) -> list[tuple[str, str]]:
         """(name, type) of the columns an operator's SELECT gives, planned but not run (LIMIT 0)."""
