@@ -1,0 +1,272 @@
+"""Skip what has not changed (issue 20, pipelines.freshness): exact on both engines.
+
+Each test builds its own small generated shop (two branches: orders and customers meeting in one
+aggregate), runs it, changes one thing, runs again, and checks (a) exactly the steps the change
+reaches ran and the others were up to date, and (b) every table equals a full recomputation (a
+forced full refresh of the same definitions and files).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db.models import F
+
+from atlas.tests.plugin import run_now
+from pipelines import freshness, runner
+from pipelines.models import Dataset, Pipeline, RunStatus, Source, Step
+
+SHOP_SQL = {
+    "refine_orders": "SELECT CAST(order_id AS integer) AS order_id, CAST(customer_id AS integer) AS customer_id,"
+    " CAST(amount AS numeric(12,2)) AS amount FROM explore.orders",
+    "refine_customers": "SELECT CAST(customer_id AS integer) AS customer_id, upper(trim(country)) AS country"
+    " FROM explore.customers",
+    "revenue": "SELECT c.country, count(*) AS orders, sum(o.amount) AS revenue FROM chart.orders AS o"
+    " JOIN chart.customers AS c ON c.customer_id = o.customer_id GROUP BY c.country",
+}
+TABLES = [("explore", "orders"), ("explore", "customers"), ("chart", "orders"), ("chart", "customers"),
+          ("navigate", "revenue")]
+# Columns that name a load, not its data: a full refresh loads the same rows as new batches.
+LOAD_COLUMNS = {"_batch_id", "_ingested_at", "_source"}
+
+
+def _orders_csv(path: Path, first: int, count: int, customers: int, seed: int) -> None:
+    rng = random.Random(seed)
+    lines = ["order_id,customer_id,amount"]
+    lines += [f"{i},{rng.randrange(1, customers + 1)},{rng.randrange(100, 99999) / 100:.2f}"
+              for i in range(first, first + count)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def shop(db, tmp_path):
+    """A generated shop: orders in files under a glob (more can be appended), customers in one file."""
+    data = tmp_path / "shop"
+    data.mkdir()
+    _orders_csv(data / "orders_001.csv", 1, 300, 40, seed=1)
+    rng = random.Random(2)
+    countries = [" fr", "de ", "Fr", "es", "DE"]
+    (data / "customers.csv").write_text(
+        "customer_id,country\n" + "".join(f"{i},{rng.choice(countries)}\n" for i in range(1, 41))
+    )
+    orders = Source.objects.create(name="orders", location=str(data / "orders_*.csv"))
+    customers = Source.objects.create(name="customers", location=str(data / "customers.csv"))
+    ds = {f"{layer}.{table}": Dataset.objects.create(name=f"{layer}_{table}", layer=layer, table=table)
+          for layer, table in TABLES}
+    pipeline = Pipeline.objects.create(name="shop")
+    Step.objects.create(pipeline=pipeline, name="ingest_orders", kind="ingest", source=orders,
+                        output=ds["explore.orders"], write_mode="append")
+    Step.objects.create(pipeline=pipeline, name="ingest_customers", kind="ingest", source=customers,
+                        output=ds["explore.customers"], write_mode="append", position=1)
+    Step.objects.create(pipeline=pipeline, name="refine_orders", kind="refine", output=ds["chart.orders"],
+                        sql=SHOP_SQL["refine_orders"], position=2)
+    Step.objects.create(pipeline=pipeline, name="refine_customers", kind="refine", output=ds["chart.customers"],
+                        sql=SHOP_SQL["refine_customers"], position=3)
+    Step.objects.create(pipeline=pipeline, name="revenue", kind="aggregate", output=ds["navigate.revenue"],
+                        sql=SHOP_SQL["revenue"], position=4)
+    runner.save_step_inputs(pipeline)
+    pipeline.data = data
+    return pipeline
+
+
+def snapshot(wh) -> dict[str, list[tuple]]:
+    """Every table's rows (load columns left out), sorted: what a recomputation must equal."""
+    out = {}
+    for layer, table in TABLES:
+        cols = [c.name for c in wh.columns(layer, table) if c.name not in LOAD_COLUMNS]
+        listed = ", ".join(f'"{c}"' for c in cols)
+        with wh.cursor() as cur:
+            rows = cur.execute(f'SELECT {listed} FROM {layer}."{table}"').fetchall()
+        out[f"{layer}.{table}"] = sorted(rows, key=repr)
+    return out
+
+
+def statuses(run) -> dict[str, str]:
+    """Each step: "ran", "up to date" (skipped as unchanged), or its status."""
+    out = {}
+    for sr in run.step_runs.all():
+        if freshness.is_up_to_date(sr):
+            out[sr.step_name] = "up to date"
+        else:
+            out[sr.step_name] = "ran" if sr.status == RunStatus.SUCCEEDED else sr.status
+    return out
+
+
+def assert_equals_full_recomputation(shop, wh) -> None:
+    incremental = snapshot(wh)
+    run = run_now(shop, full_refresh=True)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert set(statuses(run).values()) == {"ran"}  # a full refresh is forced: nothing skipped
+    assert snapshot(wh) == incremental
+
+
+ALL_UP_TO_DATE = {s: "up to date" for s in ("ingest_orders", "ingest_customers", "refine_orders",
+                                             "refine_customers", "revenue")}
+
+
+# --- never skipped: the failure paths first -----------------------------------------------------
+def test_an_output_trimmed_since_is_never_skipped(shop, wh):
+    """Retention trimmed chart.orders after the run (rows deleted, the dataset's data_version moved)."""
+    run_now(shop)
+    before = snapshot(wh)
+    with wh.cursor() as cur:
+        cur.execute('DELETE FROM chart."orders" WHERE order_id <= 100')
+    Dataset.objects.filter(layer="chart", table="orders").update(data_version=F("data_version") + 1)
+
+    run = run_now(shop)
+
+    assert statuses(run) == {**ALL_UP_TO_DATE, "refine_orders": "ran", "revenue": "ran"}
+    sr = run.step_runs.get(step_name="refine_orders")
+    assert sr.rows_out == 300
+    assert snapshot(wh) == before  # rebuilt from its inputs as a full recomputation would
+
+
+def test_a_dropped_output_table_is_rebuilt(shop, wh):
+    run_now(shop)
+    wh.drop_table("navigate", "revenue")
+    run = run_now(shop)
+    assert statuses(run)["revenue"] == "ran"
+    assert wh.table_exists("navigate", "revenue")
+    assert_equals_full_recomputation(shop, wh)
+
+
+def test_a_step_whose_last_execution_failed_runs_even_with_its_old_definition_back(shop, wh):
+    run_now(shop)
+    step = shop.steps.get(name="refine_customers")
+    step.sql = "SELECT CAST(country AS integer) AS customer_id, country FROM explore.customers"  # fails at run time
+    step.save()
+    failed = run_now(shop)
+    assert failed.step_runs.get(step_name="refine_customers").status == RunStatus.FAILED
+
+    step.sql = SHOP_SQL["refine_customers"]  # the definition of its last success, back
+    step.save()
+    run = run_now(shop)
+
+    sr = run.step_runs.get(step_name="refine_customers")
+    assert sr.status == RunStatus.SUCCEEDED
+    assert statuses(run)["revenue"] == "ran"  # skipped as its upstream failed last time: runs now
+    assert statuses(run)["refine_orders"] == "up to date"
+    assert_equals_full_recomputation(shop, wh)
+
+
+def test_sql_that_reads_the_clock_is_never_up_to_date(shop, wh):
+    step = shop.steps.get(name="revenue")
+    step.sql = SHOP_SQL["revenue"].replace("SELECT c.country,", "SELECT c.country, current_date AS on_day,")
+    step.save()
+    run_now(shop)
+    run = run_now(shop)
+    assert statuses(run) == {**ALL_UP_TO_DATE, "revenue": "ran"}
+
+
+def test_a_forced_run_and_a_full_refresh_run_every_step(shop, wh):
+    run_now(shop)
+    forced = run_now(shop, force=True)
+    assert statuses(forced) == {**{s: "ran" for s in ALL_UP_TO_DATE}, "ingest_orders": "up to date",
+                                "ingest_customers": "up to date"}  # its files are loaded: nothing new
+    assert forced.force
+    assert_equals_full_recomputation(shop, wh)
+
+
+# --- exactness: unchanged, one SQL, one file appended, one check, a touched file ------------------
+def test_an_unchanged_rerun_is_all_up_to_date_and_equals_a_full_recomputation(shop, wh):
+    first = run_now(shop)
+    assert first.status == RunStatus.SUCCEEDED, first.error
+    assert set(statuses(first).values()) == {"ran"}
+
+    run = run_now(shop)
+
+    assert run.status == RunStatus.SUCCEEDED
+    assert statuses(run) == ALL_UP_TO_DATE
+    sr = run.step_runs.get(step_name="revenue")
+    assert sr.details["up_to_date"]["since_run"] == first.pk
+    assert sr.get_status_display() == "Skipped" and freshness.status_label(sr) == "Up to date"
+    again = run_now(shop)  # up to date since the first run still, not since the one that skipped
+    assert again.step_runs.get(step_name="revenue").details["up_to_date"]["since_run"] == first.pk
+    assert_equals_full_recomputation(shop, wh)
+
+
+def test_a_changed_sql_reruns_that_step_and_its_downstream_only(shop, wh):
+    run_now(shop)
+    step = shop.steps.get(name="refine_customers")
+    step.sql = SHOP_SQL["refine_customers"].replace("upper(trim(country))", "lower(trim(country))")
+    step.save()
+
+    run = run_now(shop)
+
+    assert statuses(run) == {**ALL_UP_TO_DATE, "refine_customers": "ran", "revenue": "ran"}
+    with wh.cursor() as cur:
+        assert {r[0] for r in cur.execute('SELECT country FROM navigate."revenue"').fetchall()} <= {"fr", "de", "es"}
+    assert_equals_full_recomputation(shop, wh)
+
+
+def test_an_appended_file_reruns_its_ingest_and_downstream_only(shop, wh):
+    run_now(shop)
+    _orders_csv(shop.data / "orders_002.csv", 301, 3, 40, seed=3)  # 1 % more orders
+
+    run = run_now(shop)
+
+    assert statuses(run) == {**ALL_UP_TO_DATE, "ingest_orders": "ran", "refine_orders": "ran", "revenue": "ran"}
+    assert run.step_runs.get(step_name="ingest_orders").rows_out == 3
+    assert_equals_full_recomputation(shop, wh)
+
+
+def test_a_touched_file_with_the_same_content_is_read_then_found_up_to_date(shop, wh):
+    run_now(shop)
+    path = shop.data / "customers.csv"
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000_000))
+
+    run = run_now(shop)
+
+    sr = run.step_runs.get(step_name="ingest_customers")
+    assert sr.started_at is not None and sr.details["up_to_date"]["reason"] == "every file was loaded already"
+    assert sr.details["files"]["done"] == 1  # it read the file (the quick check saw a new mtime)
+    assert statuses(run) == ALL_UP_TO_DATE  # nothing it published changed: downstream up to date
+    again = run_now(shop)
+    assert "files" not in again.step_runs.get(step_name="ingest_customers").details  # the quick check holds again
+
+
+def test_a_changed_check_reruns_the_step_it_gates(shop, wh):
+    from quality.models import Check
+
+    run_now(shop)
+    Check.objects.create(dataset=Dataset.objects.get(layer="chart", table="orders"), name="amount_set",
+                         kind="not_null", columns=["amount"], severity="warn")
+
+    run = run_now(shop)
+
+    assert statuses(run) == {**ALL_UP_TO_DATE, "refine_orders": "ran", "revenue": "ran"}
+    assert_equals_full_recomputation(shop, wh)
+
+
+@pytest.mark.step_hooks("compliance.hooks.PiiHook")
+def test_a_changed_column_policy_reruns_the_refine_and_its_downstream(shop, wh, settings):
+    from compliance.models import ColumnPolicy
+
+    settings.PII_SCAN_AFTER_INGEST = False
+    run_now(shop)
+    assert statuses(run_now(shop)) == ALL_UP_TO_DATE
+    ColumnPolicy.objects.create(dataset=Dataset.objects.get(layer="chart", table="customers"), column="country",
+                                action="redact", options={"text": "XX"})
+
+    run = run_now(shop)
+
+    assert statuses(run) == {**ALL_UP_TO_DATE, "refine_customers": "ran", "revenue": "ran"}
+    with wh.cursor() as cur:
+        assert cur.execute('SELECT DISTINCT country FROM navigate."revenue"').fetchall() == [("XX",)]
+    assert_equals_full_recomputation(shop, wh)
+
+
+def test_run_pipeline_prints_up_to_date_and_force_runs_everything(shop, wh, capsys):
+    call_command("run_pipeline", "shop", "--sync")
+    call_command("run_pipeline", "shop", "--sync")
+    out = capsys.readouterr().out
+    assert "revenue                      up to date (unchanged since run #" in out
+    call_command("run_pipeline", "shop", "--sync", "--force")
+    out = capsys.readouterr().out
+    assert "up to date (unchanged" not in out
+    assert "revenue                      succeeded" in out
