@@ -222,9 +222,13 @@ def decide(run: Any, step: Step) -> Decision:
 
 
 def run_warehouse_has(dataset: Dataset) -> bool:
-    from atlas.warehouse import get_warehouse
+    """Whether the output table is there; False when the warehouse cannot say (the step then runs, and says why)."""
+    from atlas.warehouse import WarehouseError, get_warehouse
 
-    return get_warehouse().table_exists(dataset.layer, dataset.table)
+    try:
+        return get_warehouse().table_exists(dataset.layer, dataset.table)
+    except WarehouseError:
+        return False
 
 
 def _succeeded(sr: StepRun) -> bool:
