@@ -70,6 +70,7 @@ class Versions:
     inputs: dict[str, list[int]] = field(default_factory=dict)  # dataset id -> [last publishing step run, data_version]
     files: list[list[Any]] | None = None  # an ingest of local files: [path, size, mtime_ns, ctime_ns, inode]
     output: list[int] | None = None  # after the execution: [last publishing step run, data_version]
+    reads: dict[str, int] | None = None  # what its SQL reads, layer.table -> dataset id (see ``sql_reads``)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,7 +80,7 @@ class Versions:
         if not isinstance(value, dict) or not isinstance(value.get("definition"), str):
             return None
         return cls(definition=value["definition"], inputs=dict(value.get("inputs") or {}),
-                   files=value.get("files"), output=value.get("output"))
+                   files=value.get("files"), output=value.get("output"), reads=value.get("reads"))
 
 
 @dataclass
@@ -150,29 +151,40 @@ def file_listing(source: Source) -> list[list[Any]] | None:
     return out
 
 
-def step_reads(step: Step) -> set[int]:
-    """The datasets ``step`` reads: its SQL's and its checks' (``step_reads``)."""
-    from .transform import step_inputs
+def sql_reads(step: Step, before: Versions | None = None) -> dict[str, int]:
+    """The datasets a step's SQL reads, ``layer.table`` -> id.
 
-    reads = set(extensions.step_reads(step))
-    if step.kind != Step.Kind.INGEST:
-        reads |= {d.pk for d in step_inputs(step)}
-    reads.discard(step.output_id)
-    return reads
+    Parsing and validating the SQL is most of what deciding costs; the same definition reads the
+    same names, so when ``before`` ran with this very definition and every name it read still
+    names the same dataset, its answer stands.
+    """
+    from .transform import known_tables, step_inputs
+
+    known = known_tables()
+    if step.kind == Step.Kind.INGEST:
+        return {}
+    if before is not None and before.reads is not None:
+        names = {d.qualified_table: d.pk for d in known.values()}
+        if all(names.get(name) == pk for name, pk in before.reads.items()):
+            return dict(before.reads)
+    return {d.qualified_table: d.pk for d in step_inputs(step, known)}
 
 
-def current(run: Any, step: Step) -> Versions:
+def current(run: Any, step: Step, before: Versions | None = None) -> Versions:
     """The versions ``step`` would run with now (``output`` is filled in once it ran)."""
     from atlas.sql.params import uses_parameters
 
     params = None
     if step.kind != Step.Kind.INGEST and uses_parameters(step.sql or ""):
         params = {k: str(v) for k, v in run.parameters().items()}
-    return Versions(
-        definition=definition(step, params),
-        inputs=dataset_versions(step_reads(step)),
-        files=file_listing(step.source) if step.kind == Step.Kind.INGEST and step.source_id else None,
-    )
+    now = Versions(definition=definition(step, params))
+    now.reads = sql_reads(step, before if before is not None and before.definition == now.definition else None)
+    reads = set(now.reads.values()) | set(extensions.step_reads(step))  # and what its checks read
+    reads.discard(step.output_id)
+    now.inputs = dataset_versions(reads)
+    if step.kind == Step.Kind.INGEST and step.source_id:
+        now.files = file_listing(step.source)
+    return now
 
 
 # --- deciding -------------------------------------------------------------------------------------
@@ -186,8 +198,10 @@ def last_execution(step: Step, run: Any) -> StepRun | None:
 
 def decide(run: Any, step: Step) -> Decision:
     """Whether ``step`` is up to date in ``run``, and why (or why not)."""
+    previous = last_execution(step, run)
+    before = Versions.from_json((previous.details or {}).get(VERSIONS)) if previous is not None else None
     try:
-        now = current(run, step)  # recorded whatever is decided: the next run compares with it
+        now = current(run, step, before)  # recorded whatever is decided: the next run compares with it
     except Exception as exc:  # an invalid definition: the step runs and fails with the reason
         return Decision(False, f"its versions cannot be read ({type(exc).__name__})")
     if getattr(run, "full_refresh", False):
@@ -196,14 +210,12 @@ def decide(run: Any, step: Step) -> Decision:
         return Decision(False, "a forced run runs every step", now)
     if step.kind != Step.Kind.INGEST and VOLATILE_SQL.search(step.sql or ""):
         return Decision(False, "its SQL reads the clock or chance", now)
-    previous = last_execution(step, run)
     if previous is None:
         return Decision(False, "it has not run before", now)
     if not _succeeded(previous):
         return Decision(False, f"its last execution (run #{previous.run_id}) did not succeed", now, previous)
     if previous.after_publish == "pending":
         return Decision(False, "what follows its last publish is still owed", now, previous)
-    before = Versions.from_json((previous.details or {}).get(VERSIONS))
     if before is None or before.output is None:
         return Decision(False, "its last execution recorded no versions", now, previous)
     if before.definition != now.definition:
@@ -242,7 +254,7 @@ def is_up_to_date(sr: StepRun) -> bool:
 
 def status_label(sr: StepRun) -> str:
     """The step run's status in words: "Up to date" for a step skipped as unchanged."""
-    return LABEL if is_up_to_date(sr) else sr.get_status_display()
+    return sr.get_status_display()  # StepRun's: LABEL when up to date
 
 
 # --- recording ------------------------------------------------------------------------------------

@@ -691,6 +691,12 @@ class StepRun(RunRecord):
     def __str__(self) -> str:
         return f"{self.run} / {self.step_name}"
 
+    def get_status_display(self) -> str:
+        """The status in words; "Up to date" for a step skipped as unchanged (``pipelines.freshness``)."""
+        if self.status == RunStatus.SKIPPED and "up_to_date" in (self.details or {}):
+            return "Up to date"
+        return self._get_FIELD_display(self._meta.get_field("status"))
+
 
 class LoadedBatch(models.Model):
     """A file an ingest step looked at: loaded, skipped as already loaded, or rejected."""

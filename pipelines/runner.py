@@ -639,7 +639,7 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
                 _skip_downstream(step_run, broken)
                 continue
             # Issue 20: a step whose inputs and definition are unchanged is up to date (pipelines.freshness)
-            decision = None if work or origin != Origin.RUN else durably(
+            decision = None if work or origin != Origin.RUN or not settings.ATLAS_SKIP_UP_TO_DATE else durably(
                 lambda step=step: freshness.decide(run, step), "a step's versions")
             if decision is not None and decision.up_to_date:
                 durably(lambda d=decision, sr=step_run: freshness.mark_up_to_date(sr, d), "an up-to-date step")

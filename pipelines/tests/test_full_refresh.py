@@ -25,6 +25,7 @@ def appending(simple_pipeline):
     return pipeline
 
 
+@pytest.mark.up_to_date
 def test_an_unchanged_file_is_skipped_but_a_full_refresh_loads_it_again_once(wh, appending):
     assert run_now(appending).status == RunStatus.SUCCEEDED
     unchanged = run_now(appending)  # nothing changed: the appending refine is up to date, adds nothing (issue 20)
