@@ -273,3 +273,53 @@ def test_run_pipeline_prints_up_to_date_and_force_runs_everything(shop, wh, caps
     out = capsys.readouterr().out
     assert "up to date (unchanged" not in out
     assert "revenue                      succeeded" in out
+
+
+# --- the doors: admin, API, /metrics, the live run page ---------------------------------------
+def test_the_admin_forced_action_and_the_api_force_run_every_step(shop, wh, admin_client,
+                                                                   django_capture_on_commit_callbacks):
+    from django.urls import reverse
+
+    from atlas.api.testing import token_client, user_with_role
+    from pipelines.models import PipelineRun
+
+    run_now(shop)
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = admin_client.post(reverse("admin:pipelines_pipeline_changelist"),
+                                 {"action": "run_now_forced", "_selected_action": [shop.pk]})
+    assert resp.status_code == 302
+    forced = PipelineRun.objects.latest("pk")
+    assert forced.force and forced.status == RunStatus.SUCCEEDED, forced.error
+    assert statuses(forced)["revenue"] == "ran"
+
+    api = token_client(user_with_role("Operator", "ops"))
+    bad = api.post(f"/api/v1/pipelines/{shop.pk}/run/", {"force": "maybe"}, format="json")
+    assert bad.status_code == 400
+    unforced = api.post(f"/api/v1/pipelines/{shop.pk}/run/", {}, format="json")
+    assert unforced.status_code == 201, unforced.content
+    assert unforced.json()["force"] is False
+    run_id = unforced.json()["id"]
+    steps = api.get(f"/api/v1/runs/{run_id}/").json()["step_runs"]
+    revenue = next(s for s in steps if s["step_name"] == "revenue")
+    assert (revenue["status"], revenue["status_label"], revenue["up_to_date"]) == ("skipped", "Up to date", True)
+    assert revenue["details"]["up_to_date"]["since_run"] == forced.pk
+    response = api.post(f"/api/v1/pipelines/{shop.pk}/run/", {"force": True}, format="json")
+    assert response.status_code == 201 and response.json()["force"] is True
+
+
+def test_metrics_and_the_live_page_say_up_to_date(shop, wh, admin_client):
+    from django.urls import reverse
+
+    from pipelines import live
+    from pipelines.metrics import step_metrics
+
+    run_now(shop)
+    run = run_now(shop)
+    family = next(m for m in step_metrics() if m.name == "atlas_steps_up_to_date")
+    counts = {s.labels["layer"]: s.value for s in family.samples}
+    assert counts == {"explore": 2, "chart": 2, "navigate": 1}
+    state = live.run_state(run)
+    revenue = next(s for s in state["steps"] if s["name"] == "revenue")
+    assert revenue["status_label"] == "Up to date" and revenue["up_to_date"].startswith("unchanged since run #")
+    page = admin_client.get(reverse("admin:pipelines_pipelinerun_change", args=[run.pk])).content.decode()
+    assert "Up to date" in page
