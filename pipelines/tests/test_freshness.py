@@ -295,7 +295,8 @@ def test_the_admin_forced_action_and_the_api_force_run_every_step(shop, wh, admi
     api = token_client(user_with_role("Operator", "ops"))
     bad = api.post(f"/api/v1/pipelines/{shop.pk}/run/", {"force": "maybe"}, format="json")
     assert bad.status_code == 400
-    unforced = api.post(f"/api/v1/pipelines/{shop.pk}/run/", {}, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        unforced = api.post(f"/api/v1/pipelines/{shop.pk}/run/", {}, format="json")
     assert unforced.status_code == 201, unforced.content
     assert unforced.json()["force"] is False
     run_id = unforced.json()["id"]
@@ -303,8 +304,10 @@ def test_the_admin_forced_action_and_the_api_force_run_every_step(shop, wh, admi
     revenue = next(s for s in steps if s["step_name"] == "revenue")
     assert (revenue["status"], revenue["status_label"], revenue["up_to_date"]) == ("skipped", "Up to date", True)
     assert revenue["details"]["up_to_date"]["since_run"] == forced.pk
-    response = api.post(f"/api/v1/pipelines/{shop.pk}/run/", {"force": True}, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"/api/v1/pipelines/{shop.pk}/run/", {"force": True}, format="json")
     assert response.status_code == 201 and response.json()["force"] is True
+    assert statuses(PipelineRun.objects.get(pk=response.json()["id"]))["revenue"] == "ran"
 
 
 def test_metrics_and_the_live_page_say_up_to_date(shop, wh, admin_client):
