@@ -25,7 +25,7 @@ pytestmark = pytest.mark.up_to_date
 
 SHOP_SQL = {
     "refine_orders": "SELECT CAST(order_id AS integer) AS order_id, CAST(customer_id AS integer) AS customer_id,"
-    " CAST(amount AS numeric(12,2)) AS amount FROM explore.orders",
+    " CAST(amount AS numeric(12,2)) AS amount, CAST(ordered_at AS timestamp) AS ordered_at FROM explore.orders",
     "refine_customers": "SELECT CAST(customer_id AS integer) AS customer_id, upper(trim(country)) AS country"
     " FROM explore.customers",
     "revenue": "SELECT c.country, count(*) AS orders, sum(o.amount) AS revenue FROM chart.orders AS o"
@@ -39,9 +39,9 @@ LOAD_COLUMNS = {"_batch_id", "_ingested_at", "_source"}
 
 def _orders_csv(path: Path, first: int, count: int, customers: int, seed: int) -> None:
     rng = random.Random(seed)
-    lines = ["order_id,customer_id,amount"]
-    lines += [f"{i},{rng.randrange(1, customers + 1)},{rng.randrange(100, 99999) / 100:.2f}"
-              for i in range(first, first + count)]
+    lines = ["order_id,customer_id,amount,ordered_at"]
+    lines += [f"{i},{rng.randrange(1, customers + 1)},{rng.randrange(100, 99999) / 100:.2f},"
+              f"2026-{1 + i % 12:02d}-{1 + i % 28:02d} 10:00:00" for i in range(first, first + count)]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -112,20 +112,39 @@ ALL_UP_TO_DATE = {s: "up to date" for s in ("ingest_orders", "ingest_customers",
 
 
 # --- never skipped: the failure paths first -----------------------------------------------------
-def test_an_output_trimmed_since_is_never_skipped(shop, wh):
-    """Retention trimmed chart.orders after the run (rows deleted, the dataset's data_version moved)."""
+def test_an_output_trimmed_by_retention_since_is_never_skipped(shop, wh):
+    """Retention trimmed chart.orders after the run: its rows changed outside any step."""
+    from datetime import UTC, datetime
+
+    from retention import services
+    from retention.models import RetentionPolicy, RetentionRun
+
     run_now(shop)
     before = snapshot(wh)
-    with wh.cursor() as cur:
-        cur.execute('DELETE FROM chart."orders" WHERE order_id <= 100')
-    Dataset.objects.filter(layer="chart", table="orders").update(data_version=F("data_version") + 1)
+    orders = Dataset.objects.get(layer="chart", table="orders")
+    policy = services.save_policy(RetentionPolicy(dataset=orders, column="ordered_at", period_days=200))
+    trim = services.apply_policy(policy, now=datetime(2026, 12, 31, tzinfo=UTC))
+    assert trim.status == RetentionRun.Status.SUCCEEDED and trim.rows_removed > 0, trim.error
 
     run = run_now(shop)
 
     assert statuses(run) == {**ALL_UP_TO_DATE, "refine_orders": "ran", "revenue": "ran"}
-    sr = run.step_runs.get(step_name="refine_orders")
-    assert sr.rows_out == 300
-    assert snapshot(wh) == before  # rebuilt from its inputs as a full recomputation would
+    assert run.step_runs.get(step_name="refine_orders").rows_out == 300
+    assert snapshot(wh) == before  # rebuilt from its inputs, as a full recomputation would
+
+
+def test_an_output_changed_outside_any_step_is_never_skipped(shop, wh):
+    """An erasure deletes a subject's rows and bumps data_version as retention does (privacy.service)."""
+    run_now(shop)
+    before = snapshot(wh)
+    with wh.cursor() as cur:
+        cur.execute('DELETE FROM navigate."revenue" WHERE orders > 0')
+    Dataset.objects.filter(layer="navigate", table="revenue").update(data_version=F("data_version") + 1)
+
+    run = run_now(shop)
+
+    assert statuses(run) == {**ALL_UP_TO_DATE, "revenue": "ran"}
+    assert snapshot(wh) == before
 
 
 def test_a_dropped_output_table_is_rebuilt(shop, wh):
