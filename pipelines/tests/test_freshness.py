@@ -345,3 +345,52 @@ def test_metrics_and_the_live_page_say_up_to_date(shop, wh, admin_client):
     assert revenue["status_label"] == "Up to date" and revenue["up_to_date"].startswith("unchanged since run #")
     page = admin_client.get(reverse("admin:pipelines_pipelinerun_change", args=[run.pk])).content.decode()
     assert "Up to date" in page
+
+
+def test_sql_that_binds_the_runs_interval_is_up_to_date_only_for_the_same_interval(shop, wh):
+    from datetime import UTC, datetime
+
+    from pipelines.intervals import Interval
+
+    step = shop.steps.get(name="revenue")
+    step.sql = ("SELECT c.country, count(*) AS orders, sum(o.amount) AS revenue FROM chart.orders AS o"
+                " JOIN chart.customers AS c ON c.customer_id = o.customer_id"
+                " WHERE o.ordered_at >= :data_interval_start AND o.ordered_at < :data_interval_end GROUP BY c.country")
+    step.save()
+    march = Interval(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+    april = Interval(datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC))
+    assert run_now(shop, interval=march).status == RunStatus.SUCCEEDED
+
+    assert statuses(run_now(shop, interval=march)) == ALL_UP_TO_DATE
+    other = run_now(shop, interval=april)
+
+    assert statuses(other) == {**ALL_UP_TO_DATE, "revenue": "ran"}  # its output is April's now
+    with wh.cursor() as cur:
+        april_orders = cur.execute('SELECT sum(orders) FROM navigate."revenue"').fetchone()[0]
+        expected = cur.execute("SELECT count(*) FROM chart.orders WHERE ordered_at >= '2026-04-01'"
+                               " AND ordered_at < '2026-05-01'").fetchone()[0]
+    assert april_orders == expected
+    assert statuses(run_now(shop, interval=march)) == {**ALL_UP_TO_DATE, "revenue": "ran"}  # back to March: again
+
+
+@pytest.mark.step_hooks("compliance.hooks.PiiHook")
+def test_another_hash_key_reruns_the_refine_it_keys(shop, wh, settings):
+    from compliance.models import ColumnPolicy
+
+    settings.PII_SCAN_AFTER_INGEST = False
+    settings.PII_HASH_KEY = "the first key, long enough to be a real one 0123456789"
+    ColumnPolicy.objects.create(dataset=Dataset.objects.get(layer="chart", table="customers"), column="country",
+                                action="hash")
+    run_now(shop)
+    assert statuses(run_now(shop)) == ALL_UP_TO_DATE
+    with wh.cursor() as cur:
+        first = sorted(r[0] for r in cur.execute('SELECT country FROM navigate."revenue"').fetchall())
+
+    settings.PII_HASH_KEY = "the second key, just as long and just as random 9876543210"
+    run = run_now(shop)
+
+    assert statuses(run) == {**ALL_UP_TO_DATE, "refine_customers": "ran", "revenue": "ran"}
+    with wh.cursor() as cur:
+        second = sorted(r[0] for r in cur.execute('SELECT country FROM navigate."revenue"').fetchall())
+    assert len(second) == len(first) and not set(second) & set(first)  # every token changed with the key
+    assert_equals_full_recomputation(shop, wh)
