@@ -229,8 +229,12 @@ def decide(run: Any, step: Step) -> Decision:
     if not run_warehouse_has(step.output):
         return Decision(False, "its output table is missing", now, previous)
     now.output = before.output
-    return Decision(True, f"unchanged since run #{(previous.details or {}).get(UP_TO_DATE, {}).get('since_run', previous.run_id)}",
-                    now, previous)
+    return Decision(True, f"unchanged since run #{since_run(previous)}", now, previous)
+
+
+def since_run(previous: StepRun) -> int:
+    """The run whose execution of the step an up-to-date step keeps (the last that did not skip it)."""
+    return ((previous.details or {}).get(UP_TO_DATE) or {}).get("since_run") or previous.run_id
 
 
 def run_warehouse_has(dataset: Dataset) -> bool:
@@ -260,8 +264,7 @@ def status_label(sr: StepRun) -> str:
 # --- recording ------------------------------------------------------------------------------------
 def mark_up_to_date(step_run: StepRun, decision: Decision) -> None:
     """Record the step as up to date: skipped, nothing executed, its versions carried forward."""
-    previous = decision.previous
-    since = ((previous.details or {}).get(UP_TO_DATE) or {}).get("since_run", previous.run_id) if previous else None
+    since = since_run(decision.previous) if decision.previous else None
     now = timezone.now()
     step_run.status, step_run.error = RunStatus.SKIPPED, ""
     step_run.started_at = step_run.started_at or now

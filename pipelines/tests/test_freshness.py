@@ -207,7 +207,8 @@ def test_an_unchanged_rerun_is_all_up_to_date_and_equals_a_full_recomputation(sh
     assert sr.details["up_to_date"]["since_run"] == first.pk
     assert sr.status == "skipped" and sr.get_status_display() == "Up to date" == freshness.status_label(sr)
     again = run_now(shop)  # up to date since the first run still, not since the one that skipped
-    assert again.step_runs.get(step_name="revenue").details["up_to_date"]["since_run"] == first.pk
+    assert {sr.details["up_to_date"]["since_run"] for sr in again.step_runs.all()} == {first.pk}
+    assert {sr.details["up_to_date"]["reason"] for sr in again.step_runs.all()} == {f"unchanged since run #{first.pk}"}
     assert_equals_full_recomputation(shop, wh)
 
 
@@ -249,7 +250,9 @@ def test_a_touched_file_with_the_same_content_is_read_then_found_up_to_date(shop
     assert sr.details["files"]["done"] == 1  # it read the file (the quick check saw a new mtime)
     assert statuses(run) == ALL_UP_TO_DATE  # nothing it published changed: downstream up to date
     again = run_now(shop)
-    assert "files" not in again.step_runs.get(step_name="ingest_customers").details  # the quick check holds again
+    ingest = again.step_runs.get(step_name="ingest_customers")
+    assert "files" not in ingest.details  # the quick check holds again
+    assert ingest.details["up_to_date"]["reason"] == f"unchanged since run #{run.pk}"
 
 
 def test_a_changed_check_reruns_the_step_it_gates(shop, wh):
