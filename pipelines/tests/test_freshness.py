@@ -21,7 +21,7 @@ from atlas.tests.plugin import run_now
 from pipelines import freshness, runner
 from pipelines.models import Dataset, Pipeline, RunStatus, Source, Step
 
-pytestmark = pytest.mark.up_to_date
+pytestmark = [pytest.mark.up_to_date, pytest.mark.slow]
 
 SHOP_SQL = {
     "refine_orders": "SELECT CAST(order_id AS integer) AS order_id, CAST(customer_id AS integer) AS customer_id,"
