@@ -42,6 +42,9 @@ from django.utils.module_loading import import_string
 KINDS: dict[str, str] = {
     "step_hooks": "a step hook class (pipelines.hooks); its ``order`` attribute places it among the others",
     "step_saved": "callable(step): a step's definition was saved (called once the save is committed)",
+    "step_versions": "callable(step) -> JSON-able: what the app defines that shapes the step's output (its checks,"
+    " policies); part of the step's definition version, so a change makes it run, not skip as up to date"
+    " (pipelines.freshness)",
     "step_reads": "callable(step) -> dataset ids the step reads besides its SQL (e.g. what its checks read):"
     " the step runs after their producers",
     "row_masker": "callable(user, dataset, columns, rows) -> rows: hides what ``user`` may not see (one app only)",

@@ -207,6 +207,9 @@ ATLAS_JANITOR_TEMP_AGE_SECONDS = env.float("ATLAS_JANITOR_TEMP_AGE_SECONDS", def
 ATLAS_STEP_RETRIES = env.int("ATLAS_STEP_RETRIES", default=2)
 ATLAS_STEP_RETRY_BASE_SECONDS = env.float("ATLAS_STEP_RETRY_BASE_SECONDS", default=2.0)
 ATLAS_STEP_RETRY_MAX_SECONDS = env.float("ATLAS_STEP_RETRY_MAX_SECONDS", default=60.0)
+# Up to date (issue 20, pipelines.freshness): a step whose inputs and definition are unchanged since
+# its last good execution is skipped, its output kept. False: every step of every run executes.
+ATLAS_SKIP_UP_TO_DATE = env.bool("ATLAS_SKIP_UP_TO_DATE", default=True)
 # Backfills (pipelines.backfills): at most this many backfill runs queued or running at once over
 # all pipelines (each pipeline runs one at a time anyway), so workers keep room for scheduled runs.
 ATLAS_BACKFILL_MAX_ACTIVE_RUNS = env.int("ATLAS_BACKFILL_MAX_ACTIVE_RUNS", default=2)

@@ -430,7 +430,7 @@ class PipelineAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
         ("History", {"fields": ("created_at", "updated_at")}),
     )
     inlines = (StepInline,)
-    actions = ("run_now",)
+    actions = ("run_now", "run_now_forced")
     change_form_template = "admin/pipelines/pipeline/change_form.html"
 
     class Media:
@@ -528,17 +528,17 @@ class PipelineAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
         runner.save_step_inputs(form.instance)
 
     # --- running -----------------------------------------------------------------
-    def _start(self, request: HttpRequest, pipeline: Pipeline) -> PipelineRun | None:
+    def _start(self, request: HttpRequest, pipeline: Pipeline, *, force: bool = False) -> PipelineRun | None:
         try:
-            run = runner.start_run(pipeline, actor=request.user, trigger=Trigger.MANUAL)
+            run = runner.start_run(pipeline, actor=request.user, trigger=Trigger.MANUAL, force=force)
         except runner.RunRefused as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return None
         return run
 
     @admin.action(description="Run selected pipelines now", permissions=["change"])
-    def run_now(self, request: HttpRequest, queryset) -> None:
-        started = [run for pipeline in queryset if (run := self._start(request, pipeline))]
+    def run_now(self, request: HttpRequest, queryset, *, force: bool = False) -> None:
+        started = [run for pipeline in queryset if (run := self._start(request, pipeline, force=force))]
         if started:
             links = format_html_join(
                 ", ",
@@ -547,6 +547,11 @@ class PipelineAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
             )
             self.message_user(request, format_html("Started {}.", links), messages.SUCCESS)
 
+    @admin.action(description="Run selected pipelines now, every step (forced: even steps up to date)",
+                  permissions=["change"])
+    def run_now_forced(self, request: HttpRequest, queryset) -> None:
+        self.run_now(request, queryset, force=True)
+
     @method_decorator(require_POST)
     def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         pipeline = self.get_object(request, unquote(object_id))
@@ -554,7 +559,7 @@ class PipelineAdmin(ManagedFromFilesWarning, SimpleHistoryAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_change_permission(request, pipeline):
             raise PermissionDenied
-        run = self._start(request, pipeline)
+        run = self._start(request, pipeline, force=request.POST.get("force") in ("1", "true", "on"))
         if run is None:
             return HttpResponseRedirect(
                 reverse("admin:pipelines_pipeline_change", args=[pipeline.pk])

@@ -25,6 +25,7 @@ from django.utils import timezone
 from atlas import humanize
 from atlas.admin_kit import RUNS, human_duration
 
+from . import freshness
 from .models import PipelineRun, RunStatus, StepRun
 from .run_totals import run_totals
 
@@ -88,7 +89,8 @@ def step_state(sr: StepRun, now: datetime | None = None) -> dict[str, Any]:
         "name": sr.step_name,
         "kind": sr.kind,
         "status": sr.status,
-        "status_label": sr.get_status_display(),
+        "status_label": freshness.status_label(sr),  # "Up to date": skipped as unchanged (issue 20)
+        "up_to_date": ((sr.details or {}).get(freshness.UP_TO_DATE) or {}).get("reason") if sr.details else None,
         "running": sr.status == RunStatus.RUNNING,
         "rows_in": sr.rows_in,
         "rows_out": sr.rows_out,

@@ -92,6 +92,16 @@ def step_metrics() -> Iterator[Metric]:
     yield processed
     yield rejected
 
+    up_to_date = CounterMetricFamily(
+        "atlas_steps_up_to_date", "Steps skipped as up to date (inputs and definition unchanged since their last good"
+        " execution, pipelines.freshness), by the layer they write.", labels=["layer"]
+    )
+    skipped = dict(StepRun.objects.filter(status="skipped", output__isnull=False, details__has_key="up_to_date")
+                   .values("output__layer").annotate(n=Count("id")).order_by().values_list("output__layer", "n"))
+    for layer in Layer.values:
+        up_to_date.add_metric([layer], skipped.get(layer, 0))
+    yield up_to_date
+
 
 def _le(bound: float) -> str:
     return str(float(bound))

@@ -208,9 +208,13 @@ class Dataset(models.Model):
     )
     row_count = models.BigIntegerField(null=True, blank=True, editable=False)
     last_loaded_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Bumped by whatever changes the table's rows outside a step's publish (retention's trims, an
+    # erasure's deletes): a step reading it, or producing it, is then never skipped as up to date
+    # (pipelines.freshness). What a step publishes is versioned by its step run instead.
+    data_version = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = DefinitionHistory(bookkeeping=("row_count", "last_loaded_at"))
+    history = DefinitionHistory(bookkeeping=("row_count", "last_loaded_at", "data_version"))
 
     class Meta:
         ordering = ["layer", "name"]
@@ -512,6 +516,9 @@ class PipelineRun(RunRecord):
     full_refresh = models.BooleanField(
         default=False, help_text="Files already loaded are loaded again and appended or merged tables rebuilt."
     )
+    force = models.BooleanField(
+        default=False, help_text="Every step runs, even one whose inputs and definition are unchanged (up to date)."
+    )
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
     # False for runs that do other work than the steps' own (re-processing quarantined rows,
     # inline in the requesting process): a lost one is failed, never resumed by a worker.
@@ -683,6 +690,12 @@ class StepRun(RunRecord):
 
     def __str__(self) -> str:
         return f"{self.run} / {self.step_name}"
+
+    def get_status_display(self) -> str:
+        """The status in words; "Up to date" for a step skipped as unchanged (``pipelines.freshness``)."""
+        if self.status == RunStatus.SKIPPED and "up_to_date" in (self.details or {}):
+            return "Up to date"
+        return self._get_FIELD_display(self._meta.get_field("status"))
 
 
 class LoadedBatch(models.Model):

@@ -28,6 +28,8 @@ def ended_line(state: dict[str, Any]) -> str:
         total = state["files_total"]
         files = f", {state['files_done']} of {total if total is not None else '?'} file{'' if total == 1 else 's'}"
     status = state["status_label"].lower()
+    if state.get("up_to_date"):  # skipped as unchanged (pipelines.freshness): nothing ran
+        return f"  {state['name']:<28} {status} ({state['up_to_date']})"
     if state["seconds"] is None:  # never started: skipped after an upstream failure, or cancelled
         line = f"  {state['name']:<28} {status}"
     else:

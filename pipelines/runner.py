@@ -52,7 +52,7 @@ from atlas import audit, extensions
 from atlas.scrub import scrub, scrub_traceback
 from atlas.warehouse import WarehouseError, get_warehouse
 
-from . import as_code, hooks, live
+from . import as_code, freshness, hooks, live
 from .dag import PipelineDefinitionError, StepSpec, plan
 from .heartbeat import RunHeartbeat
 from .hooks import GateFailed, Origin, RunContext, StepContext
@@ -208,6 +208,7 @@ def start_run(
     logical_date=None,
     backfill=None,
     full_refresh: bool = False,
+    force: bool = False,
 ) -> PipelineRun:
     """Queue a run of ``pipeline``; refused while another is queued or running.
 
@@ -217,7 +218,8 @@ def start_run(
     ``only_steps``: the ids of the steps to run (default: all); ``rerun_of``: the run it re-runs.
     ``interval`` and ``logical_date``: the data the run is about (default: ``intervals.default_interval``).
     ``full_refresh``: load files again that were loaded already, rebuild appended and merged tables
-    (``StepContext.write_mode``), as ``dbt build --full-refresh`` does.
+    (``StepContext.write_mode``), as ``dbt build --full-refresh`` does. ``force``: run every step,
+    even one up to date (``pipelines.freshness``); a full refresh is forced too.
     """
     if not pipeline.enabled:
         raise RunRefused(f"Pipeline {pipeline.name!r} is disabled; enable it to run it.")
@@ -231,6 +233,7 @@ def start_run(
                 triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
                 only_steps=only_steps,
                 full_refresh=full_refresh,
+                force=force or full_refresh,
                 rerun_of=rerun_of,
                 logical_date=logical_date or interval.start,
                 data_interval_start=interval.start,
@@ -238,7 +241,7 @@ def start_run(
                 backfill=backfill,
             )
             audit.record("pipeline.run", actor=actor, target=pipeline, run_id=run.pk, trigger=trigger,
-                         **({"full_refresh": True} if full_refresh else {}))
+                         **({"full_refresh": True} if full_refresh else {}), **({"force": True} if force else {}))
     except IntegrityError:
         raise RunAlreadyActive(pipeline, pipeline.runs.active().first()) from None
     if dispatch:
@@ -633,9 +636,19 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
             if broken:
                 _skip_downstream(step_run, broken)
                 continue
+            # Issue 20: a step whose inputs and definition are unchanged is up to date (pipelines.freshness)
+            decision = None if work or origin != Origin.RUN or not settings.ATLAS_SKIP_UP_TO_DATE else durably(
+                lambda step=step: freshness.decide(run, step), "a step's versions")
+            if decision is not None and decision.up_to_date:
+                durably(lambda d=decision, sr=step_run: freshness.mark_up_to_date(sr, d), "an up-to-date step")
+                live.emit(live.ENDED, step_run)
+                continue
             durably(lambda step=step: PipelineRun.objects.filter(pk=run.pk).update(
                 current_step=step.name, heartbeat_at=timezone.now()), "the current step")
             run_step(run, step, step_run, work=(work or {}).get(step.pk), origin=origin)
+            if decision is not None:
+                durably(lambda d=decision, sr=step_run, step=step: freshness.record_execution(sr, step, d.versions),
+                        "a step's versions")
             if step_run.status == RunStatus.CANCELLED:  # stopped by a cancel (pipelines.watchdog): no more steps
                 _cancel_rest(step_runs)
                 _finish(run, RunStatus.CANCELLED, error=step_run.error)

@@ -10,6 +10,7 @@ class PrivacyConfig(AppConfig):
         "dataset_panels": ["privacy.panels.dataset_panel"],
         "background_tasks": ["privacy.background.KINDS"],
         "step_hooks": ["privacy.hooks.TombstoneGuard"],
+        "step_versions": ["privacy.versions.step_versions"],
         "api_routes": ["privacy.api.urls.routes"],
         "metric_sources": ["privacy.metrics.subject_request_metrics"],
         "alert_sources": ["privacy.alerts.overdue_requests"],

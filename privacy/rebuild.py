@@ -53,7 +53,8 @@ def rebuild(datasets: Iterable[Dataset], *, actor=None, trigger: str = Trigger.M
 
 def _run_steps(pipeline, step_ids: set[int], *, actor, trigger: str) -> PipelineRun:
     """One run of ``pipeline`` with only these steps, through the runner: the run and step hooks, the lock."""
-    run = runner.start_run(pipeline, actor=actor, trigger=trigger, dispatch=False)
+    # forced: an erasure rebuilds even where nothing the versions see changed (pipelines.freshness)
+    run = runner.start_run(pipeline, actor=actor, trigger=trigger, dispatch=False, force=True)
     runner.execute_run(run.pk, only=step_ids)
     run.refresh_from_db()
     return run

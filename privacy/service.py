@@ -281,6 +281,7 @@ def erase(req: DataSubjectRequest, *, actor=None, trigger: str = Trigger.MANUAL)
                      tables={r.table: r.rows_removed for r in records}, keys={r.table: r.detail["keys"] for r in records})
     for ds, removed in removed_by_dataset.items():  # the catalogue's row count, without recounting the table
         Dataset.objects.filter(pk=ds, row_count__isnull=False).update(row_count=F("row_count") - removed)
+        Dataset.objects.filter(pk=ds).update(data_version=F("data_version") + 1)  # pipelines.freshness
     _rebuild(req, changed, actor=actor, trigger=trigger)
     _tombstone(req, subject, actor=actor)
     return check_erasure(req, actor=actor, resolved=subject.to_json(), rounds=rounds)

@@ -278,6 +278,8 @@ def apply_policy(
         Dataset.objects.filter(pk=dataset.pk, row_count__isnull=False).update(
             row_count=Greatest(F("row_count") - run.rows_removed, Value(0))
         )
+        # Trimmed outside a step: what reads or produces it is not up to date (pipelines.freshness)
+        Dataset.objects.filter(pk=dataset.pk).update(data_version=F("data_version") + 1)
     audit.record(
         "retention.applied" if run.status != RetentionRun.Status.FAILED else "retention.failed",
         actor=actor if actor is not None else trigger,

@@ -141,6 +141,14 @@ def _step_hooks(request):
         request.getfixturevalue("settings").ATLAS_STEP_HOOKS = paths
 
 
+@pytest.fixture(autouse=True)
+def _up_to_date(request):
+    """Every step of every run executes unless the test is marked ``up_to_date`` (pipelines.freshness):
+    tests re-run pipelines to see what a second execution does; skipping is tested where it is marked."""
+    if request.node.get_closest_marker("up_to_date") is None:
+        request.getfixturevalue("settings").ATLAS_SKIP_UP_TO_DATE = False
+
+
 # ---------------------------------------------------------------------------------------------
 # warehouse
 

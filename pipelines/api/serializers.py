@@ -11,7 +11,7 @@ from atlas.api import extensions
 from atlas.api.exceptions import RULE
 from atlas.api.serializers import ModelCleanMixin
 
-from .. import runner
+from .. import freshness, runner
 from ..dag import PipelineDefinitionError
 from ..models import (
     Backfill,
@@ -127,15 +127,27 @@ class PipelineSerializer(ModelCleanMixin, serializers.ModelSerializer):
 class StepRunSerializer(serializers.ModelSerializer):
     layer = serializers.CharField(source="output.layer", read_only=True, allow_null=True, default=None)
     duration_seconds = serializers.SerializerMethodField()
+    up_to_date = serializers.SerializerMethodField(
+        help_text="Skipped as up to date: its inputs and definition unchanged since its last good execution"
+        " (status skipped; details.up_to_date says since which run).")
+    status_label = serializers.SerializerMethodField(help_text='The status in words ("Up to date" for such a skip).')
 
     class Meta:
         model = StepRun
         fields = [
-            "id", "run", "step", "step_name", "kind", "output", "layer", "position", "status",
-            "started_at", "finished_at", "duration_seconds", "rows_in", "rows_out", "rows_rejected",
+            "id", "run", "step", "step_name", "kind", "output", "layer", "position", "status", "status_label",
+            "up_to_date", "started_at", "finished_at", "duration_seconds", "rows_in", "rows_out", "rows_rejected",
             "error", "sql", "details", "tries",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_up_to_date(self, obj: StepRun) -> bool:
+        return freshness.is_up_to_date(obj)
+
+    @extend_schema_field(serializers.CharField())
+    def get_status_label(self, obj: StepRun) -> str:
+        return freshness.status_label(obj)
 
     @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_duration_seconds(self, obj: StepRun) -> float | None:
@@ -154,6 +166,7 @@ class PipelineRunSerializer(serializers.ModelSerializer):
             "started_at", "finished_at", "duration_seconds", "heartbeat_at", "current_step",
             "cancel_requested", "rows_in", "rows_out", "rows_rejected", "error", "attempt", "rerun_of",
             "logical_date", "data_interval_start", "data_interval_end", "backfill", "only_steps", "full_refresh",
+            "force",
         ]
         read_only_fields = fields
 
@@ -194,6 +207,9 @@ class RunRequestSerializer(serializers.Serializer):
     )
     full_refresh = serializers.BooleanField(
         default=False, help_text="Load files again that were loaded already; rebuild appended and merged tables.",
+    )
+    force = serializers.BooleanField(
+        default=False, help_text="Run every step, even those up to date (inputs and definition unchanged).",
     )
 
 

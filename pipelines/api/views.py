@@ -119,7 +119,7 @@ class PipelineViewSet(CachedReadMixin, viewsets.ModelViewSet):
             raise ValidationError({"select": [str(exc)]}) from exc
         try:
             run = runner.start_run(pipeline, actor=request.user, trigger=Trigger.API, only_steps=only,
-                                   full_refresh=body.validated_data["full_refresh"])
+                                   full_refresh=body.validated_data["full_refresh"], force=body.validated_data["force"])
         except runner.RunAlreadyActive as exc:
             raise Conflict(str(exc), code="run_active", context={"active_run": exc.active.pk if exc.active else None}) from exc
         except runner.BrokerUnavailable as exc:

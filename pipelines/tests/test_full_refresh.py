@@ -25,11 +25,15 @@ def appending(simple_pipeline):
     return pipeline
 
 
+@pytest.mark.up_to_date
 def test_an_unchanged_file_is_skipped_but_a_full_refresh_loads_it_again_once(wh, appending):
     assert run_now(appending).status == RunStatus.SUCCEEDED
-    second = run_now(appending)
+    unchanged = run_now(appending)  # nothing changed: the appending refine is up to date, adds nothing (issue 20)
+    assert unchanged.step_runs.get(step_name="refine").details["up_to_date"]
+    assert len(people(wh)) == 3
+    second = run_now(appending, force=True)
     assert second.step_runs.get(step_name="ingest").status == RunStatus.SKIPPED
-    assert len(people(wh)) == 6  # the appending refine added the same rows again: what a full refresh repairs
+    assert len(people(wh)) == 6  # the forced appending refine added the same rows again: what a full refresh repairs
     first_batch = {r[0] for r in explore_rows(wh, "people", "_batch_id")}
 
     refreshed = run_now(appending, full_refresh=True)

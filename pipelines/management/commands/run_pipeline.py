@@ -35,10 +35,15 @@ class Command(BaseCommand):
             "--full-refresh", action="store_true",
             help="Load files again that were loaded already; rebuild appended and merged tables (as dbt's).",
         )
+        parser.add_argument(
+            "--force", action="store_true",
+            help="Run every step, even those up to date (inputs and definition unchanged since their last run).",
+        )
 
     def handle(
         self, *args, name: str, sync: bool, no_wait: bool, timeout: float, rerun_failed: int | None = None,
-        select: list[str] = (), exclude: list[str] = (), full_refresh: bool = False, **options
+        select: list[str] = (), exclude: list[str] = (), full_refresh: bool = False, force: bool = False,
+        **options
     ) -> None:
         pipeline = Pipeline.objects.filter(name=name).first()
         if pipeline is None:
@@ -54,7 +59,7 @@ class Command(BaseCommand):
             else:
                 only = selection.select_steps(pipeline, select, exclude)
                 run = runner.start_run(pipeline, trigger=Trigger.CLI, dispatch=not inline, only_steps=only,
-                                       full_refresh=full_refresh)
+                                       full_refresh=full_refresh, force=force)
         except (runner.RunRefused, selection.SelectionError) as exc:  # the broker down included: one line
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Run #{run.pk} of {pipeline.name} queued.")
