@@ -25,6 +25,8 @@ from atlas.sql.params import typed_sql
 from atlas.sql.transpile import check_same_meaning
 from atlas.warehouse.base import LAYER_SCHEMAS
 
+from . import memo
+
 
 class SQLValidationError(ValidationError):
     """The SQL is not one read-only SELECT over known datasets; the message says why."""
@@ -74,9 +76,9 @@ def _dataset_columns(layer: str, table: str, value: Any) -> frozenset[str] | Non
     from atlas.warehouse import WarehouseError, get_warehouse
 
     try:
-        wh = get_warehouse()
-        if wh.table_exists(layer, table):
-            return frozenset(c.name for c in wh.columns(layer, table)) or None
+        columns = memo.table_columns(get_warehouse(), layer, table)
+        if columns is not None:
+            return frozenset(c.name for c in columns) or None
     except WarehouseError:
         pass
     return frozenset(value.columns.values_list("name", flat=True)) or None
@@ -91,9 +93,9 @@ def _dataset_types(layer: str, table: str, value: Any) -> dict[str, str] | None:
     from atlas.warehouse import WarehouseError, get_warehouse
 
     try:
-        wh = get_warehouse()
-        if wh.table_exists(layer, table):
-            return {c.name: c.type for c in wh.columns(layer, table)} or None
+        columns = memo.table_columns(get_warehouse(), layer, table)
+        if columns is not None:
+            return {c.name: c.type for c in columns} or None
     except WarehouseError:
         pass
     typed = {c.name: c.data_type for c in value.columns.all()}
