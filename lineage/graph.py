@@ -56,9 +56,9 @@ def dataset_node(dataset: Dataset) -> LineageNode:
 
 def _dataset_node(dataset: Dataset) -> tuple[LineageNode, dict[str, LineageNode]]:
     """The dataset's node and its column nodes by name; written only where they differ from the catalogue."""
-    node = _node({"namespace": namespace(), "name": dataset.qualified_table, "column": ""},
-                 {"kind": NodeKind.DATASET, "origin": Origin.ATLAS, "dataset_id": dataset.pk})
-    return node, sync_columns(node, [(c.name, c.data_type) for c in dataset.columns.all()])
+    node, children = _node({"namespace": namespace(), "name": dataset.qualified_table, "column": ""},
+                           {"kind": NodeKind.DATASET, "origin": Origin.ATLAS, "dataset_id": dataset.pk})
+    return node, sync_columns(node, [(c.name, c.data_type) for c in dataset.columns.all()], existing=children)
 
 
 def source_identity(source: Source) -> tuple[str, str]:
@@ -79,25 +79,35 @@ def source_node(source: Source, columns: Iterable[str]) -> LineageNode:
 
 def _source_node(source: Source, columns: Iterable[str]) -> tuple[LineageNode, dict[str, LineageNode]]:
     ns, name = source_identity(source)
-    node = _node({"namespace": ns, "name": name, "column": ""}, {"kind": NodeKind.DATASET, "origin": Origin.SOURCE})
-    return node, sync_columns(node, [(c, "") for c in columns], prune=False)
+    node, children = _node({"namespace": ns, "name": name, "column": ""}, {"kind": NodeKind.DATASET, "origin": Origin.SOURCE})
+    return node, sync_columns(node, [(c, "") for c in columns], prune=False, existing=children)
 
 
-def _node(lookup: dict, wanted: dict) -> LineageNode:
-    """``update_or_create`` that writes only what differs: a run of an unchanged step writes no node."""
-    node = LineageNode.objects.filter(**lookup).first()
+def _node(lookup: dict, wanted: dict) -> tuple[LineageNode, dict[str, LineageNode]]:
+    """``update_or_create`` that writes only what differs (a run of an unchanged step writes no node).
+
+    With the node, its column nodes by name, read in the same query: they carry its namespace and name.
+    """
+    family = list(LineageNode.objects.filter(namespace=lookup["namespace"], name=lookup["name"]))
+    node = next((n for n in family if n.column == lookup["column"]), None)
     if node is None:
         node, _ = LineageNode.objects.update_or_create(**lookup, defaults=wanted)
     elif changed := [k for k, v in wanted.items() if getattr(node, k) != v]:
         for key in changed:
             setattr(node, key, wanted[key])
         node.save(update_fields=[*changed, "updated_at"])
-    return node
+    return node, {n.column: n for n in family if n.parent_id == node.pk}
 
 
-def sync_columns(node: LineageNode, columns: list[tuple[str, str]], *, prune: bool = True) -> dict[str, LineageNode]:
-    """Make ``node``'s column nodes match ``columns`` (name, type); PII flags survive."""
-    existing = {c.column: c for c in node.children.all()}
+def sync_columns(
+    node: LineageNode, columns: list[tuple[str, str]], *, prune: bool = True, existing: dict[str, LineageNode] | None = None
+) -> dict[str, LineageNode]:
+    """Make ``node``'s column nodes match ``columns`` (name, type); PII flags survive.
+
+    ``existing``: its column nodes by name, when the caller has just read them.
+    """
+    if existing is None:
+        existing = {c.column: c for c in node.children.all()}
     wanted = {name for name, _ in columns}
     new, changed = [], []
     for pos, (name, data_type) in enumerate(columns):

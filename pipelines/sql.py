@@ -146,8 +146,8 @@ def check_select(
     ``alias.name`` that is no column are refused precisely).
     """
     keys = known.keys() if isinstance(known, Mapping) else known
-    memo = _memo_key(sql, known)
-    found = _recall(memo)
+    key = _memo_key(sql, known)
+    found = _recall(key)
     if found is not None:
         if isinstance(found, str):
             raise SQLValidationError(found)
@@ -160,19 +160,20 @@ def check_select(
             raise SQLValidationError(str(exc)) from exc
         check_same_meaning_on_engines(typed_sql(checked.sql), checked.tables, known)
     except SQLValidationError as exc:
-        _remember(memo, "; ".join(exc.messages))
+        _remember(key, "; ".join(exc.messages))
         raise
     result = CheckedSelect(sql=checked.sql, tables=checked.tables, parameters=checked.parameters)
-    _remember(memo, result)
+    _remember(key, result)
     return result
 
 
 # Saving one step validates its SQL, then every step's again to plan the pipeline and to store
 # inputs (2N+1 validations for N steps), and each run plans them all: parsing and transpiling cost
-# about 40 µs a character. Above MEMO_MIN_CHARS a result is remembered, keyed on the SQL and on
-# everything validation reads: the datasets known and the columns and types of each one whose
-# table name occurs in the text (a table read is always named in it; a name also occurring
-# elsewhere only widens the key). Below it, reading that key would cost more than validating.
+# about 40 µs a character. Above MEMO_MIN_CHARS (at any length inside a run: pipelines.memo) a
+# result is remembered, keyed on the SQL and on everything validation reads: the datasets known
+# and the columns and types of each one whose table name occurs in the text (a table read is always
+# named in it; a name also occurring elsewhere only widens the key). Below it, outside a run,
+# reading that key would cost more than validating.
 MEMO_MIN_CHARS = 2_000
 MEMO_SIZE = 64
 _CHECKED: OrderedDict[tuple, CheckedSelect | str] = OrderedDict()
@@ -181,7 +182,9 @@ _CHECKED_LOCK = threading.Lock()  # gunicorn's gthread workers share it
 
 def _memo_key(sql: str, known: Iterable[tuple[str, str]] | Mapping[tuple[str, str], Any]) -> tuple | None:
     text = sql.lower()
-    if len(sql) < MEMO_MIN_CHARS or "u&" in text:  # U&"..." spells a name with escapes: not found in the text
+    # In a run (a pipelines.memo scope) the key's warehouse lookups are remembered and validation
+    # makes the same ones: the key costs next to nothing, so a statement of any length is remembered.
+    if (len(sql) < MEMO_MIN_CHARS and not memo.active()) or "u&" in text:  # U&"...": a name spelled with escapes
         return None
     if not isinstance(known, Mapping):
         return (sql, frozenset(known))
