@@ -78,6 +78,13 @@ class LineageHook:
     def published(self, ctx: StepContext) -> None:
         step_run, step = ctx.step_run, ctx.step
         step_run.run = ctx.run
+        if not outbox.keeping():  # no event: the graph only, in refresh_step's own savepoint
+            if ctx.origin == Origin.RUN:
+                try:
+                    graph.refresh_step(step, sql=ctx.select_sql, masked=ctx.masked_columns)
+                except Exception:
+                    logger.exception("Lineage graph of step %r (run %s) not refreshed.", step.name, ctx.run.pk)
+            return
 
         def complete() -> None:
             refreshed = None  # rows added to the published table (origin not RUN): the step's SQL did not run

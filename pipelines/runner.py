@@ -479,14 +479,18 @@ def _finish(
     only_if_running: bool = False,
     only_if: tuple[str, ...] | None = None,
     qs=None,
+    step_runs: list[StepRun] | None = None,
 ) -> int:
-    """Store the run's end (``run_finished`` hooks in the same transaction), reconnecting if need be."""
+    """Store the run's end (``run_finished`` hooks in the same transaction), reconnecting if need be.
+
+    ``step_runs``: every step record of the run, as the caller holds them (else they are read).
+    """
 
     error, tb = scrub(error), scrub_traceback(tb)
 
     def store() -> int:
         totals = {"rows_in": 0, "rows_out": 0, "rows_rejected": 0}
-        for sr in run.step_runs.all():
+        for sr in run.step_runs.all() if step_runs is None else step_runs:
             for key in totals:
                 totals[key] += getattr(sr, key)
         which = qs if qs is not None else PipelineRun.objects.filter(pk=run.pk)
@@ -644,7 +648,7 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
                 _finish(run, RunStatus.CANCELLED, error=step_run.error)
                 return run
     status, error = run_outcome(step_runs, upstream)
-    _finish(run, status, error=error)
+    _finish(run, status, error=error, step_runs=step_runs)
     return run
 
 
@@ -1024,3 +1028,8 @@ def refresh_dataset(dataset: Dataset, row_count: int | None = None) -> None:
     # Bookkeeping fields only (no version, nothing audited: atlas.history, atlas.audit_tracking): one UPDATE.
     Dataset.objects.filter(pk=dataset.pk).update(
         row_count=dataset.row_count, last_loaded_at=dataset.last_loaded_at, updated_at=dataset.updated_at)
+    if not gone and all(c.pk for c in new):  # ``dataset.columns.all()`` (lineage reads it next): what was just written
+        dataset._prefetched_objects_cache = {
+            **getattr(dataset, "_prefetched_objects_cache", {}),
+            "columns": sorted([*existing.values(), *new], key=lambda c: c.position),
+        }
