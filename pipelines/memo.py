@@ -70,10 +70,12 @@ def forget_table(layer: str, table: str) -> None:
 
 def table_columns(wh: Any, layer: str, table: str) -> list | None:
     """The warehouse's columns of ``layer.table`` (``wh.columns``), or None when it has no such table; once per scope."""
-    return remembered(
-        ("table", layer, table, "columns"),
-        lambda: wh.columns(layer, table) if wh.table_exists(layer, table) else None,
-    )
+
+    def look() -> list | None:
+        columns = wh.columns(layer, table)  # a table has columns: asked whether it exists only when none came
+        return columns if columns or wh.table_exists(layer, table) else None
+
+    return remembered(("table", layer, table, "columns"), look)
 
 
 def clear() -> None:
