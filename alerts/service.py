@@ -50,10 +50,10 @@ def _clip(value):
 def record(events: Iterable[Event], *, now: datetime | None = None, rules: list[AlertRule] | None = None) -> list[AlertEvent]:
     """Store each event and a pending delivery for every enabled rule it matches (or ``rules``, as given)."""
     now = now or timezone.now()
-    if rules is None:
-        rules = list(AlertRule.objects.filter(enabled=True))
     stored = []
     for event in events:
+        if rules is None:  # read once, and only when there is an event to match
+            rules = list(AlertRule.objects.filter(enabled=True))
         check_event(event)
         row = AlertEvent.objects.create(
             kind=event.kind, severity=event.severity, title=scrub(event.title)[:300], key=event.key[:200],

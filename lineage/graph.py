@@ -51,14 +51,14 @@ def job_name(step: Step) -> str:
 # --- nodes --------------------------------------------------------------------------
 def dataset_node(dataset: Dataset) -> LineageNode:
     """The node of an Atlas dataset, created on first use, its columns synced from the catalogue."""
-    node, _ = LineageNode.objects.update_or_create(
-        namespace=namespace(),
-        name=dataset.qualified_table,
-        column="",
-        defaults={"kind": NodeKind.DATASET, "origin": Origin.ATLAS, "dataset": dataset},
-    )
-    sync_columns(node, [(c.name, c.data_type) for c in dataset.columns.all()])
-    return node
+    return _dataset_node(dataset)[0]
+
+
+def _dataset_node(dataset: Dataset) -> tuple[LineageNode, dict[str, LineageNode]]:
+    """The dataset's node and its column nodes by name; written only where they differ from the catalogue."""
+    node, children = _node({"namespace": namespace(), "name": dataset.qualified_table, "column": ""},
+                           {"kind": NodeKind.DATASET, "origin": Origin.ATLAS, "dataset_id": dataset.pk})
+    return node, sync_columns(node, [(c.name, c.data_type) for c in dataset.columns.all()], existing=children)
 
 
 def source_identity(source: Source) -> tuple[str, str]:
@@ -74,17 +74,40 @@ def source_identity(source: Source) -> tuple[str, str]:
 
 
 def source_node(source: Source, columns: Iterable[str]) -> LineageNode:
+    return _source_node(source, columns)[0]
+
+
+def _source_node(source: Source, columns: Iterable[str]) -> tuple[LineageNode, dict[str, LineageNode]]:
     ns, name = source_identity(source)
-    node, _ = LineageNode.objects.update_or_create(
-        namespace=ns, name=name, column="", defaults={"kind": NodeKind.DATASET, "origin": Origin.SOURCE}
-    )
-    sync_columns(node, [(c, "") for c in columns], prune=False)
-    return node
+    node, children = _node({"namespace": ns, "name": name, "column": ""}, {"kind": NodeKind.DATASET, "origin": Origin.SOURCE})
+    return node, sync_columns(node, [(c, "") for c in columns], prune=False, existing=children)
 
 
-def sync_columns(node: LineageNode, columns: list[tuple[str, str]], *, prune: bool = True) -> dict[str, LineageNode]:
-    """Make ``node``'s column nodes match ``columns`` (name, type); PII flags survive."""
-    existing = {c.column: c for c in node.children.all()}
+def _node(lookup: dict, wanted: dict) -> tuple[LineageNode, dict[str, LineageNode]]:
+    """``update_or_create`` that writes only what differs (a run of an unchanged step writes no node).
+
+    With the node, its column nodes by name, read in the same query: they carry its namespace and name.
+    """
+    family = list(LineageNode.objects.filter(namespace=lookup["namespace"], name=lookup["name"]))
+    node = next((n for n in family if n.column == lookup["column"]), None)
+    if node is None:
+        node, _ = LineageNode.objects.update_or_create(**lookup, defaults=wanted)
+    elif changed := [k for k, v in wanted.items() if getattr(node, k) != v]:
+        for key in changed:
+            setattr(node, key, wanted[key])
+        node.save(update_fields=[*changed, "updated_at"])
+    return node, {n.column: n for n in family if n.parent_id == node.pk}
+
+
+def sync_columns(
+    node: LineageNode, columns: list[tuple[str, str]], *, prune: bool = True, existing: dict[str, LineageNode] | None = None
+) -> dict[str, LineageNode]:
+    """Make ``node``'s column nodes match ``columns`` (name, type); PII flags survive.
+
+    ``existing``: its column nodes by name, when the caller has just read them.
+    """
+    if existing is None:
+        existing = {c.column: c for c in node.children.all()}
     wanted = {name for name, _ in columns}
     new, changed = [], []
     for pos, (name, data_type) in enumerate(columns):
@@ -93,7 +116,7 @@ def sync_columns(node: LineageNode, columns: list[tuple[str, str]], *, prune: bo
             new.append(
                 LineageNode(
                     kind=NodeKind.COLUMN, origin=node.origin, namespace=node.namespace, name=node.name,
-                    column=name, parent=node, dataset=node.dataset, position=pos, data_type=data_type,
+                    column=name, parent=node, dataset_id=node.dataset_id, position=pos, data_type=data_type,
                 )
             )
         elif (col.position, col.data_type, col.dataset_id) != (pos, data_type or col.data_type, node.dataset_id):
@@ -101,9 +124,12 @@ def sync_columns(node: LineageNode, columns: list[tuple[str, str]], *, prune: bo
             changed.append(col)
     LineageNode.objects.bulk_create(new)
     LineageNode.objects.bulk_update(changed, ["position", "data_type", "dataset"])
-    if prune and columns:
-        # Keep flagged columns even when the table lost them: compliance's word is not thrown away.
-        node.children.exclude(column__in=wanted).filter(pii_entity="").delete()
+    # Keep flagged columns even when the table lost them: compliance's word is not thrown away.
+    gone = [c.pk for c in existing.values() if c.column not in wanted and not c.pii_entity] if prune and columns else []
+    if gone:
+        node.children.filter(pk__in=gone, pii_entity="").delete()
+    if not new and not gone:  # nothing added or removed: the columns read above, as updated
+        return existing
     return {c.column: c for c in node.children.all()}
 
 
@@ -379,17 +405,15 @@ def refresh_step(step: Step, sql: str | None = None, *, masked: Iterable[str] = 
     When the inputs' columns are not known yet (never published) only the
     dataset edges are kept, with a warning.
     """
-    LineageEdge.objects.filter(step=step).delete()
-    out_node = dataset_node(step.output)
+    out_node, out_cols = _dataset_node(step.output)
     result = StepLineage(step=step, output=out_node, masked=set(masked))
-    out_cols = {c.column: c for c in out_node.children.all()}
     new: list[LineageEdge] = []
     if step.kind == Step.Kind.INGEST:
         if step.source_id is None:
+            LineageEdge.objects.filter(step=step).delete()
             return result
-        names = [c for c in out_cols if c not in LOAD_COLUMNS]
-        src = source_node(step.source, names)
-        src_cols = {c.column: c for c in src.children.all()}
+        names = [c.column for c in _by_position(out_cols) if c.column not in LOAD_COLUMNS]
+        src, src_cols = _source_node(step.source, names)
         result.inputs = [src]
         new.append(_edge(src, out_node, LineageEdge.Kind.DATASET, step))
         for name in names:
@@ -399,11 +423,12 @@ def refresh_step(step: Step, sql: str | None = None, *, masked: Iterable[str] = 
         from pipelines.transform import step_inputs
 
         inputs = step_inputs(step)
-        in_nodes = {(d.layer, d.table): dataset_node(d) for d in inputs}
-        result.inputs = list(in_nodes.values())
-        new.extend(_edge(n, out_node, LineageEdge.Kind.DATASET, step) for n in in_nodes.values())
-        schemas = {key: [c.column for c in n.children.all()] for key, n in in_nodes.items()}
-        cols = {(key[0], key[1], c.column): c for key, n in in_nodes.items() for c in n.children.all()}
+        in_nodes = {(d.layer, d.table): _dataset_node(d) for d in inputs}
+        result.inputs = [n for n, _ in in_nodes.values()]
+        new.extend(_edge(n, out_node, LineageEdge.Kind.DATASET, step) for n, _ in in_nodes.values())
+        in_columns = {key: _by_position(children) for key, (_, children) in in_nodes.items()}
+        schemas = {key: [c.column for c in children] for key, children in in_columns.items()}
+        cols = {(key[0], key[1], c.column): c for key, children in in_columns.items() for c in children}
         unknown = sorted(f"{k[0]}.{k[1]}" for k, columns in schemas.items() if not columns)
         try:
             if unknown:
@@ -426,9 +451,27 @@ def refresh_step(step: Step, sql: str | None = None, *, masked: Iterable[str] = 
                 if key in cols:
                     new.append(_edge(cols[key], out_node, LineageEdge.Kind.COLUMN, step, INDIRECT, sub))
                     result.dataset.append((cols[key], sub))
-    LineageEdge.objects.bulk_create(new, ignore_conflicts=True)
+    _replace_edges(step, new)
     result.column_edges = sum(1 for e in new if e.kind == LineageEdge.Kind.COLUMN)
     return result
+
+
+EDGE_FIELDS = ("source_id", "target_id", "kind", "type", "subtype", "job_namespace", "job_name", "masking")
+
+
+def _replace_edges(step: Step, new: list[LineageEdge]) -> None:
+    """The step's edges become ``new``; when they are those already stored (a run of an unchanged step), untouched."""
+    stored = list(LineageEdge.objects.filter(step=step).values_list(*EDGE_FIELDS))
+    wanted = [tuple(getattr(e, f) for f in EDGE_FIELDS) for e in new]
+    if len(stored) == len(set(stored)) and set(stored) == set(wanted):
+        return
+    LineageEdge.objects.filter(step=step).delete()
+    LineageEdge.objects.bulk_create(new, ignore_conflicts=True)
+
+
+def _by_position(children: dict[str, LineageNode]) -> list[LineageNode]:
+    """A dataset's column nodes in their order (``LineageNode.Meta.ordering`` within one dataset)."""
+    return sorted(children.values(), key=lambda c: (c.position, c.column))
 
 
 def refresh_pipeline(pipeline: Pipeline) -> list[StepLineage]:

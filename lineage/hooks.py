@@ -25,7 +25,7 @@ from django.db import transaction
 from pipelines.hooks import Origin, RunContext, StepContext
 from pipelines.models import RunStatus
 
-from . import events, graph
+from . import events, graph, outbox
 from .emit import declared_lineage, emit, emit_pipeline
 from .models import OutboxEvent
 
@@ -53,10 +53,13 @@ class LineageHook:
     order = 900  # last: the query traced is the one the hooks before rewrote
 
     def run_started(self, ctx: RunContext) -> None:
-        _safely(f"pipeline run {ctx.run.pk} (start)", lambda: emit_pipeline(ctx.run, "START"))
+        if outbox.keeping():
+            _safely(f"pipeline run {ctx.run.pk} (start)", lambda: emit_pipeline(ctx.run, "START"))
 
     def run_finished(self, ctx: RunContext) -> None:
         run = ctx.run
+        if not outbox.keeping():
+            return
 
         def end() -> None:
             if ctx.status in PIPELINE_TERMINAL and _has_start(run_uuid=events.pipeline_run_uuid(run)):
@@ -65,6 +68,8 @@ class LineageHook:
         _safely(f"pipeline run {run.pk} ({ctx.status})", end)
 
     def started(self, ctx: StepContext) -> None:
+        if not outbox.keeping():  # no event to store: nothing to read for it (the graph is refreshed when published)
+            return
         ctx.step_run.run = ctx.run
         _safely(self._what(ctx, "start"), lambda: emit(
             ctx.step_run, ctx.step, "START", lineage=declared_lineage(ctx.step), sql=ctx.select_sql
@@ -73,31 +78,40 @@ class LineageHook:
     def published(self, ctx: StepContext) -> None:
         step_run, step = ctx.step_run, ctx.step
         step_run.run = ctx.run
+        if not outbox.keeping():  # no event: the graph only, in refresh_step's own savepoint
+            if ctx.origin == Origin.RUN:
+                try:
+                    graph.refresh_step(step, sql=ctx.select_sql, masked=ctx.masked_columns)
+                except Exception:
+                    logger.exception("Lineage graph of step %r (run %s) not refreshed.", step.name, ctx.run.pk)
+            return
 
         def complete() -> None:
-            if ctx.origin != Origin.RUN:
-                lineage = declared_lineage(step)  # rows added to the published table: the step's SQL did not run
-            else:
-                try:
-                    with transaction.atomic():
-                        lineage = graph.refresh_step(step, sql=ctx.select_sql, masked=ctx.masked_columns)
+            refreshed = None  # rows added to the published table (origin not RUN): the step's SQL did not run
+            if ctx.origin == Origin.RUN:
+                try:  # in a savepoint of its own (refresh_step is atomic)
+                    refreshed = graph.refresh_step(step, sql=ctx.select_sql, masked=ctx.masked_columns)
                 except Exception:
                     logger.exception("Lineage graph of step %r (run %s) not refreshed; the event names what it"
                                      " declares.", step.name, ctx.run.pk)
-                    lineage = declared_lineage(step)
-            emit(step_run, step, "COMPLETE", lineage=lineage, sql=ctx.select_sql,
-                 assertions=events.contributed_assertions(step_run))
+            if outbox.keeping():  # else no event is stored: nothing more to read for it
+                emit(step_run, step, "COMPLETE", lineage=refreshed or declared_lineage(step), sql=ctx.select_sql,
+                     assertions=events.contributed_assertions(step_run))
 
         _safely(self._what(ctx, "complete"), complete)
 
     def skipped(self, ctx: StepContext) -> None:
         # Nothing new to load: the run still ends (COMPLETE, no output written, lineage unchanged).
+        if not outbox.keeping():
+            return
         ctx.step_run.run = ctx.run
         _safely(self._what(ctx, "skipped"), lambda: emit(
             ctx.step_run, ctx.step, "COMPLETE", lineage=declared_lineage(ctx.step), sql=ctx.select_sql
         ))
 
     def failed(self, ctx: StepContext) -> None:
+        if not outbox.keeping():
+            return
         step_run, step = ctx.step_run, ctx.step
         step_run.run = ctx.run
 

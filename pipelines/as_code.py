@@ -62,8 +62,9 @@ def run_versions(pipeline: Pipeline, steps: list[Step]) -> dict[str, int]:
     from atlas.history import latest_versions
 
     outputs = [s.output_id for s in steps]
-    objects: list = [pipeline, *steps, *Source.objects.filter(pk__in=[s.source_id for s in steps if s.source_id]),
-                     *Dataset.objects.filter(pk__in=outputs)]
+    # The steps' own sources and outputs (loaded with them by the runner's plan): no query for them.
+    objects: list = [pipeline, *steps, *{s.source_id: s.source for s in steps if s.source_id}.values(),
+                     *{s.output_id: s.output for s in steps}.values()]
     for kind in kinds():
         if kind.parent and kind.parent[1] == "datasets":
             objects += list(kind.model._default_manager.filter(**{f"{kind.parent[0]}__in": outputs}))

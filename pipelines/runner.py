@@ -52,7 +52,7 @@ from atlas import audit, extensions
 from atlas.scrub import scrub, scrub_traceback
 from atlas.warehouse import WarehouseError, get_warehouse
 
-from . import as_code, freshness, hooks, live
+from . import as_code, freshness, hooks, live, memo
 from .dag import PipelineDefinitionError, StepSpec, plan
 from .heartbeat import RunHeartbeat
 from .hooks import GateFailed, Origin, RunContext, StepContext
@@ -175,7 +175,7 @@ def plan_steps(
                 inputs = step_inputs(step, known)
             except SQLValidationError as exc:
                 raise PipelineDefinitionError(f"Step {step.name!r}: {exc}") from exc
-        after = extensions.step_reads(step) | (check_reads or {}).get(step.output_id, set())
+        after = _step_reads(step) | (check_reads or {}).get(step.output_id, set())
         spec = StepSpec(
             key=id(step), name=step.name, output=step.output_id, inputs=frozenset(d.pk for d in inputs),
             after=frozenset(after),
@@ -186,6 +186,11 @@ def plan_steps(
     elsewhere = others.values_list("output_id", flat=True)
     names = {d.pk: d.qualified_table for d in known.values()}
     return [by_key[s.key] for s in plan(specs, produced_elsewhere=elsewhere, names=names)]
+
+
+def _step_reads(step: Step) -> set[int]:
+    """What the step's checks read (the ``step_reads`` extension), once per :func:`pipelines.memo.scope`."""
+    return set(memo.remembered(("step_reads", step.pk, step.output_id), lambda: extensions.step_reads(step)))
 
 
 def save_step_inputs(pipeline: Pipeline) -> None:
@@ -478,13 +483,17 @@ def _finish(
     only_if_running: bool = False,
     only_if: tuple[str, ...] | None = None,
     qs=None,
+    step_runs: list[StepRun] | None = None,
 ) -> int:
-    """Store the run's end (``run_finished`` hooks in the same transaction), reconnecting if need be."""
+    """Store the run's end (``run_finished`` hooks in the same transaction), reconnecting if need be.
+
+    ``step_runs``: every step record of the run, as the caller holds them (else they are read).
+    """
 
     error, tb = scrub(error), scrub_traceback(tb)
 
     def store() -> int:
-        totals = run_totals(run.step_runs.all())  # rows in: read by its ingest steps (pipelines.run_totals)
+        totals = run_totals(run.step_runs.all() if step_runs is None else step_runs)  # rows in: read by its ingest steps (pipelines.run_totals)
         which = qs if qs is not None else PipelineRun.objects.filter(pk=run.pk)
         if only_if_running:
             which = which.filter(status=RunStatus.RUNNING)
@@ -494,7 +503,8 @@ def _finish(
             updated = which.update(
                 status=status, finished_at=timezone.now(), error=error, traceback=tb, current_step="", **totals
             )
-            run.refresh_from_db()
+            # What was just stored (and what another process changed: a cancel); the pipeline stays loaded.
+            run.refresh_from_db(fields=_RUN_STATE_FIELDS)
             if updated:
                 _end_attempt(run.pk, run.attempt, RunAttempt.Outcome.ENDED, "")
                 hooks.call("run_finished", RunContext(run=run, status=status))
@@ -502,6 +512,9 @@ def _finish(
         return updated
 
     return durably(store, f"the end of run {run.pk}")
+
+
+_RUN_STATE_FIELDS = [f.attname for f in PipelineRun._meta.concrete_fields if not f.is_relation and not f.primary_key]
 
 
 def run_ended(run_id: int) -> None:
@@ -599,11 +612,61 @@ def execute_run(
 
 
 def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWork] | None, origin: str) -> PipelineRun:
-    try:
-        steps = plan_steps(run.pipeline)
-    except PipelineDefinitionError as exc:
-        _finish(run, RunStatus.FAILED, error=str(exc))
-        return run
+    with memo.scope():  # the catalogue and the steps' SQL read once to plan (pipelines.memo)
+        try:
+            steps = plan_steps(run.pipeline)
+        except PipelineDefinitionError as exc:
+            _finish(run, RunStatus.FAILED, error=str(exc))
+            return run
+        steps, upstream = _planned(run, steps, only=only, work=work)
+    step_runs = durably(lambda: _step_runs(run, steps), f"the steps of run {run.pk}")
+    by_step = {step.pk: sr for step, sr in zip(steps, step_runs, strict=True)}
+    with _Heartbeat(run.pk, run.attempt) as beat:
+        for step, step_run in zip(steps, step_runs, strict=True):
+            if beat.superseded:
+                raise AttemptSuperseded()
+            if step_run.status != RunStatus.QUEUED:  # finished in an earlier attempt: not redone
+                if step_run.after_publish == "pending":
+                    _after_publish(run, step, step_run, origin=origin)
+                continue
+            broken = [by_step[u] for u in upstream.get(step.pk, ()) if _blocks_downstream(by_step[u])]
+            if broken:
+                cancelled = _cancel_requested(run)
+            else:  # the step is the current one, unless a cancel was asked for: one statement for both
+                cancelled = not durably(lambda step=step: PipelineRun.objects.filter(pk=run.pk, cancel_requested=False)
+                                        .update(current_step=step.name, heartbeat_at=timezone.now()), "the current step")
+            if cancelled:
+                _cancel_rest(step_runs)
+                _finish(run, RunStatus.CANCELLED, error=f"Cancelled by request before step {step.name!r}.")
+                return run
+            if broken:
+                _skip_downstream(step_run, broken)
+                continue
+            with memo.scope():  # what the step reads, once for its versions, its hooks and its work
+                # Issue 20: a step whose inputs and definition are unchanged is up to date (pipelines.freshness)
+                decision = None if work or origin != Origin.RUN or not settings.ATLAS_SKIP_UP_TO_DATE else durably(
+                    lambda step=step: freshness.decide(run, step), "a step's versions")
+                if decision is not None and decision.up_to_date:
+                    durably(lambda d=decision, sr=step_run: freshness.mark_up_to_date(sr, d), "an up-to-date step")
+                    live.emit(live.ENDED, step_run)
+                    continue
+                run_step(run, step, step_run, work=(work or {}).get(step.pk), origin=origin)
+            if decision is not None:
+                durably(lambda d=decision, sr=step_run, step=step: freshness.record_execution(sr, step, d.versions),
+                        "a step's versions")
+            if step_run.status == RunStatus.CANCELLED:  # stopped by a cancel (pipelines.watchdog): no more steps
+                _cancel_rest(step_runs)
+                _finish(run, RunStatus.CANCELLED, error=step_run.error)
+                return run
+    status, error = run_outcome(step_runs, upstream)
+    _finish(run, status, error=error, step_runs=step_runs)
+    return run
+
+
+def _planned(
+    run: PipelineRun, steps: list[Step], *, only: set[int] | None, work: dict[int, StepWork] | None
+) -> tuple[list[Step], dict[int, set[int]]]:
+    """The steps this attempt runs (the run's ``only_steps``), recorded with their versions; and their upstream steps."""
     if only is None and run.only_steps is not None:
         only = set(run.only_steps)
     elif only is not None and run.attempt == 1:
@@ -617,45 +680,7 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
     if run.attempt == 1 and not run.definitions:  # the versions it executes (a resumed attempt runs the same)
         run.definitions = as_code.run_versions(run.pipeline, steps)
         durably(lambda: PipelineRun.objects.filter(pk=run.pk).update(definitions=run.definitions), "the run's definitions")
-    upstream = upstream_steps(steps)
-    step_runs = durably(lambda: _step_runs(run, steps), f"the steps of run {run.pk}")
-    by_step = {step.pk: sr for step, sr in zip(steps, step_runs, strict=True)}
-    with _Heartbeat(run.pk, run.attempt) as beat:
-        for step, step_run in zip(steps, step_runs, strict=True):
-            if beat.superseded:
-                raise AttemptSuperseded()
-            if step_run.status != RunStatus.QUEUED:  # finished in an earlier attempt: not redone
-                if step_run.after_publish == "pending":
-                    _after_publish(run, step, step_run, origin=origin)
-                continue
-            if PipelineRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
-                _cancel_rest(step_runs)
-                _finish(run, RunStatus.CANCELLED, error=f"Cancelled by request before step {step.name!r}.")
-                return run
-            broken = [by_step[u] for u in upstream.get(step.pk, ()) if _blocks_downstream(by_step[u])]
-            if broken:
-                _skip_downstream(step_run, broken)
-                continue
-            # Issue 20: a step whose inputs and definition are unchanged is up to date (pipelines.freshness)
-            decision = None if work or origin != Origin.RUN or not settings.ATLAS_SKIP_UP_TO_DATE else durably(
-                lambda step=step: freshness.decide(run, step), "a step's versions")
-            if decision is not None and decision.up_to_date:
-                durably(lambda d=decision, sr=step_run: freshness.mark_up_to_date(sr, d), "an up-to-date step")
-                live.emit(live.ENDED, step_run)
-                continue
-            durably(lambda step=step: PipelineRun.objects.filter(pk=run.pk).update(
-                current_step=step.name, heartbeat_at=timezone.now()), "the current step")
-            run_step(run, step, step_run, work=(work or {}).get(step.pk), origin=origin)
-            if decision is not None:
-                durably(lambda d=decision, sr=step_run, step=step: freshness.record_execution(sr, step, d.versions),
-                        "a step's versions")
-            if step_run.status == RunStatus.CANCELLED:  # stopped by a cancel (pipelines.watchdog): no more steps
-                _cancel_rest(step_runs)
-                _finish(run, RunStatus.CANCELLED, error=step_run.error)
-                return run
-    status, error = run_outcome(step_runs, upstream)
-    _finish(run, status, error=error)
-    return run
+    return steps, upstream_steps(steps)
 
 
 def upstream_steps(steps: list[Step]) -> dict[int, set[int]]:
@@ -668,7 +693,7 @@ def upstream_steps(steps: list[Step]) -> dict[int, set[int]]:
     known = known_tables()
     out: dict[int, set[int]] = {}
     for step in steps:
-        reads = set(extensions.step_reads(step))
+        reads = set(_step_reads(step))
         if step.kind != Step.Kind.INGEST:
             with contextlib.suppress(SQLValidationError):  # refused when the step runs, with the reason
                 reads |= {d.pk for d in step_inputs(step, known)}
@@ -839,6 +864,7 @@ def run_step(
     retries = 0
     step_run.started_at = timezone.now()
     while True:
+        memo.clear()  # each try reads afresh
         step_work_now = work or step_work(step)  # fresh per try: a transform's work keeps state
         ctx = StepContext(
             run=run, step=step, step_run=step_run, warehouse=wh, schema=step.output.layer, target=step.output.table,
@@ -863,6 +889,7 @@ def run_step(
                     outcome = step_work_now.run(ctx, progress=_progress(step_run))
                 if outcome.status == RunStatus.SKIPPED and _published_by_earlier_try(step_run):
                     outcome.status = RunStatus.SUCCEEDED  # the lost attempt published it; its hooks are owed
+            memo.forget_table(step.output.layer, step.output.table)
             if outcome.status != RunStatus.SKIPPED:
                 refresh_dataset(step.output, row_count=outcome.table_rows)
             step_run.status = outcome.status
@@ -993,13 +1020,27 @@ def refresh_dataset(dataset: Dataset, row_count: int | None = None) -> None:
     wh = get_warehouse()
     columns = wh.columns(dataset.layer, dataset.table)
     existing = {c.name: c for c in dataset.columns.all()}
-    keep = set()
-    for pos, col in enumerate(columns):
-        keep.add(col.name)
-        obj = existing.get(col.name) or DatasetColumn(dataset=dataset, name=col.name)
-        obj.position, obj.data_type, obj.nullable = pos, col.type, col.nullable
-        obj.save()
-    dataset.columns.exclude(name__in=keep).delete()
+    new, changed = [], []
+    for pos, col in enumerate(columns):  # written only where the warehouse's differ from the catalogue's
+        obj = existing.get(col.name)
+        if obj is None:
+            new.append(DatasetColumn(dataset=dataset, name=col.name, position=pos, data_type=col.type,
+                                     nullable=col.nullable))
+        elif (obj.position, obj.data_type, obj.nullable) != (pos, col.type, col.nullable):
+            obj.position, obj.data_type, obj.nullable = pos, col.type, col.nullable
+            changed.append(obj)
+    DatasetColumn.objects.bulk_create(new)
+    DatasetColumn.objects.bulk_update(changed, ["position", "data_type", "nullable"])
+    keep = {col.name for col in columns}
+    if gone := [c.pk for name, c in existing.items() if name not in keep]:
+        dataset.columns.filter(pk__in=gone).delete()
     dataset.row_count = wh.row_count(dataset.layer, dataset.table) if row_count is None else row_count
-    dataset.last_loaded_at = timezone.now()
-    dataset.save(update_fields=["row_count", "last_loaded_at", "updated_at"])
+    dataset.last_loaded_at = dataset.updated_at = timezone.now()
+    # Bookkeeping fields only (no version, nothing audited: atlas.history, atlas.audit_tracking): one UPDATE.
+    Dataset.objects.filter(pk=dataset.pk).update(
+        row_count=dataset.row_count, last_loaded_at=dataset.last_loaded_at, updated_at=dataset.updated_at)
+    if not gone and all(c.pk for c in new):  # ``dataset.columns.all()`` (lineage reads it next): what was just written
+        dataset._prefetched_objects_cache = {
+            **getattr(dataset, "_prefetched_objects_cache", {}),
+            "columns": sorted([*existing.values(), *new], key=lambda c: c.position),
+        }

@@ -25,6 +25,8 @@ from atlas.sql.params import typed_sql
 from atlas.sql.transpile import check_same_meaning
 from atlas.warehouse.base import LAYER_SCHEMAS
 
+from . import memo
+
 
 class SQLValidationError(ValidationError):
     """The SQL is not one read-only SELECT over known datasets; the message says why."""
@@ -74,9 +76,9 @@ def _dataset_columns(layer: str, table: str, value: Any) -> frozenset[str] | Non
     from atlas.warehouse import WarehouseError, get_warehouse
 
     try:
-        wh = get_warehouse()
-        if wh.table_exists(layer, table):
-            return frozenset(c.name for c in wh.columns(layer, table)) or None
+        columns = memo.table_columns(get_warehouse(), layer, table)
+        if columns is not None:
+            return frozenset(c.name for c in columns) or None
     except WarehouseError:
         pass
     return frozenset(value.columns.values_list("name", flat=True)) or None
@@ -91,9 +93,9 @@ def _dataset_types(layer: str, table: str, value: Any) -> dict[str, str] | None:
     from atlas.warehouse import WarehouseError, get_warehouse
 
     try:
-        wh = get_warehouse()
-        if wh.table_exists(layer, table):
-            return {c.name: c.type for c in wh.columns(layer, table)} or None
+        columns = memo.table_columns(get_warehouse(), layer, table)
+        if columns is not None:
+            return {c.name: c.type for c in columns} or None
     except WarehouseError:
         pass
     typed = {c.name: c.data_type for c in value.columns.all()}
@@ -144,8 +146,8 @@ def check_select(
     ``alias.name`` that is no column are refused precisely).
     """
     keys = known.keys() if isinstance(known, Mapping) else known
-    memo = _memo_key(sql, known)
-    found = _recall(memo)
+    key = _memo_key(sql, known)
+    found = _recall(key)
     if found is not None:
         if isinstance(found, str):
             raise SQLValidationError(found)
@@ -158,19 +160,20 @@ def check_select(
             raise SQLValidationError(str(exc)) from exc
         check_same_meaning_on_engines(typed_sql(checked.sql), checked.tables, known)
     except SQLValidationError as exc:
-        _remember(memo, "; ".join(exc.messages))
+        _remember(key, "; ".join(exc.messages))
         raise
     result = CheckedSelect(sql=checked.sql, tables=checked.tables, parameters=checked.parameters)
-    _remember(memo, result)
+    _remember(key, result)
     return result
 
 
 # Saving one step validates its SQL, then every step's again to plan the pipeline and to store
 # inputs (2N+1 validations for N steps), and each run plans them all: parsing and transpiling cost
-# about 40 µs a character. Above MEMO_MIN_CHARS a result is remembered, keyed on the SQL and on
-# everything validation reads: the datasets known and the columns and types of each one whose
-# table name occurs in the text (a table read is always named in it; a name also occurring
-# elsewhere only widens the key). Below it, reading that key would cost more than validating.
+# about 40 µs a character. Above MEMO_MIN_CHARS (at any length inside a run: pipelines.memo) a
+# result is remembered, keyed on the SQL and on everything validation reads: the datasets known
+# and the columns and types of each one whose table name occurs in the text (a table read is always
+# named in it; a name also occurring elsewhere only widens the key). Below it, outside a run,
+# reading that key would cost more than validating.
 MEMO_MIN_CHARS = 2_000
 MEMO_SIZE = 64
 _CHECKED: OrderedDict[tuple, CheckedSelect | str] = OrderedDict()
@@ -179,7 +182,9 @@ _CHECKED_LOCK = threading.Lock()  # gunicorn's gthread workers share it
 
 def _memo_key(sql: str, known: Iterable[tuple[str, str]] | Mapping[tuple[str, str], Any]) -> tuple | None:
     text = sql.lower()
-    if len(sql) < MEMO_MIN_CHARS or "u&" in text:  # U&"..." spells a name with escapes: not found in the text
+    # In a run (a pipelines.memo scope) the key's warehouse lookups are remembered and validation
+    # makes the same ones: the key costs next to nothing, so a statement of any length is remembered.
+    if (len(sql) < MEMO_MIN_CHARS and not memo.active()) or "u&" in text:  # U&"...": a name spelled with escapes
         return None
     if not isinstance(known, Mapping):
         return (sql, frozenset(known))

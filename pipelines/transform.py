@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from atlas.sql.params import typed_sql, uses_parameters
 from atlas.warehouse import WarehouseError
+from atlas.warehouse.base import WriteMode
 
-from . import hooks
+from . import hooks, memo
 from .attempts import attempt_tag, transform_staging_name
 from .hooks import StepContext
 from .ingest import StepOutcome
@@ -14,11 +15,21 @@ from .sql import SQLValidationError, check_select
 
 
 def known_tables() -> dict[tuple[str, str], Dataset]:
-    return {(d.layer, d.table): d for d in Dataset.objects.all()}
+    """Every dataset by (layer, table); read once per :func:`pipelines.memo.scope`."""
+    return memo.remembered(("known_tables",), lambda: {(d.layer, d.table): d for d in Dataset.objects.all()})
 
 
 def step_inputs(step: Step, known: dict[tuple[str, str], Dataset] | None = None) -> list[Dataset]:
-    """The datasets a refine/aggregate step reads, from its SQL; refuses reads across layers."""
+    """The datasets a refine/aggregate step reads, from its SQL; refuses reads across layers.
+
+    Validated once per :func:`pipelines.memo.scope` (by the step and its SQL), when ``known`` is the scope's.
+    """
+    if known is None or (memo.active() and known is memo.peek(("known_tables",))):
+        return list(memo.remembered(("step_inputs", step.pk, step.kind, step.sql), lambda: _step_inputs(step, known)))
+    return _step_inputs(step, known)
+
+
+def _step_inputs(step: Step, known: dict[tuple[str, str], Dataset] | None) -> list[Dataset]:
     known = known if known is not None else known_tables()
     checked = check_select(step.sql, known)
     inputs = [known[t] for t in checked.tables]
@@ -48,7 +59,7 @@ class TransformWork:
         step, wh = ctx.step, ctx.warehouse
         self.inputs = step_inputs(step)
         for ds in self.inputs:
-            if not wh.table_exists(ds.layer, ds.table):
+            if memo.table_columns(wh, ds.layer, ds.table) is None:
                 raise WarehouseError(
                     f"Input {ds.qualified_table} has not been loaded yet; run the step that produces it."
                 )
@@ -56,7 +67,8 @@ class TransformWork:
 
     def run(self, ctx: StepContext, *, progress=None) -> StepOutcome:
         step, wh = ctx.step, ctx.warehouse
-        types = {(ds.layer, ds.table): {c.name: c.type for c in wh.columns(ds.layer, ds.table)} for ds in self.inputs}
+        types = {(ds.layer, ds.table): {c.name: c.type for c in memo.table_columns(wh, ds.layer, ds.table) or []}
+                 for ds in self.inputs}
         # Run parameters (:data_interval_start ...) are typed, kept as placeholders in the SQL
         # recorded, and bound by the driver when staging; a SELECT without any is unchanged.
         parameterised = uses_parameters(ctx.select_sql)
@@ -72,10 +84,13 @@ class TransformWork:
         bind = {"params": ctx.parameters} if parameterised else {}
         rows = wh.stage_operator_select(ctx.schema, ctx.staging, sql, readable=not ctx.staging_private, **bind)
         dropped = hooks.after_staging(ctx)  # rows the ``staged`` hooks moved to quarantine
-        wh.publish(
+        written = wh.publish(
             schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=ctx.write_mode, keys=step.keys,
             receipt=publish_receipt(ctx),
         )
+        memo.forget_table(ctx.schema, ctx.target)
         ctx.staged_tables = []
         ctx.staging = None
-        return StepOutcome(status=RunStatus.SUCCEEDED, rows_in=rows_in, rows_out=rows - dropped, rows_rejected=dropped)
+        return StepOutcome(status=RunStatus.SUCCEEDED, rows_in=rows_in, rows_out=rows - dropped, rows_rejected=dropped,
+                           # replaced: the table is the staged rows, counted by publish (no second count)
+                           table_rows=written if ctx.write_mode is WriteMode.REPLACE else None)

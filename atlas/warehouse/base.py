@@ -346,6 +346,9 @@ class Warehouse(QualityOps, abc.ABC):
 
     # --- catalogue -----------------------------------------------------------
     def ensure_schemas(self) -> None:
+        """The layers' schemas and Atlas's own tables, created where missing (every step calls it)."""
+        if self._schemas_present():  # one read, instead of six statements that find everything there
+            return
         with self.cursor() as cur:
             for schema in (*LAYER_SCHEMAS, META_SCHEMA):
                 cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
@@ -361,6 +364,20 @@ class Warehouse(QualityOps, abc.ABC):
                 f"CREATE TABLE IF NOT EXISTS {self.table(META_SCHEMA, 'published_steps')} ("
                 " receipt text PRIMARY KEY, published_at timestamp with time zone)"
             )
+
+    def _schemas_present(self) -> bool:
+        schemas = (*LAYER_SCHEMAS, META_SCHEMA)
+        tables = ("loaded_batches", "published_steps")
+        with self.cursor() as cur:
+            row = cur.execute(
+                "SELECT (SELECT count(DISTINCT schema_name) FROM information_schema.schemata"
+                f" WHERE catalog_name = current_database() AND schema_name IN ({', '.join(['%s'] * len(schemas))})),"
+                " (SELECT count(DISTINCT table_name) FROM information_schema.tables"
+                " WHERE table_catalog = current_database() AND table_schema = %s"
+                f" AND table_name IN ({', '.join(['%s'] * len(tables))}))",
+                [*schemas, META_SCHEMA, *tables],
+            ).fetchone()
+        return bool(row) and (row[0], row[1]) == (len(schemas), len(tables))
 
     def table_exists(self, schema: str, name: str) -> bool:
         with self.cursor() as cur:

@@ -9,6 +9,7 @@ benchmarks/results/beat.json and .md.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import redis
 
@@ -59,6 +61,9 @@ def main() -> None:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env={**os.environ, **env},
                        check=True)
         r = run_child("benchmarks.beat.bench", env)
+    if before := os.environ.get("BENCH_BEFORE_JSON"):  # the same benchmark run on the code before a change
+        r["before"] = {k: v for k, v in json.loads(Path(before).read_text()).items() if k != "before"}
+        r["before"]["code"] = os.environ.get("BENCH_BEFORE_LABEL", before)
     write_results("beat", r, render(r))
 
 
@@ -80,13 +85,58 @@ def render(r: dict) -> list[str]:
         f" | {q['within_10s']} of {r['runs']} |",
         f"| run started (running on a worker) | {s['median']:.1f} | {s['p95']:.1f} | {s['max']:.1f}"
         f" | {s['within_10s']} of {r['runs']} |",
+    ]
+    if "finished_after_due" in r:
+        f = r["finished_after_due"]
+        lines.append(f"| run ended | {f['median']:.1f} | {f['p95']:.1f} | {f['max']:.1f} | {f['within_10s']} of {r['runs']} |")
+    lines += [
         "",
         f"Beat's own CPU: {idle['cpu']:.2f} s over {idle['seconds']:.0f} s idle ({idle['ticks']} ticks,"
         f" {idle['cpu_per_tick'] * 1000:.0f} ms per tick); {r['beat_dispatch_cpu']:.2f} s while it triggered the"
         f" {r['pipelines']} due entries (their runs created, their tasks sent). {r['succeeded']} of {r['runs']} runs succeeded; at most"
         f" {r['database_connections_peak']} connections to the database at once (every process).",
     ]
+    if "solo" in r:
+        lines += ["", *cost_table(r)]
     return lines
+
+
+def cost_table(r: dict) -> list[str]:
+    """A run's fixed cost, and the burst's throughput; before and after when the results hold both."""
+    runs = [("before", r["before"]), ("after", r)] if "solo" in r.get("before", {}) else [("now", r)]
+    head = "| | " + " | ".join(name for name, _ in runs) + (" | after ÷ before |" if len(runs) == 2 else " |")
+    rows = [
+        ("one-step run, alone: wall s (median)", lambda x: x["solo"]["wall_median"], "{:.3f}"),
+        ("one-step run, alone: CPU s of its process (median)", lambda x: x["solo"]["cpu_median"], "{:.3f}"),
+        ("one-step run, alone: busy CPU s of the machine per run (database included)",
+         lambda x: x["solo"]["machine_cpu_per_run"], "{:.3f}"),
+        ("one-step run, alone: metadata queries", lambda x: x["solo"]["metadata_queries_median"], "{:.0f}"),
+        ("burst: runs ended per second (first start to last end)", lambda x: x["runs_per_second"], "{:.1f}"),
+        ("burst: workers' CPU s per run", lambda x: x["workers_cpu_per_run"], "{:.3f}"),
+        ("burst: machine's busy CPU s per run (database, beat, load)", lambda x: x["machine_cpu_per_run"], "{:.3f}"),
+        ("burst: run started, s after due (median / max)",
+         lambda x: (x["started_after_due"]["median"], x["started_after_due"]["max"]), "{:.1f} / {:.1f}"),
+        ("burst: started within 10 s", lambda x: x["started_after_due"]["within_10s"], "{} of 200"),
+        ("load average (1 min, at the end)", lambda x: x["load_average"][0], "{:.1f}"),
+    ]
+    out = [
+        "A one-step run's fixed cost (`BENCH_SOLO_RUNS` runs of their own one-step pipelines, one after"
+        " the other in the benchmark's process before the burst) and the burst's throughput"
+        + (f"; before: {r['before'].get('code', 'the code before')}, after: this tree, one after the other" if len(runs) == 2 else "")
+        + ".",
+        "",
+        head,
+        "| --- " * (len(runs) + 1 + (len(runs) == 2)) + "|",
+    ]
+    for label, get, fmt in rows:
+        values = [get(x) for _, x in runs]
+        cells = [fmt.format(*v) if isinstance(v, tuple) else fmt.format(v) for v in values]
+        ratio = ""
+        if len(runs) == 2:
+            a, b = values[0], values[1]
+            ratio = f" {b / a:.2f} |" if not isinstance(a, tuple) and a else " |"
+        out.append(f"| {label} | " + " | ".join(cells) + (" |" + ratio if len(runs) == 2 else " |"))
+    return out
 
 
 if __name__ == "__main__":

@@ -33,6 +33,54 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far, every process (``/proc/stat``: all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def solo_runs(n: int, source_table: str) -> dict:
+    """``n`` one-step runs, one after the other in this process (each its pipeline's first run, as in the burst).
+
+    Per run: wall seconds, this process's CPU seconds (user + system), and the metadata queries
+    (Django's database); the machine's busy CPU over all of them, per run (the database server's
+    share included, and whatever else the machine ran meanwhile: see the load).
+    """
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from pipelines import runner
+    from pipelines.models import Dataset, Pipeline, Step
+
+    runs = []
+    for i in range(n):
+        out = Dataset.objects.create(name=f"solo_{i}", layer="navigate", table=f"solo_{i}")
+        pipeline = Pipeline.objects.create(name=f"solo_{i}")
+        Step.objects.create(pipeline=pipeline, name="one", kind="aggregate", output=out,
+                            sql=f"SELECT {i} AS pipeline, count(*) AS n FROM {source_table}")
+        runs.append(runner.start_run(pipeline, dispatch=False))
+    walls, cpus, queries = [], [], []
+    machine_from, load_from = machine_cpu_seconds(), os.getloadavg()[0]
+    for run in runs:
+        t0, c0 = time.perf_counter(), time.process_time()
+        with CaptureQueriesContext(connection) as captured:
+            runner.execute_run(run.pk)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        queries.append(len(captured.captured_queries))
+        run.refresh_from_db()
+        if run.status != "succeeded":
+            raise SystemExit(f"a one-step run failed: {run.error}")
+    return {
+        "runs": n,
+        "wall_median": statistics.median(walls),
+        "cpu_median": statistics.median(cpus),
+        "machine_cpu_per_run": (machine_cpu_seconds() - machine_from) / n,
+        "metadata_queries_median": statistics.median(queries),
+        "load_average": [load_from, os.getloadavg()[0]],
+    }
+
+
 def ticks(log: Path) -> int:
     return len(TICKS.findall(log.read_bytes())) if log.exists() else 0
 
@@ -86,6 +134,7 @@ def main() -> None:
     first.refresh_from_db()
     if first.status != "succeeded":
         raise SystemExit(f"the producer pipeline failed: {first.error}")
+    solo = solo_runs(int(os.environ.get("BENCH_SOLO_RUNS", "20")), "chart.beat_source")
     pipelines = []
     for i in range(count):
         out = Dataset.objects.create(name=f"beat_{i}", layer="navigate", table=f"beat_{i}")
@@ -129,14 +178,23 @@ def main() -> None:
         idle = {"seconds": time.monotonic() - idle_t0, "cpu": cpu_seconds(beat.pid) - idle_from,
                 "ticks": ticks(beat_log) - idle_ticks}
         busy_from = cpu_seconds(beat.pid)
+        workers_from = sum(cpu_seconds(p.pid) for p in procs)
+        machine_from = machine_cpu_seconds()
         deadline = due.timestamp() + 900
         connections_peak = 0
-        while PipelineRun.objects.filter(started_at__isnull=False).count() < count + 1:
+        burst = PipelineRun.objects.exclude(pipeline__name__startswith="solo_").exclude(pk=first.pk)
+        while burst.filter(started_at__isnull=False).count() < count:
             connections_peak = max(connections_peak, database_connections())
             if time.time() > deadline:
-                raise SystemExit(f"only {PipelineRun.objects.filter(started_at__isnull=False).count()} runs started")
+                raise SystemExit(f"only {burst.filter(started_at__isnull=False).count()} runs started")
             time.sleep(0.2)
         dispatch_cpu = cpu_seconds(beat.pid) - busy_from
+        while burst.filter(finished_at__isnull=False).count() < count:  # every run ended: the burst's cost
+            if time.time() > deadline:
+                raise SystemExit(f"only {burst.filter(finished_at__isnull=False).count()} runs ended")
+            time.sleep(0.2)
+        workers_cpu = sum(cpu_seconds(p.pid) for p in procs) - workers_from
+        machine_cpu = machine_cpu_seconds() - machine_from
     finally:
         for p in [beat, *procs]:
             p.terminate()
@@ -145,10 +203,12 @@ def main() -> None:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
-    runs = list(PipelineRun.objects.exclude(pk=first.pk).values("created_at", "started_at", "status"))
+    runs = list(burst.values("created_at", "started_at", "finished_at", "status"))
     d = due.timestamp()
     queued = [r["created_at"].timestamp() - d for r in runs]
     started = [r["started_at"].timestamp() - d for r in runs]
+    finished = [r["finished_at"].timestamp() - d for r in runs]
+    span = max(finished) - min(started)
 
     def stats(xs: list[float]) -> dict[str, float]:
         return {"median": statistics.median(xs), "p95": percentile(xs, 0.95), "max": max(xs),
@@ -159,10 +219,16 @@ def main() -> None:
         "workers": workers,
         "worker_command": " ".join(command),
         "runs": len(runs),
-        "a_failure": PipelineRun.objects.exclude(error="").values_list("error", flat=True).first(),
+        "a_failure": burst.exclude(error="").values_list("error", flat=True).first(),
         "succeeded": sum(r["status"] == "succeeded" for r in runs),
         "queued_after_due": stats(queued),
         "started_after_due": stats(started),
+        "finished_after_due": stats(finished),
+        "run_seconds_median": statistics.median(f - s for s, f in zip(started, finished, strict=True)),
+        "runs_per_second": len(runs) / span,
+        "workers_cpu_per_run": workers_cpu / len(runs),
+        "machine_cpu_per_run": machine_cpu / len(runs),
+        "solo": solo,
         "beat_idle": {**idle, "cpu_per_tick": idle["cpu"] / max(idle["ticks"], 1)},
         "beat_dispatch_cpu": dispatch_cpu,
         "database_connections_peak": connections_peak,
