@@ -860,3 +860,14 @@ def to_duckdb(sql: str, types: ColumnTypes | None = None) -> str:
         return rewriter.apply().sql(dialect="duckdb")
     except SqlglotError:  # not for operator SQL (validated first): Atlas's own SQL sqlglot reads only as written
         return sqlglot.transpile(sql, read="postgres", write="duckdb")[0]
+
+
+def to_spark(sql: str, types: ColumnTypes | None = None) -> str:
+    """``sql`` (PostgreSQL dialect) rendered as Spark SQL (the run parameters keep their ``:name``)."""
+    from .params import typed_sql
+
+    try:
+        text = typed_sql(sql)
+        return sqlglot.transpile(text, read="postgres", write="spark")[0]
+    except SqlglotError:
+        return sqlglot.transpile(sql, read="postgres", write="spark")[0]
