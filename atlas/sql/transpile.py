@@ -862,12 +862,44 @@ def to_duckdb(sql: str, types: ColumnTypes | None = None) -> str:
         return sqlglot.transpile(sql, read="postgres", write="duckdb")[0]
 
 
+def _spark_types(node: exp.Expression) -> exp.Expression:
+    """PostgreSQL's ``timestamp`` (without time zone) is Spark's ``TIMESTAMP_NTZ``; Spark's ``TIMESTAMP`` is an instant."""
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.TIMESTAMP:
+        return exp.DataType.build("TIMESTAMP_NTZ", dialect="spark")
+    return node
+
+
+def postgres_to_spark(sql: str) -> str:
+    """Any PostgreSQL-dialect statement as Spark SQL, with PostgreSQL's timestamp types (Atlas's own SQL too)."""
+    return sqlglot.parse_one(sql, read="postgres").transform(_spark_types).sql(dialect="spark")
+
+
+# What Spark computes as PostgreSQL does once rewritten like DuckDB: integer division (``DIV``),
+# numeric results of divisions and of avg/stddev/... over exact numbers. The other DuckDB rewrites
+# name DuckDB's own functions; Spark renders the construct as sqlglot does.
+_SPARK_HANDLERS: dict[type, Callable[[_Rewriter, exp.Expression], None]] = {
+    exp.Div: _Rewriter.div,
+    **{cls: _Rewriter.numeric_result for cls in _NUMERIC_OF_EXACT},
+}
+
+
 def to_spark(sql: str, types: ColumnTypes | None = None) -> str:
-    """``sql`` (PostgreSQL dialect) rendered as Spark SQL (the run parameters keep their ``:name``)."""
+    """``sql`` (PostgreSQL dialect) rendered as Spark SQL with PostgreSQL's meaning where it is known how.
+
+    With the column types, ``int / int`` is Spark's ``DIV`` (integer division toward zero) and
+    numeric divisions stay numeric; PostgreSQL's ``timestamp`` is ``TIMESTAMP_NTZ``. The run
+    parameters keep their ``:name`` (Spark binds them). Which corpus statements still differ on
+    Spark is listed in ``atlas/tests/sql_corpus/spark_differs.txt``.
+    """
     from .params import typed_sql
 
     try:
-        text = typed_sql(sql)
-        return sqlglot.transpile(text, read="postgres", write="spark")[0]
+        root = parse(typed_sql(sql))
+        rewriter = _Rewriter(root, types, strict=False)
+        for node in list(root.walk()):
+            handler = _SPARK_HANDLERS.get(type(node))
+            if handler is not None:
+                handler(rewriter, node)
+        return rewriter.apply().transform(_spark_types).sql(dialect="spark")
     except SqlglotError:
         return sqlglot.transpile(sql, read="postgres", write="spark")[0]

@@ -31,9 +31,11 @@ transpiled with the column types (``atlas.sql.transpile.to_spark``) and run on i
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import logging
 import re
+import socket
 import threading
 import time
 import uuid
@@ -46,7 +48,7 @@ from django.conf import settings
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from atlas.sql.transpile import ColumnTypes, to_spark
+from atlas.sql.transpile import ColumnTypes, postgres_to_spark, to_spark
 
 from . import interrupts, privileges
 from .base import (
@@ -113,7 +115,7 @@ def render(sql: str) -> str:
     """Atlas's own SQL (PostgreSQL's dialect, ``%s`` or ``?`` placeholders) as Spark SQL."""
     text = sql.replace("%s", "?")
     try:
-        return sqlglot.transpile(text, read="postgres", write="spark")[0]
+        return postgres_to_spark(text)
     except SqlglotError as exc:
         raise WarehouseError(f"Statement not understood for Spark: {exc}") from exc
 
@@ -189,7 +191,7 @@ class SparkCursor(Cursor):
         if self._rows is None:
             df = self._df
             self._columns = list(df.columns)
-            self._rows = [tuple(r) for r in self.wh._collect(df)]
+            self._rows = _instants([tuple(r) for r in self.wh._collect(df)], df)
         return self._rows
 
     def fetchall(self) -> list[tuple]:
@@ -235,6 +237,7 @@ class SparkWarehouse(SparkQualityOps, Warehouse):
                         " pip install 'atlas[spark]'."
                     ) from exc
                 _quiet_client_logs()
+                self._reachable()
                 try:
                     session = SparkSession.builder.remote(self.url).create()
                     session.conf.set("spark.sql.session.timeZone", settings.TIME_ZONE)
@@ -243,6 +246,16 @@ class SparkWarehouse(SparkQualityOps, Warehouse):
                     raise WarehouseError(f"Cannot reach the Spark Connect server {self._shown_url()}: {_first_line(exc)}") from exc
                 self._session = session
             return self._session
+
+    def _reachable(self) -> None:
+        """Fail at once when nothing listens at the URL (the client would retry for minutes)."""
+        hostport = re.sub(r"^sc://", "", self.url).split("/", 1)[0].split(";", 1)[0]
+        host, _, port = hostport.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port or 15002)), timeout=10):
+                pass
+        except (OSError, ValueError) as exc:
+            raise WarehouseError(f"Cannot reach the Spark Connect server {self._shown_url()}: {exc}") from exc
 
     def _shown_url(self) -> str:
         return re.sub(r";.*$", "", self.url)  # parameters (a token) never shown
@@ -738,7 +751,7 @@ class SparkWarehouse(SparkQualityOps, Warehouse):
                     f" {Warehouse.literal(source_label)} AS _source, CAST(row_number() OVER () AS BIGINT) AS _row_number"
                     f" FROM ({scan.select_sql})"
                 )
-                table = rel.fetch_arrow_table()
+                table = rel.to_arrow_table()
             except duckdb.Error as exc:
                 raise IngestError(f"{path}: {exc}") from exc
             rejects = scan.collect_rejects(con)
@@ -814,6 +827,18 @@ def _spark_type(pg: str) -> str:
         "real": "FLOAT", "boolean": "BOOLEAN", "date": "DATE", "timestamp with time zone": "TIMESTAMP",
         "timestamp without time zone": "TIMESTAMP_NTZ", "bytea": "BINARY",
     }.get(t, t.upper())
+
+
+def _instants(rows: list[tuple], df: Any) -> list[tuple]:
+    """Spark's TIMESTAMP values (instants) as aware datetimes: the client gives them naive, in this process's zone."""
+    if not any(isinstance(v, datetime.datetime) and v.tzinfo is None for row in rows for v in row):
+        return rows
+    instant = [f.dataType.typeName() == "timestamp" for f in df.schema.fields]
+    return [
+        tuple(v.astimezone(datetime.UTC) if ok and isinstance(v, datetime.datetime) and v.tzinfo is None else v
+              for v, ok in zip(row, instant, strict=False))
+        for row in rows
+    ]
 
 
 def _arg(value: Any) -> Any:
