@@ -7,8 +7,10 @@ the tests skip with the reason; under ``CI=true`` they fail instead (CI installs
 ``ATLAS_TEST_SPARK_URL=sc://host:port`` uses a server already running instead of starting one.
 
 ``spark_wh``: the test's warehouse on that server, empty (the layer databases and ``atlas``
-dropped and made again), with ``WAREHOUSE_URL`` pointing at it. Tests that use either run on one
-xdist worker (group ``spark``), so a pass starts one server, and only in the embedded pass.
+dropped and made again), with ``WAREHOUSE_URL`` pointing at it. Tests that use either run only
+with ``ATLAS_TEST_ENGINE=spark`` (``make test-spark``: Django's tables on the embedded SQLite, the
+warehouse on Spark; skipped with that reason in the other passes), on one xdist worker (group
+``spark``), so a pass starts one server.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ def pytest_collection_modifyitems(config, items) -> None:  # noqa: ARG001
     for item in items:
         if any(f in getattr(item, "fixturenames", ()) for f in SPARK_FIXTURES):
             item.add_marker(pytest.mark.xdist_group(SPARK_GROUP))
-            if ENGINE != "embedded":
-                item.add_marker(pytest.mark.skip(reason="Spark tests run in the embedded pass (one Spark server per CI run)"))
+            if ENGINE != "spark":
+                item.add_marker(pytest.mark.skip(reason="a Spark test: runs with ATLAS_TEST_ENGINE=spark (make test-spark)"))
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ replaces the view in one catalog operation (``CREATE OR REPLACE VIEW``: one meta
   staged plus the staged rows.
 * A reader sees the old view or the new one, never a half-written table: a query resolves the
   view once, when it is planned. Parts the new view no longer names are *retired*, dropped
-  ``ATLAS_SPARK_RETIRE_SECONDS`` later (by a later publish or the janitor), so a query planned
+  ``ATLAS_SPARK_RETIRE_SECONDS`` later (by a later publish, ``drop_retired``), so a query planned
   just before the swap still finds its files.
 * A step killed before the swap leaves the published view as it was (its staging table or new
   part is a leftover: the janitor drops staging tables; an unnamed part is dropped by the next
@@ -466,7 +466,7 @@ class SparkWarehouse(SparkQualityOps, Warehouse):
 
     def _retire(self, schema: str, parts: Sequence[str]) -> None:
         """Keep retired parts for readers that planned before the swap; drop those retired long enough ago."""
-        grace = float(getattr(settings, "ATLAS_SPARK_RETIRE_SECONDS", 300))
+        grace = float(settings.ATLAS_SPARK_RETIRE_SECONDS)
         if grace <= 0:
             for part in parts:
                 self._run(f"DROP TABLE IF EXISTS {self.sq(schema, part)}")
@@ -478,7 +478,7 @@ class SparkWarehouse(SparkQualityOps, Warehouse):
 
     def drop_retired(self) -> int:
         """Drop the parts retired more than ``ATLAS_SPARK_RETIRE_SECONDS`` ago; how many."""
-        grace = float(getattr(settings, "ATLAS_SPARK_RETIRE_SECONDS", 300))
+        grace = float(settings.ATLAS_SPARK_RETIRE_SECONDS)
         retired = self.sq(META_SCHEMA, RETIRED_TABLE)
         due = self._run(
             f"SELECT schema_name, part FROM {retired}"
