@@ -221,3 +221,30 @@ def test_a_pipeline_ingests_refines_and_aggregates_on_spark(spark_wh, tmp_path):
     assert rows(spark_wh, "SELECT id, units, half FROM navigate.units ORDER BY id") == [(1, 12, 1.25), (2, -19, -1.25)]
     (rejected,) = quarantine_rows(spark_wh, "readings")
     assert rejected[2].startswith('"3,7,0.5')
+
+
+def test_quality_checks_run_on_spark_in_one_scan(spark_wh):
+    from pipelines.models import Dataset, DatasetColumn
+    from quality.models import Check, CheckRun, Outcome
+    from quality.service import run_checks
+    from quality.tests.conftest import create_table
+
+    columns = (("id", "integer"), ("name", "text"), ("amount", "numeric(12,2)"), ("code", "text"))
+    create_table(spark_wh, "chart", "items", [(1, "Zoë", 10, "AB1"), (2, "Zoë", 20, "AB2"), (3, None, None, None),
+                                               (4, "Ann", 300, "ab3")], columns)
+    ds = Dataset.objects.create(name="items", layer="chart", table="items")
+    for pos, (col, typ) in enumerate(columns):
+        DatasetColumn.objects.create(dataset=ds, name=col, position=pos, data_type=typ)
+    for kind, cols, params in (
+        ("not_null", ["name"], {}), ("unique", ["name"], {}), ("range", ["amount"], {"max": 100}),
+        ("regex", ["code"], {"pattern": "^[A-Z]{2}[0-9]$"}), ("accepted_values", ["name"], {"values": ["Ann", "Zoë"]}),
+    ):
+        Check.objects.create(dataset=ds, kind=kind, columns=cols, params=params, severity="warn", name=f"{kind}_{cols[0]}")
+    run = run_checks(ds, trigger=CheckRun.Trigger.CLI)
+    assert run.status != CheckRun.Status.RUNNING
+    got = {r.check_name: (r.outcome, r.failing_rows) for r in run.results.all()}
+    assert got == {
+        "not_null_name": (Outcome.WARN, 1), "unique_name": (Outcome.WARN, 2), "range_amount": (Outcome.WARN, 1),
+        "regex_code": (Outcome.WARN, 1), "accepted_values_name": (Outcome.PASS, 0),
+    }
+    assert run.queries <= 3  # one scan for the row checks, the samples
