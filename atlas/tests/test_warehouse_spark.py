@@ -242,9 +242,13 @@ def test_quality_checks_run_on_spark_in_one_scan(spark_wh):
         Check.objects.create(dataset=ds, kind=kind, columns=cols, params=params, severity="warn", name=f"{kind}_{cols[0]}")
     run = run_checks(ds, trigger=CheckRun.Trigger.CLI)
     assert run.status != CheckRun.Status.RUNNING
+    errors = [r.message for r in run.results.all() if r.outcome == "error"]
+    assert not errors, errors[0]
     got = {r.check_name: (r.outcome, r.failing_rows) for r in run.results.all()}
     assert got == {
         "not_null_name": (Outcome.WARN, 1), "unique_name": (Outcome.WARN, 2), "range_amount": (Outcome.WARN, 1),
         "regex_code": (Outcome.WARN, 1), "accepted_values_name": (Outcome.PASS, 0),
     }
-    assert run.queries <= 3  # one scan for the row checks, the samples
+    # the five checks share one scan (one Spark job); the rest are the failing checks' sample queries
+    assert len({r.query_group for r in run.results.all()}) == 1
+    assert run.queries <= 2 + 4

@@ -147,8 +147,14 @@ class SparkOperations(BaseOperations):
 
 
 class SparkQualityOps(QualityOps):
+    """Quality's SQL goes to ``operator_query`` as written: Spark's dialect with ``"names"`` (see ``spark()``)."""
+
     def regex_match(self, expr: str) -> str:
-        return f"({expr} ~ %s)"
+        return f"({expr} RLIKE %s)"
+
+    @staticmethod
+    def cast_text(expr: str) -> str:
+        return f"CAST({expr} AS STRING)"
 
 
 class SparkCursor(Cursor):
@@ -242,6 +248,9 @@ class SparkWarehouse(SparkQualityOps, Warehouse):
                     session = SparkSession.builder.remote(self.url).create()
                     session.conf.set("spark.sql.session.timeZone", settings.TIME_ZONE)
                     session.conf.set("spark.sql.ansi.enabled", "true")
+                    # "name" is a name, as in Atlas's own SQL for every engine (quality's scans); operator
+                    # SQL transpiled for Spark writes `name` and 'text', so nothing else changes
+                    session.conf.set("spark.sql.ansi.doubleQuotedIdentifiers", "true")
                 except Exception as exc:  # noqa: BLE001 - grpc and pyspark raise many kinds
                     raise WarehouseError(f"Cannot reach the Spark Connect server {self._shown_url()}: {_first_line(exc)}") from exc
                 self._session = session
@@ -557,7 +566,7 @@ class SparkWarehouse(SparkQualityOps, Warehouse):
     def _one_statement(sql: str) -> None:
         """Refuse text that is not one statement (Spark's parser would reject it less clearly)."""
         try:
-            statements = [s for s in sqlglot.parse(sql, read="spark") if s is not None]
+            statements = [s for s in sqlglot.parse(sql.replace("%s", "?"), read="spark") if s is not None]
         except SqlglotError as exc:
             raise WarehouseError(f"The SQL does not parse for Spark: {str(exc).splitlines()[0]}") from exc
         if len(statements) != 1:
