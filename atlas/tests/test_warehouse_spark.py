@@ -252,3 +252,22 @@ def test_quality_checks_run_on_spark_in_one_scan(spark_wh):
     # the five checks share one scan (one Spark job); the rest are the failing checks' sample queries
     assert len({r.query_group for r in run.results.all()}) == 1
     assert run.queries <= 2 + 4
+
+
+def test_hash_policies_write_the_same_keyed_pseudonym_as_python(spark_wh, settings):
+    """The key's pads live in atlas.pii_keys (bound, never in SQL text); atlas.pii_hmac is HMAC-SHA256."""
+    import hashlib
+    import hmac
+
+    from compliance.policies import apply_hash_policies
+
+    settings.PII_HASH_KEY = "a-test-key-of-some-length"
+    stage(spark_wh, "chart", "people__r1a1_stg", "SELECT 1 AS id, 'ann@example.com' AS email UNION ALL SELECT 2, NULL")
+    apply_hash_policies(spark_wh, "chart", "people__r1a1_stg", ["email"])
+    apply_hash_policies(spark_wh, "chart", "people__r1a1_stg", [])  # nothing to hash: the table as it was
+    with spark_wh.cursor() as cur:
+        got = cur.execute("SELECT id, email FROM chart.people__r1a1_stg ORDER BY id").fetchall()
+    expected = hmac.new(settings.PII_HASH_KEY.encode(), b"ann@example.com", hashlib.sha256).hexdigest()
+    assert got == [(1, expected), (2, None)]
+    with spark_wh.cursor() as cur:
+        assert cur.execute("SELECT count(*) FROM atlas.pii_keys").fetchone() == (1,)

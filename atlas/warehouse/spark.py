@@ -817,8 +817,30 @@ class SparkWarehouse(SparkQualityOps, Warehouse):
             f" WHERE pmod(hash({cols}), {max(int(total), 1)}) < {int(rows)}"
         )
 
+    def ensure_pii_hmac(self, key_id: str, ipad: bytes, opad: bytes) -> None:
+        """Store the key's HMAC pads in ``atlas.pii_keys`` (bound values, never SQL text) and define ``atlas.pii_hmac``.
+
+        Written only when the stored pads differ (a step calls this before each hashing pass).
+        """
+        keys = self.sq(META_SCHEMA, self.PII_KEYS_TABLE)
+        block_key = bytes(b ^ 0x36 for b in ipad)
+        self._run(f"CREATE DATABASE IF NOT EXISTS `{META_SCHEMA}`")
+        self._run(
+            f"CREATE TABLE IF NOT EXISTS {keys} (key_id STRING, ipad BINARY, opad BINARY, block_key BINARY) USING parquet"
+        )
+        stored = [(bytes(i), bytes(o)) for i, o in self._run(f"SELECT ipad, opad FROM {keys} WHERE key_id = ?", [key_id])]
+        if stored != [(bytes(ipad), bytes(opad))]:
+            self._rewrite_without(META_SCHEMA, self.PII_KEYS_TABLE, "key_id = ?", [key_id])
+            self._run(f"INSERT INTO {keys} VALUES (?, ?, ?, ?)", [key_id, bytes(ipad), bytes(opad), block_key])
+        self._create_pii_hmac_function()
+
     def _create_pii_hmac_function(self) -> None:
-        raise WarehouseError("Keyed pseudonyms (HMAC) are not available on the Spark warehouse yet.")
+        # A SQL function (Spark 4): HMAC-SHA256 from its definition over Spark's sha2, the same token
+        # as Python's hmac and the other engines for the same key and text.
+        self._run(
+            f"CREATE OR REPLACE FUNCTION `{META_SCHEMA}`.`{self.PII_HMAC_FUNCTION}`(v STRING, ipad BINARY, opad BINARY)"
+            " RETURNS STRING RETURN sha2(concat(opad, unhex(sha2(concat(ipad, encode(v, 'UTF-8')), 256))), 256)"
+        )
 
 
 def _ident(name: str) -> str:
