@@ -877,8 +877,29 @@ def postgres_to_spark(sql: str) -> str:
 # What Spark computes as PostgreSQL does once rewritten like DuckDB: integer division (``DIV``),
 # numeric results of divisions and of avg/stddev/... over exact numbers. The other DuckDB rewrites
 # name DuckDB's own functions; Spark renders the construct as sqlglot does.
+def _spark_round(rewriter: _Rewriter, node: exp.Expression) -> None:
+    """``round(double)`` rounds half to even on PostgreSQL: Spark's ``bround``."""
+    if isinstance(node, exp.Round) and not node.args.get("decimals") and rewriter.typer.of(node.this) == FLOAT:
+        rewriter.plan(node, lambda n: exp.Anonymous(this="bround", expressions=[n.this]))
+
+
+_SPARK_INTEGERS = (exp.DataType.Type.INT, exp.DataType.Type.BIGINT, exp.DataType.Type.SMALLINT)
+
+
+def _spark_cast(rewriter: _Rewriter, node: exp.Expression) -> None:
+    """A double or numeric cast to an integer rounds on PostgreSQL (doubles half to even); Spark truncates."""
+    if not isinstance(node, exp.Cast) or node.to.this not in _SPARK_INTEGERS:
+        return
+    operand = rewriter.typer.of(node.this)
+    if operand in (FLOAT, NUMERIC):
+        name = "bround" if operand == FLOAT else "round"
+        rewriter.plan(node.this, lambda n: exp.Anonymous(this=name, expressions=[n]))
+
+
 _SPARK_HANDLERS: dict[type, Callable[[_Rewriter, exp.Expression], None]] = {
     exp.Div: _Rewriter.div,
+    exp.Round: _spark_round,
+    exp.Cast: _spark_cast,
     **{cls: _Rewriter.numeric_result for cls in _NUMERIC_OF_EXACT},
 }
 
@@ -886,8 +907,9 @@ _SPARK_HANDLERS: dict[type, Callable[[_Rewriter, exp.Expression], None]] = {
 def to_spark(sql: str, types: ColumnTypes | None = None) -> str:
     """``sql`` (PostgreSQL dialect) rendered as Spark SQL with PostgreSQL's meaning where it is known how.
 
-    With the column types, ``int / int`` is Spark's ``DIV`` (integer division toward zero) and
-    numeric divisions stay numeric; PostgreSQL's ``timestamp`` is ``TIMESTAMP_NTZ``. The run
+    With the column types, ``int / int`` is Spark's ``DIV`` (integer division toward zero),
+    numeric divisions stay numeric, ``round(double)`` is ``bround`` (half to even) and a double or
+    numeric cast to an integer is rounded first; PostgreSQL's ``timestamp`` is ``TIMESTAMP_NTZ``. The run
     parameters keep their ``:name`` (Spark binds them). Which corpus statements still differ on
     Spark is listed in ``atlas/tests/sql_corpus/spark_differs.txt``.
     """
