@@ -896,7 +896,24 @@ def _spark_cast(rewriter: _Rewriter, node: exp.Expression) -> None:
         rewriter.plan(node.this, lambda n: exp.Anonymous(this=name, expressions=[n]))
 
 
+def _spark_regex(rewriter: _Rewriter, node: exp.Expression) -> None:
+    """PostgreSQL's ``~``: ``.`` matches a newline (Java's ``(?s)``); ``~*`` ignores case, Unicode's too (``(?iu)``)."""
+    flags = "(?isu)" if isinstance(node, exp.RegexpILike) else "(?s)"
+    pattern = node.expression
+
+    def rewrite(n: exp.Expression) -> exp.Expression:
+        if isinstance(pattern, exp.Literal) and pattern.is_string:
+            flagged: exp.Expression = exp.Literal.string(flags + pattern.this)
+        else:
+            flagged = exp.Anonymous(this="concat", expressions=[exp.Literal.string(flags), pattern.copy()])
+        return exp.RegexpLike(this=n.this, expression=flagged)
+
+    rewriter.plan(node, rewrite)
+
+
 _SPARK_HANDLERS: dict[type, Callable[[_Rewriter, exp.Expression], None]] = {
+    exp.RegexpLike: _spark_regex,
+    exp.RegexpILike: _spark_regex,
     exp.Div: _Rewriter.div,
     exp.Round: _spark_round,
     exp.Cast: _spark_cast,
