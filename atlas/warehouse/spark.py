@@ -755,12 +755,11 @@ class SparkWarehouse(SparkQualityOps, Warehouse):
             self.ensure_explore_table(schema, target, scan.columns)
             names = [*scan.columns, *LOAD_COLUMNS]
             try:
-                rel = con.execute(
+                table = con.sql(
                     f"SELECT *, {Warehouse.literal(batch_id)} AS _batch_id, current_timestamp AS _ingested_at,"
                     f" {Warehouse.literal(source_label)} AS _source, CAST(row_number() OVER () AS BIGINT) AS _row_number"
                     f" FROM ({scan.select_sql})"
-                )
-                table = rel.to_arrow_table()
+                ).to_arrow_table()
             except duckdb.Error as exc:
                 raise IngestError(f"{path}: {exc}") from exc
             rejects = scan.collect_rejects(con)
