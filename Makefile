@@ -12,7 +12,7 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/atlas
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
-.PHONY: demo test test-embedded test-postgres install lint check bench clean screenshots
+.PHONY: demo test test-embedded test-postgres test-spark install lint check bench clean screenshots
 
 # The versions CI tests are requirements/dev.lock's (made from pyproject.toml by uv, hashes checked;
 # the command is at its top), the same as the image's requirements/prod.lock for what both hold.
@@ -43,6 +43,12 @@ test-embedded: install
 
 test-postgres: install
 	ATLAS_TEST_ENGINE=postgres DATABASE_URL=$(PG_TEST_URL) $(PYTEST)
+
+## The Spark warehouse's tests on a local Spark Connect server started from the pyspark package (Java 17):
+## its contract tests and the differential corpus on Spark (PostgreSQL at 127.0.0.1:5432 is the reference).
+SPARK_TESTS ?= atlas/tests/test_warehouse_spark.py atlas/tests/test_sql_differential.py
+test-spark: install
+	ATLAS_TEST_ENGINE=spark $(PY) -m pytest -q -n 0 -k "spark" $(SPARK_TESTS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -140,6 +140,9 @@ ATLAS_WAREHOUSE_BACKENDS = env.dict("ATLAS_WAREHOUSE_BACKENDS", default={})
 # Memory DuckDB may use (the embedded warehouse, and file parsing on PostgreSQL);
 # beyond it DuckDB spills to ATLAS_VAR_DIR/tmp, so loads run in bounded memory.
 ATLAS_DUCKDB_MEMORY_LIMIT = env.str("ATLAS_DUCKDB_MEMORY_LIMIT", default="1GB")
+# The Spark warehouse (WAREHOUSE_URL=sc://...): the parts a publish replaced are dropped this long
+# after, so a query planned before the swap still reads them (atlas/warehouse/spark.py).
+ATLAS_SPARK_RETIRE_SECONDS = env.float("ATLAS_SPARK_RETIRE_SECONDS", default=300)
 # The DuckDB that parses files for the PostgreSQL warehouse: its threads and memory
 # (bounded so a bigger file takes no more memory, and PostgreSQL keeps a CPU).
 ATLAS_INGEST_PARSER_THREADS = env.int("ATLAS_INGEST_PARSER_THREADS", default=1)

@@ -860,3 +860,85 @@ def to_duckdb(sql: str, types: ColumnTypes | None = None) -> str:
         return rewriter.apply().sql(dialect="duckdb")
     except SqlglotError:  # not for operator SQL (validated first): Atlas's own SQL sqlglot reads only as written
         return sqlglot.transpile(sql, read="postgres", write="duckdb")[0]
+
+
+def _spark_types(node: exp.Expression) -> exp.Expression:
+    """PostgreSQL's ``timestamp`` (without time zone) is Spark's ``TIMESTAMP_NTZ``; Spark's ``TIMESTAMP`` is an instant."""
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.TIMESTAMP:
+        return exp.DataType.build("TIMESTAMP_NTZ", dialect="spark")
+    return node
+
+
+def postgres_to_spark(sql: str) -> str:
+    """Any PostgreSQL-dialect statement as Spark SQL, with PostgreSQL's timestamp types (Atlas's own SQL too)."""
+    return sqlglot.parse_one(sql, read="postgres").transform(_spark_types).sql(dialect="spark")
+
+
+# What Spark computes as PostgreSQL does once rewritten like DuckDB: integer division (``DIV``),
+# numeric results of divisions and of avg/stddev/... over exact numbers. The other DuckDB rewrites
+# name DuckDB's own functions; Spark renders the construct as sqlglot does.
+def _spark_round(rewriter: _Rewriter, node: exp.Expression) -> None:
+    """``round(double)`` rounds half to even on PostgreSQL: Spark's ``bround``."""
+    if isinstance(node, exp.Round) and not node.args.get("decimals") and rewriter.typer.of(node.this) == FLOAT:
+        rewriter.plan(node, lambda n: exp.Anonymous(this="bround", expressions=[n.this]))
+
+
+_SPARK_INTEGERS = (exp.DataType.Type.INT, exp.DataType.Type.BIGINT, exp.DataType.Type.SMALLINT)
+
+
+def _spark_cast(rewriter: _Rewriter, node: exp.Expression) -> None:
+    """A double or numeric cast to an integer rounds on PostgreSQL (doubles half to even); Spark truncates."""
+    if not isinstance(node, exp.Cast) or node.to.this not in _SPARK_INTEGERS:
+        return
+    operand = rewriter.typer.of(node.this)
+    if operand in (FLOAT, NUMERIC):
+        name = "bround" if operand == FLOAT else "round"
+        rewriter.plan(node.this, lambda n: exp.Anonymous(this=name, expressions=[n]))
+
+
+def _spark_regex(rewriter: _Rewriter, node: exp.Expression) -> None:
+    """PostgreSQL's ``~``: ``.`` matches a newline (Java's ``(?s)``); ``~*`` ignores case, Unicode's too (``(?iu)``)."""
+    flags = "(?isu)" if isinstance(node, exp.RegexpILike) else "(?s)"
+    pattern = node.expression
+
+    def rewrite(n: exp.Expression) -> exp.Expression:
+        if isinstance(pattern, exp.Literal) and pattern.is_string:
+            flagged: exp.Expression = exp.Literal.string(flags + pattern.this)
+        else:
+            flagged = exp.Anonymous(this="concat", expressions=[exp.Literal.string(flags), pattern.copy()])
+        return exp.RegexpLike(this=n.this, expression=flagged)
+
+    rewriter.plan(node, rewrite)
+
+
+_SPARK_HANDLERS: dict[type, Callable[[_Rewriter, exp.Expression], None]] = {
+    exp.RegexpLike: _spark_regex,
+    exp.RegexpILike: _spark_regex,
+    exp.Div: _Rewriter.div,
+    exp.Round: _spark_round,
+    exp.Cast: _spark_cast,
+    **{cls: _Rewriter.numeric_result for cls in _NUMERIC_OF_EXACT},
+}
+
+
+def to_spark(sql: str, types: ColumnTypes | None = None) -> str:
+    """``sql`` (PostgreSQL dialect) rendered as Spark SQL with PostgreSQL's meaning where it is known how.
+
+    With the column types, ``int / int`` is Spark's ``DIV`` (integer division toward zero),
+    numeric divisions stay numeric, ``round(double)`` is ``bround`` (half to even) and a double or
+    numeric cast to an integer is rounded first; PostgreSQL's ``timestamp`` is ``TIMESTAMP_NTZ``. The run
+    parameters keep their ``:name`` (Spark binds them). Which corpus statements still differ on
+    Spark is listed in ``atlas/tests/sql_corpus/spark_differs.txt``.
+    """
+    from .params import typed_sql
+
+    try:
+        root = parse(typed_sql(sql))
+        rewriter = _Rewriter(root, types, strict=False)
+        for node in list(root.walk()):
+            handler = _SPARK_HANDLERS.get(type(node))
+            if handler is not None:
+                handler(rewriter, node)
+        return rewriter.apply().transform(_spark_types).sql(dialect="spark")
+    except SqlglotError:
+        return sqlglot.transpile(sql, read="postgres", write="spark")[0]

@@ -166,3 +166,21 @@ def test_ports_are_published_on_the_loopback_unless_the_operator_says_otherwise(
         for port in service.get("ports") or []:
             host = str(port).rsplit(":", 2)[0]
             assert host in ("127.0.0.1", "${ATLAS_HTTP_BIND:-127.0.0.1}"), f"{name} publishes {port}"
+
+
+def test_the_spark_profile_scales_its_workers_and_serves_spark_connect_on_the_loopback():
+    """issue 21: ``--profile spark`` is a master, workers ``--scale`` multiplies, and a Spark Connect server."""
+    spark = {name for name, s in SERVICES.items() if "spark" in (s.get("profiles") or [])}
+    assert spark == {"spark-master", "spark-worker", "spark-connect"}
+    worker = SERVICES["spark-worker"]
+    assert "container_name" not in worker and not worker.get("ports"), "a fixed name or host port stops --scale"
+    assert "spark://spark-master:7077" in worker["command"][-1]
+    connect = SERVICES["spark-connect"]
+    assert connect["ports"] == ["127.0.0.1:15002:15002"]
+    assert "start-connect-server.sh --master spark://spark-master:7077" in connect["command"][-1]
+    # workers write the Parquet files the server's catalog names: one warehouse volume
+    assert "spark-warehouse:/data" in worker["volumes"] and "spark-warehouse:/data" in connect["volumes"]
+    dockerfile = (ROOT / "deploy" / "spark" / "Dockerfile").read_text()
+    lock = (ROOT / "requirements" / "dev.lock").read_text()
+    version = re.search(r"ARG PYSPARK_VERSION=(\S+)", dockerfile)[1]
+    assert f"pyspark=={version} " in lock, "the compose server runs the tests' Spark version"

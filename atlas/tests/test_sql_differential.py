@@ -287,3 +287,127 @@ def test_the_runner_divides_integers_as_postgresql_does_on_this_engine(wh, tmp_p
     assert [(r[0], r[1], float(r[2])) for r in rows] == [(1, 12, 1.25), (2, -19, -1.25), (3, 0, 0.25)]
     assert all(isinstance(r[1], int) for r in rows)  # not 12.5, -19.99, 0.07
     assert [family(c.type) for c in wh.columns("navigate", "units")][:3] == ["integer", "integer", "double precision"]
+
+
+# --- the third engine: Spark (issue 21) ---------------------------------------------------------------
+# The same statements on a local Spark Connect server (``spark_url``: atlas/tests/sparkserver.py), as
+# Atlas transpiles them for Spark with the column types, compared with PostgreSQL's answers. What
+# still differs on Spark is listed, with why, in sql_corpus/spark_differs.txt: those cases are expected
+# to differ (strict: one that starts to agree fails until it leaves the list).
+SPARK_DB = "sqlcorpus_chart"
+
+
+def spark_differs(path: Path = CORPUS_DIR / "spark_differs.txt") -> dict[str, str]:
+    known = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, why = line.partition("\t")
+            known[name.strip()] = why.strip()
+    return known
+
+
+SPARK_DIFFERS = spark_differs()
+
+
+def _on_spark_db(sql: str) -> str:
+    """Spark SQL reading the corpus' own database instead of ``chart`` (the tests' warehouse keeps ``chart``)."""
+    import sqlglot
+    from sqlglot import exp
+
+    def move(node):
+        if isinstance(node, exp.Table) and node.db.lower() == "chart":
+            node.set("db", exp.to_identifier(SPARK_DB))
+        return node
+
+    return sqlglot.parse_one(sql, read="spark").transform(move).sql(dialect="spark")
+
+
+class SparkEngine:
+    def __init__(self, wh, types: dict[str, str]) -> None:
+        self.wh = wh
+        self.types = types
+
+    def render(self, sql: str) -> str:
+        return _on_spark_db(self.wh.transpile(sql, {LEDGER: self.types}))
+
+    def run(self, sql: str) -> tuple[list[str], list[tuple]]:
+        from atlas.warehouse.spark import pg_type
+
+        df = self.wh.spark().sql(self.render(sql))
+        types = [pg_type(f.dataType.simpleString()) for f in df.schema.fields]
+        rows = []
+        for row in df.collect():
+            rows.append(tuple(
+                v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) and v.tzinfo is None and t == "timestamp with time zone" else v
+                for v, t in zip(row, types, strict=True)
+            ))
+        return types, rows
+
+
+@pytest.fixture(scope="module")
+def spark_engine(engines, spark_url):
+    from atlas.sql.transpile import postgres_to_spark
+    from atlas.warehouse.spark import SparkWarehouse
+
+    wh = SparkWarehouse(spark_url)
+    wh.spark().conf.set("spark.sql.session.timeZone", "UTC")
+    wh._run(f"DROP DATABASE IF EXISTS `{SPARK_DB}` CASCADE")
+    wh._run(f"CREATE DATABASE `{SPARK_DB}`")
+    for statement in fixture_statements():
+        if statement.upper().startswith("CREATE SCHEMA"):
+            continue
+        wh._run(_on_spark_db(postgres_to_spark(statement)))
+    try:
+        yield SparkEngine(wh, engines.types)
+    finally:
+        wh._run(f"DROP DATABASE IF EXISTS `{SPARK_DB}` CASCADE")
+        wh.close()
+
+
+def compare_spark(engines: Engines, spark: SparkEngine, sql: str) -> str | None:
+    """None when PostgreSQL and Spark agree; else what differs."""
+    pg_error = spark_error = None
+    try:
+        pg_types, pg_rows = engines.on_postgres(sql)
+    except Exception as exc:  # noqa: BLE001 - the error is the result being compared
+        pg_error = str(exc).splitlines()[0]
+    try:
+        spark_types, spark_rows = spark.run(sql)
+    except Exception as exc:  # noqa: BLE001
+        spark_error = str(exc).splitlines()[0][:300]
+    if pg_error or spark_error:
+        return None if (pg_error and spark_error) else f"PostgreSQL: {pg_error or 'ok'}; Spark: {spark_error or 'ok'}"
+    if _families(pg_types) != _families(spark_types):
+        return f"column types differ: PostgreSQL {pg_types}, Spark {spark_types}"
+    if len(pg_rows) != len(spark_rows):
+        return f"{len(pg_rows)} rows on PostgreSQL, {len(spark_rows)} on Spark"
+    for i, (p, s) in enumerate(zip(pg_rows, spark_rows, strict=True)):
+        if not _same_value(p, s):
+            return f"row {i}: PostgreSQL {p!r}, Spark {s!r}"
+    return None
+
+
+def _spark_case(case: Case):
+    if case.name in SPARK_DIFFERS:
+        return pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=f"differs on Spark: {SPARK_DIFFERS[case.name]}"))
+    return case
+
+
+SPARK_CASES = [c for c in CORPUS if not c.refused]
+
+
+def test_the_spark_list_names_corpus_statements_only():
+    assert set(SPARK_DIFFERS) <= {c.name for c in SPARK_CASES}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [_spark_case(c) for c in SPARK_CASES], ids=[re.sub(r"\W+", "_", c.name)[:60] for c in SPARK_CASES])
+def test_the_statement_means_the_same_on_spark(engines, spark_engine, case):
+    if case.error_on_both:
+        with pytest.raises(Exception):  # noqa: B017, PT011 - any error, as long as both engines fail
+            engines.on_postgres(case.sql)
+        with pytest.raises(Exception):  # noqa: B017, PT011
+            spark_engine.run(case.sql)
+        return
+    difference = compare_spark(engines, spark_engine, case.sql)
+    assert difference is None, f"{case.name}: {difference}\n{spark_engine.render(case.sql)}"

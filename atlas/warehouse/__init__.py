@@ -52,7 +52,7 @@ def get_warehouse() -> Warehouse:
                 wh = registry.connect(url)
             except registry.UnknownBackend as exc:
                 raise WarehouseError(
-                    f"Unsupported WAREHOUSE_URL {url!r}: use duckdb:///path or postgresql://... ({exc})"
+                    f"Unsupported WAREHOUSE_URL {url!r}: use duckdb:///path, postgresql://... or sc://host:15002 ({exc})"
                 ) from exc
             _cache[url] = wh
         return wh

@@ -27,6 +27,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "duckdb": "atlas.warehouse.duckdb.DuckDBWarehouse",
     "postgres": "atlas.warehouse.postgresql.PostgresWarehouse",
     "postgresql": "atlas.warehouse.postgresql.PostgresWarehouse",
+    "sc": "atlas.warehouse.spark.SparkWarehouse",  # Spark Connect: sc://host:15002
 }
 _registered: dict[str, type[Warehouse] | str] = {}
 

@@ -1,0 +1,273 @@
+"""The Spark warehouse (issue 21): the backend contract on a real local Spark Connect server.
+
+Every test runs against the session's server (``atlas/tests/sparkserver.py``): nothing is
+mocked. Failure paths first: an unreachable server, a step killed in the middle of a publish,
+operator SQL that is not one statement or whose error would quote a value.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from atlas.warehouse import WarehouseError, get_warehouse, interrupts, registry, reset_warehouses
+from atlas.warehouse.spark import SparkWarehouse, pg_type
+from atlas.warehouse.sparklocal import free_port
+
+pytestmark = pytest.mark.slow
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def rows(wh, sql: str) -> list[tuple]:
+    return wh.operator_query(sql, layer="navigate")[1]
+
+
+def stage(wh, schema: str, name: str, sql: str) -> int:
+    return wh.stage_operator_select(schema, name, wh.transpile(sql))
+
+
+@pytest.fixture
+def events(spark_wh):
+    with spark_wh.cursor() as cur:
+        cur.execute("CREATE TABLE chart.events (id integer, seen text)")
+        cur.executemany("INSERT INTO chart.events VALUES (%s, %s)", [(1, "a"), (2, None), (3, "c")])
+    return spark_wh
+
+
+# --- failure paths ----------------------------------------------------------------------------
+
+def test_an_unreachable_server_is_a_clear_error_without_the_urls_token(db, settings):
+    settings.WAREHOUSE_URL = f"sc://127.0.0.1:{free_port()}/;token=s3cret"
+    reset_warehouses()
+    try:
+        with pytest.raises(WarehouseError, match=r"Cannot reach the Spark Connect server sc://127\.0\.0\.1:\d+/") as err:
+            get_warehouse().table_exists("chart", "x")
+        assert "s3cret" not in str(err.value)
+    finally:
+        reset_warehouses()
+
+
+class KilledBeforeTheSwap(SparkWarehouse):
+    """A publish stopped (cancel, time limit) after its new part is written, before the view is swapped."""
+
+    watch: interrupts.Watch | None = None
+
+    def _swap(self, schema, target, parts, columns, *, receipt=None):
+        if self.watch is not None:
+            self.watch.trip("cancelled by the operator")
+        return super()._swap(schema, target, parts, columns, receipt=receipt)
+
+
+@pytest.mark.parametrize("mode", ["replace", "append", "merge"])
+def test_a_step_killed_during_a_publish_leaves_the_published_table_as_it_was(events, spark_url, mode):
+    stage(events, "navigate", "out__r1a1_stg", "SELECT id, seen FROM chart.events WHERE id < 3")
+    events.publish(schema="navigate", staging="out__r1a1_stg", target="out", mode="replace", receipt="r1")
+    before = rows(events, "SELECT * FROM navigate.out ORDER BY id")
+    assert before == [(1, "a"), (2, None)]
+
+    killed = KilledBeforeTheSwap(spark_url)
+    killed.watch = interrupts.Watch()
+    stage(killed, "navigate", "out__r2a1_stg", "SELECT id, 'new' AS seen FROM chart.events")
+    with interrupts.watching(killed.watch), pytest.raises(interrupts.Interrupted):
+        killed.publish(schema="navigate", staging="out__r2a1_stg", target="out", mode=mode, keys=["id"], receipt="r2")
+    killed.close()
+    assert rows(events, "SELECT * FROM navigate.out ORDER BY id") == before
+    assert not events.has_receipt("r2")
+    # the next publish of the dataset works as if nothing had happened
+    stage(events, "navigate", "out__r3a1_stg", "SELECT id, 'new' AS seen FROM chart.events WHERE id = 3")
+    events.publish(schema="navigate", staging="out__r3a1_stg", target="out", mode="append")
+    assert rows(events, "SELECT * FROM navigate.out ORDER BY id") == [*before, (3, "new")]
+
+
+def test_operator_sql_must_be_one_statement(events):
+    with pytest.raises(WarehouseError, match="one statement; this text holds 2"):
+        events.operator_query("SELECT 1 AS a; SELECT 2 AS b", layer="chart")
+    with pytest.raises(WarehouseError, match="one statement"):
+        events.stage_operator_select("chart", "x__r1a1_stg", "SELECT 1 AS a; DROP TABLE chart.events")
+    assert events.table_exists("chart", "events")
+
+
+def test_an_error_about_a_value_does_not_quote_it(events):
+    with pytest.raises(WarehouseError) as err:
+        events.operator_query("SELECT CAST('ann@example.com' AS int) AS x", layer="chart")
+    assert "CAST_INVALID_INPUT" in str(err.value)
+    assert "ann@example.com" not in str(err.value)
+
+
+def test_a_merge_with_a_key_staged_twice_is_refused_and_changes_nothing(events):
+    stage(events, "navigate", "out__r1a1_stg", "SELECT id, seen FROM chart.events")
+    events.publish(schema="navigate", staging="out__r1a1_stg", target="out", mode="replace")
+    stage(events, "navigate", "out__r2a1_stg", "SELECT 1 AS id, 'x' AS seen UNION ALL SELECT 1 AS id, 'y' AS seen")
+    with pytest.raises(WarehouseError, match=r"1 key value\(s\) of \(id\) appear more than once"):
+        events.publish(schema="navigate", staging="out__r2a1_stg", target="out", mode="merge", keys=["id"])
+    assert rows(events, "SELECT * FROM navigate.out ORDER BY id") == [(1, "a"), (2, None), (3, "c")]
+
+
+# --- the contract ---------------------------------------------------------------------------------
+
+def test_the_sc_scheme_picks_the_spark_backend(spark_wh, spark_url):
+    assert type(spark_wh) is SparkWarehouse
+    assert registry.backend_class(spark_url) is SparkWarehouse
+    assert spark_wh.transpile("SELECT CAST(n AS text) AS x, CAST(t AS timestamp) AS y FROM chart.t") == (
+        "SELECT CAST(n AS STRING) AS x, CAST(t AS TIMESTAMP_NTZ) AS y FROM chart.t"
+    )
+
+
+def test_catalogue_reads_spark_types_as_postgresql_names_them(events):
+    with events.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE chart.typed (i integer, b bigint, n numeric(10, 2), d double precision, t text,"
+            " day date, ts timestamp with time zone, ok boolean, raw bytea)"
+        )
+    assert events.catalogue(["chart"])[("chart", "typed")] == {
+        "i": "integer", "b": "bigint", "n": "numeric(10,2)", "d": "double precision", "t": "text",
+        "day": "date", "ts": "timestamp with time zone", "ok": "boolean", "raw": "bytea",
+    }
+    assert pg_type("timestamp_ntz") == "timestamp without time zone"
+    assert events.table_exists("chart", "typed") and not events.table_exists("chart", "nothing")
+
+
+def test_publish_replace_append_merge_and_the_receipt(events):
+    stage(events, "navigate", "out__r1a1_stg", "SELECT id, seen FROM chart.events WHERE id < 3")
+    assert events.publish(schema="navigate", staging="out__r1a1_stg", target="out", mode="replace", receipt="r1") == 2
+    stage(events, "navigate", "out__r2a1_stg", "SELECT id, seen FROM chart.events WHERE id = 3")
+    assert events.publish(schema="navigate", staging="out__r2a1_stg", target="out", mode="append") == 1
+    assert rows(events, "SELECT * FROM navigate.out ORDER BY id") == [(1, "a"), (2, None), (3, "c")]
+    stage(events, "navigate", "out__r3a1_stg", "SELECT id, 'x' AS seen FROM chart.events WHERE id >= 2")
+    assert events.publish(schema="navigate", staging="out__r3a1_stg", target="out", mode="merge", keys=["id"]) == 2
+    assert rows(events, "SELECT * FROM navigate.out ORDER BY id") == [(1, "a"), (2, "x"), (3, "x")]
+    assert events.has_receipt("r1") and not events.has_receipt("r2")
+    # the staging tables are gone, the parts are the backend's own: the janitor sees the dataset only
+    assert events.relations(["navigate"]) == [("navigate", "out", "table")]
+    assert [c.name for c in events.columns("navigate", "out")] == ["id", "seen"]
+
+
+def test_a_changed_shape_needs_replace(events):
+    stage(events, "navigate", "out__r1a1_stg", "SELECT id FROM chart.events")
+    events.publish(schema="navigate", staging="out__r1a1_stg", target="out", mode="replace")
+    stage(events, "navigate", "out__r2a1_stg", "SELECT id, seen FROM chart.events")
+    with pytest.raises(WarehouseError, match="differ from the published table .added seen."):
+        events.publish(schema="navigate", staging="out__r2a1_stg", target="out", mode="append")
+    events.publish(schema="navigate", staging="out__r2a1_stg", target="out", mode="replace")
+    assert rows(events, "SELECT * FROM navigate.out ORDER BY id") == [(1, "a"), (2, None), (3, "c")]
+
+
+def test_a_reader_planned_before_a_swap_reads_the_old_table_to_the_end(events, settings):
+    """A query resolves the view when it is planned; the parts it reads are dropped only after the grace period."""
+    settings.ATLAS_SPARK_RETIRE_SECONDS = 3600
+    stage(events, "navigate", "out__r1a1_stg", "SELECT id, seen FROM chart.events")
+    events.publish(schema="navigate", staging="out__r1a1_stg", target="out", mode="replace")
+    planned = events.spark().sql("SELECT id FROM navigate.out ORDER BY id")
+    planned.schema  # noqa: B018 - analysed now, as a running query is
+    stage(events, "navigate", "out__r2a1_stg", "SELECT id + 10 AS id, seen FROM chart.events")
+    events.publish(schema="navigate", staging="out__r2a1_stg", target="out", mode="replace")
+    assert rows(events, "SELECT id FROM navigate.out ORDER BY id") == [(11,), (12,), (13,)]
+    assert events.drop_retired() == 0  # still within its grace period
+    settings.ATLAS_SPARK_RETIRE_SECONDS = 0
+    assert events.drop_retired() == 1
+
+
+def test_delete_is_a_rewrite_and_counts_its_rows(events):
+    with events.cursor() as cur:
+        assert events.ops.delete(cur, "DELETE FROM chart.events WHERE id >= %s", [2]) == 2
+        assert cur.execute("SELECT id FROM chart.events").fetchall() == [(1,)]
+
+
+def test_retention_expires_rows_on_spark(spark_wh):
+    from pipelines.models import Dataset
+    from retention import services
+    from retention.models import RetentionPolicy, RetentionRun
+
+    with spark_wh.cursor() as cur:
+        cur.execute("CREATE TABLE chart.events (id integer, seen text)")
+        cur.executemany(
+            "INSERT INTO chart.events VALUES (%s, %s)",
+            [(1, (NOW - timedelta(days=40)).isoformat()), (2, (NOW - timedelta(days=5)).isoformat()),
+             (3, "31/12/2024"), (4, None)],
+        )
+    ds = Dataset.objects.create(name="events", layer="chart", table="events")
+    policy = services.save_policy(RetentionPolicy(dataset=ds, column="seen", period_days=30))
+    run = services.apply_policy(policy, now=NOW)
+    assert run.status == RetentionRun.Status.SUCCEEDED, run.error
+    assert (run.rows_removed, run.unparseable_rows) == (1, 1)
+    assert [r[0] for r in rows(spark_wh, "SELECT id FROM chart.events ORDER BY id")] == [2, 3, 4]
+
+
+def test_a_pipeline_ingests_refines_and_aggregates_on_spark(spark_wh, tmp_path):
+    """Ingest (a record that cannot be parsed goes to the quarantine with its raw text), refine, aggregate."""
+    from atlas.tests.plugin import quarantine_rows, run_now
+    from pipelines.models import Dataset, Pipeline, RunStatus, Source, Step
+
+    path = tmp_path / "readings.csv"
+    path.write_text('id,cents,ratio\n1,1250,2.5\n2,-1999,-2.5\n"3,7,0.5\n')
+    source = Source.objects.create(name="readings", location=str(path))
+    raw = Dataset.objects.create(name="raw_readings", layer="explore", table="readings")
+    typed = Dataset.objects.create(name="readings", layer="chart", table="readings")
+    units = Dataset.objects.create(name="units", layer="navigate", table="units")
+    pipeline = Pipeline.objects.create(name="readings")
+    Step.objects.create(pipeline=pipeline, name="ingest", kind="ingest", source=source, output=raw, write_mode="append",
+                        max_rejected_share=0.5)
+    Step.objects.create(
+        pipeline=pipeline, name="refine", kind="refine", output=typed, position=1,
+        sql="SELECT CAST(id AS integer) AS id, CAST(cents AS bigint) AS cents,"
+        " CAST(ratio AS double precision) AS ratio FROM explore.readings",
+    )
+    Step.objects.create(pipeline=pipeline, name="units", kind="aggregate", output=units, position=2,
+                        sql="SELECT id, cents / 100 AS units, ratio / 2 AS half FROM chart.readings")
+    run = run_now(pipeline)
+    assert run.status == RunStatus.SUCCEEDED, "\n".join(s.traceback for s in run.step_runs.all())
+    assert rows(spark_wh, "SELECT id, units, half FROM navigate.units ORDER BY id") == [(1, 12, 1.25), (2, -19, -1.25)]
+    (rejected,) = quarantine_rows(spark_wh, "readings")
+    assert rejected[2].startswith('"3,7,0.5')
+
+
+def test_quality_checks_run_on_spark_in_one_scan(spark_wh):
+    from pipelines.models import Dataset, DatasetColumn
+    from quality.models import Check, CheckRun, Outcome
+    from quality.service import run_checks
+    from quality.tests.conftest import create_table
+
+    columns = (("id", "integer"), ("name", "text"), ("amount", "numeric(12,2)"), ("code", "text"))
+    create_table(spark_wh, "chart", "items", [(1, "Zoë", 10, "AB1"), (2, "Zoë", 20, "AB2"), (3, None, None, None),
+                                               (4, "Ann", 300, "ab3")], columns)
+    ds = Dataset.objects.create(name="items", layer="chart", table="items")
+    for pos, (col, typ) in enumerate(columns):
+        DatasetColumn.objects.create(dataset=ds, name=col, position=pos, data_type=typ)
+    for kind, cols, params in (
+        ("not_null", ["name"], {}), ("unique", ["name"], {}), ("range", ["amount"], {"max": 100}),
+        ("regex", ["code"], {"pattern": "^[A-Z]{2}[0-9]$"}), ("accepted_values", ["name"], {"values": ["Ann", "Zoë"]}),
+    ):
+        Check.objects.create(dataset=ds, kind=kind, columns=cols, params=params, severity="warn", name=f"{kind}_{cols[0]}")
+    run = run_checks(ds, trigger=CheckRun.Trigger.CLI)
+    assert run.status != CheckRun.Status.RUNNING
+    errors = [r.message for r in run.results.all() if r.outcome == "error"]
+    assert not errors, errors[0]
+    got = {r.check_name: (r.outcome, r.failing_rows) for r in run.results.all()}
+    assert got == {
+        "not_null_name": (Outcome.WARN, 1), "unique_name": (Outcome.WARN, 2), "range_amount": (Outcome.WARN, 1),
+        "regex_code": (Outcome.WARN, 1), "accepted_values_name": (Outcome.PASS, 0),
+    }
+    # the five checks share one scan (one Spark job); the rest are the failing checks' sample queries
+    assert len({r.query_group for r in run.results.all()}) == 1
+    assert run.queries <= 2 + 4
+
+
+def test_hash_policies_write_the_same_keyed_pseudonym_as_python(spark_wh, settings):
+    """The key's pads live in atlas.pii_keys (bound, never in SQL text); atlas.pii_hmac is HMAC-SHA256."""
+    import hashlib
+    import hmac
+
+    from compliance.policies import apply_hash_policies
+
+    settings.PII_HASH_KEY = "a-test-key-of-some-length"
+    stage(spark_wh, "chart", "people__r1a1_stg", "SELECT 1 AS id, 'ann@example.com' AS email UNION ALL SELECT 2, NULL")
+    apply_hash_policies(spark_wh, "chart", "people__r1a1_stg", ["email"])
+    apply_hash_policies(spark_wh, "chart", "people__r1a1_stg", [])  # nothing to hash: the table as it was
+    with spark_wh.cursor() as cur:
+        got = cur.execute("SELECT id, email FROM chart.people__r1a1_stg ORDER BY id").fetchall()
+    expected = hmac.new(settings.PII_HASH_KEY.encode(), b"ann@example.com", hashlib.sha256).hexdigest()
+    assert got == [(1, expected), (2, None)]
+    with spark_wh.cursor() as cur:
+        assert cur.execute("SELECT count(*) FROM atlas.pii_keys").fetchone() == (1,)

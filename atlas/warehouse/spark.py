@@ -1,0 +1,880 @@
+"""The Spark warehouse, reached through Spark Connect (``WAREHOUSE_URL=sc://host:15002``).
+
+One backend serves a local Spark (``atlas.warehouse.sparklocal``), a cluster and a hosted Spark
+that speaks Spark Connect. Tables live in the server's persistent catalog (Hive metastore) in
+the databases ``explore``, ``chart``, ``navigate`` and ``atlas``, stored as Parquet.
+
+**Publishing.** Spark has no transactions over Parquet tables, so a published dataset is a
+*view* over immutable Parquet tables, its *parts* (``<table>__atlas_v<12 hex>``, named in the
+view's ``atlas.parts`` property). A publish writes what is new into new parts first, then
+replaces the view in one catalog operation (``CREATE OR REPLACE VIEW``: one metastore call):
+
+* replace: the staged table becomes the one part; append: the view gains the staged part (a
+  ``UNION ALL``, nothing copied; an Explore table is one part per loaded file, as PostgreSQL
+  keeps one partition per file); merge: one new part holds the published rows whose key is not
+  staged plus the staged rows.
+* A reader sees the old view or the new one, never a half-written table: a query resolves the
+  view once, when it is planned. Parts the new view no longer names are *retired*, dropped
+  ``ATLAS_SPARK_RETIRE_SECONDS`` later (by a later publish, ``drop_retired``), so a query planned
+  just before the swap still finds its files.
+* A step killed before the swap leaves the published view as it was (its staging table or new
+  part is a leftover: the janitor drops staging tables; an unnamed part is dropped by the next
+  publish of that dataset). Killed after the swap and before the receipt is stored, the step is
+  run again on resume (a replace gives the same table; an append could add its rows twice).
+
+Atlas's own statements are written in PostgreSQL's dialect (``%s`` placeholders, ``"names"``)
+and rendered for Spark by sqlglot; a ``DELETE`` (retention, erasure, the ledger) is run as a
+rewrite of the table without those rows (Parquet tables have no ``DELETE``). Operator SQL is
+transpiled with the column types (``atlas.sql.transpile.to_spark``) and run on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import logging
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlglot
+from django.conf import settings
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from atlas.sql.transpile import ColumnTypes, postgres_to_spark, to_spark
+
+from . import interrupts, privileges
+from .base import (
+    LAYER_SCHEMAS,
+    LOAD_COLUMNS,
+    META_SCHEMA,
+    PLANNING_INSTANT,
+    Column,
+    Cursor,
+    FileFormat,
+    FileLayout,
+    LoadResult,
+    NothingClaimed,
+    StagedBatch,
+    StreamedFile,
+    Warehouse,
+    WarehouseError,
+    WriteMode,
+    hide_values,
+)
+from .features import BaseFeatures
+from .operations import BaseOperations
+from .quality_ops import QualityOps
+
+PART_RE = re.compile(r"__atlas_v[0-9a-f]{12}$")
+PARTS_PROPERTY = "atlas.parts"
+RETIRED_TABLE = "spark_retired_parts"
+# Spark's error classes about a value of the data: their messages quote it (``hide_values``).
+_DATA_ERROR_CLASSES = ("CAST_", "ARITHMETIC", "DIVIDE_BY_ZERO", "NUMERIC_", "INVALID_FRACTION", "DATETIME_",
+                       "INVALID_ARRAY_INDEX", "CANNOT_PARSE", "BINARY_ARITHMETIC")
+
+# Spark's types as information_schema would name them on PostgreSQL (schema checks, type families).
+_TYPE_NAMES = {
+    "string": "text",
+    "int": "integer",
+    "integer": "integer",
+    "bigint": "bigint",
+    "smallint": "smallint",
+    "tinyint": "smallint",
+    "double": "double precision",
+    "float": "real",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamp": "timestamp with time zone",  # Spark's TIMESTAMP is an instant (WITH LOCAL TIME ZONE)
+    "timestamp_ltz": "timestamp with time zone",
+    "timestamp_ntz": "timestamp without time zone",
+    "binary": "bytea",
+    "void": "text",
+}
+
+
+def pg_type(spark_type: str) -> str:
+    """A Spark type name as PostgreSQL's information_schema names it (``decimal(10,2)`` -> ``numeric(10,2)``)."""
+    name = spark_type.strip().lower()
+    if name.startswith("decimal"):
+        return "numeric" + name[len("decimal"):]
+    if name.startswith(("varchar", "char")):
+        return "text"
+    return _TYPE_NAMES.get(name, name)
+
+
+@functools.lru_cache(maxsize=512)
+def render(sql: str) -> str:
+    """Atlas's own SQL (PostgreSQL's dialect, ``%s`` or ``?`` placeholders) as Spark SQL."""
+    text = sql.replace("%s", "?")
+    try:
+        return postgres_to_spark(text)
+    except SqlglotError as exc:
+        raise WarehouseError(f"Statement not understood for Spark: {exc}") from exc
+
+
+def _quiet_client_logs() -> None:
+    # The Spark Connect client logs every failed query (with its SQL and the server's stack) at
+    # ERROR; the backend raises a WarehouseError instead, with a message free of values.
+    for name in ("SQLQueryContextLogger", "pyspark", "py4j"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+class SparkFeatures(BaseFeatures):
+    pass
+
+
+class SparkOperations(BaseOperations):
+    def use_utc(self, cur: Cursor) -> None:
+        cur.execute("SET TIME ZONE 'UTC'")
+
+    def try_cast_timestamptz(self, expr: str) -> str:
+        return f"TRY_CAST({expr} AS timestamp with time zone)"
+
+    def regex_full_match(self, expr: str, pattern: str) -> str:
+        return f"({expr} ~ {self.wh.literal(f'^(?:{pattern})$')})"
+
+    def delete(self, cur: Cursor, sql: str, params: Sequence[Any]) -> int:
+        cur.execute(sql, params)
+        return int(cur.rowcount)
+
+
+class SparkQualityOps(QualityOps):
+    """Quality's SQL goes to ``operator_query`` as written: Spark's dialect with ``"names"`` (see ``spark()``)."""
+
+    def regex_match(self, expr: str) -> str:
+        return f"({expr} RLIKE %s)"
+
+    @staticmethod
+    def cast_text(expr: str) -> str:
+        return f"CAST({expr} AS STRING)"
+
+
+class SparkCursor(Cursor):
+    """``%s`` placeholders and PostgreSQL's dialect, run on Spark; ``DELETE`` as a rewrite."""
+
+    def __init__(self, wh: SparkWarehouse) -> None:
+        super().__init__(self, "qmark")
+        self.wh = wh
+        self._rows: list[tuple] | None = None
+        self._columns: list[str] = []
+        self.rowcount = -1
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> SparkCursor:
+        spark_sql = render(sql)
+        self._rows, self.rowcount = None, -1
+        if spark_sql.lstrip()[:6].upper() == "DELETE":
+            self.rowcount = self.wh._delete(spark_sql, list(params or ()))
+            self._rows, self._columns = [], []
+            return self
+        df = self.wh._sql(spark_sql, params)
+        self._df = df
+        self._columns = []
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One multi-row ``INSERT ... VALUES`` per 200 rows (a statement per row costs a job each)."""
+        if not rows:
+            return
+        head, sep, values = render(sql).rpartition(" VALUES ")
+        if not sep:
+            for row in rows:
+                self.execute(sql, row)
+            return
+        for start in range(0, len(rows), 200):
+            chunk = rows[start:start + 200]
+            text = head + " VALUES " + ", ".join([values] * len(chunk))
+            self.wh._sql(text, [v for row in chunk for v in row]).collect()
+
+    def _fetch(self) -> list[tuple]:
+        if self._rows is None:
+            df = self._df
+            self._columns = list(df.columns)
+            self._rows = _instants([tuple(r) for r in self.wh._collect(df)], df)
+        return self._rows
+
+    def fetchall(self) -> list[tuple]:
+        rows = self._fetch()
+        self._rows = []
+        return rows
+
+    def fetchone(self) -> tuple | None:
+        rows = self._fetch()
+        return rows.pop(0) if rows else None
+
+    @property
+    def column_names(self) -> list[str]:
+        if self._rows is None and getattr(self, "_df", None) is not None:
+            return list(self._df.columns)
+        return self._columns
+
+    @property
+    def description(self) -> list[tuple]:
+        return [(c,) for c in self.column_names]
+
+
+class SparkWarehouse(SparkQualityOps, Warehouse):
+    vendor = "spark"
+    dialect = "spark"
+    operations_class = SparkOperations
+    features_class = SparkFeatures
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    # --- the session --------------------------------------------------------------------
+    def spark(self) -> Any:
+        with self._lock:
+            if self._session is None:
+                try:
+                    from pyspark.sql import SparkSession
+                except ImportError as exc:
+                    raise WarehouseError(
+                        "WAREHOUSE_URL names a Spark Connect server (sc://), but pyspark is not installed:"
+                        " pip install 'atlas[spark]'."
+                    ) from exc
+                _quiet_client_logs()
+                self._reachable()
+                try:
+                    session = SparkSession.builder.remote(self.url).create()
+                    session.conf.set("spark.sql.session.timeZone", settings.TIME_ZONE)
+                    session.conf.set("spark.sql.ansi.enabled", "true")
+                    # "name" is a name, as in Atlas's own SQL for every engine (quality's scans); operator
+                    # SQL transpiled for Spark writes `name` and 'text', so nothing else changes
+                    session.conf.set("spark.sql.ansi.doubleQuotedIdentifiers", "true")
+                except Exception as exc:  # noqa: BLE001 - grpc and pyspark raise many kinds
+                    raise WarehouseError(f"Cannot reach the Spark Connect server {self._shown_url()}: {_first_line(exc)}") from exc
+                self._session = session
+            return self._session
+
+    def _reachable(self) -> None:
+        """Fail at once when nothing listens at the URL (the client would retry for minutes)."""
+        hostport = re.sub(r"^sc://", "", self.url).split("/", 1)[0].split(";", 1)[0]
+        host, _, port = hostport.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port or 15002)), timeout=10):
+                pass
+        except (OSError, ValueError) as exc:
+            raise WarehouseError(f"Cannot reach the Spark Connect server {self._shown_url()}: {exc}") from exc
+
+    def _shown_url(self) -> str:
+        return re.sub(r";.*$", "", self.url)  # parameters (a token) never shown
+
+    def close(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                with contextlib.suppress(Exception):  # a server already gone
+                    self._session.stop()
+                self._session = None
+
+    def _failure(self, exc: BaseException, *, operator: bool = False) -> BaseException:
+        watch = interrupts.current()
+        if watch is not None and watch.reason is not None:
+            return interrupts.Interrupted(watch.reason)
+        if isinstance(exc, WarehouseError):
+            return exc
+        message = _first_line(exc)
+        cls = ""
+        getter = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
+        if getter is not None:
+            try:
+                cls = getter() or ""
+            except Exception:  # noqa: BLE001
+                cls = ""
+        if operator or cls.startswith(_DATA_ERROR_CLASSES):
+            message = hide_values(message)
+        return WarehouseError(message)
+
+    def _sql(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *, operator: bool = False) -> Any:
+        """A DataFrame of ``sql`` (Spark's dialect); commands (DDL, INSERT) run at once, queries when collected."""
+        watch = interrupts.current()
+        if watch is not None:
+            watch.check()
+        args: Any = None
+        if params:
+            args = dict(params) if isinstance(params, Mapping) else [_arg(v) for v in params]
+        try:
+            return self.spark().sql(sql, args=args) if args else self.spark().sql(sql)
+        except Exception as exc:  # noqa: BLE001
+            raise self._failure(exc, operator=operator) from exc
+
+    def _collect(self, df: Any, *, operator: bool = False) -> list:
+        try:
+            return df.collect()
+        except Exception as exc:  # noqa: BLE001
+            raise self._failure(exc, operator=operator) from exc
+
+    def _run(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        """Run Atlas's own Spark SQL (already in Spark's dialect) and return its rows."""
+        return [tuple(r) for r in self._collect(self._sql(sql, params))]
+
+    @contextmanager
+    def cursor(self) -> Iterator[Cursor]:
+        yield SparkCursor(self)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """Spark has no transactions: the statements run one by one.
+
+        What must be all-or-nothing (publishing, a rewrite) is written by this backend as new
+        tables and one catalog swap (see the module's docstring), not inside this block.
+        """
+        yield SparkCursor(self)
+
+    # --- names --------------------------------------------------------------------------
+    def sq(self, schema: str, name: str) -> str:
+        """A table's name in Spark's dialect (backticks)."""
+        return f"`{_ident(schema)}`.`{_ident(name)}`"
+
+    def regex_problem(self, pattern: str) -> str | None:
+        try:
+            self._run("SELECT '' RLIKE ?", [pattern])
+        except WarehouseError as exc:
+            return f"The regex is not valid for Spark (Java regex): {exc}"
+        return None
+
+    # --- catalogue ----------------------------------------------------------------------
+    def ensure_schemas(self) -> None:
+        for schema in (*LAYER_SCHEMAS, META_SCHEMA):
+            self._run(f"CREATE DATABASE IF NOT EXISTS `{_ident(schema)}`")
+        self._run(
+            f"CREATE TABLE IF NOT EXISTS {self.sq(META_SCHEMA, 'loaded_batches')} (dataset STRING, checksum STRING,"
+            " batch_id STRING, source STRING, rows_loaded BIGINT, loaded_at TIMESTAMP) USING parquet"
+        )
+        self._run(
+            f"CREATE TABLE IF NOT EXISTS {self.sq(META_SCHEMA, 'published_steps')} (receipt STRING, published_at TIMESTAMP)"
+            " USING parquet"
+        )
+        self._run(
+            f"CREATE TABLE IF NOT EXISTS {self.sq(META_SCHEMA, RETIRED_TABLE)} (schema_name STRING, part STRING,"
+            " retired_at TIMESTAMP) USING parquet"
+        )
+
+    def _tables(self, schema: str) -> dict[str, str]:
+        """name -> ``TABLE`` or ``VIEW`` of a database's relations (parts included); empty when it does not exist."""
+        try:
+            rows = self._run(f"SHOW TABLES IN `{_ident(schema)}`")
+        except WarehouseError as exc:
+            if "SCHEMA_NOT_FOUND" in str(exc) or "not found" in str(exc).lower():
+                return {}
+            raise
+        names = [r[1] for r in rows if not r[2]]
+        if not names:
+            return {}
+        views = {r[1] for r in self._run(f"SHOW VIEWS IN `{_ident(schema)}`") if not r[2]}
+        return {n: ("VIEW" if n in views else "TABLE") for n in names}
+
+    def _kind(self, schema: str, name: str) -> str | None:
+        return self._tables(schema).get(name.lower())
+
+    def table_exists(self, schema: str, name: str) -> bool:
+        return self._kind(schema, name) is not None
+
+    def columns(self, schema: str, name: str) -> list[Column]:
+        rows = self._run(f"DESCRIBE TABLE {self.sq(schema, name)}")
+        out = []
+        for col, data_type, _comment in rows:
+            if not col or col.startswith("#"):
+                break  # partition information follows
+            out.append(Column(col, pg_type(data_type), True))
+        return out
+
+    def catalogue(self, schemas: Sequence[str]) -> dict[tuple[str, str], dict[str, str]]:
+        out: dict[tuple[str, str], dict[str, str]] = {}
+        for schema in schemas:
+            for name in sorted(self._tables(schema)):
+                if PART_RE.search(name):
+                    continue
+                out[(schema, name)] = {c.name: c.type for c in self.columns(schema, name)}
+        return out
+
+    def relations(self, schemas: Sequence[str]) -> list[tuple[str, str, str]]:
+        """Tables and views of ``schemas``; a published view's parts are this backend's own, never listed."""
+        return [(s, n, "table") for s in schemas for n in sorted(self._tables(s)) if not PART_RE.search(n)]
+
+    def drop_relation(self, schema: str, name: str, kind: str) -> None:
+        if kind == "sequence":
+            return
+        self.drop_table(schema, name)
+
+    def drop_table(self, schema: str, name: str) -> None:
+        """Drop a table, or a published view and its parts."""
+        kind = self._kind(schema, name)
+        if kind == "VIEW":
+            parts = self._parts(schema, name)
+            self._run(f"DROP VIEW IF EXISTS {self.sq(schema, name)}")
+            for part in parts:
+                self._run(f"DROP TABLE IF EXISTS {self.sq(schema, part)}")
+        elif kind == "TABLE":
+            self._run(f"DROP TABLE IF EXISTS {self.sq(schema, name)}")
+
+    def row_count(self, schema: str, name: str) -> int:
+        return int(self._run(f"SELECT count(*) FROM {self.sq(schema, name)}")[0][0])
+
+    def has_receipt(self, receipt: str) -> bool:
+        rows = self._run(f"SELECT 1 FROM {self.sq(META_SCHEMA, 'published_steps')} WHERE receipt = ? LIMIT 1", [receipt])
+        return bool(rows)
+
+    def create_table_as(self, schema: str, name: str, select_sql: str) -> int:
+        self.drop_table(schema, name)
+        self._run(f"CREATE TABLE {self.sq(schema, name)} USING parquet AS {select_sql}")
+        return self.row_count(schema, name)
+
+    # --- views over parts -----------------------------------------------------------------
+    def _parts(self, schema: str, view: str) -> list[str]:
+        rows = self._run(f"SHOW TBLPROPERTIES {self.sq(schema, view)} ('{PARTS_PROPERTY}')")
+        value = rows[0][1] if rows and len(rows[0]) > 1 else (rows[0][0] if rows else "")
+        if not value or "does not have property" in str(value):
+            return []
+        return [p for p in str(value).split(",") if p]
+
+    def _new_part(self, target: str) -> str:
+        return f"{target[:40]}__atlas_v{uuid.uuid4().hex[:12]}"
+
+    def _part_columns(self, schema: str, part: str) -> list[Column]:
+        return [c for c in self.columns(schema, part)]
+
+    def _swap(self, schema: str, target: str, parts: Sequence[str], columns: Sequence[Column], *, receipt: str | None = None) -> None:
+        """Point ``schema.target`` at ``parts`` (a UNION ALL of their ``columns``; NULL where a part lacks one): one catalog operation."""
+        kind = self._kind(schema, target)
+        old = self._parts(schema, target) if kind == "VIEW" else []
+        if kind == "TABLE":
+            # A plain table made outside a publish (a test, an older install): it becomes a part first.
+            part = self._new_part(target)
+            self._run(f"ALTER TABLE {self.sq(schema, target)} RENAME TO {self.sq(schema, part)}")
+            old = [part]
+        selects = []
+        for part in parts:
+            have = {c.name: c for c in self._part_columns(schema, part)}
+            items = [
+                f"`{_ident(c.name)}`" if c.name in have else f"CAST(NULL AS {_spark_type(c.type)}) AS `{_ident(c.name)}`"
+                for c in columns
+            ]
+            selects.append(f"SELECT {', '.join(items)} FROM {self.sq(schema, part)}")
+        body = " UNION ALL ".join(selects)
+        props = f"'{PARTS_PROPERTY}' = {self._lit(','.join(parts))}"
+        if receipt is not None:
+            props += f", 'atlas.receipt' = {self._lit(receipt)}"
+        self._run(f"CREATE OR REPLACE VIEW {self.sq(schema, target)} TBLPROPERTIES ({props}) AS {body}")
+        retired = [p for p in old if p not in parts]
+        if retired:
+            self._retire(schema, retired)
+
+    @staticmethod
+    def _lit(value: str) -> str:
+        return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    def _retire(self, schema: str, parts: Sequence[str]) -> None:
+        """Keep retired parts for readers that planned before the swap; drop those retired long enough ago."""
+        grace = float(settings.ATLAS_SPARK_RETIRE_SECONDS)
+        if grace <= 0:
+            for part in parts:
+                self._run(f"DROP TABLE IF EXISTS {self.sq(schema, part)}")
+            return
+        retired = self.sq(META_SCHEMA, RETIRED_TABLE)
+        values = ", ".join(f"({self._lit(schema)}, {self._lit(p)}, current_timestamp())" for p in parts)
+        self._run(f"INSERT INTO {retired} VALUES {values}")
+        self.drop_retired()
+
+    def drop_retired(self) -> int:
+        """Drop the parts retired more than ``ATLAS_SPARK_RETIRE_SECONDS`` ago; how many."""
+        grace = float(settings.ATLAS_SPARK_RETIRE_SECONDS)
+        retired = self.sq(META_SCHEMA, RETIRED_TABLE)
+        due = self._run(
+            f"SELECT schema_name, part FROM {retired}"
+            f" WHERE retired_at < current_timestamp() - make_dt_interval(0, 0, 0, {grace:f})"
+        )
+        for schema, part in due:
+            self._run(f"DROP TABLE IF EXISTS {self.sq(schema, part)}")
+        if due:
+            self._rewrite_without(
+                META_SCHEMA, RETIRED_TABLE, f"retired_at < current_timestamp() - make_dt_interval(0, 0, 0, {grace:f})", []
+            )
+        return len(due)
+
+    # --- DELETE as a rewrite ------------------------------------------------------------
+    def _delete(self, spark_sql: str, params: list[Any]) -> int:
+        """``DELETE FROM t [AS a] [WHERE cond]`` on Spark: ``t`` rewritten without the rows; how many went."""
+        try:
+            tree = sqlglot.parse_one(spark_sql, read="spark")
+        except SqlglotError as exc:
+            raise WarehouseError(f"Statement not understood for Spark: {exc}") from exc
+        table = tree.this
+        if not isinstance(tree, exp.Delete) or not isinstance(table, exp.Table):
+            raise WarehouseError("Only DELETE FROM a table is supported on Spark.")
+        schema, name = table.db, table.name
+        alias = table.alias_or_name if table.alias else None
+        where = tree.args.get("where")
+        cond = where.this.sql(dialect="spark") if where is not None else "true"
+        return self._rewrite_without(schema, name, cond, params, alias=alias)
+
+    def _rewrite_without(self, schema: str, name: str, cond: str, params: list[Any], *, alias: str | None = None) -> int:
+        src = f"{self.sq(schema, name)}" + (f" AS `{_ident(alias)}`" if alias else "")
+        before = self.row_count(schema, name)
+        keep = f"SELECT * FROM {src} WHERE NOT coalesce(({cond}), false)"
+        kind = self._kind(schema, name)
+        if kind == "VIEW":
+            part = self._new_part(name)
+            self._run(f"CREATE TABLE {self.sq(schema, part)} USING parquet AS {keep}", params)
+            self._swap(schema, name, [part], self.columns(schema, name))
+        else:
+            # Atlas's metadata tables: a copy, then INSERT OVERWRITE (Spark cannot overwrite what it reads).
+            tmp = f"{name[:40]}__atlas_rw{uuid.uuid4().hex[:8]}"
+            self._run(f"CREATE TABLE {self.sq(schema, tmp)} USING parquet AS {keep}", params)
+            try:
+                self._run(f"INSERT OVERWRITE TABLE {self.sq(schema, name)} SELECT * FROM {self.sq(schema, tmp)}")
+            finally:
+                self._run(f"DROP TABLE IF EXISTS {self.sq(schema, tmp)}")
+        return before - self.row_count(schema, name)
+
+    # --- operator SQL -----------------------------------------------------------------
+    def transpile(self, sql: str, types: ColumnTypes | None = None) -> str:
+        return to_spark(sql, types)
+
+    def bind_parameters(
+        self, select_sql: str, values: Mapping[str, Any] | None, *, planning: bool = False
+    ) -> tuple[str, dict[str, Any] | None]:
+        """Spark binds ``:name`` itself (the transpiled text keeps the run parameters' names)."""
+        from atlas.sql import params
+
+        if ":" not in select_sql:
+            return select_sql, None
+        try:
+            tree = sqlglot.parse_one(select_sql, read="spark")
+        except SqlglotError:
+            return select_sql, None
+        names = sorted({str(n.name) for n in tree.find_all(exp.Placeholder) if n.name})
+        if not names:
+            return select_sql, None
+        if planning:
+            values = {n: (values or {}).get(n) or PLANNING_INSTANT for n in names}
+        try:
+            return select_sql, params.check_names(names, values)
+        except params.SQLRefused as exc:
+            raise WarehouseError(str(exc)) from exc
+
+    @staticmethod
+    def _one_statement(sql: str) -> None:
+        """Refuse text that is not one statement (Spark's parser would reject it less clearly)."""
+        try:
+            statements = [s for s in sqlglot.parse(sql.replace("%s", "?"), read="spark") if s is not None]
+        except SqlglotError as exc:
+            raise WarehouseError(f"The SQL does not parse for Spark: {str(exc).splitlines()[0]}") from exc
+        if len(statements) != 1:
+            raise WarehouseError(f"Operator SQL must be one statement; this text holds {len(statements)}.")
+
+    def _operator(self, sql: str, params: Any = None) -> Any:
+        """Run one operator statement (Spark's dialect)."""
+        if isinstance(params, Sequence) and not isinstance(params, str | bytes):
+            sql = sql.replace("%s", "?")
+        return self._sql(sql, params, operator=True)
+
+    def _timed_collect(self, df: Any) -> list:
+        timeout = privileges.statement_timeout_ms() / 1000
+        tag = f"atlas-{uuid.uuid4().hex}"
+        spark = self.spark()
+        timer = threading.Timer(timeout, lambda: spark.interruptTag(tag)) if timeout else None
+        spark.addTag(tag)
+        started = time.monotonic()
+        try:
+            if timer:
+                timer.start()
+            with interrupts.enlisted(("spark", tag), (spark, tag)):
+                return self._collect(df, operator=True)
+        except WarehouseError as exc:
+            if timeout and time.monotonic() - started >= timeout:
+                raise WarehouseError(
+                    f"The operator's SQL ran longer than {timeout:g} s and was stopped (ATLAS_SQL_STATEMENT_TIMEOUT_SECONDS)."
+                ) from exc
+            raise
+        finally:
+            if timer:
+                timer.cancel()
+            spark.removeTag(tag)
+
+    def _interrupt_sessions(self, sessions: list[Any], *, terminate: bool) -> int:  # noqa: ARG002
+        for spark, tag in sessions:
+            spark.interruptTag(tag)
+        return len(sessions)
+
+    def stage_operator_select(
+        self, schema: str, name: str, select_sql: str, *, readable: bool = True,  # noqa: ARG002
+        params: Mapping[str, Any] | None = None,
+    ) -> int:
+        """See ``Warehouse.stage_operator_select``. Spark has no roles: the validator is the only guard."""
+        privileges.check_layer(schema)
+        select_sql, bound = self.bind_parameters(select_sql, params)
+        self._one_statement(select_sql)
+        self.drop_table(schema, name)
+        df = self._operator(f"SELECT * FROM ({select_sql}) AS _atlas_q", bound)
+        try:
+            df.write.format("parquet").mode("error").saveAsTable(f"{_ident(schema)}.{_ident(name)}")
+        except Exception as exc:  # noqa: BLE001
+            raise self._failure(exc, operator=True) from exc
+        return self.row_count(schema, name)
+
+    def operator_query(
+        self, select_sql: str, params: Sequence[Any] | None = None, *, layer: str, limit: int | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        privileges.check_layer(layer)
+        self._one_statement(select_sql)
+        sql = f"SELECT * FROM ({select_sql}) AS _atlas_q" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        df = self._operator(sql, params)
+        rows = self._timed_collect(df) if limit != 0 else []
+        return list(df.columns), [tuple(r) for r in rows]
+
+    def preview(self, schema: str, name: str, limit: int = 20) -> tuple[list[str], list[tuple]]:
+        return self.operator_query(f"SELECT * FROM {self.sq(schema, name)}", layer=schema, limit=limit)
+
+    def browse(self, schema: str, name: str, columns: Sequence[str], **kwargs: Any) -> list[tuple]:
+        raise WarehouseError("Browsing rows is not available on the Spark warehouse yet.")
+
+    # --- publishing ---------------------------------------------------------------------
+    def publish(
+        self, *, schema: str, staging: str, target: str, mode: WriteMode | str, keys: Sequence[str] = (),
+        receipt: str | None = None,
+    ) -> int:
+        """Move a staged table into place by one view swap (see the module's docstring); rows written."""
+        mode = WriteMode(mode)
+        staged_cols = self.columns(schema, staging)
+        exists = self.table_exists(schema, target)
+        if exists and mode is not WriteMode.REPLACE:
+            diff = self._column_diff(staged_cols, self.columns(schema, target))
+            if diff:
+                raise WarehouseError(
+                    f"The staged columns of {schema}.{target} differ from the published table"
+                    f" ({diff}); use write mode 'replace' to change its shape."
+                )
+        names = [c.name for c in staged_cols]
+        if mode is WriteMode.MERGE:
+            missing = [k for k in keys if k not in names]
+            if not keys or missing:
+                raise WarehouseError(
+                    f"Merge into {schema}.{target} needs key columns present in the result;"
+                    f" missing: {', '.join(missing) or '(no keys set)'}."
+                )
+        stg = self.sq(schema, staging)
+        if mode is WriteMode.MERGE and exists:
+            key_list = ", ".join(f"`{_ident(k)}`" for k in keys)
+            (dupes,) = self._run(
+                f"SELECT count(*) FROM (SELECT {key_list} FROM {stg} GROUP BY {key_list} HAVING count(*) > 1) AS d"
+            )[0]
+            if dupes:
+                raise WarehouseError(
+                    f"Merge into {schema}.{target}: {dupes} key value(s) of ({', '.join(keys)}) appear more"
+                    " than once in the result; a merge needs one row per key."
+                )
+        rows = self.row_count(schema, staging)
+        part = self._new_part(target)
+        try:
+            if mode is WriteMode.MERGE and exists:
+                match = " AND ".join(f"s.`{_ident(k)}` = t.`{_ident(k)}`" for k in keys)
+                cols = ", ".join(f"`{_ident(c)}`" for c in names)
+                self._run(
+                    f"CREATE TABLE {self.sq(schema, part)} USING parquet AS"
+                    f" SELECT {cols} FROM {self.sq(schema, target)} AS t WHERE NOT EXISTS"
+                    f" (SELECT 1 FROM {stg} AS s WHERE {match}) UNION ALL SELECT {cols} FROM {stg}"
+                )
+                self._run(f"DROP TABLE IF EXISTS {stg}")
+                parts = [part]
+            else:
+                self._run(f"ALTER TABLE {stg} RENAME TO {self.sq(schema, part)}")
+                keep = self._parts(schema, target) if exists and mode is WriteMode.APPEND and self._kind(schema, target) == "VIEW" else []
+                parts = [*keep, part]
+            self._swap(schema, target, parts, staged_cols, receipt=receipt)
+        except WarehouseError as exc:
+            raise WarehouseError(f"Publishing into {schema}.{target} ({mode.value}) failed: {exc}") from exc
+        if receipt is not None:
+            self._run(
+                f"INSERT INTO {self.sq(META_SCHEMA, 'published_steps')} VALUES (?, current_timestamp())", [receipt]
+            )
+        return rows
+
+    def rewrite_table(self, schema: str, name: str, select_list: str) -> None:
+        part = self._new_part(name)
+        self._run(f"CREATE TABLE {self.sq(schema, part)} USING parquet AS SELECT {render('SELECT ' + select_list)[7:]} FROM {self.sq(schema, name)}")
+        if self._kind(schema, name) == "TABLE":
+            # a staging table: replaced by its rewrite (no reader sees a staging table)
+            self._run(f"DROP TABLE {self.sq(schema, name)}")
+            self._run(f"ALTER TABLE {self.sq(schema, part)} RENAME TO {self.sq(schema, name)}")
+            return
+        self._swap(schema, name, [part], self.columns(schema, part))
+
+    # --- Explore loads ------------------------------------------------------------------
+    def _explore_columns(self, columns: Sequence[str]) -> list[Column]:
+        return [
+            *(Column(c, "text") for c in columns),
+            Column("_batch_id", "text"),
+            Column("_ingested_at", "timestamp with time zone"),
+            Column("_source", "text"),
+            Column("_row_number", "bigint"),
+        ]
+
+    def ensure_explore_table(self, schema: str, target: str, columns: Sequence[str]) -> None:
+        """Create the Explore view (over an empty part), or add the source columns it lacks (the view is re-made)."""
+        kind = self._kind(schema, target)
+        if kind is None:
+            part = self._new_part(target)
+            cols = self._explore_columns(columns)
+            defs = ", ".join(f"`{_ident(c.name)}` {_spark_type(c.type)}" for c in cols)
+            self._run(f"CREATE TABLE {self.sq(schema, part)} ({defs}) USING parquet")
+            self._swap(schema, target, [part], cols)
+            return
+        have = self.columns(schema, target)
+        names = {c.name for c in have}
+        new = [Column(c, "text") for c in columns if c not in names]
+        if new:
+            parts = self._parts(schema, target) if kind == "VIEW" else []
+            self._swap(schema, target, parts or [target], [*have, *new])
+
+    def load_file(
+        self, path: str, *, fmt: FileFormat, options: dict[str, Any], schema: str, target: str, staging: str,
+        batch_id: str, source_label: str, layout: FileLayout | None = None,  # noqa: ARG002
+        stream: StreamedFile | None = None, pipe: Any = None,  # noqa: ARG002
+    ) -> LoadResult:
+        """Parse the file (DuckDB's reader, with Atlas's quarantine of unparseable records) and ship its rows to Spark as Arrow."""
+        import duckdb
+
+        from .duckdb import parser_config
+        from .filereader import IngestError, plan_scan
+
+        if stream is not None:
+            stream.materialise()
+        con = duckdb.connect(config=parser_config())
+        try:
+            scan = plan_scan(path, fmt, options, tag=staging, max_line_bytes=settings.ATLAS_INGEST_MAX_LINE_BYTES, duck=con)
+            self.ensure_explore_table(schema, target, scan.columns)
+            names = [*scan.columns, *LOAD_COLUMNS]
+            try:
+                table = con.sql(
+                    f"SELECT *, {Warehouse.literal(batch_id)} AS _batch_id, current_timestamp AS _ingested_at,"
+                    f" {Warehouse.literal(source_label)} AS _source, CAST(row_number() OVER () AS BIGINT) AS _row_number"
+                    f" FROM ({scan.select_sql})"
+                ).to_arrow_table()
+            except duckdb.Error as exc:
+                raise IngestError(f"{path}: {exc}") from exc
+            rejects = scan.collect_rejects(con)
+        finally:
+            con.close()
+        table = table.rename_columns(names)
+        self.drop_table(schema, staging)
+        spark = self.spark()
+        try:
+            df = spark.createDataFrame(table)
+            df.write.format("parquet").mode("error").saveAsTable(f"{_ident(schema)}.{_ident(staging)}")
+        except Exception as exc:  # noqa: BLE001
+            raise self._failure(exc) from exc
+        return LoadResult(rows=table.num_rows, columns=scan.columns, rejects=rejects)
+
+    def claim_batches(self, cur: Cursor, batches: Sequence[StagedBatch], *, replace: bool) -> list[StagedBatch]:
+        """The ledger rows of ``batches`` (no transaction on Spark: a batch already in the ledger is not claimed)."""
+        ledger = self.sq(META_SCHEMA, "loaded_batches")
+        if replace and batches:
+            self._rewrite_without(META_SCHEMA, "loaded_batches", "dataset = ?", [batches[0].dataset])
+        mine = []
+        for batch in batches:
+            if self._run(f"SELECT 1 FROM {ledger} WHERE dataset = ? AND checksum = ? LIMIT 1", [batch.dataset, batch.checksum]):
+                continue
+            mine.append(batch)
+        if not mine:
+            raise NothingClaimed
+        values = ", ".join("(?, ?, ?, ?, ?, current_timestamp())" for _ in mine)
+        self._run(
+            f"INSERT INTO {ledger} VALUES {values}",
+            [v for b in mine for v in (b.dataset, b.checksum, b.batch_id, b.source, b.rows)],
+        )
+        return mine
+
+    def _publish_claimed(
+        self, cur: Cursor, tgt: str, schema: str, target: str, shape: list[Column], batches: list[StagedBatch],  # noqa: ARG002
+        *, replace: bool,
+    ) -> None:
+        """Each batch becomes a part of the Explore view, in one swap (``replace``: only them)."""
+        keep = [] if replace else (self._parts(schema, target) if self._kind(schema, target) == "VIEW" else [])
+        keep = [p for p in keep if self.row_count(schema, p) > 0] if keep else keep  # the empty first part goes
+        new = []
+        for batch in batches:
+            part = self._new_part(target)
+            self._run(f"ALTER TABLE {self.sq(schema, batch.staging)} RENAME TO {self.sq(schema, part)}")
+            new.append(part)
+        self._swap(schema, target, [*keep, *new], self.columns(schema, target))
+
+    # --- PII --------------------------------------------------------------------------
+    def _row_sample_sql(self, schema: str, table: str, rows: int, total: int) -> str:
+        cols = ", ".join(f'"{c.name}"' for c in self.columns(schema, table))
+        return (
+            f"SELECT * FROM {self.table(schema, table)}"
+            f" WHERE pmod(hash({cols}), {max(int(total), 1)}) < {int(rows)}"
+        )
+
+    def ensure_pii_hmac(self, key_id: str, ipad: bytes, opad: bytes) -> None:
+        """Store the key's HMAC pads in ``atlas.pii_keys`` (bound values, never SQL text) and define ``atlas.pii_hmac``.
+
+        Written only when the stored pads differ (a step calls this before each hashing pass).
+        """
+        keys = self.sq(META_SCHEMA, self.PII_KEYS_TABLE)
+        block_key = bytes(b ^ 0x36 for b in ipad)
+        self._run(f"CREATE DATABASE IF NOT EXISTS `{META_SCHEMA}`")
+        self._run(
+            f"CREATE TABLE IF NOT EXISTS {keys} (key_id STRING, ipad BINARY, opad BINARY, block_key BINARY) USING parquet"
+        )
+        stored = [(bytes(i), bytes(o)) for i, o in self._run(f"SELECT ipad, opad FROM {keys} WHERE key_id = ?", [key_id])]
+        if stored != [(bytes(ipad), bytes(opad))]:
+            self._rewrite_without(META_SCHEMA, self.PII_KEYS_TABLE, "key_id = ?", [key_id])
+            self._run(f"INSERT INTO {keys} VALUES (?, ?, ?, ?)", [key_id, bytes(ipad), bytes(opad), block_key])
+        self._create_pii_hmac_function()
+
+    def _create_pii_hmac_function(self) -> None:
+        # A SQL function (Spark 4): HMAC-SHA256 from its definition over Spark's sha2, the same token
+        # as Python's hmac and the other engines for the same key and text.
+        self._run(
+            f"CREATE OR REPLACE FUNCTION `{META_SCHEMA}`.`{self.PII_HMAC_FUNCTION}`(v STRING, ipad BINARY, opad BINARY)"
+            " RETURNS STRING RETURN sha2(concat(opad, unhex(sha2(concat(ipad, encode(v, 'UTF-8')), 256))), 256)"
+        )
+
+
+def _ident(name: str) -> str:
+    if not name or "\x00" in name:
+        raise WarehouseError(f"Invalid identifier {name!r}.")
+    return str(name).replace("`", "``")
+
+
+def _spark_type(pg: str) -> str:
+    t = pg.lower()
+    if t.startswith("numeric"):
+        return "DECIMAL" + t[len("numeric"):]
+    return {
+        "text": "STRING", "integer": "INT", "bigint": "BIGINT", "smallint": "SMALLINT", "double precision": "DOUBLE",
+        "real": "FLOAT", "boolean": "BOOLEAN", "date": "DATE", "timestamp with time zone": "TIMESTAMP",
+        "timestamp without time zone": "TIMESTAMP_NTZ", "bytea": "BINARY",
+    }.get(t, t.upper())
+
+
+def _instants(rows: list[tuple], df: Any) -> list[tuple]:
+    """Spark's TIMESTAMP values (instants) as aware datetimes: the client gives them naive, in this process's zone."""
+    if not any(isinstance(v, datetime.datetime) and v.tzinfo is None for row in rows for v in row):
+        return rows
+    instant = [f.dataType.typeName() == "timestamp" for f in df.schema.fields]
+    return [
+        tuple(v.astimezone(datetime.UTC) if ok and isinstance(v, datetime.datetime) and v.tzinfo is None else v
+              for v, ok in zip(row, instant, strict=False))
+        for row in rows
+    ]
+
+
+def _arg(value: Any) -> Any:
+    return value
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,163 @@
+"""A local Spark Connect server started from the ``pyspark`` package (tests, benchmarks, a laptop).
+
+The ``pyspark`` wheel (4.x, the ``spark`` extra) carries the whole server: Spark's jars, the
+Spark Connect service (``jars/spark-connect_*.jar``), Hive's metastore client and Derby. Nothing
+is downloaded when it starts; Java 17 must be on the ``PATH`` (or ``JAVA_HOME``).
+
+:func:`start` runs ``spark-submit --class org.apache.spark.sql.connect.service.SparkConnectServer``
+in the foreground of a child process (so the caller owns its process id and stops exactly it),
+with ``local[N]`` cores, a bounded driver heap, a warehouse directory and a Derby metastore (a
+persistent catalog: schemas and tables survive a restart) under ``root``, listening on
+127.0.0.1 only, on a free port. :func:`missing` says why it cannot start here, or None.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+
+
+class SparkUnavailable(RuntimeError):
+    """The local Spark Connect server cannot start (no pyspark, no Java) or did not come up."""
+
+
+def pyspark_home() -> Path | None:
+    """The installed ``pyspark`` package's directory (its ``bin/`` and ``jars/``), or None."""
+    try:
+        import pyspark
+    except ImportError:
+        return None
+    return Path(pyspark.__file__).resolve().parent
+
+
+def java() -> str | None:
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return str(Path(home) / "bin" / "java")
+    return shutil.which("java")
+
+
+def missing() -> str | None:
+    """Why a local Spark Connect server cannot start on this machine, or None when it can."""
+    home = pyspark_home()
+    if home is None:
+        return "pyspark is not installed (pip install 'atlas[spark]')"
+    if not list((home / "jars").glob("spark-connect_*.jar")):
+        return f"the pyspark package at {home} has no Spark Connect server jar (pyspark 4.x ships it)"
+    if java() is None:
+        return "Java (17 or later) is not on the PATH and JAVA_HOME is not set"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class LocalSpark:
+    """A running server: its URL (``sc://127.0.0.1:PORT``), process and directories."""
+
+    url: str
+    port: int
+    root: Path
+    process: subprocess.Popen
+    log: Path
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop the server (its own process group: the JVM spark-submit started), waiting for it to end."""
+        if self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def start(
+    root: Path, *, cores: int = 2, memory: str = "1g", port: int | None = None, timeout: float = 180,
+    conf: dict[str, str] | None = None,
+) -> LocalSpark:
+    """Start a Spark Connect server with its warehouse and catalog under ``root``; wait until it listens.
+
+    ``cores``: ``local[cores]``; ``memory``: the driver's heap (``-Xmx``; local mode runs the
+    executors in the driver). Raises :class:`SparkUnavailable` with the reason and the end of
+    the server's log when it cannot start or does not listen within ``timeout`` seconds.
+    """
+    if reason := missing():
+        raise SparkUnavailable(reason)
+    home = pyspark_home()
+    assert home is not None
+    root = Path(root).resolve()
+    (root / "warehouse").mkdir(parents=True, exist_ok=True)
+    (root / "tmp").mkdir(exist_ok=True)
+    port = port or free_port()
+    settings = {
+        "spark.master": f"local[{int(cores)}]",
+        "spark.driver.memory": memory,
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
+        "spark.sql.warehouse.dir": str(root / "warehouse"),
+        "spark.sql.catalogImplementation": "hive",
+        # Derby: the metastore is a directory under root (a persistent catalog, no server)
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true",
+        "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
+        "spark.hadoop.hive.metastore.schema.verification": "false",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root} -Djava.io.tmpdir={root / 'tmp'}",
+        "spark.local.dir": str(root / "tmp"),
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": str(max(int(cores) * 2, 2)),
+        "spark.sql.session.timeZone": "UTC",
+        **(conf or {}),
+    }
+    args = [str(home / "bin" / "spark-submit"), "--class", SERVER_CLASS]
+    for key, value in settings.items():
+        args += ["--conf", f"{key}={value}"]
+    args.append("spark-internal")
+    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": "python3"}
+    env.pop("SPARK_CONF_DIR", None)
+    log = root / "server.log"
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            args, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stop() ends the JVM, not only the script
+        )
+    server = LocalSpark(url=f"sc://127.0.0.1:{port}", port=port, root=root, process=process, log=log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SparkUnavailable(f"the Spark Connect server exited with {process.returncode}: {_tail(log)}")
+        if _listening(port):
+            return server
+        time.sleep(0.5)
+    server.stop()
+    raise SparkUnavailable(f"the Spark Connect server did not listen on port {port} within {timeout:g} s: {_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
