@@ -263,8 +263,11 @@ def test_a_blank_line_is_skipped_as_duckdb_does(pg, split, ingest_pipeline, make
     assert _leftovers(pg) == []
 
 
-def test_batches_in_parts_append_replace_and_expire_like_any_batch(pg, split, ingest_pipeline, make_csv):
+@pytest.mark.parametrize("piped", [False, True], ids=["parts", "piped"])
+def test_batches_in_parts_append_replace_and_expire_like_any_batch(pg, split, ingest_pipeline, make_csv, piped):
     from retention.expiry import expire
+
+    split.ATLAS_INGEST_COPY_PIPE = "all" if piped else "off"  # contiguous parts, or segments dealt in turn
 
     make_csv(_csv(), "one.csv")
     pipeline = ingest_pipeline(location=str(make_csv(_csv(20), "two.csv").parent / "*.csv"))
@@ -285,9 +288,12 @@ def test_batches_in_parts_append_replace_and_expire_like_any_batch(pg, split, in
     assert explore_rows(pg, "landing") == []
 
 
-def test_a_drop_check_moves_exactly_the_failing_rows_of_a_batch_in_parts(pg, split, ingest_pipeline, make_csv):
+@pytest.mark.parametrize("piped", [False, True], ids=["parts", "piped"])
+def test_a_drop_check_moves_exactly_the_failing_rows_of_a_batch_in_parts(pg, split, ingest_pipeline, make_csv, piped):
     # The parts of a batch repeat ctids: rows must be addressed by partition and tuple.
     from quality.models import Check
+
+    split.ATLAS_INGEST_COPY_PIPE = "all" if piped else "off"
 
     split.ATLAS_STEP_HOOKS = ["quality.hooks.QualityGate"]
     bad = {10: "10,x,Città 3,15.0", 120: "120,x,Città 1,180.0", 250: "250,x,Città 5,375.0"}
