@@ -366,6 +366,15 @@ class Pipe:
     already loaded. Otherwise (``abort``) every part's transaction rolls back: nothing is
     left, and the file is loaded as before (DuckDB reads it and quarantines what it must).
 
+    What was weighed (issue 16, measured on 1M rows, PostgreSQL CPU): the row numbering
+    stays a sequence default (the record-to-line guarantee; about 0.1 s, 15 % of COPY's
+    own work): an identity column costs the same, and an expression that maps one
+    counter to dealt segments needs the counter twice, so each segment restarts the
+    part's sequence instead (one ``setval`` per segment). The batch's CHECK is validated
+    by one pass over the part's rows (about 0.08 s; PostgreSQL cannot prove it from the
+    column's default), done by every part at once. Parts side by side win when a CPU is
+    free; on a saturated machine they cost what one COPY costs, plus a connection each.
+
     ``plain``: fed uncompressed files too (else only compressed ones).
     """
 
