@@ -154,13 +154,15 @@ ATLAS_INGEST_PARSER_MEMORY_LIMIT = env.str("ATLAS_INGEST_PARSER_MEMORY_LIMIT", d
 ATLAS_INGEST_DIRECT_COPY = env.bool("ATLAS_INGEST_DIRECT_COPY", default=True)
 ATLAS_INGEST_COPY_STREAMS = env.int("ATLAS_INGEST_COPY_STREAMS", default=min(4, os.cpu_count() or 1))
 ATLAS_INGEST_COPY_PART_BYTES = env.int("ATLAS_INGEST_COPY_PART_BYTES", default=8 << 20)
-# Which CSV files are fed to their direct COPY while the content scan reads them (one pass, one
-# part; the load kept once the scan allows it: pgcopy.Pipe): "auto" compressed ones (decompressed
-# once, never written to disk), and every file when ATLAS_INGEST_COPY_STREAMS is 1 (with more,
-# a plain file is scanned first, then loaded in parts side by side); "all"; "off".
+# Which CSV files are fed to their direct COPY while the content scan reads them (one pass; the
+# load kept once the scan allows it: pgcopy.Pipe): "auto" and "all" every file (a compressed one
+# decompressed once, never written to disk), cut into segments of about
+# ATLAS_INGEST_COPY_SEGMENT_BYTES of lines dealt in turn to up to ATLAS_INGEST_COPY_STREAMS
+# connections side by side; "off": a file is scanned first, then loaded in parts (above).
 ATLAS_INGEST_COPY_PIPE = env.str("ATLAS_INGEST_COPY_PIPE", default="auto").lower()
 if ATLAS_INGEST_COPY_PIPE not in ("auto", "all", "off"):
     raise ImproperlyConfigured("ATLAS_INGEST_COPY_PIPE must be auto, all or off.")
+ATLAS_INGEST_COPY_SEGMENT_BYTES = env.int("ATLAS_INGEST_COPY_SEGMENT_BYTES", default=2 << 20)
 
 # Named databases that SQL sources may query: ATLAS_SOURCE_DATABASES=name=url,name2=url2
 ATLAS_SOURCE_DATABASES = env.dict("ATLAS_SOURCE_DATABASES", default={})

@@ -702,7 +702,9 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         return pgcopy.Pipe(
             self, schema=schema, target=target, staging=staging, batch_id=batch_id, source_label=source_label,
             max_line_bytes=settings.ATLAS_INGEST_MAX_LINE_BYTES,
-            plain=mode == "all" or settings.ATLAS_INGEST_COPY_STREAMS <= 1,
+            plain=mode in ("auto", "all") or settings.ATLAS_INGEST_COPY_STREAMS <= 1,
+            streams=settings.ATLAS_INGEST_COPY_STREAMS,
+            segment_bytes=settings.ATLAS_INGEST_COPY_SEGMENT_BYTES,
         )
 
     def _direct_copy(

@@ -142,6 +142,7 @@ def summary(engine: str) -> dict[str, Any]:
         "parser_threads": getattr(settings, "ATLAS_INGEST_PARSER_THREADS", None),
         "copy_streams": getattr(settings, "ATLAS_INGEST_COPY_STREAMS", None),
         "copy_pipe": getattr(settings, "ATLAS_INGEST_COPY_PIPE", None),
+        "copy_segment_bytes": getattr(settings, "ATLAS_INGEST_COPY_SEGMENT_BYTES", None),
         "step_hooks": list(settings.ATLAS_STEP_HOOKS),
         "peak_rss_mib": memory.peak_mib(),
         "versions": {"django": django.get_version(), "duckdb": duckdb.__version__, "psycopg": psycopg.__version__},

@@ -193,12 +193,13 @@ def notes(args: argparse.Namespace, results: dict[str, Any]) -> list[str]:
         " children, of any database: on a busy server this over-counts).",
         "Atlas on PostgreSQL: the file has no quote character, so it takes the direct path (PostgreSQL's COPY parses"
         " it); the every-field-quoted copy of the same rows has only simple quotes (each opens or closes a whole"
-        " field), which COPY reads as DuckDB does, so it takes the direct path too (issue 16); both are scanned, then"
-        f" loaded in up to {results.get('copy_streams', '?')} parts side by side (ATLAS_INGEST_COPY_STREAMS). The gzip"
-        " copy is fed to one COPY while the content scan reads it (`pgcopy.Pipe`): decompressed once, in a thread"
-        " beside the scan, straight into COPY, never written to disk, the load kept once the scan's checksum, layout"
-        f" and record count allow it (ATLAS_INGEST_COPY_PIPE={results.get('copy_pipe', '?')}; `all` feeds every file"
-        " this way).",
+        " field), which COPY reads as DuckDB does, so it takes the direct path too (issue 16). Each file, plain or"
+        " gzip, is fed to COPY while the content scan reads it (`pgcopy.Pipe`, one pass; the gzip copy inflated once"
+        " by ISA-L in a thread beside the scan, never written to disk), cut into segments of a fixed number of lines"
+        f" (about {results.get('copy_segment_bytes', '?')} bytes) dealt in turn to up to"
+        f" {results.get('copy_streams', '?')} connections side by side (ATLAS_INGEST_COPY_STREAMS), each segment one"
+        " COPY numbered from where it starts; the load kept once the scan's checksum, layout and record count allow"
+        f" it (ATLAS_INGEST_COPY_PIPE={results.get('copy_pipe', '?')}).",
     ]
     pandas = results["contenders"].get("pandas_to_sql")
     if pandas and pandas.get("capped_after_one"):
@@ -302,6 +303,7 @@ def main(argv: list[str] | None = None) -> None:
         "parser_threads": pg_summary.get("parser_threads"),
         "copy_streams": pg_summary.get("copy_streams"),
         "copy_pipe": pg_summary.get("copy_pipe"),
+        "copy_segment_bytes": pg_summary.get("copy_segment_bytes"),
     }
     results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     results["ratios"] = report.ratios(contenders)

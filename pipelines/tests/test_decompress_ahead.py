@@ -50,3 +50,28 @@ def test_gzip_pieces_are_bounded_however_well_the_file_compresses(tmp_path):
     pieces = list(hygiene._read(str(path), "gzip", "two.gz"))
     assert b"".join(pieces) == first + second
     assert max(len(p) for p in pieces) <= hygiene.CHUNK
+
+
+def test_gzip_is_inflated_by_isa_l_with_zlib_s_bytes(tmp_path):
+    import zlib
+
+    from isal import isal_zlib
+
+    assert hygiene._gzip_inflater() is isal_zlib.decompressobj
+    data = b"".join(b"%d,x%d\n" % (i, i * 7) for i in range(100_000))
+    path = tmp_path / "f.csv.gz"
+    path.write_bytes(gzip.compress(data, compresslevel=9))
+    inflated = b"".join(hygiene._read(str(path), "gzip", "f"))
+    assert inflated == data == zlib.decompress(path.read_bytes(), wbits=31)
+
+
+def test_a_damaged_deflate_stream_is_a_corrupt_archive_not_a_crash(tmp_path):
+    # Not truncated: bytes in the middle of the stream overwritten (ISA-L's own error class).
+    packed = bytearray(gzip.compress(bytes(range(256)) * 4000, compresslevel=1))
+    packed[30:60] = b"\xff" * 30
+    path = tmp_path / "bad.csv.gz"
+    path.write_bytes(bytes(packed))
+    with pytest.raises(IngestError) as info:
+        b"".join(hygiene._decompressed(str(path), "gzip", "bad.csv.gz"))
+    assert info.value.reason_class == "corrupt_archive" and "bad.csv.gz" in str(info.value)
+    assert not _threads()

@@ -131,6 +131,7 @@ def split(settings, monkeypatch):
     monkeypatch.setattr(sources, "CHUNK", 256)
     settings.ATLAS_STEP_HOOKS = []
     settings.ATLAS_INGEST_COPY_PART_BYTES = 1000
+    settings.ATLAS_INGEST_COPY_SEGMENT_BYTES = 1000  # the pipe (when a test turns it on) in parts too
     settings.ATLAS_INGEST_COPY_STREAMS = 3
     settings.ATLAS_INGEST_COPY_PIPE = "off"
     return settings
@@ -222,7 +223,7 @@ def test_both_loaders_give_the_same_rows(pg, split, ingest_pipeline, make_csv, s
     parsed = run_now(ingest_pipeline(location=str(make_csv(text, "b.csv")), table="parsed", step=step))
     assert direct.status == parsed.status == RunStatus.SUCCEEDED, direct.error or parsed.error
     assert [p[1] for p in _partitions(pg, "parsed")] == ["r"]
-    assert [p[1] for p in _partitions(pg, "direct")] == ["p" if path == "direct" and not piped else "r"]
+    assert [p[1] for p in _partitions(pg, "direct")] == ["p" if path == "direct" else "r"]
     cols = "id, name, city, amount, _row_number"
     assert explore_rows(pg, "direct", cols) == explore_rows(pg, "parsed", cols)
     assert [q[:2] for q in quarantine_rows(pg, "direct")] == [q[:2] for q in quarantine_rows(pg, "parsed")]
@@ -262,8 +263,11 @@ def test_a_blank_line_is_skipped_as_duckdb_does(pg, split, ingest_pipeline, make
     assert _leftovers(pg) == []
 
 
-def test_batches_in_parts_append_replace_and_expire_like_any_batch(pg, split, ingest_pipeline, make_csv):
+@pytest.mark.parametrize("piped", [False, True], ids=["parts", "piped"])
+def test_batches_in_parts_append_replace_and_expire_like_any_batch(pg, split, ingest_pipeline, make_csv, piped):
     from retention.expiry import expire
+
+    split.ATLAS_INGEST_COPY_PIPE = "all" if piped else "off"  # contiguous parts, or segments dealt in turn
 
     make_csv(_csv(), "one.csv")
     pipeline = ingest_pipeline(location=str(make_csv(_csv(20), "two.csv").parent / "*.csv"))
@@ -284,9 +288,12 @@ def test_batches_in_parts_append_replace_and_expire_like_any_batch(pg, split, in
     assert explore_rows(pg, "landing") == []
 
 
-def test_a_drop_check_moves_exactly_the_failing_rows_of_a_batch_in_parts(pg, split, ingest_pipeline, make_csv):
+@pytest.mark.parametrize("piped", [False, True], ids=["parts", "piped"])
+def test_a_drop_check_moves_exactly_the_failing_rows_of_a_batch_in_parts(pg, split, ingest_pipeline, make_csv, piped):
     # The parts of a batch repeat ctids: rows must be addressed by partition and tuple.
     from quality.models import Check
+
+    split.ATLAS_INGEST_COPY_PIPE = "all" if piped else "off"
 
     split.ATLAS_STEP_HOOKS = ["quality.hooks.QualityGate"]
     bad = {10: "10,x,Città 3,15.0", 120: "120,x,Città 1,180.0", 250: "250,x,Città 5,375.0"}
@@ -310,10 +317,16 @@ def test_a_drop_check_moves_exactly_the_failing_rows_of_a_batch_in_parts(pg, spl
 
 @pytest.fixture
 def piped(settings, monkeypatch):
-    """Small chunks (many of them through the pipe's queue), the pipe on, no step hooks."""
+    """Small chunks (many of them through the pipe's queues), the pipe on, no step hooks.
+
+    Segments of about 1,500 bytes (about 50 lines of ``_csv``) dealt to 3 parts: a file of
+    ``ROWS`` lines is loaded by all three, each taking several segments.
+    """
     monkeypatch.setattr(sources, "CHUNK", 256)
     settings.ATLAS_STEP_HOOKS = []
     settings.ATLAS_INGEST_COPY_PIPE = "all"
+    settings.ATLAS_INGEST_COPY_STREAMS = 3
+    settings.ATLAS_INGEST_COPY_SEGMENT_BYTES = 1500
     return settings
 
 
@@ -350,7 +363,7 @@ def test_a_file_is_loaded_while_it_is_read_never_written_decompressed(
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert explore_rows(pg, "landing", "id, name, city, amount, _row_number") == _expected(text)
     assert len(finished) == 1 and written == []  # the pipe's load kept; the content never written to disk
-    assert [p[1:] for p in _partitions(pg)] == [("r", 0)]  # one part
+    assert [p[1:] for p in _partitions(pg)] == [("p", 3)]  # three parts side by side
     assert _leftovers(pg) == []
 
 
@@ -364,11 +377,12 @@ def test_a_copy_of_a_loaded_file_under_a_new_name_is_rolled_back_and_skipped(pg,
     skipped = LoadedBatch.objects.get(status=LoadedBatch.Status.SKIPPED)
     assert skipped.file.endswith("day-2.csv") and skipped.reason_class == "duplicate_file"
     assert _leftovers(pg) == [] and len(_partitions(pg)) == 1
+    loaded = LoadedBatch.objects.get(status=LoadedBatch.Status.LOADED).batch_id
     with pg.cursor() as cur:
         tables = cur.execute(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'explore' AND tablename LIKE 'landing\\_\\_r%'"
-        ).fetchone()[0]
-    assert tables == 1  # the batch's table only: the rolled-back load left none
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'explore' AND tablename LIKE 'landing\\_\\_r%'"
+        ).fetchall()
+    assert tables and all(loaded in t for (t,) in tables)  # the batch's tables only: the rolled-back load left none
 
 
 def test_a_file_the_ledger_names_is_checked_before_it_is_loaded(pg, piped, ingest_pipeline, make_csv, monkeypatch):
@@ -418,21 +432,121 @@ def test_an_archive_that_changes_between_its_two_reads_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("streams", [1, 3])
-def test_by_default_compressed_files_are_piped_and_plain_ones_too_when_there_is_one_stream(
+def test_by_default_every_file_is_piped_in_as_many_parts_as_streams(
     pg, piped, ingest_pipeline, make_csv, monkeypatch, streams
 ):
     import gzip
 
     piped.ATLAS_INGEST_COPY_PIPE = "auto"
     piped.ATLAS_INGEST_COPY_STREAMS = streams
-    piped.ATLAS_INGEST_COPY_PART_BYTES = 1000
     text = _csv()
     make_csv(gzip.compress(text.encode()), "in/a.csv.gz")
     plain = make_csv(text.replace("\n1,", "\n0,", 1), "in/b.csv")
     finished = _spy(monkeypatch, pgcopy.Pipe, "finish")
     run = run_now(ingest_pipeline(location=str(plain.parent / "*")))
     assert run.status == RunStatus.SUCCEEDED, run.error
-    assert len(finished) == (2 if streams == 1 else 1)  # the gzip file always; the plain one with one stream
-    kinds = sorted(p[1] for p in _partitions(pg))
-    assert kinds == (["r", "r"] if streams == 1 else ["p", "r"])  # the plain file in parts otherwise
+    assert len(finished) == 2  # compressed or not, each file loaded as it is read
+    assert sorted(p[1:] for p in _partitions(pg)) == ([("r", 0)] * 2 if streams == 1 else [("p", 3)] * 2)
     assert len(explore_rows(pg, "landing")) == 2 * ROWS and _leftovers(pg) == []
+
+
+# --- the pipe in parts: segments of lines dealt in turn -----------------------------------
+
+
+def test_segments_hold_about_the_bytes_asked_and_the_key_names_the_part():
+    assert pgcopy.segment_rows(b"abcdefghi\n" * 10, 1000) == 100
+    assert pgcopy.segment_rows(b"no newline yet", 5) == 1  # never 0: a line longer than a segment
+    assert pgcopy.segment_rows(b"", 5) == 5
+    assert pgcopy.part_key(50, 3) == "(((_row_number - 1) / 50) % 3)"
+
+
+def _pinned_segments(monkeypatch, rows: int) -> None:
+    """Segments of exactly ``rows`` lines, whatever the lines' length (a test places a boundary)."""
+    monkeypatch.setattr(pgcopy, "segment_rows", lambda sample, segment_bytes: rows)
+
+
+def _part_of_each_row(wh, table="landing"):
+    """{row number: the part (partition) holding it}."""
+    with wh.cursor() as cur:
+        return dict(cur.execute(f'SELECT _row_number, tableoid::regclass::text FROM explore."{table}"').fetchall())
+
+
+@pytest.mark.parametrize("compress", [None, "gzip"])
+@pytest.mark.parametrize("tail", [True, False])
+@pytest.mark.parametrize("header", [True, False])
+def test_segments_dealt_to_parts_keep_every_row_number_exact(
+    pg, piped, ingest_pipeline, make_csv, monkeypatch, settings, compress, tail, header
+):
+    import gzip
+
+    _pinned_segments(monkeypatch, 40)  # 300 rows: 8 segments, the last of 20 (its last line without newline if not tail)
+    text = _csv(tail=tail)
+    body = text if header else text.split("\n", 1)[1]
+    data = gzip.compress(body.encode()) if compress else body.encode()
+    options = {} if header else {"options": {"header": False}}
+    name = "f.csv.gz" if compress else "f.csv"
+    finished = _spy(monkeypatch, pgcopy.Pipe, "finish")
+    run = run_now(ingest_pipeline(location=str(make_csv(data, "piped/" + name)), table="piped", **options))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert len(finished) == 1 and run.step_runs.get().rows_out == ROWS
+    parts = _part_of_each_row(pg, "piped")
+    assert sorted(parts) == list(range(1, ROWS + 1))
+    for n, table in parts.items():  # segment j (40 rows) in part j % 3
+        assert table.endswith(f"_p{((n - 1) // 40) % 3}"), (n, table)
+    settings.ATLAS_INGEST_DIRECT_COPY = False  # DuckDB reads the same file: the same rows, the same numbers
+    parsed = run_now(ingest_pipeline(location=str(make_csv(data, "parsed/" + name)), table="parsed", **options))
+    assert parsed.status == RunStatus.SUCCEEDED, parsed.error
+    cols = ", ".join(f'"{c.name}"' for c in pg.columns("explore", "piped") if c.name not in ("_batch_id", "_ingested_at", "_source"))
+    rows = explore_rows(pg, "piped", cols)
+    assert rows == explore_rows(pg, "parsed", cols) and [r[-1] for r in rows] == list(range(1, ROWS + 1))
+    if header:
+        assert explore_rows(pg, "piped", "id, name, city, amount, _row_number") == _expected(text)
+    assert _leftovers(pg) == []
+
+
+def test_a_part_boundary_inside_a_quoted_field_with_a_line_break_loads_as_duckdb_does(
+    pg, piped, ingest_pipeline, make_csv, monkeypatch, settings
+):
+    # Row 50 is the last line of segment 0: its quoted field breaks the line, so its second
+    # physical line is the first line of segment 1 (another part, another connection).
+    _pinned_segments(monkeypatch, 50)
+    text = _csv().replace("\n50,name 50,", '\n50,"name\n50",')
+    finished = _spy(monkeypatch, pgcopy.Pipe, "finish")
+    piped_run = run_now(ingest_pipeline(location=str(make_csv(text, "a.csv")), table="piped"))
+    settings.ATLAS_INGEST_DIRECT_COPY = False
+    parsed_run = run_now(ingest_pipeline(location=str(make_csv(text, "b.csv")), table="parsed"))
+    assert piped_run.status == parsed_run.status == RunStatus.SUCCEEDED, piped_run.error or parsed_run.error
+    assert len(finished) == 1  # it was fed to the parts, then refused and parsed by DuckDB
+    cols = "id, name, city, amount, _row_number"
+    rows = explore_rows(pg, "piped", cols)
+    assert rows == explore_rows(pg, "parsed", cols)
+    assert len(rows) == ROWS and rows[49] == ("50", "name\n50", "Città 1", "75.0", 50)
+    assert quarantine_rows(pg, "piped") == [] and _leftovers(pg) == []
+    assert [p[1] for p in _partitions(pg, "piped")] == ["r"]  # DuckDB's load: one table
+
+
+@pytest.mark.parametrize("bad", ["120,too,many,fields,here", "120,too few", "120,\x00nul"])
+def test_a_bad_row_in_the_second_part_rolls_every_part_back_and_is_quarantined_once(
+    pg, piped, ingest_pipeline, make_csv, monkeypatch, bad
+):
+    from pipelines.models import StepRun
+
+    _pinned_segments(monkeypatch, 100)  # row 120: segment 1 (rows 101-200), the second part
+    text = _csv(bad={120: bad})
+    run = run_now(ingest_pipeline(location=str(make_csv(text))))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    [(line, _why, raw)] = quarantine_rows(pg, "landing")
+    assert line == 121 and raw.replace("\x00", "").startswith("120,")  # the file's line (after the header)
+    good = _expected(text.replace(bad + "\n", ""))  # numbered as the other loader numbers them (as the parts test above)
+    assert explore_rows(pg, "landing", "id, name, city, amount, _row_number") == good
+    batch = LoadedBatch.objects.get()
+    step = StepRun.objects.get(run=run)
+    assert (batch.rows_loaded, batch.rows_rejected) == (ROWS - 1, 1)
+    assert (step.rows_in, step.rows_out, step.rows_rejected) == (ROWS, ROWS - 1, 1)
+    assert batch.rows_loaded + batch.rows_rejected == ROWS  # nothing lost, nothing twice
+    assert _leftovers(pg) == []
+    with pg.cursor() as cur:  # the parts the pipe made were rolled back, none committed
+        tables = cur.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'explore' AND tablename ~ '_p[0-9]+$'"
+        ).fetchone()[0]
+    assert tables == 0
