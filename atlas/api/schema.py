@@ -11,6 +11,7 @@ schema allows is never a 400.
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import serializers
@@ -122,7 +123,8 @@ def request_field_schema(field, schema: dict) -> dict:
     * a number: the bounds of a double.
     """
     if (isinstance(field, serializers.CharField) and field.trim_whitespace and not field.allow_blank
-            and not {"pattern", "format", "enum"} & schema.keys()):
+            and not {"pattern", "format", "enum"} & schema.keys()
+            and not any(isinstance(v, RegexValidator) for v in field.validators)):  # its own pattern comes later
         schema["pattern"] = NOT_BLANK
     if isinstance(field, serializers.FloatField) and schema.get("type") == "number":
         schema.setdefault("minimum", -DOUBLE_MAX)

@@ -248,3 +248,9 @@ def test_an_empty_typed_filter_is_refused_not_ignored(api, path, name):
 
 def test_an_empty_text_filter_is_a_value_like_any_other(api):
     assert api.get("/api/v1/datasets/", {"name": ""}).status_code == 200
+
+
+def test_a_text_with_its_own_pattern_keeps_it(schema):
+    """The draw: a subject key's ``kind`` lost its pattern to the not-blank one and "Ý}á^" looked valid."""
+    kind = schema["components"]["schemas"]["SubjectKeyRequest"]["properties"]["kind"]
+    assert kind["pattern"] == "^[a-z][a-z0-9_]{0,39}$"

@@ -68,6 +68,9 @@ class DecisionSerializer(serializers.Serializer):
 class ColumnPolicySerializer(ModelCleanMixin, ModelSerializer):
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
     updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    options = serializers.DictField(  # a JSON object (the schema says so); what it holds is the action's rule (409)
+        required=False, help_text=ColumnPolicy._meta.get_field("options").help_text,
+    )
 
     class Meta:
         model = ColumnPolicy
@@ -85,7 +88,7 @@ class ColumnPolicySerializer(ModelCleanMixin, ModelSerializer):
                         {key: ["A policy's dataset and column are fixed; delete it and create another."]}, code=RULE
                     )
         if "options" in attrs and not isinstance(attrs["options"], dict):
-            raise serializers.ValidationError({"options": ["A JSON object, e.g. {\"keep_last\": 4}."]}, code=RULE)
+            raise serializers.ValidationError({"options": ["A JSON object, e.g. {\"keep_last\": 4}."]})
         return super().validate(attrs)
 
 
