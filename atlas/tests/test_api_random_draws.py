@@ -254,3 +254,10 @@ def test_a_text_with_its_own_pattern_keeps_it(schema):
     """The draw: a subject key's ``kind`` lost its pattern to the not-blank one and "Ý}á^" looked valid."""
     kind = schema["components"]["schemas"]["SubjectKeyRequest"]["properties"]["kind"]
     assert kind["pattern"] == "^[a-z][a-z0-9_]{0,39}$"
+
+
+@pytest.mark.parametrize("page", ["", " 1", "1 ", "+1", "1.0", "x"])
+def test_a_page_that_is_not_digits_is_no_page(api, page):
+    """The draw: ``?page=`` (schema: integer) answered the first page."""
+    assert_error(api.get("/api/v1/datasets/", {"page": page}), 404, "not_found")
+    assert api.get("/api/v1/datasets/", {"page": "1"}).status_code == 200
