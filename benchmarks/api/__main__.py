@@ -92,6 +92,20 @@ def server_cpu_seconds(master: int) -> float:
     return total
 
 
+def workers(master: int) -> set[int]:
+    """The pids of gunicorn's workers now (a new pid after a load: a worker replaced after max_requests)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
+                        found.add(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -108,9 +122,9 @@ def load(url: str, headers: dict[str, str], master: int) -> dict:
     for name, value in headers.items():
         cmd += ["--header", f"{name}: {value}"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_before = server_cpu_seconds(master)
+    server_before, pids_before = server_cpu_seconds(master), workers(master)
     out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
-    server_after = server_cpu_seconds(master)
+    server_after, pids_after = server_cpu_seconds(master), workers(master)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = json.loads(out.strip().splitlines()[-1])
     wall = r["duration_us"] / 1e6
@@ -121,6 +135,7 @@ def load(url: str, headers: dict[str, str], master: int) -> dict:
         "load_generator_cpu_share": ((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)) / wall,
         "server_cpu_ms_per_request": 1000 * (server_after - server_before) / max(1, r["requests"]),
         "server_cpu_share": (server_after - server_before) / wall,
+        "workers_replaced": len(pids_after - pids_before),
         "load_average_1min_after": os.getloadavg()[0],
     }
 
@@ -241,8 +256,12 @@ def main() -> None:
             f" | {r['server_cpu_ms_per_request']:.2f} ms | {r['errors']}"
             f" | {100 * r['load_generator_cpu_share']:.0f} % | {r['load_average_1min_after']:.1f} |"
         )
+    replaced = sum(r.get("workers_replaced", 0) for r in results.values())
     lines += ["", f"Load average (1 min) before the run: {load_before:.1f}, after: {report['load_average_after']:.1f}"
-              " (2 CPUs shared with other work: figures are only as good as the machine was quiet)."]
+              " (2 CPUs shared with other work: figures are only as good as the machine was quiet).",
+              "", "\"server CPU / request\": user + system CPU of gunicorn's master and workers (those replaced"
+              " included) divided by the requests answered; Redis and PostgreSQL not included. Gunicorn replaced"
+              f" {replaced} worker(s) during the loads (`GUNICORN_MAX_REQUESTS`), each a start-up's CPU and a pause."]
     write_results("api", report, lines)
 
 
