@@ -31,15 +31,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.http import http_date
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from . import extensions
+from .doors import scrape_token_ok
 
 logger = logging.getLogger(__name__)
 
@@ -170,45 +174,133 @@ def process_registry() -> CollectorRegistry:
     return REGISTRY
 
 
-ATLAS_PART_KEY = "atlas:metrics:atlas-part:{sources}:{generation}"
+# --- serving: snapshots ------------------------------------------------------------------------
+SNAPSHOT_KEY = "atlas:metrics:snapshot:v2:{sources}"
+REFRESH_LOCK_KEY = "atlas:metrics:refreshing:{sources}"
+REFRESH_LOCK_SECONDS = 30  # a refresher that died frees the refresh after this
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An exposition text as it was at ``made_at`` (epoch seconds), with its ETag."""
+
+    made_at: float
+    text: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, text: bytes) -> Snapshot:
+        return cls(time.time(), text, hashlib.sha256(text).hexdigest()[:32])
+
+
+_LOCAL: dict[str, Snapshot] = {}  # this process's last snapshot of each part
+
+
+def snapshot_seconds() -> float:
+    return float(getattr(settings, "ATLAS_METRICS_CACHE_SECONDS", 0) or 0)
+
+
+def _sources_key() -> str:
+    names = ",".join(f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', f)}" for f in sources())
+    return hashlib.sha256(names.encode()).hexdigest()[:16]
+
+
+def atlas_snapshot() -> Snapshot:
+    """Atlas's families, read from the database at most once every ``ATLAS_METRICS_CACHE_SECONDS`` (N).
+
+    A scrape answers the snapshot when it is less than N s old: this process's own copy (no
+    round trip), else the one in the shared cache (every web process reads the database once per N s
+    between them, not once per scrape). An older one is refreshed by one process — the one that wins
+    the refresh lock in the shared cache — while the others answer the previous snapshot for the time
+    the refresh takes. So what a scrape shows is at most N s old, plus at most one refresh's duration
+    (a few tens of milliseconds; ``REFRESH_LOCK_SECONDS`` if the refresher dies), and the response
+    says exactly how old (``Age``, ``Last-Modified``). 0 reads the database at every scrape.
+    """
+    ttl = snapshot_seconds()
+    if ttl <= 0:
+        return Snapshot.of(generate_latest(atlas_registry))
+    from django.core.cache import cache
+
+    now = time.time()
+    try:
+        sources_key = _sources_key()
+        key = SNAPSHOT_KEY.format(sources=sources_key)
+        local = _LOCAL.get(key)
+        if local is not None and now - local.made_at < ttl:
+            return local
+        shared = cache.get(key)
+        if shared is not None and (local is None or shared.made_at > local.made_at):
+            _LOCAL[key] = local = shared
+        if local is not None and now - local.made_at < ttl:
+            return local
+        lock = REFRESH_LOCK_KEY.format(sources=sources_key)
+        refreshing = cache.add(lock, 1, REFRESH_LOCK_SECONDS)
+        if not refreshing and local is not None and now - local.made_at < ttl + REFRESH_LOCK_SECONDS:
+            return local  # another process is refreshing it
+    except Exception:  # noqa: BLE001 — no cache: read the database
+        logger.warning("Metrics cache unavailable", exc_info=True)
+        return Snapshot.of(generate_latest(atlas_registry))
+    try:
+        fresh = Snapshot.of(generate_latest(atlas_registry))
+        _LOCAL[key] = fresh
+        cache.set(key, fresh, max(60.0, 10 * ttl))
+    except Exception:  # noqa: BLE001
+        logger.warning("Could not store the metrics snapshot", exc_info=True)
+        return _LOCAL.get(key) or Snapshot.of(generate_latest(atlas_registry))
+    finally:
+        if refreshing:
+            try:
+                cache.delete(lock)
+            except Exception:  # noqa: BLE001 — it expires
+                logger.debug("Could not free the metrics refresh lock", exc_info=True)
+    return fresh
+
+
+def process_snapshot() -> Snapshot:
+    """django-prometheus' families (this process's, or every process's in multiprocess mode), at most N s old."""
+    ttl = snapshot_seconds()
+    local = _LOCAL.get("process")
+    if local is None or ttl <= 0 or time.time() - local.made_at >= ttl:
+        local = _LOCAL["process"] = Snapshot.of(generate_latest(process_registry()))
+    return local
 
 
 def atlas_exposition() -> bytes:
-    """Atlas's families, read from the database at most once every ``ATLAS_METRICS_CACHE_SECONDS``.
-
-    The text is cached under the data generation (:mod:`atlas.api.pagecache`), so a write
-    shows on the next scrape (in every process when the cache is shared); only values that
-    move with the clock alone (ages, schedule lags, oldest active run) can be up to the TTL
-    old. 0 reads the database on every scrape.
-    """
-    ttl = float(getattr(settings, "ATLAS_METRICS_CACHE_SECONDS", 0) or 0)
-    if ttl <= 0:
-        return generate_latest(atlas_registry)
-    from django.core.cache import cache
-
-    from .api import pagecache
-
-    try:
-        names = ",".join(f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', f)}" for f in sources())
-        key = ATLAS_PART_KEY.format(generation=pagecache.generation(), sources=hashlib.sha256(names.encode()).hexdigest()[:16])
-        text = cache.get(key)
-    except Exception:  # noqa: BLE001 — no cache: read the database
-        logger.warning("Metrics cache unavailable", exc_info=True)
-        return generate_latest(atlas_registry)
-    if text is None:
-        text = generate_latest(atlas_registry)
-        try:
-            cache.set(key, text, ttl)
-        except Exception:  # noqa: BLE001
-            logger.warning("Could not cache the metrics", exc_info=True)
-    return text
+    return atlas_snapshot().text
 
 
 def exposition() -> bytes:
     """The whole exposition text: process metrics, then Atlas's."""
-    return generate_latest(process_registry()) + atlas_exposition()
+    return process_snapshot().text + atlas_snapshot().text
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """``/metrics``: open like django-prometheus' own view; restrict it at the proxy if needed."""
-    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+    """``/metrics``: the snapshots (see :func:`atlas_snapshot`), with their ETag and age; ``If-None-Match`` → 304.
+
+    Open like django-prometheus' own view behind :func:`atlas.doors.metrics_door`.
+    """
+    process, atlas = process_snapshot(), atlas_snapshot()
+    etag = f'"{process.etag[:16]}{atlas.etag[:16]}"'
+    oldest = min(process.made_at, atlas.made_at)
+    if etag in [t.strip() for t in request.META.get("HTTP_IF_NONE_MATCH", "").split(",")]:
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(process.text + atlas.text, content_type=CONTENT_TYPE_LATEST)
+    response["ETag"] = etag
+    response["Age"] = str(max(0, int(time.time() - oldest)))
+    response["Last-Modified"] = http_date(oldest)
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+class EarlyMetricsMiddleware:
+    """Answers a Prometheus scrape (``Authorization: Bearer <ATLAS_METRICS_TOKEN>``) before sessions, CSRF,
+    authentication and the rest: it needs none of them. A staff user's browser goes the usual way."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path == "/metrics" and request.method in ("GET", "HEAD") and scrape_token_ok(request):
+            return metrics_view(request)
+        return self.get_response(request)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from atlas.api.serializers import ModelCleanMixin
+from atlas.api.serializers import ModelCleanMixin, ModelSerializer
 
 from ..models import RULE_EVENTS, AlertEvent, AlertRule, Delivery
 
@@ -13,7 +13,7 @@ class EventKindsField(serializers.JSONField):
     """A list of event kinds (checked by the model's ``clean``, as in the admin)."""
 
 
-class AlertRuleSerializer(ModelCleanMixin, serializers.ModelSerializer):
+class AlertRuleSerializer(ModelCleanMixin, ModelSerializer):
     events = EventKindsField(help_text='Event kinds, e.g. ["run_failed", "freshness_breached"].')
 
     class Meta:
@@ -25,13 +25,13 @@ class AlertRuleSerializer(ModelCleanMixin, serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
 
-class AlertEventSerializer(serializers.ModelSerializer):
+class AlertEventSerializer(ModelSerializer):
     class Meta:
         model = AlertEvent
         fields = ["id", "kind", "severity", "title", "key", "pipeline", "admin_path", "facts", "created_at"]
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class DeliverySerializer(ModelSerializer):
     kind = serializers.CharField(source="event.kind", read_only=True)
     title = serializers.CharField(source="event.title", read_only=True)
 

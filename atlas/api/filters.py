@@ -14,6 +14,7 @@ value the schema allows is never refused:
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import django_filters
@@ -29,21 +30,52 @@ MAX_ID = 2**63 - 1  # PostgreSQL's bigint: a larger id is a database error, not 
 ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 
-class UTCDateTimeField(IsoDateTimeField):
-    """An ISO 8601 time, converted to UTC before it reaches the database.
+RFC3339 = re.compile(
+    r"(\d{4})-(0[1-9]|1[0-2])-(\d{2})[Tt]([01]\d|2[0-3]):([0-5]\d):([0-5]\d|60)(\.\d+)?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
+)
 
-    PostgreSQL refuses offsets beyond ±15:59 (a 500 if passed through);
-    in UTC every valid ISO time is one the database accepts.
+
+def rfc3339(value: str) -> str:
+    """``value`` if it is an RFC 3339 date-time (the schema's ``format: date-time``), for Python to parse; else ValueError.
+
+    ``2026-12-04`` (a date), ``2026-12-04T10:00`` (no offset) or ``20261204T100000Z`` (ISO 8601's basic form)
+    are not; a leap second (``:60``) is, read as the last microsecond of its minute (Python has no second 60).
+    """
+    match = RFC3339.fullmatch(value)
+    if match is None or int(match.group(1)) == 0:
+        raise ValueError("not an RFC 3339 date-time")
+    value = f"{value[:10]}T{value[11:-1]}{value[-1].upper()}"  # Python reads neither a lower-case t nor z
+    if match.group(6) == "60":
+        value = f"{value[:17]}59.999999{value[match.end(7) if match.group(7) else match.end(6):]}"
+    return value
+
+
+class UTCDateTimeField(IsoDateTimeField):
+    """An RFC 3339 time (``2026-12-04T10:00:00Z``, ``...+01:00``), converted to UTC before it reaches the database.
+
+    What the schema calls ``date-time`` and nothing else: django-filter reads any ISO 8601 form
+    (a date alone, no offset), which the schema does not allow. PostgreSQL refuses offsets beyond
+    ±15:59 (a 500 if passed through); in UTC every valid time is one the database accepts.
     """
 
     def to_python(self, value: object) -> datetime | None:
+        if isinstance(value, str) and value:
+            try:
+                value = rfc3339(value)
+            except ValueError:
+                raise forms.ValidationError(
+                    "An RFC 3339 date-time with its offset, e.g. 2026-12-04T10:00:00Z or 2026-12-04T11:00:00+01:00.",
+                    code="invalid",
+                ) from None
         parsed = super().to_python(value)
         if parsed is None or parsed.tzinfo is None:
             return parsed
         try:
             return parsed.astimezone(UTC)
-        except (OverflowError, ValueError) as exc:
-            raise forms.ValidationError("The time is out of range once converted to UTC.") from exc
+        except (OverflowError, ValueError):
+            # Within a day of year 1 or 9999: a valid time the schema allows, past what Python holds in UTC.
+            # As a bound it means "before everything" or "after everything", which the extreme does too.
+            return datetime.max.replace(tzinfo=UTC) if parsed.year > 1 else datetime.min.replace(tzinfo=UTC)
 
 
 class DateTimeFilter(django_filters.IsoDateTimeFilter):
@@ -87,6 +119,11 @@ def _values(data, name: str) -> list:
     return data.getlist(name) if hasattr(data, "getlist") else [data.get(name)]
 
 
+def _free_text(f: django_filters.Filter) -> bool:
+    """A filter whose schema is a plain string (text, where the empty string is a value like any other)."""
+    return type(f) is django_filters.CharFilter
+
+
 def _integer_pk(field: models.Field) -> bool:
     target = field.related_model._meta.pk
     return isinstance(target, models.IntegerField | models.AutoField)
@@ -95,8 +132,9 @@ def _integer_pk(field: models.Field) -> bool:
 class FilterSet(django_filters.FilterSet):
     """django-filter's FilterSet with Atlas's id and boolean filters for the fields it generates.
 
-    A choice filter sent empty (``?layer=``) is refused: the empty string is not one of the choices
-    the schema lists (django-filter would read it as "no filter").
+    A filter sent empty (``?layer=``, ``?proposed=``, ``?created_before=``) is refused unless it is free
+    text: the empty string is not one of the choices, a boolean, an id nor a date-time the schema
+    lists (django-filter would read it as "no filter").
     """
 
     @property
@@ -105,14 +143,13 @@ class FilterSet(django_filters.FilterSet):
         if not getattr(form, "_atlas_strict", False):
             form._atlas_strict = True
             blank = [name for name, f in self.filters.items()
-                     if isinstance(f, django_filters.ChoiceFilter | django_filters.MultipleChoiceFilter)
-                     and name in (self.data or {}) and all(v == "" for v in _values(self.data, name))]
+                     if not _free_text(f) and name in (self.data or {}) and all(v == "" for v in _values(self.data, name))]
             clean = form.clean
 
             def strict_clean():
                 cleaned = clean()
                 for name in blank:
-                    form.add_error(name, "Choose one of the listed values; an empty value is not one.")
+                    form.add_error(name, "An empty value is none of those this filter takes (see the schema).")
                 return cleaned
 
             form.clean = strict_clean

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from rest_framework import pagination
+from rest_framework.exceptions import NotFound
 
 from .filters import page_size_parameter, strict_page_size
 
@@ -25,7 +26,17 @@ class _StrictPageSize:
 
 
 class PageNumberPagination(_StrictPageSize, pagination.PageNumberPagination):
-    """Sources, datasets, pipelines: small, stable lists; ``?page=2&page_size=100``."""
+    """Sources, datasets, pipelines: small, stable lists; ``?page=2&page_size=100``.
+
+    A page is a whole number written in digits: ``?page=`` (empty) or ``?page= 2`` is no page (404),
+    not the first one (DRF reads an empty value as 1, and Python's int() skips the spaces).
+    """
+
+    def get_page_number(self, request, paginator):
+        raw = request.query_params.get(self.page_query_param)
+        if raw is not None and not (raw.isascii() and raw.isdigit()) and raw not in self.last_page_strings:
+            raise NotFound("Invalid page: a whole number from 1, in digits.")
+        return super().get_page_number(request, paginator)
 
 
 class CursorPagination(_StrictPageSize, pagination.CursorPagination):

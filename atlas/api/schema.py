@@ -11,6 +11,7 @@ schema allows is never a 400.
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import serializers
@@ -38,6 +39,10 @@ COMMON_ERRORS = {
 
 
 class AutoSchema(openapi.AutoSchema):
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        return request_field_schema(field, schema) if direction == "request" and isinstance(schema, dict) else schema
+
     def _get_response_bodies(self, direction: openapi.Direction = "response") -> dict:
         responses = super()._get_response_bodies(direction)
         errors = dict(COMMON_ERRORS)
@@ -98,3 +103,30 @@ def text_without_nul(result: dict, generator, request, public) -> dict:
                 walk(operation.get("parameters", []))
                 walk(operation.get("requestBody", {}))
     return result
+
+
+# What DRF's trimming removes (``str.strip()``: every character ``str.isspace()`` calls white space), written
+# out: ECMA 262's ``\\s`` and Python's differ (U+001C-U+001F, U+0085), so the schema names each one
+# (atlas/tests/test_api_random_draws.py checks the list against Python's).
+WHITE_SPACE = ("\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f"
+               "\\u205f\\u3000")
+# A required text: at least one character that is neither white space nor NUL, and no NUL anywhere.
+NOT_BLANK = f"^[^\\u0000]*[^\\u0000{WHITE_SPACE}][^\\u0000]*$"
+DOUBLE_MAX = 1.7976931348623157e308  # sys.float_info.max: a JSON number beyond it is no double (1e400 reads as inf)
+
+
+def request_field_schema(field, schema: dict) -> dict:
+    """What a request field accepts, said in the schema (see :mod:`atlas.api.serializers`).
+
+    * a text that may not be blank and is trimmed: a ``pattern`` asking for a character that is not white
+      space (a name of spaces would be blank once trimmed: refused, 400, as the schema now says);
+    * a number: the bounds of a double.
+    """
+    if (isinstance(field, serializers.CharField) and field.trim_whitespace and not field.allow_blank
+            and not {"pattern", "format", "enum"} & schema.keys()
+            and not any(isinstance(v, RegexValidator) for v in field.validators)):  # its own pattern comes later
+        schema["pattern"] = NOT_BLANK
+    if isinstance(field, serializers.FloatField) and schema.get("type") == "number":
+        schema.setdefault("minimum", -DOUBLE_MAX)
+        schema.setdefault("maximum", DOUBLE_MAX)
+    return schema

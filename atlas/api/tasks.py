@@ -21,11 +21,12 @@ from atlas.models import BackgroundTask
 
 from .pagination import CursorPagination
 from .schema import ErrorSerializer
+from .serializers import ModelSerializer
 
 VIEW_ALL = "atlas.view_backgroundtask"
 
 
-class TaskSerializer(serializers.ModelSerializer):
+class TaskSerializer(ModelSerializer):
     result_url = serializers.SerializerMethodField(help_text="Where the outcome is read, once it succeeded.")
     url = serializers.SerializerMethodField(help_text="This status resource.")
 

@@ -6,6 +6,7 @@ dependencies pointing one way: ``atlas`` never imports the apps by name.
 
 from __future__ import annotations
 
+from django.db import models
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import permissions, routers
@@ -24,7 +25,29 @@ class APIRootView(routers.APIRootView):
 
 
 class Router(routers.DefaultRouter):
+    """DRF's router; an object with an integer id is found by digits only.
+
+    DRF's default (``[^/.]+``) hands ``1\\n`` or `` 1`` to the view, and Django reads both as 1: a
+    request for an id the schema does not allow would reach object 1. Now they find no route (a JSON 404).
+    """
+
     APIRootView = APIRootView
+
+    def get_lookup_regex(self, viewset, lookup_prefix=""):
+        if getattr(viewset, "lookup_value_regex", None) is None and _integer_lookup(viewset):
+            kwarg = getattr(viewset, "lookup_url_kwarg", None) or getattr(viewset, "lookup_field", "pk")
+            return f"(?P<{lookup_prefix}{kwarg}>[0-9]+)"
+        return super().get_lookup_regex(viewset, lookup_prefix)
+
+
+def _integer_lookup(viewset) -> bool:
+    queryset = getattr(viewset, "queryset", None)
+    if queryset is None:
+        return False
+    field_name = getattr(viewset, "lookup_field", "pk")
+    meta = queryset.model._meta
+    field = meta.pk if field_name == "pk" else meta.get_field(field_name)
+    return isinstance(field, models.IntegerField | models.AutoField)
 
 
 router = Router()
@@ -54,5 +77,5 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(permission_classes=signed_in), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=signed_in), name="swagger-ui"),
     path("redoc/", OfflineRedocView.as_view(url_name="schema", permission_classes=signed_in), name="redoc"),
-    re_path(r"^.*$", not_found),
+    re_path(r"^[\s\S]*$", not_found),  # [\s\S], not ".": a path with a newline is the API's 404 too, not HTML
 ]

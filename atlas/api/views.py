@@ -9,9 +9,10 @@ from atlas.models import AuditEvent
 
 from . import filters as api_filters
 from .pagination import CursorPagination
+from .serializers import ModelSerializer
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
+class AuditEventSerializer(ModelSerializer):
     actor = serializers.CharField(source="actor_name", read_only=True, help_text="Username as recorded.")
 
     class Meta:

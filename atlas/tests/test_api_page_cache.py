@@ -235,3 +235,62 @@ def test_a_session_read_takes_the_usual_path(page_cache, django_user_model):
     assert browser.get(URL)["X-Atlas-Page-Cache"] == "miss"
     assert browser.get(URL)["X-Atlas-Page-Cache"] == "hit"  # from the view's own look-up, after DRF's auth
     assert pagecache.early_response(browser.get(URL).wsgi_request) is None
+
+
+# --- the early path on Redis: two round trips, the same answers ----------------------------------------
+@pytest.fixture
+def redis_cache(settings):
+    import os
+
+    service_or_skip("Redis", "127.0.0.1", 6379)
+    from django.core.cache import caches
+
+    db = int(os.environ.get("ATLAS_TEST_REDIS_DB", "10"))
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:6379/{db}", "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+    settings.ATLAS_API_PAGE_CACHE = "auto"
+    assert pagecache._fast() is not None
+    yield
+    caches["default"].clear()
+
+
+@pytest.mark.redis
+def test_with_redis_the_early_path_takes_two_round_trips_and_no_query(redis_cache, django_assert_num_queries):
+    from unittest import mock
+
+    Dataset.objects.create(name="orders", layer="explore", table="orders")
+    client = token_client(user_with_role("Analyst"))
+    first = client.get(URL)
+    client.get(URL)  # the token resolved for this generation
+    fast = pagecache._fast()
+    with django_assert_num_queries(0), mock.patch.object(fast.client, "execute_command",
+                                                         wraps=fast.client.execute_command) as commands:
+        hit = client.get(URL)
+    assert hit["X-Atlas-Page-Cache"] == "hit" and hit.content == first.content
+    assert [c.args[0] for c in commands.call_args_list] == ["EVALSHA"]  # generations and page; the throttle pipelines
+    Dataset.objects.filter(name="orders").update(row_count=42)  # a write: the next read is fresh
+    assert client.get(URL).json()["results"][0]["row_count"] == 42
+
+
+@pytest.mark.redis
+def test_with_redis_the_early_path_counts_the_throttle_as_drf_does(redis_cache, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
+        **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "user": "3/min"}}
+    Dataset.objects.create(name="orders", layer="explore", table="orders")
+    client = token_client(user_with_role("Analyst"))
+    assert [client.get(URL).status_code for _ in range(3)] == [200, 200, 200]  # a miss, then two early hits
+    response = client.get(URL)
+    assert response.status_code == 429 and 0 < int(response["Retry-After"]) <= 60
+
+
+@pytest.mark.redis
+def test_with_redis_other_permissions_never_share_a_page_on_the_early_path(redis_cache):
+    Dataset.objects.create(name="orders", layer="explore", table="orders")
+    analyst, auditor = token_client(user_with_role("Analyst")), token_client(user_with_role("Auditor", username="aud"))
+    for _ in range(3):
+        analyst.get(URL)
+    assert auditor.get(URL)["X-Atlas-Page-Cache"] == "miss"
+    from knox.models import AuthToken
+
+    AuthToken.objects.all().delete()
+    assert analyst.get(URL).status_code == 401

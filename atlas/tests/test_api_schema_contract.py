@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
-from atlas.api.schema import NO_NUL
+from atlas.api.schema import NO_NUL, NOT_BLANK
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +23,8 @@ def test_request_bodies_are_json_only(schema):
 
 def test_free_text_states_that_nul_is_refused(schema):
     check = schema["components"]["schemas"]["CheckRequest"]["properties"]
-    assert check["name"]["pattern"] == NO_NUL
+    assert check["name"]["pattern"] == NOT_BLANK and check["description"]["pattern"] == NO_NUL  # required / optional
+    assert not re.search(NOT_BLANK, "a\x00b") and not re.search(NO_NUL, "a\x00b")
     filters = [p["schema"] for p in schema["paths"]["/api/v1/audit-events/"]["get"]["parameters"]]
     assert any(s.get("pattern") == NO_NUL for s in filters if s.get("type") == "string")
 

@@ -68,12 +68,50 @@ def env(tmp: str) -> dict[str, str]:
     }
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(master: int) -> float:
+    """CPU seconds (user + system) used so far by gunicorn's master and every worker, those it already
+    replaced included: the server's own cost, which the load of other work on the machine does not
+    distort (wall times it does). Redis and PostgreSQL are not in it."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        if pid == master:  # its own time, and that of the workers it reaped (restarted after max_requests)
+            total += sum(int(v) for v in fields[11:15]) / TICKS
+        elif ppid == master:
+            total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
+def workers(master: int) -> set[int]:
+    """The pids of gunicorn's workers now (a new pid after a load: a worker replaced after max_requests)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
+                        found.add(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def load(url: str, headers: dict[str, str]) -> dict:
+def load(url: str, headers: dict[str, str], master: int) -> dict:
     """``CLIENTS`` keep-alive connections, each a closed loop (the next request once the last answered),
     for ``SECONDS``: wrk, a C load generator that costs a few per cent of one CPU, where a Python one
     took a CPU of the two the server needs. Its CPU time and the load average are part of the result."""
@@ -84,7 +122,9 @@ def load(url: str, headers: dict[str, str]) -> dict:
     for name, value in headers.items():
         cmd += ["--header", f"{name}: {value}"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before, pids_before = server_cpu_seconds(master), workers(master)
     out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
+    server_after, pids_after = server_cpu_seconds(master), workers(master)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = json.loads(out.strip().splitlines()[-1])
     wall = r["duration_us"] / 1e6
@@ -93,18 +133,23 @@ def load(url: str, headers: dict[str, str]) -> dict:
         "p50_ms": r["p50_us"] / 1000, "p95_ms": r["p95_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
         "max_ms": r["max_us"] / 1000,
         "load_generator_cpu_share": ((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)) / wall,
+        "server_cpu_ms_per_request": 1000 * (server_after - server_before) / max(1, r["requests"]),
+        "server_cpu_share": (server_after - server_before) / wall,
+        "workers_replaced": len(pids_after - pids_before),
         "load_average_1min_after": os.getloadavg()[0],
     }
 
 
-def single(url: str, headers: dict[str, str], n: int = 30) -> float:
+def single(url: str, headers: dict[str, str], master: int, n: int = 30) -> tuple[float, float]:
+    """One client, one request at a time: the median wall time, and the server's CPU per request (ms)."""
     session = requests.Session()
     times = []
+    cpu_before = server_cpu_seconds(master)
     for _ in range(n):
         t0 = time.perf_counter()
         session.get(url, headers=headers, timeout=60).raise_for_status()
         times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    return 1000 * statistics.median(times), 1000 * (server_cpu_seconds(master) - cpu_before) / n
 
 
 FLOOR_SQL = {
@@ -172,9 +217,11 @@ def main() -> None:
             }
             results = {}
             for path, headers in endpoints.items():
-                single(base + path, headers, n=5)  # warm every worker's connection and caches
-                one = single(base + path, headers)
-                results[path] = {"single_client_p50_ms": one, **load(base + path, headers)}
+                for _ in range(20):  # warm every worker (each connection new: the kernel spreads them) and caches
+                    requests.get(base + path, headers=headers, timeout=60).raise_for_status()
+                one, one_cpu = single(base + path, headers, server.pid, n=200)
+                results[path] = {"single_client_p50_ms": one, "single_client_server_cpu_ms": one_cpu,
+                                 **load(base + path, headers, server.pid)}
                 if path in FLOOR_SQL:
                     results[path]["floor_ms"] = floor(FLOOR_SQL[path])
                     results[path]["single_vs_floor"] = one / results[path]["floor_ms"]
@@ -195,20 +242,26 @@ def main() -> None:
         " `wrk` (each a closed loop) on the same machine; default page size (50). The floor is the same page as"
         " one hand-written SQL query (`json_agg`) over psycopg. \"load gen CPU\": the share of one CPU wrk used.",
         "",
-        "| endpoint | one client p50 | floor | one client / floor | req/s (20 clients) | p50 | p95 | p99 | max"
-        " | errors | load gen CPU | load avg after |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| endpoint | one client p50 | server CPU / request (one client) | floor | one client / floor"
+        " | req/s (20 clients) | p50 | p95 | p99 | max | server CPU / request (20 clients) | errors | load gen CPU"
+        " | load avg after |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for path, r in results.items():
         fl = f"{r['floor_ms']:.1f} ms" if "floor_ms" in r else "—"
         ratio = f"{r['single_vs_floor']:.1f}×" if "single_vs_floor" in r else "—"
         lines.append(
-            f"| `{path}` | {r['single_client_p50_ms']:.1f} ms | {fl} | {ratio} | {r['rps']:.0f} | {r['p50_ms']:.1f} ms"
-            f" | {r['p95_ms']:.1f} ms | {r['p99_ms']:.1f} ms | {r['max_ms']:.0f} ms | {r['errors']}"
+            f"| `{path}` | {r['single_client_p50_ms']:.1f} ms | {r['single_client_server_cpu_ms']:.2f} ms | {fl} | {ratio}"
+            f" | {r['rps']:.0f} | {r['p50_ms']:.1f} ms | {r['p95_ms']:.1f} ms | {r['p99_ms']:.1f} ms | {r['max_ms']:.0f} ms"
+            f" | {r['server_cpu_ms_per_request']:.2f} ms | {r['errors']}"
             f" | {100 * r['load_generator_cpu_share']:.0f} % | {r['load_average_1min_after']:.1f} |"
         )
+    replaced = sum(r.get("workers_replaced", 0) for r in results.values())
     lines += ["", f"Load average (1 min) before the run: {load_before:.1f}, after: {report['load_average_after']:.1f}"
-              " (2 CPUs shared with other work: figures are only as good as the machine was quiet)."]
+              " (2 CPUs shared with other work: figures are only as good as the machine was quiet).",
+              "", "\"server CPU / request\": user + system CPU of gunicorn's master and workers (those replaced"
+              " included) divided by the requests answered; Redis and PostgreSQL not included. Gunicorn replaced"
+              f" {replaced} worker(s) during the loads (`GUNICORN_MAX_REQUESTS`), each a start-up's CPU and a pause."]
     write_results("api", report, lines)
 
 

@@ -8,7 +8,8 @@ from django.db.models import Count
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from atlas.api.serializers import ModelCleanMixin
+from atlas.api.exceptions import RULE
+from atlas.api.serializers import ModelCleanMixin, ModelSerializer
 from pipelines.models import Dataset
 
 from ..masking import PiiIndex, mask_samples, pii_columns
@@ -16,7 +17,7 @@ from ..models import ColumnPolicy, PiiFinding
 from ..policies import review_state
 
 
-class PiiFindingSerializer(serializers.ModelSerializer):
+class PiiFindingSerializer(ModelSerializer):
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
     decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     samples = serializers.SerializerMethodField(help_text="Matched values; masked unless you may see PII in clear.")
@@ -64,9 +65,12 @@ class DecisionSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
 
 
-class ColumnPolicySerializer(ModelCleanMixin, serializers.ModelSerializer):
+class ColumnPolicySerializer(ModelCleanMixin, ModelSerializer):
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
     updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    options = serializers.DictField(  # a JSON object (the schema says so); what it holds is the action's rule (409)
+        required=False, help_text=ColumnPolicy._meta.get_field("options").help_text,
+    )
 
     class Meta:
         model = ColumnPolicy
@@ -81,7 +85,7 @@ class ColumnPolicySerializer(ModelCleanMixin, serializers.ModelSerializer):
             for key in ("dataset", "column"):
                 if key in attrs and attrs[key] != getattr(self.instance, key):
                     raise serializers.ValidationError(
-                        {key: ["A policy's dataset and column are fixed; delete it and create another."]}
+                        {key: ["A policy's dataset and column are fixed; delete it and create another."]}, code=RULE
                     )
         if "options" in attrs and not isinstance(attrs["options"], dict):
             raise serializers.ValidationError({"options": ["A JSON object, e.g. {\"keep_last\": 4}."]})

@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from atlas.api.exceptions import RULE
 from atlas.api.permissions import HasPermission
 from atlas.api.schema import ErrorSerializer
 
@@ -51,7 +52,7 @@ class PiiFindingViewSet(viewsets.ReadOnlyModelViewSet):
         try:
             proposed = decide_finding(finding, status=status, actor=request.user, note=body.validated_data["note"])
         except PolicyError as exc:
-            raise exceptions.ValidationError({"non_field_errors": [str(exc)]}) from exc
+            raise exceptions.ValidationError({"non_field_errors": [str(exc)]}, code=RULE) from exc
         context = self.get_serializer_context()
         finding.refresh_from_db()
         return Response({
@@ -82,7 +83,7 @@ class ColumnPolicyViewSet(viewsets.ModelViewSet):
                 actor=self.request.user,
             )
         except PolicyError as exc:
-            raise exceptions.ValidationError({"non_field_errors": [str(exc)]}) from exc
+            raise exceptions.ValidationError({"non_field_errors": [str(exc)]}, code=RULE) from exc
         if "entity" in data and data["entity"] != policy.entity:
             policy.entity = data["entity"]
             policy.save(update_fields=["entity", "updated_at"])

@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from atlas.api import extensions
 from atlas.api.exceptions import RULE
-from atlas.api.serializers import ModelCleanMixin
+from atlas.api.serializers import ModelCleanMixin, ModelSerializer, PrimaryKeyRelatedField
 
 from .. import freshness, runner
 from ..dag import PipelineDefinitionError
@@ -31,7 +31,7 @@ def seconds(value) -> float | None:
     return round(value.total_seconds(), 3) if value is not None else None
 
 
-class SourceSerializer(ModelCleanMixin, serializers.ModelSerializer):
+class SourceSerializer(ModelCleanMixin, ModelSerializer):
     class Meta:
         model = Source
         fields = [
@@ -42,7 +42,7 @@ class SourceSerializer(ModelCleanMixin, serializers.ModelSerializer):
         extra_kwargs = {"upload": {"help_text": "Uploaded file (upload sources are created in the admin)."}}
 
 
-class DatasetColumnSerializer(serializers.ModelSerializer):
+class DatasetColumnSerializer(ModelSerializer):
     class Meta:
         model = DatasetColumn
         fields = ["name", "position", "data_type", "nullable", "description"]
@@ -64,7 +64,7 @@ class DatasetListSerializer(serializers.ListSerializer):
         return super().to_representation(datasets)
 
 
-class DatasetSerializer(ModelCleanMixin, serializers.ModelSerializer):
+class DatasetSerializer(ModelCleanMixin, ModelSerializer):
     columns = DatasetColumnSerializer(many=True, read_only=True, help_text="As last published (read from the warehouse).")
     qualified_table = serializers.CharField(read_only=True, help_text="layer.table, as SQL names it.")
 
@@ -85,8 +85,8 @@ class DatasetSerializer(ModelCleanMixin, serializers.ModelSerializer):
         return fields
 
 
-class StepSerializer(ModelCleanMixin, serializers.ModelSerializer):
-    inputs = serializers.PrimaryKeyRelatedField(
+class StepSerializer(ModelCleanMixin, ModelSerializer):
+    inputs = PrimaryKeyRelatedField(
         many=True, read_only=True, help_text="Datasets the step's SQL reads (derived, not set)."
     )
 
@@ -115,7 +115,7 @@ class StepSerializer(ModelCleanMixin, serializers.ModelSerializer):
             raise serializers.ValidationError({"non_field_errors": [str(exc)]}, code=RULE) from exc
 
 
-class PipelineSerializer(ModelCleanMixin, serializers.ModelSerializer):
+class PipelineSerializer(ModelCleanMixin, ModelSerializer):
     steps = StepSerializer(many=True, read_only=True, help_text="Add and change steps at /api/v1/steps/.")
 
     class Meta:
@@ -124,7 +124,7 @@ class PipelineSerializer(ModelCleanMixin, serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
 
-class StepRunSerializer(serializers.ModelSerializer):
+class StepRunSerializer(ModelSerializer):
     layer = serializers.CharField(source="output.layer", read_only=True, allow_null=True, default=None)
     duration_seconds = serializers.SerializerMethodField()
     up_to_date = serializers.SerializerMethodField(
@@ -154,7 +154,7 @@ class StepRunSerializer(serializers.ModelSerializer):
         return seconds(obj.duration)
 
 
-class PipelineRunSerializer(serializers.ModelSerializer):
+class PipelineRunSerializer(ModelSerializer):
     pipeline_name = serializers.CharField(source="pipeline.name", read_only=True)
     triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     duration_seconds = serializers.SerializerMethodField()
@@ -175,7 +175,7 @@ class PipelineRunSerializer(serializers.ModelSerializer):
         return seconds(obj.duration)
 
 
-class RunAttemptSerializer(serializers.ModelSerializer):
+class RunAttemptSerializer(ModelSerializer):
     class Meta:
         model = RunAttempt
         fields = ["number", "worker", "started_at", "ended_at", "outcome", "reason"]
@@ -221,14 +221,14 @@ class CancelResultSerializer(serializers.Serializer):
     run = PipelineRunSerializer()
 
 
-class BackfillIntervalSerializer(serializers.ModelSerializer):
+class BackfillIntervalSerializer(ModelSerializer):
     class Meta:
         model = BackfillInterval
         fields = ["id", "start", "end", "status", "run", "attempts", "error"]
         read_only_fields = fields
 
 
-class BackfillSerializer(serializers.ModelSerializer):
+class BackfillSerializer(ModelSerializer):
     """A backfill; ``interval`` defaults to the pipeline's crontab (or give '1 day', '6 hours' ...)."""
 
     pipeline_name = serializers.CharField(source="pipeline.name", read_only=True)

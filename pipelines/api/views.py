@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from atlas.api import filters as api_filters
-from atlas.api.exceptions import Conflict
+from atlas.api.exceptions import RULE, Conflict
 from atlas.api.pagecache import CachedReadMixin
 from atlas.api.pagination import CursorPagination
 from atlas.api.permissions import HasPermission
@@ -116,7 +116,7 @@ class PipelineViewSet(CachedReadMixin, viewsets.ModelViewSet):
             only = selection.select_steps(pipeline, body.validated_data.get("select", ()),
                                           body.validated_data.get("exclude", ()))
         except selection.SelectionError as exc:
-            raise ValidationError({"select": [str(exc)]}) from exc
+            raise ValidationError({"select": [str(exc)]}, code=RULE) from exc  # a selector naming nothing: a rule (409)
         try:
             run = runner.start_run(pipeline, actor=request.user, trigger=Trigger.API, only_steps=only,
                                    full_refresh=body.validated_data["full_refresh"], force=body.validated_data["force"])

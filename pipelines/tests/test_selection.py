@@ -86,10 +86,13 @@ def test_run_pipeline_refuses_a_selector_in_one_line(wh, branched):
     assert not PipelineRun.objects.exists()
 
 
-def test_the_api_runs_a_selection_and_refuses_a_bad_one_with_400(wh, branched):
+def test_the_api_runs_a_selection_and_refuses_a_bad_one_with_409(wh, branched):
+    """A selector is a string the schema allows; one naming nothing (or unreadable) is refused by a rule: 409."""
     api = token_client(user_with_role("Operator", "ops"))
     bad = api.post(f"/api/v1/pipelines/{branched.pk}/run/", {"select": ["tag:nope"]}, format="json")
-    assert bad.status_code == 400 and "matches no step" in str(bad.json())
+    assert bad.status_code == 409 and "matches no step" in str(bad.json())
+    unreadable = api.post(f"/api/v1/pipelines/{branched.pk}/run/", {"select": ["total++"]}, format="json")
+    assert unreadable.status_code == 409 and "Cannot read the selector" in str(unreadable.json())
     assert not PipelineRun.objects.exists()
     response = api.post(f"/api/v1/pipelines/{branched.pk}/run/", {"select": ["refine+"], "exclude": ["names"]}, format="json")
     assert response.status_code == 201, response.content

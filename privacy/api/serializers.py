@@ -6,6 +6,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from atlas.api.serializers import ModelSerializer
 from pipelines.models import Dataset
 
 from ..models import KIND_RE, DataSubjectRequest, DsrExport, ErasureRecord, SubjectKey, Tombstone
@@ -15,13 +16,13 @@ KIND_MESSAGE = "Use 1-40 lower-case letters, digits and underscores, starting wi
 __all__ = ["MASKED"]  # re-exported: what a masked identifier reads as
 
 
-class ErasureRecordSerializer(serializers.ModelSerializer):
+class ErasureRecordSerializer(ModelSerializer):
     class Meta:
         model = ErasureRecord
         fields = ("table", "method", "rows_removed", "run", "created_at")
 
 
-class DsrExportSerializer(serializers.ModelSerializer):
+class DsrExportSerializer(ModelSerializer):
     expired = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -29,7 +30,7 @@ class DsrExportSerializer(serializers.ModelSerializer):
         fields = ("id", "rows", "size_bytes", "manifest", "created_at", "expires_at", "deleted_at", "downloads", "expired")
 
 
-class RequestSerializer(serializers.ModelSerializer):
+class RequestSerializer(ModelSerializer):
     overdue = serializers.BooleanField(source="is_overdue", read_only=True)
     erasures = ErasureRecordSerializer(many=True, read_only=True)
     exports = DsrExportSerializer(many=True, read_only=True)
@@ -76,7 +77,7 @@ class ApproveSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=5000, help_text="Why the identifiers reached are one person.")
 
 
-class SubjectKeySerializer(serializers.ModelSerializer):
+class SubjectKeySerializer(ModelSerializer):
     dataset = serializers.SlugRelatedField(slug_field="name", queryset=Dataset.objects.all())
     # The model's rule as a pattern the schema states (drf-spectacular reads RegexValidator).
     kind = serializers.CharField(max_length=40, validators=[RegexValidator(KIND_RE, message=KIND_MESSAGE)],
@@ -89,7 +90,7 @@ class SubjectKeySerializer(serializers.ModelSerializer):
         read_only_fields = ("status", "origin", "derived_from", "confirmed_at", "index_name", "created_at")
 
 
-class TombstoneSerializer(serializers.ModelSerializer):
+class TombstoneSerializer(ModelSerializer):
     class Meta:
         model = Tombstone
         fields = ("id", "kind", "hash", "key_id", "request", "created_at")

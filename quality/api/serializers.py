@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from atlas import extensions
-from atlas.api.serializers import ModelCleanMixin
+from atlas.api.serializers import ModelCleanMixin, ModelSerializer
 from pipelines.models import Dataset
 
 from .. import status
@@ -20,7 +20,7 @@ def mask(user, dataset: Dataset, columns: list[str], rows: list[list[Any]]) -> l
     return extensions.mask_rows(user, dataset, columns, rows)
 
 
-class CheckSerializer(ModelCleanMixin, serializers.ModelSerializer):
+class CheckSerializer(ModelCleanMixin, ModelSerializer):
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
 
     class Meta:
@@ -32,7 +32,7 @@ class CheckSerializer(ModelCleanMixin, serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
 
-class CheckResultSerializer(serializers.ModelSerializer):
+class CheckResultSerializer(ModelSerializer):
     check = serializers.PrimaryKeyRelatedField(source="check_ref", read_only=True, allow_null=True,
                                                help_text="The check (null once it was deleted).")
     dataset = serializers.IntegerField(source="check_run.dataset_id", read_only=True)

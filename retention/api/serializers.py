@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from atlas.api.serializers import ModelCleanMixin
+from atlas.api.serializers import ModelCleanMixin, ModelSerializer
 
 from ..models import ProcessingRecord, RetentionPolicy, RetentionRun
 
 
-class RetentionPolicySerializer(ModelCleanMixin, serializers.ModelSerializer):
+class RetentionPolicySerializer(ModelCleanMixin, ModelSerializer):
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
 
     class Meta:
@@ -43,7 +43,7 @@ class RetentionPolicySerializer(ModelCleanMixin, serializers.ModelSerializer):
         ]
 
 
-class RetentionRunSerializer(serializers.ModelSerializer):
+class RetentionRunSerializer(ModelSerializer):
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
     duration_seconds = serializers.SerializerMethodField()
 
@@ -78,7 +78,7 @@ class RetentionRunSerializer(serializers.ModelSerializer):
         return round(obj.duration.total_seconds(), 3) if obj.duration is not None else None
 
 
-class ProcessingRecordSerializer(ModelCleanMixin, serializers.ModelSerializer):
+class ProcessingRecordSerializer(ModelCleanMixin, ModelSerializer):
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
 
     class Meta:

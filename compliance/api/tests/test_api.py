@@ -84,7 +84,7 @@ def test_a_steward_manages_column_policies_validated_and_audited(clients, findin
     assert changed.status_code == 200 and changed.json()["action"] == "hash"
     audit = AuditEvent.objects.filter(action="pii.policy.set", target_id=str(policy.pk)).order_by("seq").last()
     assert audit.detail["before"]["action"] == "mask"
-    assert_error(steward.patch(f"/api/v1/column-policies/{policy.pk}/", {"column": "other"}), 400, "invalid")
+    assert_error(steward.patch(f"/api/v1/column-policies/{policy.pk}/", {"column": "other"}), 409, "conflict")  # a rule
     assert ColumnPolicy.objects.get(pk=policy.pk).column == "email"
 
     for role in ("Analyst", "Operator", "Auditor"):
