@@ -17,8 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlglot
-
 from atlas.scrub import VALUE, scrub
 
 from . import interrupts
@@ -342,6 +340,8 @@ class Warehouse(QualityOps, abc.ABC):
         """
         if self.dialect == "postgres":
             return sql
+        import sqlglot  # about 0.2 s: loaded by the first statement, not by every process's start
+
         return sqlglot.transpile(sql, read="postgres", write=self.dialect)[0]
 
     # --- catalogue -----------------------------------------------------------
