@@ -12,6 +12,7 @@ class ComplianceConfig(AppConfig):
         "background_tasks": ["compliance.background.KINDS"],
         "definition_kinds": ["compliance.as_code.KINDS"],
         "step_hooks": ["compliance.hooks.PiiHook"],
+        "run_panels": ["compliance.scan_tasks.run_panel"],
         "row_masker": ["compliance.masking.mask_rows"],
         "select_masker": ["compliance.masking.mask_select_rows"],
         "request_scopes": ["compliance.masking.request_scope"],
