@@ -36,6 +36,7 @@ from .models import PiiScan
 
 logger = logging.getLogger(__name__)
 
+TIMELINE_KEY = "published compliance"  # pipelines.timeline: hook time after the step (pipelines.live.HOOK_WORDS)
 LOADED = (LoadedBatch.Status.LOADED, LoadedBatch.Status.PARTIAL)
 INTERRUPTED = "Interrupted: the worker running it was lost; its batches are scanned by PII scan #{pk}."
 
@@ -129,7 +130,23 @@ def run_queued(*, run=None, datasets: Iterable[Dataset] | None = None) -> list[P
             from .detection import run_scan
 
             done.append(run_scan(scan, actor=scan.triggered_by))
+            _add_to_timeline(scan)
     return done
+
+
+def _add_to_timeline(scan: PiiScan) -> None:
+    """The run's timeline draws the scan after the ingest that queued it (``published compliance``, as before)."""
+    if scan.step_run_id is None or scan.duration is None:
+        return
+    with transaction.atomic():
+        step_run = StepRun.objects.select_for_update().filter(pk=scan.step_run_id).first()
+        if step_run is None:
+            return
+        details = dict(step_run.details or {})
+        spent = dict(details.get("hook_seconds") or {})
+        spent[TIMELINE_KEY] = round(spent.get(TIMELINE_KEY, 0.0) + scan.duration.total_seconds(), 3)
+        step_run.details = {**details, "hook_seconds": spent, "pii_scan": scan.pk, "pii_scan_status": scan.status}
+        step_run.save(update_fields=["details"])
 
 
 def run_before_step(step, run=None) -> list[PiiScan]:
