@@ -90,9 +90,8 @@ class PiiHook:
         if ctx.step.kind != Step.Kind.INGEST or not settings.PII_SCAN_AFTER_INGEST:
             return
         scan = scan_tasks.queue_after_ingest(ctx)
-        if scan is not None:
-            ctx.step_run.details = {**(ctx.step_run.details or {}), "pii_scan": scan.pk, "pii_scan_status": scan.status}
-            ctx.step_run.save(update_fields=["details"])
+        ctx.step_run.details = {**(ctx.step_run.details or {}), "pii_scan": scan.pk, "pii_scan_status": scan.status}
+        ctx.step_run.save(update_fields=["details"])
 
     def skipped(self, ctx: StepContext) -> None:
         if ctx.step.kind == Step.Kind.INGEST and settings.PII_SCAN_AFTER_INGEST:

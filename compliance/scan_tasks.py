@@ -49,16 +49,12 @@ def loaded_batches(step_run) -> list[str]:
     )
 
 
-def queue_after_ingest(ctx) -> PiiScan | None:
-    """Queue the scan of what an ingest step run published (idempotent for the same step run).
-
-    Returns the queued scan, or None when there is nothing new to scan.
-    """
+def queue_after_ingest(ctx) -> PiiScan:
+    """Queue the scan of what an ingest step run published (idempotent for the same step run)."""
     dataset, step_run = ctx.step.output, ctx.step_run
-    whole_table = ctx.write_mode == WriteMode.REPLACE  # the table replaced (a full refresh too): all of it
+    # The table replaced (a full refresh too), or a load the batch ledger does not name: all of it.
+    whole_table = ctx.write_mode == WriteMode.REPLACE
     batches = [] if whole_table else loaded_batches(step_run)
-    if not whole_table and not batches:
-        return None
     with transaction.atomic():
         # One ingest at a time writes a dataset; the lock orders this with a gate running its scan.
         Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
