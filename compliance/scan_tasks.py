@@ -99,13 +99,8 @@ def requeue_interrupted(run) -> list[PiiScan]:
     again = []
     with transaction.atomic():
         for lost in PiiScan.objects.select_for_update().filter(run=run, status=RunStatus.RUNNING):
-            scan = PiiScan.objects.create(
-                dataset_id=lost.dataset_id, trigger=lost.trigger, status=RunStatus.QUEUED, run=run,
-                step_run_id=lost.step_run_id, triggered_by_id=lost.triggered_by_id, batches=lost.batches,
-                sample_size=lost.sample_size,
-            )
-            lost.fail(INTERRUPTED.format(pk=scan.pk))
-            again.append(scan)
+            lost.fail("Interrupted")
+            again.append(_queue_again(lost, INTERRUPTED))
     return again
 
 
@@ -127,7 +122,25 @@ def run_queued(*, run=None, datasets: Iterable[Dataset] | None = None) -> list[P
 
             done.append(run_scan(scan, actor=scan.triggered_by))
             _add_to_timeline(scan)
+            if scan.status == RunStatus.FAILED and _cancelled(scan):
+                _queue_again(scan, "Stopped by the run's cancel; its batches are scanned by PII scan #{pk}.")
     return done
+
+
+def _cancelled(scan: PiiScan) -> bool:
+    return scan.run_id is not None and PipelineRun.objects.filter(pk=scan.run_id, cancel_requested=True).exists()
+
+
+def _queue_again(scan: PiiScan, reason: str) -> PiiScan:
+    """A queued scan of the same batches in ``scan``'s place (the dataset's next ingest takes it over)."""
+    again = PiiScan.objects.create(
+        dataset_id=scan.dataset_id, trigger=scan.trigger, status=RunStatus.QUEUED, run_id=scan.run_id,
+        step_run_id=scan.step_run_id, triggered_by_id=scan.triggered_by_id, batches=scan.batches,
+        sample_size=scan.sample_size,
+    )
+    scan.error = reason.format(pk=again.pk)
+    scan.save(update_fields=["error"])
+    return again
 
 
 def _add_to_timeline(scan: PiiScan) -> None:

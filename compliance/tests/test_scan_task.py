@@ -164,3 +164,20 @@ def test_a_queued_scan_left_by_a_run_is_taken_over_by_the_next_ingest(wh, pii_ho
     scan = PiiScan.objects.get(run=nxt)
     assert scan.batches[0] == first.batches[0] and len(scan.batches) == 2  # no batch left unscanned
     assert scan.status == RunStatus.SUCCEEDED
+
+
+def test_a_scan_stopped_by_the_runs_cancel_leaves_its_batches_queued(wh, pii_hook, customers_pipeline, monkeypatch):
+    from compliance import detection
+    from pipelines.models import PipelineRun
+
+    def cancelled_midway(scan, **kwargs):  # the cancel interrupts the scan's warehouse statement
+        PipelineRun.objects.filter(pk=scan.run_id).update(cancel_requested=True)
+        scan.fail("Interrupted: the statement was cancelled.")
+        return scan
+
+    monkeypatch.setattr(detection, "run_scan", cancelled_midway)
+    run_now(customers_pipeline())  # the run itself stops at the watchdog's next look (not this test's matter)
+    stopped = PiiScan.objects.get(status=RunStatus.FAILED)
+    owed = PiiScan.objects.get(status=RunStatus.QUEUED)
+    assert f"scanned by PII scan #{owed.pk}" in stopped.error
+    assert owed.batches == stopped.batches and owed.batches  # the next ingest of the dataset takes them over
