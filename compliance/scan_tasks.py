@@ -113,6 +113,8 @@ def run_queued(*, run=None, datasets: Iterable[Dataset] | None = None) -> list[P
         queued = queued.filter(dataset__in=list(datasets))
     done = []
     for scan in queued.select_related("dataset").order_by("id"):
+        if _cancelled(scan):
+            continue  # its run is stopping: left queued for the dataset's next ingest
         # Claimed: a scan runs once even if two doors reach it.
         if PiiScan.objects.filter(pk=scan.pk, status=RunStatus.QUEUED).update(
             status=RunStatus.RUNNING, started_at=timezone.now()
