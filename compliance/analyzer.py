@@ -307,13 +307,21 @@ def _build() -> AnalyzerEngine:
 
 
 _engine_lock = threading.Lock()
+_engine: AnalyzerEngine | None = None
 
 
-@lru_cache(maxsize=1)
 def analyzer() -> AnalyzerEngine:
-    """The process's analyzer (built once: the registry takes a second or two)."""
-    with _engine_lock:
-        return _build()
+    """The process's analyzer, built once even when two threads ask at the same time (the registry
+    takes a second or two; ``compliance.scan_tasks.warm_up`` builds it beside an ingest)."""
+    global _engine
+    if _engine is None:
+        with _engine_lock:
+            if _engine is None:
+                _engine = _build()
+                # The name lists and street words the recognizers read on first use: loaded now too.
+                name_lists()
+                street_words()
+    return _engine
 
 
 def batch_analyzer() -> BatchAnalyzerEngine:

@@ -22,6 +22,7 @@ ingest with nothing new adopts a queued scan of its dataset into its own run.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 
 from django.db import transaction
@@ -39,6 +40,32 @@ logger = logging.getLogger(__name__)
 TIMELINE_KEY = "published compliance"  # pipelines.timeline: hook time after the step (pipelines.live.HOOK_WORDS)
 LOADED = (LoadedBatch.Status.LOADED, LoadedBatch.Status.PARTIAL)
 INTERRUPTED = "Interrupted: the worker running it was lost; its batches are scanned by PII scan #{pk}."
+
+
+_warming = threading.Lock()
+_warmed = False
+
+
+def warm_up() -> None:
+    """Build the analyzer (Presidio, spaCy, the name lists: about 3 CPU s, once per process) in a thread
+    beside the ingest that will need it, instead of in the scan after it: the ingest's work is mostly in
+    the warehouse (DuckDB and the drivers release the GIL), so on a machine with a spare core the scan
+    finds it ready. Once per process; a failure is the scan's to report, not this thread's."""
+    global _warmed
+    with _warming:
+        if _warmed:
+            return
+        _warmed = True
+
+    def build() -> None:
+        try:
+            from .analyzer import analyzer
+
+            analyzer()
+        except Exception:  # the scan builds it again and records why it cannot
+            logger.warning("Building the PII analyzer ahead of the scan failed.", exc_info=True)
+
+    threading.Thread(target=build, name="atlas-pii-analyzer", daemon=True).start()
 
 
 def loaded_batches(step_run) -> list[str]:
