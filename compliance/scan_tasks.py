@@ -25,6 +25,7 @@ import logging
 import threading
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -93,6 +94,7 @@ def queue_after_ingest(ctx) -> PiiScan:
             scan = PiiScan.objects.create(
                 dataset=dataset, trigger=PiiScan.Trigger.INGEST, status=RunStatus.QUEUED, run=ctx.run,
                 step_run=step_run, triggered_by=_user(ctx.run.triggered_by), batches=batches,
+                sample_size=settings.PII_SAMPLE_SIZE,
             )
         for earlier in owed:
             if earlier.pk == scan.pk:
