@@ -39,9 +39,30 @@ class AtlasAdminSite(admin.AdminSite):
         self._discovered = False
         super().__init__(*args, **kwargs)
 
+    # Registering (an admin module imported before the site was used) reads the registry without
+    # discovering the others: discovery imports every admin module, the one registering included.
+    _registering = threading.local()
+
+    def register(self, *args, **kwargs):
+        return self._undiscovered(super().register, *args, **kwargs)
+
+    def unregister(self, *args, **kwargs):
+        return self._undiscovered(super().unregister, *args, **kwargs)
+
+    def is_registered(self, model) -> bool:
+        return self._undiscovered(super().is_registered, model)
+
+    def _undiscovered(self, method, *args, **kwargs):
+        depth = getattr(self._registering, "depth", 0)
+        self._registering.depth = depth + 1
+        try:
+            return method(*args, **kwargs)
+        finally:
+            self._registering.depth = depth
+
     @property
     def _registry(self) -> dict:
-        if not self._discovered:
+        if not self._discovered and not getattr(self._registering, "depth", 0):
             with _discovery:  # re-entrant: the admin modules register while it is held
                 if not self._discovered:
                     self._discovered = True

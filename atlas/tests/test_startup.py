@@ -95,3 +95,24 @@ def test_what_was_made_lazy_still_loads_where_it_is_used():
     assert events.validation_errors({"eventType": "START"})  # jsonschema, on demand
     assert [v.entity for v in classify({"email": ["a@example.org", "b@example.com"]}).verdicts] == ["EMAIL_ADDRESS"]
     assert "presidio_analyzer" in sys.modules and "jsonschema" in sys.modules
+
+
+def test_an_admin_module_imported_before_the_site_is_used_registers_and_the_rest_still_load(tmp_path):
+    """``atlas.schedule_admin`` imports django_celery_beat's admin, which registers at import: that
+    registering must not discover every admin module halfway through the import (a circular import)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(DEBUG="true", ATLAS_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="atlas.settings")
+    script = (
+        "import sys, django; django.setup()\n"
+        "import atlas.schedule_admin\n"
+        "assert 'pipelines.admin' not in sys.modules\n"
+        "from django.contrib import admin\n"
+        "from django_celery_beat.models import PeriodicTask\n"
+        "from pipelines.models import Dataset\n"
+        "assert Dataset in admin.site._registry and 'pipelines.admin' in sys.modules\n"
+        "print(type(admin.site._registry[PeriodicTask]).__module__)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "atlas.schedule_admin"  # Atlas's schedule admin replaced beat's, as before
