@@ -33,6 +33,7 @@ from presidio_analyzer import (  # noqa: E402
     RecognizerRegistry,
     RecognizerResult,
 )
+from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer  # noqa: E402
 from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine  # noqa: E402
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer  # noqa: E402
 
@@ -240,6 +241,23 @@ class FastPhoneRecognizer(PhoneRecognizer):
         )
 
 
+class LemmaContextOnlyWhenLemmatised(LemmaContextAwareEnhancer):
+    """Presidio's context enhancer, skipped where it cannot change a score.
+
+    It raises a result's score when a recognizer's context word is found among the lemmas around
+    it, after a deep copy of every result (an eighth of a scan's time). The blank spaCy pipeline
+    Atlas runs without a model has no lemmatizer: every lemma is empty, no context word is a part
+    of an empty one, and no score can change. So, with no lemma and no context given, the results
+    are returned as they are; with a model (``PII_SPACY_MODEL``), Presidio's enhancer runs
+    (``compliance/tests/test_prefilter.py`` compares both, value by value).
+    """
+
+    def enhance_using_context(self, text, raw_results, nlp_artifacts, recognizers, context=None):
+        if not context and nlp_artifacts is not None and not any(nlp_artifacts.lemmas):
+            return raw_results
+        return super().enhance_using_context(text, raw_results, nlp_artifacts, recognizers, context)
+
+
 def street_address_recognizer() -> PatternRecognizer:
     """STREET_ADDRESS by shape: a house number with a street word, in the orders of en, de, nl, fr, es and it."""
     suffix, prefix = street_words()
@@ -303,17 +321,28 @@ def _build() -> AnalyzerEngine:
     registry.add_recognizer(UrlEmailRecognizer())
     for recognizer in national_id_recognizers():
         registry.add_recognizer(recognizer)
-    return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
+    return AnalyzerEngine(
+        registry=registry, nlp_engine=nlp_engine, supported_languages=["en"],
+        context_aware_enhancer=LemmaContextOnlyWhenLemmatised(),
+    )
 
 
 _engine_lock = threading.Lock()
+_engine: AnalyzerEngine | None = None
 
 
-@lru_cache(maxsize=1)
 def analyzer() -> AnalyzerEngine:
-    """The process's analyzer (built once: the registry takes a second or two)."""
-    with _engine_lock:
-        return _build()
+    """The process's analyzer, built once even when two threads ask at the same time (the registry
+    takes a second or two; ``compliance.scan_tasks.warm_up`` builds it beside an ingest)."""
+    global _engine
+    if _engine is None:
+        with _engine_lock:
+            if _engine is None:
+                _engine = _build()
+                # The name lists and street words the recognizers read on first use: loaded now too.
+                name_lists()
+                street_words()
+    return _engine
 
 
 def batch_analyzer() -> BatchAnalyzerEngine:

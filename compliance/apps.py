@@ -13,6 +13,7 @@ class ComplianceConfig(AppConfig):
         "definition_kinds": ["compliance.as_code.KINDS"],
         "step_hooks": ["compliance.hooks.PiiHook"],
         "step_versions": ["compliance.versions.step_versions"],
+        "run_panels": ["compliance.scan_tasks.run_panel"],
         "row_masker": ["compliance.masking.mask_rows"],
         "select_masker": ["compliance.masking.mask_select_rows"],
         "request_scopes": ["compliance.masking.request_scope"],

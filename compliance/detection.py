@@ -427,21 +427,39 @@ def scan_dataset(
     )
     if trigger != PiiScan.Trigger.INGEST:  # a person (or script) asked: who, what, how large
         audit.record("pii.scan", actor=actor, target=scan, dataset=dataset.name, trigger=trigger, sample_size=size)
+    return run_scan(scan, actor=actor)
+
+
+def run_scan(scan: PiiScan, *, actor=None) -> PiiScan:
+    """Do a recorded scan (a new one, or one an ingest queued: ``compliance.scan_tasks``).
+
+    A scan of some batches (``scan.batches``) samples only their rows and merges what it finds
+    with each column's previous evidence (:func:`merge_findings`); a scan of the whole table
+    replaces it (:func:`save_findings`). A failure is recorded on the scan, not raised.
+    """
+    dataset = scan.dataset
+    if scan.status != RunStatus.RUNNING:
+        scan.start()
+    size = scan.sample_size or settings.PII_SAMPLE_SIZE
     try:
         wh = get_warehouse()
         if not wh.table_exists(dataset.layer, dataset.table):
             raise WarehouseError(f"{dataset.qualified_table} has not been loaded yet; nothing to scan.")
         columns = scannable_columns(dataset, [c.name for c in wh.columns(dataset.layer, dataset.table)])
-        samples, sample_errors = sample_columns(wh, dataset, columns, size)
+        samples, sample_errors = sample_columns(wh, dataset, columns, size, batches=scan.batches or None)
         result = classify(samples)
         errors = {**sample_errors, **result.column_errors}
-        details: dict = {"columns": {v.column: v.entity for v in result.verdicts}}
+        details: dict = {**(scan.details or {}), "columns": {v.column: v.entity for v in result.verdicts}}
         if errors:
             details["column_errors"] = errors
         if result.truncated:
             details["truncated_values"] = {"max_chars": MAX_VALUE_CHARS, "columns": result.truncated}
         with transaction.atomic():
-            saved = save_findings(dataset, result.verdicts, scan, failed=set(errors))
+            if scan.batches:
+                sampled = {c: len(v) for c, v in samples.items() if c not in errors}
+                saved = merge_findings(dataset, result.verdicts, scan, sampled=sampled)
+            else:
+                saved = save_findings(dataset, result.verdicts, scan, failed=set(errors))
             # Privacy by default: what the scan is sure enough of is protected on Chart before any review.
             protect_by_default(datasets=[dataset], actor=actor)
             scan.finish(
@@ -460,10 +478,14 @@ def scan_dataset(
     return scan
 
 
-def sample_columns(wh, dataset: Dataset, columns: Sequence[str], size: int) -> tuple[dict[str, list[str]], dict]:
+def sample_columns(
+    wh, dataset: Dataset, columns: Sequence[str], size: int, *, batches: Sequence[str] | None = None
+) -> tuple[dict[str, list[str]], dict]:
     """Sample all columns in one query; if that fails, column by column, recording which failed (and why,
-    by error type only: a warehouse message may quote a value)."""
+    by error type only: a warehouse message may quote a value). ``batches``: their rows only."""
     kwargs = {"limit": size, "scan_rows": settings.PII_SCAN_ROWS, "max_chars": MAX_VALUE_CHARS}
+    if batches:
+        kwargs["batches"] = list(batches)
     try:
         return wh.sample_distinct(dataset.layer, dataset.table, columns, **kwargs), {}
     except Exception:
@@ -503,6 +525,7 @@ def save_findings(
                 "sample_size": v.sample_size,
                 "samples": v.samples,
                 "last_scan": scan,
+                "covers": {"whole_table_scan": scan.pk, "batches": [], "batches_since": 0},
             },
         )
         saved.append(finding)
@@ -512,4 +535,68 @@ def save_findings(
         .exclude(column__in=failed)
         .delete()
     )
+    return saved
+
+
+# Batches a finding lists by id (the newest); older ones are counted in ``batches_since``.
+COVERED_BATCHES_LISTED = 20
+
+
+def merge_findings(
+    dataset: Dataset, verdicts: Sequence[ColumnVerdict], scan: PiiScan, *, sampled: Mapping[str, int]
+) -> list[PiiFinding]:
+    """Merge a scan of new batches into each column's previous evidence (issue 20: work on what is new).
+
+    For a column and entity, the evidence is what every scan since the last whole-table scan
+    saw, weighed by the values each analysed: the share of values matched, their mean score and
+    the values analysed add up as if one scan had seen them all, and the confidence follows.
+    An entity the new batches do not show keeps its finding (the earlier rows still hold it),
+    its share diluted by the values that did not match; an entity only they show is a new
+    finding. Nothing is removed (no evidence in new rows is not absence from old ones), and
+    decisions stay. ``sampled``: the values analysed per column (columns that failed are absent:
+    their findings are left as they were). Each finding's ``covers`` names the batches added.
+    """
+    new_by_key = {(v.column, v.entity): v for v in verdicts if v.column in sampled}
+    old_by_key = {
+        (f.column, f.entity): f
+        for f in PiiFinding.objects.filter(dataset=dataset, column__in=list(sampled))
+    }
+    saved: list[PiiFinding] = []
+    for key in sorted(set(new_by_key) | set(old_by_key)):
+        column, _ = key
+        new, old = new_by_key.get(key), old_by_key.get(key)
+        if old is None:
+            finding = PiiFinding(
+                dataset=dataset, column=new.column, entity=new.entity, free_text=new.free_text, share=new.share,
+                mean_score=new.mean_score, confidence=new.confidence, name_evidence=new.name_evidence,
+                sample_size=new.sample_size, samples=new.samples,
+            )
+            finding.covers = {"whole_table_scan": None, "batches": [], "batches_since": 0}
+        else:
+            finding = old
+            n_old, n_new = old.sample_size, (new.sample_size if new else sampled[column])
+            hits_old = old.share * n_old
+            hits_new = new.share * n_new if new else 0.0
+            total = n_old + n_new
+            finding.share = round((hits_old + hits_new) / total, 4) if total else 0.0
+            if hits_old + hits_new:
+                finding.mean_score = round(
+                    (old.mean_score * hits_old + (new.mean_score * hits_new if new else 0.0)) / (hits_old + hits_new), 4
+                )
+            finding.sample_size = total
+            if new is not None:
+                finding.free_text = old.free_text or new.free_text
+                finding.name_evidence = old.name_evidence or new.name_evidence
+                finding.samples = [*new.samples, *[v for v in old.samples if v not in new.samples]][:SAMPLES_KEPT]
+            finding.confidence = confidence(
+                finding.share, finding.mean_score, by_name=bool(finding.name_evidence), free_text=finding.free_text
+            )
+        covers = dict(finding.covers or {"whole_table_scan": None, "batches": [], "batches_since": 0})
+        listed = [*(covers.get("batches") or []), *scan.batches]
+        covers["batches_since"] = int(covers.get("batches_since") or 0) + len(scan.batches)
+        covers["batches"] = listed[-COVERED_BATCHES_LISTED:]
+        finding.covers = covers
+        finding.last_scan = scan
+        finding.save()
+        saved.append(finding)
     return saved

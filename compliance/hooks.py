@@ -11,13 +11,12 @@ import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.utils import timezone
 
 from pipelines.hooks import GateFailed, RunContext, StepContext
-from pipelines.models import RunStatus, Step
+from pipelines.models import Step
 
-from .detection import scan_dataset
-from .models import ColumnPolicy, PiiScan
+from . import scan_tasks
+from .models import ColumnPolicy
 from .policies import (
     PolicyError,
     anonymise_text_columns,
@@ -48,6 +47,8 @@ class PiiHook:
     def prepare(self, ctx: StepContext) -> None:
         if ctx.step.kind != Step.Kind.REFINE or ctx.select_sql is None:
             return
+        # The gate below needs the findings of what the step reads: their queued scans run now.
+        scan_tasks.run_before_step(ctx.step, ctx.run)
         # Privacy by default: the unreviewed findings this step reads are protected before it writes Chart.
         protect_by_default(steps=[ctx.step])
         try:
@@ -84,34 +85,31 @@ class PiiHook:
             changed = anonymise_text_columns(ctx.warehouse, ctx.schema, ctx.staging, text_columns)
             ctx.step_run.details = {**(ctx.step_run.details or {}), "pii_anonymised_values": changed}
 
+    def started(self, ctx: StepContext) -> None:
+        if ctx.step.kind == Step.Kind.INGEST and settings.PII_SCAN_AFTER_INGEST:
+            scan_tasks.warm_up()  # the analyzer, built beside the ingest for the scan after it
+
     def published(self, ctx: StepContext) -> None:
+        """After an ingest: its PII scan is queued as a task of its own in the run (compliance.scan_tasks)."""
         if ctx.step.kind != Step.Kind.INGEST or not settings.PII_SCAN_AFTER_INGEST:
             return
-        # A scan after an earlier ingest of this dataset still "running" was interrupted with its
-        # worker (the runner calls this again for a resumed run): it ends failed, this one re-does it.
-        orphaned_scans(ctx.step.output).update(
-            status=RunStatus.FAILED, finished_at=timezone.now(),
-            error="Interrupted: the worker running it was lost; the dataset was scanned again by the resumed run.",
-        )
-        scan = scan_dataset(ctx.step.output, actor=ctx.run.triggered_by, trigger=PiiScan.Trigger.INGEST)
+        scan = scan_tasks.queue_after_ingest(ctx)
         ctx.step_run.details = {**(ctx.step_run.details or {}), "pii_scan": scan.pk, "pii_scan_status": scan.status}
         ctx.step_run.save(update_fields=["details"])
 
+    def skipped(self, ctx: StepContext) -> None:
+        if ctx.step.kind == Step.Kind.INGEST and settings.PII_SCAN_AFTER_INGEST:
+            scan_tasks.adopt_queued(ctx)
+
+    def run_ending(self, ctx: RunContext) -> None:
+        """After the run's last step: the scans no step's gate needed run now, each recorded on its own."""
+        scan_tasks.requeue_interrupted(ctx.run)  # a resumed attempt: what the lost one was scanning
+        scan_tasks.run_queued(run=ctx.run)
+
     def run_finished(self, ctx: RunContext) -> None:
-        """A run that ended with a step's scan owed (its worker lost mid-scan, then not resumed).
+        """A run that ended with a scan still "running" (its worker lost mid-scan, the run not resumed).
 
-        The scan left "running" ends failed with the reason; the runner re-does it with the
-        pipeline's next run of that step (``after_publish`` stays pending until then).
+        That scan ends failed with the reason, and a queued one of the same batches takes its place:
+        the next ingest of the dataset (or the next run, if it loads nothing new) runs it.
         """
-        owed = ctx.run.step_runs.filter(kind=Step.Kind.INGEST, after_publish="pending")
-        for step_run in owed.select_related("output"):
-            if step_run.output is not None:
-                orphaned_scans(step_run.output).update(
-                    status=RunStatus.FAILED, finished_at=timezone.now(),
-                    error="Interrupted: the worker running it was lost; the pipeline's next run scans the dataset again.",
-                )
-
-
-def orphaned_scans(dataset):
-    """Scans after an ingest of ``dataset`` still marked running (one ingest at a time writes a dataset)."""
-    return PiiScan.objects.filter(dataset=dataset, trigger=PiiScan.Trigger.INGEST, status=RunStatus.RUNNING)
+        scan_tasks.requeue_interrupted(ctx.run)

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from atlas.history import DefinitionHistory
-from pipelines.models import Dataset, RunRecord
+from pipelines.models import Dataset, PipelineRun, RunRecord, StepRun
 
 
 class PiiScan(RunRecord):
@@ -39,6 +39,13 @@ class PiiScan(RunRecord):
     columns_scanned = models.PositiveIntegerField(default=0)
     findings_count = models.PositiveIntegerField(default=0)
     details = models.JSONField(default=dict, blank=True)
+    # After an ingest: the run and step that loaded what it scans (a task of its own in that run,
+    # compliance.scan_tasks), and the batches it reads; no batches: the whole table.
+    run = models.ForeignKey(PipelineRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="pii_scans")
+    step_run = models.ForeignKey(StepRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="pii_scans")
+    batches = models.JSONField(
+        default=list, blank=True, help_text="The loaded batches it scans (their rows only); empty: the whole table."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -74,6 +81,10 @@ class PiiFinding(models.Model):
     sample_size = models.PositiveIntegerField(default=0, help_text="Distinct non-null values analysed.")
     samples = models.JSONField(default=list, blank=True, help_text="A few matched values (PII: masked for most).")
     last_scan = models.ForeignKey(PiiScan, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
+    covers = models.JSONField(
+        default=dict, blank=True,
+        help_text="The rows its evidence comes from: the last whole-table scan, and the batches scanned since.",
+    )
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -11,6 +11,8 @@ calls them, and nothing else does:
 
 =================  ===========================================================================
 ``run_started``    a run was claimed; called in the transaction that marks it running
+``run_ending``     the run's steps are done (not cancelled); called before its end is stored, outside any
+                   transaction: work the steps left to the run (compliance: the PII scans no gate needed)
 ``run_finished``   a run ended (``ctx.status``); called in the transaction that stores its end
 ``started``        a step run began; called in the transaction that marks it running
 ``prepare``        before anything is staged, for every step kind; may rewrite ``ctx.select_sql``
@@ -40,7 +42,7 @@ from atlas.warehouse.base import WriteMode
 
 logger = logging.getLogger(__name__)
 STEP_STAGES = ("started", "prepare", "staged", "published", "skipped", "failed")
-RUN_STAGES = ("run_started", "run_finished")
+RUN_STAGES = ("run_started", "run_ending", "run_finished")
 STAGES = STEP_STAGES + RUN_STAGES
 T = TypeVar("T")
 

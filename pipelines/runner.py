@@ -658,6 +658,7 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
                 _cancel_rest(step_runs)
                 _finish(run, RunStatus.CANCELLED, error=step_run.error)
                 return run
+        hooks.call("run_ending", RunContext(run=run, status=RunStatus.RUNNING))  # e.g. the PII scans left
     status, error = run_outcome(step_runs, upstream)
     _finish(run, status, error=error, step_runs=step_runs)
     return run

@@ -112,18 +112,21 @@ def bench_classify(wh, sample: int, reps: int) -> dict:
     # interleaved, every recognizer on every value (the scan before issue 20): same samples, same verdicts.
     variants = {"atlas": True, "atlas, every recognizer on every value": False}
     times: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}  # this process's CPU s (DuckDB's threads too)
     preds: dict[str, dict] = {}
     classify_columns({"warm": ["a@example.org"]})  # the analyzer is built once per process, outside the timing
     for _ in range(reps):
         for name, prefilter in variants.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             samples = wh.sample_distinct("chart", "customers_bench", columns, limit=sample,
                                          scan_rows=settings.PII_SCAN_ROWS)
             verdicts = classify(samples, prefilter=prefilter).verdicts
             times[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
             preds[name] = {v.column: "FREE_TEXT" if v.free_text else v.entity for v in verdicts}
     assert preds["atlas"] == preds["atlas, every recognizer on every value"], preds
-    result = {name: {"seconds": times[name], "median": statistics.median(times[name]), **score(preds[name])}
+    result = {name: {"seconds": times[name], "median": statistics.median(times[name]), "cpu_seconds": cpu[name],
+                     "median_cpu": statistics.median(cpu[name]), **score(preds[name])}
               for name in variants}
     try:
         import spacy
@@ -148,13 +151,15 @@ def bench_classify(wh, sample: int, reps: int) -> dict:
         import pandas as pd
 
         df = pd.DataFrame(cur.fetchall(), columns=cur.column_names)
-    times, pred = [], {}
+    times, cpu_times, pred = [], [], {}
     for _ in range(reps):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         analysis = PandasAnalysisBuilder(analyzer=engine).generate_analysis(df, n=sample)
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - start_cpu)
         pred = dict(analysis.entity_mapping)
-    result["presidio_structured"] = {"seconds": times, "median": statistics.median(times), **score(pred),
+    result["presidio_structured"] = {"seconds": times, "median": statistics.median(times), "cpu_seconds": cpu_times,
+                                     "median_cpu": statistics.median(cpu_times), **score(pred),
                                      "note": "same rows sampled once, outside the timing"}
     return result
 
@@ -255,19 +260,32 @@ def bench_policies(wh, reps: int) -> dict:
 def markdown(results: dict) -> str:
     lines = [f"# PII benchmark ({results['rows']:,} rows, 12 columns, median of {results['reps']})", ""]
     c = results["classify"]
-    lines += ["## Classify (DuckDB)", "", "| tool | median s | columns right (of 12) |", "|---|---:|---:|"]
+    lines += ["## Classify (DuckDB)", ""]
+    if c.get("load_average"):
+        lines += [f"Load average (1 min) before / after the classify part: {c['load_average'][0]:.1f} /"
+                  f" {c['load_average'][1]:.1f} on {results['machine']['cpus']} CPUs; CPU s (user + system of this"
+                  " process, what load does not distort) beside the wall time.", ""]
+    anchor = c.get("presidio_structured", {})
+    lines += ["| tool | median s | median CPU s | × presidio-structured (CPU) | columns right (of 12) |",
+              "|---|---:|---:|---:|---:|"]
     for name, entry in c.items():
+        if not isinstance(entry, dict):
+            continue
         if "median" in entry:
-            lines.append(f"| {name} | {entry['median']:.2f} | {entry['correct_columns']} |")
-        else:
-            lines.append(f"| {name} | {entry.get('skipped')} | |")
+            cpu = entry.get("median_cpu")
+            ratio = f"{cpu / anchor['median_cpu']:.2f}" if cpu and anchor.get("median_cpu") else ""
+            cpu_text = f"{cpu:.2f}" if cpu is not None else ""
+            lines.append(f"| {name} | {entry['median']:.2f} | {cpu_text} | {ratio} | {entry['correct_columns']} |")
+        elif "skipped" in entry:
+            lines.append(f"| {name} | {entry.get('skipped')} | | | |")
     for engine, entries in results["policies"].items():
         lines += ["", f"## hash + mask + generalise, {engine}", "", "| contender | median s | × floor |", "|---|---:|---:|"]
         for name, entry in entries.items():
             if not name.startswith("_"):
                 floor = " (floor)" if name == entries["_check"]["floor_is"] else ""
                 lines.append(f"| {name}{floor} | {entry['median']:.2f} | {entry['vs_floor']:.2f} |")
-    lines += ["", "Answers per column:", "", "```", json.dumps({k: v.get("answers") for k, v in c.items()}, indent=1), "```"]
+    answers = {k: v.get("answers") for k, v in c.items() if isinstance(v, dict)}
+    lines += ["", "Answers per column:", "", "```", json.dumps(answers, indent=1), "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -296,7 +314,9 @@ def main() -> None:
     build_table(duck, args.rows)
     if args.only in (None, "classify"):
         log("classifying")
+        load_before = os.getloadavg()[0]
         results["classify"] = bench_classify(duck, args.sample, args.reps)
+        results["classify"]["load_average"] = [load_before, os.getloadavg()[0]]
     if args.only in (None, "policies"):
         log("policies on DuckDB")
         results["policies"]["DuckDB"] = bench_policies(duck, args.reps)

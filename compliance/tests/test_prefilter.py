@@ -125,3 +125,28 @@ def test_values_needing_no_recognizer_are_not_analysed():
     out = analyze_columns(engine, {"flag": ["true", "false"], "blank": ["", " "], "name": ["Anna Schmidt"]}, ner=False)
     assert out["flag"] == [[], []] and out["blank"] == [[], []]
     assert [r.entity_type for r in out["name"][0]] == ["PERSON"]
+
+
+def test_skipping_the_context_enhancer_without_lemmas_changes_no_score(tmp_path):
+    """The blank spaCy pipeline has no lemmatizer: Presidio's context enhancer can raise no score, so
+    Atlas skips it (``LemmaContextOnlyWhenLemmatised``). Value by value, the results are those of the
+    same analyzer with Presidio's own enhancer."""
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+
+    ours = analyzer()
+    presidios = AnalyzerEngine(registry=ours.registry, nlp_engine=ours.nlp_engine, supported_languages=["en"],
+                               context_aware_enhancer=LemmaContextAwareEnhancer())
+    corpus = _corpus(tmp_path)
+    values = sorted({v for vs in corpus.values() for v in vs if v})
+    assert len(values) > 3000
+    found = 0
+    for value in values:
+        mine = _key(ours.analyze(text=value, language="en"))
+        assert mine == _key(presidios.analyze(text=value, language="en")), value
+        found += bool(mine)
+    assert found > 1000  # the comparison saw results, not only empty lists
+    # With context words given, Presidio's enhancer runs and raises what it finds beside them.
+    boosted = ours.analyze(text="Tel 030 1234567", language="en", context=["tel"])
+    assert boosted and max(r.score for r in boosted) == max(
+        r.score for r in presidios.analyze(text="Tel 030 1234567", language="en", context=["tel"]))

@@ -3,7 +3,8 @@
 A worker killed during the scan left it "running" forever, and the file, skipped by
 checksum afterwards, was never scanned. Now the resumed run re-does the scan (the
 interrupted one ends failed, with the reason); a run not resumed leaves it owed to the
-pipeline's next run.
+pipeline's next run. (Issue 20: the scan is a task of its own, queued by the ingest and run
+by the run after its steps or before a step whose gate needs it: compliance.scan_tasks.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from compliance import hooks as compliance_hooks
+from compliance import detection
 from compliance.models import PiiScan
 from pipelines import runner
 from pipelines.models import PipelineRun, RunStatus
@@ -26,17 +27,16 @@ pytestmark = pytest.mark.step_hooks("compliance.hooks.PiiHook")
 @pytest.fixture
 def scan_killed_once(monkeypatch):
     """The first scan after an ingest starts (its record "running"), then its worker dies."""
-    real, calls = compliance_hooks.scan_dataset, []
+    real, calls = detection.run_scan, []
 
-    def scan(dataset, **kwargs):
-        calls.append(dataset.name)
+    def scan(record, **kwargs):
+        calls.append(record.dataset.name)
         if len(calls) == 1:
-            PiiScan.objects.create(dataset=dataset, trigger=PiiScan.Trigger.INGEST, status=RunStatus.RUNNING,
-                                   started_at=timezone.now())
+            assert record.status == RunStatus.RUNNING
             raise Killed("the worker died during the scan")
-        return real(dataset, **kwargs)
+        return real(record, **kwargs)
 
-    monkeypatch.setattr(compliance_hooks, "scan_dataset", scan)
+    monkeypatch.setattr(detection, "run_scan", scan)
     return calls
 
 
@@ -72,8 +72,12 @@ def test_a_scan_owed_by_a_run_not_resumed_is_done_by_the_next_run(wh, simple_pip
     runner.reap_stale_runs()
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and "Not resumed" in run.error
-    interrupted = PiiScan.objects.get()
-    assert interrupted.status == RunStatus.FAILED  # never "running" forever
+    interrupted = PiiScan.objects.get(status=RunStatus.FAILED)  # never "running" forever
+    assert interrupted.error.startswith("Interrupted")
+    owed = PiiScan.objects.get(status=RunStatus.QUEUED)  # its batches, owed to the dataset's next ingest
+    assert owed.batches == interrupted.batches and owed.batches
     nxt = run_now(pipeline)
     assert nxt.step_runs.get(step_name="ingest").status == RunStatus.SKIPPED  # the file: already loaded
     assert PiiScan.objects.filter(status=RunStatus.SUCCEEDED, dataset=interrupted.dataset).count() == 1  # scanned
+    owed.refresh_from_db()
+    assert owed.status == RunStatus.SUCCEEDED and owed.run == nxt  # adopted by the run that loaded nothing new

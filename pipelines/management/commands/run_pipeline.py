@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.core import checks
 from django.core.management.base import BaseCommand, CommandError
 
-from atlas import humanize
-from pipelines import live, runner, selection
 from pipelines.models import Pipeline, PipelineRun, RunStatus, Trigger
-from pipelines.run_console import RunConsole, ended_line
+
+if TYPE_CHECKING:
+    from pipelines.run_console import RunConsole
 
 
 class Command(BaseCommand):
     help = "Run a pipeline, wait for it to end, print the outcome; exit non-zero unless it succeeded."
+    # The models' checks only: the others (URLs, admin, templates, security) are about serving
+    # pages and import every view; ``manage.py check`` runs them all (README "Commands").
+    requires_system_checks = [checks.Tags.models]
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("name", help="Pipeline name")
@@ -49,6 +54,10 @@ class Command(BaseCommand):
         if pipeline is None:
             known = ", ".join(Pipeline.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"No pipeline named {name!r} (known: {known}).")
+        # The runner, the selection and the console load once the pipeline is known (start-up).
+        from pipelines import live, runner, selection
+        from pipelines.run_console import RunConsole
+
         inline = sync or settings.CELERY_TASK_ALWAYS_EAGER
         try:
             if rerun_failed is not None:
@@ -79,6 +88,8 @@ class Command(BaseCommand):
 
     def _wait(self, run: PipelineRun, timeout: float, console: RunConsole) -> PipelineRun:
         """Follow a run a worker executes: the same step lines, read from what it stores."""
+        from pipelines import live
+
         deadline = time.monotonic() + timeout
         watcher = live.RunWatcher(run)
         while True:
@@ -92,6 +103,10 @@ class Command(BaseCommand):
             time.sleep(0.5)
 
     def _report(self, run: PipelineRun, console: RunConsole) -> None:
+        from atlas import humanize
+        from pipelines import live
+        from pipelines.run_console import ended_line
+
         for sr in run.step_runs.all():  # the steps that never started (skipped after a failure, cancelled)
             if sr.pk not in console.ended:
                 self.stdout.write(ended_line(live.step_state(sr)))

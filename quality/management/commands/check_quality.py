@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from django.core import checks
 from django.core.management.base import BaseCommand, CommandError
 
 from pipelines.models import Dataset
 from quality.models import CheckRun
-from quality.service import run_checks
 
 
 class Command(BaseCommand):
     help = "Run a dataset's enabled checks against its published table; exit 1 when a fail check fails."
+    # The models' checks only: the others (URLs, admin, templates, security) are about serving
+    # pages and import every view; ``manage.py check`` runs them all (README "Commands").
+    requires_system_checks = [checks.Tags.models]
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("dataset", help="Dataset name (or layer.table).")
@@ -22,6 +25,9 @@ class Command(BaseCommand):
             ds = Dataset.objects.filter(layer=layer, table=table).first()
         if ds is None:
             raise CommandError(f"Unknown dataset {dataset!r}.")
+        # The checks' engine loads once the dataset is known (start-up).
+        from quality.service import run_checks
+
         run = run_checks(ds, trigger=CheckRun.Trigger.CLI, apply_drops=False)
         self.stdout.write(f"Checks on {run.table_shown}: {run.status} ({run.rows_checked} rows, {run.queries} queries)")
         for r in run.results.all():

@@ -1,0 +1,244 @@
+"""The PII scan after an ingest, as a task of its own in the run (issue 20, part 3).
+
+An ingest used to classify what it loaded inside its ``published`` hook: the run waited for
+the scan after every ingest, and the time went to no step. Now the ingest *queues* a scan
+(:func:`queue_after_ingest`): a :class:`~compliance.models.PiiScan` of the run, of the step run
+that loaded, of the batches it loaded, shown on the run's page with its own status and time
+(:func:`run_panel`). The run goes on with the next step. The scan runs
+
+* before a refine step that reads the dataset (its PII gate and privacy by default need the
+  findings: :func:`run_before_step`, from ``PiiHook.prepare``), or
+* after the run's last step, for the scans no step needed (``PiiHook.run_ending``).
+
+A scan of new batches reads their rows only and merges its evidence with the column's
+(``detection.merge_findings``); a full refresh (the table replaced) scans the whole table.
+
+Nothing is left unscanned: there is at most one queued scan per dataset, and a new ingest's
+scan takes over the batches of a queued one (a run cancelled, failed or lost before it ran)
+and of one interrupted while running (a lost worker), which ends failed with the reason. An
+ingest with nothing new adopts a queued scan of its dataset into its own run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from atlas.warehouse.base import WriteMode
+from pipelines.models import Dataset, LoadedBatch, PipelineRun, RunStatus, StepRun
+
+from .models import PiiScan
+
+logger = logging.getLogger(__name__)
+
+TIMELINE_KEY = "published compliance"  # pipelines.timeline: hook time after the step (pipelines.live.HOOK_WORDS)
+LOADED = (LoadedBatch.Status.LOADED, LoadedBatch.Status.PARTIAL)
+INTERRUPTED = "Interrupted: the worker running it was lost; its batches are scanned by PII scan #{pk}."
+
+
+_warming = threading.Lock()
+_warmed = False
+
+
+def warm_up() -> None:
+    """Build the analyzer (Presidio, spaCy, the name lists: about 3 CPU s, once per process) in a thread
+    beside the ingest that will need it, instead of in the scan after it: the ingest's work is mostly in
+    the warehouse (DuckDB and the drivers release the GIL), so on a machine with a spare core the scan
+    finds it ready. Once per process; a failure is the scan's to report, not this thread's."""
+    global _warmed
+    with _warming:
+        if _warmed:
+            return
+        _warmed = True
+
+    def build() -> None:
+        try:
+            from .analyzer import analyzer
+
+            analyzer()
+        except Exception:  # the scan builds it again and records why it cannot
+            logger.warning("Building the PII analyzer ahead of the scan failed.", exc_info=True)
+
+    threading.Thread(target=build, name="atlas-pii-analyzer", daemon=True).start()
+
+
+def loaded_batches(step_run) -> list[str]:
+    """The batches this step run loaded (in load order)."""
+    return list(
+        LoadedBatch.objects.filter(step_run=step_run, status__in=LOADED).order_by("created_at", "id")
+        .values_list("batch_id", flat=True)
+    )
+
+
+def queue_after_ingest(ctx) -> PiiScan:
+    """Queue the scan of what an ingest step run published (idempotent for the same step run)."""
+    dataset, step_run = ctx.step.output, ctx.step_run
+    # The table replaced (a full refresh too), or a load the batch ledger does not name: all of it.
+    whole_table = ctx.write_mode == WriteMode.REPLACE
+    batches = [] if whole_table else loaded_batches(step_run)
+    with transaction.atomic():
+        # One ingest at a time writes a dataset; the lock orders this with a gate running its scan.
+        Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
+        owed = list(PiiScan.objects.filter(
+            dataset=dataset, trigger=PiiScan.Trigger.INGEST, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)
+        ).order_by("id"))
+        scan = next((s for s in owed if s.step_run_id == step_run.pk and s.status == RunStatus.QUEUED), None)
+        if scan is None:
+            scan = PiiScan.objects.create(
+                dataset=dataset, trigger=PiiScan.Trigger.INGEST, status=RunStatus.QUEUED, run=ctx.run,
+                step_run=step_run, triggered_by=_user(ctx.run.triggered_by), batches=batches,
+                sample_size=settings.PII_SAMPLE_SIZE,
+            )
+        for earlier in owed:
+            if earlier.pk == scan.pk:
+                continue
+            # Its batches are scanned by this one (no batch stays unscanned); a whole table covers all.
+            if scan.batches and earlier.batches:
+                scan.batches = [*earlier.batches, *[b for b in scan.batches if b not in earlier.batches]]
+            elif not earlier.batches:
+                scan.batches = []
+            if earlier.status == RunStatus.RUNNING:
+                earlier.fail(INTERRUPTED.format(pk=scan.pk))
+            else:
+                earlier.finish(RunStatus.SKIPPED, error=f"Taken over by PII scan #{scan.pk} (run #{ctx.run.pk}).")
+        if scan.batches != batches and (scan.batches or batches):
+            scan.save(update_fields=["batches"])
+    return scan
+
+
+def adopt_queued(ctx) -> list[PiiScan]:
+    """An ingest with nothing new: a scan its dataset still owes (an earlier run ended first) joins this run."""
+    owed = PiiScan.objects.filter(dataset=ctx.step.output, trigger=PiiScan.Trigger.INGEST, status=RunStatus.QUEUED)
+    scans = list(owed)
+    if scans:
+        owed.update(run=ctx.run)
+    return scans
+
+
+def requeue_interrupted(run) -> list[PiiScan]:
+    """Scans of ``run`` left running by a lost attempt (one attempt runs at a time, and this one runs none):
+    each ends failed with the reason, and a queued scan of the same batches takes its place."""
+    again = []
+    with transaction.atomic():
+        for lost in PiiScan.objects.select_for_update().filter(run=run, status=RunStatus.RUNNING):
+            lost.fail("Interrupted")
+            again.append(_queue_again(lost, INTERRUPTED))
+    return again
+
+
+def run_queued(*, run=None, datasets: Iterable[Dataset] | None = None) -> list[PiiScan]:
+    """Run the queued scans of ``run`` (or of any run) on ``datasets`` (or all), oldest first."""
+    queued = PiiScan.objects.filter(trigger=PiiScan.Trigger.INGEST, status=RunStatus.QUEUED)
+    if run is not None:
+        queued = queued.filter(run=run)
+    if datasets is not None:
+        queued = queued.filter(dataset__in=list(datasets))
+    done = []
+    for scan in queued.select_related("dataset").order_by("id"):
+        if _cancelled(scan):
+            continue  # its run is stopping: left queued for the dataset's next ingest
+        # Claimed: a scan runs once even if two doors reach it.
+        if PiiScan.objects.filter(pk=scan.pk, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=timezone.now()
+        ):
+            scan.refresh_from_db()
+            from .detection import run_scan
+
+            done.append(run_scan(scan, actor=scan.triggered_by))
+            _add_to_timeline(scan)
+            if scan.status == RunStatus.FAILED and _cancelled(scan):
+                _queue_again(scan, "Stopped by the run's cancel; its batches are scanned by PII scan #{pk}.")
+    return done
+
+
+def _cancelled(scan: PiiScan) -> bool:
+    return scan.run_id is not None and PipelineRun.objects.filter(pk=scan.run_id, cancel_requested=True).exists()
+
+
+def _queue_again(scan: PiiScan, reason: str) -> PiiScan:
+    """A queued scan of the same batches in ``scan``'s place (the dataset's next ingest takes it over)."""
+    again = PiiScan.objects.create(
+        dataset_id=scan.dataset_id, trigger=scan.trigger, status=RunStatus.QUEUED, run_id=scan.run_id,
+        step_run_id=scan.step_run_id, triggered_by_id=scan.triggered_by_id, batches=scan.batches,
+        sample_size=scan.sample_size,
+    )
+    scan.error = reason.format(pk=again.pk)
+    scan.save(update_fields=["error"])
+    return again
+
+
+def _add_to_timeline(scan: PiiScan) -> None:
+    """The run's timeline draws the scan after the ingest that queued it (``published compliance``, as before)."""
+    if scan.step_run_id is None or scan.duration is None:
+        return
+    with transaction.atomic():
+        step_run = StepRun.objects.select_for_update().filter(pk=scan.step_run_id).first()
+        if step_run is None:
+            return
+        details = dict(step_run.details or {})
+        spent = dict(details.get("hook_seconds") or {})
+        spent[TIMELINE_KEY] = round(spent.get(TIMELINE_KEY, 0.0) + scan.duration.total_seconds(), 3)
+        step_run.details = {**details, "hook_seconds": spent, "pii_scan": scan.pk, "pii_scan_status": scan.status}
+        step_run.save(update_fields=["details"])
+
+
+def run_before_step(step, run=None) -> list[PiiScan]:
+    """The queued scans of what a refine step reads: its PII gate and privacy by default need their findings."""
+    from .policies import _inputs
+
+    reads = list(step.inputs.all()) or _inputs(step)
+    if not reads:
+        return []
+    if run is not None:
+        requeue_interrupted(run)
+    return run_queued(datasets=reads)
+
+
+def describe(scan: PiiScan) -> str:
+    """``PII scan of explore.orders: 0.4 s, 2 findings`` (or its state)."""
+    what = f"PII scan of {scan.dataset.qualified_table}"
+    covered = f" ({len(scan.batches)} new batch{'es' if len(scan.batches) != 1 else ''})" if scan.batches else ""
+    if scan.status == RunStatus.SUCCEEDED:
+        seconds = scan.duration.total_seconds() if scan.duration else 0.0
+        found = f"{scan.findings_count} finding{'s' if scan.findings_count != 1 else ''}"
+        return f"{what}{covered}: {seconds:.1f} s, {found}"
+    if scan.status in (RunStatus.FAILED, RunStatus.SKIPPED):
+        return f"{what}{covered}: {scan.get_status_display().lower()} ({scan.error})"
+    return f"{what}{covered}: {scan.get_status_display().lower()}"
+
+
+def run_panel(request, record) -> str | None:
+    """The run page's section: each PII scan of the run (or of the step run) as a row with its status and time."""
+    user = getattr(request, "user", None)
+    if user is None or not user.has_perm("compliance.view_piiscan"):
+        return None
+    if isinstance(record, PipelineRun):
+        scans = PiiScan.objects.filter(run=record)
+    elif isinstance(record, StepRun):
+        scans = PiiScan.objects.filter(step_run=record)
+    else:
+        return None
+    scans = list(scans.select_related("dataset").order_by("id"))
+    if not scans:
+        return None
+    rows = format_html_join(
+        "", '<tr><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td></tr>',
+        ((reverse("admin:compliance_piiscan_change", args=[s.pk]), s.pk, s.get_status_display(), describe(s))
+         for s in scans),
+    )
+    return format_html(
+        '<div class="module"><h2>PII scans</h2><table class="atlas-pii-scans"><thead><tr><th>scan</th>'
+        "<th>status</th><th>what</th></tr></thead><tbody>{}</tbody></table></div>",
+        rows,
+    )
+
+
+def _user(user):
+    return user if getattr(user, "is_authenticated", False) else None
