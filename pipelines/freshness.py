@@ -170,14 +170,18 @@ def sql_reads(step: Step, before: Versions | None = None) -> dict[str, int]:
     return {d.qualified_table: d.pk for d in step_inputs(step, known)}
 
 
-def current(run: Any, step: Step, before: Versions | None = None) -> Versions:
-    """The versions ``step`` would run with now (``output`` is filled in once it ran)."""
+def _parameters(run: Any, step: Step) -> dict[str, str] | None:
+    """The run's parameters, where the step's SQL uses them (they then shape what it writes)."""
     from atlas.sql.params import uses_parameters
 
-    params = None
     if step.kind != Step.Kind.INGEST and uses_parameters(step.sql or ""):
-        params = {k: str(v) for k, v in run.parameters().items()}
-    now = Versions(definition=definition(step, params))
+        return {k: str(v) for k, v in run.parameters().items()}
+    return None
+
+
+def current(run: Any, step: Step, before: Versions | None = None) -> Versions:
+    """The versions ``step`` would run with now (``output`` is filled in once it ran)."""
+    now = Versions(definition=definition(step, _parameters(run, step)))
     now.reads = sql_reads(step, before if before is not None and before.definition == now.definition else None)
     reads = set(now.reads.values()) | set(extensions.step_reads(step))  # and what its checks read
     reads.discard(step.output_id)
@@ -278,6 +282,11 @@ def record_execution(step_run: StepRun, step: Step, versions: Versions | None) -
     """After a step executed: the versions it ran with and its output's now; an ingest with nothing new is up to date."""
     if versions is None or not _succeeded(step_run):
         return
+    # What the step's own hooks settled while it ran is part of what it wrote: the PII scan its gate
+    # ran (findings) and the policies privacy by default added. So the definition is read again now,
+    # from the same step object (its SQL as it ran); else the next run would find it "changed" and
+    # run it once more for nothing.
+    versions.definition = definition(step, _parameters(step_run.run, step))
     versions.output = dataset_versions({step.output_id}).get(str(step.output_id))
     details = {**(step_run.details or {}), VERSIONS: versions.as_json()}
     if step_run.status == RunStatus.SKIPPED:  # an ingest whose every file was loaded already

@@ -397,3 +397,28 @@ def test_another_hash_key_reruns_the_refine_it_keys(shop, wh, settings):
         second = sorted(r[0] for r in cur.execute('SELECT country FROM navigate."revenue"').fetchall())
     assert len(second) == len(first) and not set(second) & set(first)  # every token changed with the key
     assert_equals_full_recomputation(shop, wh)
+
+
+@pytest.mark.step_hooks()
+def test_what_a_steps_own_gate_settles_does_not_make_it_run_again(shop, wh, settings):
+    """The PII scan its gate runs and the policy privacy by default adds are part of what the step wrote.
+
+    Both change what compliance contributes to the refine's definition while the refine runs;
+    the versions recorded after it must include them, or every second run re-runs it for nothing.
+    """
+    from compliance.models import ColumnPolicy, PiiFinding
+
+    settings.PII_SCAN_AFTER_INGEST = True
+    (shop.data / "customers.csv").write_text(
+        "customer_id,country,email\n" + "".join(f"{i},fr,person.{i}@example.org\n" for i in range(1, 41))
+    )
+    Step.objects.filter(pipeline=shop, name="refine_customers").update(
+        sql="SELECT CAST(customer_id AS integer) AS customer_id, upper(trim(country)) AS country, email"
+        " FROM explore.customers"
+    )
+    first = run_now(shop)
+    assert first.status == RunStatus.SUCCEEDED, first.error
+    assert PiiFinding.objects.filter(dataset__table="customers", column="email").exists()
+    assert ColumnPolicy.objects.filter(dataset__layer="chart", dataset__table="customers", column="email").exists()
+
+    assert statuses(run_now(shop)) == ALL_UP_TO_DATE
