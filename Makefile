@@ -35,8 +35,9 @@ demo: install
 	@echo "Atlas admin: http://127.0.0.1:8000/admin/"
 	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
 
-## The whole suite: the embedded default, then PostgreSQL (skipped with a reason where it is not running).
-test: install test-embedded test-postgres
+## The whole suite: the embedded default, then PostgreSQL, then the Spark warehouse (each skipped with a
+## reason where its server or Java is missing; under CI=true they must run).
+test: install test-embedded test-postgres test-spark
 
 test-embedded: install
 	$(PYTEST)
