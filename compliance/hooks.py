@@ -94,7 +94,9 @@ class PiiHook:
         if ctx.step.kind != Step.Kind.INGEST or not settings.PII_SCAN_AFTER_INGEST:
             return
         scan = scan_tasks.queue_after_ingest(ctx)
-        ctx.step_run.details = {**(ctx.step_run.details or {}), "pii_scan": scan.pk, "pii_scan_status": scan.status}
+        ctx.step_run.details = {**(ctx.step_run.details or {}), "pii_scan": scan.pk, "pii_scan_status": scan.status,
+                                # run_pipeline and the live page say "PII scan queued", not its queueing time
+                                "hooks_queued": [scan_tasks.TIMELINE_KEY]}
         ctx.step_run.save(update_fields=["details"])
 
     def skipped(self, ctx: StepContext) -> None:

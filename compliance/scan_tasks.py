@@ -185,7 +185,9 @@ def _add_to_timeline(scan: PiiScan) -> None:
         details = dict(step_run.details or {})
         spent = dict(details.get("hook_seconds") or {})
         spent[TIMELINE_KEY] = round(spent.get(TIMELINE_KEY, 0.0) + scan.duration.total_seconds(), 3)
-        step_run.details = {**details, "hook_seconds": spent, "pii_scan": scan.pk, "pii_scan_status": scan.status}
+        queued = [key for key in details.get("hooks_queued") or [] if key != TIMELINE_KEY]
+        step_run.details = {**details, "hook_seconds": spent, "pii_scan": scan.pk, "pii_scan_status": scan.status,
+                            "hooks_queued": queued}
         step_run.save(update_fields=["details"])
 
 

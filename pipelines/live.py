@@ -104,9 +104,17 @@ def step_state(sr: StepRun, now: datetime | None = None) -> dict[str, Any]:
         "error": (sr.error or "").splitlines()[0] if sr.error else "",
         "hooks_pending": sr.after_publish == "pending",  # published; the PII scan and lineage still to do
         # the hooks after publishing (the PII scan after an ingest, lineage): time outside the step's own
-        "after": [[hook_label(k), v] for k, v in ((sr.details or {}).get("hook_seconds") or {}).items()
-                  if k.startswith("published")],
+        "after": after_publishing(sr.details or {}),
     }
+
+
+def after_publishing(details: dict[str, Any]) -> list[list]:
+    """The hooks after publishing, in words, with their seconds; a hook that queued its work (``hooks_queued``:
+    the PII scan, run at the gate that needs it or at the run's end) says so, with no time yet."""
+    queued = details.get("hooks_queued") or []
+    spent = {k: v for k, v in (details.get("hook_seconds") or {}).items() if k.startswith("published")}
+    return [[f"{hook_label(k)} queued", None] if k in queued else [hook_label(k), spent[k]]
+            for k in [*spent, *(k for k in queued if k not in spent)]]
 
 
 def run_state(run: PipelineRun, now: datetime | None = None) -> dict[str, Any]:

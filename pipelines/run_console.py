@@ -36,7 +36,8 @@ def ended_line(state: dict[str, Any]) -> str:
         line = f"  {state['name']:<28} {status} in {state['duration']}: {rows}{files}"
     after = state.get("after") or []
     if after:
-        line += "; then " + ", ".join(f"{label} {live.duration_words(secs)}" for label, secs in after)
+        line += "; then " + ", ".join(label if secs is None else f"{label} {live.duration_words(secs)}"
+                                      for label, secs in after)
     if state.get("error"):
         line += f"\n    {'error' if state['status'] == 'failed' else 'why'}: {state['error']}"
     return line
