@@ -105,7 +105,10 @@ class PiiHook:
 
     def run_ending(self, ctx: RunContext) -> None:
         """After the run's last step: the scans no step's gate needed run now, each recorded on its own."""
-        scan_tasks.requeue_interrupted(ctx.run)  # a resumed attempt: what the lost one was scanning
+        if ctx.run.attempt > 1:  # a resumed attempt: what the lost one was scanning (a first has no lost one)
+            scan_tasks.requeue_interrupted(ctx.run)
+        elif not getattr(ctx.run, scan_tasks.QUEUED_IN_RUN, False):
+            return  # a first attempt whose ingests queued or adopted no scan (no query for it)
         scan_tasks.run_queued(run=ctx.run)
 
     def run_finished(self, ctx: RunContext) -> None:

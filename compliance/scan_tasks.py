@@ -38,6 +38,8 @@ from .models import PiiScan
 
 logger = logging.getLogger(__name__)
 
+# Set on the run object when one of its ingests queues or adopts a scan: the run's end then runs what is left.
+QUEUED_IN_RUN = "_atlas_pii_scans_queued"
 TIMELINE_KEY = "published compliance"  # pipelines.timeline: hook time after the step (pipelines.live.HOOK_WORDS)
 LOADED = (LoadedBatch.Status.LOADED, LoadedBatch.Status.PARTIAL)
 INTERRUPTED = "Interrupted: the worker running it was lost; its batches are scanned by PII scan #{pk}."
@@ -110,6 +112,7 @@ def queue_after_ingest(ctx) -> PiiScan:
                 earlier.finish(RunStatus.SKIPPED, error=f"Taken over by PII scan #{scan.pk} (run #{ctx.run.pk}).")
         if scan.batches != batches and (scan.batches or batches):
             scan.save(update_fields=["batches"])
+    setattr(ctx.run, QUEUED_IN_RUN, True)
     return scan
 
 
@@ -119,6 +122,7 @@ def adopt_queued(ctx) -> list[PiiScan]:
     scans = list(owed)
     if scans:
         owed.update(run=ctx.run)
+        setattr(ctx.run, QUEUED_IN_RUN, True)
     return scans
 
 
@@ -126,8 +130,11 @@ def requeue_interrupted(run) -> list[PiiScan]:
     """Scans of ``run`` left running by a lost attempt (one attempt runs at a time, and this one runs none):
     each ends failed with the reason, and a queued scan of the same batches takes its place."""
     again = []
+    running = PiiScan.objects.filter(run=run, status=RunStatus.RUNNING)
+    if not running.exists():  # the usual case, in one query: nothing was left running
+        return again
     with transaction.atomic():
-        for lost in PiiScan.objects.select_for_update().filter(run=run, status=RunStatus.RUNNING):
+        for lost in running.select_for_update():
             lost.fail("Interrupted")
             again.append(_queue_again(lost, INTERRUPTED))
     return again
