@@ -565,6 +565,32 @@ class Warehouse(QualityOps, abc.ABC):
             parts.append("removed " + ", ".join(sorted(p - s)))
         return "; ".join(parts)
 
+    def _publishable(
+        self, schema: str, staging: str, target: str, mode: WriteMode, keys: Sequence[str]
+    ) -> tuple[list[Column], bool]:
+        """The staged columns and whether the target exists, once the staged table may be published in ``mode``.
+
+        Refused: an append or merge whose staged columns differ from the published table's, a
+        merge without keys or with keys the result lacks. Every backend's ``publish`` asks first.
+        """
+        staged_cols = self.columns(schema, staging)
+        exists = self.table_exists(schema, target)
+        if exists and mode is not WriteMode.REPLACE:
+            diff = self._column_diff(staged_cols, self.columns(schema, target))
+            if diff:
+                raise WarehouseError(
+                    f"The staged columns of {schema}.{target} differ from the published table"
+                    f" ({diff}); use write mode 'replace' to change its shape."
+                )
+        if mode is WriteMode.MERGE:
+            missing = [k for k in keys if k not in {c.name for c in staged_cols}]
+            if not keys or missing:
+                raise WarehouseError(
+                    f"Merge into {schema}.{target} needs key columns present in the result;"
+                    f" missing: {', '.join(missing) or '(no keys set)'}."
+                )
+        return staged_cols, exists
+
     def publish(
         self,
         *,
@@ -584,22 +610,7 @@ class Warehouse(QualityOps, abc.ABC):
         """
         mode = WriteMode(mode)
         stg, tgt = self.table(schema, staging), self.table(schema, target)
-        staged_cols = self.columns(schema, staging)
-        exists = self.table_exists(schema, target)
-        if exists and mode is not WriteMode.REPLACE:
-            diff = self._column_diff(staged_cols, self.columns(schema, target))
-            if diff:
-                raise WarehouseError(
-                    f"The staged columns of {schema}.{target} differ from the published table"
-                    f" ({diff}); use write mode 'replace' to change its shape."
-                )
-        if mode is WriteMode.MERGE:
-            missing = [k for k in keys if k not in {c.name for c in staged_cols}]
-            if not keys or missing:
-                raise WarehouseError(
-                    f"Merge into {schema}.{target} needs key columns present in the result;"
-                    f" missing: {', '.join(missing) or '(no keys set)'}."
-                )
+        staged_cols, exists = self._publishable(schema, staging, target, mode, keys)
         if mode is WriteMode.MERGE and exists:
             key_list = ", ".join(self.quote(k) for k in keys)
             with self.cursor() as cur:

@@ -645,23 +645,8 @@ class SparkWarehouse(SparkQualityOps, Warehouse):
     ) -> int:
         """Move a staged table into place by one view swap (see the module's docstring); rows written."""
         mode = WriteMode(mode)
-        staged_cols = self.columns(schema, staging)
-        exists = self.table_exists(schema, target)
-        if exists and mode is not WriteMode.REPLACE:
-            diff = self._column_diff(staged_cols, self.columns(schema, target))
-            if diff:
-                raise WarehouseError(
-                    f"The staged columns of {schema}.{target} differ from the published table"
-                    f" ({diff}); use write mode 'replace' to change its shape."
-                )
+        staged_cols, exists = self._publishable(schema, staging, target, mode, keys)
         names = [c.name for c in staged_cols]
-        if mode is WriteMode.MERGE:
-            missing = [k for k in keys if k not in names]
-            if not keys or missing:
-                raise WarehouseError(
-                    f"Merge into {schema}.{target} needs key columns present in the result;"
-                    f" missing: {', '.join(missing) or '(no keys set)'}."
-                )
         stg = self.sq(schema, staging)
         if mode is WriteMode.MERGE and exists:
             key_list = ", ".join(f"`{_ident(k)}`" for k in keys)
