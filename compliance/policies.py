@@ -468,35 +468,49 @@ def record_policy_change(policy: ColumnPolicy, *, actor, before: dict | None, de
 
 
 # --- in-text anonymisation (the one row-wise Python path) ------------------------------
-def anonymise_text_columns(wh: Warehouse, schema: str, table: str, columns: Iterable[str]) -> dict[str, int]:
-    """Replace PII inside free text with its entity type, value by distinct value.
+def anonymised_texts(texts: list[str], *, entities: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """``(text, anonymised)`` for each text with PII of the free-text entities inside it, in order.
 
-    The distinct values are analysed and anonymised with Presidio in batch; the
-    changed ones are written to a mapping table and applied with one UPDATE.
+    Only the recognizers of the free-text entities run (``entities``, default
+    ``FREE_TEXT_ENTITIES``): the others' results were dropped anyway, and Presidio
+    removes overlaps only between results of one entity type, so asking for fewer
+    entities gives the same spans and scores at less than half the cost (a test
+    compares it with every recognizer's answer).
     """
     from presidio_anonymizer import AnonymizerEngine
 
     from .analyzer import batch_analyzer
     from .detection import FREE_TEXT_ENTITIES, FREE_TEXT_MIN_SCORE
 
+    wanted = sorted(FREE_TEXT_ENTITIES if entities is None else set(entities))
     anonymizer = AnonymizerEngine()
+    analysed = batch_analyzer().analyze_iterator(texts, language="en", batch_size=256, entities=wanted)
+    mapping = []
+    for text, results in zip(texts, analysed, strict=True):
+        keep = [
+            r for r in results
+            if r.entity_type in FREE_TEXT_ENTITIES and r.score >= FREE_TEXT_MIN_SCORE.get(r.entity_type, 0.5)
+        ]
+        if keep:
+            new = anonymizer.anonymize(text=text, analyzer_results=keep).text
+            if new != text:
+                mapping.append((text, new))
+    return mapping
+
+
+def anonymise_text_columns(wh: Warehouse, schema: str, table: str, columns: Iterable[str]) -> dict[str, int]:
+    """Replace PII inside free text with its entity type, value by distinct value.
+
+    The distinct values are analysed and anonymised with Presidio in batch
+    (:func:`anonymised_texts`); the changed ones are written to a mapping table and
+    applied with one UPDATE.
+    """
     changed_counts: dict[str, int] = {}
     for column in columns:
         q, tbl = wh.quote(column), wh.table(schema, table)
         with wh.cursor() as cur:
             values = [r[0] for r in cur.execute(f"SELECT DISTINCT {q} FROM {tbl} WHERE {q} IS NOT NULL").fetchall()]
-        texts = [str(v) for v in values]
-        analysed = batch_analyzer().analyze_iterator(texts, language="en", batch_size=256)
-        mapping = []
-        for text, results in zip(texts, analysed, strict=True):
-            keep = [
-                r for r in results
-                if r.entity_type in FREE_TEXT_ENTITIES and r.score >= FREE_TEXT_MIN_SCORE.get(r.entity_type, 0.5)
-            ]
-            if keep:
-                new = anonymizer.anonymize(text=text, analyzer_results=keep).text
-                if new != text:
-                    mapping.append((text, new))
+        mapping = anonymised_texts([str(v) for v in values])
         changed_counts[column] = len(mapping)
         if not mapping:
             continue
