@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -148,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--side-by-side", action="store_true", help="the embedded and PostgreSQL passes at the same time")
     parser.add_argument("--make", default=os.environ.get("MAKE", "make"))
     args = parser.parse_args(argv)
+    # SIGTERM (a CI timeout, a kill of the job) unwinds as an exit, so the server below is stopped, not orphaned
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     began = time.monotonic()
     spark = SparkInBackground().start() if wanted_spark() else None
