@@ -36,14 +36,19 @@ demo: install
 	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
 
 ## The whole suite: the embedded default, then PostgreSQL, then the Spark warehouse (each skipped with a
-## reason where its server or Java is missing; under CI=true they must run).
-test: install test-embedded test-postgres test-spark
+## reason where its server or Java is missing; under CI=true they must run). atlas/tests/passes.py runs the
+## three targets below, with the Spark Connect server started in the background first; TEST_SIDE_BY_SIDE=1
+## runs the embedded and PostgreSQL passes at the same time.
+TEST_SIDE_BY_SIDE ?=
+test: install
+	$(PY) -m atlas.tests.passes --make "$(MAKE)" $(if $(filter 1 true yes,$(TEST_SIDE_BY_SIDE)),--side-by-side)
 
 test-embedded: install
 	$(PYTEST)
 
+## Tests that cannot depend on the engine ran in the embedded pass: this one leaves them out (atlas/tests/engine_free.py).
 test-postgres: install
-	ATLAS_TEST_ENGINE=postgres DATABASE_URL=$(PG_TEST_URL) $(PYTEST)
+	ATLAS_TEST_ENGINE=postgres ATLAS_TEST_ENGINE_BOUND_ONLY=1 DATABASE_URL=$(PG_TEST_URL) $(PYTEST)
 
 ## The Spark warehouse's tests on a local Spark Connect server started from the pyspark package (Java 17):
 ## its contract tests and the differential corpus on Spark (PostgreSQL at 127.0.0.1:5432 is the reference).

@@ -21,6 +21,8 @@ import pytest
 from django.conf import settings
 from packaging.requirements import Requirement
 
+pytestmark = pytest.mark.engine_free  # atlas/tests/engine_free.py: these tests read the Dockerfile, the lock files and compose's file; manage.py is text there
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

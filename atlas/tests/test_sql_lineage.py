@@ -26,6 +26,8 @@ import pytest
 from atlas.sql import Catalog, SQLRefused, validate_select
 from atlas.sql.lineage import DIRECT, INDIRECT, Source, column_lineage
 
+pytestmark = pytest.mark.engine_free  # atlas/tests/engine_free.py: the non-database tests only parse SQL; the engine is named for the dialect
+
 CUS, ORD, EXP = "chart.customers", "chart.orders", "explore.customers"
 CATALOG = {
     ("chart", "customers"): ["customer_id", "email", "phone", "first_name", "last_name", "country"],

@@ -1,0 +1,44 @@
+"""``make test``'s runner (atlas/tests/passes.py): every pass runs, each one's status, time and output kept whole."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from atlas.tests.passes import Pass, run_pass, side_by_side
+
+MAKEFILE = """\
+ok:
+\t@echo ok-first; sleep 0.3; echo ok-last
+bad:
+\t@echo bad-out; exit 3
+busy:
+\t@python3 -c "sum(range(3_000_000))"
+"""
+
+
+@pytest.fixture
+def makefile(tmp_path, monkeypatch):
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    (tmp_path / "Makefile").write_text(MAKEFILE)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_a_pass_records_its_status_wall_time_and_the_cpu_of_what_it_started(makefile):
+    ok, bad, busy = run_pass("make", Pass("ok")), run_pass("make", Pass("bad")), run_pass("make", Pass("busy"))
+    assert ok.ok and ok.wall >= 0.3
+    assert not bad.ok and bad.status != 0
+    assert busy.ok and busy.cpu > 0  # the grandchild's CPU, accounted when the pass ends
+
+
+def test_passes_side_by_side_all_run_and_each_output_is_printed_whole(makefile, capsys):
+    passes = [Pass("ok"), Pass("bad")]
+    side_by_side("make", passes)
+    out = capsys.readouterr().out
+    assert [one.ok for one in passes] == [True, False]
+    assert "==== bad (FAILED" in out and "==== ok (passed" in out
+    ok_block = out[out.index("==== ok"):]
+    assert ok_block.index("ok-first") < ok_block.index("ok-last") < (ok_block + "==== ").index("==== ", 1)
