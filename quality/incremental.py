@@ -23,8 +23,11 @@ unique             table after   the new keys grouped, each looked up in the row
                                  the rows after publish
 row_count          table after   the rows already there (kept from the last gate, else an exact
                                  ``count(*)``) plus the new, minus the rows a merge replaces
-freshness,         table after   one exact statement over the rows after publish: published
-custom_aggregate                 UNION ALL new (a merge: the untouched published rows UNION ALL
+freshness          table after   an append: the newest value kept from the last gate (else read
+                                 from the published rows) and the new rows' newest; a merge (rows
+                                 replaced, a maximum cannot be taken back): as custom_aggregate
+custom_aggregate   table after   one exact statement over the rows after publish: published
+                                 UNION ALL new (a merge: the untouched published rows UNION ALL
                                  new); any kind this table does not name is answered so too
 schema             table after   the staged columns (publishing refuses others than the table's)
 =================  ============  =============================================================
@@ -42,6 +45,7 @@ import enum
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from django.utils import timezone
@@ -59,6 +63,7 @@ class Scope(enum.StrEnum):
     NEW_ROWS = "new_rows"  # row by row: the new rows only
     KEYS = "keys"  # uniqueness: new keys looked up in the rows already there
     COUNT = "count"  # row_count: the rows already there plus the new
+    NEWEST = "newest"  # freshness: the newest value already there and the new rows' (a merge: AFTER)
     AFTER = "after"  # one exact statement over the rows after publish
     CATALOG = "catalog"  # the staged columns
 
@@ -73,15 +78,42 @@ SCOPES: dict[str, Scope] = {
     CheckKind.CUSTOM_ROW: Scope.NEW_ROWS,
     CheckKind.UNIQUE: Scope.KEYS,
     CheckKind.ROW_COUNT: Scope.COUNT,
-    CheckKind.FRESHNESS: Scope.AFTER,
+    CheckKind.FRESHNESS: Scope.NEWEST,
     CheckKind.CUSTOM_AGGREGATE: Scope.AFTER,
     CheckKind.SCHEMA: Scope.CATALOG,
 }
 
 
-def scope_of(check: Check) -> Scope:
+def scope_of(check: Check, mode: WriteMode = WriteMode.APPEND) -> Scope:
     """How ``check`` is answered on an append (:data:`SCOPES`); a kind it does not name: over the rows after publish."""
-    return SCOPES.get(check.kind, Scope.AFTER)
+    scope = SCOPES.get(check.kind, Scope.AFTER)
+    return Scope.AFTER if scope is Scope.NEWEST and mode is WriteMode.MERGE else scope
+
+
+def _kept_value(value: Any) -> list[Any] | None:
+    """A newest value as JSON that gives it back exactly (:func:`_restored`); None: not kept."""
+    if value is None or isinstance(value, bool):
+        return ["none", None] if value is None else None
+    for tag, typ in (("datetime", datetime), ("date", date)):
+        if isinstance(value, typ):
+            return [tag, value.isoformat()]
+    if isinstance(value, int | float | str):
+        return [type(value).__name__, value]
+    return None
+
+
+def _restored(kept: list[Any]) -> Any:
+    tag, value = kept
+    if tag == "datetime":
+        return datetime.fromisoformat(value)
+    if tag == "date":
+        return date.fromisoformat(value)
+    return value
+
+
+def _newest(values: Sequence[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
 
 
 @dataclass
@@ -149,6 +181,7 @@ class IncrementalGate:
     base: dict[str, Any] = field(default_factory=dict)
     unique_after: dict[int, tuple[int, int]] = field(default_factory=dict)
     rows_after: int | None = None
+    newest_after: dict[str, Any] = field(default_factory=dict)
 
     # --- relations -----------------------------------------------------------------------
     @property
@@ -277,6 +310,25 @@ class IncrementalGate:
             base -= self.key_counts(list(self.increment.keys), staging).matched
         return base + staged_rows
 
+    def newest(self, checks: Sequence[Check]) -> dict[int, Any]:
+        """By check: the newest value of its column after an append (kept, else read, and the new rows')."""
+        wh, kept = self.wh, self.base.get("newest") or {}
+        columns = sorted({c.columns[0] for c in checks})
+        staged = dict(zip(columns, self._one(
+            f"SELECT {', '.join(f'max({wh.quote(c)})' for c in columns)} FROM {wh.table(self.schema, self.staging)}"
+        ), strict=True))
+        before: dict[str, Any] = {}
+        unknown = [c for c in columns if c not in kept]
+        before.update({c: _restored(kept[c]) for c in columns if c in kept})
+        for table in self._base_tables() if unknown else []:
+            row = self._one(f"SELECT {', '.join(f'max({wh.quote(c)})' for c in unknown)} FROM {table}")
+            for c, value in zip(unknown, row, strict=True):
+                before[c] = _newest([before.get(c), value])
+        # read once: a second look (after drops) reuses them
+        self.base["newest"] = {**kept, **{c: v for c in unknown if (v := _kept_value(before.get(c))) is not None}}
+        self.newest_after = {c: _newest([before.get(c), staged[c]]) for c in columns}
+        return {check.pk: self.newest_after[check.columns[0]] for check in checks}
+
     # --- the evaluation ----------------------------------------------------------------------
     def evaluate(self) -> Any:
         """Every check measured for the table after publish (row checks: on the new rows); an ``Evaluation``."""
@@ -286,7 +338,7 @@ class IncrementalGate:
         self.base = dict(self.increment.base if self.increment.base is not None else (kept_summary(self.dataset) or {}))
         by_scope: dict[Scope, list[Check]] = {s: [] for s in Scope}
         for check in self.checks:
-            by_scope[scope_of(check)].append(check)
+            by_scope[scope_of(check, self.increment.mode)].append(check)
         staged = evaluate(wh, by_scope[Scope.NEW_ROWS] + by_scope[Scope.CATALOG], self.schema, self.staging,
                           types=self.types, layer=self.layer)
         self.queries += staged.queries
@@ -327,12 +379,20 @@ class IncrementalGate:
                                            query_group="after publish", query_seconds=seconds,
                                            covers=Covers.TABLE_AFTER_PUBLISH))
         try:
-            if total is None and (by_scope[Scope.COUNT] or keys_plan.row):
+            if total is None and (by_scope[Scope.COUNT] or by_scope[Scope.NEWEST] or keys_plan.row):
                 total = self.total_after(new_rows)
             for check in by_scope[Scope.COUNT]:
                 outcome, observed, message = get_kind(check.kind).outcome(check, total, total or 0, now)
                 results.append(_result(check, outcome=outcome, observed=jsonable(observed), message=message,
                                        query_group="after publish", covers=Covers.TABLE_AFTER_PUBLISH))
+            if by_scope[Scope.NEWEST]:
+                started = time.perf_counter()
+                newest = self.newest(by_scope[Scope.NEWEST])
+                for check in by_scope[Scope.NEWEST]:
+                    outcome, observed, message = get_kind(check.kind).outcome(check, newest[check.pk], total or 0, now)
+                    results.append(_result(check, outcome=outcome, observed=jsonable(observed), message=message,
+                                           query_group="newest", query_seconds=time.perf_counter() - started,
+                                           covers=Covers.TABLE_AFTER_PUBLISH))
             for rc in keys_plan.row:
                 started = time.perf_counter()
                 failing, keys = self.unique(rc.check)
@@ -344,7 +404,7 @@ class IncrementalGate:
                                        covers=Covers.TABLE_AFTER_PUBLISH))
         except WarehouseError as exc:
             done = {r.check_ref.pk for r in results if r.check_ref}
-            for check in by_scope[Scope.COUNT] + [rc.check for rc in keys_plan.row]:
+            for check in by_scope[Scope.COUNT] + by_scope[Scope.NEWEST] + [rc.check for rc in keys_plan.row]:
                 if check.pk not in done:
                     results.append(_result(check, outcome=Outcome.ERROR, covers=Covers.TABLE_AFTER_PUBLISH,
                                            message=f"The check query failed on the data: {str(exc).strip()}"))
@@ -362,6 +422,11 @@ class IncrementalGate:
         version = Dataset.objects.filter(pk=self.dataset.pk).values_list("data_version", flat=True).first()
         out: dict[str, Any] = {"data_version": version, "unique": {}}
         try:
+            if self.newest_after:  # the staged rows' newest after drops: read again when rows moved
+                if moved:
+                    self.newest([c for c in self.checks if scope_of(c, self.increment.mode) is Scope.NEWEST])
+                kept = {c: _kept_value(v) for c, v in self.newest_after.items()}
+                out["newest"] = {c: v for c, v in kept.items() if v is not None}
             if moved:  # the staged rows changed: counted again on what is left (cheap: the new keys only)
                 out["rows"] = self.total_after(staged_rows - moved)
                 for check in self.checks:

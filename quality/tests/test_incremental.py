@@ -179,11 +179,13 @@ def test_published_duplicates_are_counted_when_no_gate_kept_them(wh, table, chec
 
 
 def test_the_kept_summary_is_used_and_stays_exact(wh, table, check):
-    published = [*PUBLISHED, row(2)]  # a duplicate the first gate counts exactly, and keeps
-    specs = [("unique", ["id"], {"severity": "warn"}), ("row_count", [], {"max": 50})]
+    published = [*PUBLISHED, row(2, seen=NOW)]  # a duplicate the first gate counts exactly, and keeps
+    specs = [("unique", ["id"], {"severity": "warn"}), ("row_count", [], {"max": 50}),
+             ("freshness", ["seen_at"], {"max_age_hours": 24})]
     first, _ = compare(wh, table, check, published, [row(6)], specs)
     kept = first.table_after
     assert kept["rows"] == 7 and next(iter(kept["unique"].values()))["failing"] == 2
+    assert kept["newest"]["seen_at"][0] == "datetime"
     # the next append, onto the table after the first: told what the first gate kept, it counts no published row
     ds = first.dataset
     create_table(wh, "chart", "items", [*published, row(6)])
@@ -196,6 +198,7 @@ def test_the_kept_summary_is_used_and_stays_exact(wh, table, check):
     full = run_checks(ds, trigger=CheckRun.Trigger.MANUAL, schema="chart", table="items__after", apply_drops=False)
     want = {r.check_name: comparable(r) for r in full.results.all()}
     assert want["unique_id"] == ("warn", 2, 4)  # 2 and 6, twice each
+    assert want["freshness_seen_at"][0] == "pass"  # fresh from the published row only
     assert {r.check_name: comparable(r) for r in told.results.all()} == want
     assert {r.check_name: comparable(r) for r in counted.results.all()} == want
     assert told.queries < counted.queries
@@ -282,3 +285,28 @@ def test_the_api_and_the_admin_say_what_a_result_covers(wh, table, check, admin_
     assert shown == {"not_null_name": ("new_rows", "new rows of batch b1"),
                      "row_count_table": ("after_publish", "whole table after publish")}
 
+
+
+def test_a_gate_uses_what_the_last_publishing_gate_kept(wh, settings, simple_pipeline, make_csv):
+    from pipelines.models import Dataset
+    from quality.incremental import kept_summary
+
+    settings.ATLAS_STEP_HOOKS = [GATE]
+    pipeline = simple_pipeline("id,name,amount\n1,Ann,10\n2,Bob,20\n3,Cy,5\n")
+    raw = pipeline.steps.get(name="ingest").output
+    Check.objects.create(dataset=raw, name="one_id", kind="unique", columns=["id"], severity="fail")
+    Check.objects.create(dataset=raw, name="few", kind="row_count", params={"max": 5}, severity="fail")
+    assert run_now(pipeline).status == RunStatus.SUCCEEDED
+    kept = kept_summary(raw)
+    assert kept is not None and kept["rows"] == 3
+    make_csv("id,name,amount\n4,Dee,1\n5,Eve,2\n")
+    assert run_now(pipeline).status == RunStatus.SUCCEEDED
+    second = CheckRun.objects.filter(dataset=raw).latest("id")
+    assert second.table_after["rows"] == 5 and second.results.get(check_name="few").observed == 5
+    assert kept_summary(raw) == second.table_after
+    Dataset.objects.filter(pk=raw.pk).update(data_version=7)  # retention or an erasure changed the table
+    assert kept_summary(raw) is None
+    make_csv("id,name,amount\n6,Fay,1\n")
+    run = run_now(pipeline)
+    assert run.status == RunStatus.FAILED  # counted exactly again: 6 rows, above the maximum
+    assert "few" in run.step_runs.get(step_name="ingest").error
