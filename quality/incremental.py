@@ -243,8 +243,9 @@ class IncrementalGate:
             "SELECT count(*) FILTER (WHERE c + p > 1), coalesce(sum(c + p) FILTER (WHERE c + p > 1), 0),"
             " count(*) FILTER (WHERE c > 1), coalesce(sum(c) FILTER (WHERE c > 1), 0),"
             " count(*) FILTER (WHERE p > 1), coalesce(sum(p) FILTER (WHERE p > 1), 0), coalesce(sum(p), 0)"
+            # OFFSET 0: the lookups run once per key, not once per use of ``p`` (PostgreSQL would inline them)
             f" FROM (SELECT g.c AS c, {p} AS p FROM (SELECT {keys}, count(*) AS c FROM {staged}"
-            f" WHERE {not_null} GROUP BY {keys}) AS g) AS x"
+            f" WHERE {not_null} GROUP BY {keys}) AS g OFFSET 0) AS x"
         )
         return KeyCounts(*(int(v or 0) for v in row))
 
