@@ -361,11 +361,16 @@ def _reprocess_and_report(model_admin, request: HttpRequest, dataset: Dataset, r
 
 class CheckResultInline(ReadOnlyInline, admin.TabularInline):
     model = CheckResult
-    fields = ("check_link", "kind", "severity", "outcome_badge", "failing_rows", "failing_share", "rows_quarantined", "message", "query_group", "query_seconds")
+    fields = ("check_link", "kind", "severity", "outcome_badge", "covers_shown", "failing_rows", "failing_share", "rows_quarantined",
+              "message", "query_group", "query_seconds")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).select_related("check_ref")
+        return super().get_queryset(request).select_related("check_ref", "check_run")
+
+    @admin.display(description="covers")
+    def covers_shown(self, obj: CheckResult) -> str:
+        return obj.covers_shown
 
     @admin.display(description="check")
     def check_link(self, obj: CheckResult) -> str:
@@ -436,8 +441,8 @@ class CheckResultAdmin(ReadOnlyAdmin):
     list_select_related = ("check_run__dataset",)
     search_fields = ("check_name", "message")
     date_hierarchy = "created_at"
-    fields = ("check_name", "run_link", "kind", "rule", "severity", "outcome_badge", "observed_pre", "failing_rows", "failing_share",
-              "rows_quarantined", "message", "query_group", "query_seconds", "created_at")
+    fields = ("check_name", "run_link", "kind", "rule", "severity", "outcome_badge", "covers_shown", "observed_pre", "failing_rows",
+              "failing_share", "rows_quarantined", "message", "query_group", "query_seconds", "created_at")
     readonly_fields = fields
 
     class Media:

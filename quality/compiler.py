@@ -42,6 +42,7 @@ counted is exactly what is moved.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,7 @@ class Plan:
 def compile_plan(
     wh: Warehouse, checks: list[Check], schema: str, table: str, errors: dict[Check, str] | None = None,
     unique_against: tuple[str, str] | None = None, types: dict[str, str] | None = None,
+    against: Callable[[str], str] | None = None,
 ) -> Plan:
     """The checks as one plan; with ``errors``, a check that cannot compile is left out and its reason kept there.
 
@@ -86,7 +88,7 @@ def compile_plan(
             types = {c.name: c.type for c in wh.columns(schema, table)}
     for index, check in enumerate(checks):
         try:
-            target = Target(wh, schema, table, index=index, types=types, unique_against=unique_against)
+            target = Target(wh, schema, table, index=index, types=types, unique_against=unique_against, against=against)
             compiled = get_kind(check.kind).compile(check, target)
         except (WarehouseError, ValueError, SqlglotError) as exc:
             if errors is None:

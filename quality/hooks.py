@@ -12,16 +12,45 @@ errors is recorded with its message and does not block.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+from atlas.warehouse.base import WriteMode
 from pipelines.hooks import GateFailed, Origin, StepContext
 
+from .incremental import Increment
 from .models import Check, CheckResult, CheckRun
 from .service import blocks_publishing, gate_message, run_checks
 
 
+@dataclass
+class GateState:
+    """A step's gates so far (an ingest gates each batch): the staging tables gated, the table after them."""
+
+    gated: list[str] = field(default_factory=list)
+    table_after: dict[str, Any] | None = None
+
+
+def increment(ctx: StepContext) -> Increment | None:
+    """What an append or merge gate needs (:mod:`quality.incremental`); None: a replace is checked whole."""
+    mode = ctx.write_mode
+    if mode not in (WriteMode.APPEND, WriteMode.MERGE) or ctx.origin != Origin.RUN:
+        return None
+    state = ctx.slot(GateState)
+    earlier = [t for t in state.gated if t in ctx.staged_tables and t != ctx.staging]
+    return Increment(
+        mode=mode, target=ctx.target, published=ctx.warehouse.table_exists(ctx.schema, ctx.target),
+        keys=tuple(ctx.step.keys) if mode is WriteMode.MERGE else (), earlier=earlier,
+        base=(state.table_after or {}) if earlier else None, batch_id=ctx.batch_id,
+    )
+
+
 class QualityGate:
-    """Runs the output dataset's checks on every staged table; a failing gate blocks publishing."""
+    """Runs the output dataset's checks on every staged table; a failing gate blocks publishing.
+
+    On an append or merge, the row checks judge the new rows and the table checks the table as
+    it will be after publish (:mod:`quality.incremental`); a replace is checked whole.
+    """
 
     order = 300
 
@@ -32,6 +61,7 @@ class QualityGate:
         checks = list(Check.objects.for_dataset(dataset).enabled())
         if not checks or not ctx.staging:
             return
+        inc = increment(ctx)
         check_run = run_checks(
             dataset,
             trigger=CheckRun.Trigger.STEP,
@@ -43,7 +73,12 @@ class QualityGate:
             source=f"step {ctx.step.name}",
             checks=checks,
             warehouse=ctx.warehouse,
+            increment=inc,
         )
+        if inc is not None:
+            state = ctx.slot(GateState)
+            state.gated.append(ctx.staging)
+            state.table_after = check_run.table_after
         quality = ctx.step_run.details.setdefault("quality", [])
         quality.append(
             {"check_run": check_run.pk, "status": check_run.status, "rows_quarantined": check_run.rows_quarantined}

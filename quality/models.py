@@ -160,6 +160,10 @@ class CheckRun(RunRecordBase):
     rows_checked = models.BigIntegerField(default=0)
     rows_quarantined = models.BigIntegerField(default=0)
     queries = models.PositiveIntegerField(default=0, help_text="Warehouse queries the evaluation took.")
+    batch_id = models.CharField(max_length=64, blank=True, help_text="The ingest batch whose staged rows were checked.")
+    # An append or merge gate (``quality.incremental``): what the table holds after publishing, for the next
+    # gate of the same dataset (rows; per unique check, its failing rows and duplicated keys). Null otherwise.
+    table_after = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -173,6 +177,14 @@ class CheckRun(RunRecordBase):
         from pipelines.attempts import shown_table
 
         return shown_table(self.table, self.dataset.qualified_table)
+
+
+class Covers(models.TextChoices):
+    """Which rows a result speaks for."""
+
+    TABLE = "table", "the whole table"
+    NEW_ROWS = "new_rows", "the new rows"
+    TABLE_AFTER_PUBLISH = "after_publish", "the whole table after publish"
 
 
 class CheckResult(models.Model):
@@ -197,6 +209,10 @@ class CheckResult(models.Model):
     sample_rows = models.JSONField(default=list, blank=True)
     query_group = models.CharField(max_length=40, blank=True, help_text="The query this check shared.")
     query_seconds = models.FloatField(null=True, blank=True, help_text="Time of its query group.")
+    covers = models.CharField(
+        max_length=13, choices=Covers.choices, default=Covers.TABLE,
+        help_text="The rows the result speaks for: the table checked, an append's new rows, or the table after publish.",
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -204,3 +220,13 @@ class CheckResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.check_name}: {self.outcome}"
+
+    @property
+    def covers_shown(self) -> str:
+        """The rows the result speaks for, in words: "new rows of batch b…", "whole table after publish"."""
+        if self.covers == Covers.NEW_ROWS:
+            batch = self.check_run.batch_id if self.check_run_id else ""
+            return f"new rows of batch {batch}" if batch else "new rows of this step"
+        if self.covers == Covers.TABLE_AFTER_PUBLISH:
+            return "whole table after publish"
+        return "whole table" if not self.check_run_id or self.check_run.trigger != CheckRun.Trigger.STEP else "whole table as staged"

@@ -27,6 +27,7 @@ from pipelines.models import Dataset
 
 from . import quarantine
 from .compiler import Plan, RowCheck, compile_plan, item_sql, sample_sql, standalone
+from .incremental import Increment, IncrementalGate
 from .kinds import get_kind
 from .kinds.base import violated
 from .models import Check, CheckKind, CheckResult, CheckRun, Outcome, Severity
@@ -271,8 +272,12 @@ def run_checks(
     apply_drops: bool = True,
     checks: list[Check] | None = None,
     warehouse: Warehouse | None = None,
+    increment: Increment | None = None,
 ) -> CheckRun:
     """Evaluate ``dataset``'s enabled checks on ``schema.table`` (default: the published table).
+
+    ``increment``: ``schema.table`` holds the new rows of an append or merge; the row checks judge
+    them and the table checks the table as it will be after publish (:mod:`quality.incremental`).
 
     With ``apply_drops`` (a staged table), rows failing drop checks are moved
     to quarantine — unless a blocking check failed, in which case nothing is
@@ -289,13 +294,19 @@ def run_checks(
         trigger=trigger,
         triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
         table=f"{schema}.{table}",
+        batch_id=batch_id or (increment.batch_id if increment is not None else None) or "",
     )
+    gate: IncrementalGate | None = None
     try:
         # one catalogue query: the column types (for the compiler and schema checks) also say the table exists
         types = {c.name: c.type for c in wh.columns(schema, table)}
         if not types and not wh.table_exists(schema, table):
             raise WarehouseError(f"{schema}.{table} does not exist (not loaded yet?).")
-        evaluation = evaluate(wh, checks, schema, table, types=types, layer=dataset.layer)
+        if increment is not None:
+            gate = IncrementalGate(wh, dataset, checks, schema, table, increment, types, dataset.layer)
+            evaluation = gate.evaluate()
+        else:
+            evaluation = evaluate(wh, checks, schema, table, types=types, layer=dataset.layer)
         moved = 0
         blocked = any(is_blocking(r) for r in evaluation.results)
         drop_ids = {
@@ -314,6 +325,10 @@ def run_checks(
             for r in evaluation.results:
                 if r.check_ref and r.check_ref.pk in drop_ids:
                     r.rows_quarantined = fewer.get(r.check_ref.pk, r.failing_rows or 0)
+        if gate is not None and not blocked:
+            before = gate.queries
+            check_run.table_after = gate.summary(staged_rows=evaluation.total, moved=moved)
+            evaluation.queries += gate.queries - before
     except WarehouseError as exc:
         check_run.status, check_run.error = CheckRun.Status.ERROR, str(exc)
         check_run.finished_at = timezone.now()

@@ -41,12 +41,15 @@ class CheckResultSerializer(ModelSerializer):
         help_text="Failing rows, in sample_columns order; PII values masked unless you may see them."
     )
     observed = serializers.SerializerMethodField(help_text="The measured value (masked when it is a PII column's value).")
+    covers_shown = serializers.CharField(
+        read_only=True, help_text='The rows the result speaks for, in words: "new rows of batch b…", "whole table after publish".'
+    )
 
     class Meta:
         model = CheckResult
         fields = [
-            "id", "check_run", "run_trigger", "check", "check_name", "dataset", "kind", "severity", "outcome",
-            "observed", "failing_rows", "failing_share", "rows_quarantined", "message", "sample_columns",
+            "id", "check_run", "run_trigger", "check", "check_name", "dataset", "kind", "severity", "outcome", "covers",
+            "covers_shown", "observed", "failing_rows", "failing_share", "rows_quarantined", "message", "sample_columns",
             "sample_rows", "query_group", "query_seconds", "created_at",
         ]
         read_only_fields = fields

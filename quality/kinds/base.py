@@ -13,6 +13,7 @@ a kind's name.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -106,7 +107,9 @@ class Target:
     """Where a check is compiled for: the warehouse, the checked table, the check's position in the plan.
 
     ``types``: the table's column types by name (empty when not read);
-    ``unique_against`` (schema, table): uniqueness also counts that table's keys (re-processing).
+    ``unique_against`` (schema, table): uniqueness also counts that table's keys (re-processing);
+    ``against``: the same for rows that are no one table (an append's published rows and earlier
+    batches, a merge's untouched rows), as a function of the key columns' list to a SELECT of them.
     """
 
     wh: Warehouse
@@ -115,6 +118,15 @@ class Target:
     index: int = 0
     types: dict[str, str] = field(default_factory=dict)
     unique_against: tuple[str, str] | None = None
+    against: Callable[[str], str] | None = None
+
+    def against_keys(self, keys: str) -> str | None:
+        """A SELECT of ``keys`` (quoted column names) from the rows the checked rows join, or None."""
+        if self.against is not None:
+            return self.against(keys)
+        if self.unique_against is not None:
+            return f"SELECT {keys} FROM {self.wh.table(*self.unique_against)}"
+        return None
 
     @property
     def source(self) -> str:

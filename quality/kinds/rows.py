@@ -154,14 +154,15 @@ class Unique(Kind):
         return len(check.columns) > 1 or wh.features_key_bitmaps or check.severity == Severity.DROP
 
     def compile(self, check: Check, target: Target) -> RowCheck:
-        wh, cols, against = target.wh, check.columns, target.unique_against
+        wh, cols = target.wh, check.columns
         src = target.source
         alias = f"u{target.index}"
         keys = ", ".join(wh.quote(c) for c in cols)
+        against = target.against_keys(keys)
         not_null = " AND ".join(f"{wh.quote(c)} IS NOT NULL" for c in cols)
         on = " AND ".join(f"{alias}.{wh.quote(c)} = {target.col(c)}" for c in cols)
         if against is not None:  # keys must also be unique together with the rows already in ``against``
-            src = f"(SELECT {keys} FROM {src} UNION ALL SELECT {keys} FROM {wh.table(*against)}) AS {alias}a"
+            src = f"(SELECT {keys} FROM {src} UNION ALL {against}) AS {alias}a"
         join = (
             f"LEFT JOIN (SELECT {keys}, 1 AS {wh.quote('_hit')} FROM {src}"
             f" WHERE {not_null} GROUP BY {keys} HAVING count(*) > 1) AS {alias} ON {on}"
@@ -212,12 +213,13 @@ class Unique(Kind):
             f" ORDER BY {', '.join(order)}) AS {rank} FROM {target.source} WHERE {not_null}) AS {alias} ON {on}"
         )
         moved = f"({alias}.{rank} > 1)"
-        if target.unique_against is not None:  # a key already published keeps the published row
+        against = target.against_keys(keys)
+        if against is not None:  # a key already published keeps the published row
             cols = rc.check.columns
             published = f"{alias}p"
             hit = " AND ".join(f"{published}.{wh.quote(c)} = {target.col(c)}" for c in cols)
             ranked += (
-                f" LEFT JOIN (SELECT DISTINCT {keys}, 1 AS {wh.quote('_hit')} FROM {wh.table(*target.unique_against)}"
+                f" LEFT JOIN (SELECT DISTINCT {keys}, 1 AS {wh.quote('_hit')} FROM ({against}) AS {published}a"
                 f" WHERE {not_null}) AS {published} ON {hit}"
             )
             moved = f"({moved} OR {published}.{wh.quote('_hit')} IS NOT NULL)"
