@@ -72,6 +72,7 @@ from .base import (
 from .features import BaseFeatures
 from .operations import BaseOperations
 from .quality_ops import QualityOps
+from .sparkrows import SparkRows
 
 PART_RE = re.compile(r"__atlas_v[0-9a-f]{12}$")
 PARTS_PROPERTY = "atlas.parts"
@@ -128,7 +129,7 @@ def _quiet_client_logs() -> None:
 
 
 class SparkFeatures(BaseFeatures):
-    pass
+    transactions = False
 
 
 class SparkOperations(BaseOperations):
@@ -220,7 +221,7 @@ class SparkCursor(Cursor):
         return [(c,) for c in self.column_names]
 
 
-class SparkWarehouse(SparkQualityOps, Warehouse):
+class SparkWarehouse(SparkRows, SparkQualityOps, Warehouse):
     vendor = "spark"
     dialect = "spark"
     operations_class = SparkOperations
@@ -634,9 +635,6 @@ class SparkWarehouse(SparkQualityOps, Warehouse):
 
     def preview(self, schema: str, name: str, limit: int = 20) -> tuple[list[str], list[tuple]]:
         return self.operator_query(f"SELECT * FROM {self.sq(schema, name)}", layer=schema, limit=limit)
-
-    def browse(self, schema: str, name: str, columns: Sequence[str], **kwargs: Any) -> list[tuple]:
-        raise WarehouseError("Browsing rows is not available on the Spark warehouse yet.")
 
     # --- publishing ---------------------------------------------------------------------
     def publish(
