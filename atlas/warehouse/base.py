@@ -107,6 +107,7 @@ class LoadResult:
     rows: int
     columns: list[str]
     rejects: list[Reject] = field(default_factory=list)
+    reader: str | None = None  # how an engine with a choice of readers read the file (stated on the run)
 
 
 @dataclass(frozen=True)

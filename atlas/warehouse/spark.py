@@ -72,6 +72,7 @@ from .base import (
 from .features import BaseFeatures
 from .operations import BaseOperations
 from .quality_ops import QualityOps
+from .sparkingest import SparkIngest
 from .sparkrows import SparkRows
 
 PART_RE = re.compile(r"__atlas_v[0-9a-f]{12}$")
@@ -221,7 +222,7 @@ class SparkCursor(Cursor):
         return [(c,) for c in self.column_names]
 
 
-class SparkWarehouse(SparkRows, SparkQualityOps, Warehouse):
+class SparkWarehouse(SparkIngest, SparkRows, SparkQualityOps, Warehouse):
     vendor = "spark"
     dialect = "spark"
     operations_class = SparkOperations
@@ -719,12 +720,15 @@ class SparkWarehouse(SparkRows, SparkQualityOps, Warehouse):
             parts = self._parts(schema, target) if kind == "VIEW" else []
             self._swap(schema, target, parts or [target], [*have, *new])
 
-    def load_file(
+    def load_file_parsed(
         self, path: str, *, fmt: FileFormat, options: dict[str, Any], schema: str, target: str, staging: str,
         batch_id: str, source_label: str, layout: FileLayout | None = None,  # noqa: ARG002
         stream: StreamedFile | None = None, pipe: Any = None,  # noqa: ARG002
     ) -> LoadResult:
-        """Parse the file (DuckDB's reader, with Atlas's quarantine of unparseable records) and ship its rows to Spark as Arrow."""
+        """Parse the file (DuckDB's reader, with Atlas's quarantine of unparseable records) and ship its rows to Spark as Arrow.
+
+        The fallback of ``load_file`` (``atlas.warehouse.sparkingest``) where Spark's own readers cannot read the file.
+        """
         import duckdb
 
         from .duckdb import parser_config
