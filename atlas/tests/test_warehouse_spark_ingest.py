@@ -12,11 +12,13 @@ DuckDB fallback takes.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from atlas.warehouse import registry
 from atlas.warehouse.base import FileFormat, FileLayout
-from atlas.warehouse.sparkingest import reader_refusal, server_is_local
+from atlas.warehouse.sparkingest import reader_refusal, server_is_local, well_formed
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +41,9 @@ def test_which_files_spark_reads_itself_is_an_allowlist():
     assert reader_refusal("sc://127.0.0.1:1", FileFormat.CSV, {}, simple) is None
     assert reader_refusal("sc://127.0.0.1:1", FileFormat.PARQUET, {}, None) is None
     assert "does not share" in reader_refusal("sc://spark:1", FileFormat.CSV, {}, simple)
-    assert "spans lines" in reader_refusal(
-        "sc://127.0.0.1:1", FileFormat.CSV, {}, FileLayout(size=10, newlines=2, quoted=True, quotes_simple=False))
+    assert re.fullmatch(well_formed(",", '"'), '1,"a, ""b""",,""')
+    assert not re.fullmatch(well_formed(",", '"'), '1,"two') and not re.fullmatch(well_formed(",", '"'), 'a"b,c')
+    assert not re.fullmatch(well_formed(",", '"'), '"a" ,b')
     assert "longer" in reader_refusal("sc://127.0.0.1:1", FileFormat.JSONL, {}, FileLayout(size=9, newlines=1, long_lines=1))
     assert "not UTF-8" in reader_refusal("sc://127.0.0.1:1", FileFormat.CSV, {"encoding": "latin-1"}, simple)
     assert "one character" in reader_refusal("sc://127.0.0.1:1", FileFormat.CSV, {"delimiter": "||"}, simple)
@@ -102,7 +105,7 @@ def test_row_and_line_numbers_are_exact_over_many_splits(spark_wh, make_csv, set
     spark.conf.set("spark.sql.files.maxPartitionBytes", "512")
     spark.conf.set("spark.sql.files.openCostInBytes", "0")
     try:
-        assert spark.read.text(str(path)).select("_metadata.file_block_start").distinct().count() > 10
+        assert spark.read.text(str(path)).select("_metadata.file_block_start").distinct().count() > 4
         source = Source(name="many", kind=Source.Kind.PATH, location=str(path), format="csv")
         with source_files(source) as files:
             [f] = files

@@ -334,6 +334,12 @@ class Warehouse(QualityOps, abc.ABC):
         """SQL that is true when ``expr`` matches the pattern bound to its one ``%s``."""
         ...
 
+    def check_operator_sql(
+        self, sql: str, types: Mapping[tuple[str, str], Mapping[str, str]] | None, *, types_known: bool  # noqa: ARG002
+    ) -> None:
+        """Refuse (``SQLRefused``) operator SQL this engine would not run with PostgreSQL's meaning, beyond ``check_same_meaning``."""
+        return None
+
     def transpile(self, sql: str, types: Mapping[tuple[str, str], Mapping[str, str]] | None = None) -> str:
         """Operator SQL is written in the PostgreSQL dialect; render it for this engine.
 

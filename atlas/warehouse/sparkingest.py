@@ -15,9 +15,10 @@ cluster, a hosted Spark) sees another one, so its files take the DuckDB path.
 ``\\n`` dropped), then each line is parsed by ``from_csv`` / ``from_json`` in ``PERMISSIVE`` mode with a
 ``columnNameOfCorruptRecord`` column: a record Spark cannot parse keeps its raw text and goes to
 Atlas's quarantine with its line number (Atlas reads its exact bytes and offset back from the file,
-as on every engine). Reading by lines is exact only where a record is one line: a CSV file whose
-quotes all open and close on one line (the content scan's ``quotes_simple``, or no quote at all),
-with no line longer than the parser's maximum, in UTF-8 (hygiene transcodes other encodings first).
+as on every engine). Reading by lines is exact only where a record is one line: a CSV file each of whose lines holding
+a quote is well formed on its own (every field unquoted without a quote, or quoted whole with its
+quotes doubled: ``well_formed``, checked by Spark over the lines before anything is parsed), with
+no line longer than the parser's maximum, in UTF-8 (hygiene transcodes other encodings first).
 Any other file takes the DuckDB path. A line that is not valid UTF-8 is quarantined (``INVALID
 ENCODING``), as DuckDB's reader does; blank lines are skipped.
 
@@ -83,9 +84,19 @@ def reader_refusal(url: str, fmt: FileFormat, options: dict[str, Any], layout: F
         delimiter = options.get("delimiter") or ","
         if len(delimiter) != 1 or len(quote) > 1 or escape != quote:
             return "the delimiter, quote or escape is not one character Spark's CSV parser reads as DuckDB's"
-        if layout.quoted and not layout.quotes_simple:
-            return "a quoted field spans lines (or a quote is not a whole field's)"
     return None
+
+
+class NotLineRecords(Exception):  # noqa: N818 - a signal: the file takes the DuckDB path
+    """A CSV line with a quote that is not a whole field's (or a quoted field spanning lines)."""
+
+
+def well_formed(delimiter: str, quote: str) -> str:
+    """A Java regex a CSV line matches when each of its fields is unquoted (no quote, no delimiter) or
+    quoted whole (quotes inside doubled): then the line is one record, read alike by Spark and DuckDB."""
+    d, q = re.escape(delimiter), re.escape(quote)
+    field = f"(?:{q}(?:[^{q}]|{q}{q})*+{q}|[^{q}{d}]*+)"
+    return f"^{field}(?:{d}{field})*+$"
 
 
 class SparkIngest:
@@ -98,13 +109,23 @@ class SparkIngest:
     ) -> LoadResult:
         fmt = FileFormat(fmt)
         why = reader_refusal(self.url, fmt, options, layout)  # type: ignore[attr-defined]
-        if why is not None:
-            result = self.load_file_parsed(  # type: ignore[attr-defined]
-                path, fmt=fmt, options=options, schema=schema, target=target, staging=staging, batch_id=batch_id,
-                source_label=source_label, layout=layout, stream=stream, pipe=pipe,
-            )
-            result.reader = f"DuckDB's parser in the Atlas process, rows sent to Spark as Arrow: {why}"
-            return result
+        if why is None:
+            try:
+                return self._read_file(path, fmt=fmt, options=options, schema=schema, target=target, staging=staging,
+                                       batch_id=batch_id, source_label=source_label, stream=stream)
+            except NotLineRecords as exc:
+                why = str(exc)
+        result = self.load_file_parsed(  # type: ignore[attr-defined]
+            path, fmt=fmt, options=options, schema=schema, target=target, staging=staging, batch_id=batch_id,
+            source_label=source_label, layout=layout, stream=stream, pipe=pipe,
+        )
+        result.reader = f"DuckDB's parser in the Atlas process, rows sent to Spark as Arrow: {why}"
+        return result
+
+    def _read_file(
+        self, path: str, *, fmt: FileFormat, options: dict[str, Any], schema: str, target: str, staging: str,
+        batch_id: str, source_label: str, stream: StreamedFile | None,
+    ) -> LoadResult:
         if stream is not None:
             stream.materialise()
         columns = self._planned_columns(path, fmt, options, staging)
@@ -168,16 +189,24 @@ class SparkIngest:
             # 1. every line with its split and its place in the task that read it: written once, fixed from here on
             raw = spark.read.option("lineSep", "\n").text(path)
             self._write(raw.select(
+                # the validity first: a regex makes a Java string of the bytes (invalid ones replaced)
+                F.expr("is_valid_utf8(value)").alias("_valid"),
                 F.regexp_replace("value", "\r$", "").alias("value"),
                 F.col("_metadata.file_block_start").alias("_blk"),
                 F.monotonically_increasing_id().alias("_mid"),
             ), schema, lines_t)
             lines = spark.table(f"`{schema}`.`{lines_t}`")
+            quote = options.get("quote") if options.get("quote") is not None else '"'
+            if fmt is FileFormat.CSV and quote:
+                pattern = well_formed(options.get("delimiter") or ",", quote)
+                odd = lines.where(F.col("value").contains(quote) & ~F.col("value").rlike(pattern)).limit(1)
+                if self._collect(odd):  # type: ignore[attr-defined]
+                    raise NotLineRecords("a quote is not a whole field's, or a quoted field spans lines")
             # 2. the line number: rank in its split plus the lines of the splits before it
             bases = _bases(lines.groupBy("_blk").agg(F.count(F.lit(1)).alias("n"), F.min("_mid").alias("m")).collect())
             base = spark.createDataFrame([(b, v) for b, v in bases.items()], "_blk bigint, _base bigint")
             numbered = lines.join(F.broadcast(base), "_blk").select(
-                "value", "_blk", (F.col("_mid") + F.col("_base")).alias("_line"))
+                "value", "_valid", "_blk", (F.col("_mid") + F.col("_base")).alias("_line"))
             header = fmt is FileFormat.CSV and bool(options.get("header", True))
             kept = numbered.where((F.col("value") if fmt is FileFormat.CSV else F.trim("value")) != "")
             if header:
@@ -226,7 +255,7 @@ def _parse(lines: Any, fmt: FileFormat, options: dict[str, Any], struct: str, co
     from pyspark.sql import functions as F  # noqa: N812
 
     permissive = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
-    valid = F.expr("is_valid_utf8(value)")
+    valid = F.col("_valid")
     if fmt is FileFormat.CSV:
         quote = options.get("quote") if options.get("quote") is not None else '"'
         opts = {**permissive, "sep": options.get("delimiter") or ",", "quote": quote or "\u0000",

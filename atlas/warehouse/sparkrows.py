@@ -1,4 +1,5 @@
-"""The Spark warehouse's rows (issue 21): the data browser and the row locator of quality's drop checks.
+"""The Spark warehouse's rows (issue 21): the data browser, the row locator of quality's drop checks, and the
+check of operator SQL against what is known to mean the same on Spark (``atlas.sql.spark_meaning``).
 
 Kept apart from ``spark.py`` (the backend's catalogue and publishing) as a mixin of ``SparkWarehouse``.
 
@@ -15,6 +16,7 @@ split itself is a rewrite on Spark (no ``DELETE`` on Parquet, no transactions): 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .errors import WarehouseError
 
@@ -23,6 +25,12 @@ class SparkRows:
     """The data browser on Spark, and the row locator (see the module's docstring)."""
 
     row_locator: tuple[str, ...] = ("_metadata.file_path", "_metadata.row_index")
+
+    def check_operator_sql(self, sql: str, types: Any, *, types_known: bool) -> None:
+        """Refuse what is not known to mean the same on Spark (``atlas.sql.spark_meaning``, an allowlist), when a step is saved."""
+        from atlas.sql.spark_meaning import check_spark_meaning
+
+        check_spark_meaning(sql, types, types_known=types_known)
 
     def browse(
         self, schema: str, name: str, columns: Sequence[str], *, order_by: str | None = None,
