@@ -39,6 +39,8 @@ SPARK_EXACT: frozenset[type[exp.Expression]] = frozenset({
     exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.Stddev, exp.StddevPop, exp.Variance, exp.LogicalAnd,
     exp.LogicalOr, exp.Filter, exp.Window, exp.WindowSpec, exp.RowNumber, exp.Rank, exp.DenseRank, exp.Ntile,
     exp.PercentRank, exp.CumeDist, exp.Lag, exp.Lead, exp.FirstValue, exp.LastValue,
+    # dates (date_trunc of a timestamp is cast back to one by ``to_spark``; its units are checked below)
+    exp.TimestampTrunc,
 })
 
 
@@ -79,6 +81,9 @@ def _aggregate(node: exp.Sum | exp.Avg, of: Callable[[exp.Expression], str | Non
     return None
 
 
+# date_trunc's units both engines truncate to alike (PostgreSQL's decade, century... Spark has not).
+_TRUNC_UNITS = frozenset({"year", "quarter", "month", "week", "day", "hour", "minute", "second"})
+
 _TYPED: dict[type[exp.Expression], Callable] = {
     exp.Div: _division, exp.DPipe: _dpipe, exp.Cast: _cast, exp.Add: _date_arithmetic, exp.Sub: _date_arithmetic,
     exp.Round: _round, exp.Sum: _aggregate, exp.Avg: _aggregate,
@@ -97,19 +102,21 @@ def check_spark_meaning(sql: str, types: ColumnTypes | None = None, *, types_kno
         raise SQLRefused(f"The SQL does not parse: {str(exc).splitlines()[0]}.") from exc
     typer = Typer(root, types)
     for node in root.walk():
-        if type(node) not in SPARK_EXACT and not (isinstance(node, exp.Var) and isinstance(node.parent, exp.Interval)):
+        if type(node) not in SPARK_EXACT and not _allowed_here(node):
             if isinstance(node, exp.Anonymous):
                 what = str(node.name).lower()
-            elif isinstance(node, exp.Distinct) or (isinstance(node, exp.Tuple) and isinstance(node.parent, exp.Distinct)):
-                what = "DISTINCT ON"
             else:
                 what = node.sql_name() if isinstance(node, exp.Func) else node.key.upper()
             raise SQLRefused(
                 f"{_shown(node)}: {what} is not known to give PostgreSQL's answer on the Spark warehouse;"
                 " Atlas refuses it there (write it with the constructs the differential corpus shows equal)."
             )
-        if isinstance(node, exp.Distinct) and node.args.get("on") is not None:
-            raise SQLRefused("DISTINCT ON is not rendered for Spark; use row_number() OVER (...) = 1 instead.")
+        if isinstance(node, exp.TimestampTrunc):
+            unit = node.args.get("unit")
+            if unit is None or str(unit.name).lower() not in _TRUNC_UNITS:
+                raise SQLRefused(
+                    f"{_shown(node)}: date_trunc on the Spark warehouse takes one of {', '.join(sorted(_TRUNC_UNITS))}."
+                )
         rule = _TYPED.get(type(node))
         if rule is None:
             continue
@@ -119,6 +126,13 @@ def check_spark_meaning(sql: str, types: ColumnTypes | None = None, *, types_kno
             why = "Atlas cannot tell its operands' types, and its meaning on Spark depends on them; cast them"
         if why is not None:
             raise SQLRefused(f"{_shown(node)}: {why} (operator SQL must mean the same on the Spark warehouse).")
+
+
+def _allowed_here(node: exp.Expression) -> bool:
+    """Nodes allowed in one place only: an interval's or date_trunc's unit, DISTINCT ON's keys (``to_spark`` rewrites it)."""
+    if isinstance(node, exp.Var):
+        return isinstance(node.parent, exp.Interval | exp.TimestampTrunc)
+    return isinstance(node, exp.Tuple) and isinstance(node.parent, exp.Distinct)
 
 
 def _unknown(node: exp.Expression, typer: Typer) -> bool:

@@ -5,9 +5,10 @@ loaded by the Spark warehouse and by the embedded DuckDB warehouse, each file th
 hygiene, loader and quarantine as a run: the loaded rows (with their ``_row_number``) and the
 quarantined records (line, class, byte offset, exact bytes, raw text) must be equal. The reason
 text of a quarantined record is each engine's own and is not compared (its class is).
-A subset of the corpus keeps the Spark pass short: every case Spark's readers take, of each kind
-(line ends, quoting, delimiters, compression, encodings, ragged rows, JSON Lines), and two the
-DuckDB fallback takes.
+A subset of the corpus keeps the Spark pass short: one case of each kind Spark's readers take (line
+ends, doubled quotes, a sniffed delimiter, compression, a transcoded encoding, invalid UTF-8, ragged
+rows, broken JSON Lines) and one the DuckDB fallback takes. (All 21 such corpus files agreed when
+this was written: 2026-12-04.)
 """
 
 from __future__ import annotations
@@ -23,13 +24,10 @@ from atlas.warehouse.sparkingest import reader_refusal, server_is_local, well_fo
 pytestmark = pytest.mark.slow
 
 SPARK_CASES = (
-    "line_ends_lf", "line_ends_crlf", "line_ends_cr_only", "every_field_quoted", "no_trailing_newline",
-    "delimiter_sniffed_TAB", "declared_delimiter_wins", "gzip", "utf8_bom", "utf16le_bom", "latin1_declared",
-    "latin1_bytes_in_a_utf8_file", "nul_byte_in_a_record", "duplicate_header_suffixed_by_option",
-    "ragged_rows_under_the_limit", "ragged_7_percent_partial", "jsonl_clean", "jsonl_crlf",
-    "jsonl_trailing_commas_and_broken_lines",
+    "line_ends_crlf", "every_field_quoted", "delimiter_sniffed_TAB", "gzip", "utf16le_bom",
+    "latin1_bytes_in_a_utf8_file", "ragged_rows_under_the_limit", "jsonl_trailing_commas_and_broken_lines",
 )
-FALLBACK_CASES = ("quoted_line_breaks_kept_in_an_lf_file", "unclosed_quote_halfway_partial")
+FALLBACK_CASES = ("unclosed_quote_halfway_partial",)
 # Cases where Spark's reader does not give the other engines' answer yet: name -> why (strict: must differ).
 EXPECTED_DIFFERENCES: dict[str, str] = {}
 
