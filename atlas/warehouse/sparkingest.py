@@ -184,7 +184,7 @@ class SparkIngest:
 
         spark = self.spark()  # type: ignore[attr-defined]
         tag = uuid.uuid4().hex[:8]
-        lines_t, parsed_t = f"{staging[:40]}__sl{tag}", f"{staging[:40]}__sp{tag}"
+        lines_t, parsed_t = f"{staging}__sl{tag}", f"{staging}__sp{tag}"  # the staging name: the janitor's if left
         try:
             # 1. every line with its split and its place in the task that read it: written once, fixed from here on
             raw = spark.read.option("lineSep", "\n").text(path)
