@@ -184,6 +184,9 @@ def _stage_file(
             stream=f.stream,
             pipe=f.pipe,
         )
+        if result.reader:  # an engine with a choice of readers says which read the file
+            readers = {**(ctx.step_run.details or {}).get("readers", {}), f.label[:200]: result.reader}
+            ctx.step_run.details = {**(ctx.step_run.details or {}), "readers": readers}
         rejects, rejected_lines = with_evidence(with_long_lines(result.rejects, f), f, options)
         rejected = wh.quarantine_rejects(
             ctx.schema,

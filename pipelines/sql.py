@@ -114,8 +114,11 @@ def check_same_meaning_on_engines(
             complete = False
         else:
             types[key] = found
+    from atlas.warehouse import get_warehouse
+
     try:
         check_same_meaning(sql, types, types_known=complete)
+        get_warehouse().check_operator_sql(sql, types, types_known=complete)  # Spark: what is known equal there
     except SQLRefused as exc:
         raise SQLValidationError(str(exc)) from exc
 

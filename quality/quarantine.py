@@ -136,9 +136,61 @@ def split(wh: Warehouse, plan: Plan, drops: list[RowCheck], **kwargs: Any) -> in
     """Move the rows failing any drop check to quarantine, atomically; return how many moved."""
     before = wh.row_count(plan.schema, plan.table)
     statements = split_statements(wh, plan, drops, **kwargs)
+    if not wh.features.transactions:
+        return split_by_rewrite(wh, plan, statements, before=before, check_run_id=kwargs["check_run_id"], target=kwargs["target"])
     with wh.transaction() as cur:
         execute(cur, statements)
     return before - wh.row_count(plan.schema, plan.table)
+
+
+def split_by_rewrite(
+    wh: Warehouse, plan: Plan, statements: list[tuple[str, list[Any]]], *, before: int, check_run_id: int, target: str,
+) -> int:
+    """The split on an engine without transactions (Spark over Parquet): new tables, checked counts, one swap.
+
+    The same statements flag the failing rows (``split_statements``); then, instead of a
+    ``DELETE``, the rows to keep are written to a new table by the same locator, and
+    ``kept + flagged = staged`` is checked before anything changes (exact: every staged row
+    is in exactly one of them, or the split stops here with both tables as they were). The
+    quarantine gets the flagged rows (Spark commits an ``INSERT``'s files when its job ends,
+    or none), then the kept table replaces the staged one (a drop and a rename, catalog
+    operations). If that replacement fails, the quarantine rows of this check run are removed
+    again and the error raised: the staged table is as it was, or gone (the step fails and
+    nothing is published). A worker killed between the two keeps the quarantined rows of a
+    check run whose step did not publish (they carry its ``_check_run_id``).
+    """
+    drop_flagged, create, insert, _delete, _drop = statements
+    flagged = create[0].split(" AS SELECT ", 1)[0].removeprefix("CREATE TABLE ")
+    kept_name = f"{plan.table[:40]}__kept{check_run_id}"
+    staged, kept = wh.table(plan.schema, plan.table), wh.table(plan.schema, kept_name)
+    with wh.cursor() as cur:
+        execute(cur, [drop_flagged, create])
+        try:
+            cur.execute(f"DROP TABLE IF EXISTS {kept}")
+            cur.execute(f"CREATE TABLE {kept} AS SELECT * FROM {staged} WHERE NOT {wh.locator_in(flagged)}")
+            (moved,) = cur.execute(f"SELECT count(*) FROM {flagged}").fetchone()
+            if wh.row_count(plan.schema, kept_name) + int(moved) != before:
+                raise WarehouseError(
+                    f"The drop split of {plan.schema}.{plan.table} did not account for every row; nothing was moved."
+                )
+            cur.execute(*insert)
+            try:
+                replace_staged(wh, plan.schema, plan.table, kept_name)
+            except WarehouseError:
+                q = wh.table(plan.schema, quarantine_name(target))
+                cur.execute(f"DELETE FROM {q} WHERE {wh.quote('_check_run_id')} = %s", [check_run_id])
+                raise
+        finally:
+            cur.execute(f"DROP TABLE IF EXISTS {kept}")
+            cur.execute(f"DROP TABLE IF EXISTS {flagged}")
+    return int(moved)
+
+
+def replace_staged(wh: Warehouse, schema: str, staged: str, kept: str) -> None:
+    """The staged table becomes ``kept`` (the rows the split keeps): a drop and a rename."""
+    with wh.cursor() as cur:
+        cur.execute(f"DROP TABLE {wh.table(schema, staged)}")
+        cur.execute(f"ALTER TABLE {wh.table(schema, kept)} RENAME TO {wh.quote(staged)}")
 
 
 def count_rows(

@@ -911,7 +911,32 @@ def _spark_regex(rewriter: _Rewriter, node: exp.Expression) -> None:
     rewriter.plan(node, rewrite)
 
 
+def _spark_date_trunc(rewriter: _Rewriter, node: exp.Expression) -> None:
+    """``date_trunc`` of a timestamp (without time zone) is one on PostgreSQL; Spark's is an instant: cast back."""
+    if isinstance(node, exp.TimestampTrunc) and rewriter.typer.of(node.this) == TIMESTAMP:
+        rewriter.plan(node, lambda n: _cast(n, "timestamp"))
+
+
+def _spark_distinct_on(node: exp.Expression) -> exp.Expression:
+    """``DISTINCT ON (k) ... ORDER BY k, x``: the first row of each ``k`` by ``row_number()`` (sqlglot's rewrite),
+    in the ORDER BY's order when its terms are output columns (the rewrite alone leaves the rows unordered)."""
+    from sqlglot.transforms import eliminate_distinct_on
+
+    distinct = node.args.get("distinct") if isinstance(node, exp.Select) else None
+    if not isinstance(distinct, exp.Distinct) or distinct.args.get("on") is None:
+        return node
+    order = node.args.get("order")
+    outputs = {s.alias_or_name for s in node.selects}
+    outer = None
+    if order is not None and all(isinstance(o.this, exp.Column) and o.this.name in outputs for o in order.expressions):
+        outer = [exp.Ordered(this=exp.column(o.this.name), desc=o.args.get("desc"), nulls_first=o.args.get("nulls_first"))
+                 for o in order.expressions]
+    rewritten = eliminate_distinct_on(node)
+    return rewritten.order_by(*outer, copy=False) if outer else rewritten
+
+
 _SPARK_HANDLERS: dict[type, Callable[[_Rewriter, exp.Expression], None]] = {
+    exp.TimestampTrunc: _spark_date_trunc,
     exp.RegexpLike: _spark_regex,
     exp.RegexpILike: _spark_regex,
     exp.Div: _Rewriter.div,
@@ -939,6 +964,6 @@ def to_spark(sql: str, types: ColumnTypes | None = None) -> str:
             handler = _SPARK_HANDLERS.get(type(node))
             if handler is not None:
                 handler(rewriter, node)
-        return rewriter.apply().transform(_spark_types).sql(dialect="spark")
+        return rewriter.apply().transform(_spark_types).transform(_spark_distinct_on).sql(dialect="spark")
     except SqlglotError:
         return sqlglot.transpile(sql, read="postgres", write="spark")[0]

@@ -107,6 +107,7 @@ class LoadResult:
     rows: int
     columns: list[str]
     rejects: list[Reject] = field(default_factory=list)
+    reader: str | None = None  # how an engine with a choice of readers read the file (stated on the run)
 
 
 @dataclass(frozen=True)
@@ -332,6 +333,12 @@ class Warehouse(QualityOps, abc.ABC):
     def regex_match(self, expr: str) -> str:
         """SQL that is true when ``expr`` matches the pattern bound to its one ``%s``."""
         ...
+
+    def check_operator_sql(
+        self, sql: str, types: Mapping[tuple[str, str], Mapping[str, str]] | None, *, types_known: bool  # noqa: ARG002
+    ) -> None:
+        """Refuse (``SQLRefused``) operator SQL this engine would not run with PostgreSQL's meaning, beyond ``check_same_meaning``."""
+        return None
 
     def transpile(self, sql: str, types: Mapping[tuple[str, str], Mapping[str, str]] | None = None) -> str:
         """Operator SQL is written in the PostgreSQL dialect; render it for this engine.

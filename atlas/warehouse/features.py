@@ -25,6 +25,9 @@ class BaseFeatures:
     # ``load_file`` takes a compressed source's content as a stream (``StreamedFile``) and
     # loads it without writing it to disk first; else the file is written before the load.
     streamed_files = False
+    # Statements in ``wh.transaction()`` commit or roll back together. False (Spark over Parquet): they
+    # run one by one, and what must be all-or-nothing is written as new tables and a swap.
+    transactions = True
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse

@@ -72,6 +72,8 @@ from .base import (
 from .features import BaseFeatures
 from .operations import BaseOperations
 from .quality_ops import QualityOps
+from .sparkingest import SparkIngest
+from .sparkrows import SparkRows
 
 PART_RE = re.compile(r"__atlas_v[0-9a-f]{12}$")
 PARTS_PROPERTY = "atlas.parts"
@@ -128,7 +130,7 @@ def _quiet_client_logs() -> None:
 
 
 class SparkFeatures(BaseFeatures):
-    pass
+    transactions = False
 
 
 class SparkOperations(BaseOperations):
@@ -220,7 +222,7 @@ class SparkCursor(Cursor):
         return [(c,) for c in self.column_names]
 
 
-class SparkWarehouse(SparkQualityOps, Warehouse):
+class SparkWarehouse(SparkIngest, SparkRows, SparkQualityOps, Warehouse):
     vendor = "spark"
     dialect = "spark"
     operations_class = SparkOperations
@@ -635,9 +637,6 @@ class SparkWarehouse(SparkQualityOps, Warehouse):
     def preview(self, schema: str, name: str, limit: int = 20) -> tuple[list[str], list[tuple]]:
         return self.operator_query(f"SELECT * FROM {self.sq(schema, name)}", layer=schema, limit=limit)
 
-    def browse(self, schema: str, name: str, columns: Sequence[str], **kwargs: Any) -> list[tuple]:
-        raise WarehouseError("Browsing rows is not available on the Spark warehouse yet.")
-
     # --- publishing ---------------------------------------------------------------------
     def publish(
         self, *, schema: str, staging: str, target: str, mode: WriteMode | str, keys: Sequence[str] = (),
@@ -721,12 +720,15 @@ class SparkWarehouse(SparkQualityOps, Warehouse):
             parts = self._parts(schema, target) if kind == "VIEW" else []
             self._swap(schema, target, parts or [target], [*have, *new])
 
-    def load_file(
+    def load_file_parsed(
         self, path: str, *, fmt: FileFormat, options: dict[str, Any], schema: str, target: str, staging: str,
         batch_id: str, source_label: str, layout: FileLayout | None = None,  # noqa: ARG002
         stream: StreamedFile | None = None, pipe: Any = None,  # noqa: ARG002
     ) -> LoadResult:
-        """Parse the file (DuckDB's reader, with Atlas's quarantine of unparseable records) and ship its rows to Spark as Arrow."""
+        """Parse the file (DuckDB's reader, with Atlas's quarantine of unparseable records) and ship its rows to Spark as Arrow.
+
+        The fallback of ``load_file`` (``atlas.warehouse.sparkingest``) where Spark's own readers cannot read the file.
+        """
         import duckdb
 
         from .duckdb import parser_config
