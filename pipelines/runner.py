@@ -166,7 +166,7 @@ def plan_steps(
     steps = list(pipeline.steps.select_related("output", "source")) if steps is None else steps
     if not steps:
         raise PipelineDefinitionError(f"Pipeline {pipeline.name!r} has no steps.")
-    known = known_tables()
+    known = known_tables([s.sql for s in steps if s.kind != Step.Kind.INGEST])
     specs, by_key = [], {}
     for step in steps:
         inputs: list[Dataset] = []
@@ -184,7 +184,7 @@ def plan_steps(
         by_key[spec.key] = step
     others = Step.objects.exclude(pipeline=pipeline) if pipeline.pk else Step.objects.all()
     elsewhere = others.values_list("output_id", flat=True)
-    names = {d.pk: d.qualified_table for d in known.values()}
+    names = {d.pk: d.qualified_table for d in [*known.values(), *(s.output for s in steps if s.output_id)]}
     return [by_key[s.key] for s in plan(specs, produced_elsewhere=elsewhere, names=names)]
 
 
@@ -691,7 +691,7 @@ def upstream_steps(steps: list[Step]) -> dict[int, set[int]]:
     edge like its SQL's: a failed producer of it skips the step, as it orders the step.
     """
     producer = {s.output_id: s.pk for s in steps}
-    known = known_tables()
+    known = known_tables([s.sql for s in steps if s.kind != Step.Kind.INGEST])
     out: dict[int, set[int]] = {}
     for step in steps:
         reads = set(_step_reads(step))
@@ -865,7 +865,8 @@ def run_step(
     retries = 0
     step_run.started_at = timezone.now()
     while True:
-        memo.clear()  # each try reads afresh
+        if retries:
+            memo.clear()  # each try reads afresh (the first reuses what the freshness decision just read)
         step_work_now = work or step_work(step)  # fresh per try: a transform's work keeps state
         ctx = StepContext(
             run=run, step=step, step_run=step_run, warehouse=wh, schema=step.output.layer, target=step.output.table,

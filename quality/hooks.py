@@ -16,8 +16,9 @@ from typing import Any
 
 from pipelines.hooks import GateFailed, Origin, StepContext
 
-from .models import Check, CheckResult, CheckRun
+from .models import CheckResult, CheckRun
 from .service import blocks_publishing, gate_message, run_checks
+from .versions import dataset_checks
 
 
 class QualityGate:
@@ -29,7 +30,7 @@ class QualityGate:
         if ctx.origin == Origin.REPROCESS:
             return  # re-processing evaluates the checks itself, against the rows already published
         dataset = ctx.step.output
-        checks = list(Check.objects.for_dataset(dataset).enabled())
+        checks = [c for c in dataset_checks(dataset.pk) if c.enabled]  # as the step's versions read them
         if not checks or not ctx.staging:
             return
         check_run = run_checks(
