@@ -182,8 +182,10 @@ def plan_steps(
         )
         specs.append(spec)
         by_key[spec.key] = step
+    # Of what the steps read and none of them writes: what steps of other pipelines produce (not every output there is).
+    outside = {ds for spec in specs for ds in spec.inputs} - {spec.output for spec in specs}
     others = Step.objects.exclude(pipeline=pipeline) if pipeline.pk else Step.objects.all()
-    elsewhere = others.values_list("output_id", flat=True)
+    elsewhere = others.filter(output_id__in=outside).order_by().values_list("output_id", flat=True) if outside else ()
     names = {d.pk: d.qualified_table for d in [*known.values(), *(s.output for s in steps if s.output_id)]}
     return [by_key[s.key] for s in plan(specs, produced_elsewhere=elsewhere, names=names)]
 
