@@ -186,7 +186,10 @@ def plan_steps(
     outside = {ds for spec in specs for ds in spec.inputs} - {spec.output for spec in specs}
     others = Step.objects.exclude(pipeline=pipeline) if pipeline.pk else Step.objects.all()
     elsewhere = others.filter(output_id__in=outside).order_by().values_list("output_id", flat=True) if outside else ()
-    names = {d.pk: d.qualified_table for d in [*known.values(), *(s.output for s in steps if s.output_id)]}
+    names = {d.pk: d.qualified_table for d in known.values()}  # and the outputs', for the messages:
+    names |= {s.output_id: s.output.qualified_table for s in steps if s.output_id and Step.output.is_cached(s)}
+    if missing := {s.output_id for s in steps if s.output_id} - names.keys():
+        names |= {d.pk: d.qualified_table for d in Dataset.objects.filter(pk__in=missing)}
     return [by_key[s.key] for s in plan(specs, produced_elsewhere=elsewhere, names=names)]
 
 
