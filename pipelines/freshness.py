@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from atlas import extensions
@@ -125,12 +125,11 @@ def dataset_versions(dataset_ids: set[int]) -> dict[str, list[int]]:
     """By dataset id: the step run that last published it (0: none) and its ``data_version``."""
     if not dataset_ids:
         return {}
-    published = dict(
-        StepRun.objects.filter(output_id__in=dataset_ids, status=RunStatus.SUCCEEDED)
-        .values("output_id").annotate(last=Max("id")).values_list("output_id", "last")
-    )
-    changed = dict(Dataset.objects.filter(pk__in=dataset_ids).values_list("pk", "data_version"))
-    return {str(pk): [published.get(pk) or 0, changed.get(pk, 0)] for pk in sorted(dataset_ids)}
+    last = StepRun.objects.filter(output_id=OuterRef("pk"), status=RunStatus.SUCCEEDED).order_by("-id").values("id")[:1]
+    found = {pk: (published, version) for pk, published, version in  # one query (issue 14: a run's fixed cost)
+             Dataset.objects.filter(pk__in=dataset_ids).order_by().annotate(last=Subquery(last))
+             .values_list("pk", "last", "data_version")}
+    return {str(pk): [found.get(pk, (0, 0))[0] or 0, found.get(pk, (0, 0))[1]] for pk in sorted(dataset_ids)}
 
 
 def file_listing(source: Source) -> list[list[Any]] | None:
@@ -160,9 +159,9 @@ def sql_reads(step: Step, before: Versions | None = None) -> dict[str, int]:
     """
     from .transform import known_tables, step_inputs
 
-    known = known_tables()
     if step.kind == Step.Kind.INGEST:
         return {}
+    known = known_tables([step.sql])
     if before is not None and before.reads is not None:
         names = {d.qualified_table: d.pk for d in known.values()}
         if all(names.get(name) == pk for name, pk in before.reads.items()):

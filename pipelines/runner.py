@@ -166,7 +166,7 @@ def plan_steps(
     steps = list(pipeline.steps.select_related("output", "source")) if steps is None else steps
     if not steps:
         raise PipelineDefinitionError(f"Pipeline {pipeline.name!r} has no steps.")
-    known = known_tables()
+    known = known_tables([s.sql for s in steps if s.kind != Step.Kind.INGEST])
     specs, by_key = [], {}
     for step in steps:
         inputs: list[Dataset] = []
@@ -182,9 +182,14 @@ def plan_steps(
         )
         specs.append(spec)
         by_key[spec.key] = step
+    # Of what the steps read and none of them writes: what steps of other pipelines produce (not every output there is).
+    outside = {ds for spec in specs for ds in spec.inputs} - {spec.output for spec in specs}
     others = Step.objects.exclude(pipeline=pipeline) if pipeline.pk else Step.objects.all()
-    elsewhere = others.values_list("output_id", flat=True)
-    names = {d.pk: d.qualified_table for d in known.values()}
+    elsewhere = others.filter(output_id__in=outside).order_by().values_list("output_id", flat=True) if outside else ()
+    names = {d.pk: d.qualified_table for d in known.values()}  # and the outputs', for the messages:
+    names |= {s.output_id: s.output.qualified_table for s in steps if s.output_id and Step.output.is_cached(s)}
+    if missing := {s.output_id for s in steps if s.output_id} - names.keys():
+        names |= {d.pk: d.qualified_table for d in Dataset.objects.filter(pk__in=missing)}
     return [by_key[s.key] for s in plan(specs, produced_elsewhere=elsewhere, names=names)]
 
 
@@ -691,7 +696,7 @@ def upstream_steps(steps: list[Step]) -> dict[int, set[int]]:
     edge like its SQL's: a failed producer of it skips the step, as it orders the step.
     """
     producer = {s.output_id: s.pk for s in steps}
-    known = known_tables()
+    known = known_tables([s.sql for s in steps if s.kind != Step.Kind.INGEST])
     out: dict[int, set[int]] = {}
     for step in steps:
         reads = set(_step_reads(step))
@@ -865,7 +870,8 @@ def run_step(
     retries = 0
     step_run.started_at = timezone.now()
     while True:
-        memo.clear()  # each try reads afresh
+        if retries:
+            memo.clear()  # each try reads afresh (the first reuses what the freshness decision just read)
         step_work_now = work or step_work(step)  # fresh per try: a transform's work keeps state
         ctx = StepContext(
             run=run, step=step, step_run=step_run, warehouse=wh, schema=step.output.layer, target=step.output.table,

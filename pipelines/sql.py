@@ -196,7 +196,9 @@ def _memo_key(sql: str, known: Iterable[tuple[str, str]] | Mapping[tuple[str, st
         (key, _dataset_columns(*key, known[key]), tuple(sorted((_dataset_types(*key, known[key]) or {}).items())))
         for key in named
     )
-    return (sql, frozenset(known.keys()), shapes)
+    # Only the datasets named in the text: validation looks up no other (``known_tables(sqls)`` reads
+    # no other), so a run's plan and its step, each with its own catalogue, share one validation.
+    return (sql, shapes)
 
 
 def _recall(memo: tuple | None) -> CheckedSelect | str | None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from django.db.models import Value
+from django.db.models.functions import Lower, StrIndex
+
 from atlas.sql.params import typed_sql, uses_parameters
 from atlas.warehouse import WarehouseError
 from atlas.warehouse.base import WriteMode
@@ -14,23 +19,51 @@ from .models import Dataset, RunStatus, Step
 from .sql import SQLValidationError, check_select
 
 
-def known_tables() -> dict[tuple[str, str], Dataset]:
-    """Every dataset by (layer, table); read once per :func:`pipelines.memo.scope`."""
-    return memo.remembered(("known_tables",), lambda: {(d.layer, d.table): d for d in Dataset.objects.all()})
+class Catalogue(dict):
+    """Datasets by (layer, table), as :func:`known_tables` read them (a plain dict otherwise)."""
+
+    scoped = False  # read inside a pipelines.memo scope: what a step's SQL reads may be remembered with it
+
+
+def known_tables(sqls: Iterable[str] | None = None) -> dict[tuple[str, str], Dataset]:
+    """Datasets by (layer, table), read once per :func:`pipelines.memo.scope`.
+
+    Every dataset; or, given ``sqls``, the datasets whose table name occurs in one of these texts
+    (case-insensitively): all that validating them can look up, since a table a SELECT reads is
+    named in it — a run reads those few rows, not the whole catalogue (issue 14). A text that
+    may spell a name with escapes (``U&"..."``) gets the whole catalogue.
+    """
+    texts = None if sqls is None else sorted({s.lower().replace("\x00", " ") for s in sqls if s})
+    if texts is not None and any("u&" in t for t in texts):
+        texts = None
+
+    def read() -> Catalogue:
+        found = Dataset.objects.all()
+        if texts is not None:
+            found = found.alias(_named_at=StrIndex(Value("\n".join(texts)), Lower("table"))).filter(_named_at__gt=0)
+        catalogue = Catalogue({(d.layer, d.table): d for d in found})
+        catalogue.scoped = memo.active()
+        return catalogue
+
+    if texts == []:
+        return Catalogue()
+    return memo.remembered(("known_tables", None if texts is None else tuple(texts)), read)
 
 
 def step_inputs(step: Step, known: dict[tuple[str, str], Dataset] | None = None) -> list[Dataset]:
     """The datasets a refine/aggregate step reads, from its SQL; refuses reads across layers.
 
-    Validated once per :func:`pipelines.memo.scope` (by the step and its SQL), when ``known`` is the scope's.
+    Validated once per :func:`pipelines.memo.scope` (by the step and its SQL), when ``known`` is
+    read by :func:`known_tables` in the scope (any such catalogue holds every dataset the SQL names,
+    so the answer is the same whichever one it is).
     """
-    if known is None or (memo.active() and known is memo.peek(("known_tables",))):
+    if known is None or (memo.active() and getattr(known, "scoped", False)):
         return list(memo.remembered(("step_inputs", step.pk, step.kind, step.sql), lambda: _step_inputs(step, known)))
     return _step_inputs(step, known)
 
 
 def _step_inputs(step: Step, known: dict[tuple[str, str], Dataset] | None) -> list[Dataset]:
-    known = known if known is not None else known_tables()
+    known = known if known is not None else known_tables([step.sql])
     checked = check_select(step.sql, known)
     inputs = [known[t] for t in checked.tables]
     allowed = Step.INPUT_LAYERS[Step.Kind(step.kind)]

@@ -17,6 +17,7 @@ from pipelines.models import Dataset, Step
 
 from .kinds import get_kind
 from .models import Check
+from .versions import dataset_checks
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -37,7 +38,7 @@ def step_reads(step: Step) -> set[int]:
     """The ``step_reads`` contribution: what the enabled checks on the step's output read."""
     if not step.output_id:
         return set()
-    return datasets_read(Check.objects.enabled().filter(dataset_id=step.output_id)) - {step.output_id}
+    return datasets_read([c for c in dataset_checks(step.output_id) if c.enabled]) - {step.output_id}
 
 
 def cycle_error(check: Check) -> str | None:

@@ -19,8 +19,9 @@ from atlas.warehouse.base import WriteMode
 from pipelines.hooks import GateFailed, Origin, StepContext
 
 from .incremental import Increment
-from .models import Check, CheckResult, CheckRun
+from .models import CheckResult, CheckRun
 from .service import blocks_publishing, gate_message, run_checks
+from .versions import dataset_checks
 
 
 @dataclass
@@ -58,7 +59,7 @@ class QualityGate:
         if ctx.origin == Origin.REPROCESS:
             return  # re-processing evaluates the checks itself, against the rows already published
         dataset = ctx.step.output
-        checks = list(Check.objects.for_dataset(dataset).enabled())
+        checks = [c for c in dataset_checks(dataset.pk) if c.enabled]  # as the step's versions read them
         if not checks or not ctx.staging:
             return
         inc = increment(ctx)

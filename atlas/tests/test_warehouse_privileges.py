@@ -194,6 +194,45 @@ def test_a_staging_write_reads_the_layers_and_the_result_is_readable_after(pg):
         _refused(lambda lay=layer: pg.operator_query("SELECT * FROM chart.stg_private", layer=lay), "permission denied")
 
 
+@pytest.mark.postgres
+def test_a_staging_write_plans_and_fills_on_one_operator_connection(pg, monkeypatch):
+    """Issue 14: the SELECT's shape and its fill share one operator connection (not one each); the
+    fill's transaction is pinned as a fresh one would be: the layer's role, read-write on its table,
+    the timeout, the search path."""
+    import atlas.warehouse.postgresql as module
+
+    operator, real = [], module.psycopg.connect
+    monkeypatch.setattr(module.psycopg, "connect", lambda conninfo, **kw: (
+        operator.append(conninfo) if "atlas-operator-sql" in conninfo else None) or real(conninfo, **kw))
+    sql = ("SELECT current_user::text AS who, current_setting('transaction_read_only') AS ro,"
+           " current_setting('search_path') AS path, current_setting('statement_timeout') AS timeout,"
+           " (SELECT count(*) FROM pg_catalog.pg_prepared_statements) AS prepared FROM explore.orders LIMIT 1")
+    assert pg.stage_operator_select("chart", "stg_pinned", sql) == 1
+    assert len(operator) == 1
+    with pg.cursor() as cur:
+        who, ro, path, timeout, prepared = cur.execute("SELECT * FROM chart.stg_pinned").fetchone()
+    assert (who, ro, path, prepared) == (configured_roles().for_layer("chart"), "off", "pg_catalog", 0)
+    assert timeout != "0"
+
+
+@pytest.mark.postgres
+def test_a_shared_operator_connection_is_reset_and_pinned_for_each_statement(pg):
+    """What one statement leaves on the session is gone for the next; each transaction has its own settings."""
+    with pg._operator_connection("chart") as conn:
+        with pg._operator_session("chart", read_only=True, conn=conn) as cur:
+            assert cur.execute("SHOW transaction_read_only").fetchone()[0] == "on"
+            cur.execute("PREPARE planted AS SELECT 1")
+            cur.execute("SELECT set_config('application_name', 'planted', false)")  # advisory locks: revoked
+        with pg._operator_session("chart", read_only=False, conn=conn) as cur:
+            assert cur.execute("SHOW transaction_read_only").fetchone()[0] == "off"
+            assert cur.execute("SELECT count(*) FROM pg_catalog.pg_prepared_statements").fetchone()[0] == 0
+            assert cur.execute("SHOW application_name").fetchone()[0] == "atlas-operator-sql-chart"
+            assert cur.execute("SHOW search_path").fetchone()[0] == "pg_catalog"
+        with pytest.raises(WarehouseError, match="must be"), pg._operator_session("navigate", read_only=True, conn=conn):
+            pass  # another layer's statement never runs on this layer's connection
+    assert conn.closed
+
+
 # --- PostgreSQL: one operator-SQL role per layer, reading only what that layer may read -------------
 @pytest.fixture
 def layered(pg):

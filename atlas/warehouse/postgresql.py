@@ -383,22 +383,15 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         return psycopg.conninfo.make_conninfo(**params)
 
     @contextmanager
-    def _operator_session(
-        self, layer: str, *, read_only: bool, repeatable: bool = False, snapshot: str | None = None
-    ) -> Iterator[psycopg.Cursor]:
-        """One transaction on a fresh connection as ``layer``'s operator-SQL role, closed after.
+    def _operator_connection(self, layer: str) -> Iterator[psycopg.Connection]:
+        """A fresh connection as ``layer``'s operator-SQL role, closed when the block ends.
 
-        The role reads only the layers ``layer`` may read (``privileges.LAYER_READS``).
-        Pinned: ``statement_timeout``, ``lock_timeout`` (a lock wait counts against the
-        same budget) and a ``search_path`` of ``pg_catalog`` only (names resolve to the
-        catalogue or to what the statement qualifies, never to a schema a role could
-        plant objects in). A fresh connection per statement: nothing a statement leaves
-        on its session (a session advisory lock, a prepared statement, a temporary
-        table) outlives it.
+        It serves one operator statement — or the two of one operator SELECT that
+        :meth:`stage_operator_select` runs (its shape planned, then the same SELECT filling the
+        staging table), each in its own :meth:`_operator_session` transaction.
         """
         role = privileges.configured_roles().for_layer(layer)  # refuses a schema that is not a layer
         self.ensure_privileges()
-        timeout = privileges.statement_timeout_ms()
         try:
             conn = psycopg.connect(self._operator_conninfo(layer), autocommit=False)
         except psycopg.OperationalError as exc:
@@ -407,7 +400,53 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                 " Run `python manage.py warehouse_roles` and check ATLAS_WAREHOUSE_SQL_PASSWORD and pg_hba.conf."
             ) from exc
         try:
-            with interrupts.enlisted(("pg", id(conn)), conn.info.backend_pid), conn.cursor() as cur:
+            with interrupts.enlisted(("pg", id(conn)), conn.info.backend_pid):
+                yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _operator_session(
+        self, layer: str, *, read_only: bool, repeatable: bool = False, snapshot: str | None = None,
+        conn: psycopg.Connection | None = None,
+    ) -> Iterator[psycopg.Cursor]:
+        """One transaction as ``layer``'s operator-SQL role: on a fresh connection closed after, or on ``conn``.
+
+        The role reads only the layers ``layer`` may read (``privileges.LAYER_READS``).
+        Pinned, in every transaction (``SET TRANSACTION``, ``set_config(..., true)``: they end
+        with it): read only or not, ``statement_timeout``, ``lock_timeout`` (a lock wait counts
+        against the same budget) and a ``search_path`` of ``pg_catalog`` only (names resolve to
+        the catalogue or to what the statement qualifies, never to a schema a role could plant
+        objects in). A fresh connection per operator statement: nothing a statement leaves on
+        its session (a session advisory lock, a prepared statement, a temporary table) outlives
+        it. ``conn`` (:meth:`_operator_connection`): the second statement of the same operator
+        SELECT, as the same login role (checked), after ``DISCARD ALL`` has reset the session —
+        and even without it, all it could find there is what that very SELECT could have left
+        itself; the connection is closed after it.
+        """
+        if conn is None:
+            with self._operator_connection(layer) as fresh, self._operator_session(
+                layer, read_only=read_only, repeatable=repeatable, snapshot=snapshot, conn=fresh
+            ) as cur:
+                yield cur
+            return
+        role = privileges.configured_roles().for_layer(layer)
+        if conn.info.parameter_status("session_authorization") != role:
+            raise WarehouseError(f"An operator-SQL session for the {layer} layer must be {role!r}.")
+        if getattr(conn, "_atlas_sessions", 0):
+            # What the earlier statement left on the session (temporary tables, prepared statements,
+            # advisory locks, LISTEN, settings) goes, as a connection pool resets a connection.
+            conn.autocommit = True
+            try:
+                conn.execute("DISCARD ALL")
+            except psycopg.Error as exc:
+                raise self._failure(exc) from exc
+            finally:
+                conn.autocommit = False
+        conn._atlas_sessions = getattr(conn, "_atlas_sessions", 0) + 1
+        timeout = privileges.statement_timeout_ms()
+        try:
+            with conn.cursor() as cur:
                 cur.execute("SET TRANSACTION READ ONLY" if read_only else "SET TRANSACTION READ WRITE")
                 if repeatable or snapshot:
                     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -441,8 +480,6 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
             if not conn.broken:
                 conn.rollback()
             raise self._failure(exc) from exc
-        finally:
-            conn.close()
 
     @staticmethod
     def _run_one(cur: psycopg.Cursor, sql: str, params: Any = None) -> None:
@@ -495,9 +532,11 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                         future.exception()
             return [first, *(future.result() for future in others)]
 
-    def _operator_shape(self, select_sql: str, layer: str, params: Any = None) -> list[tuple[str, str]]:
+    def _operator_shape(
+        self, select_sql: str, layer: str, params: Any = None, *, conn: psycopg.Connection | None = None
+    ) -> list[tuple[str, str]]:
         """(name, type) of the columns an operator's SELECT gives, planned but not run (LIMIT 0)."""
-        with self._operator_session(layer, read_only=True) as cur:
+        with self._operator_session(layer, read_only=True, conn=conn) as cur:
             self._run_one(cur, f"SELECT * FROM ({select_sql}) AS _atlas_q LIMIT 0", params)
             res = cur.pgresult
             assert res is not None
@@ -538,23 +577,26 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         every = ", ".join(privileges.qi(r) for r in roles.operator_roles())
         readers = ", ".join(privileges.qi(r) for r in roles.readers(schema))
         select_sql, bound = self.bind_parameters(select_sql, params)  # run parameters: bound, never formatted
-        shape = self._operator_shape(select_sql, schema, bound)
         tbl = self.table(schema, name)
-        defs = ", ".join(f"{self.quote(n)} {t}" for n, t in shape)
-        with self.transaction() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {tbl}")
-            cur.execute(f"CREATE TABLE {tbl} ({defs})")
-            cur.execute(f"REVOKE ALL ON {tbl} FROM {every}")
-            cur.execute(f"GRANT INSERT ON {tbl} TO {writer}")
-        try:
-            with self._operator_session(schema, read_only=False) as cur:
-                self._run_one(cur, f"INSERT INTO {tbl} SELECT * FROM ({select_sql}) AS _atlas_q", bound)
-                rows = cur.rowcount
-        finally:
-            with self.cursor() as cur:
+        # One operator connection for the SELECT's two statements, each its own transaction with
+        # its own settings (read only to plan its shape; INSERT on this one table to fill it).
+        with self._operator_connection(schema) as conn:
+            shape = self._operator_shape(select_sql, schema, bound, conn=conn)
+            defs = ", ".join(f"{self.quote(n)} {t}" for n, t in shape)
+            with self.transaction() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {tbl}")
+                cur.execute(f"CREATE TABLE {tbl} ({defs})")
                 cur.execute(f"REVOKE ALL ON {tbl} FROM {every}")
-                if readable:
-                    cur.execute(f"GRANT SELECT ON {tbl} TO {readers}")
+                cur.execute(f"GRANT INSERT ON {tbl} TO {writer}")
+            try:
+                with self._operator_session(schema, read_only=False, conn=conn) as cur:
+                    self._run_one(cur, f"INSERT INTO {tbl} SELECT * FROM ({select_sql}) AS _atlas_q", bound)
+                    rows = cur.rowcount
+            finally:
+                with self.cursor() as cur:
+                    cur.execute(f"REVOKE ALL ON {tbl} FROM {every}")
+                    if readable:
+                        cur.execute(f"GRANT SELECT ON {tbl} TO {readers}")
         return int(rows)
 
     def relations(self, schemas: Sequence[str]) -> list[tuple[str, str, str]]:

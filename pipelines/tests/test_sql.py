@@ -108,11 +108,17 @@ def test_the_memo_is_keyed_on_the_columns_it_read(validations):
     with pytest.raises(SQLValidationError, match="status"):  # the refusal is remembered as a refusal
         check_select(sql, {("chart", "orders"): {"order_id": "bigint", "amount": "numeric"}})
     assert len(validations) == 2
-    # another dataset known is part of the key; the columns of one the SQL does not name are not
+    # a dataset the SQL does not name is no part of the key (validation never looks it up: a run's
+    # plan and its step, each with the datasets its own SQL names, share one validation) ...
     other = {("chart", "orders"): {"order_id": "bigint", "amount": "numeric", "status": "text"}}
     check_select(sql, {**other, ("chart", "customers"): {"id": "bigint"}})
     check_select(sql, {**other, ("chart", "customers"): {"id": "bigint", "name": "text"}})
-    assert len(validations) == 3
+    assert len(validations) == 2
+    # ... a dataset it names is, known or not
+    with pytest.raises(SQLValidationError, match="Unknown dataset"):
+        check_select(sql + " CROSS JOIN chart.customers", other)
+    check_select(sql + " CROSS JOIN chart.customers", {**other, ("chart", "customers"): {"id": "bigint"}})
+    assert len(validations) == 4
 
 
 def test_short_statements_and_escaped_names_are_not_remembered(validations):
