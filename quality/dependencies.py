@@ -16,7 +16,7 @@ from pipelines.dag import PipelineCycleError, PipelineDefinitionError
 from pipelines.models import Dataset, Step
 
 from .kinds import get_kind
-from .models import Check
+from .models import Check, Severity
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -38,6 +38,18 @@ def step_reads(step: Step) -> set[int]:
     if not step.output_id:
         return set()
     return datasets_read(Check.objects.enabled().filter(dataset_id=step.output_id)) - {step.output_id}
+
+
+def step_row_reads(step: Step) -> set[int]:
+    """The ``step_row_reads`` contribution: what the enabled drop checks on the step's output read.
+
+    Their verdict on a row can change when what they read changes (a referential check's parent
+    rows), so an incremental step recomputes in full then (``pipelines.incremental``).
+    """
+    if not step.output_id:
+        return set()
+    drops = Check.objects.enabled().filter(dataset_id=step.output_id, severity=Severity.DROP)
+    return datasets_read(drops) - {step.output_id}
 
 
 def cycle_error(check: Check) -> str | None:

@@ -25,18 +25,22 @@ class BaseFeatures:
     # ``load_file`` takes a compressed source's content as a stream (``StreamedFile``) and
     # loads it without writing it to disk first; else the file is written before the load.
     streamed_files = False
+    # ``publish`` merges deleting the published rows of the keys another staged table holds
+    # (``delete_keys_from``): what an incremental transform needs (``pipelines.incremental``).
+    incremental_transforms = False
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
 
 
 class DuckDBFeatures(BaseFeatures):
-    pass
+    incremental_transforms = True
 
 
 class PostgresFeatures(BaseFeatures):
     partitioned_explore_tables = True
     expression_indexes = True
+    incremental_transforms = True
 
     @property
     def streamed_files(self) -> bool:  # type: ignore[override]
