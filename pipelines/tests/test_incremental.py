@@ -94,6 +94,18 @@ def test_a_second_append_reads_only_the_new_batch(shop, wh):
     assert_equals_full_recomputation(shop, wh)
 
 
+def test_the_run_says_how_an_incremental_step_ran(shop, wh):
+    from pipelines import live
+    from pipelines.run_console import ended_line
+
+    run_now(shop)
+    _orders(shop.data / "orders_002.csv", [(1, "shipped", "1.00")])
+    run = run_now(shop)
+
+    line = ended_line(live.step_state(refine_of(run)))
+    assert line.endswith("1 rows in, 1 out, 0 rejected (incremental: 1 new batch of explore.orders)"), line
+
+
 def test_new_keys_updated_keys_and_late_rows_equal_a_full_recomputation(shop, wh):
     run_now(shop)
     # updated keys (1, 2), a new key (300), a key given twice in one file (3: the later line wins),
