@@ -261,3 +261,16 @@ def test_an_incremental_step_needs_keys_and_write_mode_replace(shop, changes, fi
     with pytest.raises(ValidationError) as caught:
         step.clean()
     assert field in caught.value.message_dict
+
+
+def test_the_api_declares_a_step_incremental_and_refuses_one_without_keys(shop):
+    from atlas.api.testing import assert_error, token_client, user_with_role
+
+    api = token_client(user_with_role("Operator", "ops"))
+    step = Step.objects.get(name="refine_orders")
+    Step.objects.filter(pk=step.pk).update(incremental=False)
+    assert api.get(f"/api/v1/steps/{step.pk}/").json()["incremental"] is False
+    assert api.patch(f"/api/v1/steps/{step.pk}/", {"incremental": True}).status_code == 200
+    assert Step.objects.get(pk=step.pk).incremental
+    error = assert_error(api.patch(f"/api/v1/steps/{step.pk}/", {"merge_keys": ""}), 409)
+    assert "merge_keys" in error["detail"]
