@@ -47,6 +47,9 @@ KINDS: dict[str, str] = {
     " (pipelines.freshness)",
     "step_reads": "callable(step) -> dataset ids the step reads besides its SQL (e.g. what its checks read):"
     " the step runs after their producers",
+    "step_row_reads": "callable(step) -> dataset ids whose change can change which of the step's rows are kept"
+    " (quality: what its drop checks read); an incremental step recomputes in full when one changed"
+    " (pipelines.incremental)",
     "row_masker": "callable(user, dataset, columns, rows) -> rows: hides what ``user`` may not see (one app only)",
     "select_masker": "callable(user, sql, inputs, columns, rows) -> rows: an operator's SELECT's rows not yet in"
     " any dataset (the editor's preview) as ``user`` may see them, column by column by lineage (one app only)",
@@ -166,6 +169,14 @@ def step_reads(step: Any) -> set[int]:
     """The datasets ``step`` reads besides its SQL, by every app's ``step_reads`` (quality: its checks)."""
     found: set[int] = set()
     for reads in contributions("step_reads"):
+        found.update(reads(step))
+    return found
+
+
+def step_row_reads(step: Any) -> set[int]:
+    """The datasets whose change can change which rows ``step`` keeps, by every app's ``step_row_reads``."""
+    found: set[int] = set()
+    for reads in contributions("step_row_reads"):
         found.update(reads(step))
     return found
 

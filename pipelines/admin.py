@@ -347,6 +347,7 @@ class StepForm(ModelForm):
             "sql",
             "write_mode",
             "merge_keys",
+            "incremental",
             "max_rejected_share",
             "timeout_seconds",
             "hard_timeout_seconds",
@@ -387,7 +388,7 @@ class StepInline(admin.StackedInline):
     readonly_fields = ("derived_inputs",)
     fieldsets = (
         (None, {"fields": (("name", "kind", "position", "tags"), ("source", "output"), "sql")}),
-        (None, {"fields": (("write_mode", "merge_keys", "max_rejected_share"), "derived_inputs")}),
+        (None, {"fields": (("write_mode", "merge_keys", "incremental", "max_rejected_share"), "derived_inputs")}),
         ("Time limits", {"fields": (("timeout_seconds", "hard_timeout_seconds"),)}),
     )
 

@@ -115,6 +115,8 @@ def definition(step: Step, parameters: dict[str, Any] | None = None) -> str:
         "apps": {extensions.dotted(fn): fn(step) for fn in extensions.contributions("step_versions")},
         "settings": {name: getattr(settings, name, None) for name in OUTPUT_SETTINGS},
     }
+    if getattr(step, "incremental", False):  # only when set: the hash of every other step stays as it was
+        doc["step"]["incremental"] = True
     if parameters:
         doc["parameters"] = parameters
     text = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":"))

@@ -82,12 +82,15 @@ class StepContext:
     rows_quarantined: int = 0  # rows ``staged`` hooks moved out of ``staging`` (added up; the runner resets it)
     masked_columns: set[str] = field(default_factory=set)  # output columns a policy protected (for lineage)
     batch_id: str | None = None  # ingest
+    incremental: bool = False  # an incremental step reading only new batches, merged by key (pipelines.incremental)
     error: BaseException | None = None
     _slots: dict[type, Any] = field(default_factory=dict, repr=False)
 
     @property
     def write_mode(self) -> WriteMode:
         """How the output is published: the step's, but a full refresh rebuilds what it would add to."""
+        if self.incremental:
+            return WriteMode.MERGE
         return WriteMode.REPLACE if self.full_refresh else WriteMode(self.step.write_mode)
 
     @property

@@ -79,6 +79,11 @@ def duration_words(value: float | None) -> str:
     return human_duration(timedelta(seconds=value)) if value is not None else "—"
 
 
+def _incremental(sr: StepRun) -> str | None:
+    state = (sr.details or {}).get("incremental")  # pipelines.incremental.DETAILS
+    return f"{state['mode']}: {state['reason']}" if isinstance(state, dict) and state.get("mode") else None
+
+
 def step_state(sr: StepRun, now: datetime | None = None) -> dict[str, Any]:
     """One step run as the page and the console show it (JSON-ready; no row value, no SQL)."""
     files = (sr.details or {}).get("files") or {}
@@ -91,6 +96,7 @@ def step_state(sr: StepRun, now: datetime | None = None) -> dict[str, Any]:
         "status": sr.status,
         "status_label": freshness.status_label(sr),  # "Up to date": skipped as unchanged (issue 20)
         "up_to_date": ((sr.details or {}).get(freshness.UP_TO_DATE) or {}).get("reason") if sr.details else None,
+        "incremental": _incremental(sr),  # an incremental step: "incremental: 1 new batch of …" or "full: <why>"
         "running": sr.status == RunStatus.RUNNING,
         "rows_in": sr.rows_in,
         "rows_out": sr.rows_out,

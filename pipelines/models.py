@@ -337,6 +337,12 @@ class Step(models.Model):
         max_length=10, choices=[(m.value, m.name.title()) for m in WriteMode], default=WriteMode.REPLACE.value
     )
     merge_keys = models.CharField(max_length=500, blank=True, help_text="Comma-separated key columns (merge).")
+    incremental = models.BooleanField(
+        default=False,
+        help_text="Refine/aggregate: after an append, read only the new batches of its append-only input and merge"
+        " the result by the merge keys (dbt's incremental model); a full recompute where that would not be exact."
+        " Needs merge keys and write mode replace (what a full run does).",
+    )
     max_rejected_share = models.FloatField(
         default=0.05, help_text="Ingest fails when more than this share of records (0-1) cannot be parsed."
     )
@@ -432,6 +438,14 @@ class Step(models.Model):
                     errors["sql"] = str(exc)
         if self.write_mode == WriteMode.MERGE and not self.keys:
             errors["merge_keys"] = "Merge needs at least one key column."
+        if self.incremental:
+            if self.kind == self.Kind.INGEST:
+                errors["incremental"] = "Ingest appends new batches already; incremental is for refine and aggregate."
+            elif not self.keys:
+                errors["merge_keys"] = "An incremental step merges its new rows by key: give the key columns."
+            elif self.write_mode != WriteMode.REPLACE:
+                errors["write_mode"] = ("An incremental step replaces its table on a full run and merges by the keys"
+                                        " on an incremental one: choose write mode replace.")
         if not isinstance(self.tags, list) or not all(isinstance(t, str) and TAG_RE.match(t) for t in self.tags):
             errors["tags"] = 'Give a list of tags, each 1-50 letters, digits, "_", "-" or ".", e.g. ["daily"].'
         if not 0 <= self.max_rejected_share <= 1:

@@ -34,6 +34,8 @@ def ended_line(state: dict[str, Any]) -> str:
         line = f"  {state['name']:<28} {status}"
     else:
         line = f"  {state['name']:<28} {status} in {state['duration']}: {rows}{files}"
+    if state.get("incremental"):  # how an incremental step ran (pipelines.incremental)
+        line += f" ({state['incremental']})"
     after = state.get("after") or []
     if after:
         line += "; then " + ", ".join(label if secs is None else f"{label} {live.duration_words(secs)}"

@@ -11,7 +11,7 @@ from atlas.sql.params import typed_sql, uses_parameters
 from atlas.warehouse import WarehouseError
 from atlas.warehouse.base import WriteMode
 
-from . import hooks, memo
+from . import hooks, incremental, memo
 from .attempts import attempt_tag, transform_staging_name
 from .hooks import StepContext
 from .ingest import StepOutcome
@@ -86,6 +86,7 @@ class TransformWork:
 
     def __init__(self) -> None:
         self.inputs: list[Dataset] = []
+        self.plan: incremental.Plan | None = None
 
     def begin(self, ctx: StepContext) -> None:
         """Before the ``prepare`` hooks: the inputs must be loaded; the SELECT they may rewrite."""
@@ -97,6 +98,13 @@ class TransformWork:
                     f"Input {ds.qualified_table} has not been loaded yet; run the step that produces it."
                 )
         ctx.select_sql = step.sql.strip().rstrip(";")
+        # Issue 20: an incremental step reads only its input's new batches where that is exact
+        self.plan = incremental.plan(ctx, self.inputs)
+        if self.plan is not None:
+            ctx.incremental = self.plan.incremental
+            if self.plan.incremental:
+                ctx.select_sql = self.plan.sql
+            ctx.step_run.details = {**(ctx.step_run.details or {}), incremental.DETAILS: self.plan.as_json()}
 
     def run(self, ctx: StepContext, *, progress=None) -> StepOutcome:
         step, wh = ctx.step, ctx.warehouse
@@ -108,7 +116,11 @@ class TransformWork:
         sql = wh.transpile(typed_sql(ctx.select_sql) if parameterised else ctx.select_sql, types)
         ctx.step_run.sql = sql
         ctx.step_run.save(update_fields=["sql"])
-        rows_in = sum(wh.row_count(ds.layer, ds.table) for ds in self.inputs)
+        if ctx.incremental:  # the new batches' rows, and the other inputs whole
+            rows_in = self.plan.rows_in + sum(wh.row_count(ds.layer, ds.table) for ds in self.inputs
+                                              if ds.qualified_table != self.plan.input)
+        else:
+            rows_in = sum(wh.row_count(ds.layer, ds.table) for ds in self.inputs)
         ctx.staging = transform_staging_name(ctx.target, attempt_tag(ctx.run.pk, ctx.run.attempt))
         ctx.staged_tables = [ctx.staging]
         # The operator's SQL runs restricted (one statement, a timeout; on PostgreSQL as the
@@ -116,11 +128,22 @@ class TransformWork:
         # the owner's rights that ``create_table_as`` has.
         bind = {"params": ctx.parameters} if parameterised else {}
         rows = wh.stage_operator_select(ctx.schema, ctx.staging, sql, readable=not ctx.staging_private, **bind)
+        merge = {}
+        if ctx.incremental:  # the published rows of every key staged are replaced, even if a check drops its row
+            keys = incremental.keys_table(ctx.staging)
+            ctx.staged_tables.append(keys)
+            key_list = ", ".join(wh.quote(k) for k in step.keys)
+            wh.create_table_as(ctx.schema, keys, f"SELECT DISTINCT {key_list} FROM {wh.table(ctx.schema, ctx.staging)}")
+            merge = {"delete_keys_from": keys}
         dropped = hooks.after_staging(ctx)  # rows the ``staged`` hooks moved to quarantine
         written = wh.publish(
             schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=ctx.write_mode, keys=step.keys,
-            receipt=publish_receipt(ctx),
+            receipt=publish_receipt(ctx), **merge,
         )
+        if merge:
+            wh.drop_table(ctx.schema, merge["delete_keys_from"])
+        if self.plan is not None:
+            incremental.ran(ctx, self.plan)
         memo.forget_table(ctx.schema, ctx.target)
         ctx.staged_tables = []
         ctx.staging = None

@@ -10,6 +10,7 @@ class QualityConfig(AppConfig):
         "overview_sections": ["quality.overview.checks_section", "quality.overview.freshness_section"],
         "step_hooks": ["quality.hooks.QualityGate"],
         "step_reads": ["quality.dependencies.step_reads"],
+        "step_row_reads": ["quality.dependencies.step_row_reads"],
         "step_versions": ["quality.versions.step_versions"],
         "lineage_assertions": ["quality.hooks.lineage_assertions"],
         "metric_sources": ["quality.metrics.quality_metrics", "quality.metrics.freshness_metrics"],

@@ -16,7 +16,7 @@ from pipelines.dag import PipelineCycleError, PipelineDefinitionError
 from pipelines.models import Dataset, Step
 
 from .kinds import get_kind
-from .models import Check
+from .models import Check, Severity
 from .versions import dataset_checks
 
 if TYPE_CHECKING:
@@ -39,6 +39,18 @@ def step_reads(step: Step) -> set[int]:
     if not step.output_id:
         return set()
     return datasets_read([c for c in dataset_checks(step.output_id) if c.enabled]) - {step.output_id}
+
+
+def step_row_reads(step: Step) -> set[int]:
+    """The ``step_row_reads`` contribution: what the enabled drop checks on the step's output read.
+
+    Their verdict on a row can change when what they read changes (a referential check's parent
+    rows), so an incremental step recomputes in full then (``pipelines.incremental``).
+    """
+    if not step.output_id:
+        return set()
+    drops = [c for c in dataset_checks(step.output_id) if c.enabled and c.severity == Severity.DROP]
+    return datasets_read(drops) - {step.output_id}
 
 
 def cycle_error(check: Check) -> str | None:

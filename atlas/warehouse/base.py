@@ -607,6 +607,7 @@ class Warehouse(QualityOps, abc.ABC):
         mode: WriteMode | str,
         keys: Sequence[str] = (),
         receipt: str | None = None,
+        delete_keys_from: str | None = None,
     ) -> int:
         """Move a staged table into place in one transaction; return rows written.
 
@@ -614,6 +615,8 @@ class Warehouse(QualityOps, abc.ABC):
         never a half-written one); append inserts; merge deletes the published
         rows whose key is staged, then inserts. The staging table is gone after.
         ``receipt``: recorded in the same transaction (see :meth:`has_receipt`).
+        ``delete_keys_from``: a merge deletes the published rows whose key this table of
+        ``schema`` holds instead (an incremental step's keys before its checks dropped rows).
         """
         mode = WriteMode(mode)
         stg, tgt = self.table(schema, staging), self.table(schema, target)
@@ -646,7 +649,8 @@ class Warehouse(QualityOps, abc.ABC):
                     return rows
                 if mode is WriteMode.MERGE:
                     match = " AND ".join(f"s.{self.quote(k)} = t.{self.quote(k)}" for k in keys)
-                    cur.execute(f"DELETE FROM {tgt} AS t WHERE EXISTS (SELECT 1 FROM {stg} AS s WHERE {match})")
+                    src = self.table(schema, delete_keys_from) if delete_keys_from else stg
+                    cur.execute(f"DELETE FROM {tgt} AS t WHERE EXISTS (SELECT 1 FROM {src} AS s WHERE {match})")
                 cur.execute(f"INSERT INTO {tgt} ({names}) SELECT {names} FROM {stg}")
                 cur.execute(f"DROP TABLE {stg}")
         except WarehouseError as exc:

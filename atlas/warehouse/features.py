@@ -28,18 +28,22 @@ class BaseFeatures:
     # Statements in ``wh.transaction()`` commit or roll back together. False (Spark over Parquet): they
     # run one by one, and what must be all-or-nothing is written as new tables and a swap.
     transactions = True
+    # ``publish`` merges deleting the published rows of the keys another staged table holds
+    # (``delete_keys_from``): what an incremental transform needs (``pipelines.incremental``).
+    incremental_transforms = False
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
 
 
 class DuckDBFeatures(BaseFeatures):
-    pass
+    incremental_transforms = True
 
 
 class PostgresFeatures(BaseFeatures):
     partitioned_explore_tables = True
     expression_indexes = True
+    incremental_transforms = True
 
     @property
     def streamed_files(self) -> bool:  # type: ignore[override]

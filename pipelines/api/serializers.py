@@ -94,7 +94,7 @@ class StepSerializer(ModelCleanMixin, ModelSerializer):
         model = Step
         fields = [
             "id", "pipeline", "name", "kind", "position", "source", "output", "inputs",
-            "sql", "write_mode", "merge_keys", "max_rejected_share", "timeout_seconds", "hard_timeout_seconds", "tags",
+            "sql", "write_mode", "merge_keys", "incremental", "max_rejected_share", "timeout_seconds", "hard_timeout_seconds", "tags",
         ]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
