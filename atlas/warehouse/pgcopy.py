@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from . import interrupts
+from . import interrupts, newlines
 from .base import FileLayout, StreamedFile, Warehouse, WarehouseError
 from .filereader import ENCODINGS
 
@@ -693,16 +693,12 @@ class _Part:
 
 
 def _count_newlines(chunk: bytes) -> int:
-    import numpy as np  # not at import: every command loads this module through the admin
-
-    return int(np.count_nonzero(np.frombuffer(chunk, dtype=np.uint8) == 10))
+    return newlines.count(chunk)
 
 
 def _nth_newline(chunk: bytes, n: int) -> int:
     """Offset of the ``n``-th newline (1-based) in ``chunk``, which holds at least ``n``."""
-    import numpy as np
-
-    return int(np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)[n - 1])
+    return newlines.nth(chunk, n)
 
 
 def _batch_constant_columns() -> tuple[str, ...]:
