@@ -134,13 +134,19 @@ class ContentScan:
             if len(self._line_tail) > self.max:
                 self.quotes_simple = False
             return
-        block = self._line_tail + chunk[: cut + 1]
-        tail = len(self._line_tail)  # holds no newline: the block's newlines are the chunk's, shifted
+        # Two blocks of whole lines, checked apart (quotes pair up within a line): the line
+        # the chunk completes, and the chunk's own whole lines, read in place (no copy), with
+        # the newline offsets every reader of the chunk shares.
+        first = chunk.find(b"\n")
+        line = self._line_tail + chunk[: first + 1]
         self._line_tail = chunk[cut + 1 :]
-        if self.quote in block:  # type: ignore[operator]
-            self.quotes_simple = simple_quotes(
-                block, self.quote, self.delimiter, newlines.positions(chunk) + tail  # type: ignore[arg-type]
-            )
+        quote, delimiter = self.quote, self.delimiter
+        if quote in line and not simple_quotes(line, quote, delimiter):  # type: ignore[arg-type,operator]
+            self.quotes_simple = False
+        elif cut > first and quote in chunk:  # type: ignore[operator]
+            body = memoryview(chunk)[first + 1 : cut + 1]
+            ends = newlines.positions(chunk)[1:] - (first + 1)
+            self.quotes_simple = simple_quotes(body, quote, delimiter, ends)  # type: ignore[arg-type]
 
     def finish(self) -> None:
         if self.quote and self.quoted and self.quotes_simple and self._line_tail:
@@ -170,7 +176,7 @@ class ContentScan:
         return SourceFile(path, label, self.checksum, self.size, fmt, tuple(self.long_lines), self.layout)
 
 
-def simple_quotes(block: bytes, quote: bytes, delimiter: bytes, line_ends: Any = None) -> bool:
+def simple_quotes(block: bytes | memoryview, quote: bytes, delimiter: bytes, line_ends: Any = None) -> bool:
     """Whether every quote in ``block`` (whole lines) opens or closes a whole field, in pairs on one line.
 
     ``"a, b",c,""`` is simple; a doubled quote inside a field (``"say ""hi"" now"``), a quote inside
