@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from atlas.warehouse import newlines
 from atlas.warehouse.base import FileFormat, Reject
 from atlas.warehouse.filereader import ENCODINGS, IngestError
 
@@ -334,13 +335,6 @@ def choose_encoding(head: bytes, declared: str | None, label: str) -> tuple[str,
     return "utf-8", 0, None
 
 
-def _count(chunk: bytes, byte: int) -> int:
-    """Occurrences of ``byte`` in ``chunk``: numpy, several times ``bytes.count``'s speed on a MiB."""
-    import numpy as np  # not at import: every command loads this module through the admin
-
-    return int(np.count_nonzero(np.frombuffer(chunk, dtype=np.uint8) == byte))
-
-
 @dataclass
 class _Stats:
     crlf: int = 0
@@ -360,7 +354,7 @@ class _Stats:
             else:
                 self.lone_cr += 1
         self.pending_cr = False
-        self.lf += _count(chunk, 10)
+        self.lf += newlines.count(chunk)  # found once for every reader of the chunk
         if b"\r" in chunk:
             crlf = chunk.count(b"\r\n")
             cr = chunk.count(b"\r")

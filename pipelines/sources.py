@@ -20,7 +20,7 @@ import urllib3
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 
-from atlas.warehouse import mysqlsource, registry
+from atlas.warehouse import mysqlsource, newlines, registry
 from atlas.warehouse.base import FileFormat, FileLayout, StreamedFile
 from atlas.warehouse.filereader import IngestError
 
@@ -121,9 +121,7 @@ class ContentScan:
             end = self.size + first
             if end - self.line_start > self.max:
                 self.long_lines.append(LongLine(self.newlines + 1, self.line_start, end - self.line_start))
-            import numpy as np  # not at import: every command loads this module through the admin (0.1 s)
-
-            self.newlines += int(np.count_nonzero(np.frombuffer(chunk, dtype=np.uint8) == 10))
+            self.newlines += newlines.count(chunk)  # found once for every reader of the chunk
             self.line_start = self.size + chunk.rfind(b"\n") + 1
             self.line_starts.append((self.line_start, self.newlines))
         self.size += len(chunk)
@@ -136,10 +134,19 @@ class ContentScan:
             if len(self._line_tail) > self.max:
                 self.quotes_simple = False
             return
-        block = self._line_tail + chunk[: cut + 1]
+        # Two blocks of whole lines, checked apart (quotes pair up within a line): the line
+        # the chunk completes, and the chunk's own whole lines, read in place (no copy), with
+        # the newline offsets every reader of the chunk shares.
+        first = chunk.find(b"\n")
+        line = self._line_tail + chunk[: first + 1]
         self._line_tail = chunk[cut + 1 :]
-        if self.quote in block:  # type: ignore[operator]
-            self.quotes_simple = simple_quotes(block, self.quote, self.delimiter)  # type: ignore[arg-type]
+        quote, delimiter = self.quote, self.delimiter
+        if quote in line and not simple_quotes(line, quote, delimiter):  # type: ignore[arg-type,operator]
+            self.quotes_simple = False
+        elif cut > first and quote in chunk:  # type: ignore[operator]
+            body = memoryview(chunk)[first + 1 : cut + 1]
+            ends = newlines.positions(chunk)[1:] - (first + 1)
+            self.quotes_simple = simple_quotes(body, quote, delimiter, ends)  # type: ignore[arg-type]
 
     def finish(self) -> None:
         if self.quote and self.quoted and self.quotes_simple and self._line_tail:
@@ -169,7 +176,7 @@ class ContentScan:
         return SourceFile(path, label, self.checksum, self.size, fmt, tuple(self.long_lines), self.layout)
 
 
-def simple_quotes(block: bytes, quote: bytes, delimiter: bytes) -> bool:
+def simple_quotes(block: bytes | memoryview, quote: bytes, delimiter: bytes, line_ends: Any = None) -> bool:
     """Whether every quote in ``block`` (whole lines) opens or closes a whole field, in pairs on one line.
 
     ``"a, b",c,""`` is simple; a doubled quote inside a field (``"say ""hi"" now"``), a quote inside
@@ -177,6 +184,7 @@ def simple_quotes(block: bytes, quote: bytes, delimiter: bytes) -> bool:
     In a file whose quotes are all simple, records are lines and PostgreSQL's COPY reads every
     field exactly as DuckDB's reader does (an empty quoted field is NULL to both, with
     ``FORCE_NULL``), so it can take the direct path. Vectorised: a few numpy passes per chunk.
+    ``line_ends``: the offsets of ``block``'s newlines, when the caller has them (``newlines``).
     """
     import numpy as np
 
@@ -184,19 +192,24 @@ def simple_quotes(block: bytes, quote: bytes, delimiter: bytes) -> bool:
     q = np.flatnonzero(a == quote[0])
     if len(q) % 2:
         return False
+    if not len(q):
+        return True
     opens, closes = q[0::2], q[1::2]
-    before = a[np.maximum(opens - 1, 0)]
-    starts_field = (opens == 0) | (before == delimiter[0]) | (before == 10)
-    after = a[closes + 1] if len(closes) and closes[-1] + 1 < len(a) else None
-    if after is None:
-        return len(closes) == 0
+    if closes[-1] + 1 >= len(a):
+        return False  # the block ends with a closing quote: no line end after it
+    # The byte before each opening quote (the first quote of the block may open at offset 0).
+    inner = opens[1:] if opens[0] == 0 else opens
+    before = a[inner - 1]
+    starts_field = (before == delimiter[0]) | (before == 10)
+    after = a[closes + 1]
     ends_field = (after == delimiter[0]) | (after == 10) | (after == 13)
     if not (starts_field.all() and ends_field.all()):
         return False
     # A pair spans no line end <=> an even number of quotes lies before every newline (quotes
     # alternate open, close): one search per newline, not two per quote.
-    newlines = np.flatnonzero(a == 10)
-    return not (np.searchsorted(q, newlines) & 1).any()
+    if line_ends is None:
+        line_ends = np.flatnonzero(a == 10)
+    return not (np.searchsorted(q, line_ends) & 1).any()
 
 
 def _max_line() -> int:

@@ -18,7 +18,7 @@ from atlas.sql.transpile import ColumnTypes, to_duckdb
 
 from . import interrupts, privileges
 from .base import (
-    LOAD_COLUMNS,
+    BATCH_CONSTANT_COLUMNS,
     PLANNING_INSTANT,
     Cursor,
     FileFormat,
@@ -43,11 +43,20 @@ _DATA_ERRORS = (
 )
 
 
-def duckdb_config() -> dict[str, str]:
-    """Bounded memory: DuckDB spills to disk past the limit instead of growing."""
+def duckdb_config() -> dict[str, Any]:
+    """Bounded memory: DuckDB spills to disk past the limit instead of growing.
+
+    Insertion order kept (DuckDB's default, pinned: the configuration is locked after): an
+    ``INSERT … SELECT`` writes rows in the order the SELECT yields them, even when its
+    threads parse the file side by side, which ``load_file``'s row numbers rely on.
+    """
     tmp = Path(settings.VAR_DIR) / "tmp" / "duckdb"
     tmp.mkdir(parents=True, exist_ok=True)
-    return {"memory_limit": settings.ATLAS_DUCKDB_MEMORY_LIMIT, "temp_directory": str(tmp)}
+    return {
+        "memory_limit": settings.ATLAS_DUCKDB_MEMORY_LIMIT,
+        "temp_directory": str(tmp),
+        "preserve_insertion_order": True,
+    }
 
 
 def allowed_directories() -> list[str]:
@@ -446,6 +455,13 @@ class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
 
         Same shape, so that a first or replacing load is published by renaming
         the staging table into place (see ``publish_batches``), not copied.
+
+        ``_row_number`` is the record's position among the file's good records, in file
+        order. It is not numbered while parsing (``row_number() OVER ()`` makes DuckDB's
+        parallel CSV reader run on one thread): the rows are inserted by all of DuckDB's
+        threads into the new, empty staging table, in file order (insertion order kept,
+        ``duckdb_config``), and committed, so that the table's row ids are 0, 1, 2 ... in
+        file order; then ``_row_number = rowid + 1`` (``number_rows``).
         """
         if stream is not None:  # DuckDB's reader reads files
             stream.materialise()
@@ -457,14 +473,28 @@ class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
             self.ensure_explore_table(schema, target, scan.columns)
             cur.execute(f"DROP TABLE IF EXISTS {stg}")
             cur.execute(f"CREATE TABLE {stg} ({self.column_defs(schema, target)})")
-            names = ", ".join(self.quote(c) for c in [*scan.columns, *LOAD_COLUMNS])
+            names = ", ".join(self.quote(c) for c in [*scan.columns, *BATCH_CONSTANT_COLUMNS])
             try:
                 rows = cur.raw.execute(
                     f"INSERT INTO {stg} ({names}) SELECT *, {self.literal(batch_id)},"
-                    f" current_timestamp, {self.literal(source_label)}, row_number() OVER ()"
+                    f" current_timestamp, {self.literal(source_label)}"
                     f" FROM ({scan.select_sql})"
                 ).fetchone()[0]
             except duckdb.Error as exc:
                 raise IngestError(f"{path}: {exc}") from exc
+            number_rows(cur.raw, stg, int(rows))
             rejects = scan.collect_rejects(cur.raw)
         return LoadResult(rows=int(rows), columns=scan.columns, rejects=rejects)
+
+
+def number_rows(raw: Any, table: str, rows: int) -> None:
+    """``_row_number`` of a staging table just filled by one committed ``INSERT``: its row id + 1.
+
+    Exact because the table was created empty and filled by one statement, committed,
+    with insertion order kept: DuckDB gives committed rows the row ids 0 .. n-1 in the
+    order they were inserted, the order of the file. (Inside the inserting transaction
+    row ids are provisional, so this runs after it.) Every row is numbered once.
+    """
+    numbered = raw.execute(f"UPDATE {table} SET _row_number = rowid + 1").fetchone()[0]
+    if int(numbered) != rows:
+        raise WarehouseError(f"Numbering {table}: {numbered} rows numbered, {rows} inserted.")

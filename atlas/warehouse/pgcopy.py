@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from . import interrupts
+from . import interrupts, newlines
 from .base import FileLayout, StreamedFile, Warehouse, WarehouseError
 from .filereader import ENCODINGS
 
@@ -451,18 +451,20 @@ class Pipe:
                 return
         if not self._rows_per_segment:
             self._rows_per_segment = segment_rows(chunk, self.segment_bytes)
-        while chunk and not self.closed:
-            lines = _count_newlines(chunk)
+        ends = newlines.positions(chunk)  # the chunk's newlines, found once (the scan reuses them)
+        pos = done = 0  # where the rest of the chunk starts; newlines before it
+        while pos < len(chunk) and not self.closed:
             if not self._open:
                 self._open_segment()
-            if lines < self._left:
-                self._send(chunk)
-                self._left -= lines
+            if len(ends) - done < self._left:
+                self._send(chunk[pos:] if pos else chunk)
+                self._left -= len(ends) - done
                 return
-            cut = _nth_newline(chunk, self._left) + 1  # the segment ends inside this chunk
-            self._send(chunk[:cut])
+            done += self._left
+            cut = int(ends[done - 1]) + 1  # the segment ends inside this chunk
+            self._send(chunk[pos:cut])
             self._close_segment(self._rows_per_segment)
-            chunk = chunk[cut:]
+            pos = cut
 
     def _open_segment(self) -> None:
         k = self._segment % self.streams
@@ -690,19 +692,6 @@ class _Part:
     rows: int = 0
     ended: bool = False  # told the content ended
     error: BaseException | None = None
-
-
-def _count_newlines(chunk: bytes) -> int:
-    import numpy as np  # not at import: every command loads this module through the admin
-
-    return int(np.count_nonzero(np.frombuffer(chunk, dtype=np.uint8) == 10))
-
-
-def _nth_newline(chunk: bytes, n: int) -> int:
-    """Offset of the ``n``-th newline (1-based) in ``chunk``, which holds at least ``n``."""
-    import numpy as np
-
-    return int(np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)[n - 1])
 
 
 def _batch_constant_columns() -> tuple[str, ...]:

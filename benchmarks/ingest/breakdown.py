@@ -50,7 +50,7 @@ PUBLISH = {
 }
 LOAD_REST = {
     "postgres": "load_file / rest (DDL, batch constants as column defaults)",
-    "duckdb": "load_file / rest (staging INSERT … SELECT: DuckDB parse + write + row_number)",
+    "duckdb": "load_file / rest (staging INSERT … SELECT: DuckDB parse + write, on all its threads)",
 }
 TOP_LEVEL = (
     "ensure_schemas",
@@ -68,6 +68,7 @@ IN_LOAD_FILE = (
     "pgcopy.load (direct COPY, parts side by side)",
     "_copy_through_fifo (DuckDB parse ∥ COPY)",
     "collect_rejects",
+    "number_rows (_row_number = rowid + 1)",
 )
 
 
@@ -143,6 +144,8 @@ def instrument(engine: str) -> PhaseTimer:
         timer.wrap(pgcopy.Pipe, "finish", "pipe finish (COPY's last chunks, verdict, batch constants)")
         timer.wrap(wh_cls, "_copy_through_fifo", "_copy_through_fifo (DuckDB parse ∥ COPY)")
     timer.wrap(filereader.FileScan, "collect_rejects", "collect_rejects")
+    if engine == "duckdb":
+        timer.wrap(module, "number_rows", "number_rows (_row_number = rowid + 1)")
     timer.wrap(base.Warehouse, "quarantine_rejects", "quarantine_rejects")
     # The class that defines it: the engine's own, or the generic one in base.
     publisher = wh_cls if "publish_batches" in vars(wh_cls) else base.Warehouse
