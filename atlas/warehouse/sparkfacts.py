@@ -35,9 +35,9 @@ class SparkJobFacts:
     """Mixed into ``SparkWarehouse``: the progress handler and ``take_job_facts``."""
 
     def _facts_thread(self) -> _Thread:
-        state = self.__dict__.get("_facts")
+        state = self.__dict__.get("_job_facts_state")
         if state is None:
-            state = self.__dict__.setdefault("_facts", _Thread())
+            state = self.__dict__.setdefault("_job_facts_state", _Thread())
         return state
 
     def _on_progress(self, stages: Any, inflight_tasks: int, operation_id: str | None, done: bool) -> None:  # noqa: ARG002
@@ -76,11 +76,11 @@ class SparkJobFacts:
         operations, state.operations = state.operations, OrderedDict()
         state.paused = True
         try:
-            return self._facts(state, operations, schema, table)
+            return self._facts_of(state, operations, schema, table)
         finally:
             state.paused = False
 
-    def _facts(
+    def _facts_of(
         self: SparkWarehouse, state: _Thread, operations: OrderedDict, schema: str | None, table: str | None
     ) -> dict[str, Any]:
         key = (schema, table) if schema and table else None
