@@ -106,10 +106,11 @@ def test_the_demo_runs_end_to_end_on_spark(spark_wh, settings, tmp_path):
     for payload in completes:
         facets = payload["run"]["facets"]
         assert facets["externalQuery"]["source"] == "spark"
-        app = facets["spark_applicationDetails"]
-        assert app["applicationId"] and app["sparkVersion"].startswith("4.")
-        jobs = facets["spark_jobDetails"]
-        assert jobs["operations"] >= 1 and jobs["stages"] >= 1 and jobs["tasks"] >= jobs["stages"]
+        spark = facets["atlas_spark"]  # checked against lineage/facets/AtlasSparkRunFacet.json above
+        assert spark["applicationId"] == facets["externalQuery"]["externalQueryId"]
+        assert spark["sparkVersion"].startswith("4.") and spark["connectSessionId"]
+        assert spark["operations"] >= 1 and spark["stages"] >= 1 and spark["tasks"] >= 1
+        assert len(spark["operationIds"]) >= 1
         stats = payload["outputs"][0]["outputFacets"]["outputStatistics"]
         assert stats["size"] > 0 and stats["fileCount"] >= 1
 
