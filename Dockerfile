@@ -14,6 +14,8 @@ RUN useradd --system --no-create-home --home-dir /var/lib/atlas atlas \
 
 # Dependencies first, exactly the lock file's versions with their hashes checked
 # (requirements/prod.lock, from pyproject.toml by uv): a code change reuses this layer.
+# It holds the spark extra (WAREHOUSE_URL=sc://...: pyspark[connect], about 710 MB installed, 460 MB
+# of them Spark's jars: no thin pyspark-client release exists for the pinned Spark 4.3.0).
 COPY requirements/prod.lock requirements/prod.lock
 RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/prod.lock
 

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 SPEC_DIR = Path(__file__).resolve().parent / "spec"
 PRODUCER = "https://github.com/atlas-data/atlas/tree/main/lineage"
+# Atlas's own facets (JSON Schemas beside the spec's, checked with them): a step's Spark job facts.
+FACETS_DIR = Path(__file__).resolve().parent / "facets"
+SPARK_FACET = "atlas_spark"
+SPARK_FACET_SCHEMA = f"{PRODUCER}/facets/AtlasSparkRunFacet.json#/$defs/AtlasSparkRunFacet"
 ENGINE_VERSION = "0.1.0"
 
 
@@ -111,8 +115,13 @@ def step_event(
     error: BaseException | str | None = None,
     traceback: str = "",
     assertions: list[dict[str, Any]] | None = None,
+    engine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One RunEvent (START, COMPLETE or FAIL) of a step run, as a JSON-ready dict."""
+    """One RunEvent (START, COMPLETE or FAIL) of a step run, as a JSON-ready dict.
+
+    ``engine``: what the warehouse engine ran for the step (``Warehouse.take_job_facts``; Spark's
+    application, operations, stages, bytes read and written), as run facets and output statistics.
+    """
     from openlineage.client.event_v2 import (
         InputDataset,
         Job,
@@ -124,6 +133,7 @@ def step_event(
     from openlineage.client.facet_v2 import (
         data_quality_assertions_dataset,
         error_message_run,
+        external_query_run,
         job_type_job,
         nominal_time_run,
         output_statistics_output_dataset,
@@ -153,6 +163,12 @@ def step_event(
         run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
             message=scrub(error), programmingLanguage="python", stackTrace=scrub_traceback(traceback) or None
         )
+    engine = engine or {}
+    application = engine.get("application") or {}
+    if application.get("applicationId"):
+        run_facets["externalQuery"] = external_query_run.ExternalQueryRunFacet(
+            externalQueryId=application["applicationId"], source="spark"
+        )
     job_facets: dict[str, Any] = {
         "jobType": job_type_job.JobTypeJobFacet(processingType="BATCH", integration="ATLAS", jobType=step.kind.upper()),
     }
@@ -175,8 +191,9 @@ def step_event(
             if event_type == RunState.COMPLETE.value:
                 if lineage.fields or lineage.dataset:
                     facets["columnLineage"] = column_lineage_facet(lineage)
+                written = engine.get("output") or {}
                 output_facets["outputStatistics"] = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-                    rowCount=step_run.rows_out
+                    rowCount=step_run.rows_out, size=written.get("bytes"), fileCount=written.get("files")
                 )
             outputs = [OutputDataset(namespace=out.namespace, name=out.name, facets=facets, outputFacets=output_facets)]
     event = RunEvent(
@@ -188,7 +205,19 @@ def step_event(
         outputs=outputs,
         producer=PRODUCER,
     )
-    return json.loads(Serde.to_json(event))
+    payload = json.loads(Serde.to_json(event))
+    if application:
+        payload["run"]["facets"][SPARK_FACET] = spark_facet(engine)
+    return payload
+
+
+def spark_facet(engine: dict[str, Any]) -> dict[str, Any]:
+    """The ``atlas_spark`` run facet (``lineage/facets/AtlasSparkRunFacet.json``): the Spark job facts of a step run."""
+    facet: dict[str, Any] = {"_producer": PRODUCER, "_schemaURL": SPARK_FACET_SCHEMA, **engine["application"]}
+    for key in ("operations", "operationIds", "stages", "tasks", "bytesRead"):
+        if key in engine:
+            facet[key] = engine[key]
+    return facet
 
 
 def pipeline_event(event_type: str, run: PipelineRun, *, error: str = "", traceback: str = "") -> dict[str, Any]:
@@ -252,7 +281,7 @@ def _registry(spec_dir: str) -> tuple[Registry, dict[str, dict]]:
     if not (root / "OpenLineage.json").is_file():
         raise FileNotFoundError(f"The OpenLineage schema is missing: {root / 'OpenLineage.json'}")
     resources, by_id = [], {}
-    for path in [root / "OpenLineage.json", *sorted((root / "facets").glob("*.json"))]:
+    for path in [root / "OpenLineage.json", *sorted((root / "facets").glob("*.json")), *sorted(FACETS_DIR.glob("*.json"))]:
         contents = json.loads(path.read_text())
         resources.append((contents["$id"], Resource.from_contents(contents)))
         by_id[contents["$id"]] = contents

@@ -47,6 +47,15 @@ def _safely(what: str, action) -> None:
         logger.exception("Lineage event of %s was not recorded.", what)
 
 
+def _engine_facts(ctx: StepContext) -> dict:
+    """What the warehouse engine ran for the step so far (``Warehouse.take_job_facts``); {} when it cannot tell."""
+    try:
+        return ctx.warehouse.take_job_facts(ctx.schema, ctx.target)
+    except Exception:
+        logger.warning("The engine's facts of step %r were not read.", ctx.step.name, exc_info=True)
+        return {}
+
+
 class LineageHook:
     """Events for every run and step, the graph kept current (see the module docstring)."""
 
@@ -71,6 +80,7 @@ class LineageHook:
         if not outbox.keeping():  # no event to store: nothing to read for it (the graph is refreshed when published)
             return
         ctx.step_run.run = ctx.run
+        _engine_facts(ctx)  # the baseline: what ran before the step is not the step's
         _safely(self._what(ctx, "start"), lambda: emit(
             ctx.step_run, ctx.step, "START", lineage=declared_lineage(ctx.step), sql=ctx.select_sql
         ))
@@ -96,7 +106,7 @@ class LineageHook:
                                      " declares.", step.name, ctx.run.pk)
             if outbox.keeping():  # else no event is stored: nothing more to read for it
                 emit(step_run, step, "COMPLETE", lineage=refreshed or declared_lineage(step), sql=ctx.select_sql,
-                     assertions=events.contributed_assertions(step_run))
+                     assertions=events.contributed_assertions(step_run), engine=_engine_facts(ctx))
 
         _safely(self._what(ctx, "complete"), complete)
 
@@ -122,7 +132,7 @@ class LineageHook:
             emit(
                 step_run, step, "FAIL" if step_run.status == RunStatus.FAILED else "ABORT", lineage=declared,
                 sql=ctx.select_sql, error=step_run.error or ctx.error, traceback=step_run.traceback,
-                assertions=events.contributed_assertions(step_run),
+                assertions=events.contributed_assertions(step_run), engine=_engine_facts(ctx),
             )
 
         _safely(self._what(ctx, "failure"), fail)

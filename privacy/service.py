@@ -266,8 +266,8 @@ def erase(req: DataSubjectRequest, *, actor=None, trigger: str = Trigger.MANUAL)
         if m.layer == Layer.NAVIGATE and not m.quarantine and _navigate_mode(m.dataset) == ErasureSetting.Mode.REBUILD:
             continue
         table = wh.table(m.layer, m.table)
-        with wh.transaction() as cur:  # one pass: the rows removed are counted as they go
-            found = len(cur.execute(f"DELETE FROM {table} WHERE {m.where} RETURNING 1", m.params).fetchall())
+        with wh.transaction() as cur:  # one pass: the engine counts the rows it removes (Spark: a rewrite)
+            found = wh.ops.delete(cur, f"DELETE FROM {table} WHERE {m.where}", m.params)
         method = ErasureRecord.Method.QUARANTINE if m.quarantine else ErasureRecord.Method.DELETE
         records.append(ErasureRecord(
             request=req, dataset=m.dataset, table=m.qualified, method=method, rows_removed=found, detail={"keys": m.keys}

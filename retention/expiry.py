@@ -230,11 +230,7 @@ def expire(
                     [dataset_key, *result.batches_expired],
                 )
             quarantine = f"{table}__quarantine"
-            exists = cur.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
-                [schema, quarantine],
-            ).fetchone()[0]
-            if exists:
+            if wh.table_exists(schema, quarantine):
                 result.quarantine_rows_removed = wh.ops.delete(
                     cur,
                     f"DELETE FROM {wh.table(schema, quarantine)} WHERE {wh.quote(QUARANTINED_AT)} < %s",

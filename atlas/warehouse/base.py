@@ -421,6 +421,11 @@ class Warehouse(QualityOps, abc.ABC):
             out.setdefault((schema, table), {})[column] = str(data_type).lower()
         return out
 
+    def take_job_facts(self, schema: str | None = None, table: str | None = None) -> dict[str, Any]:
+        """What the engine ran in this thread since the last call, and wrote to ``schema.table``: a step's
+        engine facts for its lineage events. Empty where the engine tells none (Spark does: ``sparkfacts``)."""
+        return {}
+
     def row_count(self, schema: str, name: str) -> int:
         with self.cursor() as cur:
             return int(cur.execute(f"SELECT count(*) FROM {self.table(schema, name)}").fetchone()[0])

@@ -72,7 +72,9 @@ from .base import (
 from .features import BaseFeatures
 from .operations import BaseOperations
 from .quality_ops import QualityOps
+from .sparkfacts import SparkJobFacts
 from .sparkingest import SparkIngest
+from .sparkparts import SparkPartOperations, SparkPartRewrites
 from .sparkrows import SparkRows
 
 PART_RE = re.compile(r"__atlas_v[0-9a-f]{12}$")
@@ -131,9 +133,11 @@ def _quiet_client_logs() -> None:
 
 class SparkFeatures(BaseFeatures):
     transactions = False
+    # An Explore view's parts are its batches (sparkparts): retention drops them whole
+    partitioned_explore_tables = True
 
 
-class SparkOperations(BaseOperations):
+class SparkOperations(SparkPartOperations, BaseOperations):
     def use_utc(self, cur: Cursor) -> None:
         cur.execute("SET TIME ZONE 'UTC'")
 
@@ -142,10 +146,6 @@ class SparkOperations(BaseOperations):
 
     def regex_full_match(self, expr: str, pattern: str) -> str:
         return f"({expr} ~ {self.wh.literal(f'^(?:{pattern})$')})"
-
-    def delete(self, cur: Cursor, sql: str, params: Sequence[Any]) -> int:
-        cur.execute(sql, params)
-        return int(cur.rowcount)
 
 
 class SparkQualityOps(QualityOps):
@@ -222,7 +222,7 @@ class SparkCursor(Cursor):
         return [(c,) for c in self.column_names]
 
 
-class SparkWarehouse(SparkIngest, SparkRows, SparkQualityOps, Warehouse):
+class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, SparkQualityOps, Warehouse):
     vendor = "spark"
     dialect = "spark"
     operations_class = SparkOperations
@@ -253,6 +253,7 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkQualityOps, Warehouse):
                     # "name" is a name, as in Atlas's own SQL for every engine (quality's scans); operator
                     # SQL transpiled for Spark writes `name` and 'text', so nothing else changes
                     session.conf.set("spark.sql.ansi.doubleQuotedIdentifiers", "true")
+                    session.registerProgressHandler(self._on_progress)  # the steps' Spark facts (sparkfacts)
                 except Exception as exc:  # noqa: BLE001 - grpc and pyspark raise many kinds
                     raise WarehouseError(f"Cannot reach the Spark Connect server {self._shown_url()}: {_first_line(exc)}") from exc
                 self._session = session
@@ -520,22 +521,18 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkQualityOps, Warehouse):
         return self._rewrite_without(schema, name, cond, params, alias=alias)
 
     def _rewrite_without(self, schema: str, name: str, cond: str, params: list[Any], *, alias: str | None = None) -> int:
+        if self._kind(schema, name) == "VIEW":  # a published dataset: only its parts holding such rows (sparkparts)
+            return self._rewrite_view_without(schema, name, cond, params, alias=alias)
         src = f"{self.sq(schema, name)}" + (f" AS `{_ident(alias)}`" if alias else "")
         before = self.row_count(schema, name)
         keep = f"SELECT * FROM {src} WHERE NOT coalesce(({cond}), false)"
-        kind = self._kind(schema, name)
-        if kind == "VIEW":
-            part = self._new_part(name)
-            self._run(f"CREATE TABLE {self.sq(schema, part)} USING parquet AS {keep}", params)
-            self._swap(schema, name, [part], self.columns(schema, name))
-        else:
-            # Atlas's metadata tables: a copy, then INSERT OVERWRITE (Spark cannot overwrite what it reads).
-            tmp = f"{name[:40]}__atlas_rw{uuid.uuid4().hex[:8]}"
-            self._run(f"CREATE TABLE {self.sq(schema, tmp)} USING parquet AS {keep}", params)
-            try:
-                self._run(f"INSERT OVERWRITE TABLE {self.sq(schema, name)} SELECT * FROM {self.sq(schema, tmp)}")
-            finally:
-                self._run(f"DROP TABLE IF EXISTS {self.sq(schema, tmp)}")
+        # Atlas's metadata tables: a copy, then INSERT OVERWRITE (Spark cannot overwrite what it reads).
+        tmp = f"{name[:40]}__atlas_rw{uuid.uuid4().hex[:8]}"
+        self._run(f"CREATE TABLE {self.sq(schema, tmp)} USING parquet AS {keep}", params)
+        try:
+            self._run(f"INSERT OVERWRITE TABLE {self.sq(schema, name)} SELECT * FROM {self.sq(schema, tmp)}")
+        finally:
+            self._run(f"DROP TABLE IF EXISTS {self.sq(schema, tmp)}")
         return before - self.row_count(schema, name)
 
     # --- operator SQL -----------------------------------------------------------------
