@@ -40,7 +40,7 @@ SPARK_EXACT: frozenset[type[exp.Expression]] = frozenset({
     exp.LogicalOr, exp.Filter, exp.Window, exp.WindowSpec, exp.RowNumber, exp.Rank, exp.DenseRank, exp.Ntile,
     exp.PercentRank, exp.CumeDist, exp.Lag, exp.Lead, exp.FirstValue, exp.LastValue,
     # dates (date_trunc of a timestamp is cast back to one by ``to_spark``; its units are checked below)
-    exp.TimestampTrunc,
+    exp.TimestampTrunc, exp.StrToDate, exp.StrToTime,
 })
 
 

@@ -89,6 +89,12 @@ SELECT id, extract(epoch FROM ts) AS e FROM chart.ledger ORDER BY id;
 -- date_part is double precision
 SELECT id, date_part('year', day) AS y, date_part('doy', ts) AS doy FROM chart.ledger ORDER BY id;
 
+-- to_date with a format, guarded by the text's shape (how refine steps type exported dates)
+WITH s AS (SELECT id, CASE WHEN id % 3 = 0 THEN '2024-02-29' WHEN id % 3 = 1 THEN '1999-12-31' ELSE 'not a date' END AS txt FROM chart.ledger) SELECT id, CASE WHEN txt ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN to_date(txt, 'YYYY-MM-DD') END AS d FROM s ORDER BY id;
+
+-- to_timestamp with a day-first format, as a timestamp
+WITH s AS (SELECT id, CASE WHEN id % 2 = 0 THEN '29/02/2024 23:59' ELSE '01/12/1999 07:05' END AS txt FROM chart.ledger) SELECT id, to_timestamp(txt, 'DD/MM/YYYY HH24:MI')::timestamp AS t FROM s ORDER BY id;
+
 -- date_trunc of a timestamp is a timestamp, of a date a timestamp with time zone
 SELECT id, date_trunc('month', ts) AS m, date_trunc('week', day) AS w FROM chart.ledger ORDER BY id;
 
