@@ -455,6 +455,13 @@ def run_scan(scan: PiiScan, *, actor=None) -> PiiScan:
         if result.truncated:
             details["truncated_values"] = {"max_chars": MAX_VALUE_CHARS, "columns": result.truncated}
         with transaction.atomic():
+            # Two scans of one dataset (scan workers side by side) merge their evidence one after the other;
+            # one taken over meanwhile (its worker thought lost) records nothing: its successor does.
+            Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
+            if PiiScan.objects.filter(pk=scan.pk).values_list("status", flat=True).first() != RunStatus.RUNNING:
+                logger.warning("PII scan %s was taken over while it ran; its successor records the findings.", scan.pk)
+                scan.refresh_from_db()
+                return scan
             if scan.batches:
                 sampled = {c: len(v) for c, v in samples.items() if c not in errors}
                 saved = merge_findings(dataset, result.verdicts, scan, sampled=sampled)

@@ -104,11 +104,14 @@ class PiiHook:
             scan_tasks.adopt_queued(ctx)
 
     def run_ending(self, ctx: RunContext) -> None:
-        """After the run's last step: the scans no step's gate needed run now, each recorded on its own."""
+        """After the run's last step: the scans no step's gate needed run now, each recorded on its own
+        (Celery for real: the PII scan queue's workers run them, :func:`compliance.scan_tasks.dispatch`)."""
         if ctx.run.attempt > 1:  # a resumed attempt: what the lost one was scanning (a first has no lost one)
             scan_tasks.requeue_interrupted(ctx.run)
         elif not getattr(ctx.run, scan_tasks.QUEUED_IN_RUN, False):
             return  # a first attempt whose ingests queued or adopted no scan (no query for it)
+        if scan_tasks.dispatched():
+            return  # sent to the PII scan queue: its workers run them, the run ends without waiting
         scan_tasks.run_queued(run=ctx.run)
 
     def run_finished(self, ctx: RunContext) -> None:
