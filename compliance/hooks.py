@@ -86,8 +86,8 @@ class PiiHook:
             ctx.step_run.details = {**(ctx.step_run.details or {}), "pii_anonymised_values": changed}
 
     def started(self, ctx: StepContext) -> None:
-        if ctx.step.kind == Step.Kind.INGEST and settings.PII_SCAN_AFTER_INGEST:
-            scan_tasks.warm_up()  # the analyzer, built beside the ingest for the scan after it
+        if ctx.step.kind == Step.Kind.INGEST and settings.PII_SCAN_AFTER_INGEST and not scan_tasks.dispatched():
+            scan_tasks.warm_up()  # the analyzer, built beside the ingest for the scan after it (a scan worker's own)
 
     def published(self, ctx: StepContext) -> None:
         """After an ingest: its PII scan is queued as a task of its own in the run (compliance.scan_tasks)."""
