@@ -99,7 +99,7 @@ def test_a_gate_that_waits_too_long_fails_the_step_with_the_reason(broker, make_
     settings.ATLAS_PII_SCAN_WAIT_SECONDS = 1.0
     settings.ATLAS_PII_SCAN_POLL_SECONDS = 0.1
     ingest, refine, raw = ingest_and_refine(make_csv)
-    _, mark = scan_worker(start, tmp_path, seconds=10.0)
+    _, mark = scan_worker(start, tmp_path, seconds=4.0)
     assert run_now(ingest).status == RunStatus.SUCCEEDED
     _wait_for(mark.exists, tmp_path, timeout=120)
 
