@@ -59,6 +59,7 @@ LOADED = (LoadedBatch.Status.LOADED, LoadedBatch.Status.PARTIAL)
 INTERRUPTED = "Interrupted: the worker running it was lost; its batches are scanned by PII scan #{pk}."
 # What run_dispatched found (its task's result).
 RAN, NOT_QUEUED, RUNNING_ELSEWHERE = "ran", "not queued", "running elsewhere"
+SCAN_TASK = "compliance.run_pii_scan"  # compliance.tasks.run_pii_scan
 
 
 _warming = threading.Lock()
@@ -149,12 +150,13 @@ def dispatch(scan_pk: int) -> None:
         return
 
     def send() -> None:
+        from atlas.celery import app
         from pipelines.runner import broker_errors
 
-        from .tasks import run_pii_scan
-
         try:
-            run_pii_scan.delay(scan_pk)
+            # By name, through Atlas's own app (routed to ATLAS_PII_SCAN_QUEUE by CELERY_TASK_ROUTES): whatever
+            # Celery app is "current" in this process, and whether or not compliance.tasks was imported.
+            app.send_task(SCAN_TASK, args=[scan_pk])
         except broker_errors() as exc:
             logger.warning("PII scan %s: its task could not be sent (%s); running it here.", scan_pk,
                            type(exc).__name__)
