@@ -53,7 +53,8 @@ def _facts(run: PipelineRun) -> dict:
 
 def run_events(run: PipelineRun) -> list[Event]:
     """What ``run``'s end alerts on (it is stored already, in the current transaction)."""
-    path = reverse("admin:pipelines_pipelinerun_change", args=[run.pk])
+    # Only for an event: reverse() loads the whole URLconf (the API, the admin), a second on a command's first run.
+    path = lambda: reverse("admin:pipelines_pipelinerun_change", args=[run.pk])  # noqa: E731
     name = run.pipeline.name
     events: list[Event] = []
     if run.status in FAILURES:
@@ -64,7 +65,7 @@ def run_events(run: PipelineRun) -> list[Event]:
         events.append(Event(
             kind="run_partially_failed" if partial else "run_failed", severity=ERROR,
             title=f"Pipeline {name}: run #{run.pk} {what}{steps}", pipeline_id=run.pipeline_id,
-            admin_path=path, facts=facts,
+            admin_path=path(), facts=facts,
         ))
     elif run.status == SUCCEEDED:
         previous = _previous(run)
@@ -73,7 +74,7 @@ def run_events(run: PipelineRun) -> list[Event]:
             events.append(Event(
                 kind="run_recovered", severity=WARNING,
                 title=f"Pipeline {name}: run #{run.pk} succeeded after run #{previous.pk} {previous.status.replace('_', ' ')}",
-                pipeline_id=run.pipeline_id, admin_path=path, facts=facts,
+                pipeline_id=run.pipeline_id, admin_path=path(), facts=facts,
             ))
     for source in extensions.contributions("run_alert_events"):
         events.extend(source(run))

@@ -417,11 +417,26 @@ CELERY_BEAT_SCHEDULE = {
 ATLAS_PIPELINE_QUEUE = env.str("ATLAS_PIPELINE_QUEUE", default="celery")
 ATLAS_TRIGGER_QUEUE = env.str("ATLAS_TRIGGER_QUEUE", default="atlas.triggers")
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+# The PII scan an ingest queues (compliance.scan_tasks) is a task of its own on ATLAS_PII_SCAN_QUEUE
+# (compliance.run_pii_scan), so another worker classifies while the run goes on; listed last (a free
+# slot takes runs first: the gate that needs a scan still queued runs it itself). A refine gate waits
+# at most ATLAS_PII_SCAN_WAIT_SECONDS for a scan another worker runs (then the step fails, with the
+# reason); a scan worker marks its scan alive every ATLAS_PII_SCAN_HEARTBEAT_SECONDS, and one silent
+# for ATLAS_PII_SCAN_LOST_SECONDS is lost: failed with the reason and queued again (README "PII scans").
+ATLAS_PII_SCAN_QUEUE = env.str("ATLAS_PII_SCAN_QUEUE", default="atlas.pii_scans")
+ATLAS_PII_SCAN_WAIT_SECONDS = env.float("ATLAS_PII_SCAN_WAIT_SECONDS", default=900.0)
+ATLAS_PII_SCAN_HEARTBEAT_SECONDS = env.float("ATLAS_PII_SCAN_HEARTBEAT_SECONDS", default=ATLAS_RUN_HEARTBEAT_SECONDS)
+ATLAS_PII_SCAN_POLL_SECONDS = env.float("ATLAS_PII_SCAN_POLL_SECONDS", default=0.25)
+ATLAS_PII_SCAN_LOST_SECONDS = env.float("ATLAS_PII_SCAN_LOST_SECONDS", default=3 * ATLAS_PII_SCAN_HEARTBEAT_SECONDS)
+CELERY_BEAT_SCHEDULE["compliance: recover lost PII scans"] = {
+    "task": "compliance.reap_lost_scans", "schedule": ATLAS_PII_SCAN_HEARTBEAT_SECONDS,
+}
 CELERY_TASK_QUEUES = [Queue(name) for name in dict.fromkeys([ATLAS_TRIGGER_QUEUE, CELERY_TASK_DEFAULT_QUEUE,
-                                                             ATLAS_PIPELINE_QUEUE])]
+                                                             ATLAS_PIPELINE_QUEUE, ATLAS_PII_SCAN_QUEUE])]
 CELERY_TASK_ROUTES = {
     "pipelines.trigger_scheduled_run": {"queue": ATLAS_TRIGGER_QUEUE},
     "pipelines.execute_run": {"queue": ATLAS_PIPELINE_QUEUE},
+    "compliance.run_pii_scan": {"queue": ATLAS_PII_SCAN_QUEUE},
 }
 
 # --- Lineage (OpenLineage) ---------------------------------------------------

@@ -222,7 +222,8 @@ def classify(samples: Mapping[str, Sequence[str]], *, prefilter: bool = True) ->
 
     def analyze(part: dict[str, list[str]]) -> dict[str, list]:
         if prefilter:
-            return analyze_columns(engine.analyzer_engine, part, ner=ner)
+            return analyze_columns(engine.analyzer_engine, part, ner=ner,
+                                   first=lambda column: named_sources(column)[1], settles=named_settles)
         flat = [v for c in part for v in part[c]]
         results = list(engine.analyze_iterator(flat, language="en", batch_size=256)) if flat else []
         by_column, pos = {}, 0
@@ -316,8 +317,84 @@ def _decide(column: str, values: list[str], results: list[list]) -> list[ColumnV
     if all(v.lower() in _BOOLEAN for v in values):
         return []  # a flag (email_opt_in) says nothing about a person whatever the column's name
     numeric = all(_NUMERIC.match(v) for v in values)
-    # Two readings of the same results: the whole value is the entity (structured),
-    # or the entity appears inside the value (free text).
+    whole, inside, matched = _readings(values, results, named)
+    org_share = sum(1 for v in values if ORG_WORDS.search(v)) / n
+
+    def verdict(entity: str, hits: dict[str, list[float]], is_text: bool = False) -> ColumnVerdict:
+        scores = hits.get(entity, [])
+        share = len(scores) / n
+        mean = sum(scores) / len(scores) if scores else 0.0
+        return ColumnVerdict(
+            column=column,
+            entity=entity,
+            share=round(share, 4),
+            mean_score=round(mean, 4),
+            name_evidence=evidence if entity == named else "",
+            sample_size=n,
+            free_text=is_text,
+            samples=matched.get(entity, [])[:SAMPLES_KEPT],
+            confidence=confidence(share, mean, by_name=entity == named, free_text=is_text),
+        )
+
+    candidates = [(entity == named, len(scores) / n * (sum(scores) / len(scores)), entity)
+                  for entity, scores in whole.items() if _candidate(entity, scores, n, named, numeric, org_share)]
+    if candidates:
+        return [verdict(max(candidates)[2], whole)]
+    if _is_free_text(values, column) and org_share < 0.2:
+        return [verdict(e, inside, True) for e, s in sorted(inside.items()) if len(s) / n >= FREE_TEXT_MIN_SHARE]
+    if named and _compatible(named, values) and not (
+        numeric and named in ("PERSON", "LOCATION", "STREET_ADDRESS", "EMAIL_ADDRESS", "URL")
+    ):
+        return [verdict(named, whole)]  # the name alone: a steward confirms or dismisses it
+    return []
+
+
+def _candidate(entity: str, scores: list[float], n: int, named: str | None, numeric: bool, org_share: float) -> bool:
+    """Whether the values support ``entity`` as the column's (structured) entity."""
+    share, mean = len(scores) / n, sum(scores) / len(scores)
+    if numeric and entity != named and share < NUMERIC_OK.get(entity, 2.0):
+        return False  # an order id is not a phone number nor an NHS number
+    if entity == "PERSON" and org_share >= 0.2 and entity != named:
+        return False  # company names built from surnames
+    by_values = share >= settings.PII_MIN_SHARE and mean >= settings.PII_MIN_SCORE
+    by_name = entity == named and share >= NAME_EVIDENCE_MIN_SHARE
+    return by_values or by_name
+
+
+def named_sources(column: str) -> tuple[str | None, frozenset[str]]:
+    """The entity a column's name suggests and every entity whose results :func:`_readings` can turn into its
+    evidence (the recognizers to run first: :func:`named_settles`)."""
+    named, _ = name_evidence(column)
+    if named is None:
+        return None, frozenset()
+    wanted = {named}
+    if named == "PERSON":  # a person beside a street or place is the street or place
+        wanted |= {"STREET_ADDRESS", "LOCATION", "POSTCODE"}
+    sources = set(wanted) | {raw for raw, entity in ALIASES.items() if entity in wanted}
+    if named == "DATE_OF_BIRTH":
+        sources.add("DATE_TIME")
+    if named in ("STREET_ADDRESS", "POSTCODE"):
+        sources.add("LOCATION")
+    return named, frozenset(sources)
+
+
+def named_settles(column: str, values: list[str], results: list[list]) -> bool:
+    """Whether the results of :func:`named_sources`'s entities alone settle the column's verdict: the named
+    entity is a candidate, so :func:`_decide` picks it whatever the other recognizers find (a candidate the
+    name agrees with comes first, and the verdict carries only its own evidence)."""
+    named, _ = name_evidence(column)
+    n = len(values)
+    if named is None or n == 0 or all(v.lower() in _BOOLEAN for v in values):
+        return False
+    whole, _, _ = _readings(values, results, named)
+    scores = whole.get(named)
+    return bool(scores) and _candidate(named, scores, n, named, all(_NUMERIC.match(v) for v in values),
+                                       sum(1 for v in values if ORG_WORDS.search(v)) / n)
+
+
+def _readings(values: list[str], results: list[list], named: str | None):
+    """Two readings of the same results: the whole value is the entity (structured), or the entity appears
+    inside the value (free text); with a few matched values of each entity."""
     whole: dict[str, list[float]] = {}
     inside: dict[str, list[float]] = {}
     matched: dict[str, list[str]] = {}
@@ -352,44 +429,7 @@ def _decide(column: str, values: list[str], results: list[list]) -> list[ColumnV
     if "DATE_OF_BIRTH" not in whole and _birth_dates_by_value(values):
         whole["DATE_OF_BIRTH"] = [0.5] * sum(1 for v in values if _DATE_ONLY.match(v))
         matched["DATE_OF_BIRTH"] = [v for v in values if _DATE_ONLY.match(v)][:SAMPLES_KEPT]
-    org_share = sum(1 for v in values if ORG_WORDS.search(v)) / n
-
-    def verdict(entity: str, hits: dict[str, list[float]], is_text: bool = False) -> ColumnVerdict:
-        scores = hits.get(entity, [])
-        share = len(scores) / n
-        mean = sum(scores) / len(scores) if scores else 0.0
-        return ColumnVerdict(
-            column=column,
-            entity=entity,
-            share=round(share, 4),
-            mean_score=round(mean, 4),
-            name_evidence=evidence if entity == named else "",
-            sample_size=n,
-            free_text=is_text,
-            samples=matched.get(entity, [])[:SAMPLES_KEPT],
-            confidence=confidence(share, mean, by_name=entity == named, free_text=is_text),
-        )
-
-    candidates = []
-    for entity, scores in whole.items():
-        share, mean = len(scores) / n, sum(scores) / len(scores)
-        if numeric and entity != named and share < NUMERIC_OK.get(entity, 2.0):
-            continue  # an order id is not a phone number nor an NHS number
-        if entity == "PERSON" and org_share >= 0.2 and entity != named:
-            continue  # company names built from surnames
-        by_values = share >= settings.PII_MIN_SHARE and mean >= settings.PII_MIN_SCORE
-        by_name = entity == named and share >= NAME_EVIDENCE_MIN_SHARE
-        if by_values or by_name:
-            candidates.append((entity == named, share * mean, entity))
-    if candidates:
-        return [verdict(max(candidates)[2], whole)]
-    if _is_free_text(values, column) and org_share < 0.2:
-        return [verdict(e, inside, True) for e, s in sorted(inside.items()) if len(s) / n >= FREE_TEXT_MIN_SHARE]
-    if named and _compatible(named, values) and not (
-        numeric and named in ("PERSON", "LOCATION", "STREET_ADDRESS", "EMAIL_ADDRESS", "URL")
-    ):
-        return [verdict(named, whole)]  # the name alone: a steward confirms or dismisses it
-    return []
+    return whole, inside, matched
 
 
 def confidence(share: float, mean: float, *, by_name: bool, free_text: bool = False) -> float:
@@ -455,6 +495,13 @@ def run_scan(scan: PiiScan, *, actor=None) -> PiiScan:
         if result.truncated:
             details["truncated_values"] = {"max_chars": MAX_VALUE_CHARS, "columns": result.truncated}
         with transaction.atomic():
+            # Two scans of one dataset (scan workers side by side) merge their evidence one after the other;
+            # one taken over meanwhile (its worker thought lost) records nothing: its successor does.
+            Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
+            if PiiScan.objects.filter(pk=scan.pk).values_list("status", flat=True).first() != RunStatus.RUNNING:
+                logger.warning("PII scan %s was taken over while it ran; its successor records the findings.", scan.pk)
+                scan.refresh_from_db()
+                return scan
             if scan.batches:
                 sampled = {c: len(v) for c, v in samples.items() if c not in errors}
                 saved = merge_findings(dataset, result.verdicts, scan, sampled=sampled)

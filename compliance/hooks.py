@@ -86,8 +86,8 @@ class PiiHook:
             ctx.step_run.details = {**(ctx.step_run.details or {}), "pii_anonymised_values": changed}
 
     def started(self, ctx: StepContext) -> None:
-        if ctx.step.kind == Step.Kind.INGEST and settings.PII_SCAN_AFTER_INGEST:
-            scan_tasks.warm_up()  # the analyzer, built beside the ingest for the scan after it
+        if ctx.step.kind == Step.Kind.INGEST and settings.PII_SCAN_AFTER_INGEST and not scan_tasks.dispatched():
+            scan_tasks.warm_up()  # the analyzer, built beside the ingest for the scan after it (a scan worker's own)
 
     def published(self, ctx: StepContext) -> None:
         """After an ingest: its PII scan is queued as a task of its own in the run (compliance.scan_tasks)."""
@@ -104,11 +104,14 @@ class PiiHook:
             scan_tasks.adopt_queued(ctx)
 
     def run_ending(self, ctx: RunContext) -> None:
-        """After the run's last step: the scans no step's gate needed run now, each recorded on its own."""
+        """After the run's last step: the scans no step's gate needed run now, each recorded on its own
+        (Celery for real: the PII scan queue's workers run them, :func:`compliance.scan_tasks.dispatch`)."""
         if ctx.run.attempt > 1:  # a resumed attempt: what the lost one was scanning (a first has no lost one)
             scan_tasks.requeue_interrupted(ctx.run)
         elif not getattr(ctx.run, scan_tasks.QUEUED_IN_RUN, False):
             return  # a first attempt whose ingests queued or adopted no scan (no query for it)
+        if scan_tasks.dispatched():
+            return  # sent to the PII scan queue: its workers run them, the run ends without waiting
         scan_tasks.run_queued(run=ctx.run)
 
     def run_finished(self, ctx: RunContext) -> None:

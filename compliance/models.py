@@ -46,6 +46,11 @@ class PiiScan(RunRecord):
     batches = models.JSONField(
         default=list, blank=True, help_text="The loaded batches it scans (their rows only); empty: the whole table."
     )
+    # Set while a worker of the PII scan queue runs it (compliance.tasks): its last sign of life. Empty: run
+    # by the run's own worker (its gate or its end), whose run heartbeat says whether it is alive.
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the scan worker running it (a scan task)."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

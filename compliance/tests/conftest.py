@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from atlas.tests.plugin import run_now  # noqa: F401  (``from .conftest import run_now``)
+from pipelines.tests.workers import broker, start  # noqa: F401  (the real worker fixtures: test_scan_worker)
 
 HOOK = "compliance.hooks.PiiHook"
 

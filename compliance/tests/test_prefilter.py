@@ -102,7 +102,12 @@ def test_a_column_narrows_what_its_values_are_analysed_for():
     postcodes = column_entities("postcode", ["80331", "10115"], supported)
     assert {"POSTCODE", "LOCATION"} <= postcodes and "PHONE_NUMBER" not in postcodes
     assert column_entities("customer_name", ["1", "2"], supported) >= {"PERSON", "STREET_ADDRESS", "LOCATION"}
-    assert column_entities("phone", ["+49 30 1234567", "0301234567"], supported) is None  # not all plain numbers
+    phones = column_entities("phone", ["+49 30 1234567", "0301234567"], supported)  # not all plain numbers
+    assert {"PHONE_NUMBER", "PERSON", "EMAIL_ADDRESS", "CREDIT_CARD"} <= phones
+    # What the verdict reads as nothing is not looked for, unless the column's name gives it a meaning.
+    assert not {"URL", "DATE_TIME", "UUID"} & phones
+    assert "URL" in column_entities("referrer", ["https://example.com/a"], supported)
+    assert "DATE_TIME" in column_entities("birth_date", ["04.03.1987"], supported)
     assert column_entities("anything", [], supported) == frozenset()
 
 
