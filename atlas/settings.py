@@ -682,6 +682,9 @@ ATLAS_TASK_PERMISSIONS: dict[str, str] = {
     "retention.apply_all": "retention.apply_retention",
     "alerts.evaluate_conditions": "alerts.change_alertrule",
     "alerts.deliver": "alerts.change_alertrule",
+    # Post-ingest PII scans on workers of their own (compliance.tasks): they write findings.
+    "compliance.run_pii_scan": "compliance.change_piiscan",
+    "compliance.reap_lost_scans": "compliance.change_piiscan",
     **env.dict("ATLAS_TASK_PERMISSIONS", default={}),
 }
 

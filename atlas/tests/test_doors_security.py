@@ -158,6 +158,7 @@ def test_a_steward_may_run_retention_but_holds_no_beat_permission(db):
     ("pipelines.execute_run", "pipelines.change_pipeline"),
     ("privacy.purge_expired_exports", "privacy.process_datasubjectrequest"),
     ("quality.reprocess_quarantine", "quality.change_check"),
+    ("compliance.run_pii_scan", "compliance.change_piiscan"),
     ("no.such.task", None),
 ])
 def test_each_task_names_the_permission_that_runs_it(task, permission):

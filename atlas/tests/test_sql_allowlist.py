@@ -17,8 +17,6 @@ from demo.install import definitions, step_sql
 from pipelines.sql import check_select
 from quality.definitions import parse_condition
 
-pytestmark = pytest.mark.engine_free  # atlas/tests/engine_free.py: the non-database tests only parse and validate SQL; the engine words belong to the tests on a warehouse
-
 ORDERS = ["order_id", "customer_id", "ordered_at", "status", "currency", "amount", "tags", "payload", "email"]
 CUSTOMERS = ["customer_id", "first_name", "last_name", "email", "phone", "signup_at", "country", "birth_date"]
 KNOWN = {

@@ -14,8 +14,6 @@ import pytest
 from pipelines.sql import SQLValidationError, check_select
 from quality.definitions import parse_condition
 
-pytestmark = pytest.mark.engine_free  # atlas/tests/engine_free.py: the non-database tests only parse and validate SQL; the engine words belong to the tests on a warehouse
-
 CUSTOMERS = ["customer_id", "first_name", "last_name", "email", "phone", "key"]
 KNOWN = {
     ("explore", "customers"): CUSTOMERS,
