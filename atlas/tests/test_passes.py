@@ -42,3 +42,33 @@ def test_passes_side_by_side_all_run_and_each_output_is_printed_whole(makefile, 
     assert "==== bad (FAILED" in out and "==== ok (passed" in out
     ok_block = out[out.index("==== ok"):]
     assert ok_block.index("ok-first") < ok_block.index("ok-last") < (ok_block + "==== ").index("==== ", 1)
+
+
+PHASES = """\
+test-embedded test-postgres test-spark:
+\t@python3 -c "import time,sys; open('log','a').write(f'start $@ {time.time()}\\\\n'); time.sleep(0.4); open('log','a').write(f'end $@ {time.time()}\\\\n')"
+"""
+
+
+def _spans(path) -> dict[str, tuple[float, float]]:
+    spans: dict[str, list[float]] = {}
+    for line in path.read_text().splitlines():
+        _, target, at = line.split()
+        spans.setdefault(target, []).append(float(at))
+    return {target: (min(at), max(at)) for target, at in spans.items()}
+
+
+@pytest.mark.parametrize(("flags", "together"), [([], {"test-postgres", "test-spark"}), (["--one-by-one"], set())])
+def test_make_test_runs_postgresql_and_spark_side_by_side_after_the_embedded_pass(makefile, monkeypatch, capsys, flags, together):
+    from atlas.tests.passes import main
+
+    (makefile / "Makefile").write_text(PHASES)
+    monkeypatch.setenv("ATLAS_TEST_SPARK_URL", "sc://127.0.0.1:1")  # given: no server started here
+    assert main(["--make", "make", *flags]) == 0
+    spans = _spans(makefile / "log")
+    assert set(spans) == {"test-embedded", "test-postgres", "test-spark"}
+    assert spans["test-embedded"][1] <= min(spans["test-postgres"][0], spans["test-spark"][0])
+    overlap = spans["test-spark"][0] < spans["test-postgres"][1] and spans["test-postgres"][0] < spans["test-spark"][1]
+    assert overlap == bool(together)
+    out = capsys.readouterr().out
+    assert out.count(" passed ") >= 3 and "FAILED" not in out
