@@ -617,7 +617,7 @@ def execute_run(
 
 
 def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWork] | None, origin: str) -> PipelineRun:
-    with memo.scope():  # the catalogue and the steps' SQL read once to plan (pipelines.memo)
+    with memo.scope() as planning:  # the catalogue and the steps' SQL read once to plan (pipelines.memo)
         try:
             steps = plan_steps(run.pipeline)
         except PipelineDefinitionError as exc:
@@ -626,11 +626,12 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
         # What planning read of the catalogue (a memo hit: plan_steps read it for these texts)
         catalogue = known_tables([s.sql for s in steps if s.kind != Step.Kind.INGEST])
         steps, upstream = _planned(run, steps, only=only, work=work)
+        planned = (dict(planning), catalogue)
     # The first try of a first attempt creates its step records without asking for earlier ones:
     # none can exist (only a claim makes an attempt; this one made none yet). A retry asks.
     first_try = iter([run.attempt == 1])
     step_runs = durably(lambda: _step_runs(run, steps, fresh=next(first_try, False)), f"the steps of run {run.pk}")
-    executed = False  # a step of this attempt executed: later steps read the catalogue afresh
+    executed = False  # a step of this attempt executed: the steps after it read afresh what planning read
     by_step = {step.pk: sr for step, sr in zip(steps, step_runs, strict=True)}
     with _Heartbeat(run.pk, run.attempt) as beat:
         for step, step_run in zip(steps, step_runs, strict=True):
@@ -639,6 +640,7 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
             if step_run.status != RunStatus.QUEUED:  # finished in an earlier attempt: not redone
                 if step_run.after_publish == "pending":
                     _after_publish(run, step, step_run, origin=origin)
+                    executed = True  # its hooks ran now (a PII scan may change what later steps read)
                 continue
             broken = [by_step[u] for u in upstream.get(step.pk, ()) if _blocks_downstream(by_step[u])]
             if broken:
@@ -653,9 +655,7 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
             if broken:
                 _skip_downstream(step_run, broken)
                 continue
-            with memo.scope():  # what the step reads, once for its versions, its hooks and its work
-                if not executed and step.kind != Step.Kind.INGEST:
-                    share_catalogue(catalogue, [step.sql])
+            with _step_scope(step, None if executed else planned):  # what it reads: once for its versions, hooks, work
                 # Issue 20: a step whose inputs and definition are unchanged is up to date (pipelines.freshness)
                 decision = None if work or origin != Origin.RUN or not settings.ATLAS_SKIP_UP_TO_DATE else durably(
                     lambda step=step: freshness.decide(run, step), "a step's versions")
@@ -677,6 +677,21 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
     status, error = run_outcome(step_runs, upstream)
     _finish(run, status, error=error, step_runs=step_runs)
     return run
+
+
+@contextlib.contextmanager
+def _step_scope(step: Step, planned: tuple[dict, dict] | None):
+    """A step's :func:`pipelines.memo.scope`; ``planned``: what planning's scope read, and its catalogue.
+
+    Given to the steps the runner comes to before any step of the attempt executed (issue 14: a
+    run's fixed cost): nothing of the run changed the catalogue, the checks or the warehouse since
+    planning read them, so reading them again would find the same (an up-to-date step writes only
+    its step record). Once a step executed, each step after it reads them afresh, as it starts.
+    """
+    with memo.scope(seed=planned[0] if planned else None) as scope:
+        if planned is not None and step.kind != Step.Kind.INGEST:
+            share_catalogue(planned[1], [step.sql])  # planning's, read for every step's SQL
+        yield scope
 
 
 def _planned(
