@@ -597,6 +597,7 @@ def execute_run(
     run = _claim(run_id, task_id=task_id)
     if run is None:
         return None
+    setattr(run, hooks.EXECUTED_HERE, True)
     try:
         return _execute(run, only=only, work=work, origin=origin)
     except AttemptSuperseded:
