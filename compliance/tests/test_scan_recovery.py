@@ -94,7 +94,6 @@ def test_a_first_attempt_that_queued_no_scan_does_not_look_for_interrupted_ones(
 
     from compliance.hooks import PiiHook
     from pipelines.hooks import RunContext
-
     from pipelines.tests.workers import pooled_pipelines
 
     assert run_now(simple_pipeline()).status == RunStatus.SUCCEEDED
