@@ -380,3 +380,24 @@ def test_the_historical_model_is_the_history_managers(db):
     pipeline.description = "changed"
     pipeline.save()
     assert latest_versions([pipeline]) == {f"pipeline:{pipeline.pk}": pipeline.history.latest().history_id}
+
+
+@pytest.mark.step_hooks
+def test_a_pipelines_next_run_reuses_its_steps_validation_until_a_step_changes(one_step, monkeypatch):
+    """Across runs (``pipelines.sql``'s memo): keyed on the SQL and its inputs' shapes, so an edited step is validated again."""
+    import pipelines.sql as sql_module
+
+    calls, real = [], sql_module.validate_select
+    monkeypatch.setattr(sql_module, "validate_select", lambda sql, catalog: calls.append(sql) or real(sql, catalog))
+    monkeypatch.setattr(sql_module, "_CHECKED", type(sql_module._CHECKED)())
+    step = one_step.steps.get()
+    assert run_now(one_step).status == RunStatus.SUCCEEDED
+    assert calls == [step.sql]
+    assert run_now(one_step).status == RunStatus.SUCCEEDED
+    assert calls == [step.sql]  # the same SQL over inputs of the same shape: not validated again
+    step.sql = step.sql.replace("count(*)", "count(*) + 0")
+    step.save()
+    changed = run_now(one_step)
+    assert changed.status == RunStatus.SUCCEEDED, changed.error
+    assert step.sql in calls and set(calls) == {step.sql, calls[0]}  # the edited step: validated again
+    assert changed.step_runs.get().sql.upper().count("+ 0") == 1  # and executed as edited
