@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from pipelines.hooks import GateFailed, RunContext, StepContext
+from pipelines.hooks import EXECUTED_HERE, GateFailed, RunContext, StepContext
 from pipelines.models import Step
 
 from . import scan_tasks
@@ -119,5 +119,10 @@ class PiiHook:
 
         That scan ends failed with the reason, and a queued one of the same batches takes its place:
         the next ingest of the dataset (or the next run, if it loads nothing new) runs it.
+        A first attempt executed in this process whose ingests queued or adopted no scan has no
+        scan at all: nothing to look for (issue 14: a run's fixed cost).
         """
+        if (ctx.run.attempt == 1 and getattr(ctx.run, EXECUTED_HERE, False)
+                and not getattr(ctx.run, scan_tasks.QUEUED_IN_RUN, False)):
+            return
         scan_tasks.requeue_interrupted(ctx.run)

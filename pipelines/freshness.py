@@ -283,6 +283,13 @@ def record_execution(step_run: StepRun, step: Step, versions: Versions | None) -
     """After a step executed: the versions it ran with and its output's now; an ingest with nothing new is up to date."""
     if versions is None or not _succeeded(step_run):
         return
+    executed_versions(step_run, step, versions)
+    StepRun.objects.filter(pk=step_run.pk).update(details=step_run.details)
+
+
+def executed_versions(step_run: StepRun, step: Step, versions: Versions) -> None:
+    """:func:`record_execution`'s versions in ``step_run.details``, not stored (the runner stores them with the
+    end of a published step's hooks, in one statement)."""
     # What the step's own hooks settled while it ran is part of what it wrote: the PII scan its gate
     # ran (findings) and the policies privacy by default added. So the definition is read again now,
     # from the same step object (its SQL as it ran); else the next run would find it "changed" and
@@ -293,4 +300,3 @@ def record_execution(step_run: StepRun, step: Step, versions: Versions | None) -
     if step_run.status == RunStatus.SKIPPED:  # an ingest whose every file was loaded already
         details[UP_TO_DATE] = {"reason": "every file was loaded already", "since_run": None}
     step_run.details = details
-    StepRun.objects.filter(pk=step_run.pk).update(details=details)

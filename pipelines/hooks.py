@@ -64,6 +64,12 @@ class RunContext:
     status: str
 
 
+# Set by the runner on the run object whose attempt this process executes (``execute_run``): a
+# ``run_finished`` hook then knows every step of that attempt ran here, with its hooks, and can
+# skip a query for what only another process (a lost attempt, the reaper) can have left behind.
+EXECUTED_HERE = "_atlas_attempt_executed_here"
+
+
 @dataclass
 class StepContext:
     """One step run as the runner and its hooks share it: typed fields, no free-form dict."""

@@ -6,7 +6,9 @@ warehouse for its inputs' columns — once to plan, once to find upstream steps,
 step, once for each lineage event. Inside a :func:`scope` (the runner opens one to plan a run and
 one per step) they are read once and the answer is reused; outside one, nothing is remembered.
 
-A scope is short on purpose: planning sees the catalogue as it is when the run starts, and each
+A scope is short on purpose: planning sees the catalogue as it is when the run starts (and hands
+what it read to the steps it comes to before one executes, as nothing of the run changed it in
+between: the runner seeds their scopes with it and ``transform.share_catalogue``), and each
 step validates its SQL against the warehouse as it is when that step starts (after its upstream
 steps published), exactly as before. A step's own publish forgets what was remembered of the
 table it wrote (:func:`forget_table`). Scopes are per thread (a ``ContextVar``): the runs a worker's
@@ -26,9 +28,13 @@ _current: ContextVar[dict | None] = ContextVar("atlas_run_memo", default=None)
 
 
 @contextmanager
-def scope() -> Iterator[dict]:
-    """Remember lookups until the block ends (a nested scope starts empty and ends with its block)."""
-    token = _current.set({})
+def scope(seed: dict | None = None) -> Iterator[dict]:
+    """Remember lookups until the block ends (a nested scope starts empty and ends with its block).
+
+    ``seed``: what another scope remembered (:func:`scope` yields it), known from the start here
+    (copied: what this scope forgets or adds stays in it).
+    """
+    token = _current.set(dict(seed) if seed else {})
     try:
         yield _current.get()
     finally:
@@ -51,6 +57,13 @@ def remembered(key: tuple, compute: Callable[[], T]) -> T:
     if found is _MISSING:
         found = memo[key] = compute()
     return found
+
+
+def remember(key: tuple, value: Any) -> None:
+    """Have the current scope answer ``key`` with ``value`` (outside a scope: nothing)."""
+    memo = _current.get()
+    if memo is not None:
+        memo[key] = value
 
 
 def peek(key: tuple) -> Any:

@@ -75,7 +75,7 @@ from .models import (
 from .retries import backoff_seconds, is_transient
 from .run_totals import run_totals
 from .sql import SQLValidationError
-from .transform import TransformWork, known_tables, publish_receipt, step_inputs
+from .transform import TransformWork, known_tables, publish_receipt, share_catalogue, step_inputs
 from .watchdog import StepCancelled, StepStopped, watchdog
 
 logger = logging.getLogger(__name__)
@@ -597,6 +597,7 @@ def execute_run(
     run = _claim(run_id, task_id=task_id)
     if run is None:
         return None
+    setattr(run, hooks.EXECUTED_HERE, True)
     try:
         return _execute(run, only=only, work=work, origin=origin)
     except AttemptSuperseded:
@@ -617,14 +618,21 @@ def execute_run(
 
 
 def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWork] | None, origin: str) -> PipelineRun:
-    with memo.scope():  # the catalogue and the steps' SQL read once to plan (pipelines.memo)
+    with memo.scope() as planning:  # the catalogue and the steps' SQL read once to plan (pipelines.memo)
         try:
             steps = plan_steps(run.pipeline)
         except PipelineDefinitionError as exc:
             _finish(run, RunStatus.FAILED, error=str(exc))
             return run
+        # What planning read of the catalogue (a memo hit: plan_steps read it for these texts)
+        catalogue = known_tables([s.sql for s in steps if s.kind != Step.Kind.INGEST])
         steps, upstream = _planned(run, steps, only=only, work=work)
-    step_runs = durably(lambda: _step_runs(run, steps), f"the steps of run {run.pk}")
+        planned = (dict(planning), catalogue)
+    # The first try of a first attempt creates its step records without asking for earlier ones:
+    # none can exist (only a claim makes an attempt; this one made none yet). A retry asks.
+    first_try = iter([run.attempt == 1])
+    step_runs = durably(lambda: _step_runs(run, steps, fresh=next(first_try, False)), f"the steps of run {run.pk}")
+    executed = False  # a step of this attempt executed: the steps after it read afresh what planning read
     by_step = {step.pk: sr for step, sr in zip(steps, step_runs, strict=True)}
     with _Heartbeat(run.pk, run.attempt) as beat:
         for step, step_run in zip(steps, step_runs, strict=True):
@@ -633,6 +641,7 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
             if step_run.status != RunStatus.QUEUED:  # finished in an earlier attempt: not redone
                 if step_run.after_publish == "pending":
                     _after_publish(run, step, step_run, origin=origin)
+                    executed = True  # its hooks ran now (a PII scan may change what later steps read)
                 continue
             broken = [by_step[u] for u in upstream.get(step.pk, ()) if _blocks_downstream(by_step[u])]
             if broken:
@@ -647,7 +656,7 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
             if broken:
                 _skip_downstream(step_run, broken)
                 continue
-            with memo.scope():  # what the step reads, once for its versions, its hooks and its work
+            with _step_scope(step, None if executed else planned):  # what it reads: once for its versions, hooks, work
                 # Issue 20: a step whose inputs and definition are unchanged is up to date (pipelines.freshness)
                 decision = None if work or origin != Origin.RUN or not settings.ATLAS_SKIP_UP_TO_DATE else durably(
                     lambda step=step: freshness.decide(run, step), "a step's versions")
@@ -655,8 +664,10 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
                     durably(lambda d=decision, sr=step_run: freshness.mark_up_to_date(sr, d), "an up-to-date step")
                     live.emit(live.ENDED, step_run)
                     continue
-                run_step(run, step, step_run, work=(work or {}).get(step.pk), origin=origin)
-            if decision is not None:
+                executed = True
+                run_step(run, step, step_run, work=(work or {}).get(step.pk), origin=origin,
+                         versions=decision.versions if decision is not None else None)
+            if decision is not None and freshness.VERSIONS not in (step_run.details or {}):  # not stored with its end
                 durably(lambda d=decision, sr=step_run, step=step: freshness.record_execution(sr, step, d.versions),
                         "a step's versions")
             if step_run.status == RunStatus.CANCELLED:  # stopped by a cancel (pipelines.watchdog): no more steps
@@ -667,6 +678,21 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
     status, error = run_outcome(step_runs, upstream)
     _finish(run, status, error=error, step_runs=step_runs)
     return run
+
+
+@contextlib.contextmanager
+def _step_scope(step: Step, planned: tuple[dict, dict] | None):
+    """A step's :func:`pipelines.memo.scope`; ``planned``: what planning's scope read, and its catalogue.
+
+    Given to the steps the runner comes to before any step of the attempt executed (issue 14: a
+    run's fixed cost): nothing of the run changed the catalogue, the checks or the warehouse since
+    planning read them, so reading them again would find the same (an up-to-date step writes only
+    its step record). Once a step executed, each step after it reads them afresh, as it starts.
+    """
+    with memo.scope(seed=planned[0] if planned else None) as scope:
+        if planned is not None and step.kind != Step.Kind.INGEST:
+            share_catalogue(planned[1], [step.sql])  # planning's, read for every step's SQL
+        yield scope
 
 
 def _planned(
@@ -756,24 +782,35 @@ def run_outcome(step_runs: list[StepRun], upstream: dict[int, set[int]]) -> tupl
     return (PARTIALLY_FAILED if independent else RunStatus.FAILED), error
 
 
-def _step_runs(run: PipelineRun, steps: list[Step]) -> list[StepRun]:
+def _step_runs(run: PipelineRun, steps: list[Step], *, fresh: bool = False) -> list[StepRun]:
     """The run's step records: created on its first attempt; on a resume, the earlier ones.
 
     A step interrupted by the lost attempt (still ``running``) is queued again, its
-    interrupted try kept in ``tries``; finished steps are kept as they are.
+    interrupted try kept in ``tries``; finished steps are kept as they are. The missing
+    records are created in one statement. ``fresh``: the run has none yet (not read).
     """
-    existing = {sr.step_id: sr for sr in run.step_runs.all()}
+    existing = {} if fresh else {sr.step_id: sr for sr in run.step_runs.all()}
     out: list[StepRun] = []
+    new: list[StepRun] = []
     for i, s in enumerate(steps):
         sr = existing.get(s.pk)
         if sr is None:
-            sr = StepRun.objects.create(run=run, step=s, step_name=s.name, kind=s.kind, output=s.output, position=i)
+            sr = StepRun(run=run, step=s, step_name=s.name, kind=s.kind, output=s.output, position=i)
+            new.append(sr)
         elif sr.status == RunStatus.RUNNING:
             sr.tries = [*sr.tries, _try_record(sr, error="Interrupted: the worker executing it was lost.",
                                                attempt=run.attempt - 1, started=sr.started_at)]
             sr.status = RunStatus.QUEUED
             sr.save(update_fields=["tries", "status"])
         out.append(sr)
+    if len(new) == 1:
+        new[0].save(force_insert=True)  # one INSERT (bulk_create would wrap it in a transaction)
+    elif new:
+        StepRun.objects.bulk_create(new)  # their ids with them (RETURNING, on every engine Atlas runs on)
+        if any(sr.pk is None for sr in new):  # a database that returns none: read them
+            ids = {sr.step_id: sr.pk for sr in run.step_runs.filter(step_id__in=[sr.step_id for sr in new])}
+            for sr in new:
+                sr.pk = ids[sr.step_id]
     return out
 
 
@@ -855,7 +892,8 @@ def step_work(step: Step) -> StepWork:
 
 
 def run_step(
-    run: PipelineRun, step: Step, step_run: StepRun, *, work: StepWork | None = None, origin: str = Origin.RUN
+    run: PipelineRun, step: Step, step_run: StepRun, *, work: StepWork | None = None, origin: str = Origin.RUN,
+    versions: freshness.Versions | None = None,
 ) -> bool:
     """Execute one step; True when it succeeded (or had nothing new to do).
 
@@ -864,7 +902,8 @@ def run_step(
     calls ``staged`` and publishes), then ``published`` or ``skipped`` after the status
     is stored — or ``failed``, with the staging tables dropped. A transient error
     (:func:`pipelines.retries.is_transient`) is retried up to ``ATLAS_STEP_RETRIES``
-    times with backoff; every try is kept in ``step_run.tries``.
+    times with backoff; every try is kept in ``step_run.tries``. ``versions``: what the step
+    executes with (:func:`pipelines.freshness.decide`), stored with its published hooks' end.
     """
     wh = get_warehouse()
     retries = 0
@@ -912,7 +951,7 @@ def run_step(
                 step_run.tries = [*step_run.tries, _try_record(step_run, attempt=run.attempt, started=try_started)]
             durably(lambda ctx=ctx: save_step_state(ctx), "a step's end")
             if outcome.status != RunStatus.SKIPPED:
-                _after_publish(run, step, step_run, origin=origin, ctx=ctx)
+                _after_publish(run, step, step_run, origin=origin, ctx=ctx, versions=versions)
             else:
                 hooks.call("skipped", ctx)
                 _settle_owed(run, step, ctx)
@@ -995,10 +1034,13 @@ def _settle_owed(run: PipelineRun, step: Step, ctx: StepContext) -> None:
     durably(lambda: StepRun.objects.filter(pk__in=ids).update(after_publish="done"), "owed published hooks")
 
 
-def _after_publish(run: PipelineRun, step: Step, step_run: StepRun, *, origin: str, ctx: StepContext | None = None) -> None:
+def _after_publish(run: PipelineRun, step: Step, step_run: StepRun, *, origin: str, ctx: StepContext | None = None,
+                   versions: freshness.Versions | None = None) -> None:
     """The ``published`` hooks (the PII scan after an ingest), recorded as owed until they are done.
 
     A resumed run calls them again for a step whose attempt was lost after publishing.
+    ``versions``: what the step executed with, stored in the same statement as the hooks' end
+    (:func:`pipelines.freshness.record_execution`, its reads made after the hooks, afresh).
     """
     if ctx is None:
         ctx = StepContext(
@@ -1006,6 +1048,9 @@ def _after_publish(run: PipelineRun, step: Step, step_run: StepRun, *, origin: s
             target=step.output.table, origin=origin,
         )
     hooks.call("published", ctx)
+    if versions is not None:
+        with memo.scope():  # what the hooks settled is read again, not what the step's scope remembers
+            durably(lambda: freshness.executed_versions(step_run, step, versions), "a step's versions")
     step_run.after_publish = "done"
     durably(lambda: StepRun.objects.filter(pk=step_run.pk).update(after_publish="done", details=step_run.details),
             "a step's published hooks")

@@ -177,8 +177,11 @@ def check_select(
 # and the columns and types of each one whose table name occurs in the text (a table read is always
 # named in it; a name also occurring elsewhere only widens the key). Below it, outside a run,
 # reading that key would cost more than validating.
+# Across runs too: a pipeline's next run validates none of its unchanged steps again while its
+# inputs keep their columns and types (an edited step, or an input reshaped, is a new key). Sized
+# for a worker executing a few hundred pipelines in turn (issue 14: 200 due in the same minute).
 MEMO_MIN_CHARS = 2_000
-MEMO_SIZE = 64
+MEMO_SIZE = 512
 _CHECKED: OrderedDict[tuple, CheckedSelect | str] = OrderedDict()
 _CHECKED_LOCK = threading.Lock()  # gunicorn's gthread workers share it
 

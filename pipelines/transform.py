@@ -33,9 +33,7 @@ def known_tables(sqls: Iterable[str] | None = None) -> dict[tuple[str, str], Dat
     named in it — a run reads those few rows, not the whole catalogue (issue 14). A text that
     may spell a name with escapes (``U&"..."``) gets the whole catalogue.
     """
-    texts = None if sqls is None else sorted({s.lower().replace("\x00", " ") for s in sqls if s})
-    if texts is not None and any("u&" in t for t in texts):
-        texts = None
+    texts = _texts(sqls)
 
     def read() -> Catalogue:
         found = Dataset.objects.all()
@@ -47,7 +45,34 @@ def known_tables(sqls: Iterable[str] | None = None) -> dict[tuple[str, str], Dat
 
     if texts == []:
         return Catalogue()
-    return memo.remembered(("known_tables", None if texts is None else tuple(texts)), read)
+    return memo.remembered(_catalogue_key(texts), read)
+
+
+def _texts(sqls: Iterable[str] | None) -> list[str] | None:
+    """What :func:`known_tables` looks names up in: the texts, lower case, once each; None: every dataset."""
+    texts = None if sqls is None else sorted({s.lower().replace("\x00", " ") for s in sqls if s})
+    return None if texts is not None and any("u&" in t for t in texts) else texts
+
+
+def _catalogue_key(texts: list[str] | None) -> tuple:
+    return ("known_tables", None if texts is None else tuple(texts))
+
+
+def share_catalogue(catalogue: Catalogue, sqls: Iterable[str]) -> None:
+    """Let the current scope answer :func:`known_tables` for ``sqls`` with ``catalogue`` (read for a wider set of texts).
+
+    The runner reads the datasets its steps' SQL names once, to plan the run, and hands that
+    catalogue to the scopes of the steps it comes to before any step executed (issue 14: a run's
+    fixed cost; nothing of the run wrote to the catalogue in between, so reading it again would
+    find what planning found). A catalogue read for texts that include a step's holds every
+    dataset that step's SQL names, which is all validating it looks up, so the answer is the one a
+    read for the step's SQL alone gives. What the warehouse holds (an input's columns, whether it
+    is loaded) is still read afresh in each step's scope. Outside a scope, or for a catalogue not
+    read in one, nothing is shared.
+    """
+    texts = _texts(sqls)
+    if texts and getattr(catalogue, "scoped", False):
+        memo.remember(_catalogue_key(texts), catalogue)
 
 
 def step_inputs(step: Step, known: dict[tuple[str, str], Dataset] | None = None) -> list[Dataset]:

@@ -81,3 +81,31 @@ def test_a_scan_owed_by_a_run_not_resumed_is_done_by_the_next_run(wh, simple_pip
     assert PiiScan.objects.filter(status=RunStatus.SUCCEEDED, dataset=interrupted.dataset).count() == 1  # scanned
     owed.refresh_from_db()
     assert owed.status == RunStatus.SUCCEEDED and owed.run == nxt  # adopted by the run that loaded nothing new
+
+
+def piiscan_queries(captured) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries if '"compliance_piiscan"' in q["sql"]]
+
+
+def test_a_first_attempt_that_queued_no_scan_does_not_look_for_interrupted_ones(wh, simple_pipeline):
+    """Issue 14 (a run's fixed cost): no query at its end; the reaper, holding the run from elsewhere, still looks."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from compliance.hooks import PiiHook
+    from pipelines.hooks import RunContext
+    from pipelines.tests.workers import pooled_pipelines
+
+    assert run_now(simple_pipeline()).status == RunStatus.SUCCEEDED
+    scans = PiiScan.objects.count()
+    run = runner.start_run(pooled_pipelines(1)[0], dispatch=False)  # one aggregate step: no scan to queue
+    with CaptureQueriesContext(connection) as captured:
+        runner.execute_run(run.pk)
+    assert piiscan_queries(captured) == [], "\n".join(piiscan_queries(captured))
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    elsewhere = PipelineRun.objects.get(pk=run.pk)  # as the reaper or another process reads it: not marked
+    with CaptureQueriesContext(connection) as captured:
+        PiiHook().run_finished(RunContext(run=elsewhere, status=elsewhere.status))
+    assert len(piiscan_queries(captured)) == 1
+    assert PiiScan.objects.count() == scans  # and found none of this run's to requeue
