@@ -26,6 +26,7 @@ import argparse
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# Set by ``make test`` (this module) in the embedded pass's environment when its PostgreSQL
+# pass will run: tests marked ``once_on_postgres`` then run there only. They exercise the HTTP API
+# over the metadata (schemathesis's generated requests, every check for every role), which does not
+# depend on the warehouse engine; PostgreSQL, production's database, is the stricter of the two
+# (NUL bytes, lengths, types), and each costs tens of CPU seconds a pass. Alone, ``make
+# test-embedded`` runs them as before.
+POSTGRES_PASS_FOLLOWS = "ATLAS_TEST_POSTGRES_PASS_FOLLOWS"
 
 
 @dataclass
@@ -127,6 +136,17 @@ def wanted_spark() -> bool:
     return sparklocal.missing() is None
 
 
+def postgres_pass_will_run() -> bool:
+    """Whether the PostgreSQL pass will run its tests: its server answers, or CI (where it must)."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        return True
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def side_by_side(make: str, passes: list[Pass], *, before: dict[str, object] | None = None) -> None:
     """Run the passes at the same time; print each one's output whole when it ends, in the order they end.
 
@@ -185,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     spark = SparkInBackground().start() if wanted_spark() else None
     passes = {target: Pass(target) for target in ("test-embedded", "test-postgres", "test-spark")}
+    if postgres_pass_will_run():
+        passes["test-embedded"].env[POSTGRES_PASS_FOLLOWS] = "1"
 
     def spark_ready() -> str:
         """Wait for the background server and hand its URL to the Spark pass; say what happened."""

@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
+from atlas.tests.passes import POSTGRES_PASS_FOLLOWS  # once_on_postgres: see there
+
 ENGINE = os.environ.get("ATLAS_TEST_ENGINE", "embedded")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -93,9 +95,12 @@ def _uses_browser(item) -> bool:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-django's (also tryfirst, registered earlier), whose stable
 def pytest_collection_modifyitems(config, items) -> None:  # sort then puts db, transactional, no-db tests in turn
+    once_there = ENGINE == "embedded" and os.environ.get(POSTGRES_PASS_FOLLOWS) == "1"
     for item in items:
         if "postgres" in item.keywords and ENGINE != "postgres":
             item.add_marker(pytest.mark.skip(reason="PostgreSQL-only test; runs in the ATLAS_TEST_ENGINE=postgres pass"))
+        elif once_there and "once_on_postgres" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="runs once, in this make test's PostgreSQL pass (once_on_postgres)"))
     if ENGINE == "postgres" and not _reachable("127.0.0.1", 5432):
         if IN_CI:
             raise pytest.UsageError("ATLAS_TEST_ENGINE=postgres but PostgreSQL is not reachable on 127.0.0.1:5432.")

@@ -56,6 +56,7 @@ def _users(django_user_model):
 
 
 @pytest.mark.slow
+@pytest.mark.once_on_postgres  # the API over the metadata: make test runs it in the PostgreSQL pass only
 def test_every_check_passes_for_every_role(wsgi_in_test_transaction, django_user_model, wh, simple_pipeline_for_fuzz):  # noqa: F811
     schema_headers = _headers(django_user_model.objects.create_superuser("schema", "s@example.invalid", "pw"))
     schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", wsgi_in_test_transaction, headers=schema_headers)

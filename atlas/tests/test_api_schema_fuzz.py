@@ -45,6 +45,7 @@ def wsgi_in_test_transaction(db):
 
 
 @pytest.mark.slow
+@pytest.mark.once_on_postgres  # the API over the metadata: make test runs it in the PostgreSQL pass only
 def test_the_api_keeps_its_schema(wsgi_in_test_transaction, django_user_model, wh, simple_pipeline_for_fuzz):
     from knox.models import AuthToken
 

@@ -72,3 +72,20 @@ def test_make_test_runs_postgresql_and_spark_side_by_side_after_the_embedded_pas
     assert overlap == bool(together)
     out = capsys.readouterr().out
     assert out.count(" passed ") >= 3 and "FAILED" not in out
+
+
+def test_a_once_on_postgres_test_is_left_to_the_postgresql_pass_only_when_one_follows():
+    """``make test`` runs the schemathesis suites once, on PostgreSQL; ``make test-embedded`` alone still runs them."""
+    import os
+    import subprocess
+    import sys
+
+    from atlas.tests.passes import POSTGRES_PASS_FOLLOWS
+
+    env = {k: v for k, v in os.environ.items() if k not in ("ATLAS_TEST_ENGINE", POSTGRES_PASS_FOLLOWS)}
+    test = "lineage/tests/test_api_schema.py::test_generated_requests_never_break_the_endpoint_or_its_schema"
+    plan = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "-rs", "--setup-plan", test]
+    alone = subprocess.run(plan, env=env, capture_output=True, text=True)
+    assert "SETUP" in alone.stdout and "skipped" not in alone.stdout  # its fixtures would be set up: it runs
+    followed = subprocess.run(plan, env={**env, POSTGRES_PASS_FOLLOWS: "1"}, capture_output=True, text=True)
+    assert "1 skipped" in followed.stdout and "runs once, in this make test's PostgreSQL pass" in followed.stdout

@@ -35,6 +35,7 @@ def test_the_lineage_endpoint_is_documented(admin_client, db):
 
 
 @pytest.mark.slow
+@pytest.mark.once_on_postgres  # the API over the metadata: make test runs it in the PostgreSQL pass only
 def test_generated_requests_never_break_the_endpoint_or_its_schema(wsgi_app, django_user_model, wh, simple_pipeline, lineage_hook):
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
