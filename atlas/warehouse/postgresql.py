@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
-import duckdb
 import psycopg
 from django.conf import settings
 from psycopg import sql as pgsql
@@ -41,7 +40,6 @@ from .base import (
     WarehouseError,
     hide_values,
 )
-from .duckdb import parser_config
 from .features import PostgresFeatures
 from .filereader import IngestError, csv_columns, plan_scan
 from .operations import PostgresOperations
@@ -707,6 +705,11 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                 return direct
         if stream is not None:
             stream.materialise()  # DuckDB reads files
+        # DuckDB parses files (0.07 s of import): loaded here, not by every process that runs a check
+        import duckdb
+
+        from .duckdb import parser_config
+
         duck = duckdb.connect(config=parser_config())
         try:
             scan = plan_scan(
