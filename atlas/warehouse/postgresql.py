@@ -505,7 +505,9 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         select_sql, bound = self.bind_parameters(select_sql, None, planning=True)
         return [name for name, _type in self._operator_shape(select_sql, layer, bound)]
 
-    def operator_rows_in_one_snapshot(self, statements: Sequence[tuple[str, Any]], *, layer: str) -> list[tuple]:
+    def operator_rows_in_one_snapshot(
+        self, statements: Sequence[tuple[str, Any]], *, layer: str, work_mem: str = ""
+    ) -> list[tuple]:
         """The one row of each operator SELECT, run side by side on as many connections, all from one snapshot.
 
         The first session (REPEATABLE READ) exports its snapshot (``pg_export_snapshot``);
@@ -514,20 +516,27 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         PostgreSQL runs them on as many CPUs. Each runs as ``layer``'s operator-SQL role,
         read only, with the pinned timeouts, and joins the current work's watch (a cancel
         stops them all). The first statement's failure, else the first other failure, is raised.
+        ``work_mem``: each transaction's (``set_config(..., true)``: it ends with it); "": the server's.
         """
         from concurrent.futures import ThreadPoolExecutor
 
         watch = interrupts.current()
         statements = [(f"SELECT * FROM ({sql}) AS _atlas_q", params) for sql, params in statements]
 
+        def memory(cur: psycopg.Cursor) -> None:
+            if work_mem:
+                cur.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
+
         def imported(statement: tuple[str, Any], snapshot: str) -> tuple:
             with self.adopt(watch), self._operator_session(layer, read_only=True, snapshot=snapshot) as cur:
+                memory(cur)
                 self._run_one(cur, *statement)
                 return tuple(cur.fetchone())
 
         (first_sql, first_params), rest = statements[0], statements[1:]
         with self._operator_session(layer, read_only=True, repeatable=True) as cur:
             snapshot = cur.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            memory(cur)
             with ThreadPoolExecutor(max_workers=max(1, len(rest)), thread_name_prefix="atlas-scan") as pool:
                 others = [pool.submit(imported, statement, snapshot) for statement in rest]
                 try:
