@@ -130,7 +130,8 @@ def main() -> None:
         "  table changes between compiling and counting. A failing uniqueness check then pays one more query for",
         "  its exact failing-row count, and samples are fetched only for failing checks.",
         "- The table is written in random order (a key-sorted table would flatter sort-based strategies).",
-        "  Server settings are the defaults (PostgreSQL: work_mem 4MB, JIT on, 2 parallel workers per gather).",
+        "  Server settings are the defaults (PostgreSQL: work_mem 4MB, JIT on, 2 parallel workers per gather);"
+        " Atlas's side-by-side statements set their own work_mem (`ATLAS_QUALITY_SCAN_WORK_MEM`, 64MB).",
         f"- Machine: {os.cpu_count()} CPUs; load average (1 min) {load_before:.1f} at the start,"
         f" {os.getloadavg()[0]:.1f} at the end (a busy machine makes every figure noisy; see `runs` in the JSON).",
     ]
