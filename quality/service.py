@@ -133,7 +133,9 @@ def _scan(wh: Warehouse, plan: Plan, *, layer: str) -> tuple[int | None, dict[in
         statements = [item_sql(wh, plan, [items[i] for i in together])]
         statements += [(f"SELECT {items[i][1]}", list(items[i][2])) for i in alone]
         try:
-            rows = wh.operator_rows_in_one_snapshot(statements, layer=layer)
+            rows = wh.operator_rows_in_one_snapshot(
+                statements, layer=layer, work_mem=getattr(settings, "ATLAS_QUALITY_SCAN_WORK_MEM", "")
+            )
         except WarehouseError:
             pass  # the one statement below says what failed, then each check alone
         else:

@@ -116,3 +116,20 @@ def test_an_admin_module_imported_before_the_site_is_used_registers_and_the_rest
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "atlas.schedule_admin"  # Atlas's schedule admin replaced beat's, as before
+
+
+def test_the_postgresql_warehouse_loads_without_duckdb(tmp_path):
+    """DuckDB parses files for the PostgreSQL warehouse (its ingest): a process that only checks or
+    queries (``check_quality`` on PostgreSQL) does not load it (0.07 s); the file load imports it
+    (the ingest tests on PostgreSQL)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(DEBUG="true", ATLAS_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="atlas.settings")
+    script = (
+        "import sys, django; django.setup()\n"
+        "import atlas.warehouse.postgresql as pg\n"
+        "assert 'duckdb' not in sys.modules, 'duckdb imported with the PostgreSQL warehouse'\n"
+        "assert pg.PostgresWarehouse\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

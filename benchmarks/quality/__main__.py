@@ -35,26 +35,33 @@ def child(env: dict) -> dict:
 def measure_anchors(work: Path, pg_env: dict, atlas_pg: dict) -> dict:
     """Soda Core, dbt test, Great Expectations and Atlas's command on the PostgreSQL table, interleaved."""
     runs = anchors.contenders(work, PG_DB, atlas_pg["rows"], pg_env)
-    for name, run in runs.items():  # warm up, and every tool must pass all 20 checks
-        _, _, facts = run()
+    for name, run in runs.items():  # warm up (writes each tool's bytecode), and every tool must pass all 20 checks
+        _, _, facts = run(bytecode=True)
         if facts.get("error") or facts.get("failed"):
             raise SystemExit(f"{name} did not pass the checks: {facts}")
+    # BENCH_FROM_SOURCE=0 skips the processes that compile every module (the slow half of this part)
+    from_source = os.environ.get("BENCH_FROM_SOURCE", "1") != "0"
     whole: dict[str, list[float]] = {name: [] for name in runs}
+    source: dict[str, list[float]] = {name: [] for name in runs}
     execution: dict[str, list[float]] = {name: [] for name in runs}
     checks: dict[str, int] = {}
     for _ in range(int(os.environ.get("BENCH_REPEAT", "5"))):
         for name, run in runs.items():
-            wall, exe, facts = run()
+            wall, exe, facts = run(bytecode=True)
             whole[name].append(wall)
             if exe is not None:
                 execution[name].append(exe)
             checks[name] = facts.get("checks")
+            if from_source:
+                source[name].append(run(bytecode=False)[0])
     execution["atlas_command"] = atlas_pg["runs"]["atlas"]  # run_checks in process: compile, one scan, results stored
     medians = {
-        name: {"whole_process": statistics.median(whole[name]), "check_execution": statistics.median(execution[name])}
+        name: {"whole_process": statistics.median(whole[name]), "check_execution": statistics.median(execution[name]),
+               "whole_process_from_source": statistics.median(source[name]) if source[name] else None}
         for name in runs
     }
-    return {"medians": medians, "whole_process": whole, "check_execution": execution, "checks": checks,
+    return {"medians": medians, "whole_process": whole, "whole_process_from_source": source,
+            "check_execution": execution, "checks": checks,
             "versions": {"soda-core-postgres / great_expectations": anchors.PINS, "dbt": dbt_version()}}
 
 
@@ -123,7 +130,8 @@ def main() -> None:
         "  table changes between compiling and counting. A failing uniqueness check then pays one more query for",
         "  its exact failing-row count, and samples are fetched only for failing checks.",
         "- The table is written in random order (a key-sorted table would flatter sort-based strategies).",
-        "  Server settings are the defaults (PostgreSQL: work_mem 4MB, JIT on, 2 parallel workers per gather).",
+        "  Server settings are the defaults (PostgreSQL: work_mem 4MB, JIT on, 2 parallel workers per gather);"
+        " Atlas's side-by-side statements set their own work_mem (`ATLAS_QUALITY_SCAN_WORK_MEM`, 64MB).",
         f"- Machine: {os.cpu_count()} CPUs; load average (1 min) {load_before:.1f} at the start,"
         f" {os.getloadavg()[0]:.1f} at the end (a busy machine makes every figure noisy; see `runs` in the JSON).",
     ]
@@ -138,19 +146,26 @@ def anchor_lines(tools: dict, rows: int) -> list[str]:
     lines = [
         f"## Against the tools users pick instead (PostgreSQL, {rows:,} rows, the same 20 checks)",
         "",
-        "| tool | check execution | × Atlas | whole process | × Atlas |",
-        "| --- | --- | --- | --- | --- |",
+        "| tool | check execution | × Atlas | whole process | × Atlas | whole process, compiling from source | × Atlas |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, label in names.items():
+        src, src_atlas = m[name].get("whole_process_from_source"), atlas.get("whole_process_from_source")
         lines.append(
             f"| {label} | {m[name]['check_execution']:.2f} s | {m[name]['check_execution'] / atlas['check_execution']:.2f}×"
-            f" | {m[name]['whole_process']:.2f} s | {m[name]['whole_process'] / atlas['whole_process']:.2f}× |"
+            f" | {m[name]['whole_process']:.2f} s | {m[name]['whole_process'] / atlas['whole_process']:.2f}×"
+            + (f" | {src:.2f} s | {src / src_atlas:.2f}× |" if src and src_atlas else " | not run | |")
         )
     lines += [
         "",
         "*check execution*: what the tool reports for running its checks (dbt: `run_results.json` elapsed_time;",
         "Soda: `Scan.execute()`; GX: `validate()`; Atlas: `quality.service.run_checks`), connection included.",
-        "*whole process*: a fresh process, start to exit, as a scheduler runs it. × Atlas > 1 means Atlas is faster.",
+        "*whole process*: a fresh process, start to exit, as a scheduler runs it, with each tool's bytecode compiled",
+        "as an installed image has it (`pip install` compiles every module; here the untimed warm-up run writes it",
+        "into a private `PYTHONPYCACHEPREFIX`). *compiling from source*: the same processes with no bytecode, every",
+        "module compiled in every process, as in this development environment (`PYTHONDONTWRITEBYTECODE=1`, uv",
+        "installs without bytecode; the figures before 2026-12-04 evening were taken this way). Both apply to every",
+        "tool alike. × Atlas > 1 means Atlas is faster.",
         "Every tool passes all its checks on the table. Versions: " + "; ".join(
             f"{k}: {v if isinstance(v, str) else ', '.join(v)}" for k, v in tools["versions"].items()) + ".",
         "",

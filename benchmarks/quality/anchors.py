@@ -4,7 +4,12 @@ Soda Core, ``dbt test`` and Great Expectations, each measured two ways in the sa
 
 * *check execution*: the time the tool itself reports (or we time around its one call) for running
   the checks, connection included, start-up excluded;
-* *whole process*: a fresh process from ``exec`` to exit, as a scheduler or a shell would run it.
+* *whole process*: a fresh process from ``exec`` to exit, as a scheduler or a shell would run it,
+  two ways: with each tool's bytecode compiled (as an installed image has it: ``pip install``
+  compiles every module; here the untimed warm-up run writes it into a private
+  ``PYTHONPYCACHEPREFIX``), and compiling every module from source in every process (what this
+  development environment does: ``PYTHONDONTWRITEBYTECODE=1`` and uv installs without bytecode).
+  Both apply to every tool alike; the first is what a deployment pays.
 
 Soda Core and Great Expectations live in a venv of their own under ``benchmarks/.anchors/`` (made
 with uv from the package registry, pinned below), so their pins never touch Atlas's lock; dbt is
@@ -255,9 +260,30 @@ print(json.dumps({{"execution_s": elapsed, "checks": len(result.results), "faile
 
 # -- running them ----------------------------------------------------------------------------------
 
-def _timed_json(cmd: list[str], env: dict, cwd: Path) -> tuple[float, dict, str]:
+def process_env(extra: dict, pycache: Path | None) -> dict:
+    """A tool's environment: with ``pycache``, bytecode read from (and written to) that private prefix;
+    without it, none written, so a tool whose install has no bytecode compiles every module each time."""
+    env = {**os.environ, **QUIET, **extra}
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    if pycache is None:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PYTHONPYCACHEPREFIX"] = str(pycache_none())
+    else:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
+def pycache_none() -> Path:
+    """An empty prefix no one writes to: the bytecode next to the sources (none, under uv) is not read either."""
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / "atlas-bench-no-pycache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _timed_json(cmd: list[str], env: dict, cwd: Path, pycache: Path | None) -> tuple[float, dict, str]:
     started = time.perf_counter()
-    out = subprocess.run(cmd, env={**os.environ, **QUIET, **env}, cwd=cwd, capture_output=True, text=True)
+    out = subprocess.run(cmd, env=process_env(env, pycache), cwd=cwd, capture_output=True, text=True)
     wall = time.perf_counter() - started
     lines = out.stdout.strip().splitlines()
     try:
@@ -268,7 +294,11 @@ def _timed_json(cmd: list[str], env: dict, cwd: Path) -> tuple[float, dict, str]
 
 
 def contenders(work: Path, database: str, rows: int, atlas_env: dict) -> dict:
-    """name -> a callable running one whole process and returning (whole-process s, check-execution s, facts)."""
+    """name -> a callable running one whole process and returning (whole-process s, check-execution s, facts).
+
+    Each callable takes ``bytecode``: True reads the bytecode its first such run wrote under
+    ``work/pycache``; False compiles every module from source (see the module's docstring).
+    """
     python = anchor_python()
     soda_config, soda_checks = soda_files(work, database)
     soda_script = work / "soda_scan.py"
@@ -277,27 +307,32 @@ def contenders(work: Path, database: str, rows: int, atlas_env: dict) -> dict:
     gx_script.write_text(GX_SCRIPT)
     project = dbt_project(work, database, rows)
     pg_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
+    pycache = work / "pycache"
 
-    def soda():
+    def cache(bytecode: bool) -> Path | None:
+        return pycache if bytecode else None
+
+    def soda(bytecode: bool = True):
         wall, data, err = _timed_json([str(python), str(soda_script), str(soda_config), str(soda_checks)],
-                                      {"HOME": str(work)}, work)
+                                      {"HOME": str(work)}, work, cache(bytecode))
         return wall, data.get("execution_s"), {**data, "error": err}
 
-    def dbt():
+    def dbt(bytecode: bool = True):
         started = time.perf_counter()
-        out = subprocess.run(dbt_command(project), env={**os.environ, **QUIET}, cwd=work, capture_output=True, text=True)
+        out = subprocess.run(dbt_command(project), env=process_env({}, cache(bytecode)), cwd=work,
+                             capture_output=True, text=True)
         wall = time.perf_counter() - started
         data = dbt_execution(project)
         return wall, data["execution_s"], {**data, "error": out.stdout[-3000:] if out.returncode else ""}
 
-    def gx():
-        wall, data, err = _timed_json([str(python), str(gx_script), pg_url], {}, work)
+    def gx(bytecode: bool = True):
+        wall, data, err = _timed_json([str(python), str(gx_script), pg_url], {}, work, cache(bytecode))
         return wall, data.get("execution_s"), {**data, "error": err}
 
-    def atlas():
+    def atlas(bytecode: bool = True):
         started = time.perf_counter()
         out = subprocess.run([sys.executable, "manage.py", "check_quality", TABLE], cwd=ROOT,
-                             env={**os.environ, **atlas_env}, capture_output=True, text=True)
+                             env=process_env(atlas_env, cache(bytecode)), capture_output=True, text=True)
         wall = time.perf_counter() - started
         return wall, None, {"checks": out.stdout.count("\n  "), "error": out.stderr[-3000:] if out.returncode else ""}
 

@@ -113,3 +113,28 @@ def test_every_statement_reads_the_first_ones_snapshot(wh):
     finally:
         stop.set()
         writer.join()
+
+
+def test_the_side_by_side_statements_sort_in_the_work_mem_they_are_given(wh):
+    if not wh.features_concurrent_scan:
+        pytest.skip("PostgreSQL only: DuckDB runs one statement with its own memory limit")
+    show = ("SELECT current_setting('work_mem')", None)
+    assert wh.operator_rows_in_one_snapshot([show] * 3, layer="chart", work_mem="48MB") == [("48MB",)] * 3
+    with wh.cursor() as cur:
+        server = cur.execute("SHOW work_mem").fetchone()[0]
+    assert wh.operator_rows_in_one_snapshot([show] * 2, layer="chart") == [(server,)] * 2  # the transaction's only
+
+
+def test_a_work_mem_the_server_refuses_falls_back_to_one_statement(wh, mixed, settings):
+    _ds, checks = mixed
+    settings.ATLAS_QUALITY_CONCURRENT_SCAN_BYTES = -1
+    one = evaluate(wh, checks, "chart", "items")
+    settings.ATLAS_QUALITY_CONCURRENT_SCAN_BYTES = 0
+    settings.ATLAS_QUALITY_SCAN_WORK_MEM = "plenty"
+    refused = evaluate(wh, checks, "chart", "items")
+    settings.ATLAS_QUALITY_SCAN_WORK_MEM = "64MB"
+    side = evaluate(wh, checks, "chart", "items")
+    assert outcome(refused) == outcome(side) == outcome(one)
+    assert not any(result == "error" for result, *_rest in outcome(side).values())
+    if wh.features_concurrent_scan:  # refused: the one statement ran (the side statements never did)
+        assert refused.queries == one.queries and side.queries > one.queries
