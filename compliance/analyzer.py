@@ -1,8 +1,8 @@
 """Presidio, offline by design: one analyzer per process, never a model download.
 
 A bare ``AnalyzerEngine()`` loads (and downloads) ``en_core_web_lg``; Atlas
-instead gives it a blank spaCy English pipeline (tokenizer only) and the
-pattern recognizers, plus two recognizers of its own that work without NER:
+instead gives it what a blank spaCy English pipeline gives (no entity, no
+lemma: ``_BlankNlpEngine``, which runs no pipeline) and the pattern recognizers, plus two recognizers of its own that work without NER:
 person names from a list built from Faker's locale data, and street
 addresses by their shape. ``PII_SPACY_MODEL`` names an installed spaCy model
 to add NER. tldextract (used by the email and URL recognizers) is pointed at
