@@ -7,9 +7,8 @@ error and traceback are never read (a warehouse error can quote a row value).
 
 from __future__ import annotations
 
-from django.urls import reverse
-
 from atlas import extensions
+from atlas.adminpaths import change_path
 from atlas.alerting import ERROR, WARNING, Event
 from pipelines.models import PipelineRun
 
@@ -53,8 +52,7 @@ def _facts(run: PipelineRun) -> dict:
 
 def run_events(run: PipelineRun) -> list[Event]:
     """What ``run``'s end alerts on (it is stored already, in the current transaction)."""
-    # Only for an event: reverse() loads the whole URLconf (the API, the admin), a second on a command's first run.
-    path = lambda: reverse("admin:pipelines_pipelinerun_change", args=[run.pk])  # noqa: E731
+    path = change_path(PipelineRun, run.pk)  # not reverse(): it loads the whole URLconf (atlas.adminpaths)
     name = run.pipeline.name
     events: list[Event] = []
     if run.status in FAILURES:
@@ -65,7 +63,7 @@ def run_events(run: PipelineRun) -> list[Event]:
         events.append(Event(
             kind="run_partially_failed" if partial else "run_failed", severity=ERROR,
             title=f"Pipeline {name}: run #{run.pk} {what}{steps}", pipeline_id=run.pipeline_id,
-            admin_path=path(), facts=facts,
+            admin_path=path, facts=facts,
         ))
     elif run.status == SUCCEEDED:
         previous = _previous(run)
@@ -74,7 +72,7 @@ def run_events(run: PipelineRun) -> list[Event]:
             events.append(Event(
                 kind="run_recovered", severity=WARNING,
                 title=f"Pipeline {name}: run #{run.pk} succeeded after run #{previous.pk} {previous.status.replace('_', ' ')}",
-                pipeline_id=run.pipeline_id, admin_path=path(), facts=facts,
+                pipeline_id=run.pipeline_id, admin_path=path, facts=facts,
             ))
     for source in extensions.contributions("run_alert_events"):
         events.extend(source(run))

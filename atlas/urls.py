@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from . import doors, extensions, health, metrics, views
+from . import adminpaths, doors, extensions, health, metrics, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,7 +14,7 @@ urlpatterns = [
     # What the apps contribute ("urls" in their AppConfig, atlas.extensions): the lineage receiver.
     *[path(route, include(urlconf)) for route, urlconf in extensions.contributions("urls")],
     path("api/", include("atlas.api.urls")),
-    path("admin/", admin.site.urls),
+    path(adminpaths.ADMIN_ROUTE, admin.site.urls),
 ]
 if settings.DEBUG:
     from django.conf.urls.static import static

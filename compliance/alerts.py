@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.urls import reverse
-
+from atlas.adminpaths import change_path
 from atlas.alerting import WARNING, Event
 from pipelines.models import Step
 
@@ -32,7 +31,7 @@ def findings_awaiting_review(now: datetime) -> Iterator[Event]:
             kind="pii_review", severity=WARNING, key=f"pii_review:{finding.pk}",
             title=f"PII finding awaiting review: {dataset.layer}.{dataset.name}.{finding.column} ({finding.entity})",
             pipeline_id=producers.get(dataset.pk),
-            admin_path=reverse("admin:compliance_piifinding_change", args=[finding.pk]),
+            admin_path=change_path(PiiFinding, finding.pk),
             facts={
                 "dataset": dataset.name, "layer": dataset.layer, "column": finding.column, "entity": finding.entity,
                 "share": round(finding.share, 3), "first_seen_at": finding.first_seen_at.isoformat(),

@@ -1,8 +1,8 @@
 """Presidio, offline by design: one analyzer per process, never a model download.
 
 A bare ``AnalyzerEngine()`` loads (and downloads) ``en_core_web_lg``; Atlas
-instead gives it a blank spaCy English pipeline (tokenizer only) and the
-pattern recognizers, plus two recognizers of its own that work without NER:
+instead gives it what a blank spaCy English pipeline gives (no entity, no
+lemma: ``_BlankNlpEngine``, which runs no pipeline) and the pattern recognizers, plus two recognizers of its own that work without NER:
 person names from a list built from Faker's locale data, and street
 addresses by their shape. ``PII_SPACY_MODEL`` names an installed spaCy model
 to add NER. tldextract (used by the email and URL recognizers) is pointed at
@@ -290,6 +290,77 @@ class _OfflineSpacyNlpEngine(SpacyNlpEngine):
         self.nlp = {"en": spacy.load(self._model) if self._model else spacy.blank("en")}
 
 
+class _BlankNlpEngine(SpacyNlpEngine):
+    """What spaCy's blank English pipeline gives Presidio, without building or running it.
+
+    With no model (``PII_SPACY_MODEL`` unset, the default) the pipeline only tokenises: no entity
+    is ever found and every lemma is empty, so nothing a recognizer or the context enhancer reads
+    depends on the tokens (Atlas's recognizers read the text; ``SpacyRecognizer`` reads the
+    entities; :class:`LemmaContextOnlyWhenLemmatised` returns the results as they are when no
+    lemma is set, and Presidio's own enhancer finds no context word among no tokens). Building the
+    blank pipeline took about half a CPU second and tokenising a scan's values as much again; the
+    artifacts here are the blank pipeline's with no tokens, and every verdict is the same
+    (``benchmarks.pii.verdicts`` before and after; ``compliance/tests/test_analyzer_nlp.py`` compares
+    the results with the blank pipeline's, value by value). It reports the same supported
+    entities as the blank ``SpacyNlpEngine`` (its NER configuration's), so the registry is the same.
+    Presidio itself still imports spaCy.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(models=[{"lang_code": "en", "model_name": "blank"}])
+        self._blank = None  # built only if asked about the vocabulary (nothing in Atlas does)
+
+    def load(self) -> None:
+        from spacy.tokens import Doc
+        from spacy.vocab import Vocab
+
+        self.nlp = {"en": None}
+        self._no_tokens = Doc(Vocab(), words=[])
+
+    def process_text(self, text: str, language: str) -> NlpArtifacts:
+        self._check(language)
+        return self._artifacts(language)
+
+    def process_batch(self, texts, language: str, batch_size: int = 1, n_process: int = 1, as_tuples: bool = False):
+        self._check(language)
+        for item in texts:
+            if as_tuples:
+                if not (isinstance(item, tuple) and len(item) == 2):
+                    raise ValueError("When 'as_tuples' is True, 'texts' must be a list of tuples (text, context).")
+                yield str(item[0]), self._artifacts(language), item[1]
+            else:
+                yield str(item), self._artifacts(language)
+
+    def _check(self, language: str) -> None:
+        if not self.nlp:
+            raise ValueError("NLP engine is not loaded. Consider calling .load()")
+        if language not in self.nlp:
+            raise KeyError(language)  # as the blank pipeline's engine does (``self.nlp[language]``)
+
+    def _artifacts(self, language: str) -> NlpArtifacts:
+        return NlpArtifacts(entities=[], tokens=self._no_tokens, tokens_indices=[], lemmas=[], nlp_engine=self,
+                            language=language, scores=[])
+
+    def get_nlp(self, language: str):
+        self._check(language)
+        if self._blank is None:
+            import spacy
+
+            self._blank = spacy.blank("en")
+        return self._blank
+
+    def is_stopword(self, word: str, language: str) -> bool:
+        return self.get_nlp(language).vocab[word].is_stop
+
+    def is_punct(self, word: str, language: str) -> bool:
+        return self.get_nlp(language).vocab[word].is_punct
+
+
+def nlp_engine(model: str) -> SpacyNlpEngine:
+    """The NLP engine for ``PII_SPACY_MODEL``: the model's pipeline, or none at all without one."""
+    return _OfflineSpacyNlpEngine(model) if model else _BlankNlpEngine()
+
+
 # Presidio's recognizers Atlas uses (an allowlist: the others are weak number patterns, such as US
 # passports and driver licences, that fire on order ids and SKUs).
 PRESIDIO_RECOGNIZERS = {
@@ -307,10 +378,10 @@ def _build() -> AnalyzerEngine:
     )
 
     offline_tldextract()
-    nlp_engine = _OfflineSpacyNlpEngine(settings.PII_SPACY_MODEL)
-    nlp_engine.load()
+    engine = nlp_engine(settings.PII_SPACY_MODEL)
+    engine.load()
     registry = RecognizerRegistry(supported_languages=["en"])
-    registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
+    registry.load_predefined_recognizers(languages=["en"], nlp_engine=engine)
     registry.recognizers = [r for r in registry.recognizers if r.name in PRESIDIO_RECOGNIZERS]
     # The default phone regions miss most of Europe; a customer table rarely does.
     registry.add_recognizer(FastPhoneRecognizer(supported_regions=PHONE_REGIONS))
@@ -322,7 +393,7 @@ def _build() -> AnalyzerEngine:
     for recognizer in national_id_recognizers():
         registry.add_recognizer(recognizer)
     return AnalyzerEngine(
-        registry=registry, nlp_engine=nlp_engine, supported_languages=["en"],
+        registry=registry, nlp_engine=engine, supported_languages=["en"],
         context_aware_enhancer=LemmaContextOnlyWhenLemmatised(),
     )
 
@@ -338,11 +409,35 @@ def analyzer() -> AnalyzerEngine:
     if _engine is None:
         with _engine_lock:
             if _engine is None:
-                _engine = _build()
+                engine = _build()
                 # The name lists and street words the recognizers read on first use: loaded now too.
                 name_lists()
                 street_words()
+                _first_use(engine)
+                _engine = engine
     return _engine
+
+
+# Made-up values (no one's data) that every kind of recognizer Atlas runs has something to look at in.
+FIRST_USE_TEXTS = (
+    "Anna Schmidt <anna.schmidt@example.de>, https://www.example.co.uk/a?b=1, 12 High Street, 10115 Berlin",
+    "+49 30 1234567, (212) 555-0142, 020 7946 0958, 4111 1111 1111 1111, DE89 3704 0044 0532 0130 00, 192.0.2.1",
+)
+
+
+def _first_use(engine: AnalyzerEngine) -> None:
+    """Analyse :data:`FIRST_USE_TEXTS` once and throw the results away: what the recognizers load on
+    their first use (tldextract's public-suffix trie, about a quarter of a CPU second; phonenumbers'
+    region metadata; the patterns' compiled expressions) is loaded here, in the thread that builds the
+    analyzer beside an ingest (``scan_tasks.warm_up``), instead of in the main thread's first scan.
+    Analysing has no other effect: every later result is what it would have been
+    (``compliance/tests/test_analyzer_nlp.py``). A failure here is left to the scan to meet and report."""
+    for text in FIRST_USE_TEXTS:
+        try:
+            engine.analyze(text=text, language="en")
+        except Exception:  # the scan that meets it reports it
+            logging.getLogger(__name__).warning("The PII analyzer's first use failed.", exc_info=True)
+            return
 
 
 def batch_analyzer() -> BatchAnalyzerEngine:

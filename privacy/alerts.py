@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.urls import reverse
-
+from atlas.adminpaths import change_path
 from atlas.alerting import ERROR, Event
 
 from .models import DataSubjectRequest
@@ -25,7 +24,7 @@ def overdue_requests(now: datetime) -> Iterator[Event]:
             kind="dsr_overdue", severity=ERROR, key=f"dsr_overdue:{request.pk}",
             title=(f"Data-subject request #{request.pk} ({request.kind}) is overdue:"
                    f" due {request.due_at:%Y-%m-%d}, status {request.status}"),
-            admin_path=reverse("admin:privacy_datasubjectrequest_change", args=[request.pk]),
+            admin_path=change_path(DataSubjectRequest, request.pk),
             facts={
                 "request": request.pk, "kind": request.kind, "status": request.status,
                 "received_at": request.received_at.isoformat(), "due_at": request.due_at.isoformat(),

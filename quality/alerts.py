@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.urls import reverse
-
+from atlas.adminpaths import change_path
 from atlas.alerting import ERROR, WARNING, Event
 from pipelines.models import Step
 
@@ -46,7 +45,7 @@ def run_events(run) -> Iterator[Event]:
             severity=ERROR if is_fail else WARNING,
             title=f"Quality checks on {dataset.layer}.{dataset.name} ({summary}) in run #{run.pk} of {run.pipeline.name}",
             pipeline_id=run.pipeline_id,
-            admin_path=reverse("admin:quality_checkrun_change", args=[check_run.pk]),
+            admin_path=change_path(CheckRun, check_run.pk),
             facts={
                 "pipeline": run.pipeline.name, "run": run.pk, "step": check_run.step_run.step_name,
                 "dataset": dataset.name, "layer": dataset.layer, "status": check_run.status,
@@ -64,7 +63,7 @@ def freshness_conditions(now: datetime) -> Iterator[Event]:
         level = WARNING if state.outcome == Outcome.WARN else ERROR
         age = f"{state.age_hours:.1f} h old" if state.age_hours is not None else "no value"
         limit = state.warn_after_hours if level == WARNING else state.max_age_hours
-        path = reverse("admin:quality_checkrun_change", args=[state.check_run_id]) if state.check_run_id else ""
+        path = change_path(CheckRun, state.check_run_id) if state.check_run_id else ""
         yield Event(
             kind="freshness_breached", severity=level, key=f"freshness:{state.check_id}:{level}",
             title=f"Dataset {state.layer}.{state.dataset} is stale ({age}, {level} age {limit} h; check {state.check})",
