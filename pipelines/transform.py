@@ -139,6 +139,8 @@ class TransformWork:
         written = wh.publish(
             schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=ctx.write_mode, keys=step.keys,
             receipt=publish_receipt(ctx), **merge,
+            # an incremental step's output, published whole, is indexed on its keys: its next merges look them up
+            key_index=self.plan is not None,
         )
         if merge:
             wh.drop_table(ctx.schema, merge["delete_keys_from"])
