@@ -455,8 +455,8 @@ def whole_table_summary(dataset: Dataset, results: Sequence[Any], *, rows: int, 
     aggregate that replaces its output), so that the merge gate after it need not count the table again.
 
     Exact by construction: the rows are the staged rows less those the drops moved; a unique check is kept
-    only when it passed (no duplicates among the staged rows, hence none among what the drops left) or
-    nothing moved — a failing one whose rows moved is left out (the next gate counts it exactly).
+    only when it passed (no duplicates among the staged rows, hence none among what the drops left); a
+    failing one is left out (the next gate counts it exactly), as are the newest values (read again).
     """
     version = Dataset.objects.filter(pk=dataset.pk).values_list("data_version", flat=True).first()
     unique: dict[str, Any] = {}
