@@ -614,6 +614,7 @@ class Warehouse(QualityOps, abc.ABC):
         receipt: str | None = None,
         delete_keys_from: str | None = None,
         key_index: bool = False,
+        counts: dict[str, int] | None = None,
     ) -> int:
         """Move a staged table into place in one transaction; return rows written.
 
@@ -625,7 +626,9 @@ class Warehouse(QualityOps, abc.ABC):
         ``schema`` holds instead (an incremental step's keys before its checks dropped rows).
         ``key_index``: the table published by a replace is indexed on ``keys`` where the engine
         keeps indexes (built on the staged table before the swap), so the merges that follow
-        look keys up instead of scanning it (:meth:`_index_staged_keys`).
+        look keys up instead of scanning it (:meth:`_index_staged_keys`). ``counts``: a merge
+        puts the rows its delete removed under ``"deleted"`` (the table's rows after it, for a
+        caller that knew them before, without counting the table).
         """
         mode = WriteMode(mode)
         stg, tgt = self.table(schema, staging), self.table(schema, target)
@@ -661,7 +664,9 @@ class Warehouse(QualityOps, abc.ABC):
                         self._name_key_index(cur, schema, index, target, keys)
                     return rows
                 if mode is WriteMode.MERGE:
-                    self._merge_delete(cur, schema, target, delete_keys_from or staging, keys)
+                    deleted = self._merge_delete(cur, schema, target, delete_keys_from or staging, keys)
+                    if counts is not None:
+                        counts["deleted"] = deleted
                 cur.execute(f"INSERT INTO {tgt} ({names}) SELECT {names} FROM {stg}")
                 cur.execute(f"DROP TABLE {stg}")
         except WarehouseError as exc:
@@ -676,12 +681,14 @@ class Warehouse(QualityOps, abc.ABC):
     def _name_key_index(self, cur: Cursor, schema: str, index: str, target: str, keys: Sequence[str]) -> None:
         """In the swap's transaction: the index :meth:`_index_staged_keys` built, renamed for ``target``."""
 
-    def _merge_delete(self, cur: Cursor, schema: str, target: str, keys_table: str, keys: Sequence[str]) -> None:
-        """A merge's delete: the published rows whose key ``keys_table`` holds (in the publish transaction)."""
+    def _merge_delete(self, cur: Cursor, schema: str, target: str, keys_table: str, keys: Sequence[str]) -> int:
+        """A merge's delete: the published rows whose key ``keys_table`` holds (in the publish transaction); how many."""
         match = " AND ".join(f"s.{self.quote(k)} = t.{self.quote(k)}" for k in keys)
-        cur.execute(
+        return self.ops.delete(
+            cur,
             f"DELETE FROM {self.table(schema, target)} AS t"
-            f" WHERE EXISTS (SELECT 1 FROM {self.table(schema, keys_table)} AS s WHERE {match})"
+            f" WHERE EXISTS (SELECT 1 FROM {self.table(schema, keys_table)} AS s WHERE {match})",
+            [],
         )
 
     # --- Explore loads -------------------------------------------------------

@@ -643,7 +643,7 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         # The old table (and its index of that name) was dropped earlier in this transaction.
         cur.execute(f"ALTER INDEX {self.table(schema, index)} RENAME TO {self.quote(self.key_index_name(schema, target, keys))}")
 
-    def _merge_delete(self, cur: Cursor, schema: str, target: str, keys_table: str, keys: Sequence[str]) -> None:
+    def _merge_delete(self, cur: Cursor, schema: str, target: str, keys_table: str, keys: Sequence[str]) -> int:
         """The published rows of the staged keys, looked up in the key index, not found by a scan of the table.
 
         A table published before it had the index gets it here, once. The planner is told to probe
@@ -662,10 +662,11 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         if probe:
             cur.execute("SET LOCAL enable_hashjoin = off")
             cur.execute("SET LOCAL enable_mergejoin = off")
-        super()._merge_delete(cur, schema, target, keys_table, keys)
+        deleted = super()._merge_delete(cur, schema, target, keys_table, keys)
         if probe:
             cur.execute("SET LOCAL enable_hashjoin TO DEFAULT")
             cur.execute("SET LOCAL enable_mergejoin TO DEFAULT")
+        return deleted
 
     # --- Explore tables are partitioned by batch --------------------------------
     def _create_explore_table(self, schema: str, target: str, columns: list[str]) -> None:
