@@ -351,3 +351,23 @@ def test_a_gate_that_is_not_the_whole_table_keeps_nothing(wh, table, check):
     create_table(wh, "chart", "items__stg", [row(1)])
     check(ds, "row_count", [], max=50)
     assert run_checks(ds, trigger=CheckRun.Trigger.STEP, schema="chart", table="items__stg").table_after is None
+
+
+def test_referential_samples_are_the_rows_the_anti_join_flags(wh, table, check):
+    """The sample of a referential check reads its failing rows by NOT EXISTS (an index probe, i20h): the same
+    rows as the LEFT JOIN of a DISTINCT the scan and the quarantine use, NULLs and duplicated references too."""
+    from quality.compiler import ALIAS, compile_plan, sample_sql
+
+    table([(i,) for i in (1, 2, 2, 3)], name="refs", columns=(("id", "integer"),))
+    ds = table([row(1), row(2), row(2, name="m"), row(8), row(9), row(9, name="m"), row(None)])
+    types = {c: t for c, t in (("id", "integer"), ("name", "text"), ("amount", "numeric"), ("code", "text"),
+                               ("seen_at", "timestamp"))}
+    rc = compile_plan(wh, [check(ds, "referential", ["id"], dataset="refs", column="id")], "chart", "items",
+                      types=types).row[0]
+    with wh.cursor() as cur:
+        flagged = sorted(cur.execute(f"SELECT {ALIAS}.id, {ALIAS}.name FROM {wh.table('chart', 'items')} AS {ALIAS}"
+                                     f" {' '.join(rc.joins)} WHERE {rc.bad}").fetchall())
+        sql, params = sample_sql(wh, compile_plan(wh, [rc.check], "chart", "items", types=types), rc, 50)
+        sampled = sorted((r[0], r[1]) for r in cur.execute(sql, params or None).fetchall())
+    assert flagged == sampled == [(8, "n"), (9, "m"), (9, "n")]
+    assert "NOT EXISTS" in sql and "DISTINCT" not in sql
