@@ -101,6 +101,13 @@ def _step_inputs(step: Step, known: dict[tuple[str, str], Dataset] | None) -> li
     return inputs
 
 
+def input_rows(wh, ds: Dataset) -> int:
+    """The rows of an input a step reads in full: the catalogue's count (every publish, retention and erasure
+    keeps it), else counted (a table no run has published yet)."""
+    known = Dataset.objects.filter(pk=ds.pk).values_list("row_count", flat=True).first()
+    return int(known) if known is not None else wh.row_count(ds.layer, ds.table)
+
+
 def publish_receipt(ctx: StepContext) -> str:
     """What ``publish`` records with the data: a resumed run asks whether its lost step had published."""
     return f"run{ctx.run.pk}:step{ctx.step.pk}"
@@ -142,10 +149,10 @@ class TransformWork:
         ctx.step_run.sql = sql
         ctx.step_run.save(update_fields=["sql"])
         if ctx.incremental:  # the new batches' rows, and the other inputs whole
-            rows_in = self.plan.rows_in + sum(wh.row_count(ds.layer, ds.table) for ds in self.inputs
+            rows_in = self.plan.rows_in + sum(input_rows(wh, ds) for ds in self.inputs
                                               if ds.qualified_table != self.plan.input)
         else:
-            rows_in = sum(wh.row_count(ds.layer, ds.table) for ds in self.inputs)
+            rows_in = sum(input_rows(wh, ds) for ds in self.inputs)
         ctx.staging = transform_staging_name(ctx.target, attempt_tag(ctx.run.pk, ctx.run.attempt))
         ctx.staged_tables = [ctx.staging]
         # The operator's SQL runs restricted (one statement, a timeout; on PostgreSQL as the
@@ -153,25 +160,33 @@ class TransformWork:
         # the owner's rights that ``create_table_as`` has.
         bind = {"params": ctx.parameters} if parameterised else {}
         rows = wh.stage_operator_select(ctx.schema, ctx.staging, sql, readable=not ctx.staging_private, **bind)
-        merge = {}
+        merge: dict = {}
         if ctx.incremental:  # the published rows of every key staged are replaced, even if a check drops its row
             keys = incremental.keys_table(ctx.staging)
             ctx.staged_tables.append(keys)
             key_list = ", ".join(wh.quote(k) for k in step.keys)
             wh.create_table_as(ctx.schema, keys, f"SELECT DISTINCT {key_list} FROM {wh.table(ctx.schema, ctx.staging)}")
-            merge = {"delete_keys_from": keys}
+            merge = {"delete_keys_from": keys, "counts": {}}
+            rows_before = Dataset.objects.filter(pk=step.output_id).values_list("row_count", flat=True).first()
         dropped = hooks.after_staging(ctx)  # rows the ``staged`` hooks moved to quarantine
         written = wh.publish(
             schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=ctx.write_mode, keys=step.keys,
             receipt=publish_receipt(ctx), **merge,
+            # an incremental step's output, published whole, is indexed on its keys: its next merges look them up
+            key_index=self.plan is not None,
         )
+        table_rows = written if ctx.write_mode is WriteMode.REPLACE else None  # replaced: the staged rows
         if merge:
             wh.drop_table(ctx.schema, merge["delete_keys_from"])
+            if rows_before is not None and "deleted" in merge["counts"]:
+                # The rows the output held (the catalogue's, exact: its last publish was this step's last run,
+                # and nothing rewrote it since, ``incremental.plan``), less those the merge deleted, plus those
+                # it inserted: the table is not counted again (a scan of every row, for a merge of a few).
+                table_rows = rows_before - merge["counts"]["deleted"] + written
         if self.plan is not None:
             incremental.ran(ctx, self.plan)
         memo.forget_table(ctx.schema, ctx.target)
         ctx.staged_tables = []
         ctx.staging = None
         return StepOutcome(status=RunStatus.SUCCEEDED, rows_in=rows_in, rows_out=rows - dropped, rows_rejected=dropped,
-                           # replaced: the table is the staged rows, counted by publish (no second count)
-                           table_rows=written if ctx.write_mode is WriteMode.REPLACE else None)
+                           table_rows=table_rows)

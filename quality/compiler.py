@@ -153,8 +153,9 @@ def standalone(expr: str) -> bool:
 
 
 def sample_sql(wh: Warehouse, plan: Plan, rc: RowCheck, limit: int) -> tuple[str, list[Any]]:
+    bad, joins = (rc.sample_bad, []) if rc.sample_bad else (rc.bad, rc.joins)
     return (
-        f"SELECT {ALIAS}.* FROM {wh.table(plan.schema, plan.table)} AS {ALIAS} {' '.join(rc.joins)}"
-        f" WHERE {rc.bad} LIMIT {int(limit)}",
+        f"SELECT {ALIAS}.* FROM {wh.table(plan.schema, plan.table)} AS {ALIAS} {' '.join(joins)}"
+        f" WHERE {bad} LIMIT {int(limit)}",
         list(rc.params),
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from atlas.warehouse.base import WriteMode
 from pipelines.hooks import GateFailed, Origin, StepContext
+from pipelines.models import Step
 
 from .incremental import Increment
 from .models import CheckResult, CheckRun
@@ -75,6 +76,9 @@ class QualityGate:
             checks=checks,
             warehouse=ctx.warehouse,
             increment=inc,
+            # a refine or aggregate replacing its output stages the whole table: kept for the merge gate after it
+            whole_table=(inc is None and ctx.origin == Origin.RUN and ctx.write_mode is WriteMode.REPLACE
+                         and ctx.step.kind != Step.Kind.INGEST),
         )
         if inc is not None:
             state = ctx.slot(GateState)

@@ -287,7 +287,11 @@ class IncrementalGate:
         if not tables:
             return 0, 0
         cols = ", ".join(self.wh.quote(c) for c in check.columns)
-        return self.duplicates(check.columns, " UNION ALL ".join(f"SELECT {cols} FROM {t}" for t in tables))
+        failing, keys = self.duplicates(check.columns, " UNION ALL ".join(f"SELECT {cols} FROM {t}" for t in tables))
+        # counted once per gate: the rows already there do not change while it runs (the summary after drops asks again)
+        self.base.setdefault("unique", {})[str(check.pk)] = {"columns": list(check.columns), "failing": failing,
+                                                            "keys": keys}
+        return failing, keys
 
     def unique(self, check: Check, staging: str | None = None) -> tuple[int, int]:
         """(failing rows, duplicated keys) of ``check`` in the table after publish, exactly."""
@@ -446,4 +450,22 @@ class IncrementalGate:
         return out
 
 
-__all__ = ["SCOPES", "IncrementalGate", "Increment", "KeyCounts", "Scope", "kept_summary", "scope_of"]
+def whole_table_summary(dataset: Dataset, results: Sequence[Any], *, rows: int, moved: int) -> dict[str, Any]:
+    """``CheckRun.table_after`` of a gate whose staged table is the whole table after publish (a refine or
+    aggregate that replaces its output), so that the merge gate after it need not count the table again.
+
+    Exact by construction: the rows are the staged rows less those the drops moved; a unique check is kept
+    only when it passed (no duplicates among the staged rows, hence none among what the drops left); a
+    failing one is left out (the next gate counts it exactly), as are the newest values (read again).
+    """
+    version = Dataset.objects.filter(pk=dataset.pk).values_list("data_version", flat=True).first()
+    unique: dict[str, Any] = {}
+    for r in results:
+        check = r.check_ref
+        if check is None or r.kind != CheckKind.UNIQUE or r.outcome == Outcome.ERROR or r.failing_rows:
+            continue
+        unique[str(check.pk)] = {"columns": list(check.columns), "failing": 0, "keys": 0}
+    return {"data_version": version, "rows": rows - moved, "unique": unique}
+
+
+__all__ = ["SCOPES", "IncrementalGate", "Increment", "KeyCounts", "Scope", "kept_summary", "scope_of", "whole_table_summary"]

@@ -27,7 +27,7 @@ from pipelines.models import Dataset
 
 from . import quarantine
 from .compiler import Plan, RowCheck, compile_plan, item_sql, sample_sql, standalone
-from .incremental import Increment, IncrementalGate
+from .incremental import Increment, IncrementalGate, whole_table_summary
 from .kinds import get_kind
 from .kinds.base import violated
 from .models import Check, CheckKind, CheckResult, CheckRun, Outcome, Severity
@@ -275,11 +275,14 @@ def run_checks(
     checks: list[Check] | None = None,
     warehouse: Warehouse | None = None,
     increment: Increment | None = None,
+    whole_table: bool = False,
 ) -> CheckRun:
     """Evaluate ``dataset``'s enabled checks on ``schema.table`` (default: the published table).
 
     ``increment``: ``schema.table`` holds the new rows of an append or merge; the row checks judge
     them and the table checks the table as it will be after publish (:mod:`quality.incremental`).
+    ``whole_table``: ``schema.table`` is the whole table after publish (a transform's replace): what
+    it holds is kept (``table_after``) for the merge gate that follows (``whole_table_summary``).
 
     With ``apply_drops`` (a staged table), rows failing drop checks are moved
     to quarantine — unless a blocking check failed, in which case nothing is
@@ -331,6 +334,8 @@ def run_checks(
             before = gate.queries
             check_run.table_after = gate.summary(staged_rows=evaluation.total, moved=moved)
             evaluation.queries += gate.queries - before
+        elif whole_table and increment is None and not blocked:
+            check_run.table_after = whole_table_summary(dataset, evaluation.results, rows=evaluation.total, moved=moved)
     except WarehouseError as exc:
         check_run.status, check_run.error = CheckRun.Status.ERROR, str(exc)
         check_run.finished_at = timezone.now()

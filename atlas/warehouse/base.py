@@ -613,6 +613,8 @@ class Warehouse(QualityOps, abc.ABC):
         keys: Sequence[str] = (),
         receipt: str | None = None,
         delete_keys_from: str | None = None,
+        key_index: bool = False,
+        counts: dict[str, int] | None = None,
     ) -> int:
         """Move a staged table into place in one transaction; return rows written.
 
@@ -622,10 +624,17 @@ class Warehouse(QualityOps, abc.ABC):
         ``receipt``: recorded in the same transaction (see :meth:`has_receipt`).
         ``delete_keys_from``: a merge deletes the published rows whose key this table of
         ``schema`` holds instead (an incremental step's keys before its checks dropped rows).
+        ``key_index``: the table published by a replace is indexed on ``keys`` where the engine
+        keeps indexes (built on the staged table before the swap), so the merges that follow
+        look keys up instead of scanning it (:meth:`_index_staged_keys`). ``counts``: a merge
+        puts the rows its delete removed under ``"deleted"`` (the table's rows after it, for a
+        caller that knew them before, without counting the table).
         """
         mode = WriteMode(mode)
         stg, tgt = self.table(schema, staging), self.table(schema, target)
         staged_cols, exists = self._publishable(schema, staging, target, mode, keys)
+        swap = mode is WriteMode.REPLACE or not exists
+        index = self._index_staged_keys(schema, staging, keys) if swap and key_index and keys else None
         if mode is WriteMode.MERGE and exists:
             key_list = ", ".join(self.quote(k) for k in keys)
             with self.cursor() as cur:
@@ -648,20 +657,39 @@ class Warehouse(QualityOps, abc.ABC):
                         " VALUES (%s, current_timestamp)",
                         [receipt],
                     )
-                if mode is WriteMode.REPLACE or not exists:
+                if swap:
                     cur.execute(f"DROP TABLE IF EXISTS {tgt}")
                     cur.execute(f"ALTER TABLE {stg} RENAME TO {self.quote(target)}")
+                    if index:
+                        self._name_key_index(cur, schema, index, target, keys)
                     return rows
                 if mode is WriteMode.MERGE:
-                    match = " AND ".join(f"s.{self.quote(k)} = t.{self.quote(k)}" for k in keys)
-                    src = self.table(schema, delete_keys_from) if delete_keys_from else stg
-                    cur.execute(f"DELETE FROM {tgt} AS t WHERE EXISTS (SELECT 1 FROM {src} AS s WHERE {match})")
+                    deleted = self._merge_delete(cur, schema, target, delete_keys_from or staging, keys)
+                    if counts is not None:
+                        counts["deleted"] = deleted
                 cur.execute(f"INSERT INTO {tgt} ({names}) SELECT {names} FROM {stg}")
                 cur.execute(f"DROP TABLE {stg}")
         except WarehouseError as exc:
             # The engine's message has no value in it (``hide_values``); say which table and how.
             raise WarehouseError(f"Publishing into {schema}.{target} ({mode.value}) failed: {exc}") from exc
         return rows
+
+    def _index_staged_keys(self, schema: str, staging: str, keys: Sequence[str]) -> str | None:
+        """Before a replace swaps ``staging`` in: an index on its ``keys``, its name; None: no index here."""
+        return None
+
+    def _name_key_index(self, cur: Cursor, schema: str, index: str, target: str, keys: Sequence[str]) -> None:
+        """In the swap's transaction: the index :meth:`_index_staged_keys` built, renamed for ``target``."""
+
+    def _merge_delete(self, cur: Cursor, schema: str, target: str, keys_table: str, keys: Sequence[str]) -> int:
+        """A merge's delete: the published rows whose key ``keys_table`` holds (in the publish transaction); how many."""
+        match = " AND ".join(f"s.{self.quote(k)} = t.{self.quote(k)}" for k in keys)
+        return self.ops.delete(
+            cur,
+            f"DELETE FROM {self.table(schema, target)} AS t"
+            f" WHERE EXISTS (SELECT 1 FROM {self.table(schema, keys_table)} AS s WHERE {match})",
+            [],
+        )
 
     # --- Explore loads -------------------------------------------------------
     @abc.abstractmethod

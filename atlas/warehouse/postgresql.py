@@ -649,6 +649,45 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                     )
         return rows
 
+    # --- merges look keys up (issue 20: a merge costs the keys it touches, not the table) ---------------
+    def _index_staged_keys(self, schema: str, staging: str, keys: Sequence[str]) -> str | None:
+        # Built on the staged table before the swap (readers of the published table are not held up);
+        # renamed to the target's key index name in the swap's transaction (:meth:`_name_key_index`).
+        name = self.key_index_name(schema, staging, keys)
+        with self.cursor() as cur:
+            cur.execute(f"CREATE INDEX {self.quote(name)} ON {self.table(schema, staging)}"
+                        f" ({', '.join(self.quote(k) for k in keys)})")
+        return name
+
+    def _name_key_index(self, cur: Cursor, schema: str, index: str, target: str, keys: Sequence[str]) -> None:
+        # The old table (and its index of that name) was dropped earlier in this transaction.
+        cur.execute(f"ALTER INDEX {self.table(schema, index)} RENAME TO {self.quote(self.key_index_name(schema, target, keys))}")
+
+    def _merge_delete(self, cur: Cursor, schema: str, target: str, keys_table: str, keys: Sequence[str]) -> int:
+        """The published rows of the staged keys, looked up in the key index, not found by a scan of the table.
+
+        A table published before it had the index gets it here, once. The planner is told to probe
+        the index key by key when the keys are few against the table (a tenth of its rows, as
+        ``pg_class`` estimates them): fresh tables have no statistics, and composite keys are
+        estimated as if their columns were independent, so it would otherwise hash the keys and
+        scan every row of the table — the cost of the table, not of the keys (measured: 20k keys
+        merged into 2M rows). The hints are local to the statement: reset after it.
+        """
+        tgt = self.table(schema, target)
+        cur.execute(f"CREATE INDEX IF NOT EXISTS {self.quote(self.key_index_name(schema, target, keys))}"
+                    f" ON {tgt} ({', '.join(self.quote(k) for k in keys)})")
+        (estimated,) = cur.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [tgt]).fetchone()
+        (count,) = cur.execute(f"SELECT count(*) FROM {self.table(schema, keys_table)}").fetchone()
+        probe = estimated is not None and count * 10 < estimated
+        if probe:
+            cur.execute("SET LOCAL enable_hashjoin = off")
+            cur.execute("SET LOCAL enable_mergejoin = off")
+        deleted = super()._merge_delete(cur, schema, target, keys_table, keys)
+        if probe:
+            cur.execute("SET LOCAL enable_hashjoin TO DEFAULT")
+            cur.execute("SET LOCAL enable_mergejoin TO DEFAULT")
+        return deleted
+
     # --- Explore tables are partitioned by batch --------------------------------
     def _create_explore_table(self, schema: str, target: str, columns: list[str]) -> None:
         with self.cursor() as cur:

@@ -183,11 +183,16 @@ class PostgresQualityOps(QualityOps):
             return f"The regex is not valid for PostgreSQL: {str(exc).splitlines()[0]}"
         return None
 
+    @staticmethod
+    def key_index_name(schema: str, table: str, columns: Sequence[str]) -> str:
+        """The name of the btree on ``columns`` of ``schema.table`` (unquoted): the table's and the columns' hash."""
+        return "atlas_key_" + hashlib.sha256(f"{schema}.{table}:{','.join(columns)}".encode()).hexdigest()[:20]
+
     def ensure_key_index(self, schema: str, table: str, columns: Sequence[str]) -> bool:
-        # A btree on the key columns, created once (its name is the table's and the columns' hash) and kept
-        # up to date by PostgreSQL on every insert; a replace publishes a new table, and the next gate adds it again.
-        digest = hashlib.sha256(f"{schema}.{table}:{','.join(columns)}".encode()).hexdigest()[:20]
-        name = self.quote(f"atlas_key_{digest}")
+        # A btree on the key columns, created once (:meth:`key_index_name`) and kept up to date by PostgreSQL on
+        # every insert; a replace publishes a new table, which an incremental step's publish indexes before the
+        # swap (``Warehouse.publish(key_index=True)``), else the next gate or merge adds it again.
+        name = self.quote(self.key_index_name(schema, table, columns))
         keys = ", ".join(self.quote(c) for c in columns)
         try:
             with self.cursor() as cur:

@@ -637,9 +637,13 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
     # --- publishing ---------------------------------------------------------------------
     def publish(
         self, *, schema: str, staging: str, target: str, mode: WriteMode | str, keys: Sequence[str] = (),
-        receipt: str | None = None,
+        receipt: str | None = None, key_index: bool = False, counts: dict[str, int] | None = None,
     ) -> int:
-        """Move a staged table into place by one view swap (see the module's docstring); rows written."""
+        """Move a staged table into place by one view swap (see the module's docstring); rows written.
+
+        ``key_index`` and ``counts`` are accepted and ignored: Spark tables keep no indexes, and no keyed
+        merge of an incremental step runs here (``features.incremental_transforms``).
+        """
         mode = WriteMode(mode)
         staged_cols, exists = self._publishable(schema, staging, target, mode, keys)
         names = [c.name for c in staged_cols]

@@ -152,6 +152,7 @@ def test_a_key_whose_latest_row_a_drop_check_refuses_leaves_the_table_as_in_full
     assert run.status == RunStatus.SUCCEEDED, run.error
     keys = {r[0] for r in published(wh)}
     assert 8 not in keys and 9 in keys  # 8's latest row is dropped: a full recomputation has no 8 either
+    assert counted_as_catalogued(wh)
     assert_equals_full_recomputation(shop, wh)
 
 
@@ -163,6 +164,59 @@ def test_nothing_new_reads_no_batch_and_changes_nothing(shop, wh):
 
     assert how(run) == "incremental: 0 new batches of explore.orders"
     assert published(wh) == before
+
+
+# --- merges cost the keys they touch (i20h) ----------------------------------------------------
+def key_indexes(wh) -> list[str]:
+    """The indexes of chart.orders (PostgreSQL); DuckDB keeps none: its merge hashes the staged keys."""
+    if wh.vendor != "postgresql":
+        return []
+    with wh.cursor() as cur:
+        return [r[0] for r in cur.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'chart' AND tablename = 'orders'").fetchall()]
+
+
+def planner_defaults(wh) -> bool:
+    """The merge's planner hints (SET LOCAL) end with its transaction."""
+    if wh.vendor != "postgresql":
+        return True
+    with wh.cursor() as cur:
+        return [cur.execute(f"SHOW {s}").fetchone()[0] for s in ("enable_hashjoin", "enable_mergejoin")] == ["on"] * 2
+
+
+def counted_as_catalogued(wh) -> bool:
+    """The output's row count in the catalogue (a merge computes it, i20h) is the table's."""
+    return Dataset.objects.get(layer="chart", table="orders").row_count == wh.row_count("chart", "orders")
+
+
+def test_an_incremental_output_is_indexed_on_its_keys_and_merges_equal_a_full_recomputation(shop, wh):
+    pg = wh.vendor == "postgresql"
+    run_now(shop)  # published whole (replace), indexed on its keys before the swap
+    assert len(key_indexes(wh)) == (1 if pg else 0)
+    assert all(i.endswith("(order_id)") for i in key_indexes(wh))
+    # a few keys against the table (the index probed key by key), then every key (hashed, as the planner likes)
+    _orders(shop.data / "orders_002.csv", [(1, "shipped", "9.99"), (2, "delivered", "1"), (600, "placed", "6")])
+    assert how(run_now(shop)) == "incremental: 1 new batch of explore.orders"
+    assert planner_defaults(wh) and counted_as_catalogued(wh)
+    _orders(shop.data / "orders_003.csv", [(i, "returned", "0.10") for i in [*range(1, 201), 600]])
+    assert how(run_now(shop)) == "incremental: 1 new batch of explore.orders"
+    rows = {r[0]: r[1] for r in published(wh)}
+    assert set(rows.values()) == {"returned"} and len(rows) == 201
+    assert len(key_indexes(wh)) == (1 if pg else 0) and planner_defaults(wh) and counted_as_catalogued(wh)
+    assert_equals_full_recomputation(shop, wh)
+    assert len(key_indexes(wh)) == (1 if pg else 0)  # the full refresh published a new table, indexed again
+
+
+def test_a_merge_into_an_output_without_its_key_index_adds_it(shop, wh):
+    run_now(shop)
+    for definition in key_indexes(wh):  # as published before outputs were indexed
+        with wh.cursor() as cur:
+            cur.execute(f"DROP INDEX chart.{definition.split()[2]}")
+    _orders(shop.data / "orders_002.csv", [(3, "shipped", "3.33"), (700, "placed", "7")])
+    assert how(run_now(shop)) == "incremental: 1 new batch of explore.orders"
+    assert len(key_indexes(wh)) == (1 if wh.vendor == "postgresql" else 0)
+    assert dict((r[0], r[1]) for r in published(wh))[3] == "shipped"
+    assert_equals_full_recomputation(shop, wh)
 
 
 # --- the cases that recompute in full, each with its reason -----------------------------------

@@ -74,6 +74,9 @@ class RowCheck:
     keys_label: str = "duplicated key"
     drop_bad: str | None = None
     drop_joins: list[str] | None = None
+    # the failing rows as one predicate needing no join, for the sample of a few (a LIMIT): the
+    # referential check's NOT EXISTS probes the referenced key's index instead of a DISTINCT of its table
+    sample_bad: str | None = None
 
     @property
     def moved(self) -> tuple[str, list[str]]:

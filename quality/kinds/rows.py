@@ -392,6 +392,11 @@ class Referential(Kind):
             f" ON {alias}.{ref} = {alias}s.{col} WHERE {alias}s.{col} IS NOT NULL AND {alias}.{ref} IS NULL)"
         )
         rc = RowCheck(check, f"({target.col(column)} IS NOT NULL AND {alias}.{key} IS NULL)", joins=[join], count=count)
+        # The same rows, for a sample: a NOT EXISTS in the WHERE is planned as an anti-join that stops at the
+        # LIMIT, probing the referenced key's index where there is one (a Chart output of an incremental step),
+        # where the DISTINCT above reads the whole referenced table first.
+        rc.sample_bad = (f"({target.col(column)} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {other} AS {alias}x"
+                         f" WHERE {alias}x.{ref} = {target.col(column)}))")
         if span is not None:
             # The referenced keys as a bitmap of their range, probed in the scan; NULL (then the
             # anti-join above counts) if the referenced table changed since its range was read.

@@ -271,7 +271,9 @@ def test_replace_steps_keep_the_full_evaluation(wh, settings, simple_pipeline):
     assert run_now(pipeline, force=True).status == RunStatus.SUCCEEDED
     result = CheckResult.objects.filter(check_name="few").latest("id")
     assert (result.observed, result.covers) == (3, Covers.TABLE)
-    assert result.check_run.table_after is None
+    # the staged table is the whole table after publish: what it holds is kept for a merge gate after it (i20h)
+    people.refresh_from_db()
+    assert result.check_run.table_after == {"data_version": people.data_version, "rows": 3, "unique": {}}
 
 
 def test_the_api_and_the_admin_say_what_a_result_covers(wh, table, check, admin_client):
@@ -310,3 +312,62 @@ def test_a_gate_uses_what_the_last_publishing_gate_kept(wh, settings, simple_pip
     run = run_now(pipeline)
     assert run.status == RunStatus.FAILED  # counted exactly again: 6 rows, above the maximum
     assert "few" in run.step_runs.get(step_name="ingest").error
+
+
+def test_a_replace_gate_keeps_what_the_table_holds_after_its_drops(wh, table, check):
+    """A refine replacing its output stages the whole table: its gate keeps the rows and passing unique checks
+    (i20h), so the merge gate after it counts no published row, and answers as a full evaluation does."""
+    ds = table(PUBLISHED)
+    create_table(wh, "chart", "items__stg", [row(1), row(2), row(2, name="m"), row(4, name=None)])
+    ids = check(ds, "unique", ["id"], severity="warn")  # fails: 2 twice
+    pair = check(ds, "unique", ["id", "name"], severity="fail", name="unique_pair")  # passes
+    check(ds, "not_null", ["name"], severity="drop")  # moves row 4
+    check(ds, "row_count", [], max=50)
+    gate = run_checks(ds, trigger=CheckRun.Trigger.STEP, schema="chart", table="items__stg", whole_table=True)
+    assert gate.rows_quarantined == 1
+    ds.refresh_from_db()
+    assert gate.table_after == {"data_version": ds.data_version, "rows": 3,
+                                "unique": {str(pair.pk): {"columns": ["id", "name"], "failing": 0, "keys": 0}}}
+    assert str(ids.pk) not in gate.table_after["unique"]  # failing: the next gate counts it
+    # published as the table; then a merge of keys 2 and 5, told what the replace kept, or counting
+    create_table(wh, "chart", "items", [row(1), row(2), row(2, name="m")])
+    create_table(wh, "chart", "items__stg", [row(2, name="z"), row(5)])
+    create_table(wh, "chart", "items__after", [row(1), row(2, name="z"), row(5)])
+    merge = {"mode": WriteMode.MERGE, "target": "items", "published": True, "keys": ("id",)}
+    told = run_checks(ds, trigger=CheckRun.Trigger.STEP, schema="chart", table="items__stg", apply_drops=False,
+                      increment=Increment(**merge, base=gate.table_after))
+    counted = run_checks(ds, trigger=CheckRun.Trigger.STEP, schema="chart", table="items__stg", apply_drops=False,
+                         increment=Increment(**merge, base={}))
+    full = run_checks(ds, trigger=CheckRun.Trigger.MANUAL, schema="chart", table="items__after", apply_drops=False)
+    want = {r.check_name: comparable(r) for r in full.results.all()}
+    assert want["row_count_table"] == ("pass", 3, None) and want["unique_id"][0] == "pass"
+    assert {r.check_name: comparable(r) for r in told.results.all()} == want
+    assert {r.check_name: comparable(r) for r in counted.results.all()} == want
+    assert told.queries < counted.queries
+
+
+def test_a_gate_that_is_not_the_whole_table_keeps_nothing(wh, table, check):
+    ds = table(PUBLISHED)
+    create_table(wh, "chart", "items__stg", [row(1)])
+    check(ds, "row_count", [], max=50)
+    assert run_checks(ds, trigger=CheckRun.Trigger.STEP, schema="chart", table="items__stg").table_after is None
+
+
+def test_referential_samples_are_the_rows_the_anti_join_flags(wh, table, check):
+    """The sample of a referential check reads its failing rows by NOT EXISTS (an index probe, i20h): the same
+    rows as the LEFT JOIN of a DISTINCT the scan and the quarantine use, NULLs and duplicated references too."""
+    from quality.compiler import ALIAS, compile_plan, sample_sql
+
+    table([(i,) for i in (1, 2, 2, 3)], name="refs", columns=(("id", "integer"),))
+    ds = table([row(1), row(2), row(2, name="m"), row(8), row(9), row(9, name="m"), row(None)])
+    types = {c: t for c, t in (("id", "integer"), ("name", "text"), ("amount", "numeric"), ("code", "text"),
+                               ("seen_at", "timestamp"))}
+    rc = compile_plan(wh, [check(ds, "referential", ["id"], dataset="refs", column="id")], "chart", "items",
+                      types=types).row[0]
+    with wh.cursor() as cur:
+        flagged = sorted(cur.execute(f"SELECT {ALIAS}.id, {ALIAS}.name FROM {wh.table('chart', 'items')} AS {ALIAS}"
+                                     f" {' '.join(rc.joins)} WHERE {rc.bad}").fetchall())
+        sql, params = sample_sql(wh, compile_plan(wh, [rc.check], "chart", "items", types=types), rc, 50)
+        sampled = sorted((r[0], r[1]) for r in cur.execute(sql, params or None).fetchall())
+    assert flagged == sampled == [(8, "n"), (9, "m"), (9, "n")]
+    assert "NOT EXISTS" in sql and "DISTINCT" not in sql
