@@ -7,8 +7,8 @@ many or too few fields, bytes that are not the encoding). So such a file needs
 no DuckDB hop: its bytes go straight to ``COPY``, as in the hand-written floor.
 And because the content scan already knows where lines start, the file is cut
 at line starts into parts that separate connections load at the same time,
-each numbering its rows from a sequence that starts where its part starts —
-``_row_number`` stays the exact position of the record in the file.
+each numbering its rows from an identity column whose sequence starts where its part
+starts — ``_row_number`` stays the exact position of the record in the file.
 
 A file whose every quote is *simple* (``pipelines.sources.simple_quotes``: each
 quote opens or closes a whole field, in pairs on one line, no doubled quote
@@ -378,11 +378,13 @@ class Pipe:
     set from the first lines' length: about ``segment_bytes`` each), dealt in turn to up to
     ``streams`` parts: segment ``j`` goes to part ``j % streams``, each part a connection
     and a table of its own. A part starts when its first segment comes (a small file is
-    one part). Each segment is one ``COPY`` statement whose row numbers start where the
-    segment starts — ``setval`` of the part's sequence to ``j * R + 1`` — so
-    ``_row_number`` is the exact position of the record in the file, and a part's rows
-    are exactly those with ``part_key`` (``((_row_number - 1) / R) % streams``) equal to
-    its index: a CHECK declared when the table is made (checked per row as COPY writes,
+    one part). Segment ``j`` holds the rows whose ``_row_number / R`` is ``j`` (rows ``j*R``
+    to ``j*R + R - 1``; the first, from row 1, one line fewer). Each segment is one ``COPY``
+    statement whose row numbers start where the segment starts — ``setval`` of the part's
+    identity sequence to ``max(1, j * R)`` — so ``_row_number`` is the exact position of the
+    record in the file, and a part's rows are exactly those with ``part_key``
+    (``(_row_number / R) % streams``) equal to its index: a CHECK declared when the table
+    is made (checked per row as COPY writes,
     no pass of its own), by which the parts attach as LIST partitions of the batch's
     table with no scan. Cutting segments by lines, not bytes, is what makes that key a
     plain expression of the row number; the split point of a segment is found only in the
@@ -395,11 +397,17 @@ class Pipe:
     already loaded. Otherwise (``abort``) every part's transaction rolls back: nothing is
     left, and the file is loaded as before (DuckDB reads it and quarantines what it must).
 
-    What was weighed (issue 16, measured on 1M rows, PostgreSQL CPU): the row numbering
-    stays a sequence default (the record-to-line guarantee; about 0.1 s, 15 % of COPY's
-    own work): an identity column costs the same, and an expression that maps one
-    counter to dealt segments needs the counter twice, so each segment restarts the
-    part's sequence instead (one ``setval`` per segment). The batch's CHECK is validated
+    What was weighed (issue 16, measured on 1M every-field-quoted rows, PostgreSQL CPU of
+    one COPY: 0.68 s into a plain table): numbering rows costs 0.12 s with ``DEFAULT
+    nextval(seq)`` and 0.08 s with an identity column (no function call or privilege check
+    per row; storing the bigint itself is 0.04 s of that), so the rows are numbered by an
+    identity; PostgreSQL has no per-statement row ordinal a default could add to the
+    segment's start, and an expression that maps one counter to dealt segments needs the
+    counter twice, so each segment restarts the part's identity sequence instead (one
+    ``setval`` per segment). The part CHECK costs 0.06 s as ``((_row_number - 1) / R) %
+    streams`` (evaluated twice: PostgreSQL proves the partition key's IS NOT NULL only
+    from the same expression) and 0.03 s as ``(_row_number / R) % streams``, hence the
+    first segment's missing line. The batch's CHECK is validated
     by one pass over the part's rows (about 0.08 s; PostgreSQL cannot prove it from the
     column's default), done by every part at once. Parts side by side win when a CPU is
     free; on a saturated machine they cost what one COPY costs, plus a connection each.
