@@ -513,6 +513,28 @@ def test_segments_dealt_to_parts_keep_every_row_number_exact(
     assert _leftovers(pg) == []
 
 
+def test_the_smallest_segments_one_row_then_two_number_every_row_as_duckdb_does(
+    pg, piped, ingest_pipeline, make_csv, monkeypatch, settings
+):
+    # R = 2 (the least segment_rows gives): segment 0 is row 1 alone, then rows 2-3, 4-5, ...
+    # dealt to 3 parts; every field quoted, as the issue-16 files are.
+    _pinned_segments(monkeypatch, 2)
+    text = "".join(",".join(f'"{v}"' for v in line.split(",")) + "\n" for line in _csv(40).splitlines())
+    finished = _spy(monkeypatch, pgcopy.Pipe, "finish")
+    run = run_now(ingest_pipeline(location=str(make_csv(text, "piped/f.csv")), table="piped"))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert len(finished) == 1
+    parts = _part_of_each_row(pg, "piped")
+    assert sorted(parts) == list(range(1, 41))
+    assert all(table.endswith(f"_p{(n // 2) % 3}") for n, table in parts.items()), parts
+    settings.ATLAS_INGEST_DIRECT_COPY = False
+    parsed = run_now(ingest_pipeline(location=str(make_csv(text, "parsed/f.csv")), table="parsed"))
+    assert parsed.status == RunStatus.SUCCEEDED, parsed.error
+    cols = "id, name, city, amount, _row_number"
+    assert explore_rows(pg, "piped", cols) == explore_rows(pg, "parsed", cols) == _expected(_csv(40))
+    assert _leftovers(pg) == []
+
+
 def test_a_part_boundary_inside_a_quoted_field_with_a_line_break_loads_as_duckdb_does(
     pg, piped, ingest_pipeline, make_csv, monkeypatch, settings
 ):
