@@ -455,9 +455,18 @@ def test_by_default_every_file_is_piped_in_as_many_parts_as_streams(
 
 def test_segments_hold_about_the_bytes_asked_and_the_key_names_the_part():
     assert pgcopy.segment_rows(b"abcdefghi\n" * 10, 1000) == 100
-    assert pgcopy.segment_rows(b"no newline yet", 5) == 1  # never 0: a line longer than a segment
+    assert pgcopy.segment_rows(b"no newline yet", 5) == 2  # never < 2: a line longer than a segment
     assert pgcopy.segment_rows(b"", 5) == 5
-    assert pgcopy.part_key(50, 3) == "(((_row_number - 1) / 50) % 3)"
+    assert pgcopy.part_key(50, 3) == "((_row_number / 50) % 3)"
+    # Segment j holds the rows whose number / R is j: the first one a row fewer (rows start at 1).
+    firsts = [pgcopy.segment_first_row(j, 50) for j in range(4)]
+    sizes = [pgcopy.segment_size(j, 50) for j in range(4)]
+    assert firsts == [1, 50, 100, 150] and sizes == [49, 50, 50, 50]
+    assert all(first + size == nxt for first, size, nxt in zip(firsts, sizes, firsts[1:], strict=False))
+    assert all(
+        {n // 50 for n in range(first, first + size)} == {j}
+        for j, (first, size) in enumerate(zip(firsts, sizes, strict=True))
+    )
 
 
 def _pinned_segments(monkeypatch, rows: int) -> None:
@@ -479,7 +488,7 @@ def test_segments_dealt_to_parts_keep_every_row_number_exact(
 ):
     import gzip
 
-    _pinned_segments(monkeypatch, 40)  # 300 rows: 8 segments, the last of 20 (its last line without newline if not tail)
+    _pinned_segments(monkeypatch, 40)  # 300 rows: 8 segments (1-39, 40-79, ...), the last of 20 (its last line without newline if not tail)
     text = _csv(tail=tail)
     body = text if header else text.split("\n", 1)[1]
     data = gzip.compress(body.encode()) if compress else body.encode()
@@ -491,8 +500,8 @@ def test_segments_dealt_to_parts_keep_every_row_number_exact(
     assert len(finished) == 1 and run.step_runs.get().rows_out == ROWS
     parts = _part_of_each_row(pg, "piped")
     assert sorted(parts) == list(range(1, ROWS + 1))
-    for n, table in parts.items():  # segment j (40 rows) in part j % 3
-        assert table.endswith(f"_p{((n - 1) // 40) % 3}"), (n, table)
+    for n, table in parts.items():  # segment j (rows n with n // 40 == j) in part j % 3
+        assert table.endswith(f"_p{(n // 40) % 3}"), (n, table)
     settings.ATLAS_INGEST_DIRECT_COPY = False  # DuckDB reads the same file: the same rows, the same numbers
     parsed = run_now(ingest_pipeline(location=str(make_csv(data, "parsed/" + name)), table="parsed", **options))
     assert parsed.status == RunStatus.SUCCEEDED, parsed.error
@@ -504,13 +513,35 @@ def test_segments_dealt_to_parts_keep_every_row_number_exact(
     assert _leftovers(pg) == []
 
 
+def test_the_smallest_segments_one_row_then_two_number_every_row_as_duckdb_does(
+    pg, piped, ingest_pipeline, make_csv, monkeypatch, settings
+):
+    # R = 2 (the least segment_rows gives): segment 0 is row 1 alone, then rows 2-3, 4-5, ...
+    # dealt to 3 parts; every field quoted, as the issue-16 files are.
+    _pinned_segments(monkeypatch, 2)
+    text = "".join(",".join(f'"{v}"' for v in line.split(",")) + "\n" for line in _csv(40).splitlines())
+    finished = _spy(monkeypatch, pgcopy.Pipe, "finish")
+    run = run_now(ingest_pipeline(location=str(make_csv(text, "piped/f.csv")), table="piped"))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert len(finished) == 1
+    parts = _part_of_each_row(pg, "piped")
+    assert sorted(parts) == list(range(1, 41))
+    assert all(table.endswith(f"_p{(n // 2) % 3}") for n, table in parts.items()), parts
+    settings.ATLAS_INGEST_DIRECT_COPY = False
+    parsed = run_now(ingest_pipeline(location=str(make_csv(text, "parsed/f.csv")), table="parsed"))
+    assert parsed.status == RunStatus.SUCCEEDED, parsed.error
+    cols = "id, name, city, amount, _row_number"
+    assert explore_rows(pg, "piped", cols) == explore_rows(pg, "parsed", cols) == _expected(_csv(40))
+    assert _leftovers(pg) == []
+
+
 def test_a_part_boundary_inside_a_quoted_field_with_a_line_break_loads_as_duckdb_does(
     pg, piped, ingest_pipeline, make_csv, monkeypatch, settings
 ):
-    # Row 50 is the last line of segment 0: its quoted field breaks the line, so its second
-    # physical line is the first line of segment 1 (another part, another connection).
+    # Row 49 is the last line of segment 0 (rows 1-49): its quoted field breaks the line, so its
+    # second physical line is the first line of segment 1 (another part, another connection).
     _pinned_segments(monkeypatch, 50)
-    text = _csv().replace("\n50,name 50,", '\n50,"name\n50",')
+    text = _csv().replace("\n49,name 49,", '\n49,"name\n49",')
     finished = _spy(monkeypatch, pgcopy.Pipe, "finish")
     piped_run = run_now(ingest_pipeline(location=str(make_csv(text, "a.csv")), table="piped"))
     settings.ATLAS_INGEST_DIRECT_COPY = False
@@ -520,7 +551,7 @@ def test_a_part_boundary_inside_a_quoted_field_with_a_line_break_loads_as_duckdb
     cols = "id, name, city, amount, _row_number"
     rows = explore_rows(pg, "piped", cols)
     assert rows == explore_rows(pg, "parsed", cols)
-    assert len(rows) == ROWS and rows[49] == ("50", "name\n50", "Città 1", "75.0", 50)
+    assert len(rows) == ROWS and rows[48] == ("49", "name\n49", "Città 0", "73.5", 49)
     assert quarantine_rows(pg, "piped") == [] and _leftovers(pg) == []
     assert [p[1] for p in _partitions(pg, "piped")] == ["r"]  # DuckDB's load: one table
 
@@ -531,7 +562,7 @@ def test_a_bad_row_in_the_second_part_rolls_every_part_back_and_is_quarantined_o
 ):
     from pipelines.models import StepRun
 
-    _pinned_segments(monkeypatch, 100)  # row 120: segment 1 (rows 101-200), the second part
+    _pinned_segments(monkeypatch, 100)  # row 120: segment 1 (rows 100-199), the second part
     text = _csv(bad={120: bad})
     run = run_now(ingest_pipeline(location=str(make_csv(text))))
     assert run.status == RunStatus.SUCCEEDED, run.error
