@@ -96,24 +96,14 @@ class LocalSpark:
             self.process.wait(10)
 
 
-# For a server that lives minutes and runs many small statements (the test suite's): the JIT's
-# C1 tier only, and the serial collector. C2 recompiles hot code with CPU a short run never earns
-# back, and G1's concurrent threads compete with the queries on 2 CPUs for a 1 GiB heap. At load 9
-# on 2 CPUs this cut the server's CPU for the contract tests by 14 % (135 -> 116 s), its own start
-# from 8 to 4 CPU s, and a small INSERT or COUNT from 0.6-0.9 s to about 0.3 s. A long-lived server
-# with real data wants the defaults, so `start` keeps them unless asked.
-SHORT_LIVED_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-
-
 def start(
     root: Path, *, cores: int = 2, memory: str = "1g", port: int | None = None, timeout: float = 180,
-    conf: dict[str, str] | None = None, java_options: str = "",
+    conf: dict[str, str] | None = None,
 ) -> LocalSpark:
     """Start a Spark Connect server with its warehouse and catalog under ``root``; wait until it listens.
 
     ``cores``: ``local[cores]``; ``memory``: the driver's heap (``-Xmx``; local mode runs the
-    executors in the driver); ``java_options``: more JVM flags for the driver (for example
-    :data:`SHORT_LIVED_JAVA_OPTIONS`). Raises :class:`SparkUnavailable` with the reason and the end of
+    executors in the driver). Raises :class:`SparkUnavailable` with the reason and the end of
     the server's log when it cannot start or does not listen within ``timeout`` seconds.
     """
     if reason := missing():
@@ -135,7 +125,7 @@ def start(
         "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true",
         "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
         "spark.hadoop.hive.metastore.schema.verification": "false",
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root} -Djava.io.tmpdir={root / 'tmp'} {java_options}".strip(),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root} -Djava.io.tmpdir={root / 'tmp'}",
         "spark.local.dir": str(root / "tmp"),
         "spark.ui.enabled": "false",
         "spark.sql.shuffle.partitions": str(max(int(cores) * 2, 2)),
