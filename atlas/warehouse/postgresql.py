@@ -272,8 +272,8 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                     statements.append(pgsql.SQL("ALTER ROLE {} PASSWORD {}").format(
                         pgsql.Identifier(name), pgsql.Literal(roles.sql_password)
                     ))
-            # a key role created above has no member yet (pg_has_role refuses a missing role): a superuser needs none
-            if not (self._is_member(cur, owner, roles.key) if roles.key in existing else self._is_superuser(cur, owner)):
+            # a key role created above has no member yet (and pg_has_role refuses a missing role)
+            if roles.key not in existing or not self._is_member(cur, owner, roles.key):
                 statements.append(f"GRANT {privileges.qi(roles.key)} TO {privileges.qi(owner)}")
             statements += privileges.grant_sql(roles, owner)
             if roles.sql in existing:  # the former single operator-SQL role: it reads nothing here any more
@@ -282,11 +282,6 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
             statements += self._revoke_side_effect_functions(cur, owner, superuser=bool(superuser))
             statements += self._protect_key_table(cur, roles, owner)
             privileges.apply(conn, cur, statements)
-
-    @staticmethod
-    def _is_superuser(cur: Any, name: str) -> bool:
-        row = cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [name]).fetchone()
-        return bool(row and row[0])
 
     @staticmethod
     def _is_member(cur: Any, member: str, role: str) -> bool:
