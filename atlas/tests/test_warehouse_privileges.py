@@ -463,42 +463,6 @@ def test_roles_are_idempotent_and_race_safe(pg, settings):
 
 
 @pytest.mark.postgres
-def test_privileges_apply_in_one_transaction_all_or_none_and_retry_a_collision(pg):
-    """The setup's statements commit together: a failing one leaves none applied; a collision reruns them all."""
-    import psycopg
-
-    from atlas.warehouse import privileges
-
-    conn = pg._conn()
-    with conn.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS atlas.apply_probe")
-        with pytest.raises(psycopg.errors.UndefinedTable):
-            privileges.apply(conn, cur, ["CREATE TABLE atlas.apply_probe (a integer)",
-                                         "GRANT SELECT ON atlas.apply_probe_missing TO PUBLIC"])
-        assert cur.execute("SELECT to_regclass('atlas.apply_probe')").fetchone()[0] is None
-
-    class Colliding:
-        """A cursor whose second statement collides once, as a concurrent GRANT on a shared role does."""
-
-        def __init__(self, raw) -> None:
-            self.raw, self.calls = raw, 0
-
-        def execute(self, statement):
-            self.calls += 1
-            if self.calls == 2:
-                raise psycopg.errors.InternalError_("tuple concurrently updated")
-            return self.raw.execute(statement)
-
-    with conn.cursor() as raw:
-        colliding = Colliding(raw)
-        privileges.apply(conn, colliding, ["CREATE TABLE atlas.apply_probe (a integer)",
-                                           "COMMENT ON TABLE atlas.apply_probe IS 'applied'"])
-        assert colliding.calls == 4  # the first try rolled back after its collision, the second ran both
-        assert raw.execute("SELECT obj_description('atlas.apply_probe'::regclass)").fetchone()[0] == "applied"
-        raw.execute("DROP TABLE atlas.apply_probe")
-
-
-@pytest.mark.postgres
 def test_a_connection_that_may_not_create_roles_points_to_the_command(pg, settings):
     from atlas.warehouse.postgresql import PostgresWarehouse
 

@@ -232,14 +232,6 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
             self._privileges_ready = True
 
     def _apply_privileges(self, *, set_password: bool = False, owner: str | None = None) -> None:
-        """Read what is in place, then apply every role, grant and revoke in one transaction.
-
-        Every process that runs operator SQL applies them once (``ensure_privileges``): one
-        transaction commits once where about 90 statements in autocommit committed (and flushed
-        the WAL) one by one — about 0.3 s of each ``manage.py check_quality`` on a busy server,
-        0.02 s now. The statements are idempotent: a collision with another database of the
-        server doing the same at once retries the whole transaction (``privileges.apply``).
-        """
         roles = privileges.configured_roles()
         if owner:
             roles = privileges.Roles(owner=owner, sql=roles.sql, sql_password=roles.sql_password, key=roles.key)
@@ -257,31 +249,34 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                     [[*operator_roles, roles.key, roles.sql]],
                 ).fetchall()
             }
-            statements: list[Any] = []
             new_logins: list[str] = []
             for name, login in (*((r, True) for r in operator_roles), (roles.key, False)):
                 if name in existing:
                     continue
                 if not (superuser or createrole):
                     raise WarehouseError(f"the role {name!r} does not exist and {me!r} may not create it")
-                statements.append(privileges.create_role_sql(name, login=login))
+                privileges.retry(lambda n=name, lg=login: cur.execute(privileges.create_role_sql(n, login=lg)))
                 if login:
                     new_logins.append(name)
             if roles.sql_password:
                 for name in operator_roles if set_password else new_logins:
-                    statements.append(pgsql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                        pgsql.Identifier(name), pgsql.Literal(roles.sql_password)
+                    privileges.retry(lambda n=name: cur.execute(
+                        pgsql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                            pgsql.Identifier(n), pgsql.Literal(roles.sql_password)
+                        )
                     ))
-            # a key role created above has no member yet (and pg_has_role refuses a missing role)
-            if roles.key not in existing or not self._is_member(cur, owner, roles.key):
-                statements.append(f"GRANT {privileges.qi(roles.key)} TO {privileges.qi(owner)}")
-            statements += privileges.grant_sql(roles, owner)
+            if not self._is_member(cur, owner, roles.key):
+                privileges.retry(
+                    lambda: cur.execute(f"GRANT {privileges.qi(roles.key)} TO {privileges.qi(owner)}")
+                )
+            for statement in privileges.grant_sql(roles, owner):
+                privileges.retry(lambda s=statement: cur.execute(s))
             if roles.sql in existing:  # the former single operator-SQL role: it reads nothing here any more
-                statements += privileges.former_role_sql(roles, owner)
-            statements += self._lock_public_schema(cur, roles, owner)
-            statements += self._revoke_side_effect_functions(cur, owner, superuser=bool(superuser))
-            statements += self._protect_key_table(cur, roles, owner)
-            privileges.apply(conn, cur, statements)
+                for statement in privileges.former_role_sql(roles, owner):
+                    privileges.retry(lambda s=statement: cur.execute(s))
+            self._lock_public_schema(cur, roles, owner)
+            self._revoke_side_effect_functions(cur, owner, superuser=bool(superuser))
+            self._protect_key_table(cur, roles, owner)
 
     @staticmethod
     def _is_member(cur: Any, member: str, role: str) -> bool:
@@ -291,64 +286,61 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         ).fetchone()
         return bool(row and row[0])
 
-    def _lock_public_schema(self, cur: Any, roles: privileges.Roles, owner: str) -> list[str]:
+    def _lock_public_schema(self, cur: Any, roles: privileges.Roles, owner: str) -> None:
         """``public`` (Django's tables when both share a database) is not reachable by PUBLIC.
 
         Its owner (the database owner: Django's role) keeps every right; the warehouse
-        owner gets USAGE back when it is another role (pgcrypto lives there). The statements.
+        owner gets USAGE back when it is another role (pgcrypto lives there).
         """
         row = cur.execute(
             "SELECT pg_has_role(current_user, n.nspowner, 'USAGE') FROM pg_namespace n WHERE n.nspname = 'public'"
         ).fetchone()
         if not row or not row[0]:
             logger.info("Not the owner of schema public: leaving its PUBLIC grants to the database owner.")
-            return []
-        return [
+            return
+        for statement in (
             "REVOKE ALL ON SCHEMA public FROM PUBLIC",
             *(f"REVOKE ALL ON SCHEMA public FROM {privileges.qi(role)}" for role in roles.operator_roles()),
             f"GRANT USAGE ON SCHEMA public TO {privileges.qi(owner)}",
-        ]
+        ):
+            privileges.retry(lambda s=statement: cur.execute(s))
 
-    def _revoke_side_effect_functions(self, cur: Any, owner: str, *, superuser: bool) -> list[str]:
+    def _revoke_side_effect_functions(self, cur: Any, owner: str, *, superuser: bool) -> None:
         if not superuser:
             row = cur.execute(
                 "SELECT has_function_privilege(%s, 'pg_catalog.pg_notify(text, text)', 'EXECUTE')",
                 [privileges.configured_roles().for_layer("explore")],
             ).fetchone()
             if not row or not row[0]:
-                return []  # revoked already (``manage.py warehouse_roles --admin-url``)
+                return  # revoked already (``manage.py warehouse_roles --admin-url``)
             logger.info(
                 "Not a superuser: large-object, NOTIFY and advisory-lock functions stay callable by"
                 " PUBLIC in the warehouse; the SQL allowlist refuses them."
             )
-            return []
-        out = []
+            return
         for fn in privileges.SIDE_EFFECT_FUNCTIONS:
-            out += [f"REVOKE EXECUTE ON FUNCTION pg_catalog.{fn} FROM PUBLIC",
-                    f"GRANT EXECUTE ON FUNCTION pg_catalog.{fn} TO {privileges.qi(owner)}"]
-        return out
+            privileges.retry(lambda f=fn: cur.execute(f"REVOKE EXECUTE ON FUNCTION pg_catalog.{f} FROM PUBLIC"))
+            privileges.retry(
+                lambda f=fn: cur.execute(f"GRANT EXECUTE ON FUNCTION pg_catalog.{f} TO {privileges.qi(owner)}")
+            )
 
-    def _protect_key_table(self, cur: Any, roles: privileges.Roles, owner: str) -> list[str]:
+    def _protect_key_table(self, cur: Any, roles: privileges.Roles, owner: str) -> None:
         row = cur.execute(
             "SELECT tableowner FROM pg_tables WHERE schemaname = %s AND tablename = %s",
             [META_SCHEMA, self.PII_KEYS_TABLE],
         ).fetchone()
         if row and row[0] != roles.key:
-            return privileges.key_table_sql(roles, owner, self.table(META_SCHEMA, self.PII_KEYS_TABLE))
-        return []
+            for statement in privileges.key_table_sql(roles, owner, self.table(META_SCHEMA, self.PII_KEYS_TABLE)):
+                privileges.retry(lambda s=statement: cur.execute(s))
 
     def ensure_pii_hmac(self, key_id: str, ipad: bytes, opad: bytes) -> None:
         """Store the key (see ``Warehouse.ensure_pii_hmac``) in a table only the key role reads."""
         self.ensure_privileges()
         super().ensure_pii_hmac(key_id, ipad, opad)
         roles = privileges.configured_roles()
-        conn = self._conn()
-        try:
-            with conn.cursor() as cur:
-                owner = roles.owner or cur.execute("SELECT current_user").fetchone()[0]
-                privileges.apply(conn, cur, self._protect_key_table(cur, roles, owner))
-        except psycopg.Error as exc:
-            raise self._failure(exc) from exc
+        with self.cursor() as cur:
+            owner = roles.owner or cur.execute("SELECT current_user").fetchone()[0]
+            self._protect_key_table(cur, roles, owner)
 
     def setup_roles(self, *, owner: str | None = None, owner_password: str | None = None) -> None:
         """The management command's door: (re)apply roles, grants and the configured password.

@@ -250,24 +250,6 @@ def retry(action: Callable[[], None], *, attempts: int = 10) -> None:
         time.sleep(0.05 * (attempt + 1))
 
 
-def apply(conn, cur, statements: Sequence) -> None:
-    """Run ``statements`` (idempotent catalogue changes) in one transaction on ``conn``; all or none.
-
-    One commit for all of them (autocommit committed, and flushed the WAL, once per statement).
-    A collision with another database of the server changing the same shared catalogue rows at
-    once (see :func:`retry`) rolls the transaction back and runs it again.
-    """
-    if not statements:
-        return
-
-    def run() -> None:
-        with conn.transaction():
-            for statement in statements:
-                cur.execute(statement)
-
-    retry(run)
-
-
 def isolate_metadata_database(cur, roles: Roles) -> str:
     """Make the database ``cur`` is connected to (Django's metadata) unreachable by operator SQL.
 
