@@ -38,6 +38,14 @@ COMMANDS = {
 }
 
 
+def run_django_script(script: str, var_dir: Path) -> subprocess.CompletedProcess:
+    """``script`` in a fresh Python process with Django set up on the embedded default (no pytest in its environment)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(DEBUG="true", ATLAS_VAR_DIR=str(var_dir), DJANGO_SETTINGS_MODULE="atlas.settings")
+    return subprocess.run([sys.executable, "-c", "import sys, django; django.setup()\n" + script], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
 def imported_modules(args: list[str], var_dir: Path) -> tuple[set[str], subprocess.CompletedProcess]:
     """The modules a real ``manage.py`` process holds when it ends (read at exit: an ``-X importtime``
     report misses what is imported while a library has swapped ``sys.stderr``)."""
@@ -100,10 +108,7 @@ def test_what_was_made_lazy_still_loads_where_it_is_used():
 def test_an_admin_module_imported_before_the_site_is_used_registers_and_the_rest_still_load(tmp_path):
     """``atlas.schedule_admin`` imports django_celery_beat's admin, which registers at import: that
     registering must not discover every admin module halfway through the import (a circular import)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(DEBUG="true", ATLAS_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="atlas.settings")
     script = (
-        "import sys, django; django.setup()\n"
         "import atlas.schedule_admin\n"
         "assert 'pipelines.admin' not in sys.modules\n"
         "from django.contrib import admin\n"
@@ -112,8 +117,7 @@ def test_an_admin_module_imported_before_the_site_is_used_registers_and_the_rest
         "assert Dataset in admin.site._registry and 'pipelines.admin' in sys.modules\n"
         "print(type(admin.site._registry[PeriodicTask]).__module__)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = run_django_script(script, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "atlas.schedule_admin"  # Atlas's schedule admin replaced beat's, as before
 
@@ -122,14 +126,10 @@ def test_the_postgresql_warehouse_loads_without_duckdb(tmp_path):
     """DuckDB parses files for the PostgreSQL warehouse (its ingest): a process that only checks or
     queries (``check_quality`` on PostgreSQL) does not load it (0.07 s); the file load imports it
     (the ingest tests on PostgreSQL)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(DEBUG="true", ATLAS_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="atlas.settings")
     script = (
-        "import sys, django; django.setup()\n"
         "import atlas.warehouse.postgresql as pg\n"
         "assert 'duckdb' not in sys.modules, 'duckdb imported with the PostgreSQL warehouse'\n"
         "assert pg.PostgresWarehouse\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = run_django_script(script, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -34,13 +34,15 @@ from .workers import pooled_pipelines
 
 # Metadata queries of a one-step aggregate run, every default hook, the events not kept (no
 # OpenLineage endpoint): its pipeline's first run, and a run of it after that (nothing changed).
-FIRST_RUN_BUDGET = 50
-NEXT_RUN_BUDGET = 39
+# A first run reads its input's row count from the catalogue (one metadata query) where it counted
+# the input's rows in the warehouse (a scan of the table): one query more than 50, 39, 56 and 61 before.
+FIRST_RUN_BUDGET = 51
+NEXT_RUN_BUDGET = 40
 # The same with the events kept (an endpoint configured): the START and COMPLETE events read the graph.
-KEPT_EVENTS_BUDGET = 61
+KEPT_EVENTS_BUDGET = 62
 # With up-to-date steps skipped (the default outside tests: the beat benchmark's runs): its first run,
 # its versions read and stored; and a run of it after that, the step up to date.
-SKIPPING_FIRST_RUN_BUDGET = 56
+SKIPPING_FIRST_RUN_BUDGET = 57
 SKIPPING_UP_TO_DATE_BUDGET = 27
 
 WRITES = ("INSERT", "UPDATE", "DELETE")
