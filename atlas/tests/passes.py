@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from pathlib import Path
 # (NUL bytes, lengths, types), and each costs tens of CPU seconds a pass. Alone, ``make
 # test-embedded`` runs them as before.
 POSTGRES_PASS_FOLLOWS = "ATLAS_TEST_POSTGRES_PASS_FOLLOWS"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @dataclass
@@ -136,16 +138,19 @@ def wanted_spark() -> bool:
 
 def postgres_pass_will_run() -> bool:
     """Whether the PostgreSQL pass will run its tests: its server answers, or CI (where it must)."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        return True
+    return IN_CI or reachable("127.0.0.1", 5432)
+
+
+def reachable(host: str, port: int) -> bool:
+    """Whether a server listens at ``host:port`` (the suite's service guards use it too: atlas/tests/plugin.py)."""
     try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+        with socket.create_connection((host, port), timeout=1):
             return True
     except OSError:
         return False
 
 
-def side_by_side(make: str, passes: list[Pass], *, before: dict[str, object] | None = None) -> None:
+def side_by_side(make: str, passes: list[Pass], *, before: dict[str, Callable[[], str]] | None = None) -> None:
     """Run the passes at the same time; print each one's output whole when it ends, in the order they end.
 
     ``before``: by target, a callable run in that pass's thread first (the Spark pass waits

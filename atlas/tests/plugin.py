@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
-from atlas.tests.passes import POSTGRES_PASS_FOLLOWS  # once_on_postgres: see there
+from atlas.tests.passes import IN_CI, POSTGRES_PASS_FOLLOWS  # once_on_postgres: see there
+from atlas.tests.passes import reachable as _reachable
 
 ENGINE = os.environ.get("ATLAS_TEST_ENGINE", "embedded")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -39,14 +38,6 @@ _UNSET = object()
 
 # ---------------------------------------------------------------------------------------------
 # services
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def service_or_skip(name: str, host: str, port: int) -> None:
