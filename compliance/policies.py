@@ -502,8 +502,8 @@ def anonymise_text_columns(wh: Warehouse, schema: str, table: str, columns: Iter
     """Replace PII inside free text with its entity type, value by distinct value.
 
     The distinct values are analysed and anonymised with Presidio in batch
-    (:func:`anonymised_texts`); the changed ones are written to a mapping table and
-    applied with one UPDATE.
+    (:func:`anonymised_texts`); the changed ones replace the old in one pass
+    (``Warehouse.replace_values``).
     """
     changed_counts: dict[str, int] = {}
     for column in columns:
@@ -512,14 +512,6 @@ def anonymise_text_columns(wh: Warehouse, schema: str, table: str, columns: Iter
             values = [r[0] for r in cur.execute(f"SELECT DISTINCT {q} FROM {tbl} WHERE {q} IS NOT NULL").fetchall()]
         mapping = anonymised_texts([str(v) for v in values])
         changed_counts[column] = len(mapping)
-        if not mapping:
-            continue
-        map_name = f"{table[:40]}__pii_map"
-        mt = wh.table(schema, map_name)
-        with wh.transaction() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {mt}")
-            cur.execute(f"CREATE TABLE {mt} (old_value text, new_value text)")
-            cur.executemany(f"INSERT INTO {mt} (old_value, new_value) VALUES (%s, %s)", mapping)
-            cur.execute(f"UPDATE {tbl} AS t SET {q} = m.new_value FROM {mt} AS m WHERE t.{q} = m.old_value")
-            cur.execute(f"DROP TABLE {mt}")
+        if mapping:
+            wh.replace_values(schema, table, column, mapping)
     return changed_counts

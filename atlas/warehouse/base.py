@@ -565,6 +565,28 @@ class Warehouse(QualityOps, abc.ABC):
             cur.execute(f"DROP TABLE {tbl}")
             cur.execute(f"ALTER TABLE {tmp} RENAME TO {self.quote(name)}")
 
+    # Values per bound array in :meth:`replace_values` (two arrays of at most this many strings per statement).
+    REPLACE_CHUNK = 50_000
+
+    def replace_values(self, schema: str, table: str, column: str, mapping: Sequence[tuple[str, str]]) -> None:
+        """Replace each value of ``column`` in ``schema.table`` that ``mapping`` lists (old, new; olds distinct).
+
+        The in-text anonymisation's pass (``compliance.policies``). The pairs are Atlas's own values,
+        bound, never SQL text: a side table is filled from two bound arrays, ``REPLACE_CHUNK`` pairs
+        per statement (a statement per pair cost 87 µs a row on DuckDB, 44 s at 500k notes), then one
+        ``UPDATE … FROM``, all in one transaction.
+        """
+        q, tbl = self.quote(column), self.table(schema, table)
+        mt = self.table(schema, f"{table[:40]}__pii_map")
+        with self.transaction() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {mt}")
+            cur.execute(f"CREATE TABLE {mt} (old_value text, new_value text)")
+            for start in range(0, len(mapping), self.REPLACE_CHUNK):
+                chunk = mapping[start:start + self.REPLACE_CHUNK]
+                cur.execute(self.ops.insert_pairs_sql(mt), [[o for o, _ in chunk], [n for _, n in chunk]])
+            cur.execute(f"UPDATE {tbl} AS t SET {q} = m.new_value FROM {mt} AS m WHERE t.{q} = m.old_value")
+            cur.execute(f"DROP TABLE {mt}")
+
     def _column_diff(self, staged: list[Column], published: list[Column]) -> str | None:
         s = {c.name for c in staged}
         p = {c.name for c in published}

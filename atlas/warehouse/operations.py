@@ -43,6 +43,10 @@ class BaseOperations(abc.ABC):
     def regex_full_match(self, expr: str, pattern: str) -> str:
         """SQL true where ``expr`` matches the (trusted, Atlas-written) ``pattern`` as a whole."""
 
+    def insert_pairs_sql(self, table: str) -> str:
+        """``INSERT`` into the two-text-column ``table`` of the pairs zipped from two bound arrays (``%s``, ``%s``)."""
+        raise NotSupported(f"The {self.wh.vendor} warehouse binds no arrays (it overrides Warehouse.replace_values).")
+
     # --- deleting, locking ---------------------------------------------------------------
     @abc.abstractmethod
     def delete(self, cur: Cursor, sql: str, params: Sequence[Any]) -> int:
@@ -97,6 +101,9 @@ class DuckDBOperations(BaseOperations):
     def regex_full_match(self, expr: str, pattern: str) -> str:
         return f"regexp_full_match({expr}, {self.wh.literal(pattern)})"
 
+    def insert_pairs_sql(self, table: str) -> str:
+        return f"INSERT INTO {table} SELECT unnest(%s::VARCHAR[]), unnest(%s::VARCHAR[])"  # zipped: same length
+
     def delete(self, cur: Cursor, sql: str, params: Sequence[Any]) -> int:
         row = cur.execute(sql, params).fetchone()  # DuckDB answers a DELETE with its count
         return int(row[0]) if row else 0
@@ -136,6 +143,9 @@ class PostgresOperations(BaseOperations):
 
     def try_cast_timestamptz(self, expr: str) -> str:
         return f"{self.wh.quote(META_SCHEMA)}.{TRY_CAST_FUNCTION}({expr})"
+
+    def insert_pairs_sql(self, table: str) -> str:
+        return f"INSERT INTO {table} SELECT * FROM unnest(%s::text[], %s::text[])"
 
     def prepare_try_cast(self) -> None:
         # PostgreSQL 15 has no pg_input_is_valid: a small function catches the cast's error.

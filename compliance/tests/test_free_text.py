@@ -66,3 +66,52 @@ def test_the_corpus_exercises_every_free_text_entity():
     for entity in ("<EMAIL_ADDRESS>", "<PHONE_NUMBER>", "<PERSON>", "<CREDIT_CARD>", "<IBAN_CODE>", "<IP_ADDRESS>"):
         assert entity in seen, entity
     assert "nothing to see here" not in changed
+
+
+# --- writing the anonymised values back (Warehouse.replace_values) -----------------------------
+# Values a statement per pair or a careless literal would break: quotes, backslashes, a newline,
+# non-ASCII, SQL text, a value that is another pair's new value (replaced once, not twice), one
+# listed old value that is absent, and rows that must stay as they are (unlisted, NULL).
+TRICKY = ["O'Brien's note", "back\\slash", "two\nlines", "Jürgen Müller 📦", "'); DROP TABLE x; --", "<PERSON>",
+          "plain", "same"]
+
+
+def check_replace_values(wh, table: str, *, chunk: int | None = None) -> None:
+    """Stage ``chart.<table>``, replace through ``wh.replace_values`` and compare with the same map in Python."""
+    rows = [(i, v) for i, v in enumerate([*TRICKY, None, "keep me", "same"])]
+    mapping = [("O'Brien's note", "<PERSON>'s note"), ("back\\slash", "b"), ("two\nlines", "2 lines"),
+               ("Jürgen Müller 📦", "<PERSON> 📦"), ("'); DROP TABLE x; --", "<SQL>"), ("<PERSON>", "<P>"),
+               ("plain", "<PERSON>"), ("same", "same"), ("absent", "never")]
+    with wh.cursor() as cur:
+        cur.execute(f"CREATE TABLE chart.{table} (id integer, note text)")
+        cur.executemany(f"INSERT INTO chart.{table} VALUES (%s, %s)", rows)
+    if chunk is not None:
+        wh.REPLACE_CHUNK = chunk  # an instance attribute: several statements, not one
+    wh.replace_values("chart", table, "note", mapping)
+    new = dict(mapping)
+    with wh.cursor() as cur:
+        got = sorted(cur.execute(f"SELECT id, note FROM chart.{table}").fetchall())
+        assert not wh.table_exists("chart", f"{table}__pii_map")
+    assert got == [(i, new.get(v, v) if v is not None else None) for i, v in rows]
+
+
+def test_anonymised_values_are_written_back_exactly_across_statements(wh):
+    check_replace_values(wh, "notes_stg", chunk=3)
+
+
+def test_anonymise_text_columns_writes_what_presidio_says(wh):
+    """The whole pass on a staged table: each distinct note becomes anonymised_texts' answer, NULL stays NULL."""
+    from compliance.policies import anonymise_text_columns
+
+    notes = corpus(60)
+    with wh.cursor() as cur:
+        cur.execute("CREATE TABLE chart.people_stg (id integer, note text)")
+        cur.executemany("INSERT INTO chart.people_stg VALUES (%s, %s)",
+                        [(i, n) for i, n in enumerate([*notes, *notes[:10], None])])
+    expected = dict(anonymised_texts(notes))
+    assert anonymise_text_columns(wh, "chart", "people_stg", ["note"]) == {"note": len(expected)}
+    with wh.cursor() as cur:
+        got = dict(cur.execute("SELECT id, note FROM chart.people_stg").fetchall())
+    source = [*notes, *notes[:10], None]
+    assert got == {i: (expected.get(n, n) if n is not None else None) for i, n in enumerate(source)}
+    assert len(expected) > 20  # the corpus has PII in most notes
