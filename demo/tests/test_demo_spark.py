@@ -73,6 +73,8 @@ def test_the_demo_runs_end_to_end_on_spark(spark_wh, settings, tmp_path):
     # PII policies: the e-mail pseudonymised (keyed hash), the phone masked
     set_policy(ds[("chart", "customers")], "email", action="hash", actor=None)
     set_policy(ds[("chart", "customers")], "phone", action="mask", options={"keep_last": 2}, actor=None)
+    # and PII inside the free-text notes replaced by its type (Spark has no UPDATE: Warehouse.replace_values)
+    set_policy(ds[("chart", "customers")], "notes", action="anonymise_text", actor=None)
 
     # --- ingest, gates, policies, lineage ---------------------------------------------------
     run = run_now(pipeline)
@@ -97,6 +99,10 @@ def test_the_demo_runs_end_to_end_on_spark(spark_wh, settings, tmp_path):
     assert emails and all(HEX64.match(e) for e in emails)  # no clear e-mail reached Chart
     assert some_email == pseudonym(raw[some_id])  # the same token as Python's HMAC (and every other engine)
     assert phones and all(set(p[:-2]) <= {"*"} for p in phones)
+    pii_notes = sum(manifest["dirt"]["customers"]["notes"][k] for k in ("pii_phone", "pii_email", "pii_name"))
+    assert pii_notes and steps["refine_customers"].details["pii_anonymised_values"]["notes"] > 0
+    assert count(wh, "chart.customers", "notes LIKE '%%<%%>%%'") > 0  # "<EMAIL_ADDRESS>", "<PERSON>"…
+    assert count(wh, "chart.customers", "notes LIKE '%%@%%'") == 0  # no clear e-mail in a note
     lineage = [e.payload for e in OutboxEvent.objects.order_by("id")]
     assert lineage
     for payload in lineage:
