@@ -771,7 +771,7 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
                     f"SELECT *, {Warehouse.literal(batch_id)} AS _batch_id, current_timestamp AS _ingested_at,"
                     f" {Warehouse.literal(source_label)} AS _source, CAST(row_number() OVER () AS BIGINT) AS _row_number"
                     f" FROM ({scan.select_sql})"
-                ).fetch_record_batch(max(1, int(settings.ATLAS_SPARK_ARROW_ROWS)))
+                ).to_arrow_reader(max(1, int(settings.ATLAS_SPARK_ARROW_ROWS)))
                 for chunk in _arrow_chunks(reader, names):
                     self._ship(spark, chunk, name, first=rows == 0)
                     rows += chunk.num_rows

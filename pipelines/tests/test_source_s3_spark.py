@@ -21,7 +21,7 @@ from pipelines.models import RunStatus
 from .connector_fixtures import s3_options
 from .test_source_s3 import bucket
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark")]
+pytestmark = pytest.mark.slow
 
 OBJECTS = {
     "daily/2026-01-01.csv.gz": gzip.compress(b"id,name\n1,Ann\n2,Bob,extra\n3,Cy\n4,Di\n5,Ed\n"),
