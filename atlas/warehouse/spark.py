@@ -682,7 +682,7 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
                     f" SELECT {cols} FROM {self.sq(schema, target)} AS t WHERE NOT EXISTS"
                     f" (SELECT 1 FROM {replaced} AS s WHERE {match}) UNION ALL SELECT {cols} FROM {stg}"
                 )
-                if counts is not None:  # parts never change: the part's count is its Parquet footers' sum
+                if counts is not None:  # parts never change: what the new part lacks of before + staged was removed
                     counts["deleted"] = before + rows - self.row_count(schema, part)
                 parts = [part]
             else:
