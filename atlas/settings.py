@@ -144,6 +144,9 @@ ATLAS_DUCKDB_MEMORY_LIMIT = env.str("ATLAS_DUCKDB_MEMORY_LIMIT", default="1GB")
 # The Spark warehouse (WAREHOUSE_URL=sc://...): the parts a publish replaced are dropped this long
 # after, so a query planned before the swap still reads them (atlas/warehouse/spark.py).
 ATLAS_SPARK_RETIRE_SECONDS = env.float("ATLAS_SPARK_RETIRE_SECONDS", default=300)
+# A file Spark cannot read itself (a server elsewhere never sees the worker's files: object storage,
+# uploads) is parsed in the worker and sent to Spark in Arrow chunks of this many rows (memory: one chunk).
+ATLAS_SPARK_ARROW_ROWS = env.int("ATLAS_SPARK_ARROW_ROWS", default=200_000)
 # The DuckDB that parses files for the PostgreSQL warehouse: its threads and memory
 # (bounded so a bigger file takes no more memory, and PostgreSQL keeps a CPU).
 ATLAS_INGEST_PARSER_THREADS = env.int("ATLAS_INGEST_PARSER_THREADS", default=1)

@@ -54,3 +54,24 @@ def test_what_is_not_provably_exact_is_refused_with_its_reason(sql, reason):
 def test_a_batch_id_that_is_not_atlas_s_own_is_refused():
     with pytest.raises(NotIncremental, match="no valid id"):
         _rewrite(LATEST.format(src="explore.t"), batches=["b1') OR (TRUE"])
+
+
+def test_the_rewrite_transpiles_to_spark_sql_reading_only_the_new_batches():
+    """Issue 21: on Spark the rewritten SELECT runs as Spark SQL (DISTINCT ON as a row_number() window)."""
+    import sqlglot
+    from sqlglot import exp
+
+    from atlas.sql.transpile import to_spark
+
+    sql = ("WITH typed AS (SELECT CAST(trim(id) AS integer) AS id, lower(v) AS v, _ingested_at, _row_number"
+           " FROM explore.t AS x WHERE coalesce(v, '') <> 'ignore')"
+           " SELECT DISTINCT ON (id) id, v FROM typed ORDER BY id, _ingested_at DESC, _row_number DESC")
+    types = {("explore", "t"): {"id": "text", "v": "text", "_batch_id": "text", "_row_number": "bigint",
+                                "_ingested_at": "timestamp with time zone"}}
+    spark = to_spark(_rewrite(sql, batches=("b01", "b02")), types)
+
+    tree = sqlglot.parse_one(spark, read="spark")
+    (batches,) = [n for n in tree.find_all(exp.In) if n.this.name == "_batch_id"]
+    assert [e.name for e in batches.expressions] == ["b01", "b02"]
+    assert any(isinstance(w.this, exp.RowNumber) for w in tree.find_all(exp.Window))
+    assert "DISTINCT ON" not in spark.upper()

@@ -138,6 +138,16 @@ def test_publish_replace_append_merge_and_the_receipt(events):
     stage(events, "navigate", "out__r3a1_stg", "SELECT id, 'x' AS seen FROM chart.events WHERE id >= 2")
     assert events.publish(schema="navigate", staging="out__r3a1_stg", target="out", mode="merge", keys=["id"]) == 2
     assert rows(events, "SELECT * FROM navigate.out ORDER BY id") == [(1, "a"), (2, "x"), (3, "x")]
+    # an incremental step's merge (issue 20): the keys it staged before its checks (1 and 3) are replaced, a key
+    # whose new row a check dropped (3) leaves the table, as the other engines' DELETE ... WHERE EXISTS does
+    stage(events, "navigate", "out__r4a1_stg", "SELECT id, 'y' AS seen FROM chart.events WHERE id = 1")
+    stage(events, "navigate", "out__r4a1_k", "SELECT id FROM chart.events WHERE id IN (1, 3)")
+    counts: dict[str, int] = {}
+    assert events.publish(schema="navigate", staging="out__r4a1_stg", target="out", mode="merge", keys=["id"],
+                          delete_keys_from="out__r4a1_k", counts=counts) == 1
+    assert rows(events, "SELECT * FROM navigate.out ORDER BY id") == [(1, "y"), (2, "x")]
+    assert counts == {"deleted": 2}
+    events.drop_table("navigate", "out__r4a1_k")
     assert events.has_receipt("r1") and not events.has_receipt("r2")
     # the staging tables are gone, the parts are the backend's own: the janitor sees the dataset only
     assert events.relations(["navigate"]) == [("navigate", "out", "table")]

@@ -12,7 +12,8 @@ replaces the view in one catalog operation (``CREATE OR REPLACE VIEW``: one meta
 * replace: the staged table becomes the one part; append: the view gains the staged part (a
   ``UNION ALL``, nothing copied; an Explore table is one part per loaded file, as PostgreSQL
   keeps one partition per file); merge: one new part holds the published rows whose key is not
-  staged plus the staged rows.
+  replaced (staged, or given by an incremental step before its checks dropped rows) plus the
+  staged rows, so an incremental transform's keyed merge runs here as on the other engines.
 * A reader sees the old view or the new one, never a half-written table: a query resolves the
   view once, when it is planned. Parts the new view no longer names are *retired*, dropped
   ``ATLAS_SPARK_RETIRE_SECONDS`` later (by a later publish, ``drop_retired``), so a query planned
@@ -133,6 +134,8 @@ def _quiet_client_logs() -> None:
 
 class SparkFeatures(BaseFeatures):
     transactions = False
+    # The keyed merge writes one new part and swaps the view (``publish``): incremental steps run here
+    incremental_transforms = True
     # An Explore view's parts are its batches (sparkparts): retention drops them whole
     partitioned_explore_tables = True
 
@@ -637,18 +640,26 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
     # --- publishing ---------------------------------------------------------------------
     def publish(
         self, *, schema: str, staging: str, target: str, mode: WriteMode | str, keys: Sequence[str] = (),
-        receipt: str | None = None, key_index: bool = False, counts: dict[str, int] | None = None,
+        receipt: str | None = None, delete_keys_from: str | None = None, key_index: bool = False,  # noqa: ARG002
+        counts: dict[str, int] | None = None,
     ) -> int:
         """Move a staged table into place by one view swap (see the module's docstring); rows written.
 
-        ``key_index`` and ``counts`` are accepted and ignored: Spark tables keep no indexes, and no keyed
-        merge of an incremental step runs here (``features.incremental_transforms``).
+        A merge writes one new part, the published rows whose key is not replaced plus the staged
+        rows, and swaps the view to it alone: a reader sees the table before or after, and a step
+        killed before the swap leaves it as it was (the part, unnamed, is a leftover). The keys
+        replaced are the staged ones, or those ``delete_keys_from`` holds (an incremental step's keys
+        before its checks dropped rows, ``pipelines.incremental``): a key whose new row a check
+        dropped leaves the table, as the other engines' merge deletes it. ``counts``: the rows the
+        merge removed under ``"deleted"``. ``key_index`` is accepted and ignored: Spark tables keep no
+        indexes (the merge's anti join hashes the keys).
         """
         mode = WriteMode(mode)
         staged_cols, exists = self._publishable(schema, staging, target, mode, keys)
         names = [c.name for c in staged_cols]
         stg = self.sq(schema, staging)
-        if mode is WriteMode.MERGE and exists:
+        merge = mode is WriteMode.MERGE and exists
+        if merge:
             key_list = ", ".join(f"`{_ident(k)}`" for k in keys)
             (dupes,) = self._run(
                 f"SELECT count(*) FROM (SELECT {key_list} FROM {stg} GROUP BY {key_list} HAVING count(*) > 1) AS d"
@@ -661,21 +672,26 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         rows = self.row_count(schema, staging)
         part = self._new_part(target)
         try:
-            if mode is WriteMode.MERGE and exists:
+            if merge:
+                before = self.row_count(schema, target) if counts is not None else 0
+                replaced = self.sq(schema, delete_keys_from or staging)
                 match = " AND ".join(f"s.`{_ident(k)}` = t.`{_ident(k)}`" for k in keys)
                 cols = ", ".join(f"`{_ident(c)}`" for c in names)
                 self._run(
                     f"CREATE TABLE {self.sq(schema, part)} USING parquet AS"
                     f" SELECT {cols} FROM {self.sq(schema, target)} AS t WHERE NOT EXISTS"
-                    f" (SELECT 1 FROM {stg} AS s WHERE {match}) UNION ALL SELECT {cols} FROM {stg}"
+                    f" (SELECT 1 FROM {replaced} AS s WHERE {match}) UNION ALL SELECT {cols} FROM {stg}"
                 )
-                self._run(f"DROP TABLE IF EXISTS {stg}")
+                if counts is not None:  # parts never change: what the new part lacks of before + staged was removed
+                    counts["deleted"] = before + rows - self.row_count(schema, part)
                 parts = [part]
             else:
                 self._run(f"ALTER TABLE {stg} RENAME TO {self.sq(schema, part)}")
                 keep = self._parts(schema, target) if exists and mode is WriteMode.APPEND and self._kind(schema, target) == "VIEW" else []
                 parts = [*keep, part]
             self._swap(schema, target, parts, staged_cols, receipt=receipt)
+            if merge:
+                self._run(f"DROP TABLE IF EXISTS {stg}")
         except WarehouseError as exc:
             raise WarehouseError(f"Publishing into {schema}.{target} ({mode.value}) failed: {exc}") from exc
         if receipt is not None:
@@ -755,7 +771,11 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
     ) -> LoadResult:
         """Parse the file (DuckDB's reader, with Atlas's quarantine of unparseable records) and ship its rows to Spark as Arrow.
 
-        The fallback of ``load_file`` (``atlas.warehouse.sparkingest``) where Spark's own readers cannot read the file.
+        The fallback of ``load_file`` (``atlas.warehouse.sparkingest``) where Spark's own readers cannot read the file:
+        a server elsewhere (a cluster, a hosted Spark) never sees the worker's files, so an object fetched from object
+        storage, or a file a local server cannot read exactly, is parsed here. The rows go in chunks of
+        ``ATLAS_SPARK_ARROW_ROWS`` (each one Arrow message, appended to the staging table), so the worker holds
+        one chunk, not the file, whatever its size.
         """
         import duckdb
 
@@ -765,30 +785,38 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         if stream is not None:
             stream.materialise()
         con = duckdb.connect(config=parser_config())
+        spark = self.spark()
+        self.drop_table(schema, staging)
+        name = f"{_ident(schema)}.{_ident(staging)}"
+        rows = 0
         try:
             scan = plan_scan(path, fmt, options, tag=staging, max_line_bytes=settings.ATLAS_INGEST_MAX_LINE_BYTES, duck=con)
             self.ensure_explore_table(schema, target, scan.columns)
             names = [*scan.columns, *LOAD_COLUMNS]
             try:
-                table = con.sql(
+                reader = con.sql(
                     f"SELECT *, {Warehouse.literal(batch_id)} AS _batch_id, current_timestamp AS _ingested_at,"
                     f" {Warehouse.literal(source_label)} AS _source, CAST(row_number() OVER () AS BIGINT) AS _row_number"
                     f" FROM ({scan.select_sql})"
-                ).to_arrow_table()
+                ).to_arrow_reader(max(1, int(settings.ATLAS_SPARK_ARROW_ROWS)))
+                for chunk in _arrow_chunks(reader, names):
+                    self._ship(spark, chunk, name, first=rows == 0)
+                    rows += chunk.num_rows
+                if rows == 0:  # no row: the staging table still has the file's columns
+                    self._ship(spark, reader.schema.empty_table().rename_columns(names), name, first=True)
             except duckdb.Error as exc:
                 raise IngestError(f"{path}: {exc}") from exc
             rejects = scan.collect_rejects(con)
-        finally:
+        finally:  # a staging table shipped in part is a leftover the janitor drops, as every staging table
             con.close()
-        table = table.rename_columns(names)
-        self.drop_table(schema, staging)
-        spark = self.spark()
+        return LoadResult(rows=rows, columns=scan.columns, rejects=rejects)
+
+    def _ship(self, spark: Any, table: Any, name: str, *, first: bool) -> None:
+        """One Arrow chunk written into the staging table ``name`` (created by the first)."""
         try:
-            df = spark.createDataFrame(table)
-            df.write.format("parquet").mode("error").saveAsTable(f"{_ident(schema)}.{_ident(staging)}")
+            spark.createDataFrame(table).write.format("parquet").mode("error" if first else "append").saveAsTable(name)
         except Exception as exc:  # noqa: BLE001
             raise self._failure(exc) from exc
-        return LoadResult(rows=table.num_rows, columns=scan.columns, rejects=rejects)
 
     def claim_batches(self, cur: Cursor, batches: Sequence[StagedBatch], *, replace: bool) -> list[StagedBatch]:
         """The ledger rows of ``batches`` (no transaction on Spark: a batch already in the ledger is not claimed)."""
@@ -884,6 +912,15 @@ def _instants(rows: list[tuple], df: Any) -> list[tuple]:
               for v, ok in zip(row, instant, strict=False))
         for row in rows
     ]
+
+
+def _arrow_chunks(reader: Any, names: list[str]) -> Iterator[Any]:
+    """The non-empty record batches of a DuckDB result, each an Arrow table with the staging table's column names."""
+    import pyarrow as pa
+
+    for batch in reader:
+        if batch.num_rows:
+            yield pa.Table.from_batches([batch]).rename_columns(names)
 
 
 def _arg(value: Any) -> Any:

@@ -2,7 +2,8 @@
 
 On the session's local Spark Connect server (``atlas/tests/sparkserver.py``), nothing mocked:
 the demo pipeline with the default hooks (ingest, quality gates, PII policies, lineage), its
-Navigate tables compared with the embedded engine's on the same files, a steward's subject
+a 1 % append read incrementally (the refines merge by key), the Chart and Navigate tables compared
+with the embedded engine's full refresh of the same files, a steward's subject
 keys, an access export, an erasure with its independent proof, and retention of the raw
 layer by load date. Runs in ``make test-spark`` (CI).
 """
@@ -30,6 +31,8 @@ from privacy import keys, service
 from retention.models import RetentionPolicy
 from retention.services import apply_policy, save_policy
 
+from .test_demo_incremental import append_and_run_incrementally, glob_order_sources
+
 pytestmark = pytest.mark.slow
 
 DEMO_HOOKS = [
@@ -46,13 +49,13 @@ def count(wh, table: str, where: str = "true", params=()) -> int:
         return int(cur.execute(f"SELECT count(*) FROM {table} WHERE {where}", list(params)).fetchone()[0])
 
 
-def navigate_tables(wh) -> dict[str, list[tuple]]:
-    """Every published Navigate table's rows, sorted, numbers as Decimal rounded to cents (engines differ in type)."""
+def published_tables(wh, layers=("navigate",)) -> dict[str, list[tuple]]:
+    """Every published table's rows in ``layers``, sorted, numbers as Decimal rounded to cents (engines differ in type)."""
     out = {}
-    for ds in Dataset.objects.filter(layer="navigate").order_by("table"):
+    for ds in Dataset.objects.filter(layer__in=layers).order_by("layer", "table"):
         with wh.cursor() as cur:
-            rows = cur.execute(f"SELECT * FROM navigate.{ds.table}").fetchall()
-        out[ds.table] = sorted(tuple(_plain(v) for v in r) for r in rows)
+            rows = cur.execute(f"SELECT * FROM {ds.layer}.{ds.table}").fetchall()
+        out[ds.qualified_table] = sorted(tuple(_plain(v) for v in r) for r in rows)
     return out
 
 
@@ -67,6 +70,7 @@ def test_the_demo_runs_end_to_end_on_spark(spark_wh, settings, tmp_path):
     settings.PII_SCAN_AFTER_INGEST = False
     settings.OPENLINEAGE_URL = ""
     call_command("load_demo", "--rows", str(ROWS))
+    glob_order_sources()  # orders*.csv: the 1 % appended below is a new batch
     manifest = json.loads((settings.ATLAS_DEMO_DIR / "manifest.json").read_text())
     pipeline = Pipeline.objects.get(name=PIPELINE)
     ds = {(d.layer, d.table): d for d in Dataset.objects.all()}
@@ -120,15 +124,18 @@ def test_the_demo_runs_end_to_end_on_spark(spark_wh, settings, tmp_path):
         stats = payload["outputs"][0]["outputFacets"]["outputStatistics"]
         assert stats["size"] > 0 and stats["fileCount"] >= 1
 
-    # --- the embedded engine on the same files gives the same Navigate tables ------------------
-    on_spark = navigate_tables(wh)
-    assert on_spark["customer_lifetime_value"] and on_spark["daily_revenue"]
+    # --- a 1 % append: the incremental refines read the new batches only and merge by key -----------
+    append_and_run_incrementally(pipeline, appended=max(2, ROWS // 100))
+
+    # --- the embedded engine's full refresh of the same files gives the same tables -------------------
+    on_spark = published_tables(wh, ("chart", "navigate"))
+    assert on_spark["navigate.customer_lifetime_value"] and on_spark["navigate.daily_revenue"]
     settings.WAREHOUSE_URL = f"duckdb:///{tmp_path / 'embedded.duckdb'}"
     reset_warehouses()
     get_warehouse().ensure_schemas()
     embedded_run = run_now(pipeline, full_refresh=True)
     assert embedded_run.status == RunStatus.SUCCEEDED, embedded_run.error
-    assert navigate_tables(get_warehouse()) == on_spark
+    assert published_tables(get_warehouse(), ("chart", "navigate")) == on_spark
     reset_warehouses()
     settings.WAREHOUSE_URL = wh.url
     wh = get_warehouse()
@@ -179,3 +186,4 @@ def test_the_demo_runs_end_to_end_on_spark(spark_wh, settings, tmp_path):
     assert gone.status == "succeeded", gone.error
     assert gone.method == "partition drop" and gone.partitions_dropped >= 1
     assert gone.rows_removed == before and count(wh, "explore.orders") == 0
+
