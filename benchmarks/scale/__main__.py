@@ -101,19 +101,21 @@ def main() -> None:
     data = demo_files(rows)
     files = {p.name: p.stat().st_size for p in sorted(data.iterdir()) if p.suffix in (".csv", ".jsonl")}
     name = os.environ.get("BENCH_RESULTS", "scale")
-    results = []
+    generated = json.loads((data / "bench-complete.json").read_text())["seconds"]
     for engine in engines:
         print(f"scale: {engine}, {rows:,} orders", flush=True)
-        results.append(one(engine, data))
-    # The other engines' figures at this size are kept (one engine can be measured again alone).
-    earlier = RESULTS / f"{name}.json"
-    if earlier.exists() and (old := json.loads(earlier.read_text())).get("rows") == rows:
-        results = [r for r in old["results"] if r["engine"] not in engines] + results
+        # Written after each engine (an engine's run can take an hour: a stopped benchmark keeps the ones done).
+        # The other engines' figures at this size are kept (one engine can be measured again alone).
+        result = one(engine, data)
+        earlier = RESULTS / f"{name}.json"
+        old = json.loads(earlier.read_text()) if earlier.exists() else {}
+        results = [r for r in old.get("results", []) if r["engine"] != engine] if old.get("rows") == rows else []
+        results.append(result)
         results.sort(key=lambda r: ENGINES.index(r["engine"]) if r["engine"] in ENGINES else len(ENGINES))
-    out = {"rows": rows, "files": files, "results": results, "cpus": os.cpu_count(),
-           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "generated": json.loads((data / "bench-complete.json").read_text())["seconds"]}
-    write_results(name, out, render(out))
+        out = {"rows": rows, "files": files, "results": results, "cpus": os.cpu_count(),
+               "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "generated": generated}
+        write_results(name, out, render(out))
 
 
 def render(data: dict) -> list[str]:
