@@ -12,6 +12,6 @@ from __future__ import annotations
 import pytest
 
 pytest.register_assert_rewrite("atlas.tests.plugin")
-pytest_plugins = ["atlas.tests.plugin", "atlas.tests.sparkserver", "atlas.tests.engine_free", "atlas.tests.cpu_report"]
+pytest_plugins = ["atlas.tests.plugin", "atlas.tests.testdb", "atlas.tests.sparkserver", "atlas.tests.engine_free", "atlas.tests.cpu_report"]
 
 from atlas.tests.plugin import ENGINE, IN_CI, service_or_skip  # noqa: E402, F401  (``from conftest import ...``)

@@ -75,7 +75,7 @@ def spark_wh(spark_url, db, settings):
     settings.ATLAS_SPARK_RETIRE_SECONDS = 0
     wh = get_warehouse()
     for schema in (*LAYER_SCHEMAS, META_SCHEMA):
-        wh._run(f"DROP DATABASE IF EXISTS `{schema}` CASCADE")
+        wh._command(f"DROP DATABASE IF EXISTS `{schema}` CASCADE")
     wh.ensure_schemas()
     yield wh
     reset_warehouses()

@@ -288,3 +288,30 @@ def test_anonymised_values_are_written_back_exactly_on_spark(spark_wh):
     from compliance.tests.test_free_text import check_replace_values
 
     check_replace_values(spark_wh, "notes_stg")
+
+
+# --- commands in one round trip (SparkWarehouse._command) ---------------------------------------
+
+def test_a_command_sent_once_leaves_what_the_collected_way_leaves(spark_wh):
+    """DDL and INSERT through ``_command`` (no collect) run at once and leave the same tables and rows as ``_run``."""
+    wh = spark_wh
+    for run, table in ((wh._command, "by_command"), (wh._run, "by_run")):
+        run(f"CREATE TABLE `chart`.`{table}` (id BIGINT, v STRING) USING parquet")
+        run(f"INSERT INTO `chart`.`{table}` VALUES (?, ?), (?, ?)", [1, "a", 2, None])
+        run(f"ALTER TABLE `chart`.`{table}` RENAME TO `chart`.`{table}_kept`")
+        run(f"CREATE TABLE `chart`.`{table}_dropped` USING parquet AS SELECT 1 AS one")
+        run(f"DROP TABLE `chart`.`{table}_dropped`")
+    assert set(wh._tables("chart")) == {"by_command_kept", "by_run_kept"}
+    by_command = wh._run("SELECT * FROM `chart`.`by_command_kept` ORDER BY id")
+    assert by_command == wh._run("SELECT * FROM `chart`.`by_run_kept` ORDER BY id") == [(1, "a"), (2, None)]
+    with pytest.raises(WarehouseError, match="already exists"):  # raised when sent, as _run raises it
+        wh._command("CREATE TABLE `chart`.`by_command_kept` (id BIGINT) USING parquet")
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1", "SHOW TABLES IN chart", "DESCRIBE TABLE chart.t", "WITH x AS (SELECT 1) SELECT * FROM x"])
+def test_a_query_is_refused_as_a_command_before_anything_is_sent(sql):
+    """A query sent without collecting would not run: ``_command`` refuses it (no server needed)."""
+    wh = SparkWarehouse("sc://127.0.0.1:9")
+    with pytest.raises(ValueError, match="not a command"):
+        wh._command(sql)
+    assert wh._session is None

@@ -81,6 +81,8 @@ from .sparkrows import SparkRows
 PART_RE = re.compile(r"__atlas_v[0-9a-f]{12}$")
 PARTS_PROPERTY = "atlas.parts"
 RETIRED_TABLE = "spark_retired_parts"
+# Statements Spark Connect runs as soon as it receives them (SparkWarehouse._command).
+_COMMAND_RE = re.compile(r"\s*(CREATE|DROP|ALTER|INSERT|TRUNCATE)\b", re.IGNORECASE)
 # Spark's error classes about a value of the data: their messages quote it (``hide_values``).
 _DATA_ERROR_CLASSES = ("CAST_", "ARITHMETIC", "DIVIDE_BY_ZERO", "NUMERIC_", "INVALID_FRACTION", "DATETIME_",
                        "INVALID_ARRAY_INDEX", "CANNOT_PARSE", "BINARY_ARITHMETIC")
@@ -323,6 +325,17 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         """Run Atlas's own Spark SQL (already in Spark's dialect) and return its rows."""
         return [tuple(r) for r in self._collect(self._sql(sql, params))]
 
+    def _command(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run a command of Atlas's own (DDL, INSERT) whose result is not read: one round trip, not two.
+
+        Spark Connect runs a command when it receives it and answers with a relation of its result;
+        :meth:`_run` then sends that relation back to be collected, a second request the server plans
+        and executes for nothing. Errors are raised here as in :meth:`_run`.
+        """
+        if not _COMMAND_RE.match(sql):
+            raise ValueError(f"not a command Spark runs when it receives it: {sql[:60]!r}")
+        self._sql(sql, params)
+
     @contextmanager
     def cursor(self) -> Iterator[Cursor]:
         yield SparkCursor(self)
@@ -351,16 +364,16 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
     # --- catalogue ----------------------------------------------------------------------
     def ensure_schemas(self) -> None:
         for schema in (*LAYER_SCHEMAS, META_SCHEMA):
-            self._run(f"CREATE DATABASE IF NOT EXISTS `{_ident(schema)}`")
-        self._run(
+            self._command(f"CREATE DATABASE IF NOT EXISTS `{_ident(schema)}`")
+        self._command(
             f"CREATE TABLE IF NOT EXISTS {self.sq(META_SCHEMA, 'loaded_batches')} (dataset STRING, checksum STRING,"
             " batch_id STRING, source STRING, rows_loaded BIGINT, loaded_at TIMESTAMP) USING parquet"
         )
-        self._run(
+        self._command(
             f"CREATE TABLE IF NOT EXISTS {self.sq(META_SCHEMA, 'published_steps')} (receipt STRING, published_at TIMESTAMP)"
             " USING parquet"
         )
-        self._run(
+        self._command(
             f"CREATE TABLE IF NOT EXISTS {self.sq(META_SCHEMA, RETIRED_TABLE)} (schema_name STRING, part STRING,"
             " retired_at TIMESTAMP) USING parquet"
         )
@@ -417,11 +430,11 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         kind = self._kind(schema, name)
         if kind == "VIEW":
             parts = self._parts(schema, name)
-            self._run(f"DROP VIEW IF EXISTS {self.sq(schema, name)}")
+            self._command(f"DROP VIEW IF EXISTS {self.sq(schema, name)}")
             for part in parts:
-                self._run(f"DROP TABLE IF EXISTS {self.sq(schema, part)}")
+                self._command(f"DROP TABLE IF EXISTS {self.sq(schema, part)}")
         elif kind == "TABLE":
-            self._run(f"DROP TABLE IF EXISTS {self.sq(schema, name)}")
+            self._command(f"DROP TABLE IF EXISTS {self.sq(schema, name)}")
 
     def row_count(self, schema: str, name: str) -> int:
         return int(self._run(f"SELECT count(*) FROM {self.sq(schema, name)}")[0][0])
@@ -432,7 +445,7 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
 
     def create_table_as(self, schema: str, name: str, select_sql: str) -> int:
         self.drop_table(schema, name)
-        self._run(f"CREATE TABLE {self.sq(schema, name)} USING parquet AS {select_sql}")
+        self._command(f"CREATE TABLE {self.sq(schema, name)} USING parquet AS {select_sql}")
         return self.row_count(schema, name)
 
     # --- views over parts -----------------------------------------------------------------
@@ -456,7 +469,7 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         if kind == "TABLE":
             # A plain table made outside a publish (a test, an older install): it becomes a part first.
             part = self._new_part(target)
-            self._run(f"ALTER TABLE {self.sq(schema, target)} RENAME TO {self.sq(schema, part)}")
+            self._command(f"ALTER TABLE {self.sq(schema, target)} RENAME TO {self.sq(schema, part)}")
             old = [part]
         selects = []
         for part in parts:
@@ -470,7 +483,7 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         props = f"'{PARTS_PROPERTY}' = {self._lit(','.join(parts))}"
         if receipt is not None:
             props += f", 'atlas.receipt' = {self._lit(receipt)}"
-        self._run(f"CREATE OR REPLACE VIEW {self.sq(schema, target)} TBLPROPERTIES ({props}) AS {body}")
+        self._command(f"CREATE OR REPLACE VIEW {self.sq(schema, target)} TBLPROPERTIES ({props}) AS {body}")
         retired = [p for p in old if p not in parts]
         if retired:
             self._retire(schema, retired)
@@ -484,11 +497,11 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         grace = float(settings.ATLAS_SPARK_RETIRE_SECONDS)
         if grace <= 0:
             for part in parts:
-                self._run(f"DROP TABLE IF EXISTS {self.sq(schema, part)}")
+                self._command(f"DROP TABLE IF EXISTS {self.sq(schema, part)}")
             return
         retired = self.sq(META_SCHEMA, RETIRED_TABLE)
         values = ", ".join(f"({self._lit(schema)}, {self._lit(p)}, current_timestamp())" for p in parts)
-        self._run(f"INSERT INTO {retired} VALUES {values}")
+        self._command(f"INSERT INTO {retired} VALUES {values}")
         self.drop_retired()
 
     def drop_retired(self) -> int:
@@ -500,7 +513,7 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
             f" WHERE retired_at < current_timestamp() - make_dt_interval(0, 0, 0, {grace:f})"
         )
         for schema, part in due:
-            self._run(f"DROP TABLE IF EXISTS {self.sq(schema, part)}")
+            self._command(f"DROP TABLE IF EXISTS {self.sq(schema, part)}")
         if due:
             self._rewrite_without(
                 META_SCHEMA, RETIRED_TABLE, f"retired_at < current_timestamp() - make_dt_interval(0, 0, 0, {grace:f})", []
@@ -531,11 +544,11 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         keep = f"SELECT * FROM {src} WHERE NOT coalesce(({cond}), false)"
         # Atlas's metadata tables: a copy, then INSERT OVERWRITE (Spark cannot overwrite what it reads).
         tmp = f"{name[:40]}__atlas_rw{uuid.uuid4().hex[:8]}"
-        self._run(f"CREATE TABLE {self.sq(schema, tmp)} USING parquet AS {keep}", params)
+        self._command(f"CREATE TABLE {self.sq(schema, tmp)} USING parquet AS {keep}", params)
         try:
-            self._run(f"INSERT OVERWRITE TABLE {self.sq(schema, name)} SELECT * FROM {self.sq(schema, tmp)}")
+            self._command(f"INSERT OVERWRITE TABLE {self.sq(schema, name)} SELECT * FROM {self.sq(schema, tmp)}")
         finally:
-            self._run(f"DROP TABLE IF EXISTS {self.sq(schema, tmp)}")
+            self._command(f"DROP TABLE IF EXISTS {self.sq(schema, tmp)}")
         return before - self.row_count(schema, name)
 
     # --- operator SQL -----------------------------------------------------------------
@@ -677,7 +690,7 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
                 replaced = self.sq(schema, delete_keys_from or staging)
                 match = " AND ".join(f"s.`{_ident(k)}` = t.`{_ident(k)}`" for k in keys)
                 cols = ", ".join(f"`{_ident(c)}`" for c in names)
-                self._run(
+                self._command(
                     f"CREATE TABLE {self.sq(schema, part)} USING parquet AS"
                     f" SELECT {cols} FROM {self.sq(schema, target)} AS t WHERE NOT EXISTS"
                     f" (SELECT 1 FROM {replaced} AS s WHERE {match}) UNION ALL SELECT {cols} FROM {stg}"
@@ -686,16 +699,16 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
                     counts["deleted"] = before + rows - self.row_count(schema, part)
                 parts = [part]
             else:
-                self._run(f"ALTER TABLE {stg} RENAME TO {self.sq(schema, part)}")
+                self._command(f"ALTER TABLE {stg} RENAME TO {self.sq(schema, part)}")
                 keep = self._parts(schema, target) if exists and mode is WriteMode.APPEND and self._kind(schema, target) == "VIEW" else []
                 parts = [*keep, part]
             self._swap(schema, target, parts, staged_cols, receipt=receipt)
             if merge:
-                self._run(f"DROP TABLE IF EXISTS {stg}")
+                self._command(f"DROP TABLE IF EXISTS {stg}")
         except WarehouseError as exc:
             raise WarehouseError(f"Publishing into {schema}.{target} ({mode.value}) failed: {exc}") from exc
         if receipt is not None:
-            self._run(
+            self._command(
                 f"INSERT INTO {self.sq(META_SCHEMA, 'published_steps')} VALUES (?, current_timestamp())", [receipt]
             )
         return rows
@@ -724,16 +737,16 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
                 schema, table, f"SELECT {items} FROM {self.sq(schema, table)} AS t LEFT JOIN `{view}` AS m ON t.{col} = m.old_value"
             )
         finally:
-            self._run(f"DROP VIEW IF EXISTS `{view}`")
+            self._command(f"DROP VIEW IF EXISTS `{view}`")
 
     def _rewrite_as(self, schema: str, name: str, select_sql: str) -> None:
         """``schema.name`` replaced by ``select_sql`` (Spark's dialect) in a new part."""
         part = self._new_part(name)
-        self._run(f"CREATE TABLE {self.sq(schema, part)} USING parquet AS {select_sql}")
+        self._command(f"CREATE TABLE {self.sq(schema, part)} USING parquet AS {select_sql}")
         if self._kind(schema, name) == "TABLE":
             # a staging table: replaced by its rewrite (no reader sees a staging table)
-            self._run(f"DROP TABLE {self.sq(schema, name)}")
-            self._run(f"ALTER TABLE {self.sq(schema, part)} RENAME TO {self.sq(schema, name)}")
+            self._command(f"DROP TABLE {self.sq(schema, name)}")
+            self._command(f"ALTER TABLE {self.sq(schema, part)} RENAME TO {self.sq(schema, name)}")
             return
         self._swap(schema, name, [part], self.columns(schema, part))
 
@@ -754,7 +767,7 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
             part = self._new_part(target)
             cols = self._explore_columns(columns)
             defs = ", ".join(f"`{_ident(c.name)}` {_spark_type(c.type)}" for c in cols)
-            self._run(f"CREATE TABLE {self.sq(schema, part)} ({defs}) USING parquet")
+            self._command(f"CREATE TABLE {self.sq(schema, part)} ({defs}) USING parquet")
             self._swap(schema, target, [part], cols)
             return
         have = self.columns(schema, target)
@@ -831,7 +844,7 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         if not mine:
             raise NothingClaimed
         values = ", ".join("(?, ?, ?, ?, ?, current_timestamp())" for _ in mine)
-        self._run(
+        self._command(
             f"INSERT INTO {ledger} VALUES {values}",
             [v for b in mine for v in (b.dataset, b.checksum, b.batch_id, b.source, b.rows)],
         )
@@ -847,7 +860,7 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         new = []
         for batch in batches:
             part = self._new_part(target)
-            self._run(f"ALTER TABLE {self.sq(schema, batch.staging)} RENAME TO {self.sq(schema, part)}")
+            self._command(f"ALTER TABLE {self.sq(schema, batch.staging)} RENAME TO {self.sq(schema, part)}")
             new.append(part)
         self._swap(schema, target, [*keep, *new], self.columns(schema, target))
 
@@ -866,20 +879,20 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         """
         keys = self.sq(META_SCHEMA, self.PII_KEYS_TABLE)
         block_key = bytes(b ^ 0x36 for b in ipad)
-        self._run(f"CREATE DATABASE IF NOT EXISTS `{META_SCHEMA}`")
-        self._run(
+        self._command(f"CREATE DATABASE IF NOT EXISTS `{META_SCHEMA}`")
+        self._command(
             f"CREATE TABLE IF NOT EXISTS {keys} (key_id STRING, ipad BINARY, opad BINARY, block_key BINARY) USING parquet"
         )
         stored = [(bytes(i), bytes(o)) for i, o in self._run(f"SELECT ipad, opad FROM {keys} WHERE key_id = ?", [key_id])]
         if stored != [(bytes(ipad), bytes(opad))]:
             self._rewrite_without(META_SCHEMA, self.PII_KEYS_TABLE, "key_id = ?", [key_id])
-            self._run(f"INSERT INTO {keys} VALUES (?, ?, ?, ?)", [key_id, bytes(ipad), bytes(opad), block_key])
+            self._command(f"INSERT INTO {keys} VALUES (?, ?, ?, ?)", [key_id, bytes(ipad), bytes(opad), block_key])
         self._create_pii_hmac_function()
 
     def _create_pii_hmac_function(self) -> None:
         # A SQL function (Spark 4): HMAC-SHA256 from its definition over Spark's sha2, the same token
         # as Python's hmac and the other engines for the same key and text.
-        self._run(
+        self._command(
             f"CREATE OR REPLACE FUNCTION `{META_SCHEMA}`.`{self.PII_HMAC_FUNCTION}`(v STRING, ipad BINARY, opad BINARY)"
             " RETURNS STRING RETURN sha2(concat(opad, unhex(sha2(concat(ipad, encode(v, 'UTF-8')), 256))), 256)"
         )

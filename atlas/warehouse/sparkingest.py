@@ -237,7 +237,7 @@ class SparkIngest:
             self._write(out, schema, staging)
         finally:
             for name in (lines_t, parsed_t):
-                self._run(f"DROP TABLE IF EXISTS `{schema}`.`{name}`")  # type: ignore[attr-defined]
+                self._command(f"DROP TABLE IF EXISTS `{schema}`.`{name}`")  # type: ignore[attr-defined]
         return rejects
 
 

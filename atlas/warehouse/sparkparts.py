@@ -71,7 +71,7 @@ class SparkPartRewrites:
         replaced: dict[str, str] = {}
         for part in touched:
             new = self._new_part(view)
-            self._run(
+            self._command(
                 f"CREATE TABLE {self.sq(schema, new)} USING parquet AS SELECT * FROM"
                 f" ({self._part_select(schema, part, columns)}) AS {name} WHERE NOT coalesce(({cond}), false)",
                 params,
@@ -89,7 +89,7 @@ class SparkPartRewrites:
 
             empty = self._new_part(view)
             defs = ", ".join(f"{_q(c.name)} {_spark_type(c.type)}" for c in columns)
-            self._run(f"CREATE TABLE {self.sq(schema, empty)} ({defs}) USING parquet")
+            self._command(f"CREATE TABLE {self.sq(schema, empty)} ({defs}) USING parquet")
             keep = [empty]
         self._swap(schema, view, keep, columns)
 

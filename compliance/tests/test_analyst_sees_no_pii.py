@@ -22,7 +22,7 @@ from compliance.masking import mask_dicts, mask_value
 from pipelines.models import Dataset, RunStatus
 
 from .conftest import run_now
-from .demo import clear_pii, confirm_customer_findings, leaks, load_demo, user_in_role
+from .demo import Needles, clear_pii, confirm_customer_findings, leaks, load_demo, user_in_role
 
 pytestmark = [pytest.mark.slow, pytest.mark.step_hooks]  # the demo as it runs: PII scans, policies, gates
 HREF = re.compile(r'href="(/admin/[^"]*)"')
@@ -89,7 +89,8 @@ def test_an_analyst_receives_no_clear_pii_from_any_admin_page(client, wh):
     ]
     assert set(must_see) <= set(visited), set(must_see) - set(visited)
     assert len(visited) > 50
-    problems = {path: found for path, text in pages.items() if (found := leaks(text, clear))}
+    needles = Needles(clear)
+    problems = {path: found for path, text in pages.items() if (found := needles.found(text))}
     assert problems == {}, {p: v[:5] for p, v in problems.items()}
     # The analyst saw placeholders, never a clear value, and nothing was audited as seen in clear.
     assert "[EMAIL_ADDRESS hidden]" in pages[must_see[0]]
@@ -102,7 +103,7 @@ def test_an_analyst_receives_no_clear_pii_from_any_admin_page(client, wh):
     statuses, pages = crawl(client, compliance_pages + must_see, follow=False)
     finding = reverse("admin:compliance_piifinding_change", args=[raw.pii_findings.get(column="email").pk])
     assert statuses[finding] == 200 and "[EMAIL_ADDRESS hidden]" in pages[finding]
-    problems = {path: found for path, text in pages.items() if (found := leaks(text, clear))}
+    problems = {path: found for path, text in pages.items() if (found := needles.found(text))}
     assert problems == {}, {p: v[:5] for p, v in problems.items()}
 
     # The steward, who may, sees clear values on the same page (and the view is audited).
