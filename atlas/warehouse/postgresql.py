@@ -27,9 +27,9 @@ from psycopg import sql as pgsql
 from . import interrupts, pgcopy, privileges
 from .base import (
     BATCH_CONSTANT_COLUMNS,
-    Column,
     LAYER_SCHEMAS,
     META_SCHEMA,
+    Column,
     Cursor,
     FileFormat,
     FileLayout,
