@@ -112,3 +112,25 @@ def test_a_role_sees_only_what_it_may_use_either_way(catalogue):
             cur.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}")
             cur.execute(f"REVOKE ALL ON SCHEMA {schema} FROM {role}")
             cur.execute(f"DROP ROLE {role}")
+
+
+def test_the_schemas_check_from_pg_catalog_is_information_schemas(wh):
+    """Every step asks whether the layers' schemas and Atlas's own tables are there: the same answer either way."""
+    if wh.vendor != "postgresql":
+        pytest.skip("PostgreSQL warehouse only")
+    assert wh._schemas_present() is Warehouse._schemas_present(wh) is True
+    with wh.cursor() as cur:
+        cur.execute("ALTER TABLE atlas.published_steps RENAME TO published_steps_away")
+    try:
+        assert wh._schemas_present() is Warehouse._schemas_present(wh) is False
+    finally:
+        with wh.cursor() as cur:
+            cur.execute("ALTER TABLE atlas.published_steps_away RENAME TO published_steps")
+    with wh.cursor() as cur:
+        cur.execute("ALTER SCHEMA navigate RENAME TO navigate_away")
+    try:
+        assert wh._schemas_present() is Warehouse._schemas_present(wh) is False
+    finally:
+        with wh.cursor() as cur:
+            cur.execute("ALTER SCHEMA navigate_away RENAME TO navigate")
+    assert wh._schemas_present() is True

@@ -607,7 +607,7 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                         cur.execute(f"GRANT SELECT ON {tbl} TO {readers}")
         return int(rows)
 
-    # What information_schema.columns and .tables answer for one table, read from pg_catalog directly:
+    # What information_schema.columns, .tables and .schemata answer, read from pg_catalog directly:
     # the same rows (relation kinds, temporary schemas, privileges, and data_type as the views spell it:
     # format_type without modifiers, "ARRAY", "USER-DEFINED", a domain as its base type), without
     # planning the views' dozen joins on every call — about a millisecond of the server's CPU each,
@@ -643,6 +643,23 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         "  OR pg_catalog.has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')"
         "  OR pg_catalog.has_any_column_privilege(c.oid, 'SELECT, INSERT, UPDATE, REFERENCES'))"
     )
+
+    _SCHEMAS_PRESENT_SQL = (
+        "SELECT (SELECT count(*) FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY(%s)"
+        "  AND (pg_catalog.pg_has_role(n.nspowner, 'USAGE') OR pg_catalog.has_schema_privilege(n.oid, 'CREATE, USAGE'))),"
+        " (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace nc ON nc.oid = c.relnamespace"
+        "  WHERE nc.nspname = %s AND c.relname = ANY(%s)"
+        "  AND c.relkind IN ('r', 'v', 'f', 'p') AND NOT pg_catalog.pg_is_other_temp_schema(nc.oid)"
+        "  AND (pg_catalog.pg_has_role(c.relowner, 'USAGE')"
+        "   OR pg_catalog.has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')"
+        "   OR pg_catalog.has_any_column_privilege(c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')))"
+    )
+
+    def _schemas_present(self) -> bool:
+        schemas, tables = (*LAYER_SCHEMAS, META_SCHEMA), ("loaded_batches", "published_steps")
+        with self.cursor() as cur:
+            row = cur.execute(self._SCHEMAS_PRESENT_SQL, [list(schemas), META_SCHEMA, list(tables)]).fetchone()
+        return bool(row) and (row[0], row[1]) == (len(schemas), len(tables))
 
     def columns(self, schema: str, name: str) -> list[Column]:
         with self.cursor() as cur:
