@@ -12,7 +12,8 @@ from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas.settings")
 
-app = Celery("atlas")
+# Celery's Django fix-up, keeping a worker's database connections between tasks (atlas.worker_db).
+app = Celery("atlas", fixups=["atlas.worker_db:fixup"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -60,6 +61,7 @@ def solo_runs(n: int, source_table: str) -> dict:
                             sql=f"SELECT {i} AS pipeline, count(*) AS n FROM {source_table}")
         runs.append(runner.start_run(pipeline, dispatch=False))
     walls, cpus, queries = [], [], []
+    counters = database_counters()
     machine_from, load_from = machine_cpu_seconds(), os.getloadavg()[0]
     for run in runs:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -71,11 +73,13 @@ def solo_runs(n: int, source_table: str) -> dict:
         run.refresh_from_db()
         if run.status != "succeeded":
             raise SystemExit(f"a one-step run failed: {run.error}")
+    machine = (machine_cpu_seconds() - machine_from) / n
     return {
         "runs": n,
+        **counters_since(counters, n),
         "wall_median": statistics.median(walls),
         "cpu_median": statistics.median(cpus),
-        "machine_cpu_per_run": (machine_cpu_seconds() - machine_from) / n,
+        "machine_cpu_per_run": machine,
         "metadata_queries_median": statistics.median(queries),
         "load_average": [load_from, os.getloadavg()[0]],
     }
@@ -100,6 +104,38 @@ def database_connections() -> int:
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
         return cur.fetchone()[0]
+
+
+def database_counters() -> dict[str, int]:
+    """This database's sessions opened and transactions committed so far, every process's (pg_stat_database).
+
+    PostgreSQL forks a backend per session: sessions per run count the connections a run opens.
+    The figures are flushed by each backend about once a second, so they are read after a pause.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_stat_clear_snapshot()")
+        cur.execute("SELECT sessions, xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        sessions, commits = cur.fetchone()
+    return {"sessions": sessions, "commits": commits}
+
+
+def counters_since(before: dict[str, int], runs: int) -> dict[str, float]:
+    time.sleep(2)  # the backends' figures flushed (at most once a second each, and as they end)
+    now = database_counters()
+    return {f"{k}_per_run": (now[k] - before[k]) / runs for k in before}
+
+
+def profile_workers(pids: list[int]) -> list[subprocess.Popen]:
+    """``BENCH_PROFILE_DIR``: py-spy samples each worker (every thread) while the burst runs; nothing otherwise."""
+    if not (out := os.environ.get("BENCH_PROFILE_DIR")):
+        return []
+    Path(out).mkdir(parents=True, exist_ok=True)
+    spy = os.environ.get("BENCH_PY_SPY", "py-spy")
+    return [subprocess.Popen([spy, "record", "-p", str(pid), "-r", "100", "-f", "raw", "-o",
+                              str(Path(out) / f"worker-{n}.txt"), "--nonblocking"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for n, pid in enumerate(pids)]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -180,6 +216,8 @@ def main() -> None:
         busy_from = cpu_seconds(beat.pid)
         workers_from = sum(cpu_seconds(p.pid) for p in procs)
         machine_from = machine_cpu_seconds()
+        counters = database_counters()
+        spies = profile_workers([p.pid for p in procs])
         deadline = due.timestamp() + 900
         connections_peak = 0
         burst = PipelineRun.objects.exclude(pipeline__name__startswith="solo_").exclude(pk=first.pk)
@@ -195,6 +233,9 @@ def main() -> None:
             time.sleep(0.2)
         workers_cpu = sum(cpu_seconds(p.pid) for p in procs) - workers_from
         machine_cpu = machine_cpu_seconds() - machine_from
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
     finally:
         for p in [beat, *procs]:
             p.terminate()
@@ -203,6 +244,7 @@ def main() -> None:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
+    database = counters_since(counters, count)  # (the workers' backends flushed their figures as they ended)
     runs = list(burst.values("created_at", "started_at", "finished_at", "status"))
     d = due.timestamp()
     queued = [r["created_at"].timestamp() - d for r in runs]
@@ -228,6 +270,7 @@ def main() -> None:
         "runs_per_second": len(runs) / span,
         "workers_cpu_per_run": workers_cpu / len(runs),
         "machine_cpu_per_run": machine_cpu / len(runs),
+        "database": database,
         "solo": solo,
         "beat_idle": {**idle, "cpu_per_tick": idle["cpu"] / max(idle["ticks"], 1)},
         "beat_dispatch_cpu": dispatch_cpu,

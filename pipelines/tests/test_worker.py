@@ -149,3 +149,48 @@ def test_a_background_task_whose_worker_is_killed_is_failed_by_the_reaper(broker
     assert task.state == "failed" and task.finished_at
     assert "stopped reporting" in task.error and "ATLAS_TASK_LOST_SECONDS=2" in task.error
     assert background.reap_lost_tasks() == 0  # failed once
+
+
+def test_a_worker_keeps_its_database_connection_between_runs_and_replaces_a_terminated_one(
+    broker, simple_pipeline, start, tmp_path
+):
+    """atlas.worker_db: one metadata connection serves run after run (no backend forked per task); one
+    terminated between two runs (a database restart) is replaced by the next task, which succeeds."""
+    import psycopg
+    from django.db import connection
+
+    db = connection.settings_dict
+    app_name = "atlas-kept-connection"
+    start(*WORKER, DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+                                f"{db['PORT'] or 5432}/{db['NAME']}?application_name={app_name}")
+    admin = psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"] or "postgres",
+                            dbname=db["NAME"], autocommit=True)
+
+    def metadata_backends() -> set[int]:
+        """The worker's Django connections (the warehouse's and operator SQL's have other names)."""
+        return {pid for (pid,) in admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()",
+            [app_name]).fetchall()}
+
+    def run_once(pipeline):
+        run = runner.start_run(pipeline, trigger=Trigger.API)
+
+        def ended():
+            run.refresh_from_db()
+            return not run.is_active
+
+        _wait_for(ended, tmp_path, timeout=300)
+        assert run.status == RunStatus.SUCCEEDED and run.attempt == 1, run.error
+        # Once the run's heartbeat thread has closed its own connection, the task's is what is left.
+        return _wait_for(lambda: (b := metadata_backends()) and len(b) == 1 and b, tmp_path)
+
+    try:
+        pipeline = simple_pipeline()
+        kept = run_once(pipeline)
+        assert run_once(pipeline) == kept, "the second run used the connection of the first"
+        assert admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid = ANY(%s)",
+                             [list(kept)]).fetchone()[0] == 1
+        replaced = run_once(pipeline)
+        assert replaced and replaced != kept
+    finally:
+        admin.close()
