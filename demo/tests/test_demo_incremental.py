@@ -67,6 +67,10 @@ def test_an_append_is_read_incrementally_and_the_demo_publishes_what_a_full_refr
     assert plans["refine_orders"]["mode"] == "incremental" and plans["refine_orders"]["batches"] == 1
     assert plans["refine_order_items"]["mode"] == "incremental"
     assert plans["refine_customers"]["reason"] == "0 new batches of explore.customers"
+    aggregates = {sr.step_name: sr.details.get(incremental.DETAILS)
+                  for sr in run.step_runs.filter(step_name__in=("daily_revenue", "customer_lifetime_value"))}
+    assert aggregates["daily_revenue"]["reason"] == "affected groups of chart.order_items, chart.orders (merged by key)"
+    assert aggregates["customer_lifetime_value"]["mode"] == "incremental", aggregates
     after_append = published(wh)
     full = run_now(pipeline, full_refresh=True)
     assert full.status == RunStatus.SUCCEEDED, full.error
