@@ -174,7 +174,7 @@ class TransformWork:
         merge: dict = {}
         if ctx.incremental:  # the published rows of every key staged are replaced, even if a check drops its row
             if grouped is not None:  # every affected group: one the recomputation no longer gives leaves the table
-                keys = groups
+                keys = ctx.merge_keys_from = groups
             else:
                 keys = incremental.changes_name(ctx.target, tag, "k")
                 ctx.staged_tables.append(keys)

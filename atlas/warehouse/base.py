@@ -689,13 +689,13 @@ class Warehouse(QualityOps, abc.ABC):
         lets the engine look keys up).
         """
         tgt = self.table(schema, target)
-        deleted = self.ops.delete(cur, f"DELETE FROM {tgt} AS t WHERE {self._key_match(schema, keys_table, keys)}", [])
+        deleted = self.ops.delete(cur, f"DELETE FROM {tgt} AS t WHERE {self.key_match(schema, keys_table, keys)}", [])
         if self._keys_have_nulls(cur, schema, keys_table, keys):
             deleted += self.ops.delete(
-                cur, f"DELETE FROM {tgt} AS t WHERE {self._key_match(schema, keys_table, keys, nulls=True)}", [])
+                cur, f"DELETE FROM {tgt} AS t WHERE {self.key_match(schema, keys_table, keys, nulls=True)}", [])
         return deleted
 
-    def _key_match(self, schema: str, keys_table: str, keys: Sequence[str], *, nulls: bool = False) -> str:
+    def key_match(self, schema: str, keys_table: str, keys: Sequence[str], *, nulls: bool = False) -> str:
         """A row ``t`` whose key ``keys_table`` holds: by equality; ``nulls``: the keys with a NULL, null-safe."""
         if not nulls:
             match = " AND ".join(f"s.{self.quote(k)} = t.{self.quote(k)}" for k in keys)
@@ -722,9 +722,9 @@ class Warehouse(QualityOps, abc.ABC):
         tgt = self.table(schema, target)
         with self.transaction() as cur:
             self._probe_keys(cur, schema, target, keys_table, keys)
-            sql = f"SELECT t.* FROM {tgt} AS t WHERE {self._key_match(schema, keys_table, keys)}"
+            sql = f"SELECT t.* FROM {tgt} AS t WHERE {self.key_match(schema, keys_table, keys)}"
             if self._keys_have_nulls(cur, schema, keys_table, keys):
-                sql += f" UNION ALL SELECT t.* FROM {tgt} AS t WHERE {self._key_match(schema, keys_table, keys, nulls=True)}"
+                sql += f" UNION ALL SELECT t.* FROM {tgt} AS t WHERE {self.key_match(schema, keys_table, keys, nulls=True)}"
             cur.execute(f"DROP TABLE IF EXISTS {self.table(schema, into)}")
             cur.execute(f"CREATE TABLE {self.table(schema, into)} AS {sql}")
         return self.row_count(schema, into)

@@ -220,3 +220,25 @@ def test_the_merges_changes_are_kept_for_the_run_and_the_janitor_drops_them_afte
     attempts.clean_up_attempts()
 
     assert not wh.table_exists("chart", changes["old"]) and not wh.table_exists("chart", changes["new"])
+
+
+@pytest.mark.step_hooks("quality.hooks.QualityGate")
+def test_the_gate_counts_the_table_after_the_merge_when_a_group_leaves_it(shop, wh):
+    from quality.models import Check, CheckResult
+
+    by_day = Dataset.objects.get(layer="navigate", table="by_day")
+    Check.objects.create(dataset=by_day, name="groups", kind="row_count", params={"min": 1}, severity="fail")
+    Check.objects.create(dataset=by_day, name="revenue", kind="custom_aggregate",
+                         params={"sql": "sum(orders) > 0"}, severity="warn")
+    run_now(shop)
+    _orders(shop.data / "orders_002.csv",
+            [(i, i % 7 + 1, "2026-01-03", "south", "placed", f"{i}.25") for i in range(1, 61) if i % 5 == 0])
+
+    run = run_now(shop)
+
+    assert how(run, "by_day") == "incremental: affected groups of chart.orders (merged by key)"
+    rows = published(wh)["navigate.by_day"]
+    results = {r.check_name: r for r in CheckResult.objects.filter(check_run__step_run__run=run,
+                                                                   check_run__dataset=by_day)}
+    assert results["groups"].observed == len(rows)  # the groups of the day that left are not counted
+    assert_equals_full_recomputation(shop, wh)
