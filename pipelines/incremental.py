@@ -22,6 +22,7 @@ full recomputation would drop it too (its latest row filtered out by a check), o
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -221,3 +222,17 @@ def ran(ctx: Any, made: Plan) -> None:
     made.definition = freshness.definition(ctx.step, freshness._parameters(ctx.run, ctx.step))
     ctx.step_run.details = {**(ctx.step_run.details or {}), DETAILS: made.as_json()}
     StepRun.objects.filter(pk=ctx.step_run.pk).update(details=ctx.step_run.details)
+
+
+def drop_changes(step_runs: list[StepRun]) -> None:
+    """At a run's end: drop the tables its merges kept (replaced and written rows); the janitor drops any left."""
+    from atlas.warehouse import WarehouseError, get_warehouse
+
+    kept = [c for sr in step_runs if isinstance(c := ((sr.details or {}).get(DETAILS) or {}).get("changes"), dict)]
+    if not kept:
+        return
+    wh = get_warehouse()
+    for changes in kept:
+        for name in (changes.get("old"), changes.get("new")):
+            with contextlib.suppress(WarehouseError):  # else the janitor's next pass
+                wh.drop_table(changes["schema"], name)
