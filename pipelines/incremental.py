@@ -130,7 +130,9 @@ def plan(ctx: Any, inputs: list[Dataset]) -> Plan | None:
     before = state.get("inputs") or {}
     changed = [d for d in inputs if now.get(str(d.pk)) != before.get(str(d.pk))]
     explore = [d for d in inputs if d.layer == Layer.EXPLORE]
-    if not explore and changed:  # a GROUP BY over tables merged by key: the groups they touched
+    # an aggregate's GROUP BY over tables merged by key: the groups they touched (a refine's SELECT may be rewritten
+    # by its prepare hooks, column policies, after this plan: it is not taken this way)
+    if not explore and changed and step.kind == Step.Kind.AGGREGATE:
         checked = sorted(pk for pk in row_reads if now.get(str(pk)) != before.get(str(pk)))
         if checked:
             name = Dataset.objects.get(pk=checked[0]).qualified_table

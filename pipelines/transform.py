@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from django.db.models import Value
 from django.db.models.functions import Lower, StrIndex
 
+from atlas.sql.groups import Grouped
+from atlas.sql.incremental import NotIncremental
 from atlas.sql.params import typed_sql, uses_parameters
 from atlas.warehouse import WarehouseError
 from atlas.warehouse.base import WriteMode
@@ -145,6 +147,11 @@ class TransformWork:
         tag = attempt_tag(ctx.run.pk, ctx.run.attempt)
         ctx.staged_tables = []
         grouped = self.plan.grouped if ctx.incremental else None
+        if grouped is not None and ctx.select_sql != grouped.sql:  # a prepare hook rewrote the SELECT: prove it again
+            try:
+                grouped = Grouped(ctx.select_sql, keys=step.keys, changed=grouped.changed)
+            except NotIncremental as exc:
+                raise WarehouseError(f"The SELECT a prepare hook rewrote cannot be recomputed by groups: {exc}") from None
         if grouped is not None:  # the groups the inputs' merges touched, then the SELECT for them alone
             for table, change in grouped.changed.items():  # their kept rows read as the inputs' own columns
                 types[change.old] = types[change.new] = types.get(table, {})

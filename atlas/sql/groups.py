@@ -116,7 +116,7 @@ class Grouped:
             raise NotIncremental(f"the SQL does not parse ({str(exc).splitlines()[0]})") from None
         if not isinstance(root, exp.Select):
             raise NotIncremental(f"the query is a {root.key.upper()}, not one SELECT")
-        self.root, self.changed = root, changed
+        self.root, self.changed, self.sql = root, changed, sql
         for node in root.walk():
             if isinstance(node, exp.Window):
                 raise NotIncremental("a window function over inputs changed by merge")

@@ -245,3 +245,19 @@ def test_the_gate_counts_the_table_after_the_merge_when_a_group_leaves_it(shop, 
                                                                    check_run__dataset=by_day)}
     assert results["groups"].observed == len(rows)  # the groups of the day that left are not counted
     assert_equals_full_recomputation(shop, wh)
+
+
+def test_a_refine_grouping_a_merged_table_recomputes_in_full(shop, wh):
+    # a refine's SELECT may be rewritten by its prepare hooks (column policies) after the plan: not by groups
+    out = Dataset.objects.create(name="days", layer="chart", table="days")
+    Step.objects.create(pipeline=shop, name="days", kind="refine", output=out, sql=BY_DAY, merge_keys="day, region",
+                        incremental=True, position=6)
+    runner.save_step_inputs(shop)
+    run_now(shop)
+    _orders(shop.data / "orders_002.csv", [(106, 2, "2026-01-01", "south", "placed", "3.00")])
+
+    run = run_now(shop)
+
+    assert how(run, "days") == "full: chart.orders changed and is not append-only"
+    assert how(run, "by_day") == "incremental: affected groups of chart.orders (merged by key)"
+    assert_equals_full_recomputation(shop, wh)
