@@ -158,6 +158,7 @@ class TransformWork:
             groups = incremental.changes_name(ctx.target, tag, "k")
             ctx.staged_tables.append(groups)
             wh.stage_operator_select(ctx.schema, groups, wh.transpile(grouped.affected_sql(), types))
+            wh.analyze(ctx.schema, groups)  # the recomputation joins it to whole tables: planned on its real size
             ctx.select_sql = grouped.recompute_sql((ctx.schema, groups),
                                                    nulls=wh.keys_have_nulls(ctx.schema, groups, step.keys))
         # Run parameters (:data_interval_start ...) are typed, kept as placeholders in the SQL
@@ -196,6 +197,8 @@ class TransformWork:
             ctx.staged_tables += [old, new]
             wh.keep_replaced_rows(ctx.schema, ctx.target, keys, step.keys, old)
             wh.create_table_as(ctx.schema, new, f"SELECT * FROM {wh.table(ctx.schema, ctx.staging)}")
+            for kept in (old, new):
+                wh.analyze(ctx.schema, kept)
             self.plan.changes = {"schema": ctx.schema, "old": old, "new": new, "from": self.plan.was}
         written = wh.publish(
             schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=ctx.write_mode, keys=step.keys,

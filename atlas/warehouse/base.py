@@ -705,6 +705,9 @@ class Warehouse(QualityOps, abc.ABC):
         return (f"({some_null.format(a='t')}) AND EXISTS (SELECT 1 FROM {self.table(schema, keys_table)} AS s"
                 f" WHERE ({some_null.format(a='s')}) AND {same})")
 
+    def analyze(self, schema: str, table: str) -> None:
+        """Statistics for the planner on a table Atlas just made (an engine that keeps them)."""
+
     def keys_have_nulls(self, schema: str, table: str, keys: Sequence[str]) -> bool:
         """Whether a row of ``schema.table`` has a NULL in one of the ``keys`` columns."""
         with self.cursor() as cur:

@@ -644,7 +644,14 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         with self.cursor() as cur:
             cur.execute(f"CREATE INDEX {self.quote(name)} ON {self.table(schema, staging)}"
                         f" ({', '.join(self.quote(k) for k in keys)})")
+            # and its statistics (kept by the rename): the steps that join it to the few rows of a merge
+            # (affected groups) are planned on them, not on a fresh table's defaults (200 distinct values)
+            cur.execute(f"ANALYZE {self.table(schema, staging)}")
         return name
+
+    def analyze(self, schema: str, table: str) -> None:
+        with self.cursor() as cur:
+            cur.execute(f"ANALYZE {self.table(schema, table)}")
 
     def _name_key_index(self, cur: Cursor, schema: str, index: str, target: str, keys: Sequence[str]) -> None:
         # The old table (and its index of that name) was dropped earlier in this transaction.
