@@ -157,7 +157,7 @@ class TransformWork:
                 types[change.old] = types[change.new] = types.get(table, {})
             groups = incremental.changes_name(ctx.target, tag, "k")
             ctx.staged_tables.append(groups)
-            wh.stage_operator_select(ctx.schema, groups, wh.transpile(grouped.affected_sql(), types))
+            wh.stage_operator_select(ctx.schema, groups, wh.transpile(grouped.affected_sql(), types), few_rows=True)
             wh.analyze(ctx.schema, groups)  # the recomputation joins it to whole tables: planned on its real size
             ctx.select_sql = grouped.recompute_sql((ctx.schema, groups),
                                                    nulls=wh.keys_have_nulls(ctx.schema, groups, step.keys))
@@ -178,6 +178,8 @@ class TransformWork:
         # operator-SQL role, which cannot read Atlas's metadata or the PII key): never with
         # the owner's rights that ``create_table_as`` has.
         bind = {"params": ctx.parameters} if parameterised else {}
+        if grouped is not None:
+            bind["few_rows"] = True
         rows = wh.stage_operator_select(ctx.schema, ctx.staging, sql, readable=not ctx.staging_private, **bind)
         merge: dict = {}
         if ctx.incremental:  # the published rows of every key staged are replaced, even if a check drops its row

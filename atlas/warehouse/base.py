@@ -528,7 +528,7 @@ class Warehouse(QualityOps, abc.ABC):
     @abc.abstractmethod
     def stage_operator_select(
         self, schema: str, name: str, select_sql: str, *, readable: bool = True,
-        params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None, few_rows: bool = False,
     ) -> int:
         """Materialise an operator's SELECT (this engine's dialect) as ``schema.name``; return its rows.
 

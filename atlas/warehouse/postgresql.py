@@ -559,7 +559,8 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         return [(name, "text" if t[0] == "unknown" else t[0]) for (name, _o, _m), t in zip(fields, types, strict=True)]
 
     def stage_operator_select(
-        self, schema: str, name: str, select_sql: str, *, readable: bool = True, params: Any = None
+        self, schema: str, name: str, select_sql: str, *, readable: bool = True, params: Any = None,
+        few_rows: bool = False,
     ) -> int:
         """Materialise an operator's SELECT as a new table ``schema.name``; return its rows.
 
@@ -574,6 +575,8 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         READ ONLY would forbid is forbidden by privilege: the role owns nothing, may
         write this one table only, and the functions that write elsewhere (large
         objects, NOTIFY, advisory locks) are revoked from PUBLIC where the owner may.
+        ``few_rows``: the SELECT reads a few rows of large tables (affected groups): compiled without JIT,
+        whose cost the planner estimates from the tables, not from the rows the statement ends up reading.
         ``readable=True`` then lets the roles of the layers that read ``schema`` read it
         (its checks, the next step); ``readable=False`` keeps it unreadable by every
         operator-SQL role (a step whose staged columns are hashed by the owner afterwards:
@@ -597,6 +600,8 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                 cur.execute(f"GRANT INSERT ON {tbl} TO {writer}")
             try:
                 with self._operator_session(schema, read_only=False, conn=conn) as cur:
+                    if few_rows:  # a statement for a few rows of large tables: compiling it (JIT) costs more
+                        cur.execute("SELECT set_config('jit', 'off', true)")
                     self._run_one(cur, f"INSERT INTO {tbl} SELECT * FROM ({select_sql}) AS _atlas_q", bound)
                     rows = cur.rowcount
             finally:
