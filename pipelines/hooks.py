@@ -89,6 +89,9 @@ class StepContext:
     masked_columns: set[str] = field(default_factory=set)  # output columns a policy protected (for lineage)
     batch_id: str | None = None  # ingest
     incremental: bool = False  # an incremental step reading only new batches, merged by key (pipelines.incremental)
+    # a merge that replaces the published rows of other keys than the staged rows' (affected groups: every group
+    # recomputed, the staged rows holding those that still have rows): the table of those keys, in ``schema``
+    merge_keys_from: str | None = None
     error: BaseException | None = None
     _slots: dict[type, Any] = field(default_factory=dict, repr=False)
 

@@ -22,7 +22,8 @@ full recomputation would drop it too (its latest row filtered out by a check), o
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import contextlib
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from django.db.models import Max
@@ -52,15 +53,17 @@ class Plan:
     input: str | None = None  # layer.table read incrementally
     batches: int = 0
     rows_in: int = 0  # rows of the new batches
+    was: list[int] | None = None  # the output's version (last publishing step run, data_version) before this run
+    # a merge: what it changed, kept for the steps after it in this run (schema, old and new rows of its keys)
+    changes: dict[str, Any] | None = None
+    grouped: Any = None  # affected groups (``atlas.sql.groups.Grouped``): the groups recomputed, merged by key
 
     @property
     def incremental(self) -> bool:
         return self.mode == INCREMENTAL
 
     def as_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("sql")
-        return out
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("sql", "grouped")}
 
     def shown(self) -> str:
         """The line the run shows: "incremental: 1 new batch of explore.orders" or "full: <reason>"."""
@@ -127,6 +130,16 @@ def plan(ctx: Any, inputs: list[Dataset]) -> Plan | None:
     before = state.get("inputs") or {}
     changed = [d for d in inputs if now.get(str(d.pk)) != before.get(str(d.pk))]
     explore = [d for d in inputs if d.layer == Layer.EXPLORE]
+    # an aggregate's GROUP BY over tables merged by key: the groups they touched (a refine's SELECT may be rewritten
+    # by its prepare hooks, column policies, after this plan: it is not taken this way)
+    if not explore and changed and step.kind == Step.Kind.AGGREGATE:
+        checked = sorted(pk for pk in row_reads if now.get(str(pk)) != before.get(str(pk)))
+        if checked:
+            name = Dataset.objects.get(pk=checked[0]).qualified_table
+            return full(f"{name}, which a drop check reads, changed")
+        return _affected_groups(ctx, changed, before, now, full,
+                                Plan(INCREMENTAL, "", seen=seen, definition=definition, inputs=now,
+                                     output=output_now[1], was=output_now))
     if len(explore) != 1 or not append_only(explore[0]):
         if len(explore) > 1:
             return full(f"it reads {len(explore)} Explore tables ({', '.join(d.qualified_table for d in explore)})")
@@ -161,7 +174,47 @@ def plan(ctx: Any, inputs: list[Dataset]) -> Plan | None:
     count = len(new)
     return Plan(INCREMENTAL, f"{count} new batch{'es' if count != 1 else ''} of {source.qualified_table}",
                 seen=seen, definition=definition, inputs=now, output=output_now[1], sql=sql,
-                input=source.qualified_table, batches=count, rows_in=sum(r for _, r in new))
+                input=source.qualified_table, batches=count, rows_in=sum(r for _, r in new), was=output_now)
+
+
+def _affected_groups(ctx: Any, changed: list[Dataset], before: dict, now: dict, full: Any, made: Plan) -> Plan:
+    """A GROUP BY over inputs changed by keyed merges: recompute the groups the merges touched (``atlas.sql.groups``).
+
+    Each changed input must have changed by exactly one merge since this step last ran, in this run
+    (its old and new rows are kept until the run ends): its publishing step run recorded its changes,
+    from the very version this step read last, and nothing trimmed or erased it after.
+    """
+    from atlas.sql.groups import Change, Grouped
+
+    found = {pk: (run_id, details) for pk, run_id, details in
+             StepRun.objects.filter(pk__in=[now[str(d.pk)][0] for d in changed]).values_list("pk", "run_id", "details")}
+    changes = {}
+    for d in changed:
+        was, is_ = before.get(str(d.pk)), now[str(d.pk)]
+        run_id, details = found.get(is_[0], (None, None))
+        rec = ((details or {}).get(DETAILS) or {}).get("changes")
+        if run_id != ctx.run.pk or not rec:
+            return full(f"{d.qualified_table} changed other than by a keyed merge in this run")
+        if was is None or list(rec.get("from") or []) != list(was) or is_[1] != was[1]:
+            return full(f"{d.qualified_table} changed by more than its last merge since this step ran")
+        schema = rec["schema"]
+        if not (ctx.warehouse.table_exists(schema, rec["old"]) and ctx.warehouse.table_exists(schema, rec["new"])):
+            return full(f"the changes of {d.qualified_table}'s merge are gone")
+        changes[(d.layer, d.table)] = Change(old=(schema, rec["old"]), new=(schema, rec["new"]))
+    try:
+        made.grouped = Grouped(ctx.select_sql, keys=ctx.step.keys, changed=changes)
+    except NotIncremental as exc:
+        return full(str(exc))
+    made.reason = f"affected groups of {', '.join(f'{a}.{b}' for a, b in made.grouped.changed_inputs)} (merged by key)"
+    return made
+
+
+def changes_name(target: str, tag: str, what: str) -> str:
+    """A merge's own tables beside its output: the keys it touched (``k``), their old (``o``) and new (``n``) rows.
+
+    They carry the attempt's tag, so the janitor drops them once the run has ended (``pipelines.attempts``).
+    """
+    return f"{target[:36]}__{tag}_ch{what}"
 
 
 def ran(ctx: Any, made: Plan) -> None:
@@ -173,6 +226,15 @@ def ran(ctx: Any, made: Plan) -> None:
     StepRun.objects.filter(pk=ctx.step_run.pk).update(details=ctx.step_run.details)
 
 
-def keys_table(staging: str) -> str:
-    """The table beside the staged rows holding their keys before the checks (Atlas's own, a staging name)."""
-    return f"{staging[:56]}k"
+def drop_changes(step_runs: list[StepRun]) -> None:
+    """At a run's end: drop the tables its merges kept (replaced and written rows); the janitor drops any left."""
+    from atlas.warehouse import WarehouseError, get_warehouse
+
+    kept = [c for sr in step_runs if isinstance(c := ((sr.details or {}).get(DETAILS) or {}).get("changes"), dict)]
+    if not kept:
+        return
+    wh = get_warehouse()
+    for changes in kept:
+        for name in (changes.get("old"), changes.get("new")):
+            with contextlib.suppress(WarehouseError):  # else the janitor's next pass
+                wh.drop_table(changes["schema"], name)

@@ -52,7 +52,7 @@ from atlas import audit, extensions
 from atlas.scrub import scrub, scrub_traceback
 from atlas.warehouse import WarehouseError, get_warehouse
 
-from . import as_code, freshness, hooks, live, memo
+from . import as_code, freshness, hooks, incremental, live, memo
 from .dag import PipelineDefinitionError, StepSpec, plan
 from .heartbeat import RunHeartbeat
 from .hooks import GateFailed, Origin, RunContext, StepContext
@@ -675,6 +675,7 @@ def _execute(run: PipelineRun, *, only: set[int] | None, work: dict[int, StepWor
                 _finish(run, RunStatus.CANCELLED, error=step_run.error)
                 return run
         hooks.call("run_ending", RunContext(run=run, status=RunStatus.RUNNING))  # e.g. the PII scans left
+        incremental.drop_changes(step_runs)  # the rows merges kept for the steps after them: the run is over
     status, error = run_outcome(step_runs, upstream)
     _finish(run, status, error=error, step_runs=step_runs)
     return run

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from django.db.models import Value
 from django.db.models.functions import Lower, StrIndex
 
+from atlas.sql.groups import Grouped
+from atlas.sql.incremental import NotIncremental
 from atlas.sql.params import typed_sql, uses_parameters
 from atlas.warehouse import WarehouseError
 from atlas.warehouse.base import WriteMode
@@ -134,7 +136,7 @@ class TransformWork:
         self.plan = incremental.plan(ctx, self.inputs)
         if self.plan is not None:
             ctx.incremental = self.plan.incremental
-            if self.plan.incremental:
+            if self.plan.incremental and self.plan.sql:
                 ctx.select_sql = self.plan.sql
             ctx.step_run.details = {**(ctx.step_run.details or {}), incremental.DETAILS: self.plan.as_json()}
 
@@ -142,6 +144,23 @@ class TransformWork:
         step, wh = ctx.step, ctx.warehouse
         types = {(ds.layer, ds.table): {c.name: c.type for c in memo.table_columns(wh, ds.layer, ds.table) or []}
                  for ds in self.inputs}
+        tag = attempt_tag(ctx.run.pk, ctx.run.attempt)
+        ctx.staged_tables = []
+        grouped = self.plan.grouped if ctx.incremental else None
+        if grouped is not None and ctx.select_sql != grouped.sql:  # a prepare hook rewrote the SELECT: prove it again
+            try:
+                grouped = Grouped(ctx.select_sql, keys=step.keys, changed=grouped.changed)
+            except NotIncremental as exc:
+                raise WarehouseError(f"The SELECT a prepare hook rewrote cannot be recomputed by groups: {exc}") from None
+        if grouped is not None:  # the groups the inputs' merges touched, then the SELECT for them alone
+            for table, change in grouped.changed.items():  # their kept rows read as the inputs' own columns
+                types[change.old] = types[change.new] = types.get(table, {})
+            groups = incremental.changes_name(ctx.target, tag, "k")
+            ctx.staged_tables.append(groups)
+            wh.stage_operator_select(ctx.schema, groups, wh.transpile(grouped.affected_sql(), types), few_rows=True)
+            wh.analyze(ctx.schema, groups)  # the recomputation joins it to whole tables: planned on its real size
+            ctx.select_sql = grouped.recompute_sql((ctx.schema, groups),
+                                                   nulls=wh.keys_have_nulls(ctx.schema, groups, step.keys))
         # Run parameters (:data_interval_start ...) are typed, kept as placeholders in the SQL
         # recorded, and bound by the driver when staging; a SELECT without any is unchanged.
         parameterised = uses_parameters(ctx.select_sql)
@@ -153,22 +172,36 @@ class TransformWork:
                                               if ds.qualified_table != self.plan.input)
         else:
             rows_in = sum(input_rows(wh, ds) for ds in self.inputs)
-        ctx.staging = transform_staging_name(ctx.target, attempt_tag(ctx.run.pk, ctx.run.attempt))
-        ctx.staged_tables = [ctx.staging]
+        ctx.staging = transform_staging_name(ctx.target, tag)
+        ctx.staged_tables.append(ctx.staging)
         # The operator's SQL runs restricted (one statement, a timeout; on PostgreSQL as the
         # operator-SQL role, which cannot read Atlas's metadata or the PII key): never with
         # the owner's rights that ``create_table_as`` has.
         bind = {"params": ctx.parameters} if parameterised else {}
+        if grouped is not None:
+            bind["few_rows"] = True
         rows = wh.stage_operator_select(ctx.schema, ctx.staging, sql, readable=not ctx.staging_private, **bind)
         merge: dict = {}
         if ctx.incremental:  # the published rows of every key staged are replaced, even if a check drops its row
-            keys = incremental.keys_table(ctx.staging)
-            ctx.staged_tables.append(keys)
-            key_list = ", ".join(wh.quote(k) for k in step.keys)
-            wh.create_table_as(ctx.schema, keys, f"SELECT DISTINCT {key_list} FROM {wh.table(ctx.schema, ctx.staging)}")
+            if grouped is not None:  # every affected group: one the recomputation no longer gives leaves the table
+                keys = ctx.merge_keys_from = groups
+            else:
+                keys = incremental.changes_name(ctx.target, tag, "k")
+                ctx.staged_tables.append(keys)
+                key_list = ", ".join(wh.quote(k) for k in step.keys)
+                wh.create_table_as(ctx.schema, keys,
+                                   f"SELECT DISTINCT {key_list} FROM {wh.table(ctx.schema, ctx.staging)}")
             merge = {"delete_keys_from": keys, "counts": {}}
             rows_before = Dataset.objects.filter(pk=step.output_id).values_list("row_count", flat=True).first()
         dropped = hooks.after_staging(ctx)  # rows the ``staged`` hooks moved to quarantine
+        if merge:  # what the merge replaces and writes, kept for the steps after it in this run (affected groups)
+            old, new = incremental.changes_name(ctx.target, tag, "o"), incremental.changes_name(ctx.target, tag, "n")
+            ctx.staged_tables += [old, new]
+            wh.keep_replaced_rows(ctx.schema, ctx.target, keys, step.keys, old)
+            wh.create_table_as(ctx.schema, new, f"SELECT * FROM {wh.table(ctx.schema, ctx.staging)}")
+            for kept in (old, new):
+                wh.analyze(ctx.schema, kept)
+            self.plan.changes = {"schema": ctx.schema, "old": old, "new": new, "from": self.plan.was}
         written = wh.publish(
             schema=ctx.schema, staging=ctx.staging, target=ctx.target, mode=ctx.write_mode, keys=step.keys,
             receipt=publish_receipt(ctx), **merge,

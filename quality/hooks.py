@@ -44,6 +44,7 @@ def increment(ctx: StepContext) -> Increment | None:
         mode=mode, target=ctx.target, published=ctx.warehouse.table_exists(ctx.schema, ctx.target),
         keys=tuple(ctx.step.keys) if mode is WriteMode.MERGE else (), earlier=earlier,
         base=(state.table_after or {}) if earlier else None, batch_id=ctx.batch_id,
+        replaced=ctx.merge_keys_from if mode is WriteMode.MERGE else None,
     )
 
 

@@ -133,6 +133,9 @@ class Increment:
     earlier: Sequence[str] = ()
     base: dict[str, Any] | None = None
     batch_id: str | None = None
+    # a merge whose delete takes its keys from another table than the staged rows (affected groups: a group
+    # the recomputation no longer gives is replaced by nothing): the published rows of those keys are replaced
+    replaced: str | None = None
 
 
 @dataclass
@@ -196,6 +199,11 @@ class IncrementalGate:
     def _untouched(self, columns: str, staging: str | None = None) -> str:
         """A merge: the published rows whose merge key is not staged (the DELETE of ``publish`` keeps them)."""
         wh = self.wh
+        if self.increment.replaced and staging is None:  # the keys the merge's delete takes, null-safe as it is
+            keys, table = list(self.increment.keys), self.increment.replaced
+            return (f"SELECT {columns} FROM {wh.table(self.schema, self.increment.target)} AS t"
+                    f" WHERE NOT {wh.key_match(self.schema, table, keys)}"
+                    f" AND NOT coalesce({wh.key_match(self.schema, table, keys, nulls=True)}, false)")
         match = " AND ".join(f"n.{wh.quote(k)} = p.{wh.quote(k)}" for k in self.increment.keys)
         return (
             f"SELECT {columns} FROM {wh.table(self.schema, self.increment.target)} AS p"
@@ -311,7 +319,12 @@ class IncrementalGate:
     def total_after(self, staged_rows: int, staging: str | None = None) -> int:
         """Rows in the table after publish: already there (minus those a merge replaces) plus the staged."""
         base = self.base_rows()
-        if self.merging and self.increment.published:
+        if self.merging and self.increment.published and self.increment.replaced and staging is None:
+            wh, keys, table = self.wh, list(self.increment.keys), self.increment.replaced
+            base -= int(self._one(f"SELECT count(*) FROM {wh.table(self.schema, self.increment.target)} AS t WHERE"
+                                  f" {wh.key_match(self.schema, table, keys)}"
+                                  f" OR coalesce({wh.key_match(self.schema, table, keys, nulls=True)}, false)")[0])
+        elif self.merging and self.increment.published:
             base -= self.key_counts(list(self.increment.keys), staging).matched
         return base + staged_rows
 

@@ -132,7 +132,7 @@ def test_a_bad_file_is_refused_naming_the_file_and_nothing_changes(demo, tmp_pat
         (lambda d: d["steps"][1].update(output="no_such_dataset"), "output names datasets 'no_such_dataset'"),
         (lambda d: d["steps"][1].update(sql="SELECT * FROM chart.nowhere", sql_file=None) or d["steps"][1].pop("sql_file"),
          "Unknown dataset"),
-        (lambda d: d["steps"][1].update(write_mode="merge", merge_keys=""), "Merge needs at least one key column"),
+        (lambda d: d["steps"][1].update(write_mode="merge", merge_keys="", incremental=False), "Merge needs at least one key column"),
     ],
 )
 def test_a_definition_the_models_refuse_is_refused_and_nothing_changes(demo, tmp_path, change, message):

@@ -528,7 +528,7 @@ class Warehouse(QualityOps, abc.ABC):
     @abc.abstractmethod
     def stage_operator_select(
         self, schema: str, name: str, select_sql: str, *, readable: bool = True,
-        params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None, few_rows: bool = False,
     ) -> int:
         """Materialise an operator's SELECT (this engine's dialect) as ``schema.name``; return its rows.
 
@@ -704,14 +704,59 @@ class Warehouse(QualityOps, abc.ABC):
         """In the swap's transaction: the index :meth:`_index_staged_keys` built, renamed for ``target``."""
 
     def _merge_delete(self, cur: Cursor, schema: str, target: str, keys_table: str, keys: Sequence[str]) -> int:
-        """A merge's delete: the published rows whose key ``keys_table`` holds (in the publish transaction); how many."""
-        match = " AND ".join(f"s.{self.quote(k)} = t.{self.quote(k)}" for k in keys)
-        return self.ops.delete(
-            cur,
-            f"DELETE FROM {self.table(schema, target)} AS t"
-            f" WHERE EXISTS (SELECT 1 FROM {self.table(schema, keys_table)} AS s WHERE {match})",
-            [],
-        )
+        """A merge's delete: the published rows whose key ``keys_table`` holds (in the publish transaction); how many.
+
+        Keys match as GROUP BY and DISTINCT ON group them: a NULL key replaces the published row of
+        that NULL key (a second, null-safe statement, only when a key staged has a NULL: equality
+        lets the engine look keys up).
+        """
+        tgt = self.table(schema, target)
+        deleted = self.ops.delete(cur, f"DELETE FROM {tgt} AS t WHERE {self.key_match(schema, keys_table, keys)}", [])
+        if self._keys_have_nulls(cur, schema, keys_table, keys):
+            deleted += self.ops.delete(
+                cur, f"DELETE FROM {tgt} AS t WHERE {self.key_match(schema, keys_table, keys, nulls=True)}", [])
+        return deleted
+
+    def key_match(self, schema: str, keys_table: str, keys: Sequence[str], *, nulls: bool = False) -> str:
+        """A row ``t`` whose key ``keys_table`` holds: by equality; ``nulls``: the keys with a NULL, null-safe."""
+        if not nulls:
+            match = " AND ".join(f"s.{self.quote(k)} = t.{self.quote(k)}" for k in keys)
+            return f"EXISTS (SELECT 1 FROM {self.table(schema, keys_table)} AS s WHERE {match})"
+        some_null = " OR ".join(f"{{a}}.{self.quote(k)} IS NULL" for k in keys)
+        same = " AND ".join(f"s.{self.quote(k)} IS NOT DISTINCT FROM t.{self.quote(k)}" for k in keys)
+        return (f"({some_null.format(a='t')}) AND EXISTS (SELECT 1 FROM {self.table(schema, keys_table)} AS s"
+                f" WHERE ({some_null.format(a='s')}) AND {same})")
+
+    def analyze(self, schema: str, table: str) -> None:
+        """Statistics for the planner on a table Atlas just made (an engine that keeps them)."""
+
+    def keys_have_nulls(self, schema: str, table: str, keys: Sequence[str]) -> bool:
+        """Whether a row of ``schema.table`` has a NULL in one of the ``keys`` columns."""
+        with self.cursor() as cur:
+            return self._keys_have_nulls(cur, schema, table, keys)
+
+    def _keys_have_nulls(self, cur: Cursor, schema: str, keys_table: str, keys: Sequence[str]) -> bool:
+        some_null = " OR ".join(f"{self.quote(k)} IS NULL" for k in keys)
+        return cur.execute(f"SELECT 1 FROM {self.table(schema, keys_table)} WHERE {some_null} LIMIT 1").fetchone() is not None
+
+    def keep_replaced_rows(self, schema: str, target: str, keys_table: str, keys: Sequence[str], into: str) -> int:
+        """Before a merge: the published rows of ``target`` whose key ``keys_table`` holds, kept as table ``into``.
+
+        What the merge will replace, for the steps after it (``atlas.sql.groups``: affected groups).
+        """
+        tgt = self.table(schema, target)
+        with self.transaction() as cur:
+            self._probe_keys(cur, schema, target, keys_table, keys)
+            sql = f"SELECT t.* FROM {tgt} AS t WHERE {self.key_match(schema, keys_table, keys)}"
+            if self._keys_have_nulls(cur, schema, keys_table, keys):
+                sql += f" UNION ALL SELECT t.* FROM {tgt} AS t WHERE {self.key_match(schema, keys_table, keys, nulls=True)}"
+            cur.execute(f"DROP TABLE IF EXISTS {self.table(schema, into)}")
+            cur.execute(f"CREATE TABLE {self.table(schema, into)} AS {sql}")
+        return self.row_count(schema, into)
+
+    def _probe_keys(self, cur: Cursor, schema: str, target: str, keys_table: str, keys: Sequence[str]) -> bool:
+        """In a transaction about to look ``keys_table``'s keys up in ``target``: an engine's index and hints for it."""
+        return False
 
     # --- Explore loads -------------------------------------------------------
     @abc.abstractmethod

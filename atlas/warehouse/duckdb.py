@@ -390,7 +390,7 @@ class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
 
     def stage_operator_select(
         self, schema: str, name: str, select_sql: str, *, readable: bool = True,  # noqa: ARG002
-        params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None, few_rows: bool = False,  # noqa: ARG002
     ) -> int:
         """See ``Warehouse.stage_operator_select``; the layer (``schema``) is the validator's to enforce here."""
         privileges.check_layer(schema)

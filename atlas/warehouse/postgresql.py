@@ -560,7 +560,8 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         return [(name, "text" if t[0] == "unknown" else t[0]) for (name, _o, _m), t in zip(fields, types, strict=True)]
 
     def stage_operator_select(
-        self, schema: str, name: str, select_sql: str, *, readable: bool = True, params: Any = None
+        self, schema: str, name: str, select_sql: str, *, readable: bool = True, params: Any = None,
+        few_rows: bool = False,
     ) -> int:
         """Materialise an operator's SELECT as a new table ``schema.name``; return its rows.
 
@@ -575,6 +576,8 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         READ ONLY would forbid is forbidden by privilege: the role owns nothing, may
         write this one table only, and the functions that write elsewhere (large
         objects, NOTIFY, advisory locks) are revoked from PUBLIC where the owner may.
+        ``few_rows``: the SELECT reads a few rows of large tables (affected groups): compiled without JIT,
+        whose cost the planner estimates from the tables, not from the rows the statement ends up reading.
         ``readable=True`` then lets the roles of the layers that read ``schema`` read it
         (its checks, the next step); ``readable=False`` keeps it unreadable by every
         operator-SQL role (a step whose staged columns are hashed by the owner afterwards:
@@ -598,6 +601,8 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                 cur.execute(f"GRANT INSERT ON {tbl} TO {writer}")
             try:
                 with self._operator_session(schema, read_only=False, conn=conn) as cur:
+                    if few_rows:  # a statement for a few rows of large tables: compiling it (JIT) costs more
+                        cur.execute("SELECT set_config('jit', 'off', true)")
                     self._run_one(cur, f"INSERT INTO {tbl} SELECT * FROM ({select_sql}) AS _atlas_q", bound)
                     rows = cur.rowcount
             finally:
@@ -709,7 +714,14 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         with self.cursor() as cur:
             cur.execute(f"CREATE INDEX {self.quote(name)} ON {self.table(schema, staging)}"
                         f" ({', '.join(self.quote(k) for k in keys)})")
+            # and its statistics (kept by the rename): the steps that join it to the few rows of a merge
+            # (affected groups) are planned on them, not on a fresh table's defaults (200 distinct values)
+            cur.execute(f"ANALYZE {self.table(schema, staging)}")
         return name
+
+    def analyze(self, schema: str, table: str) -> None:
+        with self.cursor() as cur:
+            cur.execute(f"ANALYZE {self.table(schema, table)}")
 
     def _name_key_index(self, cur: Cursor, schema: str, index: str, target: str, keys: Sequence[str]) -> None:
         # The old table (and its index of that name) was dropped earlier in this transaction.
@@ -725,6 +737,16 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         scan every row of the table — the cost of the table, not of the keys (measured: 20k keys
         merged into 2M rows). The hints are local to the statement: reset after it.
         """
+        probe = self._probe_keys(cur, schema, target, keys_table, keys)
+        deleted = super()._merge_delete(cur, schema, target, keys_table, keys)
+        if probe:
+            cur.execute("SET LOCAL enable_hashjoin TO DEFAULT")
+            cur.execute("SET LOCAL enable_mergejoin TO DEFAULT")
+        return deleted
+
+    def _probe_keys(self, cur: Cursor, schema: str, target: str, keys_table: str, keys: Sequence[str]) -> bool:
+        """The key index (made once); keys few against the table (a tenth of its rows, as ``pg_class``
+        estimates them): the planner told to probe it."""
         tgt = self.table(schema, target)
         cur.execute(f"CREATE INDEX IF NOT EXISTS {self.quote(self.key_index_name(schema, target, keys))}"
                     f" ON {tgt} ({', '.join(self.quote(k) for k in keys)})")
@@ -734,11 +756,7 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         if probe:
             cur.execute("SET LOCAL enable_hashjoin = off")
             cur.execute("SET LOCAL enable_mergejoin = off")
-        deleted = super()._merge_delete(cur, schema, target, keys_table, keys)
-        if probe:
-            cur.execute("SET LOCAL enable_hashjoin TO DEFAULT")
-            cur.execute("SET LOCAL enable_mergejoin TO DEFAULT")
-        return deleted
+        return probe
 
     # --- Explore tables are partitioned by batch --------------------------------
     def _create_explore_table(self, schema: str, target: str, columns: list[str]) -> None:

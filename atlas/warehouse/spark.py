@@ -623,7 +623,7 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
 
     def stage_operator_select(
         self, schema: str, name: str, select_sql: str, *, readable: bool = True,  # noqa: ARG002
-        params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None, few_rows: bool = False,  # noqa: ARG002
     ) -> int:
         """See ``Warehouse.stage_operator_select``. Spark has no roles: the validator is the only guard."""
         privileges.check_layer(schema)

@@ -165,10 +165,17 @@ def render(data: dict) -> list[str]:
         " above it is the machine's load. Most of that CPU is the runner planning the run — every step's SQL"
         " parsed and validated twice, to order the steps and to find each one's upstream — not the"
         " comparison of versions" + (" (table above)." if split else "."))
+    grouped = sorted({name for r in data["results"] for name, st in r["append_1pct"]["samples"][-1]["steps"].items()
+                      if "affected groups" in (st.get("plan") or "")})
     lines.append(
         "- 1 % appended: the ingests load only the new files and the four refine steps read only the new batches"
-        " (incremental, merged by key); the two aggregates still recompute in full, since what they read"
-        " (Chart tables merged by key) is not append-only: 'affected groups' for them is not built.")
+        " (incremental, merged by key); "
+        + (f"the aggregates ({', '.join(grouped)}) recompute only the groups those merges touched ('affected"
+           " groups', merged by the group key): what is left is each step's fixed cost and the aggregates' scans of"
+           " the tables they join to find and recompute those groups (the steps' table below)."
+           if grouped else
+           "the two aggregates still recompute in full, since what they read (Chart tables merged by key) is not"
+           " append-only."))
     lines += ["", "## 1 % appended: the steps", "",
               "Each step of the last appended run: its time, the rows it read, and how an incremental step ran"
               " (`details.incremental`).", "",

@@ -81,7 +81,12 @@ def append_and_compare_with_a_full_refresh(wh, settings, *, orders: int, appende
     pipeline = Pipeline.objects.get(name=PIPELINE)
     first = run_now(pipeline)
     assert first.status == RunStatus.SUCCEEDED, first.error
-    append_and_run_incrementally(pipeline, appended)
+    run = append_and_run_incrementally(pipeline, appended)
+    # the aggregates over the merged Chart tables: affected groups only (atlas/sql/groups.py)
+    aggregates = {sr.step_name: sr.details.get(incremental.DETAILS)
+                  for sr in run.step_runs.filter(step_name__in=("daily_revenue", "customer_lifetime_value"))}
+    assert aggregates["daily_revenue"]["reason"] == "affected groups of chart.order_items, chart.orders (merged by key)"
+    assert aggregates["customer_lifetime_value"]["mode"] == "incremental", aggregates
     after_append = published(wh)
     full = run_now(pipeline, full_refresh=True)
     assert full.status == RunStatus.SUCCEEDED, full.error
