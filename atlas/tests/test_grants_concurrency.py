@@ -384,3 +384,29 @@ def test_a_private_staging_table_stays_unreadable_when_a_process_starts(pg):
     with pg.cursor() as cur:
         assert cur.execute("SELECT has_table_privilege(%s, 'chart.stg_private', 'SELECT')",
                            [roles.for_layer("navigate")]).fetchone()[0] is True
+
+
+def test_publishing_grants_only_what_the_readers_lack(pg):
+    """A published table its readers already read keeps its catalogue row; a private one is granted, locked first."""
+    roles = configured_roles()
+
+    def version(table: str) -> str:
+        with pg.cursor() as cur:
+            return cur.execute(f"SELECT xmin::text FROM pg_class WHERE oid = '{table}'::regclass").fetchone()[0]
+
+    pg.stage_operator_select("chart", "stg_open", "SELECT id FROM explore.orders")
+    pg.publish(schema="chart", staging="stg_open", target="open", mode="replace")
+    before = version("chart.open")
+    pg.stage_operator_select("chart", "stg_more", "SELECT id FROM explore.orders")
+    pg.publish(schema="chart", staging="stg_more", target="open", mode="append")
+    assert version("chart.open") == before  # the append wrote rows, not the table's grants
+    pg.stage_operator_select("chart", "stg_private", "SELECT id FROM explore.orders", readable=False)
+    with pg.cursor() as cur:
+        assert privileges.missing_readers(cur, "chart", "stg_private", roles.readers("chart")) == sorted(
+            roles.readers("chart"))
+    pg.publish(schema="chart", staging="stg_private", target="private", mode="replace")
+    for role in roles.readers("chart"):
+        with pg.cursor() as cur:
+            assert cur.execute("SELECT has_table_privilege(%s, 'chart.private', 'SELECT')", [role]).fetchone()[0]
+    with pg.cursor() as cur:
+        assert privileges.missing_readers(cur, "chart", "private", roles.readers("chart")) == []

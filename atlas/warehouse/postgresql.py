@@ -690,12 +690,16 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         rows = super().publish(**kwargs)
         if self._privileges_ready:
             readers = privileges.configured_roles().readers(kwargs["schema"])
-            if readers:  # the table locked first, as every grant on an existing table (``privileges.change_table_grants``)
+            schema, target = kwargs["schema"], kwargs["target"]
+            missing: list[str] = []
+            if readers:
+                with self.cursor() as cur:  # usually none: the roles' default privileges gave it at creation
+                    missing = privileges.missing_readers(cur, schema, target, readers)
+            if missing:  # the table locked first, as every grant on an existing table (``privileges.change_table_grants``)
                 with self.transaction() as cur:
                     privileges.change_table_grants(
-                        cur, kwargs["schema"], kwargs["target"],
-                        f"GRANT SELECT ON {self.table(kwargs['schema'], kwargs['target'])}"
-                        f" TO {', '.join(privileges.qi(r) for r in readers)}",
+                        cur, schema, target,
+                        f"GRANT SELECT ON {self.table(schema, target)} TO {', '.join(privileges.qi(r) for r in missing)}",
                     )
         return rows
 

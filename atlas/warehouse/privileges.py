@@ -272,6 +272,17 @@ def table_grant_sql(
     return out
 
 
+def missing_readers(cur, schema: str, table: str, readers: Sequence[str]) -> list[str]:
+    """The roles of ``readers`` holding no SELECT grant on ``schema.table`` (read only: nothing written)."""
+    row = cur.execute(
+        "SELECT ARRAY(SELECT rd FROM unnest(%s::text[]) AS rd WHERE NOT EXISTS ("
+        " SELECT FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = to_regclass(%s)"
+        " AND a.grantee = to_regrole(quote_ident(rd)) AND a.privilege_type = 'SELECT') ORDER BY rd)",
+        [list(readers), f"{qi(schema)}.{qi(table)}"],
+    ).fetchone()
+    return list(row[0]) if row else list(readers)
+
+
 def change_table_grants(cur, schema: str, table: str, statement: str) -> None:
     """Run one table's GRANT or REVOKE in the caller's transaction, the table locked first.
 
