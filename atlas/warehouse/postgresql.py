@@ -17,6 +17,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -47,6 +48,17 @@ from .operations import PostgresOperations
 from .quality_ops import PostgresQualityOps
 
 _CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class _PrivilegesPlan:
+    """The roles' setup as read from the catalogue: what ``_apply_privileges`` would run."""
+
+    roles: privileges.Roles  # with the owner resolved
+    owner: str
+    statements: list[str]  # schema-level, idempotent; none names a table but the key table
+    passwords: list[Any]  # ALTER ROLE … PASSWORD (composed: never part of the stamp)
+    former: bool  # the former single operator-SQL role exists
 
 
 def copy_select(select_sql: str) -> str:
@@ -232,52 +244,99 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                 ) from exc
             self._privileges_ready = True
 
-    def _apply_privileges(self, *, set_password: bool = False, owner: str | None = None) -> None:
+    def _apply_privileges(
+        self, *, set_password: bool = False, owner: str | None = None, every_table: bool = False
+    ) -> None:
+        """Roles, schema grants and default privileges in one transaction; then each table whose grants differ.
+
+        Every process that runs operator SQL calls this once (``ensure_privileges``). Its three parts:
+
+        * the plan, read from the catalogue (which roles exist, who owns what), and the stamp
+          (``privileges.setup_stamp``): a digest of the planned statements and of the state they
+          act on. Equal to the stamp the last complete setup stored: nothing to apply, nothing
+          written (the usual case: one read, no commit);
+        * otherwise the schema-level statements (``privileges.grant_sql`` and the rest: none
+          names a table) in one transaction with the new stamp, retried whole on a collision
+          with another process doing the same (``privileges.apply``);
+        * then the tables whose grants differ from the layers' reads (``privileges.table_grant_sql``:
+          usually none), each in a transaction of its own with the table locked first, so a
+          publisher replacing that table waits for the lock instead of failing with "tuple
+          concurrently updated" (what ``GRANT … ON ALL TABLES IN SCHEMA`` in the transaction did).
+
+        ``set_password`` (``manage.py warehouse_roles``) applies everything whatever the stamp;
+        ``every_table`` grants the layers' readers every table that lacks it, not only the tables
+        no grant ever touched (see ``table_grant_sql``).
+        """
         roles = privileges.configured_roles()
         if owner:
             roles = privileges.Roles(owner=owner, sql=roles.sql, sql_password=roles.sql_password, key=roles.key)
         conn = self._conn()
+        key_table = self.table(META_SCHEMA, self.PII_KEYS_TABLE)
         with conn.cursor() as cur:
-            me, superuser, createrole = cur.execute(
-                "SELECT current_user, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
-            ).fetchone()
-            owner = roles.owner or me
-            operator_roles = roles.operator_roles()
-            existing = {
-                r[0]
-                for r in cur.execute(
-                    "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
-                    [[*operator_roles, roles.key, roles.sql]],
-                ).fetchall()
-            }
-            new_logins: list[str] = []
-            for name, login in (*((r, True) for r in operator_roles), (roles.key, False)):
-                if name in existing:
-                    continue
-                if not (superuser or createrole):
-                    raise WarehouseError(f"the role {name!r} does not exist and {me!r} may not create it")
-                privileges.retry(lambda n=name, lg=login: cur.execute(privileges.create_role_sql(n, login=lg)))
-                if login:
-                    new_logins.append(name)
-            if roles.sql_password:
-                for name in operator_roles if set_password else new_logins:
-                    privileges.retry(lambda n=name: cur.execute(
-                        pgsql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                            pgsql.Identifier(n), pgsql.Literal(roles.sql_password)
-                        )
-                    ))
-            if not self._is_member(cur, owner, roles.key):
-                privileges.retry(
-                    lambda: cur.execute(f"GRANT {privileges.qi(roles.key)} TO {privileges.qi(owner)}")
-                )
-            for statement in privileges.grant_sql(roles, owner):
-                privileges.retry(lambda s=statement: cur.execute(s))
-            if roles.sql in existing:  # the former single operator-SQL role: it reads nothing here any more
-                for statement in privileges.former_role_sql(roles, owner):
-                    privileges.retry(lambda s=statement: cur.execute(s))
-            self._lock_public_schema(cur, roles, owner)
-            self._revoke_side_effect_functions(cur, owner, superuser=bool(superuser))
-            self._protect_key_table(cur, roles, owner)
+            plan = self._plan_privileges(cur, roles, set_password=set_password)
+            stamp = privileges.setup_stamp(cur, plan.statements, plan.roles, plan.owner, key_table)
+            if set_password or plan.passwords or stamp != privileges.stored_stamp(cur):
+
+                def run() -> None:
+                    with conn.transaction():
+                        for statement in (*plan.statements, *plan.passwords):
+                            cur.execute(statement)
+                        after = self._plan_privileges(cur, roles, set_password=False)
+                        cur.execute(privileges.store_stamp_sql(privileges.setup_stamp(
+                            cur, after.statements, after.roles, after.owner, key_table
+                        )))
+
+                privileges.retry(run)
+            fixes = privileges.table_grant_sql(cur, plan.roles, former=plan.former, every_table=every_table)
+            privileges.fix_table_grants(conn, cur, fixes)
+
+    def _plan_privileges(self, cur: Any, roles: privileges.Roles, *, set_password: bool) -> _PrivilegesPlan:
+        """What the setup would apply, read from the catalogue (no change made)."""
+        me, superuser, createrole = cur.execute(
+            "SELECT current_user, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        owner = roles.owner or me
+        roles = privileges.Roles(owner=owner, sql=roles.sql, sql_password=roles.sql_password, key=roles.key)
+        operator_roles = roles.operator_roles()
+        existing = {
+            r[0]
+            for r in cur.execute(
+                "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
+                [[*operator_roles, roles.key, roles.sql]],
+            ).fetchall()
+        }
+        statements: list[str] = []
+        passwords: list[Any] = []
+        new_logins: list[str] = []
+        for name, login in (*((r, True) for r in operator_roles), (roles.key, False)):
+            if name in existing:
+                continue
+            if not (superuser or createrole):
+                raise WarehouseError(f"the role {name!r} does not exist and {me!r} may not create it")
+            statements.append(privileges.create_role_sql(name, login=login))
+            if login:
+                new_logins.append(name)
+        if roles.sql_password:
+            for name in operator_roles if set_password else new_logins:
+                passwords.append(pgsql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    pgsql.Identifier(name), pgsql.Literal(roles.sql_password)
+                ))
+        # A key role created by this plan has no member yet (pg_has_role refuses a missing role): a superuser needs none.
+        if not (self._is_member(cur, owner, roles.key) if roles.key in existing else self._is_superuser(cur, owner)):
+            statements.append(f"GRANT {privileges.qi(roles.key)} TO {privileges.qi(owner)}")
+        statements += privileges.grant_sql(roles, owner)
+        former = roles.sql in existing
+        if former:  # the former single operator-SQL role: it reads nothing here any more
+            statements += privileges.former_role_sql(roles, owner)
+        statements += self._lock_public_schema(cur, roles, owner)
+        statements += self._revoke_side_effect_functions(cur, owner, superuser=bool(superuser))
+        statements += self._protect_key_table(cur, roles, owner)
+        return _PrivilegesPlan(roles=roles, owner=owner, statements=statements, passwords=passwords, former=former)
+
+    @staticmethod
+    def _is_superuser(cur: Any, name: str) -> bool:
+        row = cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [name]).fetchone()
+        return bool(row and row[0])
 
     @staticmethod
     def _is_member(cur: Any, member: str, role: str) -> bool:
@@ -287,8 +346,8 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         ).fetchone()
         return bool(row and row[0])
 
-    def _lock_public_schema(self, cur: Any, roles: privileges.Roles, owner: str) -> None:
-        """``public`` (Django's tables when both share a database) is not reachable by PUBLIC.
+    def _lock_public_schema(self, cur: Any, roles: privileges.Roles, owner: str) -> list[str]:
+        """``public`` (Django's tables when both share a database) is not reachable by PUBLIC: the statements.
 
         Its owner (the database owner: Django's role) keeps every right; the warehouse
         owner gets USAGE back when it is another role (pgcrypto lives there).
@@ -298,50 +357,53 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         ).fetchone()
         if not row or not row[0]:
             logger.info("Not the owner of schema public: leaving its PUBLIC grants to the database owner.")
-            return
-        for statement in (
+            return []
+        return [
             "REVOKE ALL ON SCHEMA public FROM PUBLIC",
             *(f"REVOKE ALL ON SCHEMA public FROM {privileges.qi(role)}" for role in roles.operator_roles()),
             f"GRANT USAGE ON SCHEMA public TO {privileges.qi(owner)}",
-        ):
-            privileges.retry(lambda s=statement: cur.execute(s))
+        ]
 
-    def _revoke_side_effect_functions(self, cur: Any, owner: str, *, superuser: bool) -> None:
+    def _revoke_side_effect_functions(self, cur: Any, owner: str, *, superuser: bool) -> list[str]:
         if not superuser:
             row = cur.execute(
                 "SELECT has_function_privilege(%s, 'pg_catalog.pg_notify(text, text)', 'EXECUTE')",
                 [privileges.configured_roles().for_layer("explore")],
             ).fetchone()
             if not row or not row[0]:
-                return  # revoked already (``manage.py warehouse_roles --admin-url``)
+                return []  # revoked already (``manage.py warehouse_roles --admin-url``)
             logger.info(
                 "Not a superuser: large-object, NOTIFY and advisory-lock functions stay callable by"
                 " PUBLIC in the warehouse; the SQL allowlist refuses them."
             )
-            return
+            return []
+        out = []
         for fn in privileges.SIDE_EFFECT_FUNCTIONS:
-            privileges.retry(lambda f=fn: cur.execute(f"REVOKE EXECUTE ON FUNCTION pg_catalog.{f} FROM PUBLIC"))
-            privileges.retry(
-                lambda f=fn: cur.execute(f"GRANT EXECUTE ON FUNCTION pg_catalog.{f} TO {privileges.qi(owner)}")
-            )
+            out += [f"REVOKE EXECUTE ON FUNCTION pg_catalog.{fn} FROM PUBLIC",
+                    f"GRANT EXECUTE ON FUNCTION pg_catalog.{fn} TO {privileges.qi(owner)}"]
+        return out
 
-    def _protect_key_table(self, cur: Any, roles: privileges.Roles, owner: str) -> None:
+    def _protect_key_table(self, cur: Any, roles: privileges.Roles, owner: str) -> list[str]:
         row = cur.execute(
             "SELECT tableowner FROM pg_tables WHERE schemaname = %s AND tablename = %s",
             [META_SCHEMA, self.PII_KEYS_TABLE],
         ).fetchone()
         if row and row[0] != roles.key:
-            for statement in privileges.key_table_sql(roles, owner, self.table(META_SCHEMA, self.PII_KEYS_TABLE)):
-                privileges.retry(lambda s=statement: cur.execute(s))
+            return privileges.key_table_sql(roles, owner, self.table(META_SCHEMA, self.PII_KEYS_TABLE))
+        return []
 
     def ensure_pii_hmac(self, key_id: str, ipad: bytes, opad: bytes) -> None:
         """Store the key (see ``Warehouse.ensure_pii_hmac``) in a table only the key role reads."""
         self.ensure_privileges()
         super().ensure_pii_hmac(key_id, ipad, opad)
         roles = privileges.configured_roles()
-        with self.cursor() as cur:
-            owner = roles.owner or cur.execute("SELECT current_user").fetchone()[0]
-            self._protect_key_table(cur, roles, owner)
+        conn = self._conn()
+        try:
+            with conn.cursor() as cur:
+                owner = roles.owner or cur.execute("SELECT current_user").fetchone()[0]
+                privileges.apply(conn, cur, self._protect_key_table(cur, roles, owner))
+        except psycopg.Error as exc:
+            raise self._failure(exc) from exc
 
     def setup_roles(self, *, owner: str | None = None, owner_password: str | None = None) -> None:
         """The management command's door: (re)apply roles, grants and the configured password.
@@ -367,7 +429,7 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                     cur.execute(f"ALTER SCHEMA {privileges.qi(schema)} OWNER TO {privileges.qi(owner)}")
         else:
             self.ensure_schemas()
-        self._apply_privileges(set_password=True, owner=owner)
+        self._apply_privileges(set_password=True, owner=owner, every_table=True)
         self._privileges_ready = not owner
 
     def _operator_conninfo(self, layer: str) -> str:
@@ -606,8 +668,8 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                     self._run_one(cur, f"INSERT INTO {tbl} SELECT * FROM ({select_sql}) AS _atlas_q", bound)
                     rows = cur.rowcount
             finally:
-                with self.cursor() as cur:
-                    cur.execute(f"REVOKE ALL ON {tbl} FROM {every}")
+                with self.transaction() as cur:
+                    privileges.change_table_grants(cur, schema, name, f"REVOKE ALL ON {tbl} FROM {every}")
                     if readable:
                         cur.execute(f"GRANT SELECT ON {tbl} TO {readers}")
         return int(rows)
@@ -698,11 +760,16 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         rows = super().publish(**kwargs)
         if self._privileges_ready:
             readers = privileges.configured_roles().readers(kwargs["schema"])
+            schema, target = kwargs["schema"], kwargs["target"]
+            missing: list[str] = []
             if readers:
-                with self.cursor() as cur:
-                    cur.execute(
-                        f"GRANT SELECT ON {self.table(kwargs['schema'], kwargs['target'])}"
-                        f" TO {', '.join(privileges.qi(r) for r in readers)}"
+                with self.cursor() as cur:  # usually none: the roles' default privileges gave it at creation
+                    missing = privileges.missing_readers(cur, schema, target, readers)
+            if missing:  # the table locked first, as every grant on an existing table (``privileges.change_table_grants``)
+                with self.transaction() as cur:
+                    privileges.change_table_grants(
+                        cur, schema, target,
+                        f"GRANT SELECT ON {self.table(schema, target)} TO {', '.join(privileges.qi(r) for r in missing)}",
                     )
         return rows
 

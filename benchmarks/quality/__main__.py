@@ -45,9 +45,12 @@ def measure_anchors(work: Path, pg_env: dict, atlas_pg: dict) -> dict:
     source: dict[str, list[float]] = {name: [] for name in runs}
     execution: dict[str, list[float]] = {name: [] for name in runs}
     checks: dict[str, int] = {}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(int(os.environ.get("BENCH_REPEAT", "5"))):
         for name, run in runs.items():
+            used = _children_cpu()
             wall, exe, facts = run(bytecode=True)
+            cpu[name].append(_children_cpu() - used)
             whole[name].append(wall)
             if exe is not None:
                 execution[name].append(exe)
@@ -57,12 +60,27 @@ def measure_anchors(work: Path, pg_env: dict, atlas_pg: dict) -> dict:
     execution["atlas_command"] = atlas_pg["runs"]["atlas"]  # run_checks in process: compile, one scan, results stored
     medians = {
         name: {"whole_process": statistics.median(whole[name]), "check_execution": statistics.median(execution[name]),
-               "whole_process_from_source": statistics.median(source[name]) if source[name] else None}
+               "whole_process_from_source": statistics.median(source[name]) if source[name] else None,
+               "process_cpu": statistics.median(cpu[name])}
         for name in runs
     }
-    return {"medians": medians, "whole_process": whole, "whole_process_from_source": source,
+    return {"medians": medians, "whole_process": whole, "whole_process_from_source": source, "process_cpu": cpu,
             "check_execution": execution, "checks": checks,
             "versions": {"soda-core-postgres / great_expectations": anchors.PINS, "dbt": dbt_version()}}
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the waited-for child processes so far (the tool's own process; not the database's)."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def per_round(tools: dict, key: str, name: str) -> list[float]:
+    """``name``'s time over Atlas's, round by round: the tools run one after another in each round, so a
+    swing of the machine's load hits the tools of a round alike, and the ratios vary less than the times."""
+    return [t / a for t, a in zip(tools[key][name], tools[key]["atlas_command"], strict=False) if a]
 
 
 def dbt_version() -> str:
@@ -156,6 +174,16 @@ def anchor_lines(tools: dict, rows: int) -> list[str]:
             f" | {m[name]['whole_process']:.2f} s | {m[name]['whole_process'] / atlas['whole_process']:.2f}×"
             + (f" | {src:.2f} s | {src / src_atlas:.2f}× |" if src and src_atlas else " | not run | |")
         )
+    rounds = {name: per_round(tools, "whole_process", name) for name in names if name != "atlas_command"}
+    lines += [
+        "",
+        "Whole process, round by round (× Atlas in each interleaved round; median): " + "; ".join(
+            f"{names[name].split(' (')[0]} {', '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.2f}×)"
+            for name, ratios in rounds.items() if ratios) + ".",
+    ]
+    if all(m[name].get("process_cpu") for name in names):
+        lines.append("The tool's own process CPU (median; the database's work not included): " + "; ".join(
+            f"{names[name].split(' (')[0]} {m[name]['process_cpu']:.2f} s" for name in names) + ".")
     lines += [
         "",
         "*check execution*: what the tool reports for running its checks (dbt: `run_results.json` elapsed_time;",
