@@ -154,6 +154,15 @@ def test_publish_replace_append_merge_and_the_receipt(events):
     assert [c.name for c in events.columns("navigate", "out")] == ["id", "seen"]
 
 
+def test_a_merge_replaces_the_row_of_a_null_key_as_every_engine_does(spark_wh):
+    """Null-safe keys (``<=>``), as the other engines' merge delete: a NULL key's new row replaces its old one."""
+    stage(spark_wh, "navigate", "k__r1a1_stg", "SELECT CAST(NULL AS text) AS k, 'old' AS v UNION ALL SELECT 'a', 'old'")
+    spark_wh.publish(schema="navigate", staging="k__r1a1_stg", target="k", mode="replace")
+    stage(spark_wh, "navigate", "k__r2a1_stg", "SELECT CAST(NULL AS text) AS k, 'new' AS v")
+    assert spark_wh.publish(schema="navigate", staging="k__r2a1_stg", target="k", mode="merge", keys=["k"]) == 1
+    assert sorted(rows(spark_wh, "SELECT k, v FROM navigate.k"), key=str) == [("a", "old"), (None, "new")]
+
+
 def test_a_changed_shape_needs_replace(events):
     stage(events, "navigate", "out__r1a1_stg", "SELECT id FROM chart.events")
     events.publish(schema="navigate", staging="out__r1a1_stg", target="out", mode="replace")

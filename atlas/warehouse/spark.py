@@ -688,7 +688,8 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
             if merge:
                 before = self.row_count(schema, target) if counts is not None else 0
                 replaced = self.sq(schema, delete_keys_from or staging)
-                match = " AND ".join(f"s.`{_ident(k)}` = t.`{_ident(k)}`" for k in keys)
+                # null-safe (<=>), as every engine's merge delete: a NULL key replaces the row of that NULL key
+                match = " AND ".join(f"s.`{_ident(k)}` <=> t.`{_ident(k)}`" for k in keys)
                 cols = ", ".join(f"`{_ident(c)}`" for c in names)
                 self._command(
                     f"CREATE TABLE {self.sq(schema, part)} USING parquet AS"
