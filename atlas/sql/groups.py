@@ -46,11 +46,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
 
-from .incremental import NotIncremental
+from .incremental import NotIncremental, one_select
 from .names import normalized
 from .relations import visible_cte
 
@@ -110,12 +108,7 @@ class Grouped:
     """A grouped SELECT proven recomputable by affected groups (see the module); :class:`NotIncremental` otherwise."""
 
     def __init__(self, sql: str, *, keys: Sequence[str], changed: dict[tuple[str, str], Change]) -> None:
-        try:
-            root = sqlglot.parse_one(sql, read="postgres")
-        except SqlglotError as exc:
-            raise NotIncremental(f"the SQL does not parse ({str(exc).splitlines()[0]})") from None
-        if not isinstance(root, exp.Select):
-            raise NotIncremental(f"the query is a {root.key.upper()}, not one SELECT")
+        root = one_select(sql)
         self.root, self.changed, self.sql = root, changed, sql
         for node in root.walk():
             if isinstance(node, exp.Window):

@@ -49,6 +49,17 @@ class NotIncremental(Exception):
     """The SELECT cannot be proven equal to the full recomputation when read incrementally; the message says why."""
 
 
+def one_select(sql: str) -> exp.Select:
+    """``sql`` (PostgreSQL's dialect) parsed, when it is one SELECT; :class:`NotIncremental` with the reason otherwise."""
+    try:
+        root = sqlglot.parse_one(sql, read="postgres")
+    except SqlglotError as exc:
+        raise NotIncremental(f"the SQL does not parse ({str(exc).splitlines()[0]})") from None
+    if not isinstance(root, exp.Select):
+        raise NotIncremental(f"the query is a {root.key.upper()}, not one SELECT")
+    return root
+
+
 def _refuse_rows_compared(root: exp.Expression, shown: str) -> None:
     """Nothing may group or compare rows: each construct that does gives its own reason."""
     outer_distinct = root.args.get("distinct")
@@ -142,12 +153,7 @@ def rewrite(sql: str, *, keys: Sequence[str], layer: str, table: str, batches: S
     under the alias (or name) it had, so the rest of the query reads it as before.
     """
     shown = f"{layer}.{table}"
-    try:
-        root = sqlglot.parse_one(sql, read="postgres")
-    except SqlglotError as exc:
-        raise NotIncremental(f"the SQL does not parse ({str(exc).splitlines()[0]})") from None
-    if not isinstance(root, exp.Select):
-        raise NotIncremental(f"the query is a {root.key.upper()}, not one SELECT")
+    root = one_select(sql)
     _refuse_rows_compared(root, shown)
     _check_latest_per_key(root, keys)
     refs = [t for t in root.find_all(exp.Table)
