@@ -14,6 +14,17 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PG_ADMIN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+def bytecode_env(prefix: Path) -> dict[str, str]:
+    """Environment additions for child processes that read and write their bytecode under ``prefix``.
+
+    As an installed image has it (``pip install`` compiles every module): without them, a machine whose
+    environment says ``PYTHONDONTWRITEBYTECODE=1`` (this one's does; uv installs without bytecode) makes
+    every process compile every module it imports from source, seconds of CPU that no deployed run pays.
+    The caller runs an untimed warm-up first, which writes the bytecode; the timed runs read it.
+    """
+    return {"PYTHONPYCACHEPREFIX": str(prefix), "PYTHONDONTWRITEBYTECODE": ""}
+
+
 def fresh_postgres(name: str) -> str:
     """Drop and create the PostgreSQL database ``name`` (on ``BENCH_DATABASE_URL``'s server); its URL for Django."""
     import psycopg

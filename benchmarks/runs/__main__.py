@@ -9,7 +9,8 @@ benchmarks/results/runs.json and .md. ``BENCH_SIZES=2000,20000`` and ``BENCH_ENG
 narrow it; ``BENCH_REPS`` (3) re-runs of each kind; ``BENCH_FORCED=0`` leaves the forced re-runs
 out; ``BENCH_RESULTS`` names the results files (``runs``). ``BENCH_SIZES=2000000`` (or ``BENCH_2M=1``, which
 adds it to the sizes) runs the issue's 2M orders, left out by default for its time (generation alone takes
-minutes). After the appends, the first forced re-run (every step recomputed in full) must leave every Chart
+minutes). Every process reads bytecode compiled by an untimed warm-up run per engine (as an installed image has
+it; ``BENCH_BYTECODE=0`` compiles every module from source in every process instead). After the appends, the first forced re-run (every step recomputed in full) must leave every Chart
 and Navigate table as the incremental runs left it (``incremental_equals_full``).
 """
 
@@ -21,18 +22,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-from benchmarks import ROOT, fresh_postgres, run_child, write_results
+from benchmarks import ROOT, bytecode_env, fresh_postgres, run_child, write_results
 
 PG_DB = "atlas_bench_runs"
 TARGET_UNCHANGED = 0.3
 TARGET_FIRST_2K = 3.0
 
 
-def one(engine: str, rows: int) -> dict:
+def one(engine: str, rows: int, extra: dict[str, str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="atlas-bench-runs-") as tmp:
         env = {"ATLAS_VAR_DIR": tmp, "DEBUG": "true", "ATLAS_DATA_ROOTS": tmp, "ATLAS_DEMO_DIR": f"{tmp}/demo",
-               "BENCH_ROWS": str(rows), "CELERY_BROKER_URL": ""}
+               "BENCH_ROWS": str(rows), "CELERY_BROKER_URL": "", **extra}
         if engine == "postgres":
             env.update(DATABASE_URL=fresh_postgres(PG_DB), WAREHOUSE_URL="")
         else:
@@ -52,12 +54,18 @@ def main() -> None:
     if os.environ.get("BENCH_2M") == "1" and 2_000_000 not in sizes:
         sizes.append(2_000_000)
     engines = os.environ.get("BENCH_ENGINES", "embedded,postgres").split(",")
+    bytecode = os.environ.get("BENCH_BYTECODE", "1") != "0"
     results = []
-    for engine in engines:
-        for rows in sizes:
-            print(f"runs: {engine} {rows} orders", flush=True)
-            results.append(one(engine, rows))
-    data = {"results": results, "cpus": os.cpu_count(), "python": platform.python_version(),
+    with tempfile.TemporaryDirectory(prefix="atlas-bench-pycache-") as pycache:
+        extra = bytecode_env(Path(pycache)) if bytecode else {}
+        for engine in engines:
+            if bytecode:  # untimed: writes the bytecode of every module a run imports
+                print(f"runs: {engine} warm-up", flush=True)
+                one(engine, 2000, {**extra, "BENCH_REPS": "1", "BENCH_FORCED": "0"})
+            for rows in sizes:
+                print(f"runs: {engine} {rows} orders", flush=True)
+                results.append(one(engine, rows, extra))
+    data = {"results": results, "cpus": os.cpu_count(), "python": platform.python_version(), "bytecode": bytecode,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "targets": {"unchanged_rerun_seconds": TARGET_UNCHANGED, "first_run_2k_seconds": TARGET_FIRST_2K}}
     write_results(os.environ.get("BENCH_RESULTS", "runs"), data, render(data))
@@ -76,7 +84,9 @@ def render(data: dict) -> list[str]:
         " (`load_demo --rows N`, its 10 steps, the PII scan after each ingest on as by default) run in-process"
         " (`start_run` + `execute_run`, as `run_pipeline --sync`), each size in a fresh database. Wall and CPU"
         " seconds (user + system of the Atlas process; PostgreSQL's server CPU is not in it); medians of"
-        f" {len(data['results'][0]['unchanged']['samples'])} re-runs, the first run once (it happens once).",
+        f" {len(data['results'][0]['unchanged']['samples'])} re-runs, the first run once (it happens once)."
+        + (" Bytecode compiled, as an installed image has it (an untimed warm-up run per engine wrote it)."
+           if data.get("bytecode") else " Every module compiled from source in every process (no bytecode)."),
         "",
         "| engine | orders | first run | unchanged re-run | ratio to first | 1 % appended | ratio to first"
         " | forced re-run (every step) | `run_pipeline` unchanged, whole process | load avg |",
