@@ -336,6 +336,27 @@ class Grouped:
     def _keys_select(self, source: exp.Select) -> exp.Select:
         return source.select(*[exp.alias_(e.copy(), n) for n, e in self.group], append=False)
 
+    def lookups(self) -> list[tuple[tuple[str, str], tuple[str, ...]]]:
+        """The input columns the statements look rows up by: (input table, columns), each once.
+
+        Both sides of every link (the affected groups follow a few changed rows back to ``G``; the
+        recomputation follows the affected groups' ``G`` rows forward), and ``G``'s group key columns
+        when every key is a plain column. An engine that keeps indexes on them (``ensure_key_index``)
+        makes both cost the rows they reach, not the tables.
+        """
+        by_alias = {i.alias: i for i in self.items}
+        found: list[tuple[tuple[str, str], tuple[str, ...]]] = []
+        g = self.items[0]
+        if all(isinstance(e, exp.Column) for _, e in self.group):
+            found.append((g.table, tuple(normalized(e.this) for _, e in self.group)))
+        for item in self.items[1:]:
+            for other in dict.fromkeys(o for _, o, _ in item.links):
+                pairs = [(c, t) for c, o, t in item.links if o == other]
+                found.append((item.table, tuple(dict.fromkeys(item.source_column(c) for c, _ in pairs))))
+                found.append((by_alias[other].table,
+                              tuple(dict.fromkeys(by_alias[other].source_column(t) for _, t in pairs))))
+        return list(dict.fromkeys(found))
+
     # --- the statements ---------------------------------------------------------------------------
     def affected_sql(self) -> str:
         """SELECT DISTINCT the group keys (named as the merge keys) of every group a change touched."""

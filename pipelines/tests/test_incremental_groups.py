@@ -261,3 +261,42 @@ def test_a_refine_grouping_a_merged_table_recomputes_in_full(shop, wh):
     assert how(run, "days") == "full: chart.orders changed and is not append-only"
     assert how(run, "by_day") == "incremental: affected groups of chart.orders (merged by key)"
     assert_equals_full_recomputation(shop, wh)
+
+
+def indexed(wh, table: str) -> set[tuple[str, ...]]:
+    """The columns of each index of chart.``table`` (PostgreSQL); DuckDB keeps none: it hashes the inputs in one pass."""
+    if wh.vendor != "postgresql":
+        return set()
+    with wh.cursor() as cur:
+        found = cur.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'chart' AND tablename = %s",
+                            [table]).fetchall()
+    return {tuple(c.strip().strip('"') for c in d.rsplit("(", 1)[1].rstrip(")").split(",")) for (d,) in found}
+
+
+def test_the_inputs_are_indexed_on_the_columns_the_groups_are_looked_up_by(shop, wh):
+    pg = wh.vendor == "postgresql"
+    # chart.orders: its key (order_id), by_day's group columns, by_customer's links to customers (the join and
+    # the spent WITH query, both by customer_id); chart.customers: its key serves the link, by_customer's group
+    # columns are both its columns
+    orders = {("order_id",), ("day", "region"), ("customer_id",)} if pg else set()
+    customers = {("customer_id",), ("customer_id", "tier")} if pg else set()
+    run_now(shop)  # the aggregates' first runs, in full, index their inputs
+    assert (indexed(wh, "orders"), indexed(wh, "customers")) == (orders, customers)
+    # refine_orders recomputed in full publishes a new table: the aggregates' next run indexes it again
+    Step.objects.filter(name="refine_orders").update(sql=LATEST_ORDER.replace("SELECT DISTINCT", "SELECT  DISTINCT"))
+    _orders(shop.data / "orders_002.csv", [(107, 8, "2026-01-02", "north", "placed", "7.00")])
+    run = run_now(shop)
+    assert how(run, "refine_orders") == "full: its definition changed"
+    assert how(run, "by_customer") == "full: chart.orders changed other than by a keyed merge in this run"
+    assert (indexed(wh, "orders"), indexed(wh, "customers")) == (orders, customers)
+    # merges keep them; the affected groups are looked up through them, equal to a full recomputation
+    _orders(shop.data / "orders_003.csv", [(107, 2, "2026-01-04", "south", "placed", "8.00"),
+                                           (3, 8, "2026-01-01", "", "placed", "3.50")])
+    _customers(shop.data / "customers_002.csv", [(2, "silver"), (9, "")])
+
+    run = run_now(shop)
+
+    assert how(run, "by_customer") == "incremental: affected groups of chart.customers, chart.orders (merged by key)"
+    assert how(run, "by_day") == "incremental: affected groups of chart.orders (merged by key)"
+    assert (indexed(wh, "orders"), indexed(wh, "customers")) == (orders, customers)
+    assert_equals_full_recomputation(shop, wh)
