@@ -209,6 +209,25 @@ def _affected_groups(ctx: Any, changed: list[Dataset], before: dict, now: dict, 
     return made
 
 
+def index_group_lookups(ctx: Any, grouped: Any) -> None:
+    """An aggregate that may recompute by affected groups: its inputs indexed, where the warehouse keeps indexes,
+    on the columns those statements look rows up by (``Grouped.lookups``: link and group key columns).
+
+    Made on its first run, a full one, or the first after an input was rebuilt (a replace publishes a new
+    table); merges keep them. Without them PostgreSQL scans and hashes every input for a few groups.
+    ``grouped``: the incremental run's; None: the SELECT proven again here (a full run), or nothing to index.
+    """
+    from atlas.sql.groups import Grouped
+
+    if grouped is None:
+        try:
+            grouped = Grouped(ctx.select_sql, keys=ctx.step.keys, changed={})
+        except NotIncremental:
+            return
+    for (layer, table), columns in grouped.lookups():
+        ctx.warehouse.ensure_key_index(layer, table, list(columns))
+
+
 def changes_name(target: str, tag: str, what: str) -> str:
     """A merge's own tables beside its output: the keys it touched (``k``), their old (``o``) and new (``n``) rows.
 

@@ -152,6 +152,8 @@ class TransformWork:
                 grouped = Grouped(ctx.select_sql, keys=step.keys, changed=grouped.changed)
             except NotIncremental as exc:
                 raise WarehouseError(f"The SELECT a prepare hook rewrote cannot be recomputed by groups: {exc}") from None
+        if self.plan is not None and step.kind == Step.Kind.AGGREGATE:
+            incremental.index_group_lookups(ctx, grouped)
         if grouped is not None:  # the groups the inputs' merges touched, then the SELECT for them alone
             for table, change in grouped.changed.items():  # their kept rows read as the inputs' own columns
                 types[change.old] = types[change.new] = types.get(table, {})

@@ -43,6 +43,7 @@ groups them; the statement that does it runs only when an affected group has a N
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -279,20 +280,12 @@ class Grouped:
     def changed_inputs(self) -> list[tuple[str, str]]:
         return sorted({i.table for i in self.items if i.table in self.changed})
 
-    def _rows(self, item: _Item, columns: list[str], *, states: Sequence[str]) -> exp.Expression:
-        """``item``'s rows for the link ``columns``: ``states`` among "now", "old", "new", UNION ALL, under its alias."""
-        parts = []
-        for state in states:
-            if state == "now":
-                src = _table(*item.table)
-            else:
-                src = _table(*getattr(self.changed[item.table], state))
-            cols = [exp.alias_(exp.column(item.source_column(c)), c) for c in columns] or [exp.alias_(exp.true(), "x")]
-            parts.append(exp.select(*cols).from_(src))
-        body = parts[0]
-        for p in parts[1:]:
-            body = exp.union(body, p, distinct=False)
-        return exp.Subquery(this=body, alias=exp.TableAlias(this=exp.to_identifier(item.alias)))
+    def _rows(self, item: _Item, columns: list[str], state: str) -> exp.Expression:
+        """``item``'s rows for the link ``columns`` in ``state`` ("now", "old" or "new"), under its alias."""
+        src = _table(*item.table) if state == "now" else _table(*getattr(self.changed[item.table], state))
+        cols = [exp.alias_(exp.column(item.source_column(c)), c) for c in columns] or [exp.alias_(exp.true(), "x")]
+        return exp.Subquery(this=exp.select(*cols).from_(src),
+                            alias=exp.TableAlias(this=exp.to_identifier(item.alias)))
 
     def _needed_columns(self, chain: list[_Item]) -> dict[str, list[str]]:
         need: dict[str, set[str]] = {i.alias: set() for i in chain}
@@ -312,29 +305,54 @@ class Grouped:
                     todo.append(by_alias[other])
         return sorted((by_alias[a] for a in found), key=lambda i: i.index)
 
-    def _chain(self, target: _Item, *, changed_rows: bool, extra: str | None = None) -> exp.Select:
+    def _chain(self, target: _Item, *, changed_rows: bool, extra: str | None = None) -> list[exp.Select]:
         """G joined, through the link equalities only, to ``target``: its changed rows (old and new), the tables
-        between as their rows now and the rows their merges replaced (``changed_rows``); or every table as now."""
+        between as their rows now and the rows their merges replaced (``changed_rows``); or every table as now.
+
+        One SELECT per choice of each table's rows (their UNION ALL is the join of the unions): each joins
+        tables the engine has statistics of, so it can follow the few changed rows through the key indexes
+        (a join to a union is planned blind: PostgreSQL then hashes every table whole).
+        """
         chain = self._ancestors(target)
         need = self._needed_columns(chain)
         if extra is not None and extra not in need[target.alias]:
             need[target.alias].append(extra)
         g = self.items[0]
-        select = exp.select().from_(_table(*g.table).as_(g.alias))
-        for i in chain[1:]:
-            if changed_rows and i is target:
-                rows = self._rows(i, need[i.alias], states=("old", "new"))
-            elif changed_rows and i.table in self.changed:
-                rows = self._rows(i, need[i.alias], states=("now", "old"))
-            else:
-                rows = self._rows(i, need[i.alias], states=("now",))
-            on = exp.and_(*[exp.EQ(this=exp.column(c, table=i.alias), expression=exp.column(t, table=o))
-                            for c, o, t in i.links])
-            select = select.join(rows, on=on, join_type="inner")
-        return select
+        choices = [("old", "new") if changed_rows and i is target else
+                   ("now", "old") if changed_rows and i.table in self.changed else ("now",) for i in chain[1:]]
+        selects = []
+        for states in itertools.product(*choices):
+            select = exp.select().from_(_table(*g.table).as_(g.alias))
+            for i, state in zip(chain[1:], states, strict=True):
+                on = exp.and_(*[exp.EQ(this=exp.column(c, table=i.alias), expression=exp.column(t, table=o))
+                                for c, o, t in i.links])
+                select = select.join(self._rows(i, need[i.alias], state), on=on, join_type="inner")
+            selects.append(select)
+        return selects
 
     def _keys_select(self, source: exp.Select) -> exp.Select:
         return source.select(*[exp.alias_(e.copy(), n) for n, e in self.group], append=False)
+
+    def lookups(self) -> list[tuple[tuple[str, str], tuple[str, ...]]]:
+        """The input columns the statements look rows up by: (input table, columns), each once.
+
+        Both sides of every link (the affected groups follow a few changed rows back to ``G``; the
+        recomputation follows the affected groups' ``G`` rows forward), and ``G``'s group key columns
+        when every key is a plain column. An engine that keeps indexes on them (``ensure_key_index``)
+        makes both cost the rows they reach, not the tables.
+        """
+        by_alias = {i.alias: i for i in self.items}
+        found: list[tuple[tuple[str, str], tuple[str, ...]]] = []
+        g = self.items[0]
+        if all(isinstance(e, exp.Column) for _, e in self.group):
+            found.append((g.table, tuple(normalized(e.this) for _, e in self.group)))
+        for item in self.items[1:]:
+            for other in dict.fromkeys(o for _, o, _ in item.links):
+                pairs = [(c, t) for c, o, t in item.links if o == other]
+                found.append((item.table, tuple(dict.fromkeys(item.source_column(c) for c, _ in pairs))))
+                found.append((by_alias[other].table,
+                              tuple(dict.fromkeys(by_alias[other].source_column(t) for _, t in pairs))))
+        return list(dict.fromkeys(found))
 
     # --- the statements ---------------------------------------------------------------------------
     def affected_sql(self) -> str:
@@ -347,7 +365,7 @@ class Grouped:
                                                                   .as_(g.alias))))
         for item in self.items[1:]:
             if item.table in self.changed:
-                parts.append(self._keys_select(self._chain(item, changed_rows=True)))
+                parts += [self._keys_select(select) for select in self._chain(item, changed_rows=True)]
         names = [n for n, _ in self.group]
         if not parts:
             empty = exp.select(*[exp.alias_(exp.null(), n) for n in names]).where(exp.false())
@@ -387,7 +405,7 @@ class Grouped:
                 continue
             col, other, theirs = item.links[0]
             by_alias = {i.alias: i for i in self.items}
-            reach = self._chain(by_alias[other], changed_rows=False, extra=theirs) if other != self.items[0].alias else \
+            reach = self._chain(by_alias[other], changed_rows=False, extra=theirs)[0] if other != self.items[0].alias else \
                 exp.select().from_(_table(*self.items[0].table).as_(self.items[0].alias))
             reach = reach.select(exp.column(theirs, table=other), append=False).where(match.copy())
             body = item.derived.copy()

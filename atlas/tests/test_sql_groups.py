@@ -83,3 +83,15 @@ def test_a_derived_table_is_restricted_to_what_the_affected_groups_reach():
         "chart.items AS i", "(SELECT order_id, sum(amount) AS amount FROM chart.items GROUP BY order_id) AS i",
     )).recompute_sql(("navigate", "groups"), nulls=False)
     assert "FROM chart.items WHERE order_id IN (SELECT o.order_id FROM chart.orders AS o WHERE EXISTS" in sql
+
+
+def test_the_lookups_are_both_sides_of_every_link_and_the_plain_group_columns():
+    assert grouped(BASE).lookups() == [(("chart", "orders"), ("day", "currency")), (("chart", "items"), ("order_id",)),
+                                       (("chart", "orders"), ("order_id",))]
+    # a derived table's link columns are its input's columns (two equalities: one lookup of both); a group key
+    # computed from columns is no lookup
+    derived = grouped(
+        "SELECT CAST(o.day AS date) AS day, o.currency, sum(i.amount) AS revenue FROM chart.orders AS o"
+        " JOIN (SELECT order_id AS oid, amount AS paid, amount FROM chart.items) AS i"
+        " ON i.oid = o.order_id AND i.paid = o.total GROUP BY 1, 2")
+    assert derived.lookups() == [(("chart", "items"), ("order_id", "amount")), (("chart", "orders"), ("order_id", "total"))]

@@ -192,10 +192,19 @@ class PostgresQualityOps(QualityOps):
         # A btree on the key columns, created once (:meth:`key_index_name`) and kept up to date by PostgreSQL on
         # every insert; a replace publishes a new table, which an incremental step's publish indexes before the
         # swap (``Warehouse.publish(key_index=True)``), else the next gate or merge adds it again.
+        # An index that leads with the same columns (a merge key's, wider) serves the lookups already.
         name = self.quote(self.key_index_name(schema, table, columns))
         keys = ", ".join(self.quote(c) for c in columns)
         try:
             with self.cursor() as cur:
+                leading = cur.execute(
+                    "SELECT ARRAY(SELECT a.attname FROM generate_subscripts(i.indkey, 1) AS s JOIN pg_attribute AS a"
+                    " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[s] WHERE s < %s ORDER BY s)"
+                    " FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid JOIN pg_am AS m ON m.oid = c.relam"
+                    " WHERE i.indrelid = to_regclass(%s) AND i.indisvalid AND i.indpred IS NULL AND m.amname = 'btree'",
+                    [len(columns), self.table(schema, table)]).fetchall()
+                if any(sorted(cols) == sorted(columns) for (cols,) in leading):
+                    return True
                 cur.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {self.table(schema, table)} ({keys})")
         except WarehouseError:
             # a concurrent gate created it first, or the table is gone: the lookups stay exact either way

@@ -10,6 +10,7 @@ compares every published table with a full refresh of the same definitions and f
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,89 @@ def test_a_refine_grouping_a_merged_table_recomputes_in_full(shop, wh):
     assert how(run, "days") == "full: chart.orders changed and is not append-only"
     assert how(run, "by_day") == "incremental: affected groups of chart.orders (merged by key)"
     assert_equals_full_recomputation(shop, wh)
+
+
+def indexed(wh, table: str) -> set[tuple[str, ...]]:
+    """The columns of each index of chart.``table`` (PostgreSQL); DuckDB keeps none: it hashes the inputs in one pass."""
+    if wh.vendor != "postgresql":
+        return set()
+    with wh.cursor() as cur:
+        found = cur.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'chart' AND tablename = %s",
+                            [table]).fetchall()
+    return {tuple(c.strip().strip('"') for c in d.rsplit("(", 1)[1].rstrip(")").split(",")) for (d,) in found}
+
+
+def test_the_inputs_are_indexed_on_the_columns_the_groups_are_looked_up_by(shop, wh):
+    pg = wh.vendor == "postgresql"
+    # chart.orders: its key (order_id), by_day's group columns, by_customer's links to customers (the join and
+    # the spent WITH query, both by customer_id); chart.customers: its key serves the link, by_customer's group
+    # columns are both its columns
+    orders = {("order_id",), ("day", "region"), ("customer_id",)} if pg else set()
+    customers = {("customer_id",), ("customer_id", "tier")} if pg else set()
+    run_now(shop)  # the aggregates' first runs, in full, index their inputs
+    assert (indexed(wh, "orders"), indexed(wh, "customers")) == (orders, customers)
+    # refine_orders recomputed in full publishes a new table: the aggregates' next run indexes it again
+    Step.objects.filter(name="refine_orders").update(sql=LATEST_ORDER.replace("SELECT DISTINCT", "SELECT  DISTINCT"))
+    _orders(shop.data / "orders_002.csv", [(107, 8, "2026-01-02", "north", "placed", "7.00")])
+    run = run_now(shop)
+    assert how(run, "refine_orders") == "full: its definition changed"
+    assert how(run, "by_customer") == "full: chart.orders changed other than by a keyed merge in this run"
+    assert (indexed(wh, "orders"), indexed(wh, "customers")) == (orders, customers)
+    # merges keep them; the affected groups are looked up through them, equal to a full recomputation
+    _orders(shop.data / "orders_003.csv", [(107, 2, "2026-01-04", "south", "placed", "8.00"),
+                                           (3, 8, "2026-01-01", "", "placed", "3.50")])
+    _customers(shop.data / "customers_002.csv", [(2, "silver"), (9, "")])
+
+    run = run_now(shop)
+
+    assert how(run, "by_customer") == "incremental: affected groups of chart.customers, chart.orders (merged by key)"
+    assert how(run, "by_day") == "incremental: affected groups of chart.orders (merged by key)"
+    assert (indexed(wh, "orders"), indexed(wh, "customers")) == (orders, customers)
+    assert_equals_full_recomputation(shop, wh)
+
+
+LATEST_ITEM = (
+    "WITH typed AS (SELECT CAST(order_id AS integer) AS order_id, CAST(line_no AS integer) AS line_no,"
+    " CAST(amount AS numeric(12, 2)) AS amount, _ingested_at, _row_number FROM explore.items)"
+    " SELECT DISTINCT ON (order_id, line_no) order_id, line_no, amount FROM typed"
+    " ORDER BY order_id, line_no, _ingested_at DESC, _row_number DESC"
+)
+SPENT = (
+    "WITH lines AS (SELECT order_id, sum(amount) AS total FROM chart.items GROUP BY order_id)"
+    " SELECT c.customer_id, count(o.order_id) AS orders, coalesce(sum(l.total), 0) AS spent"
+    " FROM chart.customers AS c LEFT JOIN chart.orders AS o ON o.customer_id = c.customer_id"
+    " LEFT JOIN lines AS l ON l.order_id = o.order_id GROUP BY c.customer_id"
+)
+
+
+def test_a_chain_through_a_changed_table_follows_it_as_it_is_and_as_it_was(shop, wh):
+    # customers <- orders <- items: the items' changes reach the customers through orders, which changed too
+    _write(shop.data / "items_001.csv", "order_id,line_no,amount",
+           [(i, n, f"{i + n}.50") for i in range(1, 61) for n in (1, 2)])
+    source = Source.objects.create(name="items", location=str(shop.data / "items_*.csv"))
+    raw = Dataset.objects.create(name="explore_items", layer="explore", table="items")
+    items = Dataset.objects.create(name="items", layer="chart", table="items")
+    spent = Dataset.objects.create(name="spent", layer="navigate", table="spent")
+    Step.objects.create(pipeline=shop, name="ingest_items", kind="ingest", source=source, output=raw,
+                        write_mode="append", position=6)
+    Step.objects.create(pipeline=shop, name="refine_items", kind="refine", output=items, sql=LATEST_ITEM,
+                        merge_keys="order_id, line_no", incremental=True, position=7)
+    Step.objects.create(pipeline=shop, name="spent", kind="aggregate", output=spent, sql=SPENT,
+                        merge_keys="customer_id", incremental=True, position=8)
+    runner.save_step_inputs(shop)
+    run_now(shop)
+    # order 2 moves from customer 3 to 6 and its first line changes; order 9's line changes, order 9 does not;
+    # order 12 moves to customer 1 (its lines unchanged); a new order 110 of customer 8 with its lines
+    _orders(shop.data / "orders_002.csv", [(2, 6, "2026-01-03", "", "placed", "2.25"),
+                                           (12, 1, "2026-01-03", "", "placed", "12.25"),
+                                           (110, 8, "2026-01-02", "south", "placed", "1.00")])
+    _write(shop.data / "items_002.csv", "order_id,line_no,amount", [(2, 1, "99.00"), (9, 2, "0.25"),
+                                                                    (110, 1, "4.00"), (110, 2, "5.00")])
+
+    run = run_now(shop)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert how(run, "spent") == "incremental: affected groups of chart.customers, chart.items, chart.orders (merged by key)"
+    rows = {r[0]: r[1:] for r in assert_equals_full_recomputation(shop, wh)["navigate.spent"]}
+    assert (rows[3][0], rows[6][0], rows[1][0], rows[8]) == (8, 8, 9, (1, Decimal("9.00")))  # 9, 8, 8, none before
+    assert indexed(wh, "items") == ({("order_id", "line_no")} if wh.vendor == "postgresql" else set())
