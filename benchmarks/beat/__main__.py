@@ -25,13 +25,28 @@ import redis
 from benchmarks import ROOT, fresh_postgres, run_child, write_results
 
 PG_DB = "atlas_bench_beat"
+# As docker-compose.yml's x-atlas environment runs Atlas: DEBUG off, its three secrets set (values for this
+# benchmark only, never a deployment's), and CACHE_URL on the broker's Redis (another database, as compose).
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "benchmark-only-secret-key-" + "b" * 40,
+    "ATLAS_AUDIT_KEY": "benchmark-only-audit-key-" + "a" * 40,
+    "PII_HASH_KEY": "benchmark-only-pii-hash-key-" + "p" * 40,
+}
+
+
+def cache_url(broker_url: str) -> str:
+    """The broker's Redis, the database after the broker's (compose: broker /0, cache /1)."""
+    base, _, db = broker_url.rpartition("/")
+    return f"{base}/{int(db or 0) + 1}"
 
 
 @contextmanager
 def broker():
-    """``BENCH_BROKER_URL`` (flushed) when set; otherwise a redis-server of this benchmark's own on a free port."""
+    """``BENCH_BROKER_URL`` (flushed, and the cache's database after it) when set; otherwise a redis-server of this benchmark's own on a free port."""
     if url := os.environ.get("BENCH_BROKER_URL"):
-        redis.Redis.from_url(url).flushdb()
+        for db in (url, cache_url(url)):
+            redis.Redis.from_url(db).flushdb()
         yield url
         return
     with socket.socket() as s:
@@ -56,8 +71,9 @@ def broker():
 def main() -> None:
     database = fresh_postgres(PG_DB)
     with tempfile.TemporaryDirectory(prefix="atlas-bench-beat-") as tmp, broker() as url:
-        env = {"ATLAS_VAR_DIR": tmp, "DEBUG": "true", "DATABASE_URL": database, "WAREHOUSE_URL": "",
-               "CELERY_BROKER_URL": url, "PII_SCAN_AFTER_INGEST": "false", "ATLAS_DATA_ROOTS": tmp}
+        env = {"ATLAS_VAR_DIR": tmp, **PRODUCTION, "DATABASE_URL": database, "WAREHOUSE_URL": "",
+               "CELERY_BROKER_URL": url, "CACHE_URL": cache_url(url), "PII_SCAN_AFTER_INGEST": "false",
+               "ATLAS_DATA_ROOTS": tmp}
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env={**os.environ, **env},
                        check=True)
         r = run_child("benchmarks.beat.bench", env)
