@@ -88,7 +88,13 @@ def enabled() -> bool:
 
 
 # --- the data generation ------------------------------------------------------------------------
+# Whether this process read a generation since it last bumped one (any thread): a page it answered since
+# may hold what a transaction of its own wrote before, so the transaction's next write bumps again.
+_READ_SINCE_BUMP = {GENERATION_KEY: True, AUTH_GENERATION_KEY: True}
+
+
 def generation(key: str = GENERATION_KEY) -> int:
+    _READ_SINCE_BUMP[key] = True
     value = cache.get(key)
     if value is None:
         # First use, or the key was evicted: start from a value never used before.
@@ -99,6 +105,7 @@ def generation(key: str = GENERATION_KEY) -> int:
 
 def generations() -> tuple[int, int]:
     """The data and auth generations, in one cache round trip when both exist."""
+    _READ_SINCE_BUMP.update(dict.fromkeys(_READ_SINCE_BUMP, True))
     found = cache.get_many([GENERATION_KEY, AUTH_GENERATION_KEY])
     data, auth = found.get(GENERATION_KEY), found.get(AUTH_GENERATION_KEY)
     return (int(data) if data is not None else generation(),
@@ -111,6 +118,7 @@ def bump(key: str = GENERATION_KEY) -> None:
     On Redis one round trip (:data:`BUMP_SCRIPT`) over the process's client: a run's writes bump it a
     dozen times, and Django's ``incr`` builds a client and asks twice (EXISTS, INCRBY) each time.
     """
+    _READ_SINCE_BUMP[key] = False
     try:
         if (fast := _fast()) is not None:
             fast.bump(keys=[fast.key(key)], args=[time.time_ns()])
@@ -156,23 +164,27 @@ def track_writes(execute: Callable, sql: Any, params: Any, many: bool, context: 
     if target is None:
         return result
     if target.startswith(AUTH_TABLES):
-        _bump_now_and_on_commit(bump_auth, context["connection"])
+        _bump_now_and_on_commit(bump_auth, context["connection"], AUTH_GENERATION_KEY)
     elif not (target and target.startswith(IGNORED_TABLES)):
-        _bump_now_and_on_commit(bump, context["connection"])
+        _bump_now_and_on_commit(bump, context["connection"], GENERATION_KEY)
     return result
 
 
-def _bump_now_and_on_commit(fn: Callable[[], None], conn: Any) -> None:
-    """Bump now and when the transaction commits: once each per transaction, however many writes it holds.
+def _bump_now_and_on_commit(fn: Callable[[], None], conn: Any, key: str) -> None:
+    """Bump now, and when the transaction commits (once, however many writes it holds).
 
-    The bump now is for the writer's own page (not stored: the generation moved while it was answered),
-    which one bump marks as well as ten; other processes see the writes only once they commit.
+    Other processes see the writes once they commit: the bump at commit is theirs. The bump now is for
+    this process's own pages, which may show what its open transaction wrote: a later write of that
+    transaction bumps again only when a generation was read in between (a worker executing a run reads
+    none: one bump now and one at commit per transaction, not one per write).
     """
     if not conn.in_atomic_block:
         fn()
     elif not any(item[1] is fn for item in conn.run_on_commit):  # the transaction's first write
         fn()
         transaction.on_commit(fn, using=conn.alias)
+    elif _READ_SINCE_BUMP[key]:
+        fn()
 
 
 def _install(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -393,6 +405,7 @@ def _fast_hit(fast: _FastRedis, request: HttpRequest, token: str) -> tuple[_Iden
     """(identity, stored page or None) in one round trip when the token's digest is unchanged."""
     token_key = hashlib.sha256(token.encode()).hexdigest()
     digest = _LATEST_DIGEST.get(token_key, "")
+    _READ_SINCE_BUMP.update(dict.fromkeys(_READ_SINCE_BUMP, True))
     data, auth, page = fast.script(keys=[fast.key(GENERATION_KEY), fast.key(AUTH_GENERATION_KEY)],
                                    args=[fast.key(page_base(request, digest))])
     if data is None or auth is None:
