@@ -128,8 +128,8 @@ def sync_columns(
     gone = [c.pk for c in existing.values() if c.column not in wanted and not c.pii_entity] if prune and columns else []
     if gone:
         node.children.filter(pk__in=gone, pii_entity="").delete()
-    if not new and not gone:  # nothing added or removed: the columns read above, as updated
-        return existing
+    if not gone and all(c.pk for c in new):  # nothing removed: the columns read above, as updated, and the new ones
+        return {**existing, **{c.column: c for c in new}}
     return {c.column: c for c in node.children.all()}
 
 

@@ -134,6 +134,18 @@ def dataset_versions(dataset_ids: set[int]) -> dict[str, list[int]]:
     return {str(pk): [found.get(pk, (0, 0))[0] or 0, found.get(pk, (0, 0))[1]] for pk in sorted(dataset_ids)}
 
 
+def output_version(step_run: StepRun, step: Step) -> list[int]:
+    """The output's version once ``step_run`` ended: :func:`dataset_versions`'s, known without reading it once it published.
+
+    A published step run is its output's last publisher (one writer per dataset, one run per pipeline at a
+    time), and the ``data_version`` is the one its step was loaded with. Should something have bumped it
+    since (a trim, an erasure), the next run finds the output changed and runs: never skipped wrongly.
+    """
+    if step_run.status == RunStatus.SUCCEEDED and step_run.pk and Step.output.is_cached(step):
+        return [step_run.pk, step.output.data_version]
+    return dataset_versions({step.output_id}).get(str(step.output_id))
+
+
 def file_listing(source: Source) -> list[list[Any]] | None:
     """An ingest's local files as ``stat`` sees them; None when the source is not local files (or cannot be listed)."""
     if source.kind != Source.Kind.PATH:
@@ -293,9 +305,10 @@ def executed_versions(step_run: StepRun, step: Step, versions: Versions) -> None
     # What the step's own hooks settled while it ran is part of what it wrote: the PII scan its gate
     # ran (findings) and the policies privacy by default added. So the definition is read again now,
     # from the same step object (its SQL as it ran); else the next run would find it "changed" and
-    # run it once more for nothing.
+    # run it once more for nothing. What the step's scope remembers (its checks, its confirmed subject
+    # keys: no hook writes them) is what it ran with; the rest is read anew.
     versions.definition = definition(step, _parameters(step_run.run, step))
-    versions.output = dataset_versions({step.output_id}).get(str(step.output_id))
+    versions.output = output_version(step_run, step)
     details = {**(step_run.details or {}), VERSIONS: versions.as_json()}
     if step_run.status == RunStatus.SKIPPED:  # an ingest whose every file was loaded already
         details[UP_TO_DATE] = {"reason": "every file was loaded already", "since_run": None}

@@ -1041,7 +1041,7 @@ def _after_publish(run: PipelineRun, step: Step, step_run: StepRun, *, origin: s
 
     A resumed run calls them again for a step whose attempt was lost after publishing.
     ``versions``: what the step executed with, stored in the same statement as the hooks' end
-    (:func:`pipelines.freshness.record_execution`, its reads made after the hooks, afresh).
+    (:func:`pipelines.freshness.record_execution`, read after the hooks where they may have settled it).
     """
     if ctx is None:
         ctx = StepContext(
@@ -1049,9 +1049,8 @@ def _after_publish(run: PipelineRun, step: Step, step_run: StepRun, *, origin: s
             target=step.output.table, origin=origin,
         )
     hooks.call("published", ctx)
-    if versions is not None:
-        with memo.scope():  # what the hooks settled is read again, not what the step's scope remembers
-            durably(lambda: freshness.executed_versions(step_run, step, versions), "a step's versions")
+    if versions is not None:  # in the step's scope: what it remembers is what the step ran with (its checks)
+        durably(lambda: freshness.executed_versions(step_run, step, versions), "a step's versions")
     step_run.after_publish = "done"
     durably(lambda: StepRun.objects.filter(pk=step_run.pk).update(after_publish="done", details=step_run.details),
             "a step's published hooks")

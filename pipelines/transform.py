@@ -105,9 +105,12 @@ def _step_inputs(step: Step, known: dict[tuple[str, str], Dataset] | None) -> li
 
 def input_rows(wh, ds: Dataset) -> int:
     """The rows of an input a step reads in full: the catalogue's count (every publish, retention and erasure
-    keeps it), else counted (a table no run has published yet)."""
-    known = Dataset.objects.filter(pk=ds.pk).values_list("row_count", flat=True).first()
-    return int(known) if known is not None else wh.row_count(ds.layer, ds.table)
+    keeps it), else counted (a table no run has published yet).
+
+    ``ds`` is the step's input as its scope read the catalogue (:func:`step_inputs`): when the step
+    starts, or as planning read it when no step of the run executed before (nothing wrote it since).
+    """
+    return int(ds.row_count) if ds.row_count is not None else wh.row_count(ds.layer, ds.table)
 
 
 def publish_receipt(ctx: StepContext) -> str:

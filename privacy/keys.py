@@ -24,6 +24,7 @@ from django.utils import timezone
 from atlas import audit
 from atlas.warehouse import Warehouse, WarehouseError, get_warehouse
 from atlas.warehouse.base import LAYER_SCHEMAS
+from pipelines import memo
 from pipelines.models import Dataset
 
 from .models import SubjectKey, validate_kind
@@ -359,9 +360,19 @@ def ensure_target_index(wh: Warehouse, target: KeyTarget) -> str | None:
     return name
 
 
+def confirmed_keys(dataset_id: int) -> list[tuple[str, str, str]]:
+    """The dataset's confirmed keys as (column, kind, storage), sorted; read once per :func:`pipelines.memo.scope`.
+
+    A step's scope reads them for its versions (``privacy.versions``) and, once it published, to index
+    them: one query. Outside a scope, read every time.
+    """
+    return memo.remembered(("subject_keys", dataset_id), lambda: sorted(
+        SubjectKey.objects.filter(dataset_id=dataset_id, status=Status.CONFIRMED).values_list("column", "kind", "storage")))
+
+
 def ensure_indexes_for(dataset: Dataset, wh: Warehouse | None = None) -> list[str]:
     """Index every confirmed key of a dataset (after a step replaced its table, indexes are gone)."""
     wh = wh or get_warehouse()
-    if not wh.features.expression_indexes or not SubjectKey.objects.filter(dataset=dataset, status=Status.CONFIRMED).exists():
+    if not wh.features.expression_indexes or not confirmed_keys(dataset.pk):
         return []
     return [n for t in targets() if t.dataset_id == dataset.pk for n in [ensure_target_index(wh, t)] if n]

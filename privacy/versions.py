@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from django.db.models import Count, Max
 
-from .models import SubjectKey, Tombstone
+from .keys import confirmed_keys
+from .models import Tombstone
 
 
 def step_versions(step) -> dict | None:
-    keys = sorted(SubjectKey.objects.filter(dataset_id=step.output_id, status=SubjectKey.Status.CONFIRMED)
-                  .values_list("column", "kind", "storage"))
+    keys = confirmed_keys(step.output_id)
     if not keys:
         return None
     stones = Tombstone.objects.filter(kind__in={k[1] for k in keys}).aggregate(n=Count("id"), last=Max("id"))

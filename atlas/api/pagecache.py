@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,12 +88,16 @@ def enabled() -> bool:
 
 
 # --- the data generation ------------------------------------------------------------------------
+# Whether this process read a generation since it last bumped one (any thread): a page it answered since
+# may hold what a transaction of its own wrote before, so the transaction's next write bumps again.
+_READ_SINCE_BUMP = {GENERATION_KEY: True, AUTH_GENERATION_KEY: True}
+
+
 def generation(key: str = GENERATION_KEY) -> int:
+    _READ_SINCE_BUMP[key] = True
     value = cache.get(key)
     if value is None:
         # First use, or the key was evicted: start from a value never used before.
-        import time
-
         cache.add(key, time.time_ns(), timeout=None)
         value = cache.get(key)
     return int(value)
@@ -100,6 +105,7 @@ def generation(key: str = GENERATION_KEY) -> int:
 
 def generations() -> tuple[int, int]:
     """The data and auth generations, in one cache round trip when both exist."""
+    _READ_SINCE_BUMP.update(dict.fromkeys(_READ_SINCE_BUMP, True))
     found = cache.get_many([GENERATION_KEY, AUTH_GENERATION_KEY])
     data, auth = found.get(GENERATION_KEY), found.get(AUTH_GENERATION_KEY)
     return (int(data) if data is not None else generation(),
@@ -107,8 +113,16 @@ def generations() -> tuple[int, int]:
 
 
 def bump(key: str = GENERATION_KEY) -> None:
-    """Make every cached page (or, with the auth key, every resolved token) unreachable; never fails the write."""
+    """Make every cached page (or, with the auth key, every resolved token) unreachable; never fails the write.
+
+    On Redis one round trip (:data:`BUMP_SCRIPT`) over the process's client: a run's writes bump it a
+    dozen times, and Django's ``incr`` builds a client and asks twice (EXISTS, INCRBY) each time.
+    """
+    _READ_SINCE_BUMP[key] = False
     try:
+        if (fast := _fast()) is not None:
+            fast.bump(keys=[fast.key(key)], args=[time.time_ns()])
+            return
         cache.incr(key)
     except ValueError:  # missing: the next read starts a fresh generation
         generation(key)
@@ -150,16 +164,27 @@ def track_writes(execute: Callable, sql: Any, params: Any, many: bool, context: 
     if target is None:
         return result
     if target.startswith(AUTH_TABLES):
-        _bump_now_and_on_commit(bump_auth, context["connection"])
+        _bump_now_and_on_commit(bump_auth, context["connection"], AUTH_GENERATION_KEY)
     elif not (target and target.startswith(IGNORED_TABLES)):
-        _bump_now_and_on_commit(bump, context["connection"])
+        _bump_now_and_on_commit(bump, context["connection"], GENERATION_KEY)
     return result
 
 
-def _bump_now_and_on_commit(fn: Callable[[], None], conn: Any) -> None:
-    fn()
-    if conn.in_atomic_block and not any(item[1] is fn for item in conn.run_on_commit):
+def _bump_now_and_on_commit(fn: Callable[[], None], conn: Any, key: str) -> None:
+    """Bump now, and when the transaction commits (once, however many writes it holds).
+
+    Other processes see the writes once they commit: the bump at commit is theirs. The bump now is for
+    this process's own pages, which may show what its open transaction wrote: a later write of that
+    transaction bumps again only when a generation was read in between (a worker executing a run reads
+    none: one bump now and one at commit per transaction, not one per write).
+    """
+    if not conn.in_atomic_block:
+        fn()
+    elif not any(item[1] is fn for item in conn.run_on_commit):  # the transaction's first write
+        fn()
         transaction.on_commit(fn, using=conn.alias)
+    elif _READ_SINCE_BUMP[key]:
+        fn()
 
 
 def _install(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -340,6 +365,14 @@ return {data, auth, redis.call('GET', ARGV[1] .. ':' .. data) or false}
 """
 
 
+# A generation bumped: INCR where it exists; else started from a value never used before (ARGV[1]: now, in ns).
+BUMP_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCR', KEYS[1]) end
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('INCR', KEYS[1])
+"""
+
+
 class _FastRedis:
     def __init__(self, backend: Any) -> None:
         inner = backend._cache  # django.core.cache.backends.redis.RedisCacheClient
@@ -347,6 +380,7 @@ class _FastRedis:
         self.loads, self.dumps = inner._serializer.loads, inner._serializer.dumps
         self.key = backend.make_and_validate_key
         self.script = self.client.register_script(EARLY_SCRIPT)
+        self.bump = self.client.register_script(BUMP_SCRIPT)
 
 
 _FAST: dict[str, Any] = {}
@@ -371,6 +405,7 @@ def _fast_hit(fast: _FastRedis, request: HttpRequest, token: str) -> tuple[_Iden
     """(identity, stored page or None) in one round trip when the token's digest is unchanged."""
     token_key = hashlib.sha256(token.encode()).hexdigest()
     digest = _LATEST_DIGEST.get(token_key, "")
+    _READ_SINCE_BUMP.update(dict.fromkeys(_READ_SINCE_BUMP, True))
     data, auth, page = fast.script(keys=[fast.key(GENERATION_KEY), fast.key(AUTH_GENERATION_KEY)],
                                    args=[fast.key(page_base(request, digest))])
     if data is None or auth is None:

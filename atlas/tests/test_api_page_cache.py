@@ -294,3 +294,31 @@ def test_with_redis_other_permissions_never_share_a_page_on_the_early_path(redis
 
     AuthToken.objects.all().delete()
     assert analyst.get(URL).status_code == 401
+
+
+# --- a write's bump: once now and once at commit per transaction; on Redis one round trip ---------------
+def test_a_transactions_writes_bump_the_generation_once_now_and_once_at_commit(page_cache, django_capture_on_commit_callbacks):
+    before = pagecache.generation()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        for name in ("a", "b", "c"):
+            Dataset.objects.create(name=name, layer="explore", table=name)
+        assert pagecache.generation() == before + 1  # the first write, at once: the writer's own page is not stored
+    assert [c for c in callbacks if c is pagecache.bump] == [pagecache.bump]
+    assert pagecache.generation() == before + 2  # and at commit, for every other process
+
+
+@pytest.mark.redis
+def test_with_redis_a_bump_is_one_round_trip_and_a_missing_generation_starts_anew(redis_cache):
+    import time
+    from unittest import mock
+
+    fast = pagecache._fast()
+    start = pagecache.generation()
+    with mock.patch.object(fast.client, "execute_command", wraps=fast.client.execute_command) as commands:
+        pagecache.bump()
+    assert [c.args[0] for c in commands.call_args_list] == ["EVALSHA"]
+    assert pagecache.generation() == start + 1
+    cache.delete(pagecache.GENERATION_KEY)  # evicted: the next bump starts from a value never used before
+    now = time.time_ns()
+    pagecache.bump()
+    assert pagecache.generation() > max(now, start + 1)

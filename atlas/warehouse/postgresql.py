@@ -656,11 +656,9 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
         with self._operator_connection(schema) as conn:
             shape = self._operator_shape(select_sql, schema, bound, conn=conn)
             defs = ", ".join(f"{self.quote(n)} {t}" for n, t in shape)
-            with self.transaction() as cur:
-                cur.execute(f"DROP TABLE IF EXISTS {tbl}")
-                cur.execute(f"CREATE TABLE {tbl} ({defs})")
-                cur.execute(f"REVOKE ALL ON {tbl} FROM {every}")
-                cur.execute(f"GRANT INSERT ON {tbl} TO {writer}")
+            with self.cursor() as cur:  # one round trip: the statements of one query string are one transaction
+                cur.execute(f"DROP TABLE IF EXISTS {tbl}; CREATE TABLE {tbl} ({defs});"
+                            f" REVOKE ALL ON {tbl} FROM {every}; GRANT INSERT ON {tbl} TO {writer}")
             try:
                 with self._operator_session(schema, read_only=False, conn=conn) as cur:
                     if few_rows:  # a statement for a few rows of large tables: compiling it (JIT) costs more
@@ -668,10 +666,9 @@ class PostgresWarehouse(PostgresQualityOps, Warehouse):
                     self._run_one(cur, f"INSERT INTO {tbl} SELECT * FROM ({select_sql}) AS _atlas_q", bound)
                     rows = cur.rowcount
             finally:
-                with self.transaction() as cur:
-                    privileges.change_table_grants(cur, schema, name, f"REVOKE ALL ON {tbl} FROM {every}")
-                    if readable:
-                        cur.execute(f"GRANT SELECT ON {tbl} TO {readers}")
+                with self.cursor() as cur:
+                    privileges.change_table_grants(cur, schema, name, f"REVOKE ALL ON {tbl} FROM {every}",
+                                                   *([f"GRANT SELECT ON {tbl} TO {readers}"] if readable else []))
         return int(rows)
 
     # What information_schema.columns, .tables and .schemata answer, read from pg_catalog directly:

@@ -283,8 +283,11 @@ def missing_readers(cur, schema: str, table: str, readers: Sequence[str]) -> lis
     return list(row[0]) if row else list(readers)
 
 
-def change_table_grants(cur, schema: str, table: str, statement: str) -> None:
-    """Run one table's GRANT or REVOKE in the caller's transaction, the table locked first.
+def change_table_grants(cur, schema: str, table: str, *statements: str) -> None:
+    """Run one table's GRANTs and REVOKEs, the table locked first: one round trip, one transaction.
+
+    In the caller's transaction; or, on an autocommit connection, in the implicit transaction
+    PostgreSQL gives the statements of one query string (all or none; the lock held to its end).
 
     ``SHARE UPDATE EXCLUSIVE``: a publisher replacing, renaming, dropping or attaching the table
     (``ACCESS EXCLUSIVE``), another grant of the same table, ANALYZE: each waits for this
@@ -292,8 +295,7 @@ def change_table_grants(cur, schema: str, table: str, statement: str) -> None:
     it ("tuple concurrently updated": a GRANT alone takes no lock, and an ``ON ALL TABLES``
     statement held every table's row this way until its transaction ended).
     """
-    cur.execute(f"LOCK TABLE ONLY {qi(schema)}.{qi(table)} IN SHARE UPDATE EXCLUSIVE MODE")
-    cur.execute(statement)
+    cur.execute("; ".join([f"LOCK TABLE ONLY {qi(schema)}.{qi(table)} IN SHARE UPDATE EXCLUSIVE MODE", *statements]))
 
 
 def fix_table_grants(conn, cur, fixes: Sequence[tuple[str, str, str]]) -> int:

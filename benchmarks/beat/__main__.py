@@ -25,13 +25,33 @@ import redis
 from benchmarks import ROOT, fresh_postgres, run_child, write_results
 
 PG_DB = "atlas_bench_beat"
+# As docker-compose.yml's x-atlas environment runs Atlas: DEBUG off, its three secrets set (values for this
+# benchmark only, never a deployment's), and CACHE_URL on the broker's Redis (another database, as compose).
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "benchmark-only-secret-key-" + "b" * 40,
+    "ATLAS_AUDIT_KEY": "benchmark-only-audit-key-" + "a" * 40,
+    "PII_HASH_KEY": "benchmark-only-pii-hash-key-" + "p" * 40,
+}
+
+
+SETTINGS_NOTE = ("as docker-compose.yml's x-atlas environment: DEBUG=false, SECRET_KEY, ATLAS_AUDIT_KEY and"
+                 " PII_HASH_KEY set (benchmark-only values), CACHE_URL on the benchmark's Redis (the database after"
+                 " the broker's; every metadata write bumps the API page cache's generation there)")
+
+
+def cache_url(broker_url: str) -> str:
+    """The broker's Redis, the database after the broker's (compose: broker /0, cache /1)."""
+    base, _, db = broker_url.rpartition("/")
+    return f"{base}/{int(db or 0) + 1}"
 
 
 @contextmanager
 def broker():
-    """``BENCH_BROKER_URL`` (flushed) when set; otherwise a redis-server of this benchmark's own on a free port."""
+    """``BENCH_BROKER_URL`` (flushed, and the cache's database after it) when set; otherwise a redis-server of this benchmark's own on a free port."""
     if url := os.environ.get("BENCH_BROKER_URL"):
-        redis.Redis.from_url(url).flushdb()
+        for db in (url, cache_url(url)):
+            redis.Redis.from_url(db).flushdb()
         yield url
         return
     with socket.socket() as s:
@@ -56,11 +76,15 @@ def broker():
 def main() -> None:
     database = fresh_postgres(PG_DB)
     with tempfile.TemporaryDirectory(prefix="atlas-bench-beat-") as tmp, broker() as url:
-        env = {"ATLAS_VAR_DIR": tmp, "DEBUG": "true", "DATABASE_URL": database, "WAREHOUSE_URL": "",
-               "CELERY_BROKER_URL": url, "PII_SCAN_AFTER_INGEST": "false", "ATLAS_DATA_ROOTS": tmp}
+        env = {"ATLAS_VAR_DIR": tmp, **PRODUCTION, "DATABASE_URL": database, "WAREHOUSE_URL": "",
+               "CELERY_BROKER_URL": url, "CACHE_URL": cache_url(url), "PII_SCAN_AFTER_INGEST": "false",
+               "ATLAS_DATA_ROOTS": tmp}
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env={**os.environ, **env},
                        check=True)
         r = run_child("benchmarks.beat.bench", env)
+    r["settings"] = SETTINGS_NOTE
+    if repeats := os.environ.get("BENCH_REPEATS"):  # earlier runs' results (beat.json files), this run last
+        r["repeats"] = [summary(json.loads(Path(f).read_text())) for f in repeats.split(",")] + [summary(r)]
     if before := os.environ.get("BENCH_BEFORE_JSON"):  # the same benchmark run on the code before a change
         r["before"] = {k: v for k, v in json.loads(Path(before).read_text()).items() if k != "before"}
         r["before"]["code"] = os.environ.get("BENCH_BEFORE_LABEL", before)
@@ -77,7 +101,8 @@ def render(r: dict) -> list[str]:
         f"beat (`pipelines.beat`: django-celery-beat's DatabaseScheduler, the due pipelines triggered in one batch)"
         f" and {r['workers']} workers started with docker-compose.yml's"
         f" command (`{r['worker_command']}`) on Redis and PostgreSQL; load average during the run"
-        f" {r['load_average'][0]:.1f} on 2 CPUs.",
+        f" {r['load_average'][0]:.1f} on 2 CPUs."
+        + (f" Settings {r['settings']}." if "settings" in r else ""),
         "",
         "| seconds after the due minute | median | p95 | max | within 10 s |",
         "| --- | --- | --- | --- | --- |",
@@ -98,7 +123,31 @@ def render(r: dict) -> list[str]:
     ]
     if "solo" in r:
         lines += ["", *cost_table(r)]
+    if "repeats" in r:
+        lines += ["", *repeats_table(r["repeats"])]
     return lines
+
+
+def summary(r: dict) -> dict:
+    """One run's figures for :func:`repeats_table` (``BENCH_REPEATS``: the results of the runs it repeats)."""
+    s = r["started_after_due"]
+    return {"within_10s": s["within_10s"], "runs": r["runs"], "median": s["median"], "max": s["max"],
+            "runs_per_second": r["runs_per_second"], "workers_cpu_per_run": r["workers_cpu_per_run"],
+            "machine_cpu_per_run": r["machine_cpu_per_run"], "queries": r["solo"]["metadata_queries_median"],
+            "load_average": r["load_average"][0]}
+
+
+def repeats_table(repeats: list[dict]) -> list[str]:
+    """The same benchmark run several times on the same tree, one after the other: each run's figures."""
+    out = ["The same tree, run one after the other (the tables above are the last run's):", "",
+           "| run | started within 10 s | start delay median / max, s | runs/s | workers' CPU s per run"
+           " | machine's busy CPU s per run | metadata queries (one-step run alone) | load average (1 min, end) |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for i, x in enumerate(repeats, 1):
+        out.append(f"| {i} | {x['within_10s']} of {x['runs']} | {x['median']:.1f} / {x['max']:.1f} | {x['runs_per_second']:.1f}"
+                   f" | {x['workers_cpu_per_run']:.3f} | {x['machine_cpu_per_run']:.3f} | {x['queries']:.0f}"
+                   f" | {x['load_average']:.1f} |")
+    return out
 
 
 def cost_table(r: dict) -> list[str]:
