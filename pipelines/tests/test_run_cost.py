@@ -64,6 +64,13 @@ def written(queries: list[str], table_prefix: str) -> list[str]:
 
 
 @pytest.fixture
+def no_lineage_endpoint(settings):
+    """No OpenLineage endpoint and nothing kept for one: the counts are the run's own, not the outbox's."""
+    settings.OPENLINEAGE_KEEP_WITHOUT_ENDPOINT = False
+    settings.OPENLINEAGE_URL = ""
+
+
+@pytest.fixture
 def one_step(wh, simple_pipeline):
     """``chart.people`` published by a first pipeline; a one-step aggregate pipeline over it."""
     assert run_now(simple_pipeline()).status == RunStatus.SUCCEEDED
@@ -120,9 +127,7 @@ def test_a_lookup_that_failed_is_not_remembered():
 
 
 @pytest.mark.step_hooks
-def test_a_one_step_run_stays_within_its_metadata_query_budget(one_step, settings):
-    settings.OPENLINEAGE_KEEP_WITHOUT_ENDPOINT = False
-    settings.OPENLINEAGE_URL = ""
+def test_a_one_step_run_stays_within_its_metadata_query_budget(one_step, no_lineage_endpoint):
     events = OutboxEvent.objects.count()
     first, _ = metadata_queries(one_step)
     assert len(first) <= FIRST_RUN_BUDGET, "\n".join(first)
@@ -141,9 +146,7 @@ def test_a_one_step_run_stays_within_its_metadata_query_budget(one_step, setting
 
 @pytest.mark.step_hooks
 @pytest.mark.up_to_date
-def test_a_one_step_run_skipping_what_is_up_to_date_stays_within_its_budget(one_step, settings):
-    settings.OPENLINEAGE_KEEP_WITHOUT_ENDPOINT = False
-    settings.OPENLINEAGE_URL = ""
+def test_a_one_step_run_skipping_what_is_up_to_date_stays_within_its_budget(one_step, no_lineage_endpoint):
     first, run = metadata_queries(one_step)
     assert len(first) <= SKIPPING_FIRST_RUN_BUDGET, "\n".join(first)
     assert run.step_runs.get().details.get("versions")
@@ -159,10 +162,8 @@ def reads_of(queries: list[str], table: str) -> list[str]:
 
 @pytest.mark.step_hooks
 @pytest.mark.up_to_date
-def test_a_one_step_run_reads_each_thing_once(one_step, settings):
+def test_a_one_step_run_reads_each_thing_once(one_step, no_lineage_endpoint):
     """What a step's scope read serves its versions, its hooks and the versions it records (issue 14)."""
-    settings.OPENLINEAGE_KEEP_WITHOUT_ENDPOINT = False
-    settings.OPENLINEAGE_URL = ""
     queries, run = metadata_queries(one_step)
     output = one_step.steps.get().output_id
     assert len(reads_of(queries, "quality_check")) == 1  # planning's, then the step's versions and gate, and after
@@ -187,10 +188,8 @@ def test_a_one_step_run_with_its_events_kept_stays_within_its_budget(one_step):
 
 
 @pytest.mark.step_hooks
-def test_reading_once_records_what_a_fresh_trace_records(one_step, settings):
+def test_reading_once_records_what_a_fresh_trace_records(one_step, no_lineage_endpoint):
     """The graph a run leaves equals the graph traced from nothing; the catalogue follows the table's shape."""
-    settings.OPENLINEAGE_KEEP_WITHOUT_ENDPOINT = False
-    settings.OPENLINEAGE_URL = ""
     metadata_queries(one_step)
     step = one_step.steps.get()
     step.sql = "SELECT CAST(count(*) AS text) AS people, 1 AS one FROM chart.people"
@@ -211,10 +210,8 @@ def test_reading_once_records_what_a_fresh_trace_records(one_step, settings):
 
 
 @pytest.mark.step_hooks
-def test_a_run_reads_only_the_datasets_its_sql_names(one_step, settings):
+def test_a_run_reads_only_the_datasets_its_sql_names(one_step, no_lineage_endpoint):
     """A run's cost does not grow with the catalogue: planning and the step read the datasets their SQL names."""
-    settings.OPENLINEAGE_KEEP_WITHOUT_ENDPOINT = False
-    settings.OPENLINEAGE_URL = ""
     Dataset.objects.bulk_create(Dataset(name=f"other_{i}", layer="navigate", table=f"other_{i}") for i in range(40))
     loaded = []
     post_init.connect(lambda sender, instance, **kw: loaded.append(instance.table), sender=Dataset, weak=False,
@@ -378,12 +375,10 @@ def test_step_records_asked_for_again_are_the_ones_created(db, simple_pipeline):
 
 @pytest.mark.step_hooks
 @pytest.mark.up_to_date
-def test_the_versions_stored_with_the_published_hooks_are_what_recording_them_after_gives(wh, one_step, settings):
+def test_the_versions_stored_with_the_published_hooks_are_what_recording_them_after_gives(wh, one_step, no_lineage_endpoint):
     """One statement for the hooks' end and the versions; the versions as :func:`freshness.record_execution` reads them."""
     from pipelines import freshness
 
-    settings.OPENLINEAGE_KEEP_WITHOUT_ENDPOINT = False
-    settings.OPENLINEAGE_URL = ""
     queries, run = metadata_queries(one_step)
     step = one_step.steps.select_related("output", "source").get()
     sr = run.step_runs.get()
