@@ -8,7 +8,7 @@ in-process through the very same task functions.
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atlas.settings")
 
@@ -23,3 +23,17 @@ def _serve_worker_metrics(**kwargs) -> None:
     from atlas.worker_metrics import on_worker_ready
 
     on_worker_ready(**kwargs)
+
+
+@worker_ready.connect
+def _start_up_worker(sender=None, **kwargs) -> None:
+    from atlas import worker_start
+
+    worker_start.on_worker_ready(sender, **kwargs)
+
+
+@worker_process_init.connect
+def _start_up_pool_process(**_kwargs) -> None:  # a prefork child (and the solo pool's own process)
+    from atlas import worker_start
+
+    worker_start.start()

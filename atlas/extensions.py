@@ -75,6 +75,8 @@ KINDS: dict[str, str] = {
     "overview_sections": "callable(request, now) -> atlas.overview.Section or None: a part of the admin's home"
     " (its verdict, what needs acting on, where to act)",
     "background_tasks": "atlas.background.Kind: a heavy action the API and admin enqueue (202 + a status resource)",
+    "worker_start": "callable(): run once in each Celery worker process that executes tasks, when it starts"
+    " (atlas.worker_start): load what the first task would otherwise load inside a run",
 }
 # Kinds whose items are (key, value) pairs with keys unique across apps.
 PAIR_KINDS = {"api_dataset_fields"}

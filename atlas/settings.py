@@ -187,6 +187,9 @@ ATLAS_STEP_HARD_TIMEOUT_SECONDS = env.float("ATLAS_STEP_HARD_TIMEOUT_SECONDS", d
 ATLAS_STEP_STOP_GRACE_SECONDS = env.float("ATLAS_STEP_STOP_GRACE_SECONDS", default=30.0)
 ATLAS_WATCHDOG_POLL_SECONDS = env.float("ATLAS_WATCHDOG_POLL_SECONDS", default=1.0)
 ATLAS_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS = env.float("ATLAS_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS", default=3 * 3600)
+# A Celery worker loads at its start what its first task would otherwise load inside a run (the PII
+# analyzer: about 2 CPU s, in a background thread; atlas/worker_start.py).
+ATLAS_WORKER_WARM_UP = env.bool("ATLAS_WORKER_WARM_UP", default=True)
 # --- Run recovery (issue 14; README "When things fail") ---
 # The executing worker marks its run alive this often; a run not marked for two intervals is
 # lost (its worker was killed or cut off): the reaper, run by beat every interval, queues it

@@ -14,6 +14,7 @@ class ComplianceConfig(AppConfig):
         "step_hooks": ["compliance.hooks.PiiHook"],
         "step_versions": ["compliance.versions.step_versions"],
         "run_panels": ["compliance.scan_tasks.run_panel"],
+        "worker_start": ["compliance.scan_tasks.warm_up"],
         "row_masker": ["compliance.masking.mask_rows"],
         "select_masker": ["compliance.masking.mask_select_rows"],
         "request_scopes": ["compliance.masking.request_scope"],

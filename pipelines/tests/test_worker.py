@@ -194,3 +194,13 @@ def test_a_worker_keeps_its_database_connection_between_runs_and_replaces_a_term
         assert replaced and replaced != kept
     finally:
         admin.close()
+
+
+def test_a_worker_builds_the_pii_analyzer_when_it_starts_not_in_its_first_run(broker, start, tmp_path):
+    """atlas/worker_start.py: the threads pool's process (compose's) builds it once, before any task."""
+    start(*THREADED, ATLAS_WORKER_WARM_UP="true")
+    log = tmp_path / "worker.log"
+    _wait_for(lambda: "PII analyzer ready (built in" in log.read_text(), tmp_path, timeout=120)
+    text = log.read_text()
+    assert text.count("PII analyzer ready") == 1
+    assert "Task " not in text  # before any task: nothing was sent

@@ -96,6 +96,9 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "PII_HASH_KEY": getattr(settings, "PII_HASH_KEY", "") or "worker-test-pii-hash-key-of-at-least-32-chars",
         "DJANGO_SETTINGS_MODULE": "atlas.settings",
         "PYTHONPATH": str(ROOT),
+        # Off unless a test asks (atlas/worker_start.py): most of these short-lived workers never scan, and
+        # the analyzer's build (about 2 CPU s in the background) would slow the test beside it.
+        "ATLAS_WORKER_WARM_UP": "false",
         **extra,
     }
 
