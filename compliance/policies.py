@@ -468,23 +468,34 @@ def record_policy_change(policy: ColumnPolicy, *, actor, before: dict | None, de
 
 
 # --- in-text anonymisation (the one row-wise Python path) ------------------------------
-def anonymised_texts(texts: list[str], *, entities: Iterable[str] | None = None) -> list[tuple[str, str]]:
+def anonymised_texts(texts: list[str], *, entities: Iterable[str] | None = None,
+                     prefilter: bool = True) -> list[tuple[str, str]]:
     """``(text, anonymised)`` for each text with PII of the free-text entities inside it, in order.
 
     Only the recognizers of the free-text entities run (``entities``, default
     ``FREE_TEXT_ENTITIES``): the others' results were dropped anyway, and Presidio
     removes overlaps only between results of one entity type, so asking for fewer
     entities gives the same spans and scores at less than half the cost (a test
-    compares it with every recognizer's answer).
+    compares it with every recognizer's answer). And of those, each text meets only the
+    ones that can match it (``compliance.prefilter``: no e-mail recognizer without an ``@``,
+    no phone matcher below four digits); a text none can match is not analysed at all.
+    ``prefilter=False`` runs every wanted recognizer on every text (the tests compare the two).
+    At 10M orders the demo's 500k distinct notes made this a quarter of the embedded first run.
     """
+    from django.conf import settings
     from presidio_anonymizer import AnonymizerEngine
 
     from .analyzer import batch_analyzer
     from .detection import FREE_TEXT_ENTITIES, FREE_TEXT_MIN_SCORE
+    from .prefilter import analyze_values
 
     wanted = sorted(FREE_TEXT_ENTITIES if entities is None else set(entities))
     anonymizer = AnonymizerEngine()
-    analysed = batch_analyzer().analyze_iterator(texts, language="en", batch_size=256, entities=wanted)
+    engine = batch_analyzer()
+    if prefilter:
+        analysed = analyze_values(engine.analyzer_engine, texts, wanted, ner=bool(settings.PII_SPACY_MODEL))
+    else:
+        analysed = engine.analyze_iterator(texts, language="en", batch_size=256, entities=wanted)
     mapping = []
     for text, results in zip(texts, analysed, strict=True):
         keep = [

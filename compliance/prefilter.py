@@ -141,6 +141,16 @@ def analyze_columns(engine, prepared: dict[str, list[str]], *, ner: bool, batch_
     return out
 
 
+def analyze_values(engine, texts: Sequence[str], entities: Iterable[str], *, ner: bool,
+                   batch_size: int = 256) -> list[list]:
+    """Presidio's results for each text, for ``entities``, each text run through only the recognizers
+    that can match it (:func:`value_entities`): what ``AnalyzerEngine.analyze(entities=...)`` finds in
+    each, without analysing the texts that none of them can match (free-text anonymisation)."""
+    out: dict[str, list] = {"": [[] for _ in texts]}
+    _analyze(engine, {"": list(texts)}, {"": list(entities)}, out, ner=ner, batch_size=batch_size)
+    return out[""]
+
+
 def _analyze(engine, prepared: dict[str, list[str]], keep: dict[str, list[str]], out: dict[str, list], *,
              ner: bool, batch_size: int) -> None:
     """Add to ``out`` the results of the ``keep`` entities of each column's values (those that can have them)."""

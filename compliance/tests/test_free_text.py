@@ -60,6 +60,15 @@ def test_asking_for_the_free_text_entities_only_gives_every_recognizers_answer()
     assert anonymised_texts(texts) == anonymised_texts(texts, entities=every)
 
 
+def test_each_text_meeting_only_the_recognizers_that_can_match_it_gives_every_answer():
+    texts = corpus(600, seed=11) + ["", " ", "12", "a@b", "+1", "Ünïcödé only", "ALL CAPS NOTE 5551234"]
+    every = sorted(analyzer().get_supported_entities(language="en"))
+    full = anonymised_texts(texts, prefilter=False)
+    assert anonymised_texts(texts) == full
+    assert anonymised_texts(texts, entities=every) == anonymised_texts(texts, entities=every, prefilter=False)
+    assert len(full) > 300  # most of the corpus has something to anonymise
+
+
 def test_the_corpus_exercises_every_free_text_entity():
     changed = dict(anonymised_texts(corpus()))
     seen = " ".join(changed.values())
