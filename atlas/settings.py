@@ -290,6 +290,10 @@ PII_SCAN_ROWS = env.int("PII_SCAN_ROWS", default=100_000)  # larger tables are r
 PII_MIN_SHARE = env.float("PII_MIN_SHARE", default=0.6)  # share of values that must match
 PII_MIN_SCORE = env.float("PII_MIN_SCORE", default=0.35)  # mean recognizer score of the matches
 PII_SCAN_AFTER_INGEST = env.bool("PII_SCAN_AFTER_INGEST", default=True)
+# Free-text anonymisation (an anonymise_text policy): this many distinct values or more are analysed in
+# ATLAS_PII_TEXT_PROCESSES spawned processes (0: the CPUs; at most 4), fewer in the worker (compliance/free_text.py).
+ATLAS_PII_TEXT_PARALLEL_MIN = env.int("ATLAS_PII_TEXT_PARALLEL_MIN", default=50_000)
+ATLAS_PII_TEXT_PROCESSES = env.int("ATLAS_PII_TEXT_PROCESSES", default=0)
 # Privacy by default (GDPR Art. 25): a finding not yet reviewed whose confidence is at least this gets
 # its entity's default policy on Chart until a steward decides (1.1 turns it off). The column name
 # alone gives 0.4, so the default asks for evidence in the values.

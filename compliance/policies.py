@@ -468,8 +468,8 @@ def record_policy_change(policy: ColumnPolicy, *, actor, before: dict | None, de
 
 
 # --- in-text anonymisation (the one row-wise Python path) ------------------------------
-def anonymised_texts(texts: list[str], *, entities: Iterable[str] | None = None,
-                     prefilter: bool = True) -> list[tuple[str, str]]:
+def anonymised_texts(texts: list[str], *, entities: Iterable[str] | None = None, prefilter: bool = True,
+                     processes: int | None = None) -> list[tuple[str, str]]:
     """``(text, anonymised)`` for each text with PII of the free-text entities inside it, in order.
 
     Only the recognizers of the free-text entities run (``entities``, default
@@ -480,33 +480,20 @@ def anonymised_texts(texts: list[str], *, entities: Iterable[str] | None = None,
     ones that can match it (``compliance.prefilter``: no e-mail recognizer without an ``@``,
     no phone matcher below four digits); a text none can match is not analysed at all.
     ``prefilter=False`` runs every wanted recognizer on every text (the tests compare the two).
-    At 10M orders the demo's 500k distinct notes made this a quarter of the embedded first run.
+    Many texts are analysed in several processes (``compliance.free_text``; ``processes``
+    overrides how many, 1: this one).
     """
     from django.conf import settings
-    from presidio_anonymizer import AnonymizerEngine
 
-    from .analyzer import batch_analyzer
     from .detection import FREE_TEXT_ENTITIES, FREE_TEXT_MIN_SCORE
-    from .prefilter import analyze_values
+    from .free_text import anonymised, anonymised_in_processes, processes_for
 
-    wanted = sorted(FREE_TEXT_ENTITIES if entities is None else set(entities))
-    anonymizer = AnonymizerEngine()
-    engine = batch_analyzer()
-    if prefilter:
-        analysed = analyze_values(engine.analyzer_engine, texts, wanted, ner=bool(settings.PII_SPACY_MODEL))
-    else:
-        analysed = engine.analyze_iterator(texts, language="en", batch_size=256, entities=wanted)
-    mapping = []
-    for text, results in zip(texts, analysed, strict=True):
-        keep = [
-            r for r in results
-            if r.entity_type in FREE_TEXT_ENTITIES and r.score >= FREE_TEXT_MIN_SCORE.get(r.entity_type, 0.5)
-        ]
-        if keep:
-            new = anonymizer.anonymize(text=text, analyzer_results=keep).text
-            if new != text:
-                mapping.append((text, new))
-    return mapping
+    options = {"wanted": FREE_TEXT_ENTITIES if entities is None else set(entities), "keep": FREE_TEXT_ENTITIES,
+               "min_scores": dict(FREE_TEXT_MIN_SCORE), "prefilter": prefilter, "ner": bool(settings.PII_SPACY_MODEL)}
+    n = processes_for(len(texts), processes=processes, parallel_min=1 if processes else None)
+    if n > 1:
+        return anonymised_in_processes(texts, n, **options)
+    return anonymised(texts, **options)
 
 
 def anonymise_text_columns(wh: Warehouse, schema: str, table: str, columns: Iterable[str]) -> dict[str, int]:

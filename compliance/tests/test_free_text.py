@@ -124,3 +124,24 @@ def test_anonymise_text_columns_writes_what_presidio_says(wh):
     source = [*notes, *notes[:10], None]
     assert got == {i: (expected.get(n, n) if n is not None else None) for i, n in enumerate(source)}
     assert len(expected) > 20  # the corpus has PII in most notes
+
+
+# --- many texts: analysed in spawned processes (compliance/free_text.py) ------------------------
+def test_texts_analysed_in_two_processes_give_the_mapping_of_one_in_the_same_order():
+    texts = corpus(600, seed=5)
+    one = anonymised_texts(texts, processes=1)
+    two = anonymised_texts(texts, processes=2)
+    assert two == one
+    assert len(one) > 300
+
+
+def test_small_columns_stay_in_the_process_and_large_ones_use_the_setting(settings):
+    from compliance.free_text import MAX_PROCESSES, processes_for
+
+    settings.ATLAS_PII_TEXT_PARALLEL_MIN, settings.ATLAS_PII_TEXT_PROCESSES = 1000, 3
+    assert processes_for(999) == 1
+    assert processes_for(1000) == 3
+    settings.ATLAS_PII_TEXT_PROCESSES = 64
+    assert processes_for(10**6) == MAX_PROCESSES
+    assert processes_for(3, processes=8, parallel_min=1) == 3  # never more processes than texts
+    assert processes_for(1, processes=2, parallel_min=1) == 1
