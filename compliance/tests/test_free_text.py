@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from compliance.analyzer import analyzer
 from compliance.policies import anonymised_texts
 
@@ -108,16 +110,19 @@ def test_anonymised_values_are_written_back_exactly_across_statements(wh):
     check_replace_values(wh, "notes_stg", chunk=3)
 
 
-def test_anonymise_text_columns_writes_what_presidio_says(wh):
+@pytest.mark.parametrize("in_processes", [False, True], ids=["in the worker", "in two spawned processes"])
+def test_anonymise_text_columns_writes_what_presidio_says(wh, settings, in_processes):
     """The whole pass on a staged table: each distinct note becomes anonymised_texts' answer, NULL stays NULL."""
     from compliance.policies import anonymise_text_columns
 
+    if in_processes:  # the threshold lowered: this column's 60 notes go to two children
+        settings.ATLAS_PII_TEXT_PARALLEL_MIN, settings.ATLAS_PII_TEXT_PROCESSES = 10, 2
     notes = corpus(60)
     with wh.cursor() as cur:
         cur.execute("CREATE TABLE chart.people_stg (id integer, note text)")
         cur.executemany("INSERT INTO chart.people_stg VALUES (%s, %s)",
                         [(i, n) for i, n in enumerate([*notes, *notes[:10], None])])
-    expected = dict(anonymised_texts(notes))
+    expected = dict(anonymised_texts(notes, processes=1))
     assert anonymise_text_columns(wh, "chart", "people_stg", ["note"]) == {"note": len(expected)}
     with wh.cursor() as cur:
         got = dict(cur.execute("SELECT id, note FROM chart.people_stg").fetchall())
