@@ -92,7 +92,21 @@ def one(engine: str, data: Path) -> dict:
                 server.stop()
         r["engine"] = engine
         r["load_average"] = [round(x, 2) for x in os.getloadavg()]
+        r["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        r["commit"] = code_version()
         return r
+
+
+def code_version() -> str:
+    """The commit measured (engines can be measured apart, on different code), "+" when the tree differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+" if dirty else "")
 
 
 def main() -> None:
@@ -130,14 +144,15 @@ def render(data: dict) -> list[str]:
         " quality gates and lineage on as by default. Atlas CPU: the Atlas process; server CPU: the Spark"
         " JVM, or PostgreSQL's postmaster with its backends. The plan behind it: `docs/scaling.md`.",
         "",
-        "| engine | first run | Atlas CPU | server CPU | rows out | load avg (1, 5, 15 min) |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        "| engine | first run | Atlas CPU | server CPU | rows out | load avg (1, 5, 15 min) | measured (code) |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for r in results:
         f = r["first"]
         lines.append(f"| {r['engine']} | {f['wall']:.1f} s | {f['cpu']:.1f} s | {f.get('server_cpu', '–')} s"
                      f" | {f['rows_out']:,}"
-                     f" | {', '.join(str(x) for x in r['load_average'])} |")
+                     f" | {', '.join(str(x) for x in r['load_average'])}"
+                     f" | {r.get('measured', 'not recorded')} ({r.get('commit', 'not recorded')}) |")
     lines += ["", "## Where the time goes (seconds per step; the steps' own recorded time, their gates inside)", "",
               "| step | " + " | ".join(r["engine"] for r in results) + " |",
               "| --- | " + " | ".join("---:" for _ in results) + " |"]
@@ -147,6 +162,10 @@ def render(data: dict) -> list[str]:
             s = r["first"]["steps"].get(name)
             cells.append(f"{s['seconds']:.1f} ({s['rows_out']:,} rows)" if s else "–")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for hook, label in (("staged compliance", "of the steps: PII policies on the staged rows (free-text anonymisation)"),
+                        ("staged quality", "of the steps: quality gates on the staged rows")):
+        lines.append(f"| {label} | " + " | ".join(f"{r['first'].get('hooks', {}).get(hook, 0.0):.1f}" for r in results)
+                     + " |")
     lines.append("| after publish (PII scans, lineage) | "
                  + " | ".join(f"{r['first']['after_publish_seconds']:.1f}" for r in results) + " |")
     lines.append("| the rest (planning, bookkeeping; below zero where a scan overlapped the steps) | "
