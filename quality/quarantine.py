@@ -167,7 +167,7 @@ def split_by_rewrite(
         execute(cur, [drop_flagged, create])
         try:
             cur.execute(f"DROP TABLE IF EXISTS {kept}")
-            cur.execute(f"CREATE TABLE {kept} AS SELECT * FROM {staged} WHERE NOT {wh.locator_in(flagged)}")
+            cur.execute(f"CREATE TABLE {kept} AS {wh.rows_not_in(staged, flagged)}")
             (moved,) = cur.execute(f"SELECT count(*) FROM {flagged}").fetchone()
             if wh.row_count(plan.schema, kept_name) + int(moved) != before:
                 raise WarehouseError(

@@ -329,6 +329,10 @@ class Warehouse(QualityOps, abc.ABC):
         locs = ", ".join(self.quote(f"_atlas_loc{i}") for i in range(len(self.row_locator)))
         return f"({', '.join(self.row_locator)}) IN (SELECT {locs} FROM {table})"
 
+    def rows_not_in(self, table: str, locators: str) -> str:
+        """A SELECT of ``table``'s rows whose locator ``locators`` (filled by ``locator_columns``) does not hold."""
+        return f"SELECT * FROM {table} WHERE NOT {self.locator_in(locators)}"
+
     @abc.abstractmethod
     def regex_match(self, expr: str) -> str:
         """SQL that is true when ``expr`` matches the pattern bound to its one ``%s``."""

@@ -26,6 +26,19 @@ class SparkRows:
 
     row_locator: tuple[str, ...] = ("_metadata.file_path", "_metadata.row_index")
 
+    def rows_not_in(self, table: str, locators: str) -> str:
+        """The staged rows a drop split keeps, as a hashed anti join on the locator.
+
+        ``NOT ((file, index) IN (SELECT ...))`` is null-aware, and Spark plans a null-aware anti join
+        of more than one column as a nested loop: every staged row compared with every flagged one,
+        file paths as strings. At 10M orders with some 100k rows flagged the demo's refine of orders
+        ran 25 minutes in that loop before it was stopped (``benchmarks/results/scale.md``). A locator
+        is never NULL, so ``LEFT ANTI JOIN`` on equality keeps exactly the same rows, and is hashed.
+        """
+        quote = self.quote  # type: ignore[attr-defined]
+        on = " AND ".join(f"s.{c} = l.{quote(f'_atlas_loc{i}')}" for i, c in enumerate(self.row_locator))
+        return f"SELECT s.* FROM {table} AS s LEFT ANTI JOIN {locators} AS l ON {on}"
+
     def check_operator_sql(self, sql: str, types: Any, *, types_known: bool) -> None:
         """Refuse what is not known to mean the same on Spark (``atlas.sql.spark_meaning``, an allowlist), when a step is saved."""
         from atlas.sql.spark_meaning import check_spark_meaning
