@@ -153,6 +153,15 @@ def render(data: dict) -> list[str]:
                      f" | {f['rows_out']:,}"
                      f" | {', '.join(str(x) for x in r['load_average'])}"
                      f" | {r.get('measured', 'not recorded')} ({r.get('commit', 'not recorded')}) |")
+    for r in results:
+        if resumed := r["first"].get("resumed"):
+            lines += ["", f"*{r['engine']}*: one first run in two attempts. The first stopped by hand in `refine_orders`"
+                      f" after {resumed['stopped_step_seconds']:,.0f} s inside one statement: the rows a drop split keeps"
+                      " were `NOT (locator IN (...))`, a null-aware anti join that Spark plans as a nested loop (fixed:"
+                      " `Warehouse.rows_not_in`, a hashed `LEFT ANTI JOIN`). The failed and skipped steps were then"
+                      f" re-run (run #{resumed['run']}, `rerun_failed`) on the same warehouse and catalog: the first run"
+                      f" here is the first attempt up to that step ({resumed['first_part_seconds']:,.1f} s) plus the"
+                      f" re-run ({resumed['second_part_seconds']:,.1f} s); its Atlas and server CPU are the re-run's only."]
     lines += ["", "## Where the time goes (seconds per step; the steps' own recorded time, their gates inside)", "",
               "| step | " + " | ".join(r["engine"] for r in results) + " |",
               "| --- | " + " | ".join("---:" for _ in results) + " |"]
