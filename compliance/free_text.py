@@ -57,15 +57,16 @@ def anonymised(texts: Sequence[str], wanted: Iterable[str], keep: Iterable[str],
     return mapping
 
 
-def processes_for(count: int, *, processes: int | None = None, parallel_min: int | None = None) -> int:
-    """How many processes analyse ``count`` texts: 1 below the threshold, else the setting (CPUs, at most 4)."""
+def processes_for(count: int, *, processes: int | None = None) -> int:
+    """How many processes analyse ``count`` texts: ``processes`` when given, else 1 below the threshold and the
+    setting (the CPUs) above it; never more than :data:`MAX_PROCESSES`, nor than there are texts."""
     from django.conf import settings
 
-    wanted = processes if processes is not None else settings.ATLAS_PII_TEXT_PROCESSES or (os.cpu_count() or 1)
-    threshold = parallel_min if parallel_min is not None else settings.ATLAS_PII_TEXT_PARALLEL_MIN
-    if count < max(threshold, 2):
-        return 1
-    return max(1, min(wanted, MAX_PROCESSES, count))
+    if processes is None:
+        if count < settings.ATLAS_PII_TEXT_PARALLEL_MIN:
+            return 1
+        processes = settings.ATLAS_PII_TEXT_PROCESSES or (os.cpu_count() or 1)
+    return max(1, min(processes, MAX_PROCESSES, count))
 
 
 def anonymised_in_processes(texts: Sequence[str], processes: int, **options) -> list[tuple[str, str]]:

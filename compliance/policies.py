@@ -490,7 +490,7 @@ def anonymised_texts(texts: list[str], *, entities: Iterable[str] | None = None,
 
     options = {"wanted": FREE_TEXT_ENTITIES if entities is None else set(entities), "keep": FREE_TEXT_ENTITIES,
                "min_scores": dict(FREE_TEXT_MIN_SCORE), "prefilter": prefilter, "ner": bool(settings.PII_SPACY_MODEL)}
-    n = processes_for(len(texts), processes=processes, parallel_min=1 if processes else None)
+    n = processes_for(len(texts), processes=processes)
     if n > 1:
         return anonymised_in_processes(texts, n, **options)
     return anonymised(texts, **options)

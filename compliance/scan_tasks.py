@@ -66,16 +66,16 @@ _warming = threading.Lock()
 _warmed = False
 
 
-def warm_up() -> threading.Thread | None:
+def warm_up() -> None:
     """Build the analyzer (Presidio, spaCy, the name lists: about 2 CPU s, once per process) in a thread,
     instead of in the scan that needs it: beside the ingest that will need it (its work is mostly in the
     warehouse: DuckDB and the drivers release the GIL), or when a worker starts (``worker_start``, see
-    atlas/worker_start.py), so that the worker's first run does not pay it. Once per process: returns the
-    thread, or None when another call started it. A failure is the scan's to report, not this thread's."""
+    atlas/worker_start.py), so that the worker's first run does not pay it. Once per process; a failure is
+    the scan's to report, not this thread's."""
     global _warmed
     with _warming:
         if _warmed:
-            return None
+            return
         _warmed = True
 
     def build() -> None:
@@ -88,9 +88,7 @@ def warm_up() -> threading.Thread | None:
         except Exception:  # the scan builds it again and records why it cannot
             logger.warning("Building the PII analyzer ahead of the scan failed.", exc_info=True)
 
-    thread = threading.Thread(target=build, name="atlas-pii-analyzer", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=build, name="atlas-pii-analyzer", daemon=True).start()
 
 
 def loaded_batches(step_run) -> list[str]:

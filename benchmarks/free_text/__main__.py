@@ -23,6 +23,7 @@ Every way must return the same mapping (checked). Writes benchmarks/results/free
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -42,6 +43,8 @@ def child() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
+
     from compliance.analyzer import analyzer, batch_analyzer
     from compliance.detection import FREE_TEXT_ENTITIES, FREE_TEXT_MIN_SCORE
     from compliance.free_text import processes_for
@@ -66,10 +69,10 @@ def child() -> None:
     elif way == "atlas_1":
         mapping = anonymised_texts(texts, processes=1)
     else:
-        processes = processes_for(len(texts), parallel_min=2)
+        processes = processes_for(len(texts), processes=settings.ATLAS_PII_TEXT_PROCESSES or os.cpu_count())
         mapping = anonymised_texts(texts, processes=processes)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    digest = __import__("hashlib").sha256(json.dumps(mapping).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps(mapping).encode()).hexdigest()
     print(json.dumps({"way": way, "wall": round(wall, 3), "parent_cpu": round(cpu, 3), "texts": len(texts),
                       "changed": len(mapping), "processes": processes, "digest": digest}))
 

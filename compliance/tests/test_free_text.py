@@ -148,5 +148,5 @@ def test_small_columns_stay_in_the_process_and_large_ones_use_the_setting(settin
     assert processes_for(1000) == 3
     settings.ATLAS_PII_TEXT_PROCESSES = 64
     assert processes_for(10**6) == MAX_PROCESSES
-    assert processes_for(3, processes=8, parallel_min=1) == 3  # never more processes than texts
-    assert processes_for(1, processes=2, parallel_min=1) == 1
+    assert processes_for(3, processes=8) == 3  # never more processes than texts
+    assert processes_for(1, processes=2) == 1
