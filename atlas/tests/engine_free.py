@@ -113,8 +113,20 @@ def bound_only() -> bool:
     return os.environ.get(BOUND_ONLY_VARIABLE, "").lower() in ("1", "true", "yes")
 
 
+def browser_once(item) -> bool:
+    """A browser test runs once, in the embedded pass (the demo's engine), unless it is about PostgreSQL.
+
+    It drives the pages' HTML and scripts in Chromium, which do not change with the engine; what the
+    pages read from each engine is tested in both passes through Django's test client (the admin,
+    console, data browser and editor tests). In the PostgreSQL pass the browser tests took about 60
+    CPU s and 190 s of one xdist worker (they share one worker and one Chromium).
+    """
+    markers = {marker.name for marker in item.iter_markers()}
+    return "chromium" in getattr(item, "fixturenames", ()) and not markers & {"postgres", "once_on_postgres"}
+
+
 def pytest_collection_modifyitems(config, items) -> None:
-    """In the PostgreSQL pass of ``make test``, leave out the engine-free tests (the embedded pass ran them)."""
+    """In the PostgreSQL pass of ``make test``, leave out the engine-free tests and the browser tests (the embedded pass ran them)."""
     if not bound_only():
         return
     from atlas.tests.plugin import ENGINE
@@ -123,7 +135,7 @@ def pytest_collection_modifyitems(config, items) -> None:
         raise pytest.UsageError(f"{BOUND_ONLY_VARIABLE} leaves tests out of a pass other than the embedded one it ran in")
     keep, free = [], []
     for item in items:
-        (keep if engine_bound(item) else free).append(item)
+        (keep if engine_bound(item) and not browser_once(item) else free).append(item)
     if free:
         config.hook.pytest_deselected(items=free)
         items[:] = keep

@@ -105,7 +105,7 @@ class SparkInBackground:
         began = time.monotonic()
         try:
             # the same server the tests' session fixture starts (atlas/tests/sparkserver.py)
-            self.server = sparklocal.start(self.root, cores=2, memory="1g")
+            self.server = sparklocal.start(self.root, cores=2, memory="1g", java_options=sparklocal.SHORT_LIVED_JAVA_OPTIONS)
         except Exception as exc:  # noqa: BLE001 - any reason: test-spark then starts its own and reports
             self.reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         self.started_in = time.monotonic() - began
@@ -185,6 +185,9 @@ def schedule(mode: str) -> list[list[str]]:
       Each of the first two keeps its 2 xdist workers busy; the Spark pass is one client mostly
       waiting on its server, so beside the PostgreSQL pass it fills what that pass leaves idle
       (about 6 minutes of CI instead of about 13 for the two, measured in the pass times printed below).
+      Measured on 2 CPUs (2026-12-05), the embedded pass took 307 s alone; with the Spark pass
+      beside it from the start, 624 s, and with both others beside it (``all``), 957 s: its DuckDB
+      threads, subprocesses and browser slow far more than their share under a JVM's threads.
     - ``all``: the three at once (``--side-by-side``; more memory, and the passes' times
       printed below overlap);
     - ``one-by-one``: embedded, PostgreSQL, Spark in turn (each pass's time alone).

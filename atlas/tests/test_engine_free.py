@@ -103,6 +103,20 @@ def test_the_postgresql_pass_leaves_out_only_engine_free_tests(tmp_path, monkeyp
     assert items == [bound] and deselected == [free]
 
 
+def test_the_postgresql_pass_leaves_out_the_browser_tests_except_those_about_postgresql(tmp_path, monkeypatch):
+    ui = fake_item(tmp_path, fixtures=["chromium", "db"])
+    about_postgres = fake_item(tmp_path, fixtures=["chromium", "db"], markers=["postgres"])
+    once_there = fake_item(tmp_path, fixtures=["chromium", "db"], markers=["once_on_postgres"])
+    bound = fake_item(tmp_path, fixtures=["db"])
+    deselected = []
+    config = SimpleNamespace(hook=SimpleNamespace(pytest_deselected=lambda items: deselected.extend(items)))
+    monkeypatch.setenv(engine_free.BOUND_ONLY_VARIABLE, "1")
+    monkeypatch.setattr("atlas.tests.plugin.ENGINE", "postgres")
+    items = [ui, about_postgres, once_there, bound]
+    engine_free.pytest_collection_modifyitems(config, items)
+    assert items == [about_postgres, once_there, bound] and deselected == [ui]
+
+
 def test_the_embedded_pass_never_leaves_a_test_out(tmp_path, monkeypatch):
     config = SimpleNamespace(hook=SimpleNamespace(pytest_deselected=lambda items: pytest.fail("deselected")))
     items = [fake_item(tmp_path)]

@@ -24,6 +24,18 @@ from pathlib import Path
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
+# JVM flags for a server that lives minutes and runs many small, different statements (the test
+# suite): HotSpot's C1 compiler only, and a code cache large enough that it is never swept. By
+# default the optimising C2 compiler's threads took about two thirds of the server's CPU on the
+# contract tests, compiling Spark's planner code that a test pass never runs long enough to repay;
+# C1 alone filled JDK 17's default cache, and its sweeper then flushed and recompiled. Measured on a
+# 2-CPU machine (2026-12-05): atlas/tests/test_warehouse_spark.py (24 tests) 155-188 s of server CPU by
+# default, 82 s with these; the whole Spark pass 629 s, 529 s. What is left is mostly Hive's embedded
+# metastore: Spark Connect runs each operation in a new thread, and the metastore builds a HiveConf
+# (every jar searched, the XML defaults parsed) for each new thread's first catalogue call.
+# A long-lived server (docker-compose's spark profile, the 10M benchmark) keeps the defaults.
+SHORT_LIVED_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m"
+
 
 class SparkUnavailable(RuntimeError):
     """The local Spark Connect server cannot start (no pyspark, no Java) or did not come up."""
@@ -98,12 +110,12 @@ class LocalSpark:
 
 def start(
     root: Path, *, cores: int = 2, memory: str = "1g", port: int | None = None, timeout: float = 180,
-    conf: dict[str, str] | None = None,
+    conf: dict[str, str] | None = None, java_options: str = "",
 ) -> LocalSpark:
     """Start a Spark Connect server with its warehouse and catalog under ``root``; wait until it listens.
 
     ``cores``: ``local[cores]``; ``memory``: the driver's heap (``-Xmx``; local mode runs the
-    executors in the driver). Raises :class:`SparkUnavailable` with the reason and the end of
+    executors in the driver); ``java_options``: more JVM flags (:data:`SHORT_LIVED_JAVA_OPTIONS`). Raises :class:`SparkUnavailable` with the reason and the end of
     the server's log when it cannot start or does not listen within ``timeout`` seconds.
     """
     if reason := missing():
@@ -125,7 +137,7 @@ def start(
         "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true",
         "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
         "spark.hadoop.hive.metastore.schema.verification": "false",
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root} -Djava.io.tmpdir={root / 'tmp'}",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root} -Djava.io.tmpdir={root / 'tmp'} {java_options}".strip(),
         "spark.local.dir": str(root / "tmp"),
         "spark.ui.enabled": "false",
         "spark.sql.shuffle.partitions": str(max(int(cores) * 2, 2)),
