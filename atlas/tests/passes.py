@@ -105,7 +105,7 @@ class SparkInBackground:
         began = time.monotonic()
         try:
             # the same server the tests' session fixture starts (atlas/tests/sparkserver.py)
-            self.server = sparklocal.start(self.root, cores=2, memory="1g", java_options=sparklocal.SHORT_LIVED_JAVA_OPTIONS)
+            self.server = sparklocal.start_for_tests(self.root)
         except Exception as exc:  # noqa: BLE001 - any reason: test-spark then starts its own and reports
             self.reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         self.started_in = time.monotonic() - began

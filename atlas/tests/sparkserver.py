@@ -48,7 +48,7 @@ def spark_url(tmp_path_factory):
             pytest.fail(f"The Spark tests cannot start a Spark Connect server: {reason}; CI must run them.")
         pytest.skip(f"No local Spark Connect server: {reason}.")
     try:
-        server = sparklocal.start(tmp_path_factory.mktemp("spark"), cores=2, memory="1g", java_options=sparklocal.SHORT_LIVED_JAVA_OPTIONS)
+        server = sparklocal.start_for_tests(tmp_path_factory.mktemp("spark"))
     except sparklocal.SparkUnavailable as exc:
         if IN_CI:
             pytest.fail(f"The Spark Connect server did not start: {exc}")

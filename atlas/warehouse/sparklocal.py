@@ -115,8 +115,9 @@ def start(
     """Start a Spark Connect server with its warehouse and catalog under ``root``; wait until it listens.
 
     ``cores``: ``local[cores]``; ``memory``: the driver's heap (``-Xmx``; local mode runs the
-    executors in the driver); ``java_options``: more JVM flags (:data:`SHORT_LIVED_JAVA_OPTIONS`). Raises :class:`SparkUnavailable` with the reason and the end of
-    the server's log when it cannot start or does not listen within ``timeout`` seconds.
+    executors in the driver); ``java_options``: more JVM flags. Raises :class:`SparkUnavailable`
+    with the reason and the end of the server's log when it cannot start or does not listen within
+    ``timeout`` seconds.
     """
     if reason := missing():
         raise SparkUnavailable(reason)
@@ -171,6 +172,12 @@ def start(
         time.sleep(0.5)
     server.stop()
     raise SparkUnavailable(f"the Spark Connect server did not listen on port {port} within {timeout:g} s: {_tail(log)}")
+
+
+def start_for_tests(root: Path) -> LocalSpark:
+    """The test suite's server (its session fixture, and ``make test``'s background one): ``local[2]``,
+    a 1 GiB heap and :data:`SHORT_LIVED_JAVA_OPTIONS`."""
+    return start(root, cores=2, memory="1g", java_options=SHORT_LIVED_JAVA_OPTIONS)
 
 
 def _tail(log: Path, lines: int = 15) -> str:
