@@ -19,13 +19,17 @@ SUCCEEDED = "succeeded"
 FAILURES = (FAILED, PARTIALLY_FAILED)
 
 
-def _previous(run: PipelineRun) -> PipelineRun | None:
-    """The pipeline's last run that ended succeeded or failed before this one."""
+def _previous(run: PipelineRun) -> tuple[int, str] | None:
+    """(pk, status) of the pipeline's last run that ended succeeded or failed before this one.
+
+    Two columns, not the run (its definitions and traceback): every successful run asks.
+    """
     return (
         PipelineRun.objects.filter(pipeline_id=run.pipeline_id, status__in=(SUCCEEDED, *FAILURES))
         .exclude(pk=run.pk)
         .filter(created_at__lte=run.created_at)
         .order_by("-created_at", "-pk")
+        .values_list("pk", "status")
         .first()
     )
 
@@ -67,11 +71,12 @@ def run_events(run: PipelineRun) -> list[Event]:
         ))
     elif run.status == SUCCEEDED:
         previous = _previous(run)
-        if previous is not None and previous.status in FAILURES:
-            facts = _facts(run) | {"after_run": previous.pk, "after_status": previous.status}
+        if previous is not None and previous[1] in FAILURES:
+            previous_pk, previous_status = previous
+            facts = _facts(run) | {"after_run": previous_pk, "after_status": previous_status}
             events.append(Event(
                 kind="run_recovered", severity=WARNING,
-                title=f"Pipeline {name}: run #{run.pk} succeeded after run #{previous.pk} {previous.status.replace('_', ' ')}",
+                title=f"Pipeline {name}: run #{run.pk} succeeded after run #{previous_pk} {previous_status.replace('_', ' ')}",
                 pipeline_id=run.pipeline_id, admin_path=path, facts=facts,
             ))
     for source in extensions.contributions("run_alert_events"):

@@ -88,7 +88,7 @@ def _node(lookup: dict, wanted: dict) -> tuple[LineageNode, dict[str, LineageNod
 
     With the node, its column nodes by name, read in the same query: they carry its namespace and name.
     """
-    family = list(LineageNode.objects.filter(namespace=lookup["namespace"], name=lookup["name"]))
+    family = list(LineageNode.objects.filter(namespace=lookup["namespace"], name=lookup["name"]).order_by())
     node = next((n for n in family if n.column == lookup["column"]), None)
     if node is None:
         node, _ = LineageNode.objects.update_or_create(**lookup, defaults=wanted)

@@ -70,6 +70,6 @@ def run_versions(pipeline: Pipeline, steps: list[Step]) -> dict[str, int]:
     # The steps' own sources and outputs (loaded with them by the runner's plan): no query for them.
     objects: list = [pipeline, *steps, *{s.source_id: s.source for s in steps if s.source_id}.values(),
                      *{s.output_id: s.output for s in steps}.values()]
-    inside = [(kind.model, kind.model._default_manager.filter(**{f"{kind.parent[0]}__in": outputs}).values("pk"))
+    inside = [(kind.model, kind.model._default_manager.filter(**{f"{kind.parent[0]}__in": outputs}).order_by().values("pk"))
               for kind in kinds() if kind.parent and kind.parent[1] == "datasets"]
     return latest_versions(objects, also=inside)  # one query

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from functools import reduce
 
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -67,7 +67,12 @@ def write_all(beats: Iterable[RunHeartbeat]) -> int:
         return 0
     mine = reduce(operator.or_, (Q(pk=b.run_id) if b.attempt is None else Q(pk=b.run_id, attempt=b.attempt)
                                  for b in beats))
-    marked = PipelineRun.objects.filter(mine, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+    # A run whose row is locked now (its end being stored, a transaction holding it) is skipped, not
+    # waited for: a heartbeat never queues behind a writer (one that waited would hold every other
+    # run's beat, and a run ending waits for this thread). Its writer marks it, or the next beat does.
+    live = PipelineRun.objects.filter(mine, status=RunStatus.RUNNING).select_for_update(skip_locked=True)
+    with transaction.atomic():  # (Django's rule for FOR UPDATE, even in a subquery)
+        marked = PipelineRun.objects.filter(pk__in=live.values("pk")).update(heartbeat_at=timezone.now())
     if marked < len(beats):
         attempts = [b for b in beats if b.attempt is not None]
         now = dict(PipelineRun.objects.filter(pk__in=[b.run_id for b in attempts]).values_list("pk", "attempt"))
@@ -75,6 +80,23 @@ def write_all(beats: Iterable[RunHeartbeat]) -> int:
             if b.run_id in now and now[b.run_id] != b.attempt:
                 b.superseded = True
     return marked
+
+
+# How long this thread's SQLite connection waits for another's write lock before giving up this beat.
+SQLITE_LOCK_WAIT_MS = 2000
+
+
+def _wait_briefly_for_locks() -> None:
+    """This thread's connection waits a moment for a held write lock, not the 30 s a run's connection waits.
+
+    SQLite has one write lock for the whole database: a transaction holding it (a hook's, or a
+    test's, which holds it from its first write to its end) would hold the beat, and the run ending
+    meanwhile would wait for this thread. PostgreSQL's rows are skipped instead (``write_all``).
+    """
+    conn = connections["default"]
+    if not conn.features.has_select_for_update_skip_locked:  # SQLite: one write lock, no row to skip
+        with conn.cursor() as cur:
+            cur.execute(f"PRAGMA busy_timeout = {SQLITE_LOCK_WAIT_MS}")
 
 
 def read_cancels(beats: Iterable[RunHeartbeat]) -> None:
@@ -135,6 +157,7 @@ class Beats:
             while not stop.wait(min(settings.ATLAS_WATCHDOG_POLL_SECONDS, settings.ATLAS_RUN_HEARTBEAT_SECONDS)):
                 beats = self.registered()
                 try:
+                    _wait_briefly_for_locks()
                     if time.monotonic() - written >= settings.ATLAS_RUN_HEARTBEAT_SECONDS * 0.95:
                         write_all(beats)
                         written = time.monotonic()

@@ -163,7 +163,8 @@ def plan_steps(
     A step also runs after the producers of what its checks read (the ``step_reads``
     extension); ``check_reads``: more of those, by output dataset id (a check being saved).
     """
-    steps = list(pipeline.steps.select_related("output", "source")) if steps is None else steps
+    # (by position within the pipeline: its Meta ordering would join the pipeline to order by its name)
+    steps = list(pipeline.steps.select_related("output", "source").order_by("position", "id")) if steps is None else steps
     if not steps:
         raise PipelineDefinitionError(f"Pipeline {pipeline.name!r} has no steps.")
     known = known_tables([s.sql for s in steps if s.kind != Step.Kind.INGEST])
@@ -1071,7 +1072,7 @@ def refresh_dataset(dataset: Dataset, row_count: int | None = None) -> None:
     """
     wh = get_warehouse()
     columns = wh.columns(dataset.layer, dataset.table)
-    existing = {c.name: c for c in dataset.columns.all()}
+    existing = {c.name: c for c in dataset.columns.order_by()}  # (no join: Meta ordering is by dataset)
     new, changed = [], []
     for pos, col in enumerate(columns):  # written only where the warehouse's differ from the catalogue's
         obj = existing.get(col.name)

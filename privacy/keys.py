@@ -367,7 +367,8 @@ def confirmed_keys(dataset_id: int) -> list[tuple[str, str, str]]:
     them: one query. Outside a scope, read every time.
     """
     return memo.remembered(("subject_keys", dataset_id), lambda: sorted(
-        SubjectKey.objects.filter(dataset_id=dataset_id, status=Status.CONFIRMED).values_list("column", "kind", "storage")))
+        SubjectKey.objects.filter(dataset_id=dataset_id, status=Status.CONFIRMED).order_by()
+        .values_list("column", "kind", "storage")))
 
 
 def ensure_indexes_for(dataset: Dataset, wh: Warehouse | None = None) -> list[str]:

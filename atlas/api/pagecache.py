@@ -174,17 +174,18 @@ def _bump_now_and_on_commit(fn: Callable[[], None], conn: Any, key: str) -> None
     """Bump now, and when the transaction commits (once, however many writes it holds).
 
     Other processes see the writes once they commit: the bump at commit is theirs. The bump now is for
-    this process's own pages, which may show what its open transaction wrote: a later write of that
-    transaction bumps again only when a generation was read in between (a worker executing a run reads
-    none: one bump now and one at commit per transaction, not one per write).
+    this process's own pages, which may show what its open transaction wrote; such a page read a
+    generation before it wrote, so a write bumps now only when this process read a generation since its
+    last bump (any thread: a bump after a page began moves the generation it is checked against, and the
+    page is not stored). A worker executing a run reads none: one bump per transaction, at its commit.
     """
     if not conn.in_atomic_block:
         fn()
-    elif not any(item[1] is fn for item in conn.run_on_commit):  # the transaction's first write
+        return
+    if _READ_SINCE_BUMP[key]:
         fn()
+    if not any(item[1] is fn for item in conn.run_on_commit):  # the transaction's first write
         transaction.on_commit(fn, using=conn.alias)
-    elif _READ_SINCE_BUMP[key]:
-        fn()
 
 
 def _install(sender: Any, connection: Any, **kwargs: Any) -> None:

@@ -307,6 +307,20 @@ def test_a_transactions_writes_bump_the_generation_once_now_and_once_at_commit(p
     assert pagecache.generation() == before + 2  # and at commit, for every other process
 
 
+def test_a_process_that_read_no_generation_since_its_last_bump_bumps_at_commit_only(page_cache, django_capture_on_commit_callbacks):
+    """A worker renders no page: its transactions' writes bump once each, when they commit (issue 14: a run's cost)."""
+    before = pagecache.generation()
+    pagecache.bump()  # this process's last act on the generation was a bump: no page of its own since
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        Dataset.objects.create(name="a", layer="explore", table="a")
+        assert cache.get(pagecache.GENERATION_KEY) == before + 1  # (read without marking a page): not bumped now
+    assert [c for c in callbacks if c is pagecache.bump] == [pagecache.bump]
+    assert pagecache.generation() == before + 2  # at commit, for every other process
+    with transaction.atomic():  # a generation read since (a page began): the next transaction bumps at once too
+        Dataset.objects.create(name="b", layer="explore", table="b")
+        assert cache.get(pagecache.GENERATION_KEY) == before + 3
+
+
 @pytest.mark.redis
 def test_with_redis_a_bump_is_one_round_trip_and_a_missing_generation_starts_anew(redis_cache):
     import time

@@ -7,6 +7,8 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from pipelines import heartbeat, runner
@@ -32,13 +34,12 @@ def beats_of(runs: list[PipelineRun]) -> dict[int, object]:
     return dict(PipelineRun.objects.filter(pk__in=[r.pk for r in runs]).values_list("pk", "heartbeat_at"))
 
 
-def test_every_run_of_the_process_is_marked_in_one_statement_and_the_taken_over_one_is_flagged(
-    db, django_assert_num_queries
-):
+def test_every_run_of_the_process_is_marked_in_one_statement_and_the_taken_over_one_is_flagged(db):
     runs = running(3)
     beats = [heartbeat.RunHeartbeat(r.pk, 1) for r in runs]
-    with django_assert_num_queries(1):  # 3 runs, 1 UPDATE
+    with CaptureQueriesContext(connection) as captured:  # 3 runs, 1 UPDATE (of those not locked now)
         assert heartbeat.write_all(beats) == 3
+    assert [q["sql"].split()[0] for q in captured if "SAVEPOINT" not in q["sql"]] == ["UPDATE"]
     assert all(at > OLD for at in beats_of(runs).values())
     assert not any(b.superseded for b in beats)
 
@@ -47,6 +48,49 @@ def test_every_run_of_the_process_is_marked_in_one_statement_and_the_taken_over_
     assert heartbeat.write_all(beats) == 1
     assert [b.superseded for b in beats] == [False, True, False]  # over is not taken over
     assert beats_of(runs)[runs[1].pk] == OLD  # another attempt's run is not marked by this one
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_heartbeat_skips_a_run_whose_row_is_locked_instead_of_waiting_for_it():
+    """Found on Spark (issue 21): a beat queued behind the row lock of a run's open transaction, and the
+    run's end then waited for the beating thread (16 s of a 42 s test). A beat never waits for a writer."""
+    locked, free = running(2)
+    beats = [heartbeat.RunHeartbeat(locked.pk, 1), heartbeat.RunHeartbeat(free.pk, 1)]
+    done: list[int] = []
+
+    def beat_from_another_connection() -> None:
+        try:
+            done.append(heartbeat.write_all(beats))
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():  # a writer holds the row of one run
+        PipelineRun.objects.filter(pk=locked.pk).update(current_step="busy")
+        thread = threading.Thread(target=beat_from_another_connection)
+        thread.start()
+        thread.join(timeout=10)
+        assert not thread.is_alive() and done == [1]  # it did not wait: the other run is marked
+    assert beats_of([locked])[locked.pk] == OLD and beats_of([free])[free.pk] > OLD
+    assert not any(b.superseded for b in beats)  # skipped is not taken over
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_sqlite_a_heartbeat_gives_up_a_held_write_lock_soon_and_the_run_ending_does_not_wait(settings):
+    """Found on Spark (issue 21), the embedded default's metadata: the beat waited SQLite's 30 s for the write
+    lock of a transaction still open, and the run ending waited for the beat (16 s of a 42 s test)."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's single write lock (PostgreSQL skips a locked row: the test above)")
+    settings.ATLAS_RUN_HEARTBEAT_SECONDS = 0.05
+    (run,) = running(1)
+    with transaction.atomic():  # the write lock held, as a hook's transaction or a test's holds it
+        PipelineRun.objects.filter(pk=run.pk).update(current_step="busy")
+        with heartbeat.RunHeartbeat(run.pk, 1):
+            time.sleep(0.3)  # the beat is now waiting for the lock
+            started = time.monotonic()
+        waited = time.monotonic() - started  # (the run's end, still inside its transaction)
+    assert waited < heartbeat.SQLITE_LOCK_WAIT_MS / 1000 + 5  # a moment, not the connection's 30 s
+    assert heartbeat.BEATS.registered() == []
 
 
 @pytest.mark.django_db(transaction=True)
