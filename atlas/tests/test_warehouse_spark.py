@@ -129,6 +129,40 @@ def test_catalogue_reads_spark_types_as_postgresql_names_them(events):
     assert events.table_exists("chart", "typed") and not events.table_exists("chart", "nothing")
 
 
+class Counted(SparkWarehouse):
+    """The Spark warehouse, counting the requests its SQL and its catalog lookups send."""
+
+    requests = 0
+
+    def _sql(self, sql, params=None, *, operator=False):
+        type(self).requests += 1
+        return super()._sql(sql, params, operator=operator)
+
+    def _kind(self, schema, name):
+        type(self).requests += 1  # one catalog request (``getTable``)
+        return super()._kind(schema, name)
+
+
+def test_catalogue_lookups_are_one_request_each_and_create_only_what_is_missing(events):
+    """Every step asks for the schemas and several kinds of table: each request costs the Connect server a
+    thread and the Hive metastore a session (about 30 ms), so a look-up is one request, not a listing."""
+    wh = Counted(events.url)
+    try:
+        Counted.requests = 0
+        wh.ensure_schemas()  # all there: two reads, nothing created
+        assert Counted.requests == 2
+        events._command("CREATE VIEW chart.events_v AS SELECT id FROM chart.events")
+        Counted.requests = 0
+        kinds = [wh._kind("chart", "events"), wh._kind("chart", "EVENTS_V"), wh._kind("chart", "nothing"),
+                 wh._kind("nowhere", "events")]
+        assert kinds == ["TABLE", "VIEW", None, None] and Counted.requests == 4
+        events._command("DROP TABLE atlas.published_steps")
+        wh.ensure_schemas()  # what is missing is made again
+        assert wh.table_exists("atlas", "published_steps") and not events.has_receipt("r0")
+    finally:
+        wh.close()
+
+
 def test_publish_replace_append_merge_and_the_receipt(events):
     stage(events, "navigate", "out__r1a1_stg", "SELECT id, seen FROM chart.events WHERE id < 3")
     assert events.publish(schema="navigate", staging="out__r1a1_stg", target="out", mode="replace", receipt="r1") == 2

@@ -291,14 +291,7 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         if isinstance(exc, WarehouseError):
             return exc
         message = _first_line(exc)
-        cls = ""
-        getter = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
-        if getter is not None:
-            try:
-                cls = getter() or ""
-            except Exception:  # noqa: BLE001
-                cls = ""
-        if operator or cls.startswith(_DATA_ERROR_CLASSES):
+        if operator or _condition(exc).startswith(_DATA_ERROR_CLASSES):
             message = hide_values(message)
         return WarehouseError(message)
 
@@ -362,21 +355,28 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         return None
 
     # --- catalogue ----------------------------------------------------------------------
+    # Atlas's own tables in META_SCHEMA, created by ensure_schemas where missing.
+    _META_TABLES = {
+        "loaded_batches": "(dataset STRING, checksum STRING, batch_id STRING, source STRING, rows_loaded BIGINT,"
+                          " loaded_at TIMESTAMP)",
+        "published_steps": "(receipt STRING, published_at TIMESTAMP)",
+        RETIRED_TABLE: "(schema_name STRING, part STRING, retired_at TIMESTAMP)",
+    }
+
     def ensure_schemas(self) -> None:
+        """The layers' databases and Atlas's own tables, each created where missing (every step asks).
+
+        Two catalog reads when all are there, not a ``CREATE ... IF NOT EXISTS`` each: every request
+        costs the Connect server a thread and the Hive metastore a session of its own (about 30 ms).
+        """
+        have = {str(r[0]).lower() for r in self._run("SHOW DATABASES")}
         for schema in (*LAYER_SCHEMAS, META_SCHEMA):
-            self._command(f"CREATE DATABASE IF NOT EXISTS `{_ident(schema)}`")
-        self._command(
-            f"CREATE TABLE IF NOT EXISTS {self.sq(META_SCHEMA, 'loaded_batches')} (dataset STRING, checksum STRING,"
-            " batch_id STRING, source STRING, rows_loaded BIGINT, loaded_at TIMESTAMP) USING parquet"
-        )
-        self._command(
-            f"CREATE TABLE IF NOT EXISTS {self.sq(META_SCHEMA, 'published_steps')} (receipt STRING, published_at TIMESTAMP)"
-            " USING parquet"
-        )
-        self._command(
-            f"CREATE TABLE IF NOT EXISTS {self.sq(META_SCHEMA, RETIRED_TABLE)} (schema_name STRING, part STRING,"
-            " retired_at TIMESTAMP) USING parquet"
-        )
+            if schema.lower() not in have:
+                self._command(f"CREATE DATABASE IF NOT EXISTS `{_ident(schema)}`")
+        tables = {str(r[1]).lower() for r in self._run(f"SHOW TABLES IN `{_ident(META_SCHEMA)}`") if not r[2]}
+        for name, columns in self._META_TABLES.items():
+            if name.lower() not in tables:
+                self._command(f"CREATE TABLE IF NOT EXISTS {self.sq(META_SCHEMA, name)} {columns} USING parquet")
 
     def _tables(self, schema: str) -> dict[str, str]:
         """name -> ``TABLE`` or ``VIEW`` of a database's relations (parts included); empty when it does not exist."""
@@ -393,7 +393,17 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         return {n: ("VIEW" if n in views else "TABLE") for n in names}
 
     def _kind(self, schema: str, name: str) -> str | None:
-        return self._tables(schema).get(name.lower())
+        """``TABLE``, ``VIEW`` or None: one lookup of that name, not a listing of the database (two requests)."""
+        watch = interrupts.current()
+        if watch is not None:
+            watch.check()
+        try:
+            table = self.spark().catalog.getTable(f"`{_ident(schema)}`.`{_ident(name)}`")
+        except Exception as exc:  # noqa: BLE001
+            if _condition(exc) in _NOT_FOUND or (not _condition(exc) and "cannot be found" in str(exc)):
+                return None
+            raise self._failure(exc) from exc
+        return "VIEW" if str(table.tableType).upper() == "VIEW" else "TABLE"
 
     def table_exists(self, schema: str, name: str) -> bool:
         return self._kind(schema, name) is not None
@@ -939,6 +949,21 @@ def _arrow_chunks(reader: Any, names: list[str]) -> Iterator[Any]:
 
 def _arg(value: Any) -> Any:
     return value
+
+
+# What the catalog answers for a name that is not there (or whose database is not).
+_NOT_FOUND = ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND")
+
+
+def _condition(exc: BaseException) -> str:
+    """Spark's error condition (``TABLE_OR_VIEW_NOT_FOUND``…) of an exception, or ""."""
+    getter = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
+    if getter is None:
+        return ""
+    try:
+        return getter() or ""
+    except Exception:  # noqa: BLE001
+        return ""
 
 
 def _first_line(exc: BaseException) -> str:
