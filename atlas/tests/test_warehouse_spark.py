@@ -138,6 +138,10 @@ class Counted(SparkWarehouse):
         type(self).requests += 1
         return super()._sql(sql, params, operator=operator)
 
+    def _collect(self, df, *, operator=False):
+        type(self).requests += 1
+        return super()._collect(df, operator=operator)
+
     def _kind(self, schema, name):
         type(self).requests += 1  # one catalog request (``getTable``)
         return super()._kind(schema, name)
@@ -149,8 +153,12 @@ def test_catalogue_lookups_are_one_request_each_and_create_only_what_is_missing(
     wh = Counted(events.url)
     try:
         Counted.requests = 0
-        wh.ensure_schemas()  # all there: two reads, nothing created
+        wh.ensure_schemas()  # all there: two reads, nothing created, their rows sent with the answers
         assert Counted.requests == 2
+        Counted.requests = 0
+        assert [c.name for c in wh.columns("chart", "events")] == ["id", "seen"] and Counted.requests == 1
+        Counted.requests = 0
+        assert wh.row_count("chart", "events") == 3 and Counted.requests == 2  # a query is collected
         events._command("CREATE VIEW chart.events_v AS SELECT id FROM chart.events")
         Counted.requests = 0
         kinds = [wh._kind("chart", "events"), wh._kind("chart", "EVENTS_V"), wh._kind("chart", "nothing"),

@@ -315,8 +315,14 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
             raise self._failure(exc, operator=operator) from exc
 
     def _run(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
-        """Run Atlas's own Spark SQL (already in Spark's dialect) and return its rows."""
-        return [tuple(r) for r in self._collect(self._sql(sql, params))]
+        """Run Atlas's own Spark SQL (already in Spark's dialect) and return its rows.
+
+        A command's rows (DESCRIBE, SHOW ...) came with the server's answer: read there, not
+        collected by a second request (see :func:`_rows_sent_with`).
+        """
+        df = self._sql(sql, params)
+        rows = _rows_sent_with(df)
+        return rows if rows is not None else [tuple(r) for r in self._collect(df)]
 
     def _command(self, sql: str, params: Sequence[Any] | None = None) -> None:
         """Run a command of Atlas's own (DDL, INSERT) whose result is not read: one round trip, not two.
@@ -949,6 +955,30 @@ def _arrow_chunks(reader: Any, names: list[str]) -> Iterator[Any]:
 
 def _arg(value: Any) -> Any:
     return value
+
+
+def _rows_sent_with(df: Any) -> list[tuple] | None:
+    """A command's result rows when the server sent them with its answer; None otherwise (a query, other types).
+
+    Spark Connect runs a command (DESCRIBE, SHOW ...) when it receives it and answers with its
+    result as a local relation holding the rows (Arrow). Collecting that relation sends it back to
+    be planned and executed again: a second round trip for rows already here (about a sixth of a
+    step's requests: every DESCRIBE and SHOW). Only text,
+    boolean and integer columns are read here (what catalogue commands answer); anything else is
+    collected, so values convert exactly as ``collect`` converts them.
+    """
+    relation = getattr(getattr(df, "_plan", None), "_plan", None)
+    if relation is None or not hasattr(relation, "WhichOneof") or relation.WhichOneof("rel_type") != "local_relation":
+        return None
+    if not relation.local_relation.HasField("data"):
+        return None
+    import pyarrow as pa
+
+    table = pa.ipc.open_stream(relation.local_relation.data).read_all()
+    if not all(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t)
+               or pa.types.is_integer(t) for t in table.schema.types):
+        return None
+    return list(zip(*(column.to_pylist() for column in table.columns), strict=True)) if table.num_columns else []
 
 
 # What the catalog answers for a name that is not there (or whose database is not).
