@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from atlas.warehouse import WarehouseError, get_warehouse, interrupts, registry, reset_warehouses
+from atlas.warehouse.base import Column
 from atlas.warehouse.spark import SparkWarehouse, pg_type
 from atlas.warehouse.sparklocal import free_port
 
@@ -169,6 +170,30 @@ def test_catalogue_lookups_are_one_request_each_and_create_only_what_is_missing(
         assert wh.table_exists("atlas", "published_steps") and not events.has_receipt("r0")
     finally:
         wh.close()
+
+
+def test_a_view_is_rebuilt_over_its_parts_in_as_many_requests_whatever_their_number(spark_wh):
+    """An Explore view holds a part per loaded file: rebuilding it described each part, a request each
+    (hundreds per load on a long-lived table). Now their columns are one analysed plan; a part lacking a
+    column of the view still reads as NULL there."""
+    spent = {}
+    for count in (2, 6):
+        parts = [f"t{count}__atlas_v{i:012d}" for i in range(count)]
+        for i, part in enumerate(parts):
+            wide = i % 2 == 1  # every other part has the column the view adds
+            spark_wh._command(f"CREATE TABLE navigate.{part} (id INT{', extra STRING' if wide else ''}) USING parquet")
+            spark_wh._command(f"INSERT INTO navigate.{part} VALUES ({i}{', ' + repr(f'x{i}') if wide else ''})")
+        wh = Counted(spark_wh.url)
+        try:
+            Counted.requests = 0
+            wh._swap("navigate", f"t{count}", parts, [Column("id", "integer"), Column("extra", "text")])
+            spent[count] = Counted.requests
+        finally:
+            wh.close()
+        assert sorted(rows(spark_wh, f"SELECT id, extra FROM navigate.t{count}")) == [
+            (i, f"x{i}" if i % 2 else None) for i in range(count)
+        ]
+    assert spent[6] == spent[2] <= 4  # the view's kind, the parts' columns, the view
 
 
 def test_publish_replace_append_merge_and_the_receipt(events):

@@ -475,8 +475,24 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
     def _new_part(self, target: str) -> str:
         return f"{target[:40]}__atlas_v{uuid.uuid4().hex[:12]}"
 
-    def _part_columns(self, schema: str, part: str) -> list[Column]:
-        return [c for c in self.columns(schema, part)]
+    def _columns_of_parts(self, schema: str, parts: Sequence[str]) -> dict[str, set[str]]:
+        """Each part's column names, in one request: a plan over them all, analysed and never run.
+
+        A view is rebuilt over every part it keeps, a column a part lacks filled with NULL, and an
+        Explore view holds one part per loaded file: a ``DESCRIBE`` of each was a request each (the
+        Connect server's thread and metastore session each), hundreds per load on a long-lived table.
+        """
+        unique = list(dict.fromkeys(parts))
+        if not unique:
+            return {}
+        items = ", ".join(f"struct(p{i}.*) AS p{i}" for i in range(len(unique)))
+        tables = " CROSS JOIN ".join(f"{self.sq(schema, part)} AS p{i}" for i, part in enumerate(unique))
+        df = self._sql(f"SELECT {items} FROM {tables} LIMIT 0")
+        try:
+            fields = df.schema.fields
+        except Exception as exc:  # noqa: BLE001
+            raise self._failure(exc) from exc
+        return {part: {f.name for f in fields[i].dataType.fields} for i, part in enumerate(unique)}
 
     def _swap(self, schema: str, target: str, parts: Sequence[str], columns: Sequence[Column], *, receipt: str | None = None) -> None:
         """Point ``schema.target`` at ``parts`` (a UNION ALL of their ``columns``; NULL where a part lacks one): one catalog operation."""
@@ -488,8 +504,9 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
             self._command(f"ALTER TABLE {self.sq(schema, target)} RENAME TO {self.sq(schema, part)}")
             old = [part]
         selects = []
+        columns_of = self._columns_of_parts(schema, parts)
         for part in parts:
-            have = {c.name: c for c in self._part_columns(schema, part)}
+            have = columns_of[part]
             items = [
                 f"`{_ident(c.name)}`" if c.name in have else f"CAST(NULL AS {_spark_type(c.type)}) AS `{_ident(c.name)}`"
                 for c in columns

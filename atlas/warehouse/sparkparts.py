@@ -35,11 +35,10 @@ def _q(name: str) -> str:
 class SparkPartRewrites:
     """The Spark backend's part-wise rewrites (mixed into ``SparkWarehouse``)."""
 
-    def _part_select(self: SparkWarehouse, schema: str, part: str, columns: Sequence[Column]) -> str:
-        """A part's rows in the view's columns (NULL where the part lacks one): what the view reads of it."""
+    def _part_select(self: SparkWarehouse, schema: str, part: str, columns: Sequence[Column], have: set[str]) -> str:
+        """A part's rows in the view's columns (NULL where the part lacks one, ``have``: its columns): what the view reads of it."""
         from .spark import _spark_type
 
-        have = {c.name for c in self._part_columns(schema, part)}
         items = [
             _q(c.name) if c.name in have else f"CAST(NULL AS {_spark_type(c.type)}) AS {_q(c.name)}" for c in columns
         ]
@@ -58,10 +57,11 @@ class SparkPartRewrites:
         if not candidates:
             return 0
         columns = self.columns(schema, view)
+        columns_of = self._columns_of_parts(schema, candidates)
         name = _q(alias or view)
         # one job: how many rows of each part match (0 for most parts of an erasure)
         counts = " UNION ALL ".join(
-            f"SELECT {i} AS part, count_if(coalesce(({cond}), false)) AS n FROM ({self._part_select(schema, p, columns)}) AS {name}"
+            f"SELECT {i} AS part, count_if(coalesce(({cond}), false)) AS n FROM ({self._part_select(schema, p, columns, columns_of[p])}) AS {name}"
             for i, p in enumerate(candidates)
         )
         found = {int(i): int(n) for i, n in self._run(counts, list(params) * len(candidates))}
@@ -73,7 +73,7 @@ class SparkPartRewrites:
             new = self._new_part(view)
             self._command(
                 f"CREATE TABLE {self.sq(schema, new)} USING parquet AS SELECT * FROM"
-                f" ({self._part_select(schema, part, columns)}) AS {name} WHERE NOT coalesce(({cond}), false)",
+                f" ({self._part_select(schema, part, columns, columns_of[part])}) AS {name} WHERE NOT coalesce(({cond}), false)",
                 params,
             )
             replaced[part] = new
