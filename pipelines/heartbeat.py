@@ -157,8 +157,8 @@ class Beats:
             while not stop.wait(min(settings.ATLAS_WATCHDOG_POLL_SECONDS, settings.ATLAS_RUN_HEARTBEAT_SECONDS)):
                 beats = self.registered()
                 try:
-                    _wait_briefly_for_locks()
                     if time.monotonic() - written >= settings.ATLAS_RUN_HEARTBEAT_SECONDS * 0.95:
+                        _wait_briefly_for_locks()  # before the write only: the cancel flags' read takes no lock
                         write_all(beats)
                         written = time.monotonic()
                     read_cancels(beats)
