@@ -35,10 +35,10 @@ demo: install
 	@echo "Atlas admin: http://127.0.0.1:8000/admin/"
 	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
 
-## The whole suite: the embedded default, then PostgreSQL and the Spark warehouse side by side (each skipped
-## with a reason where its server or Java is missing; under CI=true they must run). atlas/tests/passes.py runs
-## the three targets below, with the Spark Connect server started in the background first; TEST_SIDE_BY_SIDE=1
-## runs all three at the same time.
+## The whole suite: the embedded default then PostgreSQL, with the Spark warehouse's pass beside both (each
+## skipped with a reason where its server or Java is missing; under CI=true they must run). atlas/tests/passes.py
+## runs the three targets below, with the Spark Connect server started first, niced, in the background;
+## TEST_SIDE_BY_SIDE=1 runs all three at the same time.
 TEST_SIDE_BY_SIDE ?=
 test: install
 	$(PY) -m atlas.tests.passes --make "$(MAKE)" $(if $(filter 1 true yes,$(TEST_SIDE_BY_SIDE)),--side-by-side)

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from atlas.tests.passes import Pass, run_pass, side_by_side
+from atlas.tests.passes import Pass, run_pass, run_passes
 
 MAKEFILE = """\
 ok:
@@ -36,7 +36,7 @@ def test_a_pass_records_its_status_wall_time_and_the_cpu_of_what_it_started(make
 
 def test_passes_side_by_side_all_run_and_each_output_is_printed_whole(makefile, capsys):
     passes = [Pass("ok"), Pass("bad")]
-    side_by_side("make", passes)
+    run_passes("make", passes, after={})
     out = capsys.readouterr().out
     assert [one.ok for one in passes] == [True, False]
     assert "==== bad (FAILED" in out and "==== ok (passed" in out
@@ -58,8 +58,12 @@ def _spans(path) -> dict[str, tuple[float, float]]:
     return {target: (min(at), max(at)) for target, at in spans.items()}
 
 
-@pytest.mark.parametrize(("flags", "together"), [([], {"test-postgres", "test-spark"}), (["--one-by-one"], set())])
-def test_make_test_runs_postgresql_and_spark_side_by_side_after_the_embedded_pass(makefile, monkeypatch, capsys, flags, together):
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+@pytest.mark.parametrize("flags", [[], ["--one-by-one"]])
+def test_make_test_runs_spark_from_the_start_beside_the_embedded_then_the_postgresql_pass(makefile, monkeypatch, capsys, flags):
     from atlas.tests.passes import main
 
     (makefile / "Makefile").write_text(PHASES)
@@ -67,11 +71,47 @@ def test_make_test_runs_postgresql_and_spark_side_by_side_after_the_embedded_pas
     assert main(["--make", "make", *flags]) == 0
     spans = _spans(makefile / "log")
     assert set(spans) == {"test-embedded", "test-postgres", "test-spark"}
-    assert spans["test-embedded"][1] <= min(spans["test-postgres"][0], spans["test-spark"][0])
-    overlap = spans["test-spark"][0] < spans["test-postgres"][1] and spans["test-postgres"][0] < spans["test-spark"][1]
-    assert overlap == bool(together)
+    assert spans["test-embedded"][1] <= spans["test-postgres"][0]  # two xdist passes never at once
+    assert _overlap(spans["test-spark"], spans["test-embedded"]) == (not flags)
+    if flags:
+        assert spans["test-postgres"][1] <= spans["test-spark"][0]
     out = capsys.readouterr().out
     assert out.count(" passed ") >= 3 and "FAILED" not in out
+
+
+def test_the_background_spark_server_shares_our_scheduler_group_and_is_niced(tmp_path, monkeypatch):
+    """In a session of its own (a scheduler autogroup of its own) a niced server would still take half the machine."""
+    import os
+    import subprocess
+    import sys
+
+    from atlas.tests.passes import SPARK_NICENESS
+    from atlas.warehouse import sparklocal
+
+    if not shutil.which("nice"):
+        pytest.skip("no nice(1) on this machine")
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def popen(args, **kw):
+        seen.update(args=args, **kw)
+        raise Stop
+
+    monkeypatch.setattr(sparklocal, "missing", lambda: None)
+    monkeypatch.setattr(sparklocal, "pyspark_home", lambda: tmp_path)
+    monkeypatch.setattr(sparklocal.subprocess, "Popen", popen)
+    with pytest.raises(Stop):
+        sparklocal.start_for_tests(tmp_path, niceness=SPARK_NICENESS)
+    assert seen["args"][:3] == ["nice", "-n", str(SPARK_NICENESS)]
+    assert seen["process_group"] == 0 and not seen.get("start_new_session")
+    monkeypatch.undo()  # (subprocess.Popen is the module's own) and what those arguments do: a child in its own process group, same session, niced
+    probe = subprocess.run(["nice", "-n", "10", sys.executable, "-c",
+                            "import os; print(os.getsid(0), os.getpgid(0), os.getpid(), os.nice(0))"],
+                           process_group=0, capture_output=True, text=True, check=True)
+    sid, pgid, pid, niceness = map(int, probe.stdout.split())
+    assert sid == os.getsid(0) and pgid == pid and niceness >= min(19, os.nice(0) + 10)
 
 
 def test_a_once_on_postgres_test_is_left_to_the_postgresql_pass_only_when_one_follows():

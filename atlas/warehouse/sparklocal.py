@@ -110,12 +110,16 @@ class LocalSpark:
 
 def start(
     root: Path, *, cores: int = 2, memory: str = "1g", port: int | None = None, timeout: float = 180,
-    conf: dict[str, str] | None = None, java_options: str = "",
+    conf: dict[str, str] | None = None, java_options: str = "", niceness: int = 0,
 ) -> LocalSpark:
     """Start a Spark Connect server with its warehouse and catalog under ``root``; wait until it listens.
 
     ``cores``: ``local[cores]``; ``memory``: the driver's heap (``-Xmx``; local mode runs the
-    executors in the driver); ``java_options``: more JVM flags. Raises :class:`SparkUnavailable`
+    executors in the driver); ``java_options``: more JVM flags; ``niceness``: the server's (``nice
+    -n``), so that beside other work it takes the CPU they leave (``make test``: atlas/tests/passes.py).
+    The server stays in the caller's session: with Linux's scheduler autogroups (on by default),
+    a process in a session of its own competes as one group with all the caller's processes,
+    niced or not. Raises :class:`SparkUnavailable`
     with the reason and the end of the server's log when it cannot start or does not listen within
     ``timeout`` seconds.
     """
@@ -151,6 +155,8 @@ def start(
         **(conf or {}),
     }
     args = [str(home / "bin" / "spark-submit"), "--class", SERVER_CLASS]
+    if niceness and shutil.which("nice"):
+        args = ["nice", "-n", str(int(niceness)), *args]
     for key, value in settings.items():
         args += ["--conf", f"{key}={value}"]
     args.append("spark-internal")
@@ -160,7 +166,10 @@ def start(
     with open(log, "ab") as out:
         process = subprocess.Popen(
             args, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: stop() ends the JVM, not only the script
+            # its own process group (stop() ends the JVM, not only the script), in our session: a new
+            # session (setsid) is a new scheduler autogroup on Linux, which gets as much CPU as all
+            # of ours together whatever its niceness (see start's docstring)
+            process_group=0,
         )
     server = LocalSpark(url=f"sc://127.0.0.1:{port}", port=port, root=root, process=process, log=log)
     deadline = time.monotonic() + timeout
@@ -174,10 +183,10 @@ def start(
     raise SparkUnavailable(f"the Spark Connect server did not listen on port {port} within {timeout:g} s: {_tail(log)}")
 
 
-def start_for_tests(root: Path) -> LocalSpark:
+def start_for_tests(root: Path, *, niceness: int = 0) -> LocalSpark:
     """The test suite's server (its session fixture, and ``make test``'s background one): ``local[2]``,
     a 1 GiB heap and :data:`SHORT_LIVED_JAVA_OPTIONS`."""
-    return start(root, cores=2, memory="1g", java_options=SHORT_LIVED_JAVA_OPTIONS)
+    return start(root, cores=2, memory="1g", java_options=SHORT_LIVED_JAVA_OPTIONS, niceness=niceness)
 
 
 def _tail(log: Path, lines: int = 15) -> str:
