@@ -45,9 +45,10 @@ from pathlib import Path
 POSTGRES_PASS_FOLLOWS = "ATLAS_TEST_POSTGRES_PASS_FOLLOWS"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # The background Spark server's niceness (``nice -n``): it runs beside the other passes from the start
-# and takes the CPU they leave (see :func:`schedule`). 10 weighs a server thread about a tenth of a
-# test worker's when both want a CPU.
-SPARK_NICENESS = 10
+# and takes the CPU they leave (see :func:`schedule`). 5 weighs a server thread about a third of a test
+# worker's when both want a CPU. At 10 (a tenth), the Spark pass ended 11, 64 and 94 s after the
+# PostgreSQL pass in three runs: a tail with one CPU mostly idle.
+SPARK_NICENESS = 5
 
 
 @dataclass
@@ -195,13 +196,13 @@ def run_passes(make: str, passes: list[Pass], after: dict[str, tuple[str, ...]],
 def schedule(mode: str) -> dict[str, tuple[str, ...]]:
     """Each pass and the passes it starts after (passes free to start together run at the same time).
 
-    - ``spark-early`` (the default): the Spark pass from the start, its server at niceness
-      :data:`SPARK_NICENESS`; the embedded pass, then the PostgreSQL one. The Spark pass is one
+    - ``spark-early`` (the default): the Spark pass from the start, its server niced
+      (:data:`SPARK_NICENESS`); the embedded pass, then the PostgreSQL one. The Spark pass is one
       client waiting on a server that runs one small job at a time: niced, the server takes the
       CPU the other passes leave (their xdist workers wait on databases, subprocesses, a browser),
       so they run nearly as fast as alone and the Spark pass ends with them. Measured on one 2-CPU
-      machine (2026-12-05), ``make test``: **945 s** this way (embedded 395 s, then PostgreSQL
-      538 s; Spark 929 s beside both; 1,620 CPU s in all), against about **1,210 s** for
+      machine (2026-12-05), ``make test`` with the server at niceness 10: **945 s** this way
+      (embedded 395 s, then PostgreSQL 538 s; Spark 929 s beside both; 1,620 CPU s in all), against about **1,210 s** for
       the schedule before it (embedded 410 s alone, then PostgreSQL and Spark together 805 s).
     - ``all``: the three at once (``--side-by-side``; more memory, and the passes' times printed
       below overlap);
