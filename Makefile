@@ -54,7 +54,8 @@ test-postgres: install
 ## its contract tests and the differential corpus on Spark (PostgreSQL at 127.0.0.1:5432 is the reference).
 SPARK_TESTS ?= atlas/tests/test_warehouse_spark.py atlas/tests/test_warehouse_spark_rows.py atlas/tests/test_warehouse_spark_ingest.py \
 	atlas/tests/test_sql_differential.py privacy/tests/test_erasure_spark.py retention/tests/test_expiry_spark.py \
-	demo/tests/test_demo_spark.py pipelines/tests/test_incremental_spark.py pipelines/tests/test_source_s3_spark.py
+	demo/tests/test_demo_spark.py pipelines/tests/test_incremental_spark.py pipelines/tests/test_source_s3_spark.py \
+	atlas/tests/test_spark_local_server.py
 test-spark: install
 	ATLAS_TEST_ENGINE=spark $(PY) -m pytest -q -n 0 -k "spark" $(SPARK_TESTS)
 

@@ -90,22 +90,32 @@ def test_the_background_spark_server_shares_our_scheduler_group_and_is_niced(tmp
 
     if not shutil.which("nice"):
         pytest.skip("no nice(1) on this machine")
-    seen = {}
+    launched = []
 
     class Stop(Exception):
         pass
 
-    def popen(args, **kw):
-        seen.update(args=args, **kw)
-        raise Stop
+    class Running:
+        pid = 0
+
+        def poll(self):
+            return None
+
+    def popen(args, **kw):  # the metastore service first, then the Spark server: stopped there
+        launched.append({"args": args, **kw})
+        if len(launched) == 2:
+            raise Stop
+        return Running()
 
     monkeypatch.setattr(sparklocal, "missing", lambda: None)
     monkeypatch.setattr(sparklocal, "pyspark_home", lambda: tmp_path)
     monkeypatch.setattr(sparklocal.subprocess, "Popen", popen)
     with pytest.raises(Stop):
         sparklocal.start_for_tests(tmp_path, niceness=SPARK_NICENESS)
-    assert seen["args"][:3] == ["nice", "-n", str(SPARK_NICENESS)]
-    assert seen["process_group"] == 0 and not seen.get("start_new_session")
+    assert str(sparklocal.METASTORE_SOURCE) in launched[0]["args"] and "spark-submit" in launched[1]["args"][3]
+    for seen in launched:
+        assert seen["args"][:3] == ["nice", "-n", str(SPARK_NICENESS)]
+        assert seen["process_group"] == 0 and not seen.get("start_new_session")
     monkeypatch.undo()  # (subprocess.Popen is the module's own) and what those arguments do: a child in its own process group, same session, niced
     probe = subprocess.run(["nice", "-n", "10", sys.executable, "-c",
                             "import os; print(os.getsid(0), os.getpgid(0), os.getpid(), os.nice(0))"],

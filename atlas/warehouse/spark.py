@@ -83,6 +83,8 @@ PARTS_PROPERTY = "atlas.parts"
 RETIRED_TABLE = "spark_retired_parts"
 # Statements Spark Connect runs as soon as it receives them (SparkWarehouse._command).
 _COMMAND_RE = re.compile(r"\s*(CREATE|DROP|ALTER|INSERT|TRUNCATE)\b", re.IGNORECASE)
+# Queries: sent once, when their rows are read (SparkWarehouse._query). Not WITH: Spark's WITH may head an INSERT.
+_QUERY_RE = re.compile(r"[\s(]*(SELECT|VALUES)\b", re.IGNORECASE)
 # Spark's error classes about a value of the data: their messages quote it (``hide_values``).
 _DATA_ERROR_CLASSES = ("CAST_", "ARITHMETIC", "DIVIDE_BY_ZERO", "NUMERIC_", "INVALID_FRACTION", "DATETIME_",
                        "INVALID_ARRAY_INDEX", "CANNOT_PARSE", "BINARY_ARITHMETIC")
@@ -184,6 +186,8 @@ class SparkCursor(Cursor):
         df = self.wh._sql(spark_sql, params)
         self._df = df
         self._columns = []
+        if _QUERY_RE.match(spark_sql):
+            self._fetch()  # run now, as the other engines' cursors do (a query is only sent when collected)
         return self
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -198,13 +202,14 @@ class SparkCursor(Cursor):
         for start in range(0, len(rows), 200):
             chunk = rows[start:start + 200]
             text = head + " VALUES " + ", ".join([values] * len(chunk))
-            self.wh._sql(text, [v for row in chunk for v in row]).collect()
+            self.wh._command(text, [v for row in chunk for v in row])
 
     def _fetch(self) -> list[tuple]:
         if self._rows is None:
             df = self._df
-            self._columns = list(df.columns)
-            self._rows = _instants([tuple(r) for r in self.wh._collect(df)], df)
+            rows = self.wh._collect(df)
+            self._columns = self.wh._names(df, rows)
+            self._rows = _instants([tuple(r) for r in rows], df)
         return self._rows
 
     def fetchall(self) -> list[tuple]:
@@ -304,13 +309,42 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         if params:
             args = dict(params) if isinstance(params, Mapping) else [_arg(v) for v in params]
         try:
+            if _QUERY_RE.match(sql):
+                return self._query(sql, args)
             return self.spark().sql(sql, args=args) if args else self.spark().sql(sql)
         except Exception as exc:  # noqa: BLE001
             raise self._failure(exc, operator=operator) from exc
 
+    def _query(self, sql: str, args: list[Any] | dict[str, Any] | None) -> Any:
+        """A DataFrame of a query with nothing sent yet: the server receives it once, when it is collected.
+
+        ``SparkSession.sql`` sends every statement as a command. For a query the server parses and
+        analyses it only to answer with the same SQL as a relation, which ``collect`` sends again:
+        two requests and two analyses (a Connect thread and metastore calls each) for one query,
+        about a third of a pipeline step's requests. This is the relation pyspark's own ``sql``
+        builds when a server answers a query without a result; errors come when it is collected
+        (or its schema asked), where :meth:`_collect` and its callers catch them.
+        """
+        from pyspark.sql.connect.dataframe import DataFrame
+        from pyspark.sql.connect.functions import builtin as F
+        from pyspark.sql.connect.plan import SQL
+
+        positional = [F.lit(v) for v in args] if isinstance(args, list) else []
+        named = {k: F.lit(v) for k, v in args.items()} if isinstance(args, dict) else {}
+        return DataFrame(SQL(sql, positional, named, []), self.spark())
+
     def _collect(self, df: Any, *, operator: bool = False) -> list:
         try:
             return df.collect()
+        except Exception as exc:  # noqa: BLE001
+            raise self._failure(exc, operator=operator) from exc
+
+    def _names(self, df: Any, rows: list, *, operator: bool = False) -> list[str]:
+        """A result's column names: its rows carry them (asking the DataFrame is another request); when none came, asked."""
+        if rows:
+            return list(rows[0].__fields__)
+        try:
+            return list(df.columns)
         except Exception as exc:  # noqa: BLE001
             raise self._failure(exc, operator=operator) from exc
 
@@ -678,7 +712,7 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         sql = f"SELECT * FROM ({select_sql}) AS _atlas_q" + (f" LIMIT {int(limit)}" if limit is not None else "")
         df = self._operator(sql, params)
         rows = self._timed_collect(df) if limit != 0 else []
-        return list(df.columns), [tuple(r) for r in rows]
+        return self._names(df, rows, operator=True), [tuple(r) for r in rows]
 
     def preview(self, schema: str, name: str, limit: int = 20) -> tuple[list[str], list[tuple]]:
         return self.operator_query(f"SELECT * FROM {self.sq(schema, name)}", layer=schema, limit=limit)
