@@ -8,6 +8,7 @@ which something was written (a clear PII view's audit event) is not stored.
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -163,8 +164,7 @@ def test_with_redis_a_write_is_visible_on_the_next_request(settings):
     service_or_skip("Redis", "127.0.0.1", 6379)
     from django.core.cache import caches
 
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": "redis://127.0.0.1:6379/0", "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+    settings.CACHES = _redis_caches()
     settings.ATLAS_API_PAGE_CACHE = "auto"  # Django's setting_changed handler reopens the caches
     try:
         Dataset.objects.create(name="orders", layer="explore", table="orders")
@@ -176,7 +176,7 @@ def test_with_redis_a_write_is_visible_on_the_next_request(settings):
         assert response["X-Atlas-Page-Cache"] == "miss"
         assert response.json()["results"][0]["row_count"] == 42
     finally:
-        caches["default"].clear()
+        _forget_keys(caches["default"])
 
 
 # --- the early path: a stored page answered before sessions, auth and DRF ------------------------------
@@ -238,20 +238,35 @@ def test_a_session_read_takes_the_usual_path(page_cache, django_user_model):
 
 
 # --- the early path on Redis: two round trips, the same answers ----------------------------------------
+def _redis_caches() -> dict:
+    """A Redis cache of this test's own: a key prefix of its own, in this xdist worker's own database.
+
+    Databases 3, 4, ... by worker: never a Celery broker's (10 + worker, pipelines/tests/workers.py).
+    These tests used to share one database and FLUSHDB it when they ended: another worker's test
+    lost its page cache (or its broker's queue) in the middle.
+    """
+    db = 3 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+    return {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                        "LOCATION": f"redis://127.0.0.1:6379/{db}", "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+
+
+def _forget_keys(redis_cache) -> None:
+    """Delete this test's keys (its prefix's), not the database's."""
+    client = redis_cache._cache.get_client(None, write=True)
+    for key in client.scan_iter(match=f"{redis_cache.key_prefix}:*"):
+        client.delete(key)
+
+
 @pytest.fixture
 def redis_cache(settings):
-    import os
-
     service_or_skip("Redis", "127.0.0.1", 6379)
     from django.core.cache import caches
 
-    db = int(os.environ.get("ATLAS_TEST_REDIS_DB", "10"))
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": f"redis://127.0.0.1:6379/{db}", "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+    settings.CACHES = _redis_caches()
     settings.ATLAS_API_PAGE_CACHE = "auto"
     assert pagecache._fast() is not None
     yield
-    caches["default"].clear()
+    _forget_keys(caches["default"])
 
 
 @pytest.mark.redis
