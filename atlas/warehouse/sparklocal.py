@@ -169,12 +169,8 @@ class LocalSpark:
             self.metastore.stop(timeout)
 
 
-def launch_metastore(root: Path, *, port: int | None = None, niceness: int = 0, java_options: str = "") -> LocalMetastore:
-    """Start Hive's metastore as a service on 127.0.0.1 (its Derby database under ``root``) without waiting for it.
-
-    :func:`wait_metastore` waits until it listens (so a Spark server can start meanwhile). It needs
-    a JDK (Java's source launcher compiles :data:`METASTORE_SOURCE` in memory when it starts).
-    """
+def _prepare(root: Path) -> tuple[Path, Path]:
+    """pyspark's directory and ``root`` resolved, with its ``warehouse`` and ``tmp``; raises when a server cannot start here."""
     if reason := missing():
         raise SparkUnavailable(reason)
     home = pyspark_home()
@@ -182,11 +178,28 @@ def launch_metastore(root: Path, *, port: int | None = None, niceness: int = 0, 
     root = Path(root).resolve()
     (root / "warehouse").mkdir(parents=True, exist_ok=True)
     (root / "tmp").mkdir(exist_ok=True)
-    port = port or free_port()
-    hive = {
+    return home, root
+
+
+def _derby_metastore(root: Path) -> dict[str, str]:
+    """Hive's settings for a Derby metastore in ``root/metastore_db`` (a persistent catalog, no database server)."""
+    return {
         "javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true",
         "datanucleus.schema.autoCreateAll": "true",
         "hive.metastore.schema.verification": "false",
+    }
+
+
+def launch_metastore(root: Path, *, port: int | None = None, niceness: int = 0, java_options: str = "") -> LocalMetastore:
+    """Start Hive's metastore as a service on 127.0.0.1 (its Derby database under ``root``) without waiting for it.
+
+    :func:`wait_metastore` waits until it listens (so a Spark server can start meanwhile). It needs
+    a JDK (Java's source launcher compiles :data:`METASTORE_SOURCE` in memory when it starts).
+    """
+    home, root = _prepare(root)
+    port = port or free_port()
+    hive = {
+        **_derby_metastore(root),
         # BoneCP, Hive's default pool, is not among pyspark's jars; HikariCP is
         "datanucleus.connectionPoolingType": "HikariCP",
         "hive.metastore.warehouse.dir": str(root / "warehouse"),
@@ -227,13 +240,7 @@ def start(
     with the reason and the end of the server's log when it cannot start or does not listen within
     ``timeout`` seconds.
     """
-    if reason := missing():
-        raise SparkUnavailable(reason)
-    home = pyspark_home()
-    assert home is not None
-    root = Path(root).resolve()
-    (root / "warehouse").mkdir(parents=True, exist_ok=True)
-    (root / "tmp").mkdir(exist_ok=True)
+    home, root = _prepare(root)
     port = port or free_port()
     settings = {
         "spark.master": f"local[{int(cores)}]",
@@ -243,10 +250,7 @@ def start(
         "spark.sql.warehouse.dir": str(root / "warehouse"),
         "spark.sql.catalogImplementation": "hive",
         **({"spark.hadoop.hive.metastore.uris": metastore.url} if metastore else {
-            # Derby: the metastore is a directory under root (a persistent catalog, no server)
-            "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true",
-            "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
-            "spark.hadoop.hive.metastore.schema.verification": "false",
+            f"spark.hadoop.{key}": value for key, value in _derby_metastore(root).items()
         }),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={root} -Djava.io.tmpdir={root / 'tmp'} {java_options}".strip(),
         "spark.local.dir": str(root / "tmp"),
