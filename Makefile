@@ -6,11 +6,14 @@ PY     := $(VENV)/bin/python
 # front; a fresh install takes well under a minute where pip took about four.
 UV     := $(VENV)/bin/uv
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/atlas
-# pytest-xdist workers per pass (each gets its own test database; 0 runs in one process).
+# pytest-xdist workers per pass (each gets its own test database; 0 runs in one process). The PostgreSQL
+# pass has three: with two, the machine was 20 % idle once the Spark pass had ended (its tests wait on
+# worker processes, faults and subprocesses); with three it stays busy (make test 962 s against 979 s, 2 CPUs).
 # loadgroup: tests spread one by one, except the browser tests, which share one worker and one Chromium;
 # in collection order (no reorder), which keeps pytest-django's: database tests, transactional, the rest.
 TEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+TEST_WORKERS_POSTGRES ?= 3
+PYTEST := $(PY) -m pytest -q --dist loadgroup --no-loadscope-reorder
 
 .PHONY: demo test test-embedded test-postgres test-spark install lint check bench clean screenshots
 
@@ -44,11 +47,11 @@ test: install
 	$(PY) -m atlas.tests.passes --make "$(MAKE)" $(if $(filter 1 true yes,$(TEST_SIDE_BY_SIDE)),--side-by-side)
 
 test-embedded: install
-	$(PYTEST)
+	$(PYTEST) -n $(TEST_WORKERS)
 
 ## Tests that cannot depend on the engine ran in the embedded pass: this one leaves them out (atlas/tests/engine_free.py).
 test-postgres: install
-	ATLAS_TEST_ENGINE=postgres ATLAS_TEST_ENGINE_BOUND_ONLY=1 DATABASE_URL=$(PG_TEST_URL) $(PYTEST)
+	ATLAS_TEST_ENGINE=postgres ATLAS_TEST_ENGINE_BOUND_ONLY=1 DATABASE_URL=$(PG_TEST_URL) $(PYTEST) -n $(TEST_WORKERS_POSTGRES)
 
 ## The Spark warehouse's tests on a local Spark Connect server started from the pyspark package (Java 17):
 ## its contract tests and the differential corpus on Spark (PostgreSQL at 127.0.0.1:5432 is the reference).

@@ -19,7 +19,10 @@ from atlas.sql.transpile import ColumnTypes, to_duckdb
 from . import interrupts, privileges
 from .base import (
     BATCH_CONSTANT_COLUMNS,
+    LAYER_SCHEMAS,
+    META_SCHEMA,
     PLANNING_INSTANT,
+    Column,
     Cursor,
     FileFormat,
     FileLayout,
@@ -311,6 +314,47 @@ class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
                 raise
             else:
                 raw.execute("COMMIT")
+
+    # --- the catalogue, from DuckDB's own table functions ---
+    # Every step and every SQL validation asks whether tables exist and what their columns are.
+    # DuckDB's information_schema views are built over these same functions (``duckdb_columns()``,
+    # ``duckdb_tables()``, ``duckdb_views()``, ``duckdb_schemas()``) and cost about twice as much a
+    # lookup: 1.4 ms against 0.7 for a table's columns, 1.0 against 0.5 for "does it exist" (2 CPUs,
+    # 2026-12-05). These answer exactly what the base class's information_schema queries answer
+    # (atlas/tests/test_warehouse_backends.py compares them): views count as tables, every catalogue
+    # is searched, as there.
+
+    def _schemas_present(self) -> bool:
+        schemas = (*LAYER_SCHEMAS, META_SCHEMA)
+        tables = ("loaded_batches", "published_steps")
+        with self.cursor() as cur:
+            row = cur.execute(
+                "SELECT (SELECT count(DISTINCT schema_name) FROM duckdb_schemas()"
+                f" WHERE database_name = current_database() AND schema_name IN ({', '.join(['?'] * len(schemas))})),"
+                " (SELECT count(DISTINCT table_name) FROM duckdb_tables()"
+                " WHERE database_name = current_database() AND schema_name = ?"
+                f" AND table_name IN ({', '.join(['?'] * len(tables))}))",
+                [*schemas, META_SCHEMA, *tables],
+            ).fetchone()
+        return bool(row) and (row[0], row[1]) == (len(schemas), len(tables))
+
+    def table_exists(self, schema: str, name: str) -> bool:
+        with self.cursor() as cur:
+            row = cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?)"
+                " OR EXISTS (SELECT 1 FROM duckdb_views() WHERE NOT internal AND schema_name = ? AND view_name = ?)",
+                [schema, name, schema, name],
+            ).fetchone()
+        return bool(row and row[0])
+
+    def columns(self, schema: str, name: str) -> list[Column]:
+        with self.cursor() as cur:
+            rows = cur.execute(
+                "SELECT column_name, data_type, is_nullable FROM duckdb_columns()"
+                " WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
+                [schema, name],
+            ).fetchall()
+        return [Column(r[0], str(r[1]).lower(), bool(r[2])) for r in rows]
 
     # --- operator SQL: one statement, a timeout (DuckDB has no roles: see ``lock_down``) ---
     # The ``layer`` of an operator statement is checked (a layer schema) but grants nothing
