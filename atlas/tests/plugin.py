@@ -16,6 +16,7 @@ pipeline run does only the runner's own work. A test about hooks says which it n
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from pathlib import Path
@@ -85,6 +86,21 @@ def _uses_browser(item) -> bool:
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-django's (also tryfirst, registered earlier), whose stable
+def pytest_collection_finish(session) -> None:  # noqa: ARG001
+    """Python's cyclic garbage collector spends less on what lives for the whole session.
+
+    After collection a worker holds Django, the apps, sqlglot, Presidio and every test module: a
+    large heap that each full collection walked again, about 4 % of a worker's CPU. ``gc.freeze``
+    leaves those objects out of every later collection, and a larger first generation (7,000
+    allocations instead of 700) collects less often; what a test leaves in a cycle is still
+    collected, a little later. Measured on five files of the suite (2 CPUs, 2026-12-05): 2.35 CPU s
+    of collection in 57.7, 1.52 in 56.4. Tests only: the processes they start keep Python's defaults.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(7_000, 10, 10)
+
+
 def pytest_collection_modifyitems(config, items) -> None:  # sort then puts db, transactional, no-db tests in turn
     once_there = ENGINE == "embedded" and os.environ.get(POSTGRES_PASS_FOLLOWS) == "1"
     for item in items:
