@@ -36,6 +36,10 @@ def celery_conf(**values):
     set to the value it read as), so the app goes back to reading it from Django's settings,
     and pooled broker connections made under the block's settings are dropped on both sides.
     """
+    # Read a key first: until then ``conf`` is Celery's pending configuration, whose ``changes`` are not
+    # the ones the loaded configuration keeps, and popping from those restored nothing (the next test of
+    # the worker found tasks no longer eager: "No result backend is configured").
+    celery_app.conf.task_always_eager  # noqa: B018 - loads the configuration
     changes = celery_app.conf.changes
     missing = object()
     saved = {k: changes.get(k, missing) for k in values}
@@ -77,8 +81,13 @@ def pooled_pipelines(n: int) -> list[Pipeline]:
 
 
 def _reset_celery_connections() -> None:
-    """Drop pooled broker connections and producers made under other settings earlier in the session."""
-    celery_app.close()
+    """Drop pooled broker connections and producers made under other settings earlier in the session.
+
+    Not ``celery_app.close()``, which also deregisters the app from Celery's active apps: a
+    ``shared_task`` module imported after that (``alerts.tasks``, say) was never registered on the
+    finalized app, and the next test of that worker to send its task failed with NotRegistered.
+    """
+    celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
 
