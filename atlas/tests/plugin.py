@@ -85,7 +85,6 @@ def _uses_browser(item) -> bool:
     return "chromium" in getattr(item, "fixturenames", ())
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-django's (also tryfirst, registered earlier), whose stable
 def pytest_collection_finish(session) -> None:  # noqa: ARG001
     """Python's cyclic garbage collector spends less on what lives for the whole session.
 
@@ -101,6 +100,7 @@ def pytest_collection_finish(session) -> None:  # noqa: ARG001
     gc.set_threshold(7_000, 10, 10)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-django's (also tryfirst, registered earlier), whose stable
 def pytest_collection_modifyitems(config, items) -> None:  # sort then puts db, transactional, no-db tests in turn
     once_there = ENGINE == "embedded" and os.environ.get(POSTGRES_PASS_FOLLOWS) == "1"
     for item in items:
