@@ -216,6 +216,35 @@ def test_sync_roles_is_idempotent(db):
     assert roles.sync_roles() == {name: 0 for name in ROLES}
 
 
+def test_a_migrate_syncs_the_roles_once_in_the_last_apps_turn_with_every_permission(db, monkeypatch):
+    # post_migrate comes once per app: a sync in each turn ran 17 times for each migrate and each
+    # flush of a transactional test's database (a quarter of a second each time)
+    from django.core.management.sql import emit_post_migrate_signal
+
+    Group.objects.all().delete()  # as a flush leaves them, the permissions re-made by Django's receivers
+    Permission.objects.all().delete()
+    calls = []
+    sync = roles.sync_roles
+    monkeypatch.setattr(roles, "sync_roles", lambda *a, **k: calls.append(1) or sync(*a, **k))
+    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+    assert len(calls) == 1
+    analyst = {f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name="Analyst").permissions.all()}
+    # permissions of the first app and of the last app alike
+    assert {"pipelines.view_pipeline", "retention.view_retentionpolicy"} <= analyst
+    assert roles.sync_roles() == {name: 0 for name in ROLES}
+
+
+def test_the_receiver_syncs_for_a_sender_that_is_no_app_and_waits_for_the_last_app(db, monkeypatch):
+    from django.apps import apps
+
+    calls = []
+    monkeypatch.setattr(roles, "sync_roles", lambda *a, **k: calls.append(1) or {})
+    roles.sync_roles_after_migrate(sender=None, using="default")
+    assert calls == [1]
+    roles.sync_roles_after_migrate(sender=apps.get_app_config("auth"), using="default")
+    assert calls == [1]
+
+
 def test_permissions_of_models_added_later_join_their_roles(db):
     ct = ContentType.objects.get_or_create(app_label="quality", model="laterthing")[0]
     view = Permission.objects.create(content_type=ct, codename="view_laterthing", name="Can view later thing")

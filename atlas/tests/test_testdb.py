@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
@@ -135,3 +136,39 @@ def test_an_in_memory_database_is_refused():
     fake = SimpleNamespace(vendor="sqlite", creation=SimpleNamespace(_get_test_db_name=lambda: ":memory:"))
     with pytest.raises(ValueError, match="no template copy"):
         testdb.setup_from_template(fake)
+
+
+def _tables_with_rows() -> set[str]:
+    tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
+    with connection.cursor() as cursor:
+        return {t for t in tables if cursor.execute(f"SELECT 1 FROM {connection.ops.quote_name(t)} LIMIT 1").fetchone()}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_flush_truncates_the_tables_holding_rows_and_their_referrers_and_leaves_every_table_empty():
+    from django.contrib.auth.models import Group, User
+    from django.core.management.color import no_style
+    from django.core.management.sql import sql_flush
+
+    if connection.vendor != "postgresql":
+        assert testdb.flush_sql(no_style(), connection, reset_sequences=False) == sql_flush(
+            no_style(), connection, reset_sequences=False)
+        return
+    user = User.objects.create(username="flushed")
+    user.groups.add(Group.objects.create(name="flushed"))
+    statements = testdb.flush_sql(no_style(), connection, reset_sequences=False)
+    assert len(statements) == 1 and statements[0].startswith("TRUNCATE")
+    truncated = set(re.findall(r'"(\w+)"', statements[0]))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.relname FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid"
+            " WHERE c.contype = 'f' AND c.confrelid = 'auth_user'::regclass")
+        referrers = {row[0] for row in cursor.fetchall()}
+    assert {"auth_user", "auth_group", "auth_user_groups"} <= truncated
+    assert referrers and referrers <= truncated  # TRUNCATE refuses to leave out a table that references one
+    assert "auth_permission" in truncated  # rows made by migrate's post_migrate
+    assert "pipelines_pipeline" not in truncated  # empty, referencing none of them
+    connection.ops.execute_sql_flush(statements)
+    assert _tables_with_rows() == set()
+    # with sequences to reset, every table, as Django does
+    assert testdb.flush_sql(no_style(), connection, reset_sequences=True) == sql_flush(no_style(), connection)

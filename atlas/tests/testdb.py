@@ -21,6 +21,13 @@ template is kept for the next pass or run with the same migrations.
 
 Off with ``ATLAS_TEST_DB_TEMPLATE=0`` (each worker migrates, pytest-django's way), and with
 ``--reuse-db`` or ``--nomigrations``, which pytest-django handles itself.
+
+**After a transactional test, PostgreSQL truncates only the tables that hold rows** (and the
+tables whose foreign keys reference them, which PostgreSQL's ``TRUNCATE`` requires even when they
+are empty): see :func:`flush_sql`. Django truncates every table of every app, about 110 with
+their indexes, each given new files: about 0.2 CPU s of the server's for each transactional test,
+where a test leaves rows in a dozen. The tables left alone are empty, so the database after the
+flush is the same. SQLite's flush (a ``DELETE`` per table) is left as Django does it.
 """
 
 from __future__ import annotations
@@ -146,6 +153,51 @@ def _sqlite_clone(connection, test_name: str, template: str, verbosity: int) -> 
     shutil.copyfile(template, test_name)
 
 
+def flush_sql(style, connection, *, reset_sequences=True, allow_cascade=False) -> list[str]:
+    """Django's ``sql_flush`` for ``manage.py flush``; on PostgreSQL, only the tables that hold rows.
+
+    Those tables, and every table whose foreign key references one of them (again and again:
+    ``TRUNCATE`` refuses to leave a referencing table out, empty or not). With
+    ``reset_sequences`` (a sequence can have moved in an empty table) every table, as Django does.
+    """
+    from django.core.management.sql import sql_flush
+
+    if connection.vendor != "postgresql" or reset_sequences:
+        return sql_flush(style, connection, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+    tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
+    if not tables:
+        return []
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(
+            f"SELECT %s WHERE EXISTS (SELECT 1 FROM {quote(table)})" for table in tables
+        ), tables)
+        holding = {row[0] for row in cursor.fetchall()}
+        cursor.execute(
+            "SELECT r.relname, t.relname FROM pg_catalog.pg_constraint c"
+            " JOIN pg_catalog.pg_class r ON r.oid = c.conrelid JOIN pg_catalog.pg_class t ON t.oid = c.confrelid"
+            " WHERE c.contype = 'f' AND r.relnamespace = t.relnamespace"
+            " AND r.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())"
+        )
+        references = cursor.fetchall()
+    known = set(tables)
+    while True:
+        more = {referrer for referrer, target in references if target in holding and referrer in known} - holding
+        if not more:
+            break
+        holding |= more
+    if not holding:
+        return []
+    return connection.ops.sql_flush(style, sorted(holding), reset_sequences=False, allow_cascade=allow_cascade)
+
+
+def _install_flush_sql() -> None:
+    """``manage.py flush`` in this process (a transactional test's teardown) uses :func:`flush_sql`."""
+    from django.core.management.commands import flush
+
+    flush.sql_flush = flush_sql
+
+
 def setup_from_template(connection, verbosity: int = 0) -> str:
     """Give ``connection`` its test database, a copy of the migrated template; return the name it had."""
     test_name = connection.creation._get_test_db_name()
@@ -178,6 +230,7 @@ def django_db_setup(  # noqa: PLR0917 - pytest-django's signature
     from django.test.utils import teardown_databases
 
     verbosity = request.config.option.verbose
+    _install_flush_sql()
     if not ENABLED or django_db_keepdb or not django_db_use_migrations:
         from pytest_django.fixtures import django_db_setup as theirs
 
