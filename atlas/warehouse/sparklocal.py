@@ -38,8 +38,12 @@ SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 # default, 82 s with these; the whole Spark pass 629 s, 529 s. What is left is mostly Hive's embedded
 # metastore: Spark Connect runs each operation in a new thread, and the metastore builds a HiveConf
 # (every jar searched, the XML defaults parsed) for each new thread's first catalogue call.
+# And the serial garbage collector: on a 1 GiB heap, G1's concurrent and parallel threads cost more CPU
+# than they save in pauses. Measured with two servers side by side on the same tests, so that both saw the
+# same machine (its speed moved by up to 30 % between runs minutes apart; 2026-12-06, 2 CPUs):
+# atlas/tests/test_warehouse_spark.py took 108.7 and 110.0 server CPU s with G1, 104.4 and 104.6 serial.
 # A long-lived server (docker-compose's spark profile, the 10M benchmark) keeps the defaults.
-SHORT_LIVED_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m"
+SHORT_LIVED_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m -XX:+UseSerialGC"
 
 # Hive's metastore as a service of its own, started by Java's source launcher from pyspark's jars. With the
 # metastore embedded, the Spark server opens a metastore session (a RawStore and a HiveConf parsed from
