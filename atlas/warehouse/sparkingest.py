@@ -203,7 +203,7 @@ class SparkIngest:
                 if self._collect(odd):  # type: ignore[attr-defined]
                     raise NotLineRecords("a quote is not a whole field's, or a quoted field spans lines")
             # 2. the line number: rank in its split plus the lines of the splits before it
-            bases = _bases(lines.groupBy("_blk").agg(F.count(F.lit(1)).alias("n"), F.min("_mid").alias("m")).collect())
+            bases = _bases(self._collect(lines.groupBy("_blk").agg(F.count(F.lit(1)).alias("n"), F.min("_mid").alias("m"))))  # type: ignore[attr-defined]
             base = spark.createDataFrame([(b, v) for b, v in bases.items()], "_blk bigint, _base bigint")
             numbered = lines.join(F.broadcast(base), "_blk").select(
                 "value", "_valid", "_blk", (F.col("_mid") + F.col("_base")).alias("_line"))
