@@ -13,7 +13,7 @@ import pytest
 
 from atlas.warehouse import WarehouseError, get_warehouse, interrupts, registry, reset_warehouses
 from atlas.warehouse.base import Column
-from atlas.warehouse.spark import SparkWarehouse, pg_type
+from atlas.warehouse.spark import PART_RE, SparkWarehouse, pg_type
 from atlas.warehouse.sparklocal import free_port
 
 pytestmark = pytest.mark.slow
@@ -146,6 +146,36 @@ class Counted(SparkWarehouse):
     def _kind(self, schema, name):
         type(self).requests += 1  # one catalog request (``getTable``)
         return super()._kind(schema, name)
+
+
+def test_the_catalogue_is_a_listing_and_one_plan_and_answers_as_each_tables_describe(events):
+    """The catalogue (privacy's keys, search and erasure read it) described every table, a request each;
+    now a schema is its listing and one analysed plan, with the same names and types. A view whose table is
+    gone does not analyse: then each table is described, as before."""
+    events._command("CREATE TABLE chart.wide (a ARRAY<INT>, m MAP<STRING, BIGINT>, s STRUCT<x: INT, y: STRING>,"
+                    " v VARCHAR(5), ts TIMESTAMP_NTZ, amount DECIMAL(12, 3)) USING parquet")
+    events._command("CREATE VIEW chart.events_v AS SELECT id, upper(seen) AS loud FROM chart.events")
+    stage(events, "chart", "published__r1a1_stg", "SELECT id FROM chart.events")
+    events.publish(schema="chart", staging="published__r1a1_stg", target="published", mode="replace")  # a view over a part
+    wh = Counted(events.url)
+    try:
+        names = sorted(n for n in wh._tables("chart") if not PART_RE.search(n))
+        described = {("chart", n): {c.name: c.type for c in wh.columns("chart", n)} for n in names}
+        Counted.requests = 0
+        assert wh.catalogue(["chart"]) == described
+        assert Counted.requests == 3  # SHOW TABLES, SHOW VIEWS, the plan
+        assert described[("chart", "wide")] == {"a": "array<int>", "m": "map<string,bigint>", "s": "struct<x:int,y:string>",
+                                                 "v": "text", "ts": "timestamp without time zone", "amount": "numeric(12,3)"}
+        assert set(described) == {("chart", n) for n in ("events", "events_v", "published", "wide")}
+        events._command("CREATE TABLE chart.gone (id INT) USING parquet")
+        events._command("CREATE VIEW chart.over_gone AS SELECT id FROM chart.gone")
+        events._command("DROP TABLE chart.gone")
+        Counted.requests = 0
+        after = wh.catalogue(["chart"])
+        assert after[("chart", "events")] == {"id": "integer", "seen": "text"} and after[("chart", "over_gone")] == {"id": "integer"}
+        assert Counted.requests == 3 + len(after)  # the plan failed: a DESCRIBE each
+    finally:
+        wh.close()
 
 
 def test_catalogue_lookups_are_one_request_each_and_create_only_what_is_missing(events):

@@ -458,12 +458,24 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         return out
 
     def catalogue(self, schemas: Sequence[str]) -> dict[tuple[str, str], dict[str, str]]:
+        """Every table's columns and types: a schema's listing, then one analysed plan over its tables.
+
+        A ``DESCRIBE`` of each was a request each (the privacy requests read the catalogue several
+        times: 84 of the demo's 414 ``DESCRIBE``). Where the plan does not analyse (a view whose
+        tables are gone), each table is described as before.
+        """
         out: dict[tuple[str, str], dict[str, str]] = {}
         for schema in schemas:
-            for name in sorted(self._tables(schema)):
-                if PART_RE.search(name):
-                    continue
-                out[(schema, name)] = {c.name: c.type for c in self.columns(schema, name)}
+            names = [name for name in sorted(self._tables(schema)) if not PART_RE.search(name)]
+            try:
+                fields = self._fields_of(schema, names)
+            except WarehouseError:
+                fields = None
+            for name in names:
+                out[(schema, name)] = (
+                    {f.name: pg_type(f.dataType.simpleString()) for f in fields[name]} if fields is not None
+                    else {c.name: c.type for c in self.columns(schema, name)}
+                )
         return out
 
     def relations(self, schemas: Sequence[str]) -> list[tuple[str, str, str]]:
@@ -510,23 +522,27 @@ class SparkWarehouse(SparkIngest, SparkRows, SparkPartRewrites, SparkJobFacts, S
         return f"{target[:40]}__atlas_v{uuid.uuid4().hex[:12]}"
 
     def _columns_of_parts(self, schema: str, parts: Sequence[str]) -> dict[str, set[str]]:
-        """Each part's column names, in one request: a plan over them all, analysed and never run.
+        """Each part's column names, in one request (:meth:`_fields_of`).
 
         A view is rebuilt over every part it keeps, a column a part lacks filled with NULL, and an
         Explore view holds one part per loaded file: a ``DESCRIBE`` of each was a request each (the
         Connect server's thread and metastore session each), hundreds per load on a long-lived table.
         """
-        unique = list(dict.fromkeys(parts))
+        return {part: {f.name for f in fields} for part, fields in self._fields_of(schema, parts).items()}
+
+    def _fields_of(self, schema: str, names: Sequence[str]) -> dict[str, list[Any]]:
+        """Each table's fields (pyspark's ``StructField``), in one request: a plan over them all, analysed and never run."""
+        unique = list(dict.fromkeys(names))
         if not unique:
             return {}
         items = ", ".join(f"struct(p{i}.*) AS p{i}" for i in range(len(unique)))
-        tables = " CROSS JOIN ".join(f"{self.sq(schema, part)} AS p{i}" for i, part in enumerate(unique))
+        tables = " CROSS JOIN ".join(f"{self.sq(schema, name)} AS p{i}" for i, name in enumerate(unique))
         df = self._sql(f"SELECT {items} FROM {tables} LIMIT 0")
         try:
             fields = df.schema.fields
         except Exception as exc:  # noqa: BLE001
             raise self._failure(exc) from exc
-        return {part: {f.name for f in fields[i].dataType.fields} for i, part in enumerate(unique)}
+        return {name: list(fields[i].dataType.fields) for i, name in enumerate(unique)}
 
     def _swap(self, schema: str, target: str, parts: Sequence[str], columns: Sequence[Column], *, receipt: str | None = None) -> None:
         """Point ``schema.target`` at ``parts`` (a UNION ALL of their ``columns``; NULL where a part lacks one): one catalog operation."""
