@@ -19,6 +19,8 @@ def check_pipelines(objects: list) -> None:
     # so each input's columns are asked of the warehouse once and each step's SQL validated once,
     # where every plan and every stored input asked again (two queries a table each, 2N+1
     # validations a pipeline; 1,750 warehouse queries for the definitions tests' applies).
+    # A scope of its own, not the apply's (apply_scope below): the apply's deletes came after its
+    # saves, and a dataset it deleted must no longer be known here.
     with memo.scope():
         for pipeline in Pipeline.objects.filter(pk__in=pipelines).order_by("name"):
             if not pipeline.steps.exists():
@@ -28,6 +30,21 @@ def check_pipelines(objects: list) -> None:
             except PipelineDefinitionError as exc:
                 raise ApplyError(f"pipelines {pipeline.name}: {exc}") from None
             runner.save_step_inputs(pipeline)
+
+
+def _apply_scope():
+    """One pipelines.memo scope around an apply's saves (``Kind.apply_scope``).
+
+    Saving a step validates its SQL, and saving a check that reads another dataset plans its
+    pipeline (``quality.dependencies.cycle_error``), which validates every step's SQL again and
+    asks the warehouse for their inputs' columns: for a project of N checks, N plans. Datasets
+    are saved before steps and steps before checks (``Kind.order``), and an apply writes no
+    warehouse table, so what a save reads stays true for the saves after it: read once.
+    (Deletes come after the saves; ``check_pipelines`` then reads afresh in a scope of its own.)
+    """
+    from . import memo
+
+    return memo.scope()
 
 
 def source_to_project(values: dict) -> dict:
@@ -53,7 +70,7 @@ KINDS = [
     Kind("datasets", Dataset, leave_out=frozenset({"owner"}), order=20),
     Kind("pipelines", Pipeline, one_file_each=True, order=30, after_apply=check_pipelines),
     Kind("steps", Step, parent=("pipeline", "pipelines"), refs={"source": "sources", "output": "datasets"},
-         files={"sql": ".sql"}, order=31, after_apply=check_pipelines),
+         files={"sql": ".sql"}, order=31, after_apply=check_pipelines, apply_scope=_apply_scope),
 ]
 
 

@@ -12,6 +12,7 @@ object carries its :class:`Change` as ``definition_change``). Any error rolls ev
 from __future__ import annotations
 
 import difflib
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,7 +109,9 @@ def apply(desired: State, *, allow_delete: bool = False, prune: bool = True, act
         )
     kinds_by_name = by_name()
     try:
-        with transaction.atomic():
+        with transaction.atomic(), ExitStack() as scopes:
+            for scope in dict.fromkeys(k.apply_scope for k in kinds() if k.apply_scope is not None):
+                scopes.enter_context(scope())
             touched: dict[str, list[Any]] = {}
             for change in plan.changes:
                 if change.action != "delete":

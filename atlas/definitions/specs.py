@@ -11,6 +11,7 @@ out (uploads, computed fields). References to other kinds are written as their n
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,9 @@ class Kind:
     with the object an apply is about to save (after its fields are set, before validation).
     ``to_project`` / ``from_project``: an object's field values as the files hold them, from
     the database's (a source's absolute path made relative to its data root), and back.
+    ``apply_scope``: a context manager factory entered around every apply (once, whichever kinds
+    name it), so that what validating each object reads is read once for all of them (pipelines:
+    the catalogue and each step's validated SQL, ``pipelines.memo``).
     """
 
     name: str
@@ -60,6 +64,7 @@ class Kind:
     before_save: Callable[[Any], None] | None = None
     to_project: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     from_project: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    apply_scope: Callable[[], AbstractContextManager[Any]] | None = None
 
     def fields(self) -> list[models.Field]:
         """The model's fields that a definition holds, in model order."""

@@ -108,6 +108,10 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         # Off unless a test asks (atlas/worker_start.py): most of these short-lived workers never scan, and
         # the analyzer's build (about 2 CPU s in the background) would slow the test beside it.
         "ATLAS_WORKER_WARM_UP": "false",
+        # Celery's Django fixup runs Django's system checks when a worker starts: they import the whole URL
+        # conf (every view, the API, the admin) that a worker never serves, about 1.2 of its 3 CPU s. The
+        # checks run in CI itself (manage.py check) and in their own tests; these workers skip them.
+        "CELERY_SKIP_CHECKS": "true",
         **extra,
     }
 
