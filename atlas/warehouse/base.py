@@ -377,15 +377,19 @@ class Warehouse(QualityOps, abc.ABC):
                 " receipt text PRIMARY KEY, published_at timestamp with time zone)"
             )
 
+    # Where ``_schemas_present`` counts this database's schemas (``schema_name``) and a schema's tables
+    # (``table_name``); DuckDB reads its own catalogue functions instead (half the cost a look-up there).
+    SCHEMATA_HERE = "information_schema.schemata WHERE catalog_name = current_database()"
+    TABLES_HERE_IN_SCHEMA = "information_schema.tables WHERE table_catalog = current_database() AND table_schema"
+
     def _schemas_present(self) -> bool:
         schemas = (*LAYER_SCHEMAS, META_SCHEMA)
         tables = ("loaded_batches", "published_steps")
         with self.cursor() as cur:
             row = cur.execute(
-                "SELECT (SELECT count(DISTINCT schema_name) FROM information_schema.schemata"
-                f" WHERE catalog_name = current_database() AND schema_name IN ({', '.join(['%s'] * len(schemas))})),"
-                " (SELECT count(DISTINCT table_name) FROM information_schema.tables"
-                " WHERE table_catalog = current_database() AND table_schema = %s"
+                f"SELECT (SELECT count(DISTINCT schema_name) FROM {self.SCHEMATA_HERE}"
+                f" AND schema_name IN ({', '.join(['%s'] * len(schemas))})),"
+                f" (SELECT count(DISTINCT table_name) FROM {self.TABLES_HERE_IN_SCHEMA} = %s"
                 f" AND table_name IN ({', '.join(['%s'] * len(tables))}))",
                 [*schemas, META_SCHEMA, *tables],
             ).fetchone()

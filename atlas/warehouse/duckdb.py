@@ -19,8 +19,6 @@ from atlas.sql.transpile import ColumnTypes, to_duckdb
 from . import interrupts, privileges
 from .base import (
     BATCH_CONSTANT_COLUMNS,
-    LAYER_SCHEMAS,
-    META_SCHEMA,
     PLANNING_INSTANT,
     Column,
     Cursor,
@@ -324,19 +322,8 @@ class DuckDBWarehouse(DuckDBQualityOps, Warehouse):
     # (atlas/tests/test_warehouse_backends.py compares them): views count as tables, every catalogue
     # is searched, as there.
 
-    def _schemas_present(self) -> bool:
-        schemas = (*LAYER_SCHEMAS, META_SCHEMA)
-        tables = ("loaded_batches", "published_steps")
-        with self.cursor() as cur:
-            row = cur.execute(
-                "SELECT (SELECT count(DISTINCT schema_name) FROM duckdb_schemas()"
-                f" WHERE database_name = current_database() AND schema_name IN ({', '.join(['?'] * len(schemas))})),"
-                " (SELECT count(DISTINCT table_name) FROM duckdb_tables()"
-                " WHERE database_name = current_database() AND schema_name = ?"
-                f" AND table_name IN ({', '.join(['?'] * len(tables))}))",
-                [*schemas, META_SCHEMA, *tables],
-            ).fetchone()
-        return bool(row) and (row[0], row[1]) == (len(schemas), len(tables))
+    SCHEMATA_HERE = "duckdb_schemas() WHERE database_name = current_database()"
+    TABLES_HERE_IN_SCHEMA = "duckdb_tables() WHERE database_name = current_database() AND schema_name"
 
     def table_exists(self, schema: str, name: str) -> bool:
         with self.cursor() as cur:
