@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,7 @@ def test_an_apply_validates_each_steps_sql_once(db, tmp_path, monkeypatch):
     import pipelines.sql
     from demo.install import install
 
+    monkeypatch.setattr(pipelines.sql, "_CHECKED", OrderedDict())  # validations earlier tests of this process kept
     validated = []
     validate = pipelines.sql.validate_select
     monkeypatch.setattr(pipelines.sql, "validate_select", lambda sql, *a, **k: validated.append(sql) or validate(sql, *a, **k))
