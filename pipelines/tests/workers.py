@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,8 @@ from django.db import connection
 from atlas.celery import app as celery_app
 from atlas.tests.plugin import service_or_skip
 from pipelines.models import Dataset, Pipeline, Step
+
+from . import zygote
 
 ROOT = Path(__file__).resolve().parents[2]
 # One Redis database per xdist worker, so parallel runs never take each other's tasks
@@ -120,12 +121,10 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def start(tmp_path):
     procs: list[subprocess.Popen] = []
 
-    def launch(*args: str, **env: str) -> subprocess.Popen:
-        log = open(tmp_path / f"{args[0]}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "atlas", *args, "--loglevel=INFO"],
-            cwd=ROOT, env={**_env(tmp_path), **env}, stdout=log, stderr=subprocess.STDOUT,
-        )
+    def launch(*args: str, **env: str) -> zygote.Forked | subprocess.Popen:
+        """``celery -A atlas <args>`` forked from the test process's zygote (``pipelines/tests/zygote.py``)."""
+        proc = zygote.spawn(["-A", "atlas", *args, "--loglevel=INFO"], cwd=ROOT, env={**_env(tmp_path), **env},
+                            log=tmp_path / f"{args[0]}.log")
         procs.append(proc)
         return proc
 
