@@ -33,15 +33,17 @@ def test_a_forked_worker_is_signalled_and_waited_for_like_a_popen(tmp_path):
            "ATLAS_WORKER_WARM_UP": "false"}  # no broker there: it keeps trying
     log = tmp_path / "worker.log"
     proc = zygote.spawn(["-A", "atlas", "worker", "--pool=solo", "--loglevel=INFO"], cwd=ROOT, env=env, log=log)
-    assert log.exists()  # there at once, as Popen's output file was
-    with pytest.raises(subprocess.TimeoutExpired):
-        proc.wait(timeout=1)
-    assert proc.poll() is None
-    deadline = time.monotonic() + 60
-    while "connecting to 127.0.0.1:9." not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert "connecting to 127.0.0.1:9." in log.read_text()  # the broker of its environment, not this process's
-    assert Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")[0] == sys.executable.encode()
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=10) == -1
-    proc.kill()  # ended: nothing to signal, no error
+    try:
+        assert log.exists()  # there at once, as Popen's output file was
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=1)
+        assert proc.poll() is None
+        deadline = time.monotonic() + 60
+        while "connecting to 127.0.0.1:9." not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "connecting to 127.0.0.1:9." in log.read_text()  # the broker of its environment, not this process's
+        assert Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")[0] == sys.executable.encode()
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=10) == -1
+    finally:
+        proc.kill()  # ended: nothing to signal, no error
