@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -404,6 +405,11 @@ def pytest_runtest_teardown(item, nextitem) -> None:
 
 def pytest_sessionfinish(session) -> None:
     _BROWSER.stop()
+    # The worker tests' fork server (pipelines/tests/zygote.py), stopped and waited for here, so that the
+    # workers it reaped count in this process's children's CPU (xdist's workers end without atexit).
+    zygote = sys.modules.get("pipelines.tests.zygote")
+    if zygote is not None:
+        zygote.stop()
 
 
 @pytest.fixture

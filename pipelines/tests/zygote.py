@@ -118,6 +118,14 @@ def spawn(args: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> Fork
     return _zygote.spawn(args, cwd=cwd, env=env, log=log)
 
 
+def stop() -> None:
+    """Stop this process's zygote and wait for it (its workers' CPU then counts in this process's children's)."""
+    global _zygote
+    if _zygote is not None:
+        _zygote.stop()
+        _zygote = None
+
+
 # --- the zygote's side ------------------------------------------------------------------------
 
 
