@@ -321,12 +321,18 @@ def _on_m2m_changed(
         names = instance.__dict__.pop(f"_atlas_audit_clear_{sender._meta.label_lower}", [])
         verb = "cleared"
     else:
-        names = sorted(_name(obj) for obj in model._base_manager.filter(pk__in=pk_set or ()))
+        names = sorted(_name(obj) for obj in _named(model._base_manager.filter(pk__in=pk_set or ())))
         verb = "added" if action == "post_add" else "removed"
     if not names:
         return
     relation = field.name if not reverse else field.related_query_name()
     _record(f"{relation}_{verb}", instance, **{relation: names})
+
+
+def _named(objs: models.QuerySet) -> models.QuerySet:
+    """``objs`` with what :func:`_name` reads of them in the same query: a permission's name is its
+    content type's app label and its codename (one query for a role's hundreds of permissions, not one each)."""
+    return objs.select_related("content_type") if objs.model._meta.label == "auth.Permission" else objs
 
 
 def _name(obj: models.Model) -> str:
@@ -341,7 +347,7 @@ def _related_names(instance: models.Model, through: Any, reverse: bool) -> list[
         objs = getattr(instance, field.name).all()
     else:
         objs = field.model._base_manager.filter(**{field.name: instance})
-    return sorted(_name(obj) for obj in objs)
+    return sorted(_name(obj) for obj in _named(objs))
 
 
 _m2m_fields: dict[Any, models.ManyToManyField] = {}

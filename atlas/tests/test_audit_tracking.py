@@ -129,6 +129,26 @@ def test_changing_a_users_privileges_groups_and_password_is_audited_without_the_
     )
 
 
+def test_permissions_added_to_and_cleared_from_a_role_are_named_in_a_constant_number_of_queries(db):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    group = Group.objects.create(name="auditors")
+
+    def queries(change, perms) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            change(perms)
+        return len(captured.captured_queries)
+
+    few, many = list(Permission.objects.all()[:2]), list(Permission.objects.all()[2:40])
+    assert queries(lambda p: group.permissions.add(*p), few) == queries(lambda p: group.permissions.add(*p), many)
+    names = sorted(f"{p.content_type.app_label}.{p.codename}" for p in few + many)
+    assert queries(lambda _: group.permissions.clear(), None) < 10
+    added = [e.detail["permissions"] for e in _events("auth.group.permissions_added")]
+    cleared = _events("auth.group.permissions_cleared")[0].detail["permissions"]
+    assert sorted(added[0] + added[1]) == names == cleared
+
+
 # --- who the actor is ---------------------------------------------------------------------
 
 
