@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from . import zygote
+from . import workers, zygote
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not zygote.ENABLED, reason="ATLAS_TEST_ZYGOTE=0: the workers are started as commands")
@@ -27,10 +27,7 @@ def test_a_forked_command_runs_in_its_own_environment_and_its_output_is_its_log(
 
 
 def test_a_forked_worker_is_signalled_and_waited_for_like_a_popen(tmp_path):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "atlas.settings", "SECRET_KEY": "zygote-test",
-           "ATLAS_AUDIT_KEY": "zygote-test-audit-key-of-at-least-32-characters", "ATLAS_VAR_DIR": str(tmp_path / "var"),
-           "CELERY_BROKER_URL": "redis://127.0.0.1:9/0", "CELERY_SKIP_CHECKS": "true",
-           "ATLAS_WORKER_WARM_UP": "false"}  # no broker there: it keeps trying
+    env = workers._env(tmp_path, CELERY_BROKER_URL="redis://127.0.0.1:9/0")  # the tests' workers'; no broker there: it keeps trying
     log = tmp_path / "worker.log"
     proc = zygote.spawn(["-A", "atlas", "worker", "--pool=solo", "--loglevel=INFO"], cwd=ROOT, env=env, log=log)
     try:
